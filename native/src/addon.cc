@@ -1,0 +1,42 @@
+// Entry point of the native addon: registers every kernel group and exposes thread settings.
+#include <omp.h>
+#include <dnnl.hpp>
+#include "common.h"
+
+namespace lmf {
+
+static Napi::Value Threads(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsNumber()) omp_set_num_threads(static_cast<int>(i64(info[0])));
+  return Napi::Number::New(info.Env(), omp_get_max_threads());
+}
+
+static Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  const dnnl_version_t* v = dnnl_version();
+  o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  o.Set("threads", omp_get_max_threads());
+  o.Set("isa", std::string(dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_bf16 ? "avx512_core_bf16"
+                           : dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core  ? "avx512_core"
+                           : dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx2         ? "avx2"
+                                                                                          : "other"));
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("threads", Napi::Function::New(env, Threads));
+  exports.Set("info", Napi::Function::New(env, Info));
+  registerMemory(env, exports);
+  registerMatmul(env, exports);
+  registerElementwise(env, exports);
+  registerNormRope(env, exports);
+  registerAttention(env, exports);
+  registerCrossEntropy(env, exports);
+  registerOptim(env, exports);
+  return exports;
+}
+
+}  // namespace lmf
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return lmf::Init(env, exports); }
+NODE_API_MODULE(lmf_native, InitAddon)

@@ -1,0 +1,99 @@
+// Matrix multiply through oneDNN: C[M,N] (+)= op(A)[M,K] · op(B)[K,N] (+ bias[N]).
+// A and B are f32 or bf16 (both the same type); C and bias are f32, so bf16 inputs accumulate in f32.
+// Primitives are cached by shape and flags: creating one costs far more than running a small one.
+#include <map>
+#include <memory>
+#include <tuple>
+#include <dnnl.hpp>
+#include "common.h"
+
+namespace lmf {
+
+namespace {
+using dnnl::memory;
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool, bool, int>;
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+dnnl::stream& stream() {
+  static dnnl::stream s(engine());
+  return s;
+}
+
+struct Cached {
+  dnnl::matmul prim;
+  memory::desc a, b, c, bias;
+};
+
+std::map<Key, std::unique_ptr<Cached>>& cache() {
+  static std::map<Key, std::unique_ptr<Cached>> c;
+  return c;
+}
+
+Cached& primitive(int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate, bool hasBias,
+                  DType dtype) {
+  Key key{M, N, K, transA, transB, accumulate, hasBias, dtype};
+  auto it = cache().find(key);
+  if (it != cache().end()) return *it->second;
+  auto dt = dtype == BF16 ? memory::data_type::bf16 : memory::data_type::f32;
+  auto c = std::make_unique<Cached>();
+  c->a = memory::desc({M, K}, dt, transA ? memory::dims{1, M} : memory::dims{K, 1});
+  c->b = memory::desc({K, N}, dt, transB ? memory::dims{1, K} : memory::dims{N, 1});
+  c->c = memory::desc({M, N}, memory::data_type::f32, memory::dims{N, 1});
+  c->bias = hasBias ? memory::desc({1, N}, memory::data_type::f32, memory::dims{N, 1}) : memory::desc();
+  dnnl::primitive_attr attr;
+  if (accumulate) {
+    dnnl::post_ops ops;
+    ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
+  dnnl::matmul::desc d = hasBias ? dnnl::matmul::desc(c->a, c->b, c->bias, c->c) : dnnl::matmul::desc(c->a, c->b, c->c);
+  dnnl::matmul::primitive_desc pd(d, attr, engine());
+  c->prim = dnnl::matmul(pd);
+  Cached& ref = *c;
+  cache().emplace(key, std::move(c));
+  return ref;
+}
+}  // namespace
+
+void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+          bool accumulate, const float* bias, DType dtype) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (!accumulate) std::memset(C, 0, static_cast<size_t>(M * N) * 4);
+    return;
+  }
+  Cached& c = primitive(M, N, K, transA, transB, accumulate, bias != nullptr, dtype);
+  memory a(c.a, engine(), const_cast<void*>(A));
+  memory b(c.b, engine(), const_cast<void*>(B));
+  memory out(c.c, engine(), C);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, out}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(c.bias, engine(), const_cast<float*>(bias)));
+  c.prim.execute(stream(), args);
+  stream().wait();
+}
+
+// matmul(A, B, C, M, N, K, transA, transB, accumulate, bias|null, dtype)
+static Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t M = i64(info[3]), N = i64(info[4]), K = i64(info[5]);
+  DType dtype = static_cast<DType>(i64(info[10]));
+  size_t el = dtype == BF16 ? 2 : 4;
+  if (!require(env, byteLength(info[0]) >= static_cast<size_t>(M * K) * el, "matmul: A is smaller than M*K") ||
+      !require(env, byteLength(info[1]) >= static_cast<size_t>(K * N) * el, "matmul: B is smaller than K*N") ||
+      !require(env, byteLength(info[2]) >= static_cast<size_t>(M * N) * 4, "matmul: C is smaller than M*N"))
+    return env.Undefined();
+  try {
+    gemm(ptr<void>(info[0]), ptr<void>(info[1]), ptr<float>(info[2]), M, N, K, boolean(info[6]), boolean(info[7]),
+         boolean(info[8]), ptr<float>(info[9]), dtype);
+  } catch (const dnnl::error& e) {
+    Napi::Error::New(env, std::string("oneDNN matmul failed: ") + e.what()).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+void registerMatmul(Napi::Env env, Napi::Object exports) { exports.Set("matmul", Napi::Function::New(env, Matmul)); }
+
+}  // namespace lmf

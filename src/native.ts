@@ -1,0 +1,57 @@
+/** The native addon (native/src), loaded once. Kernels take typed arrays over native memory and sizes. */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { LmfError } from './errors.js';
+
+type F32 = Float32Array;
+type Buf = Float32Array | Uint16Array;
+type I32 = Int32Array;
+
+/** dtype codes shared with native/src/common.h */
+export const NativeDType = { f32: 0, bf16: 1 } as const;
+
+export interface NativeAddon {
+  info(): { onednn: string; threads: number; isa: string };
+  threads(n?: number): number;
+  alloc(bytes: number, zero: boolean): ArrayBuffer;
+  free(buffer: ArrayBuffer): void;
+  memoryStats(resetPeak?: boolean): { liveBytes: number; peakBytes: number; liveBuffers: number };
+  matmul(a: Buf, b: Buf, c: F32, m: number, n: number, k: number, transA: boolean, transB: boolean,
+    accumulate: boolean, bias: F32 | null, dtype: number): void;
+  toBf16(src: F32, dst: Uint16Array, n: number): void;
+  toF32(src: Uint16Array, dst: F32, n: number): void;
+  axpby(x: F32, y: F32 | null, out: F32, n: number, a: number, b: number): void;
+  fill(x: F32, n: number, value: number): void;
+  swigluForward(gate: F32, up: F32, out: F32, n: number): void;
+  swigluBackward(gate: F32, up: F32, dout: F32, dgate: F32, dup: F32, n: number): void;
+  embeddingForward(ids: I32, table: Buf, out: F32, n: number, c: number, dtype: number): void;
+  embeddingBackward(ids: I32, dout: F32, dtable: F32, n: number, c: number, paddingIdx: number): void;
+  rmsnormForward(x: F32, w: F32, out: F32, rstd: F32 | null, rows: number, c: number, eps: number): void;
+  rmsnormBackward(dout: F32, x: F32, w: F32, rstd: F32, dx: F32, dw: F32 | null, rows: number, c: number): void;
+  rope(x: F32, positions: I32, invFreq: F32, tokens: number, heads: number, headDim: number, inverse: boolean): void;
+  attentionForward(q: F32, k: F32, v: F32, out: F32, lse: F32 | null, b: number, tq: number, tk: number, h: number,
+    kv: number, d: number, qOffset: number, segQ: I32 | null, segK: I32 | null, scale: number): void;
+  attentionBackward(q: F32, k: F32, v: F32, out: F32, dout: F32, lse: F32, dq: F32, dk: F32, dv: F32, b: number,
+    tq: number, tk: number, h: number, kv: number, d: number, qOffset: number, segQ: I32 | null, segK: I32 | null,
+    scale: number): void;
+  lmHeadCrossEntropy(x: F32, w: Buf, targets: I32, weights: F32 | null, logp: F32, dx: F32 | null, dw: F32 | null,
+    n: number, c: number, v: number, dtype: number, chunk: number): void;
+  sumSquares(arrays: F32[]): number;
+  adamw(params: F32[], grads: F32[], m: F32[], v: F32[], lr: Float64Array, weightDecay: Float64Array, beta1: number,
+    beta2: number, eps: number, step: number, gradScale: number): void;
+}
+
+function load(): NativeAddon {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const file = path.join(root, 'build', 'Release', 'lmf_native.node');
+  if (!existsSync(file)) {
+    throw new LmfError('native_missing', `the native addon is not built (${file} is missing)`,
+      { hint: 'run `npm ci` (or `npm run install`) in the project folder; it needs libdnnl-dev and g++' });
+  }
+  const require = createRequire(import.meta.url);
+  return require(file) as NativeAddon;
+}
+
+export const native: NativeAddon = load();

@@ -1,0 +1,79 @@
+/**
+ * attention: causal grouped-query attention over q [B*T, H*D], k and v [B*T, KV*D] (the projections'
+ * own layout), softmax(q k^T / sqrt(D)) v per head. Tokens with different segment ids never see each other
+ * (packed sequences, padding). Tiled in native code; the T×T matrix is never stored and the backward
+ * recomputes it from the saved log-sum-exp.
+ */
+import { native } from '../../native.js';
+import { record } from '../autograd.js';
+import { Tensor } from '../tensor.js';
+import type { OpSpec } from './spec.js';
+
+export interface AttentionShape {
+  batch: number;
+  seq: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** [B*T] segment id per token; null means one causal sequence per row. */
+  segments?: Tensor<'i32'> | null;
+}
+
+export function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, s: AttentionShape): Tensor<'f32'> {
+  const { batch: B, seq: T, heads: H, kvHeads: KV, headDim: D } = s;
+  if (q.size !== B * T * H * D || k.size !== B * T * KV * D || v.size !== k.size || H % KV !== 0) {
+    throw new Error(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not match B=${B} T=${T} H=${H} KV=${KV} D=${D}`);
+  }
+  const seg = s.segments?.data ?? null;
+  const scale = 1 / Math.sqrt(D);
+  const out = Tensor.empty(q.shape, 'f32');
+  const lse = Tensor.empty([B, H, T], 'f32');
+  native.attentionForward(q.data, k.data, v.data, out.data, lse.data, B, T, T, H, KV, D, 0, seg, seg, scale);
+  return record(out, 'attention', [q, k, v], (g, needs) => {
+    const dq = Tensor.empty(q.shape, 'f32');
+    const dk = Tensor.empty(k.shape, 'f32');
+    const dv = Tensor.empty(v.shape, 'f32');
+    native.attentionBackward(q.data, k.data, v.data, out.data, g.data, lse.data, dq.data, dk.data, dv.data,
+      B, T, T, H, KV, D, 0, seg, seg, scale);
+    return [needs[0] ? dq : null, needs[1] ? dk : null, needs[2] ? dv : null];
+  });
+}
+
+/** Plain reference: full score matrix, masked softmax. */
+export function attentionReference(q: Float64Array, k: Float64Array, v: Float64Array, s: AttentionShape,
+  segments: ArrayLike<number> | null): Float64Array {
+  const { batch: B, seq: T, heads: H, kvHeads: KV, headDim: D } = s;
+  const out = new Float64Array(q.length);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / (H / KV));
+      for (let i = 0; i < T; i++) {
+        const visible: number[] = [];
+        const scores: number[] = [];
+        for (let j = 0; j <= i; j++) {
+          if (segments && segments[b * T + i] !== segments[b * T + j]) continue;
+          let d = 0;
+          for (let c = 0; c < D; c++) d += q[((b * T + i) * H + h) * D + c] * k[((b * T + j) * KV + g) * D + c];
+          visible.push(j);
+          scores.push(d / Math.sqrt(D));
+        }
+        const mx = Math.max(...scores);
+        const sum = scores.reduce((a, x) => a + Math.exp(x - mx), 0);
+        visible.forEach((j, n) => {
+          const p = Math.exp(scores[n] - mx) / sum;
+          for (let c = 0; c < D; c++) out[((b * T + i) * H + h) * D + c] += p * v[((b * T + j) * KV + g) * D + c];
+        });
+      }
+    }
+  }
+  return out;
+}
+
+const exampleShape = { batch: 2, seq: 5, heads: 4, kvHeads: 2, headDim: 4 };
+const exampleSegments = [1, 1, 2, 2, 2, 1, 1, 1, 1, 0];
+
+export const attentionSpec: OpSpec = {
+  inputs: [[10, 16], [10, 8], [10, 8]],
+  apply: ([q, k, v]) => attention(q, k, v, { ...exampleShape, segments: Tensor.from(exampleSegments, [10], 'i32') }),
+  reference: ([q, k, v]) => attentionReference(q, k, v, exampleShape, exampleSegments),
+};

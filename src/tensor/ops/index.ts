@@ -1,0 +1,34 @@
+/** Every differentiable op, in one table the compiler checks: a new op without a spec does not build. */
+import { addSpec } from './add.js';
+import { attentionSpec } from './attention.js';
+import { embeddingSpec } from './embedding.js';
+import { linearSpec } from './linear.js';
+import { lmHeadLogProbsSpec, lmHeadLossSpec } from './lm-head-loss.js';
+import { rmsnormSpec } from './rmsnorm.js';
+import { ropeSpec } from './rope.js';
+import type { OpSpec } from './spec.js';
+import { swigluSpec } from './swiglu.js';
+
+export type OpName = 'linear' | 'add' | 'rmsnorm' | 'rope' | 'attention' | 'swiglu' | 'embedding' | 'lmHeadLoss'
+  | 'lmHeadLogProbs';
+
+export const opSpecs = {
+  linear: linearSpec,
+  add: addSpec,
+  rmsnorm: rmsnormSpec,
+  rope: ropeSpec,
+  attention: attentionSpec,
+  swiglu: swigluSpec,
+  embedding: embeddingSpec,
+  lmHeadLoss: lmHeadLossSpec,
+  lmHeadLogProbs: lmHeadLogProbsSpec,
+} satisfies Record<OpName, OpSpec>;
+
+export { add } from './add.js';
+export { attention, type AttentionShape } from './attention.js';
+export { embedding } from './embedding.js';
+export { linear } from './linear.js';
+export { lmHeadLogProbs, lmHeadLoss } from './lm-head-loss.js';
+export { rmsnorm } from './rmsnorm.js';
+export { rope, type RopeTables } from './rope.js';
+export { swiglu } from './swiglu.js';

@@ -1,0 +1,128 @@
+/**
+ * Output projection fused with cross-entropy: logits = x · W^T are made a few hundred tokens at a time,
+ * so training never holds the logits of the whole batch.
+ *
+ * lmHeadLoss: loss = sum_t weight[t] * CE(x_t W^T, target_t), a scalar. Its gradient is computed in the
+ *   same native pass as the loss (one logits computation, not two); backward scales it by the upstream
+ *   gradient. Targets are already shifted; target < 0 is ignored.
+ * lmHeadLogProbs: log p(target_t) per token [N]; its backward recomputes the logits chunk by chunk
+ *   (sequence log-probabilities for preference losses).
+ */
+import { native, NativeDType } from '../../native.js';
+import { isLeaf, leafGrad, needsGrad, record, type Grad } from '../autograd.js';
+import { Tensor } from '../tensor.js';
+import { exampleInts, type OpSpec } from './spec.js';
+
+/** Logit rows per chunk: about 32 MiB of logits, at least 16 rows. */
+function chunkRows(vocab: number): number {
+  return Math.max(16, Math.floor((32 * 1024 * 1024) / (4 * vocab)));
+}
+
+function weightData(w: Tensor): { data: Float32Array | Uint16Array; dtype: number } {
+  if (w.dtype === 'bf16') return { data: w.data as Uint16Array, dtype: NativeDType.bf16 };
+  if (w.shadow) return { data: w.shadow.data, dtype: NativeDType.bf16 };
+  return { data: w.data as Float32Array, dtype: NativeDType.f32 };
+}
+
+function checkShapes(op: string, x: Tensor, w: Tensor, targets: Tensor<'i32'>): [number, number, number] {
+  const [V, C] = w.shape;
+  const N = x.size / C;
+  if (x.shape[x.shape.length - 1] !== C || targets.size !== N) {
+    throw new Error(`${op}: x [${x.shape}], weight [${w.shape}] and ${targets.size} targets do not match`);
+  }
+  return [N, C, V];
+}
+
+function scaleInto(g: number, src: Grad, into: Grad): void {
+  native.axpby(src.data, into.data, into.data, src.size, g, 1);
+}
+
+export function lmHeadLoss(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>, weights: Float32Array): Tensor<'f32'> {
+  const [N, C, V] = checkShapes('lmHeadLoss', x, w, targets);
+  if (weights.length !== N) throw new Error(`lmHeadLoss: ${weights.length} weights for ${N} tokens`);
+  const wd = weightData(w);
+  const logp = Tensor.empty([N], 'f32');
+  const grad = needsGrad([x, w]);
+  const dx = grad && x.requiresGrad ? Tensor.empty(x.shape, 'f32') : null;
+  const dw = grad && w.requiresGrad ? Tensor.zeros(w.shape, 'f32') : null;
+  const rowWeights = grad ? Tensor.from(weights, [N], 'f32') : null;
+  native.lmHeadCrossEntropy(x.data, wd.data, targets.data, rowWeights?.data ?? null, logp.data, dx?.data ?? null,
+    dw?.data ?? null, N, C, V, wd.dtype, chunkRows(V));
+  let loss = 0;
+  for (let t = 0; t < N; t++) loss -= weights[t] * logp.data[t];
+  const out = Tensor.from([loss], [1], 'f32');
+  return record(out, 'lmHeadLoss', [x, w], (g, needs) => {
+    const scale = g.data[0];
+    let gx: Grad | null = null;
+    if (needs[0] && dx) {
+      if (scale !== 1) native.axpby(dx.data, null, dx.data, dx.size, scale, 0);
+      gx = dx;
+    }
+    let gw: Grad | null = null;
+    if (needs[1] && dw) {
+      if (isLeaf(w)) scaleInto(scale, dw, leafGrad(w));
+      else {
+        if (scale !== 1) native.axpby(dw.data, null, dw.data, dw.size, scale, 0);
+        gw = dw;
+      }
+    }
+    return [gx, gw];
+  });
+}
+
+export function lmHeadLogProbs(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>): Tensor<'f32'> {
+  const [N, C, V] = checkShapes('lmHeadLogProbs', x, w, targets);
+  const wd = weightData(w);
+  const logp = Tensor.empty([N], 'f32');
+  native.lmHeadCrossEntropy(x.data, wd.data, targets.data, null, logp.data, null, null, N, C, V, wd.dtype, chunkRows(V));
+  return record(logp, 'lmHeadLogProbs', [x, w], (g, needs) => {
+    // d(sum g*logp) = d(sum (-g) * CE)
+    const rowWeights = Tensor.empty([N], 'f32');
+    native.axpby(g.data, null, rowWeights.data, N, -1, 0);
+    const dx = needs[0] ? Tensor.empty(x.shape, 'f32') : null;
+    const leaf = isLeaf(w);
+    const dw = needs[1] ? (leaf ? leafGrad(w) : Tensor.zeros(w.shape, 'f32')) : null;
+    const scratch = Tensor.empty([N], 'f32');
+    native.lmHeadCrossEntropy(x.data, wd.data, targets.data, rowWeights.data, scratch.data, dx?.data ?? null,
+      dw?.data ?? null, N, C, V, wd.dtype, chunkRows(V));
+    scratch.dispose();
+    rowWeights.dispose();
+    return [dx, leaf ? null : dw];
+  });
+}
+
+const exampleTargets = [3, -100, 0, 5, 1];
+const exampleWeights = Float32Array.from([0.5, 0, 0.25, 1, 2]);
+
+function referenceLogProbs(x: Float64Array, w: Float64Array, targets: number[], C: number, V: number): Float64Array {
+  const out = new Float64Array(targets.length);
+  targets.forEach((t, r) => {
+    if (t < 0) return;
+    const z = Array.from({ length: V }, (_, v) => {
+      let s = 0;
+      for (let c = 0; c < C; c++) s += x[r * C + c] * w[v * C + c];
+      return s;
+    });
+    const mx = Math.max(...z);
+    const lse = mx + Math.log(z.reduce((a, b) => a + Math.exp(b - mx), 0));
+    out[r] = z[t] - lse;
+  });
+  return out;
+}
+
+export const lmHeadLossSpec: OpSpec = {
+  inputs: [[5, 4], [6, 4]],
+  apply: ([x, w]) => lmHeadLoss(x, w, Tensor.from(exampleTargets, [5], 'i32'), exampleWeights),
+  reference([x, w]) {
+    const lp = referenceLogProbs(x, w, exampleTargets, 4, 6);
+    return Float64Array.of(-lp.reduce((a, v, i) => a + exampleWeights[i] * v, 0));
+  },
+};
+
+const logProbTargets = exampleInts(5, 6, 3);
+
+export const lmHeadLogProbsSpec: OpSpec = {
+  inputs: [[5, 4], [6, 4]],
+  apply: ([x, w]) => lmHeadLogProbs(x, w, Tensor.from(logProbTargets, [5], 'i32')),
+  reference: ([x, w]) => referenceLogProbs(x, w, logProbTargets, 4, 6),
+};

@@ -1,0 +1,37 @@
+/** rmsnorm: y = w * x / sqrt(mean(x^2) + eps) over the last dimension (Hugging Face LlamaRMSNorm, f32 math). */
+import { native } from '../../native.js';
+import { isLeaf, leafGrad, record } from '../autograd.js';
+import { Tensor } from '../tensor.js';
+import type { OpSpec } from './spec.js';
+
+export function rmsnorm(x: Tensor<'f32'>, w: Tensor<'f32'>, eps: number): Tensor<'f32'> {
+  const C = w.size;
+  if (x.shape[x.shape.length - 1] !== C) throw new Error(`rmsnorm: input [${x.shape}] does not match weight [${w.shape}]`);
+  const rows = x.size / C;
+  const out = Tensor.empty(x.shape, 'f32');
+  const rstd = Tensor.empty([rows], 'f32');
+  native.rmsnormForward(x.data, w.data, out.data, rstd.data, rows, C, eps);
+  return record(out, 'rmsnorm', [x, w], (g, needs) => {
+    const dx = Tensor.empty(x.shape, 'f32');
+    const leaf = isLeaf(w);
+    const dw = needs[1] ? (leaf ? leafGrad(w) : Tensor.zeros(w.shape, 'f32')) : null;
+    native.rmsnormBackward(g.data, x.data, w.data, rstd.data, dx.data, dw?.data ?? null, rows, C);
+    if (!needs[0]) dx.dispose();
+    return [needs[0] ? dx : null, leaf ? null : dw];
+  });
+}
+
+export const rmsnormSpec: OpSpec = {
+  inputs: [[3, 8], [8]],
+  apply: ([x, w]) => rmsnorm(x, w, 1e-5),
+  reference([x, w]) {
+    const C = 8, y = new Float64Array(x.length);
+    for (let r = 0; r < x.length / C; r++) {
+      let ss = 0;
+      for (let c = 0; c < C; c++) ss += x[r * C + c] ** 2;
+      const s = 1 / Math.sqrt(ss / C + 1e-5);
+      for (let c = 0; c < C; c++) y[r * C + c] = w[c] * x[r * C + c] * s;
+    }
+    return y;
+  },
+};
