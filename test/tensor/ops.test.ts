@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
+import { attention, attentionReference } from '../../src/tensor/ops/attention.js';
 import { opSpecs } from '../../src/tensor/ops/index.js';
 import type { OpSpec } from '../../src/tensor/ops/spec.js';
 import { Rng } from '../../src/tensor/random.js';
@@ -65,8 +66,7 @@ for (const [name, spec] of Object.entries(opSpecs)) {
 
 // The examples above fit in one 64×64 tile; these shapes span several tiles of the native attention kernel
 // (partial blocks, causal edges, packed segments), checked by directional derivatives.
-test('attention: multi-tile forward and backward', () => withScope(async () => {
-  const { attention, attentionReference } = await import('../../src/tensor/ops/attention.js');
+test('attention: multi-tile forward and backward', () => withScope(() => {
   const rng = new Rng(3);
   const shape = { batch: 2, seq: 150, heads: 4, kvHeads: 2, headDim: 16 };
   const N = shape.batch * shape.seq;
