@@ -24,6 +24,7 @@ export interface NativeAddon {
   toF32(src: Uint16Array, dst: F32, n: number): void;
   axpby(x: F32, y: F32 | null, out: F32, n: number, a: number, b: number): void;
   fill(x: F32, n: number, value: number): void;
+  dropout(x: F32, out: F32, n: number, p: number, seed: number): void;
   swigluForward(gate: F32, up: F32, out: F32, n: number): void;
   swigluBackward(gate: F32, up: F32, dout: F32, dgate: F32, dup: F32, n: number): void;
   embeddingForward(ids: I32, table: Buf, out: F32, n: number, c: number, dtype: number): void;

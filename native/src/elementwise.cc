@@ -130,11 +130,35 @@ static Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Counter-based random bits: the same (seed, index) always gives the same value, on any thread, so the
+// dropout mask never needs to be stored; the backward pass regenerates it.
+static inline uint32_t hash32(uint64_t seed, uint64_t i) {
+  uint64_t z = seed * 0x9e3779b97f4a7c15ull + i;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return static_cast<uint32_t>((z ^ (z >> 31)) >> 32);
+}
+
+// dropout(x, out, n, p, seed): out = x / (1 - p) where kept, 0 where dropped (also the backward on dout).
+static Napi::Value Dropout(const Napi::CallbackInfo& info) {
+  const float* x = ptr<float>(info[0]);
+  float* out = ptr<float>(info[1]);
+  int64_t n = i64(info[2]);
+  double p = f64(info[3]);
+  uint64_t seed = static_cast<uint64_t>(i64(info[4]));
+  const uint32_t threshold = static_cast<uint32_t>(p * 4294967296.0);
+  const float keep = static_cast<float>(1.0 / (1.0 - p));
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n; i++) out[i] = hash32(seed, static_cast<uint64_t>(i)) < threshold ? 0.0f : x[i] * keep;
+  return info.Env().Undefined();
+}
+
 void registerElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("toBf16", Napi::Function::New(env, ToBf16));
   exports.Set("toF32", Napi::Function::New(env, ToF32));
   exports.Set("axpby", Napi::Function::New(env, Axpby));
   exports.Set("fill", Napi::Function::New(env, Fill));
+  exports.Set("dropout", Napi::Function::New(env, Dropout));
   exports.Set("swigluForward", Napi::Function::New(env, SwigluForward));
   exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward));
   exports.Set("embeddingForward", Napi::Function::New(env, EmbeddingForward));

@@ -1,6 +1,7 @@
 /** Every differentiable op, in one table the compiler checks: a new op without a spec does not build. */
 import { addSpec } from './add.js';
 import { attentionSpec } from './attention.js';
+import { dropoutSpec } from './dropout.js';
 import { embeddingSpec } from './embedding.js';
 import { linearSpec } from './linear.js';
 import { lmHeadLogProbsSpec, lmHeadLossSpec } from './lm-head-loss.js';
@@ -10,7 +11,7 @@ import type { OpSpec } from './spec.js';
 import { swigluSpec } from './swiglu.js';
 
 export type OpName = 'linear' | 'add' | 'rmsnorm' | 'rope' | 'attention' | 'swiglu' | 'embedding' | 'lmHeadLoss'
-  | 'lmHeadLogProbs';
+  | 'lmHeadLogProbs' | 'dropout';
 
 export const opSpecs = {
   linear: linearSpec,
@@ -22,10 +23,12 @@ export const opSpecs = {
   embedding: embeddingSpec,
   lmHeadLoss: lmHeadLossSpec,
   lmHeadLogProbs: lmHeadLogProbsSpec,
+  dropout: dropoutSpec,
 } satisfies Record<OpName, OpSpec>;
 
 export { add } from './add.js';
 export { attention, type AttentionShape } from './attention.js';
+export { dropout } from './dropout.js';
 export { embedding } from './embedding.js';
 export { linear } from './linear.js';
 export { lmHeadLogProbs, lmHeadLoss } from './lm-head-loss.js';

@@ -1,0 +1,146 @@
+/**
+ * LoRA: y = base(x) + scale * B(A(dropout(x))), A [r, in], B [out, r], scale = alpha / r (rsLoRA:
+ * alpha / sqrt(r)). Initialised as PEFT does: A ~ kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)),
+ * B = 0, so training starts from the base model exactly.
+ */
+import type { Linear, LinearDelta } from '../nn/linear.js';
+import type { CausalLM } from '../models/registry.js';
+import { add, dropout, linear } from '../tensor/ops/index.js';
+import type { Rng } from '../tensor/random.js';
+import { persistent, Tensor } from '../tensor/tensor.js';
+import { LmfError } from '../errors.js';
+
+export interface LoraSettings {
+  r: number;
+  alpha: number;
+  dropout: number;
+  /** module names (q_proj, mlp.down_proj …), a regular expression string, or 'all' for every projection */
+  targetModules: string[] | string;
+  useRslora: boolean;
+  /** per-module rank and alpha overrides (PEFT's rank_pattern / alpha_pattern) */
+  rankPattern?: Record<string, number>;
+  alphaPattern?: Record<string, number>;
+}
+
+export class LoraLayer implements LinearDelta {
+  readonly A: Tensor<'f32'>;
+  readonly B: Tensor<'f32'>;
+  readonly scale: number;
+  readonly dropoutP: number;
+  enabled = true;
+  /** Seed source for dropout masks; advanced once per forward so masks differ between steps. */
+  private dropoutSeed: () => number;
+
+  constructor(A: Tensor<'f32'>, B: Tensor<'f32'>, scale: number, dropoutP: number, dropoutSeed: () => number) {
+    this.A = A;
+    this.B = B;
+    this.scale = scale;
+    this.dropoutP = dropoutP;
+    this.dropoutSeed = dropoutSeed;
+  }
+
+  get rank(): number {
+    return this.A.shape[0];
+  }
+
+  apply(x: Tensor<'f32'>, base: Tensor<'f32'>): Tensor<'f32'> {
+    const xin = this.dropoutP > 0 && this.A.requiresGrad ? dropout(x, this.dropoutP, this.dropoutSeed()) : x;
+    return add(base, linear(linear(xin, this.A), this.B), this.scale);
+  }
+
+  /** W + scale * B A, as f32 [out, in] (for merging into the base weight on export). */
+  mergedDelta(): Tensor<'f32'> {
+    const [r, inF] = this.A.shape;
+    const outF = this.B.shape[0];
+    const d = Tensor.zeros([outF, inF], 'f32');
+    for (let o = 0; o < outF; o++) {
+      for (let k = 0; k < r; k++) {
+        const b = this.B.data[o * r + k] * this.scale;
+        if (b === 0) continue;
+        for (let i = 0; i < inF; i++) d.data[o * inF + i] += b * this.A.data[k * inF + i];
+      }
+    }
+    return d;
+  }
+
+  dispose(): void {
+    this.A.dispose();
+    this.B.dispose();
+  }
+}
+
+/** PEFT's rule: a module matches a target when its name is the target or ends with "." + target. */
+function matchesTarget(moduleName: string, targets: string[] | string): boolean {
+  if (typeof targets === 'string') {
+    if (targets === 'all' || targets === 'all-linear') return true;
+    return new RegExp(`^(?:${targets})$`).test(moduleName);
+  }
+  return targets.some((t) => t === 'all' || t === 'all-linear' || moduleName === t || moduleName.endsWith(`.${t}`));
+}
+
+function patternValue(pattern: Record<string, number> | undefined, moduleName: string): number | undefined {
+  if (!pattern) return undefined;
+  for (const [key, value] of Object.entries(pattern)) {
+    if (new RegExp(`(.*\\.)?${key}$`).test(moduleName)) return value;
+  }
+  return undefined;
+}
+
+/** Every projection of the model with its PEFT-style module name (model.layers.0.self_attn.q_proj). */
+export function linearModules(model: CausalLM): [string, Linear][] {
+  const out: [string, Linear][] = [];
+  model.layers.forEach((layer, i) => {
+    for (const [name, lin] of layer.projections()) out.push([`model.layers.${i}.${name}`, lin]);
+  });
+  return out;
+}
+
+/** The projection names a target list can use: q_proj, k_proj, … down_proj. */
+export const projectionNames = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/**
+ * Attaches fresh LoRA layers to every matching projection and returns them by module name. The base
+ * model is frozen; A and B want gradients.
+ */
+export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<string, LoraLayer> {
+  if (Array.isArray(s.targetModules)) {
+    for (const t of s.targetModules) {
+      const short = t.split('.').pop()!;
+      if (t !== 'all' && t !== 'all-linear' && !projectionNames.includes(short)) {
+        throw new LmfError('bad_lora_target', `LoRA target "${t}" is not a projection of this model`, {
+          key: 'lora_target', hint: `use all, or some of: ${projectionNames.join(', ')}`,
+        });
+      }
+    }
+  }
+  const layers = new Map<string, LoraLayer>();
+  let dropoutCounter = rng.nextU32();
+  const nextSeed = () => (dropoutCounter = (dropoutCounter + 1) >>> 0);
+  for (const [name, lin] of linearModules(model)) {
+    if (!matchesTarget(name, s.targetModules)) continue;
+    const r = patternValue(s.rankPattern, name) ?? s.r;
+    const alpha = patternValue(s.alphaPattern, name) ?? s.alpha;
+    const bound = 1 / Math.sqrt(lin.inFeatures);
+    const layer = persistent(() => {
+      const A = Tensor.from(Float32Array.from({ length: r * lin.inFeatures }, () => (rng.uniform() * 2 - 1) * bound),
+        [r, lin.inFeatures], 'f32');
+      const B = Tensor.zeros([lin.outFeatures, r], 'f32');
+      A.requiresGrad = true;
+      B.requiresGrad = true;
+      return new LoraLayer(A, B, s.useRslora ? alpha / Math.sqrt(r) : alpha / r, s.dropout, nextSeed);
+    });
+    lin.delta = layer;
+    layers.set(name, layer);
+  }
+  if (layers.size === 0) {
+    throw new LmfError('bad_lora_target', `no module matches the LoRA targets ${JSON.stringify(s.targetModules)}`,
+      { key: 'lora_target', hint: `use all, or some of: ${projectionNames.join(', ')}` });
+  }
+  for (const [, p] of model.namedParameters()) p.requiresGrad = false;
+  return layers;
+}
+
+/** Switches every LoRA layer on or off (off = the base model, e.g. the reference model of DPO). */
+export function setLoraEnabled(layers: Map<string, LoraLayer>, enabled: boolean): void {
+  for (const l of layers.values()) l.enabled = enabled;
+}

@@ -1,0 +1,130 @@
+/**
+ * PEFT's adapter folder: adapter_config.json + adapter_model.safetensors with names like
+ * base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight. Loading attaches the adapter to a
+ * model; saving writes what PEFT's PeftModel.from_pretrained reads.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { LmfError } from '../errors.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { writeTextAtomic } from '../io/atomic.js';
+import type { CausalLM } from '../models/registry.js';
+import { Rng } from '../tensor/random.js';
+import { attachLora, type LoraLayer, type LoraSettings } from './lora.js';
+
+const PREFIX = 'base_model.model.';
+
+const adapterConfigSchema = z.object({
+  peft_type: z.string(),
+  r: z.number().int().positive(),
+  lora_alpha: z.number().positive(),
+  lora_dropout: z.number().min(0).max(1).optional(),
+  target_modules: z.union([z.array(z.string()), z.string()]),
+  use_rslora: z.boolean().optional(),
+  use_dora: z.boolean().optional(),
+  bias: z.string().optional(),
+  fan_in_fan_out: z.boolean().optional(),
+  modules_to_save: z.array(z.string()).nullish(),
+  rank_pattern: z.record(z.string(), z.number()).optional(),
+  alpha_pattern: z.record(z.string(), z.number()).optional(),
+  base_model_name_or_path: z.string().nullish(),
+}).loose();
+
+export type AdapterConfig = z.infer<typeof adapterConfigSchema>;
+
+export function readAdapterConfig(dir: string): AdapterConfig {
+  const file = path.join(dir, 'adapter_config.json');
+  if (!existsSync(file)) {
+    throw new LmfError('adapter_missing', 'adapter_config.json not found: this is not a PEFT adapter folder', {
+      file, hint: 'adapter_name_or_path must name a folder with adapter_config.json and adapter_model.safetensors',
+    });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new LmfError('bad_adapter', `adapter_config.json is not valid JSON (${(err as Error).message})`, { file });
+  }
+  const parsed = adapterConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new LmfError('bad_adapter', issue.message, { file, key: issue.path.join('.') });
+  }
+  const c = parsed.data;
+  const unsupported = (key: string, why: string) => new LmfError('bad_adapter', why, { file, key });
+  if (c.peft_type !== 'LORA') throw unsupported('peft_type', `peft_type ${c.peft_type} is not supported (LORA only)`);
+  if (c.use_dora) throw unsupported('use_dora', 'DoRA adapters cannot be loaded yet');
+  if (c.fan_in_fan_out) throw unsupported('fan_in_fan_out', 'fan_in_fan_out adapters (GPT-2 Conv1D) do not apply to LLaMA-family models');
+  if (c.bias && c.bias !== 'none') throw unsupported('bias', `bias "${c.bias}" is not supported (none only)`);
+  if (c.modules_to_save && c.modules_to_save.length) {
+    throw unsupported('modules_to_save', `modules_to_save (${c.modules_to_save.join(', ')}) is not supported yet`);
+  }
+  return c;
+}
+
+export function settingsFromConfig(c: AdapterConfig): LoraSettings {
+  return {
+    r: c.r, alpha: c.lora_alpha, dropout: c.lora_dropout ?? 0, targetModules: c.target_modules,
+    useRslora: c.use_rslora ?? false, rankPattern: c.rank_pattern, alphaPattern: c.alpha_pattern,
+  };
+}
+
+/** Attaches the adapter in `dir` to the model and fills A and B from its file. */
+export function loadPeftAdapter(model: CausalLM, dir: string): Map<string, LoraLayer> {
+  const config = readAdapterConfig(dir);
+  const layers = attachLora(model, settingsFromConfig(config), new Rng(0));
+  const file = path.join(dir, 'adapter_model.safetensors');
+  if (!existsSync(file)) {
+    throw new LmfError('adapter_missing', 'adapter_model.safetensors not found', { file, hint: 'LMFactory reads safetensors adapters; convert adapter_model.bin with PEFT first' });
+  }
+  const st = SafetensorsFile.open(file);
+  try {
+    const expected = new Set<string>();
+    for (const [name, layer] of layers) {
+      for (const [part, t] of [['lora_A', layer.A], ['lora_B', layer.B]] as const) {
+        const key = `${PREFIX}${name}.${part}.weight`;
+        expected.add(key);
+        const entry = st.entries.get(key);
+        if (!entry) throw new LmfError('missing_tensor', 'the adapter lacks a tensor its config implies', { file, tensor: key });
+        if (entry.shape.length !== 2 || entry.shape[0] !== t.shape[0] || entry.shape[1] !== t.shape[1]) {
+          throw new LmfError('shape_mismatch', `shape [${entry.shape}] in the file, [${t.shape}] expected`, {
+            file, tensor: key, hint: 'the adapter was trained for a different base model or rank',
+          });
+        }
+        const loaded = st.read(key, 'f32');
+        t.data.set(loaded.data as Float32Array);
+        loaded.dispose();
+      }
+    }
+    const extra = [...st.entries.keys()].filter((k) => !expected.has(k));
+    if (extra.length) {
+      throw new LmfError('unexpected_tensor', `the adapter holds ${extra.length} tensor(s) no module of this model takes`, {
+        file, tensor: extra[0], hint: 'the adapter was trained for a different base model',
+      });
+    }
+  } finally {
+    st.close();
+  }
+  return layers;
+}
+
+/** Writes adapter_model.safetensors (f32) and adapter_config.json, both atomically. */
+export function savePeftAdapter(dir: string, layers: Map<string, LoraLayer>, s: LoraSettings, baseModel: string): void {
+  const tensors = new Map<string, TensorToWrite>();
+  const targets = new Set<string>();
+  for (const [name, layer] of layers) {
+    tensors.set(`${PREFIX}${name}.lora_A.weight`, { tensor: layer.A, dtype: 'F32' });
+    tensors.set(`${PREFIX}${name}.lora_B.weight`, { tensor: layer.B, dtype: 'F32' });
+    targets.add(name.split('.').pop()!);
+  }
+  writeSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
+  const config = {
+    peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: baseModel, r: s.r, lora_alpha: s.alpha,
+    lora_dropout: s.dropout, target_modules: [...targets].sort(), bias: 'none', use_rslora: s.useRslora,
+    use_dora: false, fan_in_fan_out: false, init_lora_weights: true, inference_mode: true, modules_to_save: null,
+    layers_to_transform: null, layers_pattern: null, rank_pattern: s.rankPattern ?? {}, alpha_pattern: s.alphaPattern ?? {},
+    revision: null,
+  };
+  writeTextAtomic(path.join(dir, 'adapter_config.json'), `${JSON.stringify(config, null, 2)}\n`);
+}

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { attachLora } from '../../src/adapters/lora.js';
+import { loadPeftAdapter, readAdapterConfig, savePeftAdapter, settingsFromConfig } from '../../src/adapters/peft.js';
+import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { shiftLabels, tokenWeights } from '../../src/models/llama.js';
+import { loadModel } from '../../src/models/registry.js';
+import { backward, noGrad } from '../../src/tensor/autograd.js';
+import { Rng } from '../../src/tensor/random.js';
+import { withScope } from '../../src/tensor/tensor.js';
+import { maxAbs, maxAbsDiff, tinyDir } from '../helpers.js';
+
+const adapterDir = path.join(tinyDir, 'lora-adapter');
+
+test('base + the fixture PEFT adapter: logits, loss and every LoRA gradient match PyTorch', () => {
+  const golden = SafetensorsFile.open(path.join(tinyDir, 'golden_lora.safetensors'));
+  const { model } = loadModel(path.join(tinyDir, 'model'));
+  const layers = loadPeftAdapter(model, adapterDir);
+  assert.equal(layers.size, 4);
+  const input = { ids: Int32Array.from(golden.readNumbers('input_ids')), batch: 2, seq: 16 };
+  withScope(() => {
+    assert.ok(maxAbsDiff(model.logits(input).data, golden.readNumbers('logits')) < 1e-4);
+    const targets = shiftLabels(golden.readNumbers('labels'), 2, 16);
+    const loss = model.loss(input, targets, tokenWeights(targets));
+    assert.ok(Math.abs(loss.data[0] - golden.readNumbers('loss')[0]) < 1e-4);
+    backward(loss);
+  });
+  for (const [name, layer] of layers) {
+    for (const [part, t] of [['lora_A', layer.A], ['lora_B', layer.B]] as const) {
+      const want = golden.readNumbers(`grad.base_model.model.${name}.${part}.weight`);
+      const err = maxAbsDiff(t.grad!.data, want) / (maxAbs(want) + 1e-8);
+      assert.ok(err < 1e-3, `${name}.${part}: relative error ${err}`);
+    }
+  }
+  for (const [, p] of model.namedParameters()) assert.equal(p.grad, null, 'the base model must stay frozen');
+  model.dispose();
+  golden.close();
+});
+
+test('a saved adapter has PEFT names and config, and loads back to the same outputs', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lmf-peft-'));
+  try {
+    const { model } = loadModel(path.join(tinyDir, 'model'));
+    const settings = { r: 8, alpha: 16, dropout: 0, targetModules: 'all', useRslora: true };
+    const layers = attachLora(model, settings, new Rng(5));
+    assert.equal(layers.size, 2 * 7);
+    for (const l of layers.values()) l.B.data.forEach((_, i, b) => { b[i] = 0.01 * ((i % 7) - 3); });
+    savePeftAdapter(dir, layers, settings, '../model');
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+    assert.equal(cfg.peft_type, 'LORA');
+    assert.deepEqual(cfg.target_modules, ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
+    assert.equal(cfg.use_rslora, true);
+    const st = SafetensorsFile.open(path.join(dir, 'adapter_model.safetensors'));
+    assert.ok(st.entries.has('base_model.model.model.layers.1.mlp.down_proj.lora_B.weight'));
+    assert.deepEqual(st.entries.get('base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight')!.shape, [8, 64]);
+    st.close();
+    const input = { ids: Int32Array.from({ length: 12 }, (_, i) => (i * 37) % 256), batch: 1, seq: 12 };
+    const before = noGrad(() => withScope(() => model.logits(input).toArray()));
+    const { model: again } = loadModel(path.join(tinyDir, 'model'));
+    const loaded = loadPeftAdapter(again, dir);
+    assert.equal(loaded.size, 14);
+    assert.equal([...loaded.values()][0].scale, 16 / Math.sqrt(8));
+    const after = noGrad(() => withScope(() => again.logits(input).toArray()));
+    assert.ok(maxAbsDiff(before, after) === 0);
+    assert.deepEqual(settingsFromConfig(readAdapterConfig(dir)).targetModules, cfg.target_modules);
+    model.dispose();
+    again.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
