@@ -55,4 +55,30 @@ function load(): NativeAddon {
   return require(file) as NativeAddon;
 }
 
-export const native: NativeAddon = load();
+/**
+ * LMF_PROFILE=1 wraps every kernel in a timer and prints the time per kernel at exit: where a step's
+ * time goes, without a profiler.
+ */
+function profiled(addon: NativeAddon): NativeAddon {
+  const totals = new Map<string, { ms: number; calls: number }>();
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(addon)) {
+    wrapped[name] = (...args: unknown[]) => {
+      const t0 = performance.now();
+      const r = (fn as (...a: unknown[]) => unknown)(...args);
+      const e = totals.get(name) ?? { ms: 0, calls: 0 };
+      e.ms += performance.now() - t0;
+      e.calls += 1;
+      totals.set(name, e);
+      return r;
+    };
+  }
+  process.on('exit', () => {
+    const rows = [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
+    for (const [name, e] of rows) process.stderr.write(`${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ms ${String(e.calls).padStart(8)} calls\n`);
+  });
+  return wrapped as unknown as NativeAddon;
+}
+
+const addon = load();
+export const native: NativeAddon = process.env.LMF_PROFILE ? profiled(addon) : addon;

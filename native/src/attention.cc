@@ -11,6 +11,7 @@
 #include <cmath>
 #include <vector>
 #include "common.h"
+#include "tile_gemm.h"
 #include "vecmath.h"
 
 namespace lmf {
@@ -44,64 +45,32 @@ void gatherT(const float* src, int64_t stride, int64_t n, int64_t D, float* dst)
   for (int64_t r = 0; r < n; r++)
     for (int64_t d = 0; d < D; d++) dst[d * BK + r] = src[r * stride + d];
 }
-// S[nq, BK] = A[nq, D] · Bt[D, BK]
-void blockScores(const float* A, const float* Bt, int64_t nq, int64_t D, float* S) {
-  for (int64_t i = 0; i < nq; i++) {
-    float s[BK] = {0};
-    for (int64_t d = 0; d < D; d++) {
-      float a = A[i * D + d];
-      const float* b = Bt + d * BK;
-#pragma omp simd
-      for (int64_t j = 0; j < BK; j++) s[j] += a * b[j];
-    }
-    std::memcpy(S + i * BK, s, sizeof(s));
-  }
+// dst[BK, BQ] = src[BQ, BK]^T (rows and columns past the used ones are ignored by the callers)
+void transpose(const float* src, float* dst) {
+  for (int64_t i = 0; i < BQ; i++)
+    for (int64_t j = 0; j < BK; j++) dst[j * BQ + i] = src[i * BK + j];
 }
-// Out[nq, D] += P[nq, BK(nk used)] · V[nk, D]
-void blockPV(const float* P, const float* V, int64_t nq, int64_t nk, int64_t D, float* out) {
-  for (int64_t i = 0; i < nq; i++) {
-    float* o = out + i * D;
-    for (int64_t j = 0; j < nk; j++) {
-      float p = P[i * BK + j];
-      if (p == 0.0f) continue;
-      const float* v = V + j * D;
-#pragma omp simd
-      for (int64_t d = 0; d < D; d++) o[d] += p * v[d];
-    }
-  }
-}
-// Out[nk, D] += P^T · A where P is [nq, BK] and A is [nq, D]
-void blockPtA(const float* P, const float* A, int64_t nq, int64_t nk, int64_t D, float* out) {
-  for (int64_t j = 0; j < nk; j++) {
-    float* o = out + j * D;
-    for (int64_t i = 0; i < nq; i++) {
-      float p = P[i * BK + j];
-      if (p == 0.0f) continue;
-      const float* a = A + i * D;
-#pragma omp simd
-      for (int64_t d = 0; d < D; d++) o[d] += p * a[d];
-    }
-  }
+// True when every key of [j0, j0+nk) is visible to every query of [i0, i0+nq): no mask needed.
+bool fullyVisible(const Shape& sh, int64_t i0, int64_t j0, int64_t nk) {
+  return !sh.segQ && j0 + nk - 1 <= i0 + sh.qOffset;
 }
 
-// Per-thread scratch for one query block and one key block.
-struct Scratch {
-  std::vector<float> q, dO, k, kt, vt, v, s, p, acc;
-  explicit Scratch(int64_t D)
-      : q(BQ * D), dO(BQ * D), k(BK * D), kt(D * BK), vt(D * BK), v(BK * D), s(BQ * BK), p(BQ * BK), acc(BQ * D) {}
-};
-
-// P = exp(S - lse) on visible entries, 0 elsewhere; then, with dP given, dS = P * (dP - delta).
+// P = exp(S - lse) on visible entries, 0 elsewhere (and past nk).
 void probabilities(const Shape& sh, int64_t b, int64_t i0, int64_t nq, int64_t j0, int64_t nk, const float* lse,
                    const float* S, float* P) {
+  bool full = fullyVisible(sh, i0, j0, nk);
   for (int64_t i = 0; i < nq; i++) {
     float l = lse[i0 + i];
     const float* s = S + i * BK;
     float* p = P + i * BK;
 #pragma omp simd
     for (int64_t j = 0; j < BK; j++) p[j] = exp_approx(s[j] - l);
-    for (int64_t j = 0; j < BK; j++)
-      if (j >= nk || !sh.visible(b, i0 + i, j0 + j)) p[j] = 0.0f;
+    if (full) {
+      for (int64_t j = nk; j < BK; j++) p[j] = 0.0f;
+    } else {
+      for (int64_t j = 0; j < BK; j++)
+        if (j >= nk || !sh.visible(b, i0 + i, j0 + j)) p[j] = 0.0f;
+    }
   }
 }
 }  // namespace
@@ -119,55 +88,57 @@ static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   const int64_t tasks = sh.B * sh.H * nQB;
 #pragma omp parallel
   {
-    Scratch w(D);
-    std::vector<float> m(BQ), l(BQ);
+    std::vector<float> qs(BQ * D), kt(D * BK), vb(BK * D), s(BQ * BK), p(BQ * BK), acc(BQ * D), m(BQ), l(BQ);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; task++) {
-      int64_t qb = task % nQB, h = (task / nQB) % sh.H, b = task / (nQB * sh.H), g = h / sh.group();
+      // largest query blocks first: they have the most keys to visit
+      int64_t qb = nQB - 1 - task % nQB, h = (task / nQB) % sh.H, b = task / (nQB * sh.H), g = h / sh.group();
       int64_t i0 = qb * BQ, nq = std::min(BQ, sh.Tq - i0);
-      gather(q + sh.qRow(b, i0, h), sh.H * D, nq, D, sh.scale, w.q.data());
-      std::fill(w.acc.begin(), w.acc.end(), 0.0f);
+      gather(q + sh.qRow(b, i0, h), sh.H * D, nq, D, sh.scale, qs.data());
+      std::fill(acc.begin(), acc.end(), 0.0f);
       std::fill(m.begin(), m.end(), -INFINITY);
       std::fill(l.begin(), l.end(), 0.0f);
       int64_t kEnd = sh.keyEnd(i0, nq);
       for (int64_t j0 = 0; j0 < kEnd; j0 += BK) {
         int64_t nk = std::min(BK, kEnd - j0);
-        gatherT(k + sh.kRow(b, j0, g), sh.KV * D, nk, D, w.kt.data());
-        gather(v + sh.kRow(b, j0, g), sh.KV * D, nk, D, 1.0f, w.v.data());
-        blockScores(w.q.data(), w.kt.data(), nq, D, w.s.data());
+        gatherT(k + sh.kRow(b, j0, g), sh.KV * D, nk, D, kt.data());
+        gather(v + sh.kRow(b, j0, g), sh.KV * D, nk, D, 1.0f, vb.data());
+        tileGemm(qs.data(), D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
+        bool full = fullyVisible(sh, i0, j0, nk);
         for (int64_t i = 0; i < nq; i++) {
-          float* s = w.s.data() + i * BK;
-          float* p = w.p.data() + i * BK;
+          float* si = s.data() + i * BK;
+          float* pi = p.data() + i * BK;
+          for (int64_t j = 0; j < BK; j++)
+            if (j >= nk || (!full && !sh.visible(b, i0 + i, j0 + j))) si[j] = -INFINITY;
           float mb = -INFINITY;
-          for (int64_t j = 0; j < BK; j++) {
-            if (j >= nk || !sh.visible(b, i0 + i, j0 + j)) s[j] = -INFINITY;
-            mb = std::max(mb, s[j]);
-          }
+          for (int64_t j = 0; j < BK; j++) mb = std::max(mb, si[j]);
           float mNew = std::max(m[i], mb);
           if (mNew == -INFINITY) {  // nothing visible yet in this row
-            std::fill(p, p + BK, 0.0f);
+            std::fill(pi, pi + BK, 0.0f);
             continue;
           }
           float alpha = m[i] == -INFINITY ? 0.0f : std::exp(m[i] - mNew);
           float rowSum = 0.0f;
 #pragma omp simd reduction(+ : rowSum)
           for (int64_t j = 0; j < BK; j++) {
-            float e = s[j] == -INFINITY ? 0.0f : exp_approx(s[j] - mNew);
-            p[j] = e;
+            float e = si[j] == -INFINITY ? 0.0f : exp_approx(si[j] - mNew);
+            pi[j] = e;
             rowSum += e;
           }
           l[i] = l[i] * alpha + rowSum;
           m[i] = mNew;
-          float* a = w.acc.data() + i * D;
+          if (alpha != 1.0f) {
+            float* a = acc.data() + i * D;
 #pragma omp simd
-          for (int64_t d = 0; d < D; d++) a[d] *= alpha;
+            for (int64_t d = 0; d < D; d++) a[d] *= alpha;
+          }
         }
-        blockPV(w.p.data(), w.v.data(), nq, nk, D, w.acc.data());
+        tileGemm(p.data(), BK, vb.data(), D, acc.data(), D, nq, D, nk, true);
       }
       for (int64_t i = 0; i < nq; i++) {
         float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
         float* o = out + sh.qRow(b, i0 + i, h);
-        for (int64_t d = 0; d < D; d++) o[d] = w.acc[i * D + d] * inv;
+        for (int64_t d = 0; d < D; d++) o[d] = acc[i * D + d] * inv;
         if (lse) lse[(b * sh.H + h) * sh.Tq + i0 + i] = l[i] > 0.0f ? m[i] + std::log(l[i]) : INFINITY;
       }
     }
@@ -176,8 +147,8 @@ static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
 }
 
 // attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, B, Tq, Tk, H, KV, D, qOffset, segQ, segK, scale)
-// Two passes, each with enough independent tasks to keep every thread busy: (1) per key block of each
-// key/value head, dK and dV summed over the query heads of its group; (2) per query block, dQ.
+// One task per (batch, query head) visits every visible (query block, key block) pair once: it owns its
+// head's dQ, and writes its dK and dV to a per-head scratch that is then summed over each key/value group.
 static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   const float* q = ptr<float>(info[0]);
   const float* k = ptr<float>(info[1]);
@@ -190,87 +161,77 @@ static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   float* dv = ptr<float>(info[8]);
   Shape sh{i64(info[9]), i64(info[10]), i64(info[11]), i64(info[12]), i64(info[13]), i64(info[14]), i64(info[15]),
            ptr<int32_t>(info[16]), ptr<int32_t>(info[17]), static_cast<float>(f64(info[18]))};
-  const int64_t D = sh.D, H = sh.H, KV = sh.KV, Tq = sh.Tq, Tk = sh.Tk;
-  const int64_t nQB = (Tq + BQ - 1) / BQ, nKB = (Tk + BK - 1) / BK;
+  const int64_t D = sh.D, H = sh.H, KV = sh.KV, Tq = sh.Tq, Tk = sh.Tk, B = sh.B;
+  std::vector<float> dkHead(static_cast<size_t>(B * H * Tk * D)), dvHead(static_cast<size_t>(B * H * Tk * D));
 
-  // delta[b,h,i] = sum_d dout * out: the softmax backward's row term
-  std::vector<float> delta(static_cast<size_t>(sh.B * H * Tq));
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < sh.B * Tq * H; r++) {
-    int64_t h = r % H, i = (r / H) % Tq, b = r / (H * Tq);
-    const float* o = out + r * D;
-    const float* g = dout + r * D;
-    float s = 0.0f;
-    for (int64_t d = 0; d < D; d++) s += o[d] * g[d];
-    delta[(b * H + h) * Tq + i] = s;
-  }
-
-  // Pass 1: dK, dV
 #pragma omp parallel
   {
-    Scratch w(D);
-    std::vector<float> dK(BK * D), dV(BK * D);
+    std::vector<float> qs(Tq * D), dO(Tq * D), dQ(Tq * D), delta(Tq);
+    std::vector<float> kt(D * BK), vt(D * BK), kb(BK * D), s(BQ * BK), p(BQ * BK), pt(BK * BQ), dK(BK * D), dV(BK * D);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < sh.B * KV * nKB; task++) {
-      int64_t kb = task % nKB, g = (task / nKB) % KV, b = task / (nKB * KV);
-      int64_t j0 = kb * BK, nk = std::min(BK, Tk - j0);
-      gatherT(k + sh.kRow(b, j0, g), KV * D, nk, D, w.kt.data());
-      gatherT(v + sh.kRow(b, j0, g), KV * D, nk, D, w.vt.data());
-      std::fill(dK.begin(), dK.end(), 0.0f);
-      std::fill(dV.begin(), dV.end(), 0.0f);
-      int64_t iFirst = std::max<int64_t>(0, j0 - sh.qOffset);  // earlier queries cannot see this block
-      for (int64_t h = g * sh.group(); h < (g + 1) * sh.group(); h++) {
-        const float* lse = lseAll + (b * H + h) * Tq;
-        const float* dl = delta.data() + (b * H + h) * Tq;
+    for (int64_t task = 0; task < B * H; task++) {
+      int64_t h = task % H, b = task / H, g = h / sh.group();
+      const float* lse = lseAll + (b * H + h) * Tq;
+      gather(q + sh.qRow(b, 0, h), H * D, Tq, D, sh.scale, qs.data());
+      gather(dout + sh.qRow(b, 0, h), H * D, Tq, D, 1.0f, dO.data());
+      for (int64_t i = 0; i < Tq; i++) {  // delta_i = sum_d dout * out: the softmax backward's row term
+        const float* o = out + sh.qRow(b, i, h);
+        float acc = 0.0f;
+        for (int64_t d = 0; d < D; d++) acc += o[d] * dO[i * D + d];
+        delta[i] = acc;
+      }
+      std::fill(dQ.begin(), dQ.end(), 0.0f);
+      for (int64_t j0 = 0; j0 < Tk; j0 += BK) {
+        int64_t nk = std::min(BK, Tk - j0);
+        gatherT(k + sh.kRow(b, j0, g), KV * D, nk, D, kt.data());
+        gatherT(v + sh.kRow(b, j0, g), KV * D, nk, D, vt.data());
+        gather(k + sh.kRow(b, j0, g), KV * D, nk, D, 1.0f, kb.data());
+        std::fill(dK.begin(), dK.end(), 0.0f);
+        std::fill(dV.begin(), dV.end(), 0.0f);
+        int64_t iFirst = std::max<int64_t>(0, j0 - sh.qOffset);  // earlier queries cannot see this block
         for (int64_t i0 = (iFirst / BQ) * BQ; i0 < Tq; i0 += BQ) {
           int64_t nq = std::min(BQ, Tq - i0);
-          gather(q + sh.qRow(b, i0, h), H * D, nq, D, sh.scale, w.q.data());
-          gather(dout + sh.qRow(b, i0, h), H * D, nq, D, 1.0f, w.dO.data());
-          blockScores(w.q.data(), w.kt.data(), nq, D, w.s.data());
-          probabilities(sh, b, i0, nq, j0, nk, lse, w.s.data(), w.p.data());
-          blockPtA(w.p.data(), w.dO.data(), nq, nk, D, dV.data());
-          blockScores(w.dO.data(), w.vt.data(), nq, D, w.s.data());  // s <- dP
-          for (int64_t i = 0; i < nq; i++)
-            for (int64_t j = 0; j < BK; j++) w.p[i * BK + j] *= w.s[i * BK + j] - dl[i0 + i];  // p <- dS
-          blockPtA(w.p.data(), w.q.data(), nq, nk, D, dK.data());  // q is pre-scaled: dK = scale * dS^T q
+          const float* qi = qs.data() + i0 * D;
+          const float* dOi = dO.data() + i0 * D;
+          tileGemm(qi, D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
+          probabilities(sh, b, i0, nq, j0, nk, lse, s.data(), p.data());
+          transpose(p.data(), pt.data());
+          tileGemm(pt.data(), BQ, dOi, D, dV.data(), D, nk, D, nq, true);  // dV += P^T dO
+          tileGemm(dOi, D, vt.data(), BK, s.data(), BK, nq, BK, D, false);  // s <- dP = dO V^T
+          for (int64_t i = 0; i < nq; i++) {
+            float di = delta[i0 + i];
+            float* pi = p.data() + i * BK;
+            const float* dpi = s.data() + i * BK;
+#pragma omp simd
+            for (int64_t j = 0; j < BK; j++) pi[j] *= dpi[j] - di;  // p <- dS
+          }
+          transpose(p.data(), pt.data());
+          tileGemm(pt.data(), BQ, qi, D, dK.data(), D, nk, D, nq, true);  // dK += dS^T q (q pre-scaled)
+          tileGemm(p.data(), BK, kb.data(), D, dQ.data() + i0 * D, D, nq, D, nk, true);  // dQ += dS K
         }
+        std::memcpy(dkHead.data() + ((b * H + h) * Tk + j0) * D, dK.data(), nk * D * 4);
+        std::memcpy(dvHead.data() + ((b * H + h) * Tk + j0) * D, dV.data(), nk * D * 4);
       }
-      for (int64_t j = 0; j < nk; j++) {
-        std::memcpy(dk + sh.kRow(b, j0 + j, g), dK.data() + j * D, D * 4);
-        std::memcpy(dv + sh.kRow(b, j0 + j, g), dV.data() + j * D, D * 4);
+      for (int64_t i = 0; i < Tq; i++) {
+        float* o = dq + sh.qRow(b, i, h);
+        for (int64_t d = 0; d < D; d++) o[d] = dQ[i * D + d] * sh.scale;
       }
     }
   }
-
-  // Pass 2: dQ
-#pragma omp parallel
-  {
-    Scratch w(D);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < sh.B * H * nQB; task++) {
-      int64_t qb = task % nQB, h = (task / nQB) % H, b = task / (nQB * H), g = h / sh.group();
-      int64_t i0 = qb * BQ, nq = std::min(BQ, Tq - i0);
-      const float* lse = lseAll + (b * H + h) * Tq;
-      const float* dl = delta.data() + (b * H + h) * Tq;
-      gather(q + sh.qRow(b, i0, h), H * D, nq, D, sh.scale, w.q.data());
-      gather(dout + sh.qRow(b, i0, h), H * D, nq, D, 1.0f, w.dO.data());
-      std::fill(w.acc.begin(), w.acc.end(), 0.0f);
-      int64_t kEnd = sh.keyEnd(i0, nq);
-      for (int64_t j0 = 0; j0 < kEnd; j0 += BK) {
-        int64_t nk = std::min(BK, kEnd - j0);
-        gatherT(k + sh.kRow(b, j0, g), KV * D, nk, D, w.kt.data());
-        gatherT(v + sh.kRow(b, j0, g), KV * D, nk, D, w.vt.data());
-        gather(k + sh.kRow(b, j0, g), KV * D, nk, D, 1.0f, w.k.data());
-        blockScores(w.q.data(), w.kt.data(), nq, D, w.s.data());
-        probabilities(sh, b, i0, nq, j0, nk, lse, w.s.data(), w.p.data());
-        blockScores(w.dO.data(), w.vt.data(), nq, D, w.s.data());
-        for (int64_t i = 0; i < nq; i++)
-          for (int64_t j = 0; j < BK; j++) w.p[i * BK + j] *= w.s[i * BK + j] - dl[i0 + i];
-        blockPV(w.p.data(), w.k.data(), nq, nk, D, w.acc.data());
-      }
-      for (int64_t i = 0; i < nq; i++) {
-        float* o = dq + sh.qRow(b, i0 + i, h);
-        for (int64_t d = 0; d < D; d++) o[d] = w.acc[i * D + d] * sh.scale;
+  // dK, dV of each key/value head: the sum over the query heads that read it
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < B * Tk * KV; r++) {
+    int64_t g = r % KV, j = (r / KV) % Tk, b = r / (KV * Tk);
+    float* dkr = dk + r * D;
+    float* dvr = dv + r * D;
+    std::fill(dkr, dkr + D, 0.0f);
+    std::fill(dvr, dvr + D, 0.0f);
+    for (int64_t h = g * sh.group(); h < (g + 1) * sh.group(); h++) {
+      const float* sk = dkHead.data() + ((b * H + h) * Tk + j) * D;
+      const float* sv = dvHead.data() + ((b * H + h) * Tk + j) * D;
+      for (int64_t d = 0; d < D; d++) {
+        dkr[d] += sk[d];
+        dvr[d] += sv[d];
       }
     }
   }

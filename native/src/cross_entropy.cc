@@ -42,8 +42,15 @@ static Napi::Value LmHeadCrossEntropy(const Napi::CallbackInfo& info) {
   if (dx) std::memset(dx, 0, static_cast<size_t>(N * C) * 4);
   const int64_t R = std::min<int64_t>(chunk, static_cast<int64_t>(rows.size()));
   if (R == 0) return env.Undefined();
-  std::vector<float> xc(R * C), logits(R * V), dxc(grad ? R * C : 0);
-  std::vector<uint16_t> xb(dtype == BF16 ? R * C : 0), gb(dtype == BF16 && grad ? R * V : 0);
+  // Scratch kept between calls (grow-only): fresh pages on every step would cost a page fault each.
+  static std::vector<float> xc, logits, dxc;
+  static std::vector<uint16_t> xb, gb;
+  auto grow = [](auto& v, size_t n) { if (v.size() < n) v.resize(n); };
+  grow(xc, R * C);
+  grow(logits, R * V);
+  if (grad) grow(dxc, R * C);
+  if (dtype == BF16) grow(xb, R * C);
+  if (dtype == BF16 && grad) grow(gb, R * V);
 
   try {
     for (int64_t start = 0; start < static_cast<int64_t>(rows.size()); start += R) {

@@ -1,6 +1,10 @@
 // Native buffers for tensors. JavaScript's garbage collector does not see native memory, so every buffer
 // is handed out as an external ArrayBuffer that can be freed deterministically (free() detaches it) and
-// is otherwise freed when the ArrayBuffer is collected.
+// is otherwise freed when the ArrayBuffer is collected. Reuse of buffers between steps is the job of the
+// JavaScript-side pool (src/tensor/pool.ts): creating external ArrayBuffers is what costs, not malloc.
+//
+// The memory is deliberately not reported to V8 (AdjustExternalMemory): it is freed by scopes, not by the
+// garbage collector, and reporting gigabytes of it made V8 run a full collection on almost every allocation.
 #include <cstdlib>
 #include <unordered_map>
 #include "common.h"
@@ -25,10 +29,7 @@ void release(Block* b) {
 }
 
 void finalize(Napi::Env env, void* /*data*/, Block* b) {
-  if (!b->freed) {
-    Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(b->bytes));
-    release(b);
-  }
+  if (!b->freed) release(b);
   delete b;
 }
 }  // namespace
@@ -51,7 +52,6 @@ static Napi::Value Alloc(const Napi::CallbackInfo& info) {
   live[data] = b;
   liveBytes += static_cast<int64_t>(rounded);
   if (liveBytes > peakBytes) peakBytes = liveBytes;
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(rounded));
   return Napi::ArrayBuffer::New(env, data, bytes, finalize, b);
 }
 
@@ -63,7 +63,6 @@ static Napi::Value Free(const Napi::CallbackInfo& info) {
   auto it = live.find(data);
   if (it == live.end()) return env.Undefined();  // already freed or not ours
   Block* b = it->second;
-  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(b->bytes));
   release(b);
   ab.Detach();
   return env.Undefined();

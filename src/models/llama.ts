@@ -164,12 +164,15 @@ export interface BuildOptions {
   dtype: WeightDType;
 }
 
-/** Builds a model from a weight folder; every tensor's presence and shape is checked. */
-export function loadLlama(config: ModelConfig, weights: WeightFolder, opts: BuildOptions): LlamaModel {
+/** Supplies each parameter by Hugging Face name and shape: from a folder, or freshly initialised. */
+export type ParameterSource = (name: string, shape: number[], dtype: 'f32' | 'bf16') => Tensor;
+
+/** Builds the model's parameters from a source, in Hugging Face order. */
+export function buildLlama(config: ModelConfig, source: ParameterSource, opts: BuildOptions): LlamaModel {
   const c = config;
   return persistent(() => {
-    const matrix = (name: string, shape: number[]) => weights.read(name, shape, opts.dtype);
-    const vector = (name: string, n: number) => weights.read(name, [n], 'f32') as Tensor<'f32'>;
+    const matrix = (name: string, shape: number[]) => source(name, shape, opts.dtype);
+    const vector = (name: string, n: number) => source(name, [n], 'f32') as Tensor<'f32'>;
     const lin = (prefix: string, out: number, inF: number, bias: boolean) =>
       new Linear(matrix(`${prefix}.weight`, [out, inF]), bias ? vector(`${prefix}.bias`, out) : null);
     const C = c.hiddenSize, I = c.intermediateSize, qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
@@ -193,4 +196,9 @@ export function loadLlama(config: ModelConfig, weights: WeightFolder, opts: Buil
     const lmHead = c.tieWordEmbeddings ? null : matrix('lm_head.weight', [c.vocabSize, C]);
     return new LlamaModel(c, embed, layers, norm, lmHead);
   });
+}
+
+/** Loads a model from a weight folder; every tensor's presence and shape is checked. */
+export function loadLlama(config: ModelConfig, weights: WeightFolder, opts: BuildOptions): LlamaModel {
+  return buildLlama(config, (name, shape, dtype) => weights.read(name, shape, dtype), opts);
 }

@@ -4,6 +4,7 @@
  * the scope ends; long-lived tensors (parameters, optimizer state) are made outside any scope.
  */
 import { native } from '../native.js';
+import { acquire, release } from './pool.js';
 import { bytesPerElement, type DType, type Storage } from './dtype.js';
 import type { GradNode } from './autograd.js';
 
@@ -46,7 +47,7 @@ export class Tensor<D extends DType = DType> {
   /** A new tensor in native memory; zeroed when asked. Tracked by the current scope, if any. */
   static empty<D extends DType>(shape: Shape, dtype: D, zero = false): Tensor<D> {
     const n = numel(shape);
-    const buffer = native.alloc(n * bytesPerElement[dtype], zero);
+    const buffer = acquire(n * bytesPerElement[dtype], zero);
     const data = (dtype === 'f32' ? new Float32Array(buffer, 0, n)
       : dtype === 'bf16' ? new Uint16Array(buffer, 0, n) : new Int32Array(buffer, 0, n)) as Storage<D>;
     const t = new Tensor(shape, dtype, data);
@@ -108,11 +109,11 @@ export class Tensor<D extends DType = DType> {
     return out;
   }
 
-  /** Frees the native memory now (with its gradient and shadow). Safe to call twice. */
+  /** Returns the memory to the pool now (with the gradient and shadow). Safe to call twice. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    native.free(this.data.buffer as ArrayBuffer);
+    release(this.data.buffer as ArrayBuffer);
     this.grad?.dispose();
     this.shadow?.dispose();
   }

@@ -1,0 +1,140 @@
+/**
+ * `lmf bench`: throughput of training steps (or forward passes) on a preset shape or a model folder,
+ * measured the way ../reference/torch/bench_train.py measures PyTorch, so the two can run side by side:
+ * forward + backward + clip_grad_norm(1.0) + AdamW per step, median over the timed steps.
+ */
+import { attachLora } from '../adapters/lora.js';
+import { type ModelConfig } from '../models/config.js';
+import { initLlama, presetConfig, presets } from '../models/init.js';
+import { shiftLabels, tokenWeights, type LlamaModel } from '../models/llama.js';
+import { loadModel } from '../models/registry.js';
+import { native } from '../native.js';
+import { backward, noGrad } from '../tensor/autograd.js';
+import { Rng } from '../tensor/random.js';
+import { memoryStats } from '../tensor/pool.js';
+import { persistent, withScope, type Tensor } from '../tensor/tensor.js';
+import { AdamW } from '../train/adamw.js';
+
+export type BenchMode = 'full' | 'lora' | 'infer';
+
+export interface BenchOptions {
+  /** preset name (smollm2-135m, qwen2.5-0.5b) or a model folder */
+  model: string;
+  mode: BenchMode;
+  dtype: 'f32' | 'bf16';
+  seq: number;
+  batch: number;
+  steps: number;
+  warmup: number;
+  loraRank: number;
+}
+
+export interface BenchResult {
+  model: string;
+  mode: BenchMode;
+  dtype: string;
+  seq: number;
+  batch: number;
+  steps: number;
+  threads: number;
+  params: number;
+  trainable_params: number;
+  tokens_per_s: number;
+  step_s: number;
+  step_s_min: number;
+  step_s_max: number;
+  gflops: number;
+  peak_rss_mb: number;
+  peak_native_mb: number;
+  first_loss: number | null;
+  last_loss: number | null;
+}
+
+/** Weights that take part in a matmul per token (all projections + lm_head), the FLOP-count convention. */
+export function matmulParams(c: ModelConfig): number {
+  const C = c.hiddenSize, qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+  return c.numLayers * (2 * C * qDim + 2 * C * kvDim + 3 * C * c.intermediateSize) + C * c.vocabSize;
+}
+
+function buildModel(o: BenchOptions): { model: LlamaModel; name: string } {
+  // LoRA and inference in bf16 keep the frozen base in bf16; full bf16 keeps f32 master weights.
+  const storage = o.dtype === 'bf16' && o.mode !== 'full' ? 'bf16' : 'f32';
+  if (o.model in presets) return { model: initLlama(presetConfig(o.model), storage, 0), name: o.model };
+  return { model: loadModel(o.model, { dtype: storage }).model, name: o.model };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+export function runBench(o: BenchOptions): BenchResult {
+  const { model, name } = buildModel(o);
+  const c = model.config;
+  const params = model.namedParameters().map(([, p]) => p);
+  let trainable: Tensor<'f32'>[] = [];
+  let loraParams = 0;
+  if (o.mode === 'full') {
+    trainable = params as Tensor<'f32'>[];
+    for (const p of trainable) {
+      p.requiresGrad = true;
+      if (o.dtype === 'bf16' && p.shape.length === 2) p.shadow = persistent(() => p.toBf16());
+    }
+  } else if (o.mode === 'lora') {
+    const layers = attachLora(model, { r: o.loraRank, alpha: 2 * o.loraRank, dropout: 0, targetModules: 'all', useRslora: false }, new Rng(0));
+    trainable = [...layers.values()].flatMap((l) => [l.A, l.B]);
+    loraParams = trainable.reduce((a, p) => a + p.size, 0);
+  }
+  const optimizer = o.mode === 'infer' ? null : new AdamW([{ params: trainable, lr: 1e-5, weightDecay: 0 }]);
+  const rng = new Rng(1);
+  const ids = Int32Array.from({ length: o.batch * o.seq }, () => rng.int(c.vocabSize));
+  const input = { ids, batch: o.batch, seq: o.seq };
+  const targets = shiftLabels(ids, o.batch, o.seq);
+  const weights = tokenWeights(targets);
+
+  const step = (): number | null => withScope(() => {
+    if (!optimizer) {
+      noGrad(() => model.logits(input));
+      return null;
+    }
+    const loss = model.loss(input, targets, weights);
+    const value = loss.data[0];
+    backward(loss);
+    optimizer.update(1, 1.0);
+    optimizer.zeroGrad();
+    return value;
+  });
+
+  const times: number[] = [];
+  const losses: (number | null)[] = [];
+  memoryStats(true);
+  for (let i = 0; i < o.warmup + o.steps; i++) {
+    const t0 = performance.now();
+    losses.push(step());
+    const dt = (performance.now() - t0) / 1000;
+    if (i >= o.warmup) times.push(dt);
+  }
+  const med = median(times);
+  const tokens = o.batch * o.seq;
+  const N = matmulParams(c);
+  const flopsPerToken = o.mode === 'full' ? 6 * N : o.mode === 'lora' ? 4 * N + 6 * loraParams : 2 * N;
+  const result: BenchResult = {
+    model: name, mode: o.mode, dtype: o.dtype, seq: o.seq, batch: o.batch, steps: o.steps, threads: native.threads(),
+    params: params.reduce((a, p) => a + p.size, 0),
+    trainable_params: trainable.reduce((a, p) => a + p.size, 0),
+    tokens_per_s: round(tokens / med, 1),
+    step_s: round(med, 4), step_s_min: round(Math.min(...times), 4), step_s_max: round(Math.max(...times), 4),
+    gflops: round((flopsPerToken * tokens) / med / 1e9, 1),
+    peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    peak_native_mb: Math.round(memoryStats().peakBytes / 2 ** 20),
+    first_loss: losses[0], last_loss: losses[losses.length - 1],
+  };
+  optimizer?.dispose();
+  model.dispose();
+  return result;
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
