@@ -1,0 +1,95 @@
+/** `lmf`: the command line. Each subcommand parses its options here and calls the layer that does the work. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LmfError } from '../errors.js';
+import { runBench, type BenchMode } from '../bench/train-step.js';
+import { presets } from '../models/init.js';
+import { native } from '../native.js';
+import { verifyGolden } from '../verify/golden.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('lmf')
+    .description('LMFactory: fine-tune large language models on Node.js')
+    .version(version)
+    .showHelpAfterError()
+    .showSuggestionAfterError();
+
+  program.command('verify')
+    .description('check a model folder (and adapter) against a golden dump of logits, loss and gradients; prints a JSON report')
+    .requiredOption('--model <dir>', 'Hugging Face model folder')
+    .requiredOption('--golden <file>', 'golden safetensors file with input_ids, labels, logits, loss, grad.<name>')
+    .option('--adapter <dir>', 'PEFT LoRA adapter folder')
+    .option('--atol <x>', 'absolute tolerance for logits and loss', positiveNumber, 1e-4)
+    .option('--grad-rtol <x>', 'gradient tolerance relative to each tensor\'s largest value', positiveNumber, 1e-3)
+    .action((o: { model: string; golden: string; adapter?: string; atol: number; gradRtol: number }) => {
+      const report = verifyGolden(o);
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      const bad = report.tensors.filter((t) => !t.ok);
+      process.stderr.write(report.ok
+        ? `verify: ${report.tensors.length} tensors within tolerance\n`
+        : `verify: ${bad.length} of ${report.tensors.length} tensors out of tolerance: ${bad.map((t) => t.name).join(', ')}\n`);
+      process.exitCode = report.ok ? 0 : 1;
+    });
+
+  program.command('bench')
+    .description('throughput of training steps on a preset shape or a model folder; prints one JSON line')
+    .option('--model <name|dir>', `preset (${Object.keys(presets).join(', ')}) or a model folder`, 'smollm2-135m')
+    .addOption(new Option('--mode <mode>', 'what a step does').choices(['lora', 'full', 'infer']).default('lora'))
+    .addOption(new Option('--dtype <dtype>', 'matmul precision').choices(['f32', 'bf16']).default('bf16'))
+    .option('--seq <n>', 'sequence length', positiveInt, 512)
+    .option('--batch <n>', 'batch size', positiveInt, 1)
+    .option('--steps <n>', 'timed steps', positiveInt, 5)
+    .option('--warmup <n>', 'untimed steps first', nonNegativeInt, 2)
+    .option('--lora-rank <n>', 'LoRA rank (alpha = 2 x rank, all projections)', positiveInt, 8)
+    .action((o: { model: string; mode: BenchMode; dtype: 'f32' | 'bf16'; seq: number; batch: number; steps: number; warmup: number; loraRank: number }) => {
+      process.stdout.write(`${JSON.stringify(runBench(o))}\n`);
+    });
+
+  program.command('env')
+    .description('versions, threads and CPU features the engine runs with')
+    .action(() => {
+      process.stdout.write(`${JSON.stringify({ lmfactory: version, node: process.version, ...native.info() }, null, 2)}\n`);
+    });
+
+  return program;
+}
+
+/** Runs the CLI; errors a user can fix are printed in two lines, never as a stack trace. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof LmfError) {
+      process.stderr.write(`${err.format()}\n`);
+    } else {
+      const e = err as Error;
+      process.stderr.write(`error: ${e.message}\n`);
+      if (process.env.LMF_DEBUG) process.stderr.write(`${e.stack}\n`);
+      else process.stderr.write('  hint: this looks like a bug in LMFactory; rerun with LMF_DEBUG=1 for details and report it\n');
+    }
+    process.exitCode = 1;
+  }
+}
