@@ -18,6 +18,8 @@ namespace lmf {
 
 namespace {
 constexpr int64_t BQ = 64, BK = 64;
+// scratch slots (common.h) of the backward pass
+constexpr int kSlotQ = 100, kSlotDout = 101, kSlotDelta = 102, kSlotDk = 103, kSlotDv = 104, kSlotDq = 110;
 
 struct Shape {
   int64_t B, Tq, Tk, H, KV, D, qOffset;
@@ -44,11 +46,6 @@ void gatherT(const float* src, int64_t stride, int64_t n, int64_t D, float* dst)
   std::fill(dst, dst + D * BK, 0.0f);
   for (int64_t r = 0; r < n; r++)
     for (int64_t d = 0; d < D; d++) dst[d * BK + r] = src[r * stride + d];
-}
-// dst[BK, BQ] = src[BQ, BK]^T (rows and columns past the used ones are ignored by the callers)
-void transpose(const float* src, float* dst) {
-  for (int64_t i = 0; i < BQ; i++)
-    for (int64_t j = 0; j < BK; j++) dst[j * BQ + i] = src[i * BK + j];
 }
 // True when every key of [j0, j0+nk) is visible to every query of [i0, i0+nq): no mask needed.
 bool fullyVisible(const Shape& sh, int64_t i0, int64_t j0, int64_t nk) {
@@ -88,6 +85,7 @@ static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   const int64_t tasks = sh.B * sh.H * nQB;
 #pragma omp parallel
   {
+    FlushDenormals ftz;
     std::vector<float> qs(BQ * D), kt(D * BK), vb(BK * D), s(BQ * BK), p(BQ * BK), acc(BQ * D), m(BQ), l(BQ);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; task++) {
@@ -147,8 +145,9 @@ static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
 }
 
 // attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, B, Tq, Tk, H, KV, D, qOffset, segQ, segK, scale)
-// One task per (batch, query head) visits every visible (query block, key block) pair once: it owns its
-// head's dQ, and writes its dK and dV to a per-head scratch that is then summed over each key/value group.
+// Tasks are (batch, query head, key block), longest first: each visits the query blocks that see its key
+// block once, writes that block's dK and dV to a per-head scratch (summed over each key/value group at the
+// end) and adds its dQ share into its thread's own dQ buffer (summed over threads at the end).
 static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   const float* q = ptr<float>(info[0]);
   const float* k = ptr<float>(info[1]);
@@ -162,60 +161,85 @@ static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Shape sh{i64(info[9]), i64(info[10]), i64(info[11]), i64(info[12]), i64(info[13]), i64(info[14]), i64(info[15]),
            ptr<int32_t>(info[16]), ptr<int32_t>(info[17]), static_cast<float>(f64(info[18]))};
   const int64_t D = sh.D, H = sh.H, KV = sh.KV, Tq = sh.Tq, Tk = sh.Tk, B = sh.B;
-  std::vector<float> dkHead(static_cast<size_t>(B * H * Tk * D)), dvHead(static_cast<size_t>(B * H * Tk * D));
+  const int64_t nKB = (Tk + BK - 1) / BK;
+  const size_t headSize = static_cast<size_t>(B * H * Tq * D);
+  // per head, contiguous: scaled queries, output gradients, and the softmax backward's row term
+  const int nThreads = omp_get_max_threads();
+  float* qs = scratch(kSlotQ, headSize);
+  float* dO = scratch(kSlotDout, headSize);
+  float* delta = scratch(kSlotDelta, static_cast<size_t>(B * H * Tq));
+  float* dkHead = scratch(kSlotDk, static_cast<size_t>(B * H * Tk * D));
+  float* dvHead = scratch(kSlotDv, static_cast<size_t>(B * H * Tk * D));
+  std::vector<float*> dQ(nThreads);
+  for (int t = 0; t < nThreads; t++) dQ[t] = scratch(kSlotDq + t, headSize);  // slots above kSlotDq: one per thread
 
-#pragma omp parallel
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < B * Tq * H; r++) {
+    int64_t h = r % H, i = (r / H) % Tq, b = r / (H * Tq);
+    float* qd = qs + ((b * H + h) * Tq + i) * D;
+    float* gd = dO + ((b * H + h) * Tq + i) * D;
+    float acc = 0.0f;
+    for (int64_t d = 0; d < D; d++) {
+      qd[d] = q[r * D + d] * sh.scale;
+      gd[d] = dout[r * D + d];
+      acc += out[r * D + d] * gd[d];
+    }
+    delta[(b * H + h) * Tq + i] = acc;
+  }
+
+#pragma omp parallel num_threads(nThreads)
   {
-    std::vector<float> qs(Tq * D), dO(Tq * D), dQ(Tq * D), delta(Tq);
-    std::vector<float> kt(D * BK), vt(D * BK), kb(BK * D), s(BQ * BK), p(BQ * BK), pt(BK * BQ), dK(BK * D), dV(BK * D);
+    FlushDenormals ftz;
+    float* myDQ = dQ[omp_get_thread_num()];
+    std::fill(myDQ, myDQ + headSize, 0.0f);
+    std::vector<float> kt(D * BK), vt(D * BK), kb(BK * D), s(BQ * BK), p(BQ * BK), dK(BK * D), dV(BK * D);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < B * H; task++) {
-      int64_t h = task % H, b = task / H, g = h / sh.group();
-      const float* lse = lseAll + (b * H + h) * Tq;
-      gather(q + sh.qRow(b, 0, h), H * D, Tq, D, sh.scale, qs.data());
-      gather(dout + sh.qRow(b, 0, h), H * D, Tq, D, 1.0f, dO.data());
-      for (int64_t i = 0; i < Tq; i++) {  // delta_i = sum_d dout * out: the softmax backward's row term
-        const float* o = out + sh.qRow(b, i, h);
-        float acc = 0.0f;
-        for (int64_t d = 0; d < D; d++) acc += o[d] * dO[i * D + d];
-        delta[i] = acc;
-      }
-      std::fill(dQ.begin(), dQ.end(), 0.0f);
-      for (int64_t j0 = 0; j0 < Tk; j0 += BK) {
-        int64_t nk = std::min(BK, Tk - j0);
-        gatherT(k + sh.kRow(b, j0, g), KV * D, nk, D, kt.data());
-        gatherT(v + sh.kRow(b, j0, g), KV * D, nk, D, vt.data());
-        gather(k + sh.kRow(b, j0, g), KV * D, nk, D, 1.0f, kb.data());
-        std::fill(dK.begin(), dK.end(), 0.0f);
-        std::fill(dV.begin(), dV.end(), 0.0f);
-        int64_t iFirst = std::max<int64_t>(0, j0 - sh.qOffset);  // earlier queries cannot see this block
-        for (int64_t i0 = (iFirst / BQ) * BQ; i0 < Tq; i0 += BQ) {
-          int64_t nq = std::min(BQ, Tq - i0);
-          const float* qi = qs.data() + i0 * D;
-          const float* dOi = dO.data() + i0 * D;
-          tileGemm(qi, D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
-          probabilities(sh, b, i0, nq, j0, nk, lse, s.data(), p.data());
-          transpose(p.data(), pt.data());
-          tileGemm(pt.data(), BQ, dOi, D, dV.data(), D, nk, D, nq, true);  // dV += P^T dO
-          tileGemm(dOi, D, vt.data(), BK, s.data(), BK, nq, BK, D, false);  // s <- dP = dO V^T
-          for (int64_t i = 0; i < nq; i++) {
-            float di = delta[i0 + i];
-            float* pi = p.data() + i * BK;
-            const float* dpi = s.data() + i * BK;
+    for (int64_t task = 0; task < B * H * nKB; task++) {
+      int64_t kbIdx = task / (B * H), bh = task % (B * H), h = bh % H, b = bh / H, g = h / sh.group();
+      int64_t j0 = kbIdx * BK, nk = std::min(BK, Tk - j0);
+      const float* lse = lseAll + bh * Tq;
+      const float* dl = delta + bh * Tq;
+      const float* qh = qs + bh * Tq * D;
+      const float* dOh = dO + bh * Tq * D;
+      float* dQh = myDQ + bh * Tq * D;
+      gatherT(k + sh.kRow(b, j0, g), KV * D, nk, D, kt.data());
+      gatherT(v + sh.kRow(b, j0, g), KV * D, nk, D, vt.data());
+      gather(k + sh.kRow(b, j0, g), KV * D, nk, D, 1.0f, kb.data());
+      std::fill(dK.begin(), dK.end(), 0.0f);
+      std::fill(dV.begin(), dV.end(), 0.0f);
+      int64_t iFirst = std::max<int64_t>(0, j0 - sh.qOffset);  // earlier queries cannot see this block
+      for (int64_t i0 = (iFirst / BQ) * BQ; i0 < Tq; i0 += BQ) {
+        int64_t nq = std::min(BQ, Tq - i0);
+        const float* qi = qh + i0 * D;
+        const float* dOi = dOh + i0 * D;
+        tileGemm(qi, D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
+        probabilities(sh, b, i0, nq, j0, nk, lse, s.data(), p.data());
+        tileGemm<true>(p.data(), BK, dOi, D, dV.data(), D, nk, D, nq, true);  // dV += P^T dO
+        tileGemm(dOi, D, vt.data(), BK, s.data(), BK, nq, BK, D, false);      // s <- dP = dO V^T
+        for (int64_t i = 0; i < nq; i++) {
+          float di = dl[i0 + i];
+          float* pi = p.data() + i * BK;
+          const float* dpi = s.data() + i * BK;
 #pragma omp simd
-            for (int64_t j = 0; j < BK; j++) pi[j] *= dpi[j] - di;  // p <- dS
-          }
-          transpose(p.data(), pt.data());
-          tileGemm(pt.data(), BQ, qi, D, dK.data(), D, nk, D, nq, true);  // dK += dS^T q (q pre-scaled)
-          tileGemm(p.data(), BK, kb.data(), D, dQ.data() + i0 * D, D, nq, D, nk, true);  // dQ += dS K
+          for (int64_t j = 0; j < BK; j++) pi[j] *= dpi[j] - di;  // p <- dS
         }
-        std::memcpy(dkHead.data() + ((b * H + h) * Tk + j0) * D, dK.data(), nk * D * 4);
-        std::memcpy(dvHead.data() + ((b * H + h) * Tk + j0) * D, dV.data(), nk * D * 4);
+        tileGemm<true>(p.data(), BK, qi, D, dK.data(), D, nk, D, nq, true);        // dK += dS^T q (q pre-scaled)
+        tileGemm(p.data(), BK, kb.data(), D, dQh + i0 * D, D, nq, D, nk, true);  // dQ += dS K
       }
-      for (int64_t i = 0; i < Tq; i++) {
-        float* o = dq + sh.qRow(b, i, h);
-        for (int64_t d = 0; d < D; d++) o[d] = dQ[i * D + d] * sh.scale;
-      }
+      std::memcpy(dkHead + (bh * Tk + j0) * D, dK.data(), nk * D * 4);
+      std::memcpy(dvHead + (bh * Tk + j0) * D, dV.data(), nk * D * 4);
+    }
+  }
+
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < B * Tq * H; r++) {  // dq = scale * sum over threads
+    int64_t h = r % H, i = (r / H) % Tq, b = r / (H * Tq);
+    size_t off = static_cast<size_t>(((b * H + h) * Tq + i) * D);
+    float* o = dq + r * D;
+    for (int64_t d = 0; d < D; d++) {
+      float acc = 0.0f;
+      for (int t = 0; t < nThreads; t++) acc += dQ[t][off + d];
+      o[d] = acc * sh.scale;
     }
   }
   // dK, dV of each key/value head: the sum over the query heads that read it
@@ -227,8 +251,8 @@ static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
     std::fill(dkr, dkr + D, 0.0f);
     std::fill(dvr, dvr + D, 0.0f);
     for (int64_t h = g * sh.group(); h < (g + 1) * sh.group(); h++) {
-      const float* sk = dkHead.data() + ((b * H + h) * Tk + j) * D;
-      const float* sv = dvHead.data() + ((b * H + h) * Tk + j) * D;
+      const float* sk = dkHead + ((b * H + h) * Tk + j) * D;
+      const float* sv = dvHead + ((b * H + h) * Tk + j) * D;
       for (int64_t d = 0; d < D; d++) {
         dkr[d] += sk[d];
         dvr[d] += sv[d];

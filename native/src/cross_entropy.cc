@@ -65,6 +65,7 @@ static Napi::Value LmHeadCrossEntropy(const Napi::CallbackInfo& info) {
       gemm(xin, W, logits.data(), n, V, C, false, true, false, nullptr, dtype);
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; i++) {
+        FlushDenormals ftz;
         float* z = &logits[i * V];
         float mx = -INFINITY;
         for (int64_t j = 0; j < V; j++) mx = std::max(mx, z[j]);

@@ -7,6 +7,7 @@
 // garbage collector, and reporting gigabytes of it made V8 run a full collection on almost every allocation.
 #include <cstdlib>
 #include <unordered_map>
+#include <vector>
 #include "common.h"
 
 namespace lmf {
@@ -33,6 +34,13 @@ void finalize(Napi::Env env, void* /*data*/, Block* b) {
   delete b;
 }
 }  // namespace
+
+float* scratch(int slot, size_t floats) {
+  static std::unordered_map<int, std::vector<float>> buffers;
+  std::vector<float>& b = buffers[slot];
+  if (b.size() < floats) b.resize(floats);
+  return b.data();
+}
 
 // alloc(bytes, zero) -> ArrayBuffer, 64-byte aligned
 static Napi::Value Alloc(const Napi::CallbackInfo& info) {

@@ -1,5 +1,6 @@
-// Register-blocked small matrix multiply for the attention tiles: C[M,N] (+)= A[M,K] · B[K,N], all
-// row-major with leading dimensions. Rows go in groups of 6 and columns in groups of 64 (four 16-float
+// Register-blocked small matrix multiply for the attention tiles: C[M,N] (+)= op(A)[M,K] · B[K,N], all
+// row-major with leading dimensions; op(A) is A, or A^T read from a [K, M] array (TA), which costs nothing
+// here because A's values are broadcast one at a time anyway. Rows go in groups of 6 and columns in groups of 64 (four 16-float
 // vectors), so 24 accumulators stay in registers while K runs; B rows are loaded once per group and
 // A values are broadcast. Columns that do not fill a 16-float vector use a plain loop.
 #pragma once
@@ -10,7 +11,7 @@ namespace lmf {
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
-template <int MR, int NV>
+template <int MR, int NV, bool TA>
 inline void tileKernel(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int64_t K,
                        bool accumulate) {
   v16 acc[MR][NV];
@@ -20,7 +21,7 @@ inline void tileKernel(const float* A, int64_t lda, const float* B, int64_t ldb,
     v16 b[NV];
     for (int v = 0; v < NV; v++) b[v] = *reinterpret_cast<const v16*>(B + k * ldb + v * 16);
     for (int r = 0; r < MR; r++) {
-      float a = A[r * lda + k];
+      float a = TA ? A[k * lda + r] : A[r * lda + k];
       for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
     }
   }
@@ -28,24 +29,35 @@ inline void tileKernel(const float* A, int64_t lda, const float* B, int64_t ldb,
     for (int v = 0; v < NV; v++) *reinterpret_cast<v16*>(C + r * ldc + v * 16) = acc[r][v];
 }
 
-template <int NV>
+template <int NV, bool TA>
 inline void tileRows(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int64_t M,
                      int64_t K, bool accumulate) {
+  // row i of op(A) starts at A + i*lda, or at column i (A + i) when transposed
+  auto rowA = [&](int64_t i) { return TA ? A + i : A + i * lda; };
   int64_t i = 0;
-  for (; i + 6 <= M; i += 6) tileKernel<6, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K, accumulate);
-  for (; i < M; i++) tileKernel<1, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K, accumulate);
+  for (; i + 6 <= M; i += 6) tileKernel<6, NV, TA>(rowA(i), lda, B, ldb, C + i * ldc, ldc, K, accumulate);
+  if (M - i >= 4) {
+    tileKernel<4, NV, TA>(rowA(i), lda, B, ldb, C + i * ldc, ldc, K, accumulate);
+    i += 4;
+  }
+  if (M - i >= 2) {
+    tileKernel<2, NV, TA>(rowA(i), lda, B, ldb, C + i * ldc, ldc, K, accumulate);
+    i += 2;
+  }
+  if (M - i == 1) tileKernel<1, NV, TA>(rowA(i), lda, B, ldb, C + i * ldc, ldc, K, accumulate);
 }
 
+template <bool TA = false>
 inline void tileGemm(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int64_t M,
                      int64_t N, int64_t K, bool accumulate) {
   int64_t j = 0;
-  for (; j + 64 <= N; j += 64) tileRows<4>(A, lda, B + j, ldb, C + j, ldc, M, K, accumulate);
-  for (; j + 16 <= N; j += 16) tileRows<1>(A, lda, B + j, ldb, C + j, ldc, M, K, accumulate);
+  for (; j + 64 <= N; j += 64) tileRows<4, TA>(A, lda, B + j, ldb, C + j, ldc, M, K, accumulate);
+  for (; j + 16 <= N; j += 16) tileRows<1, TA>(A, lda, B + j, ldb, C + j, ldc, M, K, accumulate);
   if (j < N) {
     for (int64_t i = 0; i < M; i++)
       for (int64_t jj = j; jj < N; jj++) {
         float s = accumulate ? C[i * ldc + jj] : 0.0f;
-        for (int64_t k = 0; k < K; k++) s += A[i * lda + k] * B[k * ldb + jj];
+        for (int64_t k = 0; k < K; k++) s += (TA ? A[k * lda + i] : A[i * lda + k]) * B[k * ldb + jj];
         C[i * ldc + jj] = s;
       }
   }

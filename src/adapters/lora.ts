@@ -5,7 +5,7 @@
  */
 import type { Linear, LinearDelta } from '../nn/linear.js';
 import type { CausalLM } from '../models/registry.js';
-import { add, dropout, linear } from '../tensor/ops/index.js';
+import { dropout, loraLinear } from '../tensor/ops/index.js';
 import type { Rng } from '../tensor/random.js';
 import { persistent, Tensor } from '../tensor/tensor.js';
 import { LmfError } from '../errors.js';
@@ -43,9 +43,9 @@ export class LoraLayer implements LinearDelta {
     return this.A.shape[0];
   }
 
-  apply(x: Tensor<'f32'>, base: Tensor<'f32'>): Tensor<'f32'> {
-    const xin = this.dropoutP > 0 && this.A.requiresGrad ? dropout(x, this.dropoutP, this.dropoutSeed()) : x;
-    return add(base, linear(linear(xin, this.A), this.B), this.scale);
+  forward(x: Tensor<'f32'>, layer: Linear): Tensor<'f32'> {
+    const xd = this.dropoutP > 0 && this.A.requiresGrad ? dropout(x, this.dropoutP, this.dropoutSeed()) : x;
+    return loraLinear(x, xd, layer.weight, layer.bias, this.A, this.B, this.scale);
   }
 
   /** W + scale * B A, as f32 [out, in] (for merging into the base weight on export). */

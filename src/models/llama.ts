@@ -3,6 +3,7 @@
  * config: biases, sliding window, rope settings). Shapes: B batch, T sequence, C hidden, V vocabulary,
  * H heads, KV key/value heads, D head dim; activations are [B*T, features].
  */
+import { trim } from '../tensor/pool.js';
 import { persistent, Tensor } from '../tensor/tensor.js';
 import { add, attention, embedding, linear, lmHeadLogProbs, lmHeadLoss, rmsnorm, rope, swiglu } from '../tensor/ops/index.js';
 import { Linear } from '../nn/linear.js';
@@ -194,7 +195,9 @@ export function buildLlama(config: ModelConfig, source: ParameterSource, opts: B
     }
     const norm = vector('model.norm.weight', C);
     const lmHead = c.tieWordEmbeddings ? null : matrix('lm_head.weight', [c.vocabSize, C]);
-    return new LlamaModel(c, embed, layers, norm, lmHead);
+    const model = new LlamaModel(c, embed, layers, norm, lmHead);
+    trim(); // conversion buffers of the load go back to the system, not to the pool
+    return model;
   });
 }
 

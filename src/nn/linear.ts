@@ -6,8 +6,8 @@ import { linear } from '../tensor/ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface LinearDelta {
-  /** Returns the layer's output given its input x and the base output y = x W^T + b. */
-  apply(x: Tensor<'f32'>, base: Tensor<'f32'>): Tensor<'f32'>;
+  /** The layer's output for input x with the adapter applied (the adapter computes the base part too, so it can fuse). */
+  forward(x: Tensor<'f32'>, layer: Linear): Tensor<'f32'>;
   /** Whether the delta takes part in forward passes now (adapters can be switched off, e.g. for a DPO reference). */
   enabled: boolean;
 }
@@ -31,7 +31,6 @@ export class Linear {
   }
 
   forward(x: Tensor<'f32'>): Tensor<'f32'> {
-    const y = linear(x, this.weight, this.bias);
-    return this.delta?.enabled ? this.delta.apply(x, y) : y;
+    return this.delta?.enabled ? this.delta.forward(x, this) : linear(x, this.weight, this.bias);
   }
 }

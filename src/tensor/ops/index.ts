@@ -5,13 +5,14 @@ import { dropoutSpec } from './dropout.js';
 import { embeddingSpec } from './embedding.js';
 import { linearSpec } from './linear.js';
 import { lmHeadLogProbsSpec, lmHeadLossSpec } from './lm-head-loss.js';
+import { loraLinearSpec } from './lora-linear.js';
 import { rmsnormSpec } from './rmsnorm.js';
 import { ropeSpec } from './rope.js';
 import type { OpSpec } from './spec.js';
 import { swigluSpec } from './swiglu.js';
 
 export type OpName = 'linear' | 'add' | 'rmsnorm' | 'rope' | 'attention' | 'swiglu' | 'embedding' | 'lmHeadLoss'
-  | 'lmHeadLogProbs' | 'dropout';
+  | 'lmHeadLogProbs' | 'dropout' | 'loraLinear';
 
 export const opSpecs = {
   linear: linearSpec,
@@ -24,6 +25,7 @@ export const opSpecs = {
   lmHeadLoss: lmHeadLossSpec,
   lmHeadLogProbs: lmHeadLogProbsSpec,
   dropout: dropoutSpec,
+  loraLinear: loraLinearSpec,
 } satisfies Record<OpName, OpSpec>;
 
 export { add } from './add.js';
@@ -32,6 +34,7 @@ export { dropout } from './dropout.js';
 export { embedding } from './embedding.js';
 export { linear } from './linear.js';
 export { lmHeadLogProbs, lmHeadLoss } from './lm-head-loss.js';
+export { loraLinear } from './lora-linear.js';
 export { rmsnorm } from './rmsnorm.js';
 export { rope, type RopeTables } from './rope.js';
 export { swiglu } from './swiglu.js';

@@ -2,60 +2,108 @@
  * linear: y[rows, N] = x[rows, K] · W[N, K]^T (+ bias[N]), Hugging Face's nn.Linear layout.
  * bf16 mode: when W is stored in bf16, or carries a bf16 shadow, x and the gradients are rounded to
  * bf16 for the matmuls and everything accumulates in f32 (oneDNN's avx512_core_bf16 kernels).
+ * The projection's pieces are exported for ops that extend it (loraLinear).
  */
 import { native, NativeDType } from '../../native.js';
 import { isLeaf, leafGrad, needsGrad, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import type { OpSpec } from './spec.js';
 
-function lowPrecisionWeight(w: Tensor): Tensor<'bf16'> | null {
-  if (w.dtype === 'bf16') return w as Tensor<'bf16'>;
-  return w.shadow;
+/** The weight a matmul reads: bf16 storage or shadow (bf16 mode), else the f32 weight. */
+function matmulWeight(w: Tensor): { data: Float32Array | Uint16Array; dtype: number } {
+  if (w.dtype === 'bf16') return { data: w.data as Uint16Array, dtype: NativeDType.bf16 };
+  if (w.shadow) return { data: w.shadow.data, dtype: NativeDType.bf16 };
+  return { data: w.data as Float32Array, dtype: NativeDType.f32 };
+}
+
+/**
+ * bf16 copy of an activation, made once and shared by every projection that reads it (q, k and v read
+ * the same normed input). Activations are never written after they are made, so the copy stays valid.
+ */
+const bf16Copies = new WeakMap<Tensor, Tensor<'bf16'>>();
+function bf16Of(x: Tensor<'f32'>): Tensor<'bf16'> {
+  let c = bf16Copies.get(x);
+  if (!c || c.isDisposed) {
+    c = x.toBf16();
+    bf16Copies.set(x, c);
+  }
+  return c;
+}
+
+export interface Projection {
+  out: Tensor<'f32'>;
+  /** the input as the matmul read it (bf16 copy in bf16 mode), for the weight gradient */
+  xIn: Float32Array | Uint16Array;
+  dtype: number;
+  rows: number;
+}
+
+export function checkLinear(op: string, x: Tensor, w: Tensor, bias: Tensor | null): void {
+  const [N, K] = w.shape;
+  if (w.shape.length !== 2 || x.shape[x.shape.length - 1] !== K) {
+    throw new Error(`${op}: input [${x.shape}] does not match weight [${w.shape}]`);
+  }
+  if (bias && bias.size !== N) throw new Error(`${op}: bias [${bias.shape}] does not match weight [${w.shape}]`);
+}
+
+export function project(x: Tensor<'f32'>, w: Tensor, bias: Tensor<'f32'> | null): Projection {
+  const [N, K] = w.shape;
+  const rows = x.size / K;
+  const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
+  const wm = matmulWeight(w);
+  const xIn = wm.dtype === NativeDType.bf16 ? bf16Of(x).data : x.data;
+  native.matmul(xIn, wm.data, out.data, rows, N, K, false, true, false, bias?.data ?? null, wm.dtype);
+  return { out, xIn, dtype: wm.dtype, rows };
+}
+
+/** The upstream gradient as the matmuls read it (bf16 copy in bf16 mode); dispose what it returns. */
+export function gradInput(g: Grad, p: Projection): { data: Float32Array | Uint16Array; copy: Tensor | null } {
+  if (p.dtype !== NativeDType.bf16) return { data: g.data, copy: null };
+  const copy = g.toBf16();
+  return { data: copy.data, copy };
+}
+
+/** dx (+)= g W */
+export function inputGrad(gIn: Float32Array | Uint16Array, p: Projection, w: Tensor, dx: Grad, accumulate: boolean): void {
+  const [N, K] = w.shape;
+  native.matmul(gIn, matmulWeight(w).data, dx.data, p.rows, K, N, false, false, accumulate, null, p.dtype);
+}
+
+/** dW += g^T x, written into the leaf's gradient directly; returns a fresh tensor for a non-leaf. */
+export function weightGrad(gIn: Float32Array | Uint16Array, p: Projection, w: Tensor): Grad | null {
+  const [N, K] = w.shape;
+  const leaf = isLeaf(w);
+  const target = leaf ? leafGrad(w) : Tensor.zeros(w.shape, 'f32');
+  native.matmul(gIn, p.xIn, target.data, N, K, p.rows, true, false, true, null, p.dtype);
+  return leaf ? null : target;
+}
+
+/** db += column sums of g (a matmul with a row of ones). */
+export function biasGrad(g: Grad, p: Projection, bias: Tensor<'f32'>): Grad | null {
+  const N = bias.size;
+  const ones = Tensor.from(new Float32Array(p.rows).fill(1), [p.rows], 'f32');
+  const leaf = isLeaf(bias);
+  const target = leaf ? leafGrad(bias) : Tensor.zeros(bias.shape, 'f32');
+  native.matmul(ones.data, g.data, target.data, 1, N, p.rows, false, false, true, null, NativeDType.f32);
+  ones.dispose();
+  return leaf ? null : target;
 }
 
 export function linear(x: Tensor<'f32'>, w: Tensor, bias: Tensor<'f32'> | null = null): Tensor<'f32'> {
-  const [N, K] = w.shape;
-  if (w.shape.length !== 2 || x.shape[x.shape.length - 1] !== K) {
-    throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
-  }
-  if (bias && bias.size !== N) throw new Error(`linear: bias [${bias.shape}] does not match weight [${w.shape}]`);
-  const rows = x.size / K;
-  const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
-  const wl = lowPrecisionWeight(w);
-  const xl = wl ? x.toBf16() : null;
-  if (wl && xl) native.matmul(xl.data, wl.data, out.data, rows, N, K, false, true, false, bias?.data ?? null, NativeDType.bf16);
-  else native.matmul(x.data, w.data as Float32Array, out.data, rows, N, K, false, true, false, bias?.data ?? null, NativeDType.f32);
-  if (!needsGrad([x, w, bias])) {
-    xl?.dispose();
-    return out;
-  }
+  checkLinear('linear', x, w, bias);
+  const p = project(x, w, bias);
+  if (!needsGrad([x, w, bias])) return p.out;
   const inputs = bias ? [x, w, bias] : [x, w];
-  return record(out, 'linear', inputs, (g, needs) => {
-    const gl = wl ? g.toBf16() : null;
-    const gIn = gl ? gl.data : g.data;
-    const dtype = gl ? NativeDType.bf16 : NativeDType.f32;
+  return record(p.out, 'linear', inputs, (g, needs) => {
+    const gIn = gradInput(g, p);
     let dx: Grad | null = null;
     if (needs[0]) {
       dx = Tensor.empty(x.shape, 'f32');
-      native.matmul(gIn, (wl ?? w).data as Float32Array | Uint16Array, dx.data, rows, K, N, false, false, false, null, dtype);
+      inputGrad(gIn.data, p, w, dx, false);
     }
-    let dw: Grad | null = null;
-    if (needs[1]) {
-      const leaf = isLeaf(w);
-      const target = leaf ? leafGrad(w) : Tensor.zeros(w.shape, 'f32');
-      native.matmul(gIn, xl ? xl.data : x.data, target.data, N, K, rows, true, false, true, null, dtype);
-      if (!leaf) dw = target;
-    }
-    let db: Grad | null = null;
-    if (bias && needs[2]) {
-      const ones = Tensor.from(new Float32Array(rows).fill(1), [rows], 'f32');
-      const leaf = isLeaf(bias);
-      const target = leaf ? leafGrad(bias) : Tensor.zeros(bias.shape, 'f32');
-      native.matmul(ones.data, g.data, target.data, 1, N, rows, false, false, true, null, NativeDType.f32);
-      ones.dispose();
-      if (!leaf) db = target;
-    }
-    gl?.dispose();
+    const dw = needs[1] ? weightGrad(gIn.data, p, w) : null;
+    const db = bias && needs[2] ? biasGrad(g, p, bias) : null;
+    gIn.copy?.dispose();
     return [dx, dw, db];
   });
 }

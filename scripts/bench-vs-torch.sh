@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Training throughput of LMFactory beside the PyTorch reference (../shared/reference/torch), in one run,
+# on the SmolLM2-135M shape, sequence 512, batch 1. PyTorch runs with OpenBLAS's OpenMP build (its best
+# profile here; Debian's default threading makes its f32 2-3.8x slower). Needs Debian's python3-torch.
+# usage: bash scripts/bench-vs-torch.sh [OUT.jsonl]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+out=${1:-bench-results/vs-torch.jsonl}
+mkdir -p "$(dirname "$out")"
+ref=${LMF_TORCH_REF:-../shared/reference/torch}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+dpkg -s python3-torch >/dev/null 2>&1 || { apt-get update -q >/dev/null; apt-get install -y -q python3-torch >/dev/null; }
+ma=$(gcc -dumpmachine)
+( cd "$work" && apt-get download -q libopenblas0-openmp >/dev/null 2>&1 && dpkg -x libopenblas0-openmp_*.deb fs ) || true
+omp="$work/fs/usr/lib/$ma/openblas-openmp"
+[ -e "$omp/libblas.so.3" ] || { echo "OpenBLAS OpenMP build not available; PyTorch runs with Debian's default" >&2; omp=""; }
+torch() {  # torch ARGS...
+  LD_LIBRARY_PATH="$omp" PYTHONPATH="$ref:bench/torch" /usr/bin/python3 "$ref/bench_train.py" --steps 5 --warmup 2 "$@" --out "$work/t.jsonl" >/dev/null
+  tail -n 1 "$work/t.jsonl"
+}
+ours() {  # ours ARGS...
+  node bin/lmf.js bench --model smollm2-135m --seq 512 --batch 1 --steps 5 --warmup 2 "$@"
+}
+row() {  # row NAME TORCH_JSON OURS_JSON
+  node -e '
+    const [name, t, o] = process.argv.slice(1); const a = JSON.parse(t), b = JSON.parse(o);
+    const line = { row: name, torch_tokens_per_s: a.tokens_per_s, ours_tokens_per_s: b.tokens_per_s,
+      speedup: +(b.tokens_per_s / a.tokens_per_s).toFixed(2), torch_peak_rss_mb: a.peak_rss_mb, ours_peak_rss_mb: b.peak_rss_mb };
+    console.log(JSON.stringify(line));' "$1" "$2" "$3" | tee -a "$out"
+}
+row "lora bf16 (base in bf16)" "$(torch --mode lora --bf16 --base-dtype bf16)" "$(ours --mode lora --dtype bf16)"
+row "lora f32" "$(torch --mode lora)" "$(ours --mode lora --dtype f32)"
+row "full f32" "$(torch --mode full)" "$(ours --mode full --dtype f32)"
+row "full bf16" "$(torch --mode full --bf16)" "$(ours --mode full --dtype bf16)"
+row "infer f32" "$(torch --mode infer)" "$(ours --mode infer --dtype f32)"
