@@ -31,7 +31,8 @@ export interface NativeAddon {
   embeddingBackward(ids: I32, dout: F32, dtable: F32, n: number, c: number, paddingIdx: number): void;
   rmsnormForward(x: F32, w: F32, out: F32, rstd: F32 | null, rows: number, c: number, eps: number): void;
   rmsnormBackward(dout: F32, x: F32, w: F32, rstd: F32, dx: F32, dw: F32 | null, rows: number, c: number): void;
-  rope(x: F32, positions: I32, invFreq: F32, tokens: number, heads: number, headDim: number, inverse: boolean): void;
+  ropeTable(positions: I32, invFreq: F32, cos: F32, sin: F32, tokens: number, half: number): void;
+  rope(x: F32, cos: F32, sin: F32, tokens: number, heads: number, headDim: number, inverse: boolean): void;
   attentionForward(q: F32, k: F32, v: F32, out: F32, lse: F32 | null, b: number, tq: number, tk: number, h: number,
     kv: number, d: number, qOffset: number, segQ: I32 | null, segK: I32 | null, scale: number): void;
   attentionBackward(q: F32, k: F32, v: F32, out: F32, dout: F32, lse: F32, dq: F32, dk: F32, dv: F32, b: number,

@@ -2,6 +2,7 @@
 #include <omp.h>
 #include <vector>
 #include "common.h"
+#include "vecmath.h"
 
 namespace lmf {
 
@@ -52,7 +53,8 @@ static Napi::Value Fill(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-static inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
+#pragma omp declare simd notinbranch
+static inline float sigmoid(float g) { return 1.0f / (1.0f + exp_approx(-g)); }
 
 // swigluForward(gate, up, out, n): out = silu(gate) * up
 static Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
@@ -61,7 +63,7 @@ static Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
   float* out = ptr<float>(info[2]);
   int64_t n = i64(info[3]);
 #pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) out[i] = silu(g[i]) * u[i];
+  for (int64_t i = 0; i < n; i++) out[i] = g[i] * sigmoid(g[i]) * u[i];
   return info.Env().Undefined();
 }
 
@@ -75,7 +77,7 @@ static Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   int64_t n = i64(info[5]);
 #pragma omp parallel for simd if (n > kParallelMin) schedule(static)
   for (int64_t i = 0; i < n; i++) {
-    float s = 1.0f / (1.0f + std::exp(-g[i]));
+    float s = sigmoid(g[i]);
     float d = dout[i];
     du[i] = d * g[i] * s;
     dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));

@@ -67,35 +67,45 @@ static Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// rope(x, positions:Int32Array, invFreq, tokens, heads, headDim, inverse): rotates x [tokens, heads, headDim]
-// in place. The angle is computed in f32 (position * inv_freq, as Hugging Face) and its cosine and sine are
-// rounded from double precision. inverse rotates by -angle, which is the backward pass.
+// ropeTable(positions:Int32Array, invFreq, cos, sin, tokens, half): cos/sin [tokens, half] of
+// position * inv_freq. The angle is computed in f32 (as Hugging Face) and its cosine and sine are rounded
+// from double precision. Made once per batch and shared by every layer.
+static Napi::Value RopeTable(const Napi::CallbackInfo& info) {
+  const int32_t* pos = ptr<int32_t>(info[0]);
+  const float* invFreq = ptr<float>(info[1]);
+  float* cs = ptr<float>(info[2]);
+  float* sn = ptr<float>(info[3]);
+  int64_t N = i64(info[4]), half = i64(info[5]);
+#pragma omp parallel for if (N * half > 16384) schedule(static)
+  for (int64_t t = 0; t < N; t++)
+    for (int64_t j = 0; j < half; j++) {
+      double angle = static_cast<double>(static_cast<float>(pos[t]) * invFreq[j]);
+      cs[t * half + j] = static_cast<float>(std::cos(angle));
+      sn[t * half + j] = static_cast<float>(std::sin(angle));
+    }
+  return info.Env().Undefined();
+}
+
+// rope(x, cos, sin, tokens, heads, headDim, inverse): rotates x [tokens, heads, headDim] in place
+// (rotate-half convention); inverse rotates by -angle, which is the backward pass.
 static Napi::Value Rope(const Napi::CallbackInfo& info) {
   float* x = ptr<float>(info[0]);
-  const int32_t* pos = ptr<int32_t>(info[1]);
-  const float* invFreq = ptr<float>(info[2]);
+  const float* cs = ptr<float>(info[1]);
+  const float* sn = ptr<float>(info[2]);
   int64_t N = i64(info[3]), H = i64(info[4]), D = i64(info[5]);
-  bool inverse = boolean(info[6]);
+  const float sign = boolean(info[6]) ? -1.0f : 1.0f;
   int64_t half = D / 2;
-#pragma omp parallel if (N * H * D > 16384)
-  {
-    std::vector<float> cs(half), sn(half);
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < N; t++) {
-      for (int64_t j = 0; j < half; j++) {
-        float angle = static_cast<float>(pos[t]) * invFreq[j];
-        cs[j] = static_cast<float>(std::cos(static_cast<double>(angle)));
-        float s = static_cast<float>(std::sin(static_cast<double>(angle)));
-        sn[j] = inverse ? -s : s;
-      }
-      for (int64_t h = 0; h < H; h++) {
-        float* v = x + (t * H + h) * D;
+#pragma omp parallel for if (N * H * D > 16384) schedule(static)
+  for (int64_t t = 0; t < N; t++) {
+    const float* c = cs + t * half;
+    const float* s = sn + t * half;
+    for (int64_t h = 0; h < H; h++) {
+      float* v = x + (t * H + h) * D;
 #pragma omp simd
-        for (int64_t j = 0; j < half; j++) {
-          float a = v[j], b = v[j + half];
-          v[j] = a * cs[j] - b * sn[j];
-          v[j + half] = b * cs[j] + a * sn[j];
-        }
+      for (int64_t j = 0; j < half; j++) {
+        float a = v[j], b = v[j + half], sj = sign * s[j];
+        v[j] = a * c[j] - b * sj;
+        v[j + half] = b * c[j] + a * sj;
       }
     }
   }
@@ -105,6 +115,7 @@ static Napi::Value Rope(const Napi::CallbackInfo& info) {
 void registerNormRope(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsnormForward", Napi::Function::New(env, RmsnormForward));
   exports.Set("rmsnormBackward", Napi::Function::New(env, RmsnormBackward));
+  exports.Set("ropeTable", Napi::Function::New(env, RopeTable));
   exports.Set("rope", Napi::Function::New(env, Rope));
 }
 

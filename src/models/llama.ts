@@ -5,7 +5,7 @@
  */
 import { trim } from '../tensor/pool.js';
 import { persistent, Tensor } from '../tensor/tensor.js';
-import { add, attention, embedding, linear, lmHeadLogProbs, lmHeadLoss, rmsnorm, rope, swiglu } from '../tensor/ops/index.js';
+import { add, attention, embedding, linear, lmHeadLogProbs, lmHeadLoss, rmsnorm, rope, ropeTables, swiglu } from '../tensor/ops/index.js';
 import { Linear } from '../nn/linear.js';
 import { ropeInvFreq, type ModelConfig } from './config.js';
 import type { WeightFolder } from './weights.js';
@@ -107,13 +107,13 @@ export class LlamaModel {
   hidden(input: ModelInput): Tensor<'f32'> {
     const c = this.config;
     const b = this.prepare(input);
-    const tables = { positions: b.positions, invFreq: this.invFreq };
+    const tables = ropeTables(b.positions, this.invFreq);
     const shape = { batch: b.B, seq: b.T, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, segments: b.segments };
     let h = embedding(this.embedTokens, b.ids, c.padTokenId ?? -1); // [B*T, C]
     for (const layer of this.layers) {
       const x = rmsnorm(h, layer.inputNorm, c.rmsNormEps);
-      const q = rope(layer.q.forward(x), tables, c.numHeads, c.headDim); // [B*T, H*D]
-      const k = rope(layer.k.forward(x), tables, c.numKvHeads, c.headDim); // [B*T, KV*D]
+      const q = rope(layer.q.forward(x), tables, c.numHeads); // [B*T, H*D]
+      const k = rope(layer.k.forward(x), tables, c.numKvHeads); // [B*T, KV*D]
       const v = layer.v.forward(x);
       h = add(h, layer.o.forward(attention(q, k, v, shape)));
       const m = rmsnorm(h, layer.postNorm, c.rmsNormEps);

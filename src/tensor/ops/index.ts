@@ -36,5 +36,5 @@ export { linear } from './linear.js';
 export { lmHeadLogProbs, lmHeadLoss } from './lm-head-loss.js';
 export { loraLinear } from './lora-linear.js';
 export { rmsnorm } from './rmsnorm.js';
-export { rope, type RopeTables } from './rope.js';
+export { rope, ropeTables, type RopeTables } from './rope.js';
 export { swiglu } from './swiglu.js';

@@ -1,6 +1,7 @@
 /**
  * rope: rotary position embedding, Hugging Face's rotate-half convention, on x [tokens, heads * headDim]
- * with one position per token (positions restart per packed sequence). The backward is the inverse rotation.
+ * with one position per token (positions restart per packed sequence). The cos/sin table is made once per
+ * batch (ropeTables) and shared by every layer. The backward is the inverse rotation.
  */
 import { native } from '../../native.js';
 import { record } from '../autograd.js';
@@ -8,22 +9,32 @@ import { Tensor } from '../tensor.js';
 import { exampleInts, type OpSpec } from './spec.js';
 
 export interface RopeTables {
-  positions: Tensor<'i32'>;
-  invFreq: Tensor<'f32'>;
+  tokens: number;
+  headDim: number;
+  cos: Tensor<'f32'>;
+  sin: Tensor<'f32'>;
 }
 
-export function rope(x: Tensor<'f32'>, tables: RopeTables, heads: number, headDim: number): Tensor<'f32'> {
-  const tokens = tables.positions.size;
-  if (x.size !== tokens * heads * headDim || tables.invFreq.size !== headDim / 2) {
-    throw new Error(`rope: input [${x.shape}] does not match ${tokens} tokens × ${heads} heads × ${headDim}`);
+/** cos and sin of position * inv_freq for each token, [tokens, headDim / 2]. */
+export function ropeTables(positions: Tensor<'i32'>, invFreq: Tensor<'f32'>): RopeTables {
+  const tokens = positions.size, half = invFreq.size;
+  const cos = Tensor.empty([tokens, half], 'f32');
+  const sin = Tensor.empty([tokens, half], 'f32');
+  native.ropeTable(positions.data, invFreq.data, cos.data, sin.data, tokens, half);
+  return { tokens, headDim: 2 * half, cos, sin };
+}
+
+export function rope(x: Tensor<'f32'>, t: RopeTables, heads: number): Tensor<'f32'> {
+  if (x.size !== t.tokens * heads * t.headDim) {
+    throw new Error(`rope: input [${x.shape}] does not match ${t.tokens} tokens × ${heads} heads × ${t.headDim}`);
   }
   const out = Tensor.empty(x.shape, 'f32');
   out.data.set(x.data);
-  native.rope(out.data, tables.positions.data, tables.invFreq.data, tokens, heads, headDim, false);
+  native.rope(out.data, t.cos.data, t.sin.data, t.tokens, heads, t.headDim, false);
   return record(out, 'rope', [x], (g) => {
     const dx = Tensor.empty(x.shape, 'f32');
     dx.data.set(g.data);
-    native.rope(dx.data, tables.positions.data, tables.invFreq.data, tokens, heads, headDim, true);
+    native.rope(dx.data, t.cos.data, t.sin.data, t.tokens, heads, t.headDim, true);
     return [dx];
   });
 }
@@ -33,10 +44,7 @@ const exampleInvFreq = [1, 0.1];
 
 export const ropeSpec: OpSpec = {
   inputs: [[4, 2 * 4]],
-  apply: ([x]) => rope(x, {
-    positions: Tensor.from(examplePositions, [4], 'i32'),
-    invFreq: Tensor.from(exampleInvFreq, [2], 'f32'),
-  }, 2, 4),
+  apply: ([x]) => rope(x, ropeTables(Tensor.from(examplePositions, [4], 'i32'), Tensor.from(exampleInvFreq, [2], 'f32')), 2),
   reference([x]) {
     const y = new Float64Array(x.length), D = 4, half = 2;
     for (let t = 0; t < 4; t++) {
