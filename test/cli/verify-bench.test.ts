@@ -1,0 +1,43 @@
+// `lmf verify` and `lmf bench` as a user runs them: a child process, JSON on stdout, the exit code.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { tinyDir } from '../helpers.js';
+
+function lmf(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
+}
+
+test('lmf verify passes on the single and the sharded folder, and with the PEFT adapter', () => {
+  for (const args of [
+    ['--model', path.join(tinyDir, 'model'), '--golden', path.join(tinyDir, 'golden.safetensors')],
+    ['--model', path.join(tinyDir, 'model-sharded'), '--golden', path.join(tinyDir, 'golden.safetensors')],
+    ['--model', path.join(tinyDir, 'model'), '--adapter', path.join(tinyDir, 'lora-adapter'), '--golden', path.join(tinyDir, 'golden_lora.safetensors')],
+  ]) {
+    const r = lmf('verify', ...args);
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.ok, true);
+    const names = report.tensors.map((t: { name: string }) => t.name);
+    assert.ok(names.includes('logits') && names.includes('loss'));
+    assert.equal(names.filter((n: string) => n.startsWith('grad.')).length, args.includes('--adapter') ? 8 : 21);
+  }
+});
+
+test('lmf verify exits 1 and names the tensor when a tolerance is not met', () => {
+  const r = lmf('verify', '--model', path.join(tinyDir, 'model'), '--golden', path.join(tinyDir, 'golden.safetensors'), '--atol', '1e-12');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /out of tolerance: logits/);
+});
+
+test('lmf bench on a model folder prints one JSON line with throughput and memory', () => {
+  const r = lmf('bench', '--model', path.join(tinyDir, 'model'), '--mode', 'full', '--dtype', 'f32', '--seq', '32', '--steps', '2', '--warmup', '1');
+  assert.equal(r.status, 0, r.stderr);
+  const line = JSON.parse(r.stdout.trim());
+  for (const key of ['tokens_per_s', 'step_s', 'gflops', 'peak_rss_mb']) assert.ok(line[key] > 0, key);
+  assert.ok(line.last_loss < line.first_loss, 'three AdamW steps on one batch lower its loss');
+  const bad = lmf('bench', '--mode', 'sideways');
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /Allowed choices are lora, full, infer/);
+});
