@@ -1,0 +1,79 @@
+/**
+ * The tokenizer's own chat_template (Jinja), rendered with Hugging Face's JS engine, used when no named
+ * template is configured. Turns are found by rendering the conversation up to each message: the text a
+ * turn adds is its source (up to the generation prompt) and its target (the answer).
+ */
+import { Template } from '@huggingface/jinja';
+import { LmfError } from '../../errors.js';
+import type { Message } from '../messages.js';
+import type { TextTokenizer } from '../tokenizer.js';
+import type { EncodeOptions } from './template.js';
+
+export class JinjaChatTemplate {
+  readonly name = 'tokenizer chat_template';
+  private template: Template;
+  private tok: TextTokenizer;
+
+  constructor(tok: TextTokenizer) {
+    if (!tok.chatTemplate) {
+      throw new LmfError('no_chat_template', 'no template is named and the tokenizer has no chat_template', {
+        key: 'template', hint: 'set template (for example default, alpaca, chatml, llama3, qwen)',
+      });
+    }
+    this.tok = tok;
+    try {
+      this.template = new Template(tok.chatTemplate);
+    } catch (err) {
+      throw new LmfError('bad_chat_template', `the tokenizer's chat_template does not parse (${(err as Error).message})`, { key: 'template' });
+    }
+  }
+
+  render(messages: Message[], o: EncodeOptions & { addGenerationPrompt: boolean }): string {
+    const all = o.system ? [{ role: 'system', content: o.system }, ...messages] : messages;
+    try {
+      return this.template.render({
+        messages: all.map((m) => ({ role: m.role === 'observation' ? 'tool' : m.role, content: m.content })),
+        add_generation_prompt: o.addGenerationPrompt,
+        bos_token: this.tok.bosToken ?? '',
+        eos_token: this.tok.eosToken ?? '',
+        tools: o.tools ? JSON.parse(o.tools) : undefined,
+        ...(o.enableThinking === false ? { enable_thinking: false } : {}),
+      });
+    } catch (err) {
+      throw new LmfError('bad_chat_template', `the tokenizer's chat_template failed to render (${(err as Error).message})`, { key: 'template' });
+    }
+  }
+
+  private tail(full: string, prefix: string): string {
+    if (!full.startsWith(prefix)) {
+      throw new LmfError('bad_chat_template', 'the chat_template does not render a conversation as a growing prefix, so turns cannot be masked',
+        { key: 'template', hint: 'name a template that matches the model (for example qwen3, llama3)' });
+    }
+    return full.slice(prefix.length);
+  }
+
+  encodeMultiturn(_tok: TextTokenizer, messages: Message[], o: EncodeOptions = {}): [number[], number[]][] {
+    const pairs: [number[], number[]][] = [];
+    let before = '';
+    for (let i = 0; i + 1 < messages.length; i += 2) {
+      const prompt = this.render(messages.slice(0, i + 1), { ...o, addGenerationPrompt: true });
+      const full = this.render(messages.slice(0, i + 2), { ...o, addGenerationPrompt: false });
+      const source = this.tail(prompt, i === 0 ? '' : before);
+      pairs.push([this.tok.encode(source), this.tok.encode(this.tail(full, prompt))]);
+      before = full;
+    }
+    return pairs;
+  }
+
+  encodePrompt(_tok: TextTokenizer, messages: Message[], o: EncodeOptions = {}): number[] {
+    return this.tok.encode(this.render(messages, { ...o, addGenerationPrompt: true }));
+  }
+
+  eosId(tok: TextTokenizer): number | null {
+    return tok.eosId;
+  }
+
+  stopIds(tok: TextTokenizer): number[] {
+    return tok.eosId === null ? [] : [tok.eosId];
+  }
+}
