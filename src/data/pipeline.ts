@@ -1,0 +1,180 @@
+/**
+ * From a config to tokenised training and evaluation sets: resolve datasets in dataset_info.json, read and
+ * convert their rows (collecting row problems), sample, mix, split off a validation set, and run the
+ * stage's processor with the template and tokenizer.
+ */
+import { LmfError } from '../errors.js';
+import type { TrainConfig } from '../config/schema.js';
+import { Rng } from '../tensor/random.js';
+import { resolveDatasets, type DatasetAttr } from './dataset-info.js';
+import { checkColumns, convertRow, type RowProblem, type StageKind } from './formats.js';
+import { loadRows } from './loaders.js';
+import type { AlignedExample } from './messages.js';
+import type { Encoded, ProcessOptions, AnyTemplate } from './processors/common.js';
+import { encodeKto, type EncodedKto } from './processors/kto.js';
+import { encodePairwise, type EncodedPair } from './processors/pairwise.js';
+import { documentIds, packDocuments, truncateDocuments } from './processors/pretrain.js';
+import { encodeSupervised } from './processors/supervised.js';
+import { JinjaChatTemplate } from './templates/jinja.js';
+import { getTemplate } from './templates/registry.js';
+import { HfTokenizer, type TextTokenizer } from './tokenizer.js';
+
+export type ProcessedSet =
+  | { kind: 'pt' | 'sft'; examples: Encoded[] }
+  | { kind: 'pairwise'; pairs: EncodedPair[] }
+  | { kind: 'kto'; examples: EncodedKto[] };
+
+export interface DataStats {
+  rowsRead: number;
+  rowsDropped: number;
+  examples: number;
+  truncated: number;
+  /** token lengths of the processed training examples */
+  lengths: number[];
+}
+
+export interface PreparedData {
+  train: ProcessedSet;
+  eval: ProcessedSet | null;
+  problems: RowProblem[];
+  stats: DataStats;
+  template: AnyTemplate;
+  tokenizer: TextTokenizer;
+}
+
+export function stageKind(stage: TrainConfig['stage']): StageKind {
+  return stage === 'pt' ? 'pt' : stage === 'sft' ? 'sft' : stage === 'kto' ? 'kto' : 'pairwise';
+}
+
+export function resolveTemplate(name: string | null | undefined, tok: TextTokenizer): AnyTemplate {
+  return name ? getTemplate(name) : new JinjaChatTemplate(tok);
+}
+
+/** LLaMA-Factory's num_samples: a random subset, or up-sampling with replacement past the dataset's size. */
+function sampleExactly<T>(items: T[], n: number, rng: Rng): T[] {
+  const order = rng.shuffle(items.map((_, i) => i));
+  const out = order.slice(0, Math.min(n, items.length)).map((i) => items[i]);
+  while (out.length < n) out.push(items[rng.int(items.length)]);
+  return out;
+}
+
+async function readDataset(attr: DatasetAttr, kind: StageKind, problems: RowProblem[], counts: { read: number }): Promise<AlignedExample[]> {
+  if (kind === 'pairwise' && !attr.ranking) {
+    throw new LmfError('dataset_stage', `dataset "${attr.name}" is not a preference dataset, which this stage needs`, { key: attr.name, hint: 'set "ranking": true in dataset_info.json for chosen/rejected data' });
+  }
+  if (kind !== 'pairwise' && attr.ranking) {
+    throw new LmfError('dataset_stage', `dataset "${attr.name}" is a preference dataset (ranking: true), which this stage cannot use`, { key: attr.name, hint: 'use stage rm or dpo for it' });
+  }
+  const rows = await loadRows(attr.path);
+  counts.read += rows.length;
+  checkColumns(attr, rows);
+  const out: AlignedExample[] = [];
+  for (const r of rows) {
+    const c = convertRow(attr, r, kind);
+    if ('example' in c) out.push(c.example);
+    else problems.push(c.problem);
+  }
+  return out;
+}
+
+function mix(sets: AlignedExample[][], c: TrainConfig, rng: Rng): AlignedExample[] {
+  if (c.mix_strategy === 'concat' || sets.length === 1) return sets.flat();
+  const probs = c.interleave_probs ?? sets.map(() => 1 / sets.length);
+  if (probs.length !== sets.length || Math.abs(probs.reduce((a, b) => a + b, 0) - 1) > 1e-6) {
+    throw new LmfError('bad_value', `interleave_probs must give one probability per dataset (${sets.length}) summing to 1`, { key: 'interleave_probs' });
+  }
+  const next = sets.map(() => 0);
+  const done = sets.map(() => false);
+  const out: AlignedExample[] = [];
+  for (;;) {
+    let u = rng.uniform(), k = 0;
+    while (k < probs.length - 1 && u >= probs[k]) u -= probs[k++];
+    if (next[k] >= sets[k].length) {
+      done[k] = true;
+      if (c.mix_strategy === 'interleave_under' || done.every(Boolean)) break;
+      next[k] = 0; // interleave_over: start that dataset again until every one has been seen in full
+    }
+    out.push(sets[k][next[k]++]);
+  }
+  return out;
+}
+
+function splitValidation(items: AlignedExample[], valSize: number, rng: Rng): [AlignedExample[], AlignedExample[]] {
+  if (!valSize) return [items, []];
+  const n = valSize < 1 ? Math.round(items.length * valSize) : Math.floor(valSize);
+  if (n <= 0 || n >= items.length) {
+    throw new LmfError('bad_value', `val_size ${valSize} leaves ${items.length - n} of ${items.length} examples for training`, { key: 'val_size' });
+  }
+  const order = rng.shuffle(items.map((_, i) => i));
+  return [order.slice(n).map((i) => items[i]), order.slice(0, n).map((i) => items[i])];
+}
+
+export function processExamples(kind: StageKind, items: AlignedExample[], t: AnyTemplate, tok: TextTokenizer, c: TrainConfig,
+  stats?: DataStats): ProcessedSet {
+  const o: ProcessOptions = { cutoffLen: c.cutoff_len, trainOnPrompt: c.train_on_prompt, maskHistory: c.mask_history, enableThinking: c.enable_thinking };
+  if (kind === 'pt') {
+    const docs = items.map((e) => documentIds(tok, e, tok.eosId));
+    const packing = c.packing ?? true;
+    if (stats) stats.truncated += docs.filter((d) => d.length > c.cutoff_len).length * (packing ? 0 : 1);
+    return { kind, examples: packing ? packDocuments(tok, docs, c.cutoff_len) : truncateDocuments(docs, c.cutoff_len) };
+  }
+  if (kind === 'sft') {
+    const examples = items.map((e) => {
+      const enc = encodeSupervised(t, tok, e, o);
+      if (stats && enc.truncated) stats.truncated++;
+      return { ids: enc.ids, labels: enc.labels };
+    }).filter((e) => e.labels.some((l) => l >= 0));
+    return { kind, examples };
+  }
+  if (kind === 'pairwise') return { kind, pairs: items.map((e) => encodePairwise(t, tok, e, o)) };
+  return { kind, examples: encodeKto(t, tok, items, o) };
+}
+
+function sizeOf(s: ProcessedSet): number {
+  return s.kind === 'pairwise' ? s.pairs.length : s.examples.length;
+}
+
+export function lengthsOf(s: ProcessedSet): number[] {
+  if (s.kind === 'pairwise') return s.pairs.map((p) => Math.max(p.chosen.ids.length, p.rejected.ids.length));
+  if (s.kind === 'kto') return s.examples.map((e) => e.example.ids.length);
+  return s.examples.map((e) => e.ids.length);
+}
+
+export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<PreparedData> {
+  if (!c.dataset?.length) throw new LmfError('bad_value', 'dataset is required', { key: 'dataset', hint: 'name datasets from dataset_info.json, e.g. dataset: identity' });
+  const tokenizer = tok ?? HfTokenizer.fromDir(c.model_name_or_path);
+  const template = resolveTemplate(c.template, tokenizer);
+  const kind = stageKind(c.stage);
+  const rng = new Rng(c.seed);
+  const problems: RowProblem[] = [];
+  const counts = { read: 0 };
+  const load = async (names: string[]) => {
+    const sets: AlignedExample[][] = [];
+    for (const attr of resolveDatasets(names, c.dataset_dir)) {
+      let items = await readDataset(attr, kind, problems, counts);
+      if (attr.numSamples) items = sampleExactly(items, attr.numSamples, rng);
+      if (c.max_samples) items = items.slice(0, c.max_samples);
+      sets.push(items);
+    }
+    return mix(sets, c, rng);
+  };
+  let trainItems = await load(c.dataset);
+  let evalItems: AlignedExample[] = [];
+  if (c.eval_dataset?.length) {
+    if (c.val_size) throw new LmfError('bad_value', 'val_size and eval_dataset cannot be used together', { key: 'val_size' });
+    evalItems = await load(c.eval_dataset);
+  } else {
+    [trainItems, evalItems] = splitValidation(trainItems, c.val_size, rng);
+  }
+  const stats: DataStats = { rowsRead: counts.read, rowsDropped: problems.length, examples: 0, truncated: 0, lengths: [] };
+  const train = processExamples(kind, trainItems, template, tokenizer, c, stats);
+  if (sizeOf(train) === 0) {
+    throw new LmfError('no_examples', 'no valid example is left after checking the data', {
+      hint: problems.length ? `first problem: ${problems[0].file}:${problems[0].row}: ${problems[0].message}` : 'check the dataset format (see data/README.md)',
+    });
+  }
+  stats.examples = sizeOf(train);
+  stats.lengths = lengthsOf(train);
+  const evalSet = evalItems.length ? processExamples(kind, evalItems, template, tokenizer, c) : null;
+  return { train, eval: evalSet, problems, stats, template, tokenizer };
+}
