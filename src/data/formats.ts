@@ -19,14 +19,28 @@ export type Converted = { example: AlignedExample } | { problem: RowProblem };
 
 export type StageKind = 'pt' | 'sft' | 'pairwise' | 'kto';
 
-/** Checks that each configured column exists in the rows (judged on the first rows), naming the closest. */
-export function checkColumns(attr: DatasetAttr, rows: Row[]): void {
+/** Columns a stage reads, by format; the others (system, tools, history …) are read when present. */
+const requiredColumns: Record<StageKind, { alpaca: string[]; sharegpt: string[] }> = {
+  pt: { alpaca: ['prompt'], sharegpt: ['messages'] },
+  sft: { alpaca: ['prompt', 'response'], sharegpt: ['messages'] },
+  pairwise: { alpaca: ['prompt', 'chosen', 'rejected'], sharegpt: ['messages', 'chosen', 'rejected'] },
+  kto: { alpaca: ['prompt', 'response', 'kto_tag'], sharegpt: ['messages', 'kto_tag'] },
+};
+
+const columnDefaults: Record<string, string> = { chosen: 'chosen', rejected: 'rejected', kto_tag: 'kto_tag' };
+
+/**
+ * Checks that the columns a stage reads exist in the rows (judged on the first 100), and that every
+ * column the entry names explicitly does too; a missing one is reported with the closest name.
+ */
+export function checkColumns(attr: DatasetAttr, rows: Row[], stage: StageKind): void {
   if (!rows.length) return;
   const present = new Set(rows.slice(0, 100).flatMap((r) => Object.keys(r.values)));
-  const optional = new Set(['query', 'history', 'system', 'tools', 'images', 'videos', 'audios']);
-  for (const [key, column] of Object.entries(attr.columns)) {
+  const cols = attr.columns as Record<string, string | undefined>;
+  const required = requiredColumns[stage][attr.formatting === 'alpaca' ? 'alpaca' : 'sharegpt'];
+  for (const key of required) {
+    const column = cols[key] ?? columnDefaults[key];
     if (!column || present.has(column)) continue;
-    if (optional.has(key) && (key !== 'history' || !attr.columns.history)) continue;
     const near = closest(column, [...present]);
     throw new LmfError('unknown_column', `column "${column}" (for ${key}) is not in the data`, {
       file: rows[0].file, key: `${attr.name}.columns.${key}`,

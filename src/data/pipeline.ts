@@ -67,7 +67,7 @@ async function readDataset(attr: DatasetAttr, kind: StageKind, problems: RowProb
   }
   const rows = await loadRows(attr.path);
   counts.read += rows.length;
-  checkColumns(attr, rows);
+  checkColumns(attr, rows, kind);
   const out: AlignedExample[] = [];
   for (const r of rows) {
     const c = convertRow(attr, r, kind);
