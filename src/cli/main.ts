@@ -8,6 +8,7 @@ import { runBench, type BenchMode } from '../bench/train-step.js';
 import { presets } from '../models/init.js';
 import { native } from '../native.js';
 import { verifyGolden } from '../verify/golden.js';
+import { dataCommand } from './data.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -67,6 +68,8 @@ export function buildProgram(): Command {
     .action((o: { model: string; mode: BenchMode; dtype: 'f32' | 'bf16'; seq: number; batch: number; steps: number; warmup: number; loraRank: number }) => {
       process.stdout.write(`${JSON.stringify(runBench(o))}\n`);
     });
+
+  program.addCommand(dataCommand());
 
   program.command('env')
     .description('versions, threads and CPU features the engine runs with')

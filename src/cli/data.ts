@@ -1,0 +1,34 @@
+/** `lmf data preview` and `lmf data check`: what the trainer will see, before it trains. */
+import { Command } from 'commander';
+import { loadConfig, parseOverrides } from '../config/load.js';
+import { prepareData } from '../data/pipeline.js';
+import { checkSummary, markTrained, previewExamples } from '../data/report.js';
+
+export function dataCommand(): Command {
+  const data = new Command('data').description('inspect datasets as the trainer will see them');
+  data.command('preview')
+    .description('print rendered examples with the trained tokens marked, and their token counts')
+    .argument('<config>', 'training YAML (model_name_or_path, dataset, template, cutoff_len …)')
+    .argument('[overrides...]', 'key=value overrides')
+    .option('--n <n>', 'examples to show', (v) => Number(v), 3)
+    .action(async (file: string, overrides: string[], o: { n: number }) => {
+      const d = await prepareData(loadConfig(file, parseOverrides(overrides)));
+      const color = process.stdout.isTTY === true;
+      process.stdout.write(`template: ${d.template.name}; trained tokens are ${color ? 'green' : 'between ⟦ and ⟧'}\n`);
+      for (const { label, example } of previewExamples(d.train, o.n)) {
+        const trained = example.labels.filter((l) => l >= 0).length;
+        process.stdout.write(`\n── ${label}: ${example.ids.length} tokens, ${trained} trained ──\n${markTrained(d.tokenizer, example, color)}\n`);
+      }
+    });
+  data.command('check')
+    .description('validate every row; print a summary and each problem as file:row: what is wrong')
+    .argument('<config>', 'training YAML')
+    .argument('[overrides...]', 'key=value overrides')
+    .action(async (file: string, overrides: string[]) => {
+      const d = await prepareData(loadConfig(file, parseOverrides(overrides)));
+      process.stdout.write(`${checkSummary(d).join('\n')}\n`);
+      for (const p of d.problems) process.stdout.write(`${p.file}:${p.row}: ${p.message}\n`);
+      process.exitCode = d.problems.length ? 1 : 0;
+    });
+  return data;
+}
