@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LmfError } from '../errors.js';
+import { availableParallelism } from 'node:os';
+import { runDataBench } from '../bench/data.js';
 import { runBench, type BenchMode } from '../bench/train-step.js';
 import { presets } from '../models/init.js';
 import { native } from '../native.js';
@@ -55,7 +57,7 @@ export function buildProgram(): Command {
       process.exitCode = report.ok ? 0 : 1;
     });
 
-  program.command('bench')
+  const bench = program.command('bench')
     .description('throughput of training steps on a preset shape or a model folder; prints one JSON line')
     .option('--model <name|dir>', `preset (${Object.keys(presets).join(', ')}) or a model folder`, 'smollm2-135m')
     .addOption(new Option('--mode <mode>', 'what a step does').choices(['lora', 'full', 'infer']).default('lora'))
@@ -67,6 +69,15 @@ export function buildProgram(): Command {
     .option('--lora-rank <n>', 'LoRA rank (alpha = 2 x rank, all projections)', positiveInt, 8)
     .action((o: { model: string; mode: BenchMode; dtype: 'f32' | 'bf16'; seq: number; batch: number; steps: number; warmup: number; loraRank: number }) => {
       process.stdout.write(`${JSON.stringify(runBench(o))}\n`);
+    });
+  bench.command('data')
+    .description('templating + tokenising speed for alpaca-style examples of about 200 tokens; prints one JSON line')
+    .requiredOption('--tokenizer <dir>', 'folder with tokenizer.json and tokenizer_config.json')
+    .option('--template <name>', 'chat template', 'qwen')
+    .option('--examples <n>', 'examples to process', positiveInt, 20000)
+    .option('--workers <n>', 'worker threads', positiveInt, availableParallelism())
+    .action(async (o: { tokenizer: string; template: string; examples: number; workers: number }) => {
+      process.stdout.write(`${JSON.stringify(await runDataBench(o))}\n`);
     });
 
   program.addCommand(dataCommand());

@@ -18,6 +18,7 @@ import { encodeSupervised } from './processors/supervised.js';
 import { JinjaChatTemplate } from './templates/jinja.js';
 import { getTemplate } from './templates/registry.js';
 import { HfTokenizer, type TextTokenizer } from './tokenizer.js';
+import { processOnWorkers, workerCount } from './worker-pool.js';
 
 export type ProcessedSet =
   | { kind: 'pt' | 'sft'; examples: Encoded[] }
@@ -109,14 +110,17 @@ function splitValidation(items: AlignedExample[], valSize: number, rng: Rng): [A
   return [order.slice(n).map((i) => items[i]), order.slice(0, n).map((i) => items[i])];
 }
 
+/**
+ * Runs the stage's processor over aligned examples. For pt, `documentsOnly` returns each document's ids
+ * unpacked (workers tokenise, the caller packs the concatenation).
+ */
 export function processExamples(kind: StageKind, items: AlignedExample[], t: AnyTemplate, tok: TextTokenizer, c: TrainConfig,
-  stats?: DataStats): ProcessedSet {
+  stats?: DataStats, documentsOnly = false): ProcessedSet {
   const o: ProcessOptions = { cutoffLen: c.cutoff_len, trainOnPrompt: c.train_on_prompt, maskHistory: c.mask_history, enableThinking: c.enable_thinking };
   if (kind === 'pt') {
     const docs = items.map((e) => documentIds(tok, e, tok.eosId));
-    const packing = c.packing ?? true;
-    if (stats) stats.truncated += docs.filter((d) => d.length > c.cutoff_len).length * (packing ? 0 : 1);
-    return { kind, examples: packing ? packDocuments(tok, docs, c.cutoff_len) : truncateDocuments(docs, c.cutoff_len) };
+    if (documentsOnly) return { kind, examples: docs.map((ids) => ({ ids, labels: ids })) };
+    return packOrTruncate(tok, docs, c, stats);
   }
   if (kind === 'sft') {
     const examples = items.map((e) => {
@@ -128,6 +132,30 @@ export function processExamples(kind: StageKind, items: AlignedExample[], t: Any
   }
   if (kind === 'pairwise') return { kind, pairs: items.map((e) => encodePairwise(t, tok, e, o)) };
   return { kind, examples: encodeKto(t, tok, items, o) };
+}
+
+function packOrTruncate(tok: TextTokenizer, docs: number[][], c: TrainConfig, stats?: DataStats): ProcessedSet {
+  const packing = c.packing ?? true;
+  if (stats && !packing) stats.truncated += docs.filter((d) => d.length > c.cutoff_len).length;
+  return { kind: 'pt', examples: packing ? packDocuments(tok, docs, c.cutoff_len) : truncateDocuments(docs, c.cutoff_len) };
+}
+
+/** Below this many examples, starting workers costs more than it saves. */
+const WORKER_MIN_EXAMPLES = 512;
+
+export async function processAll(kind: StageKind, items: AlignedExample[], t: AnyTemplate, tok: TextTokenizer, c: TrainConfig,
+  stats?: DataStats): Promise<ProcessedSet> {
+  const n = workerCount(c);
+  const dir = tok instanceof HfTokenizer ? tok.dir : null;
+  if (n < 2 || !dir || items.length < WORKER_MIN_EXAMPLES || kind === 'kto') return processExamples(kind, items, t, tok, c, stats);
+  const { sets, truncated } = await processOnWorkers(kind, items, c, dir, n);
+  if (stats) stats.truncated += truncated;
+  if (kind === 'pt') {
+    const docs = sets.flatMap((s) => (s.kind === 'pt' ? s.examples.map((e) => e.ids) : []));
+    return packOrTruncate(tok, docs, c, stats);
+  }
+  if (kind === 'pairwise') return { kind, pairs: sets.flatMap((s) => (s.kind === 'pairwise' ? s.pairs : [])) };
+  return { kind: 'sft', examples: sets.flatMap((s) => (s.kind === 'sft' ? s.examples : [])) };
 }
 
 function sizeOf(s: ProcessedSet): number {
@@ -167,7 +195,7 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
     [trainItems, evalItems] = splitValidation(trainItems, c.val_size, rng);
   }
   const stats: DataStats = { rowsRead: counts.read, rowsDropped: problems.length, examples: 0, truncated: 0, lengths: [] };
-  const train = processExamples(kind, trainItems, template, tokenizer, c, stats);
+  const train = await processAll(kind, trainItems, template, tokenizer, c, stats);
   if (sizeOf(train) === 0) {
     throw new LmfError('no_examples', 'no valid example is left after checking the data', {
       hint: problems.length ? `first problem: ${problems[0].file}:${problems[0].row}: ${problems[0].message}` : 'check the dataset format (see data/README.md)',
@@ -175,6 +203,6 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
   }
   stats.examples = sizeOf(train);
   stats.lengths = lengthsOf(train);
-  const evalSet = evalItems.length ? processExamples(kind, evalItems, template, tokenizer, c) : null;
+  const evalSet = evalItems.length ? await processAll(kind, evalItems, template, tokenizer, c) : null;
   return { train, eval: evalSet, problems, stats, template, tokenizer };
 }

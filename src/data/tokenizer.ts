@@ -31,6 +31,45 @@ function tokenText(t: TokenField): string | null {
   return typeof t === 'string' ? t : t.content;
 }
 
+/**
+ * Word -> BPE pieces, kept in two generations: lookups are plain Map reads (the library's own LRU moves
+ * every hit to the back of a Map, which became the most expensive step of tokenising), and when the young
+ * generation is full it becomes the old one, so words in use survive.
+ */
+class WordCache<V> {
+  private young = new Map<string, V>();
+  private old = new Map<string, V>();
+
+  constructor(private readonly capacity: number) {}
+
+  get(key: string): V | undefined {
+    const v = this.young.get(key);
+    if (v !== undefined) return v;
+    const o = this.old.get(key);
+    if (o !== undefined) this.put(key, o);
+    return o;
+  }
+
+  put(key: string, value: V): void {
+    if (this.young.size >= this.capacity) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(key, value);
+  }
+
+  clear(): void {
+    this.young.clear();
+    this.old.clear();
+  }
+}
+
+/** The library's BPE remembers 10,000 words; natural text reuses far more, and a miss costs a merge loop. */
+function enlargeWordCache(tok: Tokenizer): void {
+  const model = tok.model as unknown as { cache?: unknown } | null;
+  if (model && model.cache) model.cache = new WordCache(100_000);
+}
+
 function readJson(file: string): Record<string, unknown> {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
@@ -47,11 +86,14 @@ export class HfTokenizer implements TextTokenizer {
   readonly chatTemplate: string | null;
   readonly bosToken: string | null;
   readonly eosToken: string | null;
+  /** the folder it was loaded from (worker threads load their own copy from it) */
+  dir: string | null = null;
   private tok: Tokenizer;
   private cache = new Map<string, number | null>();
 
   constructor(json: Record<string, unknown>, config: Record<string, unknown>) {
     this.tok = new Tokenizer(json, config);
+    enlargeWordCache(this.tok);
     this.bosToken = tokenText(config.bos_token as TokenField);
     this.eosToken = tokenText(config.eos_token as TokenField);
     this.bosId = this.bosToken ? this.tokenId(this.bosToken) : null;
@@ -73,7 +115,9 @@ export class HfTokenizer implements TextTokenizer {
       });
     }
     const cfgFile = path.join(dir, 'tokenizer_config.json');
-    return new HfTokenizer(readJson(file), existsSync(cfgFile) ? readJson(cfgFile) : {});
+    const tok = new HfTokenizer(readJson(file), existsSync(cfgFile) ? readJson(cfgFile) : {});
+    tok.dir = dir;
+    return tok;
   }
 
   encode(text: string): number[] {
@@ -86,6 +130,11 @@ export class HfTokenizer implements TextTokenizer {
 
   decode(ids: ArrayLike<number>, skipSpecial = false): string {
     return this.tok.decode(Array.from(ids), { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: false });
+  }
+
+  /** Every token of the vocabulary by id (added tokens included). */
+  vocabulary(): Map<string, number> {
+    return this.tok.get_vocab(true);
   }
 
   tokenId(token: string): number | null {
