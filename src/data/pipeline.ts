@@ -6,6 +6,7 @@
 import { LmfError } from '../errors.js';
 import type { TrainConfig } from '../config/schema.js';
 import { Rng } from '../tensor/random.js';
+import { cacheKey, readCache, writeCache } from './cache.js';
 import { resolveDatasets, type DatasetAttr } from './dataset-info.js';
 import { checkColumns, convertRow, type RowProblem, type StageKind } from './formats.js';
 import { loadRows } from './loaders.js';
@@ -41,6 +42,8 @@ export interface PreparedData {
   stats: DataStats;
   template: AnyTemplate;
   tokenizer: TextTokenizer;
+  /** true when the tokenised data came from the cache */
+  fromCache: boolean;
 }
 
 export function stageKind(stage: TrainConfig['stage']): StageKind {
@@ -173,6 +176,11 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
   const tokenizer = tok ?? HfTokenizer.fromDir(c.model_name_or_path);
   const template = resolveTemplate(c.template, tokenizer);
   const kind = stageKind(c.stage);
+  const attrs = resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir);
+  const templateId = 'spec' in template ? JSON.stringify(template.spec) : tokenizer.chatTemplate ?? '';
+  const key = cacheKey(c, attrs.map((a) => a.path), tokenizer instanceof HfTokenizer ? tokenizer.dir : null, templateId);
+  const cached = key && !c.overwrite_cache ? readCache(key) : null;
+  if (cached) return { ...cached, template, tokenizer, fromCache: true };
   const rng = new Rng(c.seed);
   const problems: RowProblem[] = [];
   const counts = { read: 0 };
@@ -204,5 +212,6 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
   stats.examples = sizeOf(train);
   stats.lengths = lengthsOf(train);
   const evalSet = evalItems.length ? await processAll(kind, evalItems, template, tokenizer, c) : null;
-  return { train, eval: evalSet, problems, stats, template, tokenizer };
+  if (key) writeCache(key, { train, eval: evalSet, problems, stats });
+  return { train, eval: evalSet, problems, stats, template, tokenizer, fromCache: false };
 }

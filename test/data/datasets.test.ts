@@ -168,3 +168,28 @@ test('bad input: missing file, invalid JSON, wrong column, empty response, turns
   await rejects(prepareData(config(dir, { dataset: ['ok'], template: 'qwen_3' }), tok), 'unknown_template', /did you mean "qwen3"/);
   await rejects(prepareData(config(dir, { dataset: ['emptyy'] }), tok), 'unknown_dataset', /did you mean "empty"/);
 });
+
+test('the tokenised cache is used when nothing changed and missed when a file, the template or an option did', async () => {
+  process.env.LMF_CACHE = mkdtempSync(path.join(os.tmpdir(), 'lmf-cache-'));
+  const dir = datasetDir({ a: { file_name: 'a.json' } }, { 'a.json': JSON.stringify(alpacaRows) });
+  const c = config(dir, { dataset: ['a'] });
+  assert.equal((await prepareData(c, tok)).fromCache, false);
+  const again = await prepareData(c, tok);
+  assert.equal(again.fromCache, true);
+  assert.equal(again.stats.examples, 2);
+  assert.equal((await prepareData({ ...c, cutoff_len: 100 }, tok)).fromCache, false);
+  assert.equal((await prepareData({ ...c, template: 'chatml' }, tok)).fromCache, false);
+  assert.equal((await prepareData({ ...c, overwrite_cache: true }, tok)).fromCache, false);
+  writeFileSync(path.join(dir, 'a.json'), JSON.stringify([...alpacaRows, { instruction: 'x', output: 'y' }]));
+  const changed = await prepareData(c, tok);
+  assert.equal(changed.fromCache, false);
+  assert.equal(changed.stats.examples, 3);
+});
+
+test('more examples than one worker batch go through the worker threads and give the same ids', async () => {
+  const rows = Array.from({ length: 700 }, (_, i) => ({ instruction: `Question number ${i}?`, output: `Answer ${i * 7}.` }));
+  const dir = datasetDir({ a: { file_name: 'a.json' } }, { 'a.json': JSON.stringify(rows) });
+  const one = await prepareData(config(dir, { dataset: ['a'], preprocessing_num_workers: 1, overwrite_cache: true }), tok);
+  const two = await prepareData(config(dir, { dataset: ['a'], preprocessing_num_workers: 2, overwrite_cache: true }), tok);
+  assert.deepEqual(two.train, one.train);
+});

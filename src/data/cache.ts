@@ -1,0 +1,68 @@
+/**
+ * The tokenised-data cache: prepared data is stored under a key that hashes every input that can change
+ * it (the dataset files' bytes, dataset_info.json, the tokenizer files, the template and the data options),
+ * so any change misses the cache and nothing stale is ever read. Files are gzipped JSON, written atomically.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { TrainConfig } from '../config/schema.js';
+import { writeFileAtomic, writeAll } from '../io/atomic.js';
+import type { RowProblem } from './formats.js';
+import type { DataStats, ProcessedSet } from './pipeline.js';
+
+export interface CachedData {
+  train: ProcessedSet;
+  eval: ProcessedSet | null;
+  problems: RowProblem[];
+  stats: DataStats;
+}
+
+const VERSION = 1;
+
+export function cacheDir(): string {
+  return process.env.LMF_CACHE ?? path.join(os.homedir(), '.cache', 'lmfactory', 'tokenized');
+}
+
+function hashPath(h: ReturnType<typeof createHash>, p: string): void {
+  if (!existsSync(p)) return;
+  if (statSync(p).isDirectory()) {
+    for (const f of readdirSync(p).sort()) hashPath(h, path.join(p, f));
+    return;
+  }
+  h.update(p);
+  h.update(readFileSync(p));
+}
+
+/** The key of a prepared-data result; null when the inputs cannot be pinned down (no tokenizer folder). */
+export function cacheKey(c: TrainConfig, datasetPaths: string[], tokenizerDir: string | null, templateId: string): string | null {
+  if (!tokenizerDir) return null;
+  const h = createHash('sha256');
+  h.update(JSON.stringify({
+    VERSION, templateId, stage: c.stage, dataset: c.dataset, eval_dataset: c.eval_dataset, cutoff_len: c.cutoff_len,
+    max_samples: c.max_samples, val_size: c.val_size, packing: c.packing, train_on_prompt: c.train_on_prompt,
+    mask_history: c.mask_history, mix_strategy: c.mix_strategy, interleave_probs: c.interleave_probs,
+    enable_thinking: c.enable_thinking, seed: c.seed,
+  }));
+  hashPath(h, path.join(c.dataset_dir, 'dataset_info.json'));
+  for (const p of datasetPaths) hashPath(h, p);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) hashPath(h, path.join(tokenizerDir, f));
+  return h.digest('hex').slice(0, 32);
+}
+
+export function readCache(key: string): CachedData | null {
+  const file = path.join(cacheDir(), `${key}.json.gz`);
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')) as CachedData;
+  } catch {
+    return null; // a damaged cache entry is rebuilt, never trusted
+  }
+}
+
+export function writeCache(key: string, data: CachedData): void {
+  const bytes = gzipSync(Buffer.from(JSON.stringify(data), 'utf8'), { level: 1 });
+  writeFileAtomic(path.join(cacheDir(), `${key}.json.gz`), (fd) => writeAll(fd, bytes));
+}
