@@ -36,7 +36,7 @@ function tokenText(t: TokenField): string | null {
  * every hit to the back of a Map, which became the most expensive step of tokenising), and when the young
  * generation is full it becomes the old one, so words in use survive.
  */
-class WordCache<V> {
+export class WordCache<V> {
   private young = new Map<string, V>();
   private old = new Map<string, V>();
 
@@ -90,6 +90,7 @@ export class HfTokenizer implements TextTokenizer {
   dir: string | null = null;
   private tok: Tokenizer;
   private cache = new Map<string, number | null>();
+  private shortTexts = new WordCache<number[]>(20_000);
 
   constructor(json: Record<string, unknown>, config: Record<string, unknown>) {
     this.tok = new Tokenizer(json, config);
@@ -120,8 +121,17 @@ export class HfTokenizer implements TextTokenizer {
     return tok;
   }
 
+  /**
+   * Ids of a text without special tokens added. Short texts (template headers, system prompts, repeated
+   * questions) are remembered: every example repeats them.
+   */
   encode(text: string): number[] {
-    return this.tok.encode(text, { add_special_tokens: false }).ids;
+    if (text.length > 256) return this.tok.encode(text, { add_special_tokens: false }).ids;
+    const cached = this.shortTexts.get(text);
+    if (cached) return cached.slice();
+    const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
+    this.shortTexts.put(text, ids);
+    return ids.slice();
   }
 
   encodeWithSpecial(text: string): number[] {
