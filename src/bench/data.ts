@@ -53,12 +53,13 @@ export async function runDataBench(o: DataBenchOptions) {
   const config = configSchema.parse({ model_name_or_path: o.tokenizer, template: o.template, cutoff_len: 4096, preprocessing_num_workers: o.workers });
   const template = resolveTemplate(config.template, tok);
   const items = syntheticExamples(tok, o.examples, 1);
+  const engine = tok.hasBatchEncoder() ? 'rust-batch' : o.workers > 1 ? 'js-workers' : 'js'; // loads the files before timing
   const t0 = performance.now();
   const set = await processAll('sft', items, template, tok, config);
   const seconds = (performance.now() - t0) / 1000;
   const tokens = lengthsOf(set).reduce((a, b) => a + b, 0);
   return {
-    tokenizer: o.tokenizer, template: o.template, workers: o.workers, examples: items.length,
+    tokenizer: o.tokenizer, template: o.template, engine, workers: engine === 'js-workers' ? o.workers : 1, examples: items.length,
     tokens_per_example: Math.round(tokens / items.length),
     examples_per_s: Math.round(items.length / seconds), tokens_per_s: Math.round(tokens / seconds), seconds: Math.round(seconds * 100) / 100,
   };

@@ -143,6 +143,27 @@ function packOrTruncate(tok: TextTokenizer, docs: number[][], c: TrainConfig, st
   return { kind: 'pt', examples: packing ? packDocuments(tok, docs, c.cutoff_len) : truncateDocuments(docs, c.cutoff_len) };
 }
 
+/**
+ * processExamples, with every text the examples need encoded in one batch by the Rust binding when it is
+ * installed (the texts are collected by a first pass that records instead of encoding).
+ */
+export async function processBatched(kind: StageKind, items: AlignedExample[], t: AnyTemplate, tok: TextTokenizer, c: TrainConfig,
+  stats?: DataStats, documentsOnly = false): Promise<ProcessedSet> {
+  if (tok instanceof HfTokenizer) {
+    const texts = tok.record(() => processExamples(kind, items, t, tok, c, undefined, documentsOnly));
+    if (await tok.prefetch(texts)) {
+      try {
+        return processExamples(kind, items, t, tok, c, stats, documentsOnly);
+      } finally {
+        tok.clearPrefetch();
+      }
+    }
+  }
+  return processExamples(kind, items, t, tok, c, stats, documentsOnly);
+}
+
+/** Examples encoded per batch of the Rust binding. */
+const BATCH_CHUNK = 4096;
 /** Below this many examples, starting workers costs more than it saves. */
 const WORKER_MIN_EXAMPLES = 512;
 
@@ -150,9 +171,22 @@ export async function processAll(kind: StageKind, items: AlignedExample[], t: An
   stats?: DataStats): Promise<ProcessedSet> {
   const n = workerCount(c);
   const dir = tok instanceof HfTokenizer ? tok.dir : null;
-  if (n < 2 || !dir || items.length < WORKER_MIN_EXAMPLES || kind === 'kto') return processExamples(kind, items, t, tok, c, stats);
+  if (tok instanceof HfTokenizer && tok.hasBatchEncoder() && kind !== 'kto') {
+    // the Rust binding encodes each batch on all cores itself: chunks on this thread keep memory bounded
+    const sets: ProcessedSet[] = [];
+    for (let i = 0; i < items.length; i += BATCH_CHUNK) {
+      sets.push(await processBatched(kind, items.slice(i, i + BATCH_CHUNK), t, tok, c, stats, kind === 'pt'));
+    }
+    return joinSets(kind, sets, tok, c, stats);
+  }
+  if (n < 2 || !dir || items.length < WORKER_MIN_EXAMPLES || kind === 'kto') return processBatched(kind, items, t, tok, c, stats);
   const { sets, truncated } = await processOnWorkers(kind, items, c, dir, n);
   if (stats) stats.truncated += truncated;
+  return joinSets(kind, sets, tok, c, stats);
+}
+
+/** Chunk results in order as one set; pt chunks hold documents, packed (or truncated) here. */
+function joinSets(kind: StageKind, sets: ProcessedSet[], tok: TextTokenizer, c: TrainConfig, stats?: DataStats): ProcessedSet {
   if (kind === 'pt') {
     const docs = sets.flatMap((s) => (s.kind === 'pt' ? s.examples.map((e) => e.ids) : []));
     return packOrTruncate(tok, docs, c, stats);

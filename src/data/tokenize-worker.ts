@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { TrainConfig } from '../config/schema.js';
 import type { StageKind } from './formats.js';
 import type { AlignedExample } from './messages.js';
-import { processExamples, resolveTemplate, type DataStats } from './pipeline.js';
+import { processBatched, resolveTemplate, type DataStats } from './pipeline.js';
 import { HfTokenizer } from './tokenizer.js';
 
 interface Setup {
@@ -18,10 +18,10 @@ const { tokenizerDir, config } = workerData as Setup;
 const tokenizer = HfTokenizer.fromDir(tokenizerDir);
 const template = resolveTemplate(config.template, tokenizer);
 
-parentPort!.on('message', (msg: { id: number; kind: StageKind; items: AlignedExample[] }) => {
+parentPort!.on('message', async (msg: { id: number; kind: StageKind; items: AlignedExample[] }) => {
   try {
     const stats: DataStats = { rowsRead: 0, rowsDropped: 0, examples: 0, truncated: 0, lengths: [] };
-    const set = processExamples(msg.kind, msg.items, template, tokenizer, config, stats, true);
+    const set = await processBatched(msg.kind, msg.items, template, tokenizer, config, stats, true);
     parentPort!.postMessage({ id: msg.id, set, truncated: stats.truncated });
   } catch (err) {
     parentPort!.postMessage({ id: msg.id, error: (err as Error).message });

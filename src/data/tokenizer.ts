@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { LmfError } from '../errors.js';
 
@@ -25,6 +26,11 @@ export interface TextTokenizer {
 }
 
 type TokenField = string | { content: string } | null | undefined;
+
+/** The part of the Rust binding (npm `tokenizers`) used for batch encoding. */
+interface RustTokenizer {
+  encodeBatch(texts: string[], options: { addSpecialTokens: boolean }): Promise<{ getIds(): number[] }[]>;
+}
 
 function tokenText(t: TokenField): string | null {
   if (!t) return null;
@@ -91,6 +97,9 @@ export class HfTokenizer implements TextTokenizer {
   private tok: Tokenizer;
   private cache = new Map<string, number | null>();
   private shortTexts = new WordCache<number[]>(20_000);
+  private recording: Set<string> | null = null;
+  private prefetched: Map<string, number[]> | null = null;
+  private batchEncoder: RustTokenizer | null | undefined;
 
   constructor(json: Record<string, unknown>, config: Record<string, unknown>) {
     this.tok = new Tokenizer(json, config);
@@ -126,6 +135,12 @@ export class HfTokenizer implements TextTokenizer {
    * questions) are remembered: every example repeats them.
    */
   encode(text: string): number[] {
+    if (this.recording) {
+      this.recording.add(text);
+      return [];
+    }
+    const pre = this.prefetched?.get(text);
+    if (pre) return pre.slice();
     if (text.length > 256) return this.tok.encode(text, { add_special_tokens: false }).ids;
     const cached = this.shortTexts.get(text);
     if (cached) return cached.slice();
@@ -140,6 +155,54 @@ export class HfTokenizer implements TextTokenizer {
 
   decode(ids: ArrayLike<number>, skipSpecial = false): string {
     return this.tok.decode(Array.from(ids), { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: false });
+  }
+
+  /**
+   * Runs fn while recording the texts it asks to encode (each answered with no ids): the texts a batch of
+   * examples needs can be collected first and then encoded all at once.
+   */
+  record(fn: () => void): string[] {
+    this.recording = new Set();
+    try {
+      fn();
+      return [...this.recording];
+    } finally {
+      this.recording = null;
+    }
+  }
+
+  /**
+   * Encodes many texts at once with Hugging Face's Rust binding (multi-threaded; an optional dependency)
+   * and answers later encode() calls for them from the result. Returns false when the binding is absent.
+   */
+  async prefetch(texts: string[]): Promise<boolean> {
+    const rust = this.rustTokenizer();
+    if (!rust) return false;
+    const encodings = await rust.encodeBatch(texts, { addSpecialTokens: false });
+    this.prefetched = new Map(texts.map((t, i) => [t, encodings[i].getIds()]));
+    return true;
+  }
+
+  /** Whether batch encoding through the Rust binding is available (it runs on its own native threads). */
+  hasBatchEncoder(): boolean {
+    return this.rustTokenizer() !== null;
+  }
+
+  clearPrefetch(): void {
+    this.prefetched = null;
+  }
+
+  private rustTokenizer(): RustTokenizer | null {
+    if (this.batchEncoder !== undefined) return this.batchEncoder;
+    this.batchEncoder = null;
+    if (!this.dir || process.env.LMF_JS_TOKENIZER) return null;
+    try {
+      const binding = createRequire(import.meta.url)('tokenizers') as { Tokenizer: { fromFile(file: string): RustTokenizer } };
+      this.batchEncoder = binding.Tokenizer.fromFile(path.join(this.dir, 'tokenizer.json'));
+    } catch {
+      this.batchEncoder = null; // not installed, or no build for this platform: the JS library does the work
+    }
+    return this.batchEncoder;
   }
 
   /** Every token of the vocabulary by id (added tokens included). */

@@ -186,10 +186,25 @@ test('the tokenised cache is used when nothing changed and missed when a file, t
   assert.equal(changed.stats.examples, 3);
 });
 
-test('more examples than one worker batch go through the worker threads and give the same ids', async () => {
-  const rows = Array.from({ length: 700 }, (_, i) => ({ instruction: `Question number ${i}?`, output: `Answer ${i * 7}.` }));
+const varied = ['Plain English, with punctuation!', '  leading and   repeated spaces\ttabs\r\nCRLF', '中文字符和日本語のテキスト',
+  'emoji 🎉🚀 and accents: café, naïve, Ångström', "contractions don't can't we'll", 'digits 1234567890 3.14159 1e-4',
+  'literal <|im_start|> and <|eot_id|> text', 'code: `const x = a[i] ?? 0;` // comment'];
+
+test('tokenisation paths agree: JS library, JS worker threads, and the Rust binding in batches', async () => {
+  const rows = Array.from({ length: 700 }, (_, i) => ({ instruction: `${varied[i % varied.length]} #${i}?`, output: `${varied[(i * 3) % varied.length]} ${i * 7}.` }));
   const dir = datasetDir({ a: { file_name: 'a.json' } }, { 'a.json': JSON.stringify(rows) });
-  const one = await prepareData(config(dir, { dataset: ['a'], preprocessing_num_workers: 1, overwrite_cache: true }), tok);
-  const two = await prepareData(config(dir, { dataset: ['a'], preprocessing_num_workers: 2, overwrite_cache: true }), tok);
-  assert.deepEqual(two.train, one.train);
+  for (const name of ['qwen3', 'llama3', 'llama2'] as const) {
+    const template = name === 'llama2' ? 'llama2' : name === 'llama3' ? 'llama3' : 'qwen';
+    const c = (workers: number) => configSchema.parse({ model_name_or_path: lenmlTokenizerDir(name), dataset_dir: dir, template,
+      dataset: ['a'], cutoff_len: 256, preprocessing_num_workers: workers, overwrite_cache: true });
+    process.env.LMF_JS_TOKENIZER = '1';
+    const js = await prepareData(c(1), HfTokenizer.fromDir(lenmlTokenizerDir(name)));
+    const workers = await prepareData(c(2), HfTokenizer.fromDir(lenmlTokenizerDir(name)));
+    delete process.env.LMF_JS_TOKENIZER;
+    const rustTok = HfTokenizer.fromDir(lenmlTokenizerDir(name));
+    assert.ok(rustTok.hasBatchEncoder(), 'the optional Rust binding is installed in development');
+    const rust = await prepareData(c(2), rustTok);
+    assert.deepEqual(workers.train, js.train, `${name}: worker threads`);
+    assert.deepEqual(rust.train, js.train, `${name}: Rust binding`);
+  }
 });
