@@ -1,13 +1,14 @@
 // Dataset files through dataset_info.json: every format, every stage processor, and each class of bad input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { configSchema, type TrainConfig } from '../../src/config/schema.js';
 import { prepareData } from '../../src/data/pipeline.js';
 import { LmfError } from '../../src/errors.js';
 import { HfTokenizer } from '../../src/data/tokenizer.js';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { lenmlTokenizerDir } from '../helpers.js';
 
 const tok = HfTokenizer.fromDir(lenmlTokenizerDir('qwen3'));
@@ -207,4 +208,39 @@ test('tokenisation paths agree: JS library, JS worker threads, and the Rust bind
     assert.deepEqual(workers.train, js.train, `${name}: worker threads`);
     assert.deepEqual(rust.train, js.train, `${name}: Rust binding`);
   }
+});
+
+test('parquet files and folders of them are read', async () => {
+  const buf = (rows: { instruction: string; output: string }[]) => Buffer.from(parquetWriteBuffer({ columnData: [
+    { name: 'instruction', data: rows.map((r) => r.instruction), type: 'STRING' },
+    { name: 'output', data: rows.map((r) => r.output), type: 'STRING' },
+  ] }));
+  const dir = datasetDir({ p: { file_name: 'pq' } }, {});
+  mkdirSync(path.join(dir, 'pq'));
+  writeFileSync(path.join(dir, 'pq', 'part-0.parquet'), buf([{ instruction: 'one?', output: '1' }]));
+  writeFileSync(path.join(dir, 'pq', 'part-1.parquet'), buf([{ instruction: 'two?', output: '2' }, { instruction: 'three?', output: '3' }]));
+  const d = await prepareData(config(dir, { dataset: ['p'] }), tok);
+  if (d.train.kind !== 'sft') return assert.fail();
+  assert.deepEqual(d.train.examples.map((e) => tok.decode(e.labels.filter((l) => l >= 0))), ['1<|im_end|>\n', '2<|im_end|>\n', '3<|im_end|>\n']);
+});
+
+test('formatting openai: tool_calls become function turns, consecutive tool results one observation', async () => {
+  const dir = datasetDir({ o: { file_name: 'o.jsonl', formatting: 'openai', columns: { messages: 'messages', tools: 'tools' } } }, {
+    'o.jsonl': JSON.stringify({
+      messages: [
+        { role: 'user', content: 'Weather in Paris and Rome?' },
+        { role: 'assistant', content: '', tool_calls: [
+          { type: 'function', function: { name: 'weather', arguments: '{"city": "Paris"}' } },
+          { type: 'function', function: { name: 'weather', arguments: '{"city": "Rome"}' } }] },
+        { role: 'tool', content: '18C' }, { role: 'tool', content: '24C' },
+        { role: 'assistant', content: 'Paris 18C, Rome 24C.' }],
+      tools: JSON.stringify([{ type: 'function', function: { name: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }]),
+    }),
+  });
+  const d = await prepareData(config(dir, { dataset: ['o'] }), tok);
+  if (d.train.kind !== 'sft') return assert.fail();
+  const text = tok.decode(d.train.examples[0].ids);
+  assert.ok(text.includes('<tool_call>\n{"name": "weather", "arguments": {"city": "Paris"}}\n</tool_call>\n<tool_call>\n{"name": "weather", "arguments": {"city": "Rome"}}\n</tool_call><|im_end|>'));
+  assert.ok(text.includes('<tool_response>\n18C\n</tool_response>\n<tool_response>\n24C\n</tool_response>'));
+  assert.equal(tok.decode(d.train.examples[0].labels.filter((l) => l >= 0)).endsWith('Paris 18C, Rome 24C.<|im_end|>\n'), true);
 });
