@@ -16,6 +16,7 @@ export const configShape = {
   // model
   model_name_or_path: z.string(),
   adapter_name_or_path: nameList.optional(),
+  /** accepted for LLaMA-Factory configs; no remote code is ever run */
   trust_remote_code: bool.default(false),
   // method
   stage: z.enum(['pt', 'sft', 'rm', 'dpo', 'kto']).default('sft'),
@@ -54,7 +55,6 @@ export const configShape = {
   enable_thinking: bool.nullable().default(true),
   overwrite_cache: bool.default(false),
   preprocessing_num_workers: int.pipe(z.number().positive()).optional(),
-  tokenized_path: z.string().optional(),
   // output
   output_dir: z.string().default('saves/run'),
   overwrite_output_dir: bool.default(false),
@@ -63,6 +63,7 @@ export const configShape = {
   save_total_limit: int.pipe(z.number().positive()).optional(),
   eval_steps: int.pipe(z.number().positive()).optional(),
   plot_loss: bool.default(false),
+  /** accepted for LLaMA-Factory configs; LMFactory reports to trainer_log.jsonl only */
   report_to: z.string().default('none'),
   // optimisation
   per_device_train_batch_size: int.pipe(z.number().positive()).default(1),
@@ -84,6 +85,7 @@ export const configShape = {
   fp16: bool.default(false),
   neftune_noise_alpha: num.pipe(z.number().min(0)).optional(),
   resume_from_checkpoint: z.union([bool, z.string()]).optional(),
+  /** accepted for LLaMA-Factory configs (distributed runs are not supported; one process) */
   ddp_timeout: int.optional(),
 };
 
