@@ -22,21 +22,30 @@ export interface LoraSettings {
   alphaPattern?: Record<string, number>;
 }
 
+/**
+ * Dropout masks are a pure function of (the trainer's micro-batch counter, the layer), so a resumed run
+ * draws exactly the masks an uninterrupted one would.
+ */
+let dropoutStep = 0;
+export function setDropoutStep(step: number): void {
+  dropoutStep = step;
+}
+
 export class LoraLayer implements LinearDelta {
   readonly A: Tensor<'f32'>;
   readonly B: Tensor<'f32'>;
   readonly scale: number;
   readonly dropoutP: number;
   enabled = true;
-  /** Seed source for dropout masks; advanced once per forward so masks differ between steps. */
-  private dropoutSeed: () => number;
+  /** distinguishes this layer's masks from the other layers' */
+  private readonly index: number;
 
-  constructor(A: Tensor<'f32'>, B: Tensor<'f32'>, scale: number, dropoutP: number, dropoutSeed: () => number) {
+  constructor(A: Tensor<'f32'>, B: Tensor<'f32'>, scale: number, dropoutP: number, index: number) {
     this.A = A;
     this.B = B;
     this.scale = scale;
     this.dropoutP = dropoutP;
-    this.dropoutSeed = dropoutSeed;
+    this.index = index;
   }
 
   get rank(): number {
@@ -44,7 +53,8 @@ export class LoraLayer implements LinearDelta {
   }
 
   forward(x: Tensor<'f32'>, layer: Linear): Tensor<'f32'> {
-    const xd = this.dropoutP > 0 && this.A.requiresGrad ? dropout(x, this.dropoutP, this.dropoutSeed()) : x;
+    const seed = (Math.imul(dropoutStep, 0x9e3779b1) + this.index) >>> 0;
+    const xd = this.dropoutP > 0 && this.A.requiresGrad ? dropout(x, this.dropoutP, seed) : x;
     return loraLinear(x, xd, layer.weight, layer.bias, this.A, this.B, this.scale);
   }
 
@@ -114,8 +124,6 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
     }
   }
   const layers = new Map<string, LoraLayer>();
-  let dropoutCounter = rng.nextU32();
-  const nextSeed = () => (dropoutCounter = (dropoutCounter + 1) >>> 0);
   for (const [name, lin] of linearModules(model)) {
     if (!matchesTarget(name, s.targetModules)) continue;
     const r = patternValue(s.rankPattern, name) ?? s.r;
@@ -127,7 +135,7 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
       const B = Tensor.zeros([lin.outFeatures, r], 'f32');
       A.requiresGrad = true;
       B.requiresGrad = true;
-      return new LoraLayer(A, B, s.useRslora ? alpha / Math.sqrt(r) : alpha / r, s.dropout, nextSeed);
+      return new LoraLayer(A, B, s.useRslora ? alpha / Math.sqrt(r) : alpha / r, s.dropout, layers.size);
     });
     lin.delta = layer;
     layers.set(name, layer);

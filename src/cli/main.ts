@@ -11,6 +11,8 @@ import { presets } from '../models/init.js';
 import { native } from '../native.js';
 import { verifyGolden } from '../verify/golden.js';
 import { dataCommand } from './data.js';
+import { loadConfig, parseOverrides } from '../config/load.js';
+import { train } from '../train/trainer.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -78,6 +80,14 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'worker threads', positiveInt, availableParallelism())
     .action(async (o: { tokenizer: string; template: string; examples: number; workers: number }) => {
       process.stdout.write(`${JSON.stringify(await runDataBench(o))}\n`);
+    });
+
+  program.command('train')
+    .description('train a model as the YAML says (pt or sft; full, freeze or lora)')
+    .argument('<config>', 'training YAML with LLaMA-Factory\'s keys')
+    .argument('[overrides...]', 'key=value overrides, e.g. learning_rate=1e-4 max_steps=10')
+    .action(async (file: string, overrides: string[]) => {
+      await train(loadConfig(file, parseOverrides(overrides)));
     });
 
   program.addCommand(dataCommand());

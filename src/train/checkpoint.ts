@@ -1,0 +1,78 @@
+/**
+ * checkpoint-N/ folders: the trainable weights, the optimiser moments and the trainer state (step, epoch,
+ * position in the epoch, log history), written into a temporary folder that is renamed into place, so a
+ * checkpoint is either complete or absent. Resuming restores all of it.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { LmfError } from '../errors.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { writeTextAtomic } from '../io/atomic.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { AdamW } from './adamw.js';
+import type { LogRecord } from './trainer-log.js';
+
+export interface TrainerState {
+  global_step: number;
+  /** optimiser steps done within the current epoch */
+  epoch_step: number;
+  epoch: number;
+  total_steps: number;
+  log_history: LogRecord[];
+  best_metric: null;
+}
+
+export function checkpointDirs(outputDir: string): { step: number; dir: string }[] {
+  if (!existsSync(outputDir)) return [];
+  return readdirSync(outputDir).map((n) => /^checkpoint-(\d+)$/.exec(n)).filter((m): m is RegExpExecArray => !!m)
+    .map((m) => ({ step: Number(m[1]), dir: path.join(outputDir, m[0]) }))
+    .filter((c) => existsSync(path.join(c.dir, 'trainer_state.json'))).sort((a, b) => a.step - b.step);
+}
+
+export function saveCheckpoint(outputDir: string, trainable: [string, Tensor<'f32'>][], opt: AdamW, state: TrainerState,
+  writeModel: (dir: string) => void, keep: number | undefined): string {
+  const final = path.join(outputDir, `checkpoint-${state.global_step}`);
+  const tmp = `${final}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  writeModel(tmp);
+  writeSafetensors(path.join(tmp, 'trainable.safetensors'), new Map(trainable.map(([n, t]) => [n, { tensor: t, dtype: 'F32' } as TensorToWrite])));
+  const { m, v } = opt.state();
+  const moments = new Map<string, TensorToWrite>();
+  trainable.forEach(([n], i) => {
+    moments.set(`exp_avg.${n}`, { tensor: m[i], dtype: 'F32' });
+    moments.set(`exp_avg_sq.${n}`, { tensor: v[i], dtype: 'F32' });
+  });
+  writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { step: String(opt.step) });
+  writeTextAtomic(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(state, null, 2)}\n`);
+  rmSync(final, { recursive: true, force: true });
+  renameSync(tmp, final);
+  if (keep) for (const old of checkpointDirs(outputDir).slice(0, -keep)) rmSync(old.dir, { recursive: true, force: true });
+  return final;
+}
+
+export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][], opt: AdamW): TrainerState {
+  const file = path.join(dir, 'trainable.safetensors');
+  if (!existsSync(file)) throw new LmfError('bad_checkpoint', 'the checkpoint has no trainable.safetensors', { file: dir });
+  const weights = SafetensorsFile.open(file);
+  const moments = SafetensorsFile.open(path.join(dir, 'optimizer.safetensors'));
+  try {
+    const { m, v } = opt.state();
+    trainable.forEach(([name, t], i) => {
+      for (const [src, key, into] of [[weights, name, t], [moments, `exp_avg.${name}`, m[i]], [moments, `exp_avg_sq.${name}`, v[i]]] as const) {
+        const entry = src.entries.get(key);
+        if (!entry || entry.shape.join() !== t.shape.join()) {
+          throw new LmfError('bad_checkpoint', 'the checkpoint does not match this model and method', { file: dir, tensor: key, hint: 'resume with the same config the checkpoint was made with' });
+        }
+        const loaded = src.read(key, 'f32');
+        into.data.set(loaded.data as Float32Array);
+        loaded.dispose();
+      }
+    });
+    opt.step = Number(moments.metadata.step ?? 0);
+  } finally {
+    weights.close();
+    moments.close();
+  }
+  return JSON.parse(readFileSync(path.join(dir, 'trainer_state.json'), 'utf8')) as TrainerState;
+}

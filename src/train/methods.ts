@@ -1,0 +1,93 @@
+/**
+ * Fine-tuning methods: which parameters train, with which learning rate and weight decay.
+ * full: everything; freeze: the last (or first) N layers' chosen modules plus extra modules; lora: adapters
+ * on the chosen projections (new, or continued from adapter_name_or_path). Weight decay applies to matrices
+ * only, never to biases or norm weights (Hugging Face Trainer).
+ */
+import { attachLora, type LoraLayer, type LoraSettings } from '../adapters/lora.js';
+import { loadPeftAdapter, readAdapterConfig, settingsFromConfig } from '../adapters/peft.js';
+import type { TrainConfig } from '../config/schema.js';
+import { LmfError } from '../errors.js';
+import type { CausalLM } from '../models/registry.js';
+import { Rng } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { ParamGroup } from './adamw.js';
+
+export interface MethodSetup {
+  groups: ParamGroup[];
+  /** name -> tensor of every trainable parameter (checkpoint order) */
+  trainable: [string, Tensor<'f32'>][];
+  lora: { layers: Map<string, LoraLayer>; settings: LoraSettings } | null;
+}
+
+function decays(name: string, t: Tensor): boolean {
+  return t.shape.length >= 2 && !name.endsWith('.bias') && !name.includes('norm');
+}
+
+function groupsOf(named: [string, Tensor<'f32'>][], c: TrainConfig, lrOf: (name: string) => number): ParamGroup[] {
+  const groups = new Map<string, ParamGroup>();
+  for (const [name, t] of named) {
+    const lr = lrOf(name);
+    const wd = decays(name, t) ? c.weight_decay : 0;
+    const key = `${lr}|${wd}`;
+    if (!groups.has(key)) groups.set(key, { params: [], lr, weightDecay: wd });
+    groups.get(key)!.params.push(t);
+  }
+  return [...groups.values()];
+}
+
+/** Layers whose parameters train in freeze mode: the last n (n > 0) or the first -n (n < 0). */
+function freezeLayers(numLayers: number, n: number): Set<number> {
+  if (n === 0 || Math.abs(n) > numLayers) {
+    throw new LmfError('bad_value', `freeze_trainable_layers ${n} must be between -${numLayers} and ${numLayers}, not 0`, { key: 'freeze_trainable_layers' });
+  }
+  const idx = n > 0 ? Array.from({ length: n }, (_, i) => numLayers - n + i) : Array.from({ length: -n }, (_, i) => i);
+  return new Set(idx);
+}
+
+export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
+  const all = model.namedParameters();
+  for (const [, p] of all) p.requiresGrad = false;
+  if (c.finetuning_type === 'lora') {
+    let layers: Map<string, LoraLayer>;
+    let settings: LoraSettings;
+    if (c.adapter_name_or_path?.length && !c.create_new_adapter) {
+      const dir = c.adapter_name_or_path[c.adapter_name_or_path.length - 1];
+      layers = loadPeftAdapter(model, dir);
+      settings = settingsFromConfig(readAdapterConfig(dir));
+      for (const l of layers.values()) {
+        l.A.requiresGrad = true;
+        l.B.requiresGrad = true;
+      }
+    } else {
+      settings = {
+        r: c.lora_rank, alpha: c.lora_alpha ?? 2 * c.lora_rank, dropout: c.lora_dropout,
+        targetModules: c.lora_target.length === 1 && c.lora_target[0] === 'all' ? 'all' : c.lora_target, useRslora: c.use_rslora,
+      };
+      if (c.use_dora) throw new LmfError('unsupported', 'use_dora is not supported yet', { key: 'use_dora', hint: 'train plain LoRA (use_dora: false)' });
+      layers = attachLora(model, settings, new Rng(c.seed));
+    }
+    const trainable = [...layers].flatMap(([name, l]) => [[`${name}.lora_A.weight`, l.A], [`${name}.lora_B.weight`, l.B]] as [string, Tensor<'f32'>][]);
+    const ratio = c.loraplus_lr_ratio;
+    const groups = groupsOf(trainable, c, (name) => (ratio && name.endsWith('lora_B.weight') ? c.learning_rate * ratio : c.learning_rate));
+    return { groups, trainable, lora: { layers, settings } };
+  }
+  let chosen = all;
+  if (c.finetuning_type === 'freeze') {
+    const layers = freezeLayers(model.layers.length, c.freeze_trainable_layers);
+    const modules = c.freeze_trainable_modules;
+    const extra = c.freeze_extra_modules ?? [];
+    chosen = all.filter(([name]) => {
+      const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
+      if (m) return layers.has(Number(m[1])) && (modules.includes('all') || modules.some((mod) => m[2].startsWith(`${mod}.`) || m[2].includes(`.${mod}.`)));
+      return extra.some((e) => name.includes(e));
+    });
+    if (!chosen.length) throw new LmfError('bad_value', 'freeze settings leave no parameter to train', { key: 'freeze_trainable_modules', hint: 'use all, or names like mlp, self_attn' });
+  }
+  const trainable = chosen as [string, Tensor<'f32'>][];
+  for (const [, p] of trainable) {
+    if (p.dtype !== 'f32') throw new LmfError('internal', 'trainable parameters must be f32');
+    p.requiresGrad = true;
+  }
+  return { groups: groupsOf(trainable, c, () => c.learning_rate), trainable, lora: null };
+}

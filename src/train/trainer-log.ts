@@ -1,0 +1,41 @@
+/**
+ * trainer_log.jsonl (one line per logging step, LLaMA-Factory's fields plus throughput) and the progress
+ * line on the terminal.
+ */
+import { appendFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface LogRecord {
+  current_steps: number;
+  total_steps: number;
+  loss?: number;
+  eval_loss?: number;
+  lr?: number;
+  epoch: number;
+  percentage: number;
+  elapsed_time: string;
+  remaining_time: string;
+  tokens_per_s?: number;
+  throughput?: number;
+  grad_norm?: number;
+}
+
+/** h:mm:ss as LLaMA-Factory writes durations */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+}
+
+export function appendLog(outputDir: string, record: LogRecord): void {
+  appendFileSync(path.join(outputDir, 'trainer_log.jsonl'), `${JSON.stringify(record)}\n`);
+}
+
+export function progressLine(r: LogRecord): string {
+  const parts = [`step ${r.current_steps}/${r.total_steps}`];
+  if (r.loss !== undefined) parts.push(`loss ${r.loss.toFixed(4)}`);
+  if (r.eval_loss !== undefined) parts.push(`eval_loss ${r.eval_loss.toFixed(4)}`);
+  if (r.lr !== undefined) parts.push(`lr ${r.lr.toExponential(2)}`);
+  if (r.tokens_per_s !== undefined) parts.push(`${r.tokens_per_s.toFixed(0)} tok/s`);
+  parts.push(`epoch ${r.epoch.toFixed(2)}`, `${r.elapsed_time} elapsed`, `ETA ${r.remaining_time}`);
+  return parts.join(' | ');
+}

@@ -1,0 +1,201 @@
+/**
+ * `lmf train`: the loop, in the order it runs. Data -> model -> method -> optimiser; then for each optimiser
+ * step: gradient_accumulation_steps micro-batches (the loss normalised over every target token of the
+ * accumulated batch), clip, AdamW with the scheduled rate, log, evaluate, checkpoint. A NaN loss stops the
+ * run naming the step and the last good checkpoint; SIGINT saves a checkpoint and exits cleanly.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { setDropoutStep } from '../adapters/lora.js';
+import type { TrainConfig } from '../config/schema.js';
+import type { TokenBatch } from '../data/collator.js';
+import { prepareData, type ProcessedSet } from '../data/pipeline.js';
+import { LmfError } from '../errors.js';
+import { shiftLabels } from '../models/llama.js';
+import { loadModel, type CausalLM } from '../models/registry.js';
+import { native } from '../native.js';
+import { writeTextAtomic } from '../io/atomic.js';
+import { backward, noGrad } from '../tensor/autograd.js';
+import { persistent, withScope } from '../tensor/tensor.js';
+import { AdamW } from './adamw.js';
+import { planBatches, type BatchPlan } from './batches.js';
+import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { setupMethod, type MethodSetup } from './methods.js';
+import { saveTrainedModel, writeJson } from './outputs.js';
+import { lrFactor, warmupSteps } from './scheduler.js';
+import { appendLog, duration, progressLine, type LogRecord } from './trainer-log.js';
+
+export interface TrainOptions {
+  /** where progress lines go (stderr by default) */
+  print?: (line: string) => void;
+}
+
+function checkOutputDir(c: TrainConfig): string | null {
+  const dir = c.output_dir;
+  const resume = c.resume_from_checkpoint;
+  if (resume && resume !== true && typeof resume === 'string') {
+    if (!existsSync(path.join(resume, 'trainer_state.json'))) throw new LmfError('bad_checkpoint', 'not a checkpoint folder', { file: resume, key: 'resume_from_checkpoint' });
+    return resume;
+  }
+  if (resume === true) {
+    const last = checkpointDirs(dir).pop();
+    if (!last) throw new LmfError('bad_checkpoint', 'resume_from_checkpoint is true but output_dir holds no checkpoint', { file: dir, key: 'resume_from_checkpoint' });
+    return last.dir;
+  }
+  if (existsSync(dir) && readdirSync(dir).length && !c.overwrite_output_dir) {
+    throw new LmfError('output_exists', 'output_dir exists and is not empty', {
+      file: dir, key: 'output_dir', hint: 'set overwrite_output_dir: true, resume_from_checkpoint: true, or choose another output_dir',
+    });
+  }
+  return null;
+}
+
+function sftExamples(set: ProcessedSet) {
+  if (set.kind !== 'sft' && set.kind !== 'pt') throw new LmfError('unsupported', `stage data of kind ${set.kind} is trained by its own stage`);
+  return set.examples;
+}
+
+function loadForTraining(c: TrainConfig): CausalLM {
+  // LoRA with bf16 keeps the frozen base in bf16; full and freeze keep f32 master weights (+ bf16 copies)
+  const storage = c.bf16 && c.finetuning_type === 'lora' ? 'bf16' : 'f32';
+  const { model } = loadModel(c.model_name_or_path, { dtype: storage });
+  return model;
+}
+
+/** Mean loss over the target tokens of a set of batches, without gradients. */
+function evaluate(model: CausalLM, batches: TokenBatch[]): number {
+  let sum = 0, count = 0;
+  noGrad(() => {
+    for (const b of batches) {
+      withScope(() => {
+        const targets = shiftLabels(b.labels, b.batch, b.seq);
+        const n = targets.reduce((a, t) => a + (t >= 0 ? 1 : 0), 0);
+        if (!n) return;
+        const loss = model.loss(b, targets, Float32Array.from(targets, (t) => (t >= 0 ? 1 : 0)));
+        sum += loss.data[0];
+        count += n;
+      });
+    }
+  });
+  return count ? sum / count : NaN;
+}
+
+export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ state: TrainerState; outputDir: string }> {
+  const print = o.print ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const resumeDir = checkOutputDir(c);
+  const data = await prepareData(c);
+  const examples = sftExamples(data.train);
+  const padId = data.tokenizer.padId ?? 0;
+  const packing = c.stage === 'sft' && (c.packing || c.neat_packing) ? { cutoffLen: c.cutoff_len } : null;
+  const plan: BatchPlan = planBatches(examples, c.per_device_train_batch_size, c.seed, padId, packing);
+  const evalBatches = data.eval ? planBatches(sftExamples(data.eval), c.per_device_eval_batch_size, c.seed, padId, packing).epoch(0) : null;
+  const stepsPerEpoch = Math.max(1, Math.ceil(plan.batchesPerEpoch / c.gradient_accumulation_steps));
+  const total = c.max_steps > 0 ? c.max_steps : Math.ceil(c.num_train_epochs * stepsPerEpoch);
+  const warmup = warmupSteps(c, total);
+
+  const model = loadForTraining(c);
+  const setup: MethodSetup = setupMethod(model, c);
+  if (c.bf16) for (const [, p] of setup.trainable) if (p.shape.length === 2 && !setup.lora) p.shadow = persistent(() => p.toBf16());
+  const opt = new AdamW(setup.groups, { beta1: c.adam_beta1, beta2: c.adam_beta2, eps: c.adam_epsilon });
+  let state: TrainerState = { global_step: 0, epoch_step: 0, epoch: 0, total_steps: total, log_history: [], best_metric: null };
+  if (resumeDir) {
+    state = loadCheckpoint(resumeDir, setup.trainable, opt);
+    // the log continues from the checkpoint: lines a killed run wrote after it are dropped
+    writeTextAtomic(path.join(c.output_dir, 'trainer_log.jsonl'), state.log_history.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    for (const [, p] of setup.trainable) if (p.shadow) native.toBf16(p.data, p.shadow.data, p.size);
+    print(`resumed from ${resumeDir} at step ${state.global_step}`);
+  } else {
+    mkdirSync(c.output_dir, { recursive: true });
+  }
+  const params = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
+  print(`training ${c.stage}/${c.finetuning_type}: ${examples.length} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`);
+
+  let interrupted = false;
+  const onSigint = () => { interrupted = true; };
+  process.once('SIGINT', onSigint);
+  const writeModel = (dir: string) => saveTrainedModel(dir, model, setup, c);
+  const checkpoint = () => saveCheckpoint(c.output_dir, setup.trainable, opt, state, writeModel, c.save_total_limit);
+
+  const start = performance.now();
+  let windowLoss = 0, windowSteps = 0, windowTokens = 0, windowStart = performance.now();
+  let epochIndex = Math.floor(state.global_step / stepsPerEpoch);
+  let epochBatches = plan.epoch(epochIndex);
+  try {
+    while (state.global_step < total && !interrupted) {
+      if (Math.floor(state.global_step / stepsPerEpoch) !== epochIndex) epochBatches = plan.epoch(++epochIndex);
+      const inEpoch = state.global_step % stepsPerEpoch;
+      const micro = epochBatches.slice(inEpoch * c.gradient_accumulation_steps, (inEpoch + 1) * c.gradient_accumulation_steps);
+      const targetsOf = micro.map((b) => shiftLabels(b.labels, b.batch, b.seq));
+      const tokens = targetsOf.reduce((a, t) => a + t.reduce((s, x) => s + (x >= 0 ? 1 : 0), 0), 0);
+      let stepLoss = 0;
+      micro.forEach((b, k) => withScope(() => {
+        setDropoutStep(state.global_step * c.gradient_accumulation_steps + k);
+        const weights = Float32Array.from(targetsOf[k], (t) => (t >= 0 && tokens ? 1 / tokens : 0));
+        const loss = model.loss(b, targetsOf[k], weights);
+        stepLoss += loss.data[0];
+        if (loss.requiresGrad) backward(loss);
+      }));
+      if (!Number.isFinite(stepLoss)) {
+        const last = checkpointDirs(c.output_dir).pop();
+        throw new LmfError('nan_loss', `the loss became ${stepLoss} at step ${state.global_step + 1}`, {
+          hint: `${last ? `the last good checkpoint is ${last.dir}; ` : ''}lower learning_rate or set max_grad_norm`,
+        });
+      }
+      const lr = c.learning_rate * lrFactor(c.lr_scheduler_type, state.global_step, total, warmup, c.learning_rate);
+      const norm = opt.update(lr / c.learning_rate, c.max_grad_norm > 0 ? c.max_grad_norm : null);
+      opt.zeroGrad();
+      state.global_step++;
+      state.epoch_step = state.global_step % stepsPerEpoch;
+      state.epoch = state.global_step / stepsPerEpoch;
+      windowLoss += stepLoss;
+      windowSteps++;
+      windowTokens += micro.reduce((a, b) => a + b.batch * b.seq, 0);
+      const last = state.global_step === total;
+      if (state.global_step % c.logging_steps === 0 || last) {
+        const elapsed = (performance.now() - start) / 1000;
+        const rate = (performance.now() - windowStart) / 1000;
+        const record: LogRecord = {
+          current_steps: state.global_step, total_steps: total, loss: round(windowLoss / windowSteps), lr,
+          epoch: round(state.epoch, 4), percentage: round((100 * state.global_step) / total, 2), elapsed_time: duration(elapsed),
+          remaining_time: duration((elapsed / state.global_step) * (total - state.global_step)),
+          tokens_per_s: round(windowTokens / rate, 1), throughput: round(windowTokens / rate, 1), grad_norm: round(norm),
+        };
+        if (evalBatches && c.eval_steps && state.global_step % c.eval_steps === 0) record.eval_loss = round(evaluate(model, evalBatches));
+        appendLog(c.output_dir, record);
+        state.log_history.push(record);
+        print(progressLine(record));
+        windowLoss = 0; windowSteps = 0; windowTokens = 0; windowStart = performance.now();
+      }
+      if (state.global_step % c.save_steps === 0 && !last) checkpoint();
+    }
+    if (interrupted) {
+      print(`interrupted: checkpoint saved to ${checkpoint()}`);
+      return { state, outputDir: c.output_dir };
+    }
+    writeModel(c.output_dir);
+    const runtime = (performance.now() - start) / 1000;
+    const losses = state.log_history.filter((r) => r.loss !== undefined);
+    const results: Record<string, number> = {
+      epoch: round(state.epoch, 4), train_loss: round(losses.reduce((a, r) => a + r.loss!, 0) / Math.max(1, losses.length)),
+      train_runtime: round(runtime, 2), train_steps_per_second: round(total / runtime, 3),
+    };
+    if (evalBatches) {
+      const evalLoss = evaluate(model, evalBatches);
+      results.eval_loss = round(evalLoss);
+      results.perplexity = round(Math.exp(evalLoss));
+    }
+    writeJson(c.output_dir, 'trainer_state.json', state);
+    writeJson(c.output_dir, 'all_results.json', results);
+    print(`done: ${JSON.stringify(results)}`);
+    return { state, outputDir: c.output_dir };
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    opt.dispose();
+    model.dispose();
+  }
+}
+
+function round(x: number, digits = 6): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
