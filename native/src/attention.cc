@@ -193,7 +193,9 @@ static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
     float* myDQ = dQ[omp_get_thread_num()];
     std::fill(myDQ, myDQ + headSize, 0.0f);
     std::vector<float> kt(D * BK), vt(D * BK), kb(BK * D), s(BQ * BK), p(BQ * BK), dK(BK * D), dV(BK * D);
-#pragma omp for schedule(dynamic, 1)
+    // static round-robin: each task always lands on the same thread in the same order, so the
+    // per-thread dQ sums (and the whole backward) are bit-for-bit reproducible
+#pragma omp for schedule(static, 1)
     for (int64_t task = 0; task < B * H * nKB; task++) {
       int64_t kbIdx = task / (B * H), bh = task % (B * H), h = bh % H, b = bh / H, g = h / sh.group();
       int64_t j0 = kbIdx * BK, nk = std::min(BK, Tk - j0);

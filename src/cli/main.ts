@@ -11,6 +11,7 @@ import { presets } from '../models/init.js';
 import { native } from '../native.js';
 import { verifyGolden } from '../verify/golden.js';
 import { dataCommand } from './data.js';
+import { generateCommand, initCommand } from './model.js';
 import { loadConfig, parseOverrides } from '../config/load.js';
 import { train } from '../train/trainer.js';
 
@@ -91,6 +92,8 @@ export function buildProgram(): Command {
     });
 
   program.addCommand(dataCommand());
+  program.addCommand(initCommand());
+  program.addCommand(generateCommand());
 
   program.command('env')
     .description('versions, threads and CPU features the engine runs with')

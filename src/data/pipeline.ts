@@ -50,8 +50,10 @@ export function stageKind(stage: TrainConfig['stage']): StageKind {
   return stage === 'pt' ? 'pt' : stage === 'sft' ? 'sft' : stage === 'kto' ? 'kto' : 'pairwise';
 }
 
-export function resolveTemplate(name: string | null | undefined, tok: TextTokenizer): AnyTemplate {
-  return name ? getTemplate(name) : new JinjaChatTemplate(tok);
+/** The named template, or the tokenizer's chat_template; pre-training needs none (documents are plain text). */
+export function resolveTemplate(name: string | null | undefined, tok: TextTokenizer, stage?: TrainConfig['stage']): AnyTemplate {
+  if (name) return getTemplate(name);
+  return stage === 'pt' ? getTemplate('empty') : new JinjaChatTemplate(tok);
 }
 
 /** LLaMA-Factory's num_samples: a random subset, or up-sampling with replacement past the dataset's size. */
@@ -208,7 +210,7 @@ export function lengthsOf(s: ProcessedSet): number[] {
 export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<PreparedData> {
   if (!c.dataset?.length) throw new LmfError('bad_value', 'dataset is required', { key: 'dataset', hint: 'name datasets from dataset_info.json, e.g. dataset: identity' });
   const tokenizer = tok ?? HfTokenizer.fromDir(c.model_name_or_path);
-  const template = resolveTemplate(c.template, tokenizer);
+  const template = resolveTemplate(c.template, tokenizer, c.stage);
   const kind = stageKind(c.stage);
   const attrs = resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir);
   const templateId = 'spec' in template ? JSON.stringify(template.spec) : tokenizer.chatTemplate ?? '';

@@ -16,7 +16,7 @@ interface Setup {
 
 const { tokenizerDir, config } = workerData as Setup;
 const tokenizer = HfTokenizer.fromDir(tokenizerDir);
-const template = resolveTemplate(config.template, tokenizer);
+const template = resolveTemplate(config.template, tokenizer, config.stage);
 
 parentPort!.on('message', async (msg: { id: number; kind: StageKind; items: AlignedExample[] }) => {
   try {

@@ -1,0 +1,71 @@
+/** `lmf init` (a fresh model folder with a real tokenizer) and `lmf generate` (greedy answers to prompts). */
+import { Command, InvalidArgumentError } from 'commander';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { loadPeftAdapter } from '../adapters/peft.js';
+import { resolveTemplate } from '../data/pipeline.js';
+import { HfTokenizer } from '../data/tokenizer.js';
+import { LmfError } from '../errors.js';
+import { generateReply } from '../infer/generate.js';
+import { parseModelConfig } from '../models/config.js';
+import { initLlama } from '../models/init.js';
+import { loadModel } from '../models/registry.js';
+import { saveModelFolder } from '../models/save.js';
+
+function int(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+export function initCommand(): Command {
+  return new Command('init')
+    .description('write a freshly initialised LLaMA-shaped model folder around a real tokenizer (for pre-training from scratch)')
+    .requiredOption('--tokenizer <dir>', 'folder with tokenizer.json and tokenizer_config.json')
+    .requiredOption('--out <dir>', 'model folder to write')
+    .option('--hidden <n>', 'hidden size', int, 192)
+    .option('--layers <n>', 'decoder layers', int, 4)
+    .option('--heads <n>', 'attention heads', int, 6)
+    .option('--kv-heads <n>', 'key/value heads', int, 2)
+    .option('--intermediate <n>', 'MLP size', int, 512)
+    .option('--seed <n>', 'initialisation seed', (v) => Number(v), 0)
+    .action((o: { tokenizer: string; out: string; hidden: number; layers: number; heads: number; kvHeads: number; intermediate: number; seed: number }) => {
+      const tok = HfTokenizer.fromDir(o.tokenizer);
+      if (existsSync(path.join(o.out, 'config.json'))) throw new LmfError('output_exists', 'a model already exists there', { file: o.out });
+      const raw = {
+        architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: tok.vocabSize, hidden_size: o.hidden,
+        intermediate_size: o.intermediate, num_hidden_layers: o.layers, num_attention_heads: o.heads, num_key_value_heads: o.kvHeads,
+        rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 2048,
+        bos_token_id: tok.bosId, eos_token_id: tok.eosId, pad_token_id: null, hidden_act: 'silu',
+      };
+      const model = initLlama(parseModelConfig(raw, o.out), 'f32', o.seed);
+      mkdirSync(o.out, { recursive: true });
+      saveModelFolder(model, o.out, { dtype: 'F32' });
+      for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(o.tokenizer, f), path.join(o.out, f));
+      const params = model.namedParameters().reduce((a, [, p]) => a + p.size, 0);
+      process.stdout.write(`wrote ${o.out}: ${params.toLocaleString()} parameters, vocabulary ${tok.vocabSize}\n`);
+      model.dispose();
+    });
+}
+
+export function generateCommand(): Command {
+  return new Command('generate')
+    .description('greedy answers of a model (and adapter) to one or more prompts')
+    .requiredOption('--model <dir>', 'model folder')
+    .option('--adapter <dir>', 'PEFT LoRA adapter')
+    .option('--template <name>', 'chat template (default: the tokenizer\'s chat_template)')
+    .option('--system <text>', 'system prompt')
+    .option('--max-new-tokens <n>', 'longest answer', int, 48)
+    .argument('<prompts...>', 'user messages, one answer each')
+    .action((prompts: string[], o: { model: string; adapter?: string; template?: string; system?: string; maxNewTokens: number }) => {
+      const { model } = loadModel(o.model);
+      if (o.adapter) loadPeftAdapter(model, o.adapter);
+      const tok = HfTokenizer.fromDir(o.model);
+      const template = resolveTemplate(o.template, tok);
+      for (const p of prompts) {
+        const reply = generateReply(model, tok, template, [{ role: 'user', content: p }], { maxNewTokens: o.maxNewTokens, system: o.system });
+        process.stdout.write(`> ${p}\n${reply}\n\n`);
+      }
+      model.dispose();
+    });
+}
