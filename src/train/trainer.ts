@@ -167,6 +167,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
         windowLoss = 0; windowSteps = 0; windowTokens = 0; windowStart = performance.now();
       }
       if (state.global_step % c.save_steps === 0 && !last) checkpoint();
+      await new Promise(setImmediate); // lets a SIGINT handler run between steps
     }
     if (interrupted) {
       print(`interrupted: checkpoint saved to ${checkpoint()}`);

@@ -95,3 +95,27 @@ test('an existing output_dir is refused unless overwrite or resume is set', () =
   assert.equal(r.status, 1);
   assert.match(r.stderr, /output_dir exists and is not empty[\s\S]*hint: set overwrite_output_dir/);
 });
+
+test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the step', async () => {
+  const file = yaml('interrupted', 'finetuning_type: lora\nlearning_rate: 1.0e-3\nnum_train_epochs: 500\nlogging_steps: 1\n');
+  const out = path.join(work, 'interrupted');
+  const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && /step 3\//.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /interrupted: checkpoint saved to .*checkpoint-\d+/);
+  assert.ok(readFileSync(path.join(out, 'trainer_log.jsonl'), 'utf8').length > 0);
+  const nan = lmf('train', yaml('nan', 'finetuning_type: full\nlearning_rate: 1.0e+8\nmax_grad_norm: 0\nnum_train_epochs: 30\nlogging_steps: 1\n'));
+  assert.equal(nan.status, 1);
+  assert.match(nan.stderr, /error \[nan_loss\] the loss became (NaN|Infinity) at step \d+/);
+});
