@@ -4,6 +4,7 @@
  * H heads, KV key/value heads, D head dim; activations are [B*T, features].
  */
 import { trim } from '../tensor/pool.js';
+import { Rng } from '../tensor/random.js';
 import { persistent, Tensor } from '../tensor/tensor.js';
 import { add, attention, embedding, linear, lmHeadLogProbs, lmHeadLoss, rmsnorm, rope, ropeTables, swiglu } from '../tensor/ops/index.js';
 import { Linear } from '../nn/linear.js';
@@ -19,6 +20,8 @@ export interface ModelInput {
   positions?: Int32Array;
   /** tokens attend only within their segment; default one segment per row */
   segments?: Int32Array;
+  /** NEFTune: uniform noise of magnitude alpha / sqrt(T * C) added to the embeddings (training only) */
+  embeddingNoise?: { alpha: number; seed: number };
 }
 
 /** How base weights are stored: f32, or bf16 for frozen bases and bf16 training. Norms and biases stay f32. */
@@ -110,6 +113,7 @@ export class LlamaModel {
     const tables = ropeTables(b.positions, this.invFreq);
     const shape = { batch: b.B, seq: b.T, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, segments: b.segments };
     let h = embedding(this.embedTokens, b.ids, c.padTokenId ?? -1); // [B*T, C]
+    if (input.embeddingNoise) h = add(h, neftuneNoise(h.size, b.T * c.hiddenSize, input.embeddingNoise));
     for (const layer of this.layers) {
       const x = rmsnorm(h, layer.inputNorm, c.rmsNormEps);
       const q = rope(layer.q.forward(x), tables, c.numHeads); // [B*T, H*D]
@@ -145,6 +149,15 @@ export class LlamaModel {
     for (const [, p] of this.namedParameters()) p.dispose();
     this.invFreq.dispose();
   }
+}
+
+/** NEFTune's noise: uniform in [-alpha/sqrt(T*C), alpha/sqrt(T*C)], drawn from a seeded generator. */
+function neftuneNoise(n: number, dims: number, o: { alpha: number; seed: number }): Tensor<'f32'> {
+  const mag = o.alpha / Math.sqrt(dims);
+  const rng = new Rng(o.seed);
+  const t = Tensor.empty([n], 'f32');
+  for (let i = 0; i < n; i++) t.data[i] = (rng.uniform() * 2 - 1) * mag;
+  return t;
 }
 
 /** labels [B, T] (-100 ignored) -> targets where position t holds the label of t+1; the last of each row ignored. */

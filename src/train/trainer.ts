@@ -20,6 +20,7 @@ import { persistent, withScope } from '../tensor/tensor.js';
 import { AdamW } from './adamw.js';
 import { planBatches, type BatchPlan } from './batches.js';
 import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { describeEstimate, estimateStepMemory } from './memory-estimate.js';
 import { setupMethod, type MethodSetup } from './methods.js';
 import { saveTrainedModel, writeJson } from './outputs.js';
 import { lrFactor, warmupSteps } from './scheduler.js';
@@ -109,6 +110,8 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   }
   const params = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
   print(`training ${c.stage}/${c.finetuning_type}: ${examples.length} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`);
+  const longest = Math.max(...examples.map((e) => e.ids.length));
+  print(describeEstimate(estimateStepMemory(model, setup, c.per_device_train_batch_size * (packing ? c.cutoff_len : longest))));
 
   let interrupted = false;
   const onSigint = () => { interrupted = true; };
@@ -131,7 +134,8 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
       micro.forEach((b, k) => withScope(() => {
         setDropoutStep(state.global_step * c.gradient_accumulation_steps + k);
         const weights = Float32Array.from(targetsOf[k], (t) => (t >= 0 && tokens ? 1 / tokens : 0));
-        const loss = model.loss(b, targetsOf[k], weights);
+        const noise = c.neftune_noise_alpha ? { alpha: c.neftune_noise_alpha, seed: (state.global_step * 7919 + k + c.seed) >>> 0 } : undefined;
+        const loss = model.loss({ ...b, embeddingNoise: noise }, targetsOf[k], weights);
         stepLoss += loss.data[0];
         if (loss.requiresGrad) backward(loss);
       }));

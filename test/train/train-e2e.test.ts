@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadPeftAdapter } from '../../src/adapters/peft.js';
@@ -118,4 +118,23 @@ test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the ste
   const nan = lmf('train', yaml('nan', 'finetuning_type: full\nlearning_rate: 1.0e+8\nmax_grad_norm: 0\nnum_train_epochs: 30\nlogging_steps: 1\n'));
   assert.equal(nan.status, 1);
   assert.match(nan.stderr, /error \[nan_loss\] the loss became (NaN|Infinity) at step \d+/);
+});
+
+test('pt: documents packed into blocks, full training lowers the loss; NEFTune noise changes the run', () => {
+  const dir = path.join(work, 'ptdata');
+  mkdirSync(dir, { recursive: true });
+  const sentences = ['The committee met on Monday to discuss the budget.', 'Rain is expected in the north by evening.',
+    'The library opens at nine and closes at five.', 'Prices rose slightly in the third quarter.'];
+  writeFileSync(path.join(dir, 'docs.jsonl'), Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: `${sentences[i % 4]} ${sentences[(i + 1) % 4]}` })).join('\n'));
+  writeFileSync(path.join(dir, 'dataset_info.json'), JSON.stringify({ docs: { file_name: 'docs.jsonl', columns: { prompt: 'text' } } }));
+  const base = `finetuning_type: full\nlearning_rate: 3.0e-3\nnum_train_epochs: 3\nlogging_steps: 1\n`;
+  const r = lmf('train', yaml('pt', base), 'stage=pt', `dataset_dir=${dir}`, 'dataset=docs', 'cutoff_len=32');
+  assert.equal(r.status, 0, r.stderr);
+  const l = losses('pt');
+  assert.ok(l[l.length - 1] < l[0] - 1, `pt loss ${l[0]} -> ${l[l.length - 1]}`);
+  const n = lmf('train', yaml('pt-neft', base), 'stage=pt', `dataset_dir=${dir}`, 'dataset=docs', 'cutoff_len=32', 'neftune_noise_alpha=1');
+  assert.equal(n.status, 0, n.stderr);
+  const ln = losses('pt-neft');
+  assert.notDeepEqual(ln, l, 'the noise reaches the loss');
+  assert.ok(ln[ln.length - 1] < ln[0] - 0.5, 'and training still learns');
 });
