@@ -23,6 +23,7 @@ import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } fro
 import { describeEstimate, estimateStepMemory } from './memory-estimate.js';
 import { setupMethod, type MethodSetup } from './methods.js';
 import { saveTrainedModel, writeJson } from './outputs.js';
+import { plotLosses } from './plot.js';
 import { lrFactor, warmupSteps } from './scheduler.js';
 import { appendLog, duration, progressLine, type LogRecord } from './trainer-log.js';
 
@@ -191,6 +192,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
     }
     writeJson(c.output_dir, 'trainer_state.json', state);
     writeJson(c.output_dir, 'all_results.json', results);
+    if (c.plot_loss) for (const f of plotLosses(c.output_dir, state.log_history)) print(`wrote ${f}`);
     print(`done: ${JSON.stringify(results)}`);
     return { state, outputDir: c.output_dir };
   } finally {
