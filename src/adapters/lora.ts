@@ -7,6 +7,7 @@ import type { Linear, LinearDelta } from '../nn/linear.js';
 import type { CausalLM } from '../models/registry.js';
 import { dropout, loraLinear } from '../tensor/ops/index.js';
 import type { Rng } from '../tensor/random.js';
+import { native, NativeDType } from '../native.js';
 import { persistent, Tensor } from '../tensor/tensor.js';
 import { LmfError } from '../errors.js';
 
@@ -58,18 +59,13 @@ export class LoraLayer implements LinearDelta {
     return loraLinear(x, xd, layer.weight, layer.bias, this.A, this.B, this.scale);
   }
 
-  /** W + scale * B A, as f32 [out, in] (for merging into the base weight on export). */
+  /** scale * B A, f32 [out, in]: what merging adds to the base weight. */
   mergedDelta(): Tensor<'f32'> {
     const [r, inF] = this.A.shape;
     const outF = this.B.shape[0];
-    const d = Tensor.zeros([outF, inF], 'f32');
-    for (let o = 0; o < outF; o++) {
-      for (let k = 0; k < r; k++) {
-        const b = this.B.data[o * r + k] * this.scale;
-        if (b === 0) continue;
-        for (let i = 0; i < inF; i++) d.data[o * inF + i] += b * this.A.data[k * inF + i];
-      }
-    }
+    const d = Tensor.empty([outF, inF], 'f32');
+    native.matmul(this.B.data, this.A.data, d.data, outF, inF, r, false, false, false, null, NativeDType.f32);
+    native.axpby(d.data, null, d.data, d.size, this.scale, 0);
     return d;
   }
 
@@ -151,4 +147,29 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
 /** Switches every LoRA layer on or off (off = the base model, e.g. the reference model of DPO). */
 export function setLoraEnabled(layers: Map<string, LoraLayer>, enabled: boolean): void {
   for (const l of layers.values()) l.enabled = enabled;
+}
+
+/**
+ * Folds adapters into the base weights (W += scale * B A) and detaches them, as PEFT's merge_and_unload:
+ * the model then computes the same function without them.
+ */
+export function mergeLora(model: CausalLM, layers: Map<string, LoraLayer>): void {
+  const byName = new Map(linearModules(model));
+  for (const [name, layer] of layers) {
+    const lin = byName.get(name);
+    if (!lin) continue;
+    const delta = persistent(() => layer.mergedDelta());
+    const w = lin.weight;
+    if (w.dtype === 'f32') {
+      native.axpby(w.data as Float32Array, delta.data, w.data as Float32Array, w.size, 1, 1);
+    } else {
+      const full = persistent(() => w.toF32());
+      native.axpby(full.data, delta.data, full.data, full.size, 1, 1);
+      native.toBf16(full.data, w.data as Uint16Array, w.size);
+      full.dispose();
+    }
+    delta.dispose();
+    lin.delta = null;
+    layer.dispose();
+  }
 }

@@ -4,7 +4,7 @@
  * on the chosen projections (new, or continued from adapter_name_or_path). Weight decay applies to matrices
  * only, never to biases or norm weights (Hugging Face Trainer).
  */
-import { attachLora, type LoraLayer, type LoraSettings } from '../adapters/lora.js';
+import { attachLora, mergeLora, type LoraLayer, type LoraSettings } from '../adapters/lora.js';
 import { loadPeftAdapter, readAdapterConfig, settingsFromConfig } from '../adapters/peft.js';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
@@ -51,8 +51,13 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
   if (c.finetuning_type === 'lora') {
     let layers: Map<string, LoraLayer>;
     let settings: LoraSettings;
-    if (c.adapter_name_or_path?.length && !c.create_new_adapter) {
-      const dir = c.adapter_name_or_path[c.adapter_name_or_path.length - 1];
+    // as LLaMA-Factory: every adapter but the last is merged into the base; the last one is trained further,
+    // or merged too when create_new_adapter asks for a fresh adapter on top
+    const adapters = c.adapter_name_or_path ?? [];
+    const merged = c.create_new_adapter ? adapters : adapters.slice(0, -1);
+    for (const dir of merged) mergeLora(model, loadPeftAdapter(model, dir));
+    if (adapters.length && !c.create_new_adapter) {
+      const dir = adapters[adapters.length - 1];
       layers = loadPeftAdapter(model, dir);
       settings = settingsFromConfig(readAdapterConfig(dir));
       for (const l of layers.values()) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { attachLora } from '../../src/adapters/lora.js';
+import { attachLora, mergeLora } from '../../src/adapters/lora.js';
 import { loadPeftAdapter, readAdapterConfig, savePeftAdapter, settingsFromConfig } from '../../src/adapters/peft.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { shiftLabels, tokenWeights } from '../../src/models/llama.js';
@@ -70,5 +70,20 @@ test('a saved adapter has PEFT names and config, and loads back to the same outp
     again.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('merging an adapter into the base gives the logits of base + adapter', () => {
+  const input = { ids: Int32Array.from({ length: 16 }, (_, i) => (i * 29) % 256), batch: 1, seq: 16 };
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const { model } = loadModel(path.join(tinyDir, 'model'), { dtype });
+    const layers = loadPeftAdapter(model, adapterDir);
+    const withAdapter = noGrad(() => withScope(() => model.logits(input).toArray()));
+    mergeLora(model, layers);
+    assert.ok(model.layers.every((l) => l.q.delta === null && l.v.delta === null));
+    const merged = noGrad(() => withScope(() => model.logits(input).toArray()));
+    // f32 merges exactly up to rounding; bf16 storage rounds the merged weights to bf16
+    assert.ok(maxAbsDiff(withAdapter, merged) < (dtype === 'f32' ? 1e-5 : 5e-2), `${dtype}: ${maxAbsDiff(withAdapter, merged)}`);
+    model.dispose();
   }
 });

@@ -141,3 +141,14 @@ test('pt: documents packed into blocks, full training lowers the loss; NEFTune n
   assert.notDeepEqual(ln, l, 'the noise reaches the loss');
   assert.ok(ln[ln.length - 1] < ln[0] - 0.5, 'and training still learns');
 });
+
+test('continuing from an adapter, and a new adapter over merged ones, start where the first run ended', () => {
+  const first = lmf('train', yaml('lora-a', 'finetuning_type: lora\nlearning_rate: 1.0e-2\nnum_train_epochs: 6\nlogging_steps: 1\nlr_scheduler_type: constant\n'));
+  assert.equal(first.status, 0, first.stderr);
+  const end = losses('lora-a').at(-1)!;
+  for (const [name, extra] of [['lora-b', ''], ['lora-c', 'create_new_adapter: true\n']] as const) {
+    const r = lmf('train', yaml(name, `finetuning_type: lora\nlearning_rate: 1.0e-3\nnum_train_epochs: 1\nlogging_steps: 1\nadapter_name_or_path: ${path.join(work, 'lora-a')}\n${extra}`));
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(Math.abs(losses(name)[0] - end) < 0.5, `${name}: starts at ${losses(name)[0]}, the first run ended at ${end}`);
+  }
+});
