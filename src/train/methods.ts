@@ -49,6 +49,11 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
   const all = model.namedParameters();
   for (const [, p] of all) p.requiresGrad = false;
   if (c.finetuning_type === 'lora') {
+    if (c.additional_target?.length) {
+      throw new LmfError('unsupported', 'additional_target (training whole modules beside LoRA) is not supported yet', {
+        key: 'additional_target', hint: 'leave it out, or use finetuning_type: freeze with freeze_extra_modules for those modules',
+      });
+    }
     let layers: Map<string, LoraLayer>;
     let settings: LoraSettings;
     // as LLaMA-Factory: every adapter but the last is merged into the base; the last one is trained further,
