@@ -5,10 +5,10 @@
  */
 import type { Linear, LinearDelta } from '../nn/linear.js';
 import type { CausalLM } from '../models/registry.js';
-import { dropout, loraLinear } from '../tensor/ops/index.js';
+import { doraScale, dropout, loraLinear } from '../tensor/ops/index.js';
 import type { Rng } from '../tensor/random.js';
 import { native, NativeDType } from '../native.js';
-import { persistent, Tensor } from '../tensor/tensor.js';
+import { persistent, Tensor, withScope } from '../tensor/tensor.js';
 import { LmfError } from '../errors.js';
 
 export interface LoraSettings {
@@ -18,6 +18,8 @@ export interface LoraSettings {
   /** module names (q_proj, mlp.down_proj …), a regular expression string, or 'all' for every projection */
   targetModules: string[] | string;
   useRslora: boolean;
+  /** DoRA: a trained magnitude per output feature rescales the adapted weight's rows */
+  useDora?: boolean;
   /** per-module rank and alpha overrides (PEFT's rank_pattern / alpha_pattern) */
   rankPattern?: Record<string, number>;
   alphaPattern?: Record<string, number>;
@@ -37,16 +39,36 @@ export class LoraLayer implements LinearDelta {
   readonly B: Tensor<'f32'>;
   readonly scale: number;
   readonly dropoutP: number;
+  /** DoRA magnitude [out], or null for plain LoRA */
+  readonly magnitude: Tensor<'f32'> | null;
   enabled = true;
   /** distinguishes this layer's masks from the other layers' */
   private readonly index: number;
 
-  constructor(A: Tensor<'f32'>, B: Tensor<'f32'>, scale: number, dropoutP: number, index: number) {
+  constructor(A: Tensor<'f32'>, B: Tensor<'f32'>, scale: number, dropoutP: number, index: number, magnitude: Tensor<'f32'> | null = null) {
     this.A = A;
     this.B = B;
     this.scale = scale;
     this.dropoutP = dropoutP;
     this.index = index;
+    this.magnitude = magnitude;
+  }
+
+  /** Row norms of the adapted weight W + scale * B A, [out] (DoRA's denominator; no gradient flows through it). */
+  adaptedRowNorms(weight: Tensor): Float32Array {
+    return withScope(() => {
+      const w = weight.dtype === 'f32' ? (weight as Tensor<'f32'>) : weight.toF32();
+      const adapted = this.mergedDelta();
+      native.axpby(adapted.data, w.data, adapted.data, adapted.size, 1, 1);
+      const [outF, inF] = adapted.shape;
+      const norms = new Float32Array(outF);
+      for (let o = 0; o < outF; o++) {
+        let ss = 0;
+        for (let i = 0; i < inF; i++) ss += adapted.data[o * inF + i] ** 2;
+        norms[o] = Math.sqrt(ss);
+      }
+      return norms;
+    });
   }
 
   get rank(): number {
@@ -54,6 +76,11 @@ export class LoraLayer implements LinearDelta {
   }
 
   forward(x: Tensor<'f32'>, layer: Linear): Tensor<'f32'> {
+    if (this.magnitude) {
+      // DoRA: y = m / ||W + s B A||_row * (x W^T + s (x A^T) B^T) + bias
+      const nInv = this.adaptedRowNorms(layer.weight).map((n) => 1 / n);
+      return doraScale(loraLinear(x, x, layer.weight, null, this.A, this.B, this.scale), this.magnitude, nInv, layer.bias);
+    }
     const seed = (Math.imul(dropoutStep, 0x9e3779b1) + this.index) >>> 0;
     const xd = this.dropoutP > 0 && this.A.requiresGrad ? dropout(x, this.dropoutP, seed) : x;
     return loraLinear(x, xd, layer.weight, layer.bias, this.A, this.B, this.scale);
@@ -72,6 +99,7 @@ export class LoraLayer implements LinearDelta {
   dispose(): void {
     this.A.dispose();
     this.B.dispose();
+    this.magnitude?.dispose();
   }
 }
 
@@ -131,10 +159,21 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
       const B = Tensor.zeros([lin.outFeatures, r], 'f32');
       A.requiresGrad = true;
       B.requiresGrad = true;
-      return new LoraLayer(A, B, s.useRslora ? alpha / Math.sqrt(r) : alpha / r, s.dropout, layers.size);
+      const scale = s.useRslora ? alpha / Math.sqrt(r) : alpha / r;
+      const layer = new LoraLayer(A, B, scale, s.dropout, layers.size,
+        s.useDora ? Tensor.zeros([lin.outFeatures], 'f32') : null);
+      if (layer.magnitude) {
+        // with B = 0 the adapted weight is W, so m = ||W||_row starts the model exactly where it was
+        layer.magnitude.data.set(layer.adaptedRowNorms(lin.weight));
+        layer.magnitude.requiresGrad = true;
+      }
+      return layer;
     });
     lin.delta = layer;
     layers.set(name, layer);
+  }
+  if (s.useDora && s.dropout > 0) {
+    throw new LmfError('unsupported', 'DoRA with lora_dropout > 0 is not supported yet', { key: 'lora_dropout', hint: 'set lora_dropout: 0 with use_dora' });
   }
   if (layers.size === 0) {
     throw new LmfError('bad_lora_target', `no module matches the LoRA targets ${JSON.stringify(s.targetModules)}`,
@@ -160,6 +199,21 @@ export function mergeLora(model: CausalLM, layers: Map<string, LoraLayer>): void
     if (!lin) continue;
     const delta = persistent(() => layer.mergedDelta());
     const w = lin.weight;
+    if (layer.magnitude) {
+      // DoRA merges to m / ||W + dW||_row * (W + dW): expressed as a delta to add to W
+      const norms = layer.adaptedRowNorms(w);
+      const base = persistent(() => (w.dtype === 'f32' ? null : w.toF32()));
+      const wf = (base ?? w) as Tensor<'f32'>;
+      const [outF, inF] = w.shape;
+      for (let o = 0; o < outF; o++) {
+        const k = layer.magnitude.data[o] / norms[o];
+        for (let i = 0; i < inF; i++) {
+          const j = o * inF + i;
+          delta.data[j] = k * (wf.data[j] + delta.data[j]) - wf.data[j];
+        }
+      }
+      base?.dispose();
+    }
     if (w.dtype === 'f32') {
       native.axpby(w.data as Float32Array, delta.data, w.data as Float32Array, w.size, 1, 1);
     } else {

@@ -54,7 +54,6 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   const c = parsed.data;
   const unsupported = (key: string, why: string) => new LmfError('bad_adapter', why, { file, key });
   if (c.peft_type !== 'LORA') throw unsupported('peft_type', `peft_type ${c.peft_type} is not supported (LORA only)`);
-  if (c.use_dora) throw unsupported('use_dora', 'DoRA adapters cannot be loaded yet');
   if (c.fan_in_fan_out) throw unsupported('fan_in_fan_out', 'fan_in_fan_out adapters (GPT-2 Conv1D) do not apply to LLaMA-family models');
   if (c.bias && c.bias !== 'none') throw unsupported('bias', `bias "${c.bias}" is not supported (none only)`);
   if (c.modules_to_save && c.modules_to_save.length) {
@@ -66,7 +65,7 @@ export function readAdapterConfig(dir: string): AdapterConfig {
 export function settingsFromConfig(c: AdapterConfig): LoraSettings {
   return {
     r: c.r, alpha: c.lora_alpha, dropout: c.lora_dropout ?? 0, targetModules: c.target_modules,
-    useRslora: c.use_rslora ?? false, rankPattern: c.rank_pattern, alphaPattern: c.alpha_pattern,
+    useRslora: c.use_rslora ?? false, useDora: c.use_dora ?? false, rankPattern: c.rank_pattern, alphaPattern: c.alpha_pattern,
   };
 }
 
@@ -97,6 +96,17 @@ export function loadPeftAdapter(model: CausalLM, dir: string): Map<string, LoraL
         loaded.dispose();
       }
     }
+    for (const [name, layer] of layers) {
+      if (!layer.magnitude) continue;
+      // PEFT writes the DoRA magnitude as ….lora_magnitude_vector (older files: ….lora_magnitude_vector.weight)
+      const key = [`${PREFIX}${name}.lora_magnitude_vector`, `${PREFIX}${name}.lora_magnitude_vector.weight`].find((k) => st.entries.has(k));
+      if (!key) throw new LmfError('missing_tensor', 'the DoRA adapter lacks a magnitude vector', { file, tensor: `${PREFIX}${name}.lora_magnitude_vector` });
+      expected.add(key);
+      const loaded = st.read(key, 'f32');
+      if (loaded.size !== layer.magnitude.size) throw new LmfError('shape_mismatch', `magnitude of ${loaded.size}, ${layer.magnitude.size} expected`, { file, tensor: key });
+      layer.magnitude.data.set(loaded.data as Float32Array);
+      loaded.dispose();
+    }
     const extra = [...st.entries.keys()].filter((k) => !expected.has(k));
     if (extra.length) {
       throw new LmfError('unexpected_tensor', `the adapter holds ${extra.length} tensor(s) no module of this model takes`, {
@@ -116,13 +126,14 @@ export function savePeftAdapter(dir: string, layers: Map<string, LoraLayer>, s: 
   for (const [name, layer] of layers) {
     tensors.set(`${PREFIX}${name}.lora_A.weight`, { tensor: layer.A, dtype: 'F32' });
     tensors.set(`${PREFIX}${name}.lora_B.weight`, { tensor: layer.B, dtype: 'F32' });
+    if (layer.magnitude) tensors.set(`${PREFIX}${name}.lora_magnitude_vector`, { tensor: layer.magnitude, dtype: 'F32' });
     targets.add(name.split('.').pop()!);
   }
   writeSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
   const config = {
     peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: baseModel, r: s.r, lora_alpha: s.alpha,
     lora_dropout: s.dropout, target_modules: [...targets].sort(), bias: 'none', use_rslora: s.useRslora,
-    use_dora: false, fan_in_fan_out: false, init_lora_weights: true, inference_mode: true, modules_to_save: null,
+    use_dora: s.useDora ?? false, fan_in_fan_out: false, init_lora_weights: true, inference_mode: true, modules_to_save: null,
     layers_to_transform: null, layers_pattern: null, rank_pattern: s.rankPattern ?? {}, alpha_pattern: s.alphaPattern ?? {},
     revision: null,
   };

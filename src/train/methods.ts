@@ -66,18 +66,18 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
       layers = loadPeftAdapter(model, dir);
       settings = settingsFromConfig(readAdapterConfig(dir));
       for (const l of layers.values()) {
-        l.A.requiresGrad = true;
-        l.B.requiresGrad = true;
+        for (const t of [l.A, l.B, l.magnitude]) if (t) t.requiresGrad = true;
       }
     } else {
       settings = {
         r: c.lora_rank, alpha: c.lora_alpha ?? 2 * c.lora_rank, dropout: c.lora_dropout,
         targetModules: c.lora_target.length === 1 && c.lora_target[0] === 'all' ? 'all' : c.lora_target, useRslora: c.use_rslora,
+        useDora: c.use_dora,
       };
-      if (c.use_dora) throw new LmfError('unsupported', 'use_dora is not supported yet', { key: 'use_dora', hint: 'train plain LoRA (use_dora: false)' });
       layers = attachLora(model, settings, new Rng(c.seed));
     }
-    const trainable = [...layers].flatMap(([name, l]) => [[`${name}.lora_A.weight`, l.A], [`${name}.lora_B.weight`, l.B]] as [string, Tensor<'f32'>][]);
+    const trainable = [...layers].flatMap(([name, l]) => [[`${name}.lora_A.weight`, l.A], [`${name}.lora_B.weight`, l.B],
+      ...(l.magnitude ? [[`${name}.lora_magnitude_vector`, l.magnitude]] : [])] as [string, Tensor<'f32'>][]);
     const ratio = c.loraplus_lr_ratio;
     const groups = groupsOf(trainable, c, (name) => (ratio && name.endsWith('lora_B.weight') ? c.learning_rate * ratio : c.learning_rate));
     return { groups, trainable, lora: { layers, settings } };

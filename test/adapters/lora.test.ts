@@ -87,3 +87,49 @@ test('merging an adapter into the base gives the logits of base + adapter', () =
     model.dispose();
   }
 });
+
+// DoRA treats the row norm of the adapted weight as a constant in the backward pass (the paper's section 4.3,
+// as PEFT does), so only the magnitude's gradient is the exact derivative: that one is finite-differenced.
+test('DoRA: starts at the base model, magnitude gradient agrees with finite differences, saves, loads and merges exactly', () => {
+  const input = { ids: Int32Array.from({ length: 12 }, (_, i) => (i * 41) % 256), batch: 1, seq: 12 };
+  const { model } = loadModel(path.join(tinyDir, 'model'));
+  const base = noGrad(() => withScope(() => model.logits(input).toArray()));
+  const settings = { r: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'down_proj'], useRslora: false, useDora: true };
+  const layers = attachLora(model, settings, new Rng(3));
+  assert.ok(maxAbsDiff(base, noGrad(() => withScope(() => model.logits(input).toArray()))) < 1e-5, 'B = 0 and m = ||W|| leave the model unchanged');
+  const rng = new Rng(9);
+  for (const l of layers.values()) {
+    l.B.data.forEach((_, i, b) => { b[i] = rng.normal() * 0.05; });
+    l.magnitude!.data.forEach((v, i, m) => { m[i] = v * (1 + 0.1 * rng.normal()); });
+  }
+  const targets = shiftLabels(input.ids, 1, 12);
+  const lossOf = () => noGrad(() => withScope(() => model.loss(input, targets, tokenWeights(targets)).data[0]));
+  withScope(() => backward(model.loss(input, targets, tokenWeights(targets))));
+  for (const l of [...layers.values()].slice(0, 2)) {
+    for (const t of [l.magnitude!]) {
+      const dir = Float32Array.from({ length: t.size }, () => rng.normal());
+      const norm = Math.sqrt(dir.reduce((a, v) => a + v * v, 0));
+      const orig = Float32Array.from(t.data);
+      const at = (e: number) => { t.data.set(orig.map((v, i) => v + (e * dir[i]) / norm)); return lossOf(); };
+      const numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
+      t.data.set(orig);
+      const analytic = t.grad!.data.reduce((a, g, i) => a + (g * dir[i]) / norm, 0);
+      assert.ok(Math.abs(numeric - analytic) <= 2e-2 * Math.abs(analytic) + 2e-4, `finite difference ${numeric}, gradient ${analytic}`);
+    }
+  }
+  const adapted = noGrad(() => withScope(() => model.logits(input).toArray()));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lmf-dora-'));
+  savePeftAdapter(dir, layers, settings, '../model');
+  assert.equal(JSON.parse(readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).use_dora, true);
+  const st = SafetensorsFile.open(path.join(dir, 'adapter_model.safetensors'));
+  assert.deepEqual(st.entries.get('base_model.model.model.layers.0.mlp.down_proj.lora_magnitude_vector')!.shape, [64]);
+  st.close();
+  const { model: again } = loadModel(path.join(tinyDir, 'model'));
+  const loaded = loadPeftAdapter(again, dir);
+  assert.equal(maxAbsDiff(adapted, noGrad(() => withScope(() => again.logits(input).toArray()))), 0);
+  mergeLora(again, loaded);
+  assert.ok(maxAbsDiff(adapted, noGrad(() => withScope(() => again.logits(input).toArray()))) < 1e-4, 'merged DoRA');
+  rmSync(dir, { recursive: true, force: true });
+  model.dispose();
+  again.dispose();
+});

@@ -1,6 +1,7 @@
 /** Every differentiable op, in one table the compiler checks: a new op without a spec does not build. */
 import { addSpec } from './add.js';
 import { attentionSpec } from './attention.js';
+import { doraScaleSpec } from './dora-scale.js';
 import { dropoutSpec } from './dropout.js';
 import { embeddingSpec } from './embedding.js';
 import { linearSpec } from './linear.js';
@@ -12,7 +13,7 @@ import type { OpSpec } from './spec.js';
 import { swigluSpec } from './swiglu.js';
 
 export type OpName = 'linear' | 'add' | 'rmsnorm' | 'rope' | 'attention' | 'swiglu' | 'embedding' | 'lmHeadLoss'
-  | 'lmHeadLogProbs' | 'dropout' | 'loraLinear';
+  | 'lmHeadLogProbs' | 'dropout' | 'loraLinear' | 'doraScale';
 
 export const opSpecs = {
   linear: linearSpec,
@@ -26,10 +27,12 @@ export const opSpecs = {
   lmHeadLogProbs: lmHeadLogProbsSpec,
   dropout: dropoutSpec,
   loraLinear: loraLinearSpec,
+  doraScale: doraScaleSpec,
 } satisfies Record<OpName, OpSpec>;
 
 export { add } from './add.js';
 export { attention, type AttentionShape } from './attention.js';
+export { doraScale } from './dora-scale.js';
 export { dropout } from './dropout.js';
 export { embedding } from './embedding.js';
 export { linear } from './linear.js';
