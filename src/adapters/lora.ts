@@ -20,6 +20,8 @@ export interface LoraSettings {
   useRslora: boolean;
   /** DoRA: a trained magnitude per output feature rescales the adapted weight's rows */
   useDora?: boolean;
+  /** whole modules trained and saved beside the adapter (PEFT's modules_to_save, LLaMA-Factory's additional_target) */
+  modulesToSave?: string[];
   /** per-module rank and alpha overrides (PEFT's rank_pattern / alpha_pattern) */
   rankPattern?: Record<string, number>;
   alphaPattern?: Record<string, number>;
@@ -226,4 +228,12 @@ export function mergeLora(model: CausalLM, layers: Map<string, LoraLayer>): void
     lin.delta = null;
     layer.dispose();
   }
+}
+
+/** Parameters of the modules PEFT's modules_to_save names (a module matches by its name or a ".name" suffix). */
+export function savedModuleParameters(model: CausalLM, modules: string[]): [string, Tensor][] {
+  return model.namedParameters().filter(([param]) => {
+    const module = param.replace(/\.(weight|bias)$/, '');
+    return modules.some((m) => module === m || module.endsWith(`.${m}`));
+  });
 }

@@ -11,7 +11,8 @@ import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/saf
 import { writeTextAtomic } from '../io/atomic.js';
 import type { CausalLM } from '../models/registry.js';
 import { Rng } from '../tensor/random.js';
-import { attachLora, type LoraLayer, type LoraSettings } from './lora.js';
+import { attachLora, savedModuleParameters, type LoraLayer, type LoraSettings } from './lora.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 const PREFIX = 'base_model.model.';
 
@@ -56,9 +57,6 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   if (c.peft_type !== 'LORA') throw unsupported('peft_type', `peft_type ${c.peft_type} is not supported (LORA only)`);
   if (c.fan_in_fan_out) throw unsupported('fan_in_fan_out', 'fan_in_fan_out adapters (GPT-2 Conv1D) do not apply to LLaMA-family models');
   if (c.bias && c.bias !== 'none') throw unsupported('bias', `bias "${c.bias}" is not supported (none only)`);
-  if (c.modules_to_save && c.modules_to_save.length) {
-    throw unsupported('modules_to_save', `modules_to_save (${c.modules_to_save.join(', ')}) is not supported yet`);
-  }
   return c;
 }
 
@@ -66,6 +64,7 @@ export function settingsFromConfig(c: AdapterConfig): LoraSettings {
   return {
     r: c.r, alpha: c.lora_alpha, dropout: c.lora_dropout ?? 0, targetModules: c.target_modules,
     useRslora: c.use_rslora ?? false, useDora: c.use_dora ?? false, rankPattern: c.rank_pattern, alphaPattern: c.alpha_pattern,
+    modulesToSave: c.modules_to_save ?? undefined,
   };
 }
 
@@ -107,6 +106,18 @@ export function loadPeftAdapter(model: CausalLM, dir: string): Map<string, LoraL
       layer.magnitude.data.set(loaded.data as Float32Array);
       loaded.dispose();
     }
+    for (const [param, t] of savedModuleParameters(model, config.modules_to_save ?? [])) {
+      // PEFT drops "modules_to_save.default." from the saved names; accept both spellings
+      const module = param.replace(/\.(weight|bias)$/, '');
+      const suffix = param.slice(module.length);
+      const key = [`${PREFIX}${param}`, `${PREFIX}${module}.modules_to_save.default${suffix}`].find((k) => st.entries.has(k));
+      if (!key) throw new LmfError('missing_tensor', 'the adapter lacks a module its modules_to_save names', { file, tensor: `${PREFIX}${param}` });
+      expected.add(key);
+      const loaded = st.read(key, t.dtype === 'bf16' ? 'bf16' : 'f32');
+      if (loaded.size !== t.size) throw new LmfError('shape_mismatch', `${loaded.size} values, ${t.size} expected`, { file, tensor: key });
+      (t.data as Float32Array | Uint16Array).set(loaded.data as Float32Array | Uint16Array);
+      loaded.dispose();
+    }
     const extra = [...st.entries.keys()].filter((k) => !expected.has(k));
     if (extra.length) {
       throw new LmfError('unexpected_tensor', `the adapter holds ${extra.length} tensor(s) no module of this model takes`, {
@@ -119,9 +130,14 @@ export function loadPeftAdapter(model: CausalLM, dir: string): Map<string, LoraL
   return layers;
 }
 
-/** Writes adapter_model.safetensors (f32) and adapter_config.json, both atomically. */
-export function savePeftAdapter(dir: string, layers: Map<string, LoraLayer>, s: LoraSettings, baseModel: string): void {
+/**
+ * Writes adapter_model.safetensors (f32) and adapter_config.json, both atomically; `modules` are the
+ * parameters of s.modulesToSave, stored whole under their own names.
+ */
+export function savePeftAdapter(dir: string, layers: Map<string, LoraLayer>, s: LoraSettings, baseModel: string,
+  modules: [string, Tensor][] = []): void {
   const tensors = new Map<string, TensorToWrite>();
+  for (const [param, t] of modules) tensors.set(`${PREFIX}${param}`, { tensor: t, dtype: 'F32' });
   const targets = new Set<string>();
   for (const [name, layer] of layers) {
     tensors.set(`${PREFIX}${name}.lora_A.weight`, { tensor: layer.A, dtype: 'F32' });
@@ -133,7 +149,7 @@ export function savePeftAdapter(dir: string, layers: Map<string, LoraLayer>, s: 
   const config = {
     peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: baseModel, r: s.r, lora_alpha: s.alpha,
     lora_dropout: s.dropout, target_modules: [...targets].sort(), bias: 'none', use_rslora: s.useRslora,
-    use_dora: s.useDora ?? false, fan_in_fan_out: false, init_lora_weights: true, inference_mode: true, modules_to_save: null,
+    use_dora: s.useDora ?? false, fan_in_fan_out: false, init_lora_weights: true, inference_mode: true, modules_to_save: s.modulesToSave?.length ? s.modulesToSave : null,
     layers_to_transform: null, layers_pattern: null, rank_pattern: s.rankPattern ?? {}, alpha_pattern: s.alphaPattern ?? {},
     revision: null,
   };

@@ -4,7 +4,7 @@
  * on the chosen projections (new, or continued from adapter_name_or_path). Weight decay applies to matrices
  * only, never to biases or norm weights (Hugging Face Trainer).
  */
-import { attachLora, mergeLora, type LoraLayer, type LoraSettings } from '../adapters/lora.js';
+import { attachLora, mergeLora, savedModuleParameters, type LoraLayer, type LoraSettings } from '../adapters/lora.js';
 import { loadPeftAdapter, readAdapterConfig, settingsFromConfig } from '../adapters/peft.js';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
@@ -49,11 +49,6 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
   const all = model.namedParameters();
   for (const [, p] of all) p.requiresGrad = false;
   if (c.finetuning_type === 'lora') {
-    if (c.additional_target?.length) {
-      throw new LmfError('unsupported', 'additional_target (training whole modules beside LoRA) is not supported yet', {
-        key: 'additional_target', hint: 'leave it out, or use finetuning_type: freeze with freeze_extra_modules for those modules',
-      });
-    }
     let layers: Map<string, LoraLayer>;
     let settings: LoraSettings;
     // as LLaMA-Factory: every adapter but the last is merged into the base; the last one is trained further,
@@ -78,6 +73,19 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
     }
     const trainable = [...layers].flatMap(([name, l]) => [[`${name}.lora_A.weight`, l.A], [`${name}.lora_B.weight`, l.B],
       ...(l.magnitude ? [[`${name}.lora_magnitude_vector`, l.magnitude]] : [])] as [string, Tensor<'f32'>][]);
+    const extraModules = c.additional_target ?? settings.modulesToSave ?? [];
+    if (extraModules.length) {
+      const params = savedModuleParameters(model, extraModules);
+      if (!params.length) {
+        throw new LmfError('bad_value', `additional_target ${extraModules.join(',')} names no module of this model`, { key: 'additional_target', hint: 'e.g. embed_tokens, lm_head, norm' });
+      }
+      for (const [param, t] of params) {
+        if (t.dtype !== 'f32') throw new LmfError('internal', `${param} must be loaded in f32 to train`);
+        t.requiresGrad = true;
+        trainable.push([param, t as Tensor<'f32'>]);
+      }
+      settings = { ...settings, modulesToSave: extraModules };
+    }
     const ratio = c.loraplus_lr_ratio;
     const groups = groupsOf(trainable, c, (name) => (ratio && name.endsWith('lora_B.weight') ? c.learning_rate * ratio : c.learning_rate));
     return { groups, trainable, lora: { layers, settings } };

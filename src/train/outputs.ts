@@ -1,6 +1,7 @@
 /** What a finished run leaves in output_dir: the adapter or model, tokenizer files, and result summaries. */
 import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import { savedModuleParameters } from '../adapters/lora.js';
 import { savePeftAdapter } from '../adapters/peft.js';
 import type { TrainConfig } from '../config/schema.js';
 import { writeTextAtomic } from '../io/atomic.js';
@@ -12,7 +13,10 @@ const tokenizerFiles = ['tokenizer.json', 'tokenizer_config.json', 'special_toke
 
 /** The trained weights: a PEFT adapter for LoRA, a Hugging Face model folder otherwise. */
 export function saveTrainedModel(dir: string, model: CausalLM, setup: MethodSetup, c: TrainConfig): void {
-  if (setup.lora) savePeftAdapter(dir, setup.lora.layers, setup.lora.settings, c.model_name_or_path);
+  if (setup.lora) {
+    const s = setup.lora.settings;
+    savePeftAdapter(dir, setup.lora.layers, s, c.model_name_or_path, savedModuleParameters(model, s.modulesToSave ?? []));
+  }
   else saveModelFolder(model, dir, { dtype: c.bf16 ? 'BF16' : 'F32' });
   for (const f of tokenizerFiles) {
     const src = path.join(c.model_name_or_path, f);

@@ -59,7 +59,8 @@ function sftExamples(set: ProcessedSet) {
 
 function loadForTraining(c: TrainConfig): CausalLM {
   // LoRA with bf16 keeps the frozen base in bf16; full and freeze keep f32 master weights (+ bf16 copies)
-  const storage = c.bf16 && c.finetuning_type === 'lora' ? 'bf16' : 'f32';
+  // (modules trained whole beside LoRA need f32 storage, so additional_target keeps the base in f32)
+  const storage = c.bf16 && c.finetuning_type === 'lora' && !c.additional_target?.length ? 'bf16' : 'f32';
   const { model } = loadModel(c.model_name_or_path, { dtype: storage });
   return model;
 }
@@ -97,7 +98,8 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
 
   const model = loadForTraining(c);
   const setup: MethodSetup = setupMethod(model, c);
-  if (c.bf16) for (const [, p] of setup.trainable) if (p.shape.length === 2 && !setup.lora) p.shadow = persistent(() => p.toBf16());
+  // bf16 matmuls read a bf16 copy of each trained matrix (LoRA's small A and B stay f32)
+  if (c.bf16) for (const [name, p] of setup.trainable) if (p.shape.length === 2 && !/\.lora_[AB]\./.test(name)) p.shadow = persistent(() => p.toBf16());
   const opt = new AdamW(setup.groups, { beta1: c.adam_beta1, beta2: c.adam_beta2, eps: c.adam_epsilon });
   let state: TrainerState = { global_step: 0, epoch_step: 0, epoch: 0, total_steps: total, log_history: [], best_metric: null };
   if (resumeDir) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { attachLora, mergeLora } from '../../src/adapters/lora.js';
+import { attachLora, mergeLora, savedModuleParameters } from '../../src/adapters/lora.js';
 import { loadPeftAdapter, readAdapterConfig, savePeftAdapter, settingsFromConfig } from '../../src/adapters/peft.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { shiftLabels, tokenWeights } from '../../src/models/llama.js';
@@ -129,6 +129,24 @@ test('DoRA: starts at the base model, magnitude gradient agrees with finite diff
   assert.equal(maxAbsDiff(adapted, noGrad(() => withScope(() => again.logits(input).toArray()))), 0);
   mergeLora(again, loaded);
   assert.ok(maxAbsDiff(adapted, noGrad(() => withScope(() => again.logits(input).toArray()))) < 1e-4, 'merged DoRA');
+  rmSync(dir, { recursive: true, force: true });
+  model.dispose();
+  again.dispose();
+});
+
+test('modules_to_save (additional_target) are saved whole beside the adapter and loaded back', () => {
+  const input = { ids: Int32Array.from({ length: 10 }, (_, i) => (i * 13) % 256), batch: 1, seq: 10 };
+  const { model } = loadModel(path.join(tinyDir, 'model'));
+  const settings = { r: 2, alpha: 4, dropout: 0, targetModules: ['v_proj'], useRslora: false, modulesToSave: ['lm_head'] };
+  const layers = attachLora(model, settings, new Rng(1));
+  model.lmHead!.data.forEach((v, i, a) => { (a as Float32Array)[i] = v * 1.5; });
+  const changed = noGrad(() => withScope(() => model.logits(input).toArray()));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lmf-mts-'));
+  savePeftAdapter(dir, layers, settings, '../model', savedModuleParameters(model, ['lm_head']));
+  assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).modules_to_save, ['lm_head']);
+  const { model: again } = loadModel(path.join(tinyDir, 'model'));
+  loadPeftAdapter(again, dir);
+  assert.equal(maxAbsDiff(changed, noGrad(() => withScope(() => again.logits(input).toArray()))), 0);
   rmSync(dir, { recursive: true, force: true });
   model.dispose();
   again.dispose();

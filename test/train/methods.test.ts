@@ -28,7 +28,10 @@ test('freeze: the last layer only, chosen modules, extra modules; full: biases a
   const full = setupMethod(model, cfg({ finetuning_type: 'full' }));
   const noDecay = full.groups.find((g) => g.weightDecay === 0)!;
   assert.equal(noDecay.params.length, 5, 'four layer norms and the final norm');
-  assert.throws(() => setupMethod(model, cfg({ finetuning_type: 'lora', additional_target: 'embed_tokens' })), LmfError);
+  const extra = setupMethod(model, cfg({ finetuning_type: 'lora', lora_target: 'q_proj', additional_target: 'embed_tokens,lm_head' }));
+  assert.deepEqual(extra.trainable.map(([n]) => n).filter((n) => !n.includes('lora_')), ['model.embed_tokens.weight', 'lm_head.weight']);
+  assert.deepEqual(extra.lora!.settings.modulesToSave, ['embed_tokens', 'lm_head']);
+  assert.throws(() => setupMethod(model, cfg({ finetuning_type: 'lora', additional_target: 'nothing_here' })), LmfError);
   model.dispose();
 });
 

@@ -44,6 +44,7 @@ function losses(name: string): number[] {
 
 for (const [method, extra] of [['lora', 'plot_loss: true\nlogging_steps: 1\nfinetuning_type: lora\nlora_rank: 8\nlora_target: all\nlearning_rate: 1.0e-2\nnum_train_epochs: 4\n'],
   ['dora', 'logging_steps: 1\nfinetuning_type: lora\nuse_dora: true\nlora_rank: 8\nlearning_rate: 1.0e-2\nnum_train_epochs: 4\n'],
+  ['lora-extra', 'logging_steps: 1\nfinetuning_type: lora\nlora_rank: 8\nadditional_target: embed_tokens\nbf16: true\nlearning_rate: 3.0e-3\nnum_train_epochs: 4\n'],
   ['full', 'logging_steps: 1\nfinetuning_type: full\nweight_decay: 0.01\nlearning_rate: 3.0e-3\nnum_train_epochs: 4\n'],
   ['freeze', 'logging_steps: 1\nfinetuning_type: freeze\nfreeze_trainable_layers: 1\nlearning_rate: 3.0e-3\nnum_train_epochs: 4\n']] as const) {
   test(`sft with ${method}: the loss falls and the output loads back`, () => {
@@ -54,7 +55,13 @@ for (const [method, extra] of [['lora', 'plot_loss: true\nlogging_steps: 1\nfine
     assert.ok(l[l.length - 1] < l[0] - 0.3, `loss ${l[0]} -> ${l[l.length - 1]}`);
     const out = path.join(work, method);
     for (const f of ['trainer_state.json', 'all_results.json', 'tokenizer.json']) assert.ok(existsSync(path.join(out, f)), f);
-    if (method === 'dora') {
+    if (method === 'lora-extra') {
+      const { model } = loadModel(modelDir);
+      loadPeftAdapter(model, out);
+      const saved = readFileSync(path.join(out, 'adapter_config.json'), 'utf8');
+      assert.deepEqual(JSON.parse(saved).modules_to_save, ['embed_tokens']);
+      model.dispose();
+    } else if (method === 'dora') {
       const { model } = loadModel(modelDir);
       assert.ok([...loadPeftAdapter(model, out).values()].every((l) => l.magnitude !== null));
       model.dispose();
