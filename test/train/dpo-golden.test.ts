@@ -10,7 +10,7 @@ import { shiftLabels } from '../../src/models/llama.js';
 import { loadModel } from '../../src/models/registry.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
 import { withScope } from '../../src/tensor/tensor.js';
-import { dpoSigmoidLoss } from '../../src/train/losses/preference.js';
+import { preferenceLossOp } from '../../src/train/losses/preference.js';
 import { maxAbs, maxAbsDiff, tinyDir } from '../helpers.js';
 
 test('DPO sigmoid loss, the four log-probability vectors and every LoRA gradient match PyTorch', () => {
@@ -34,8 +34,8 @@ test('DPO sigmoid loss, the four log-probability vectors and every LoRA gradient
   close(ref.slice(P), 'reference_rejected_logps');
   withScope(() => {
     const logp = model.tokenLogProbs(input, targets);
-    const { loss, stats } = dpoSigmoidLoss(logp, { targets, pairs: P, seq: T, refChosen: Float64Array.from(ref.slice(0, P)), refRejected: Float64Array.from(ref.slice(P)) },
-      { beta: g.readNumbers('beta')[0], labelSmoothing: 0 });
+    const { loss, stats } = preferenceLossOp(logp, { targets, pairs: P, seq: T, refChosen: Float64Array.from(ref.slice(0, P)), refRejected: Float64Array.from(ref.slice(P)) },
+      { loss: 'sigmoid', beta: g.readNumbers('beta')[0], labelSmoothing: 0, simpoGamma: 0.5, ftx: 0 });
     close(stats.chosen, 'policy_chosen_logps');
     close(stats.rejected, 'policy_rejected_logps');
     assert.ok(Math.abs(loss.data[0] - g.readNumbers('loss')[0]) < 1e-5, `loss ${loss.data[0]}`);

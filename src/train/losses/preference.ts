@@ -1,67 +1,74 @@
 /**
- * Preference losses over sequence log-probabilities. The policy's per-token log-probabilities of a batch
- * [chosen rows; rejected rows] go in; each sequence's log-probability is the sum over its answer tokens
- * (targets >= 0). The loss is a pure function of those sums (and lengths), so its gradient with respect to
- * every token's log-probability is that of its sequence.
+ * The preference-loss op: the policy's per-token log-probabilities of a batch [chosen rows; rejected rows]
+ * go in; each sequence's value is the sum (sigmoid, hinge) or the per-token average (ipo, orpo, simpo) over
+ * its answer tokens; pairwise-losses.ts turns those into the loss, and its per-sequence gradient is spread
+ * back over each sequence's tokens.
  */
 import { record } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
+import { preferenceLoss, type PairValues, type PrefSettings } from './pairwise-losses.js';
+import { Scalar } from './scalar.js';
 
 export interface PreferenceBatch {
   /** shifted targets [2P * T]: rows 0..P-1 chosen, P..2P-1 rejected */
   targets: Int32Array;
   pairs: number;
   seq: number;
-  /** reference model's sequence log-probabilities, chosen then rejected ([P] each) */
-  refChosen: Float64Array;
-  refRejected: Float64Array;
-}
-
-export interface DpoSettings {
-  beta: number;
-  labelSmoothing: number;
+  /** the reference model's sequence values, chosen then rejected ([P] each); absent for orpo and simpo */
+  refChosen?: Float64Array;
+  refRejected?: Float64Array;
 }
 
 export interface PreferenceStats {
   chosen: number[];
   rejected: number[];
-  /** beta * (policy - reference), per pair */
+  /** beta * (policy - reference), per pair (beta * policy without a reference) */
   rewardsChosen: number[];
   rewardsRejected: number[];
 }
 
-function sequenceSums(logp: Float32Array, targets: Int32Array, rows: number, seq: number): number[] {
-  const out = new Array<number>(rows).fill(0);
-  for (let r = 0; r < rows; r++) for (let t = 0; t < seq; t++) if (targets[r * seq + t] >= 0) out[r] += logp[r * seq + t];
-  return out;
+/** Sum of log p over each row's answer tokens, and how many there are. */
+export function sequenceLogps(logp: Float32Array, targets: Int32Array, rows: number, seq: number): { sums: number[]; counts: number[] } {
+  const sums = new Array<number>(rows).fill(0), counts = new Array<number>(rows).fill(0);
+  for (let r = 0; r < rows; r++) {
+    for (let t = 0; t < seq; t++) {
+      if (targets[r * seq + t] < 0) continue;
+      sums[r] += logp[r * seq + t];
+      counts[r]++;
+    }
+  }
+  return { sums, counts };
 }
 
-const logSigmoid = (z: number) => (z >= 0 ? -Math.log1p(Math.exp(-z)) : z - Math.log1p(Math.exp(z)));
-const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+export function averaged(loss: PrefSettings['loss']): boolean {
+  return loss === 'ipo' || loss === 'orpo' || loss === 'simpo';
+}
 
-/** DPO's sigmoid loss (with label smoothing, as TRL), mean over pairs; stats for the log. */
-export function dpoSigmoidLoss(tokenLogp: Tensor<'f32'>, b: PreferenceBatch, s: DpoSettings): { loss: Tensor<'f32'>; stats: PreferenceStats } {
+export function preferenceLossOp(tokenLogp: Tensor<'f32'>, b: PreferenceBatch, s: PrefSettings): { loss: Tensor<'f32'>; stats: PreferenceStats } {
   const P = b.pairs;
-  const sums = sequenceSums(tokenLogp.data, b.targets, 2 * P, b.seq);
-  const chosen = sums.slice(0, P), rejected = sums.slice(P);
-  const z = chosen.map((c, i) => s.beta * ((c - b.refChosen[i]) - (rejected[i] - b.refRejected[i])));
-  const eps = s.labelSmoothing;
-  const loss = z.reduce((a, zi) => a - (1 - eps) * logSigmoid(zi) - eps * logSigmoid(-zi), 0) / P;
-  // dL/dz_i, then dz/dchosen = beta, dz/drejected = -beta
-  const dz = z.map((zi) => (-(1 - eps) * sigmoid(-zi) + eps * sigmoid(zi)) / P);
-  const out = Tensor.from([loss], [1], 'f32');
+  const { sums, counts } = sequenceLogps(tokenLogp.data, b.targets, 2 * P, b.seq);
+  const avg = averaged(s.loss);
+  const rows = sums.map((v, r) => Scalar.of(avg ? v / Math.max(1, counts[r]) : v));
+  const pairs: PairValues[] = Array.from({ length: P }, (_, i) => ({
+    chosen: rows[i], rejected: rows[P + i], refChosen: b.refChosen?.[i], refRejected: b.refRejected?.[i],
+    chosenAvg: avg ? rows[i] : undefined,
+  }));
+  if (s.ftx > 0 && !avg) pairs.forEach((p, i) => { p.chosenAvg = rows[i].mul(1 / Math.max(1, counts[i])); });
+  const loss = preferenceLoss(pairs, s);
+  loss.backward();
+  const value = rows.map((r) => r.value);
   const stats: PreferenceStats = {
-    chosen, rejected,
-    rewardsChosen: chosen.map((c, i) => s.beta * (c - b.refChosen[i])),
-    rewardsRejected: rejected.map((r, i) => s.beta * (r - b.refRejected[i])),
+    chosen: value.slice(0, P), rejected: value.slice(P),
+    rewardsChosen: value.slice(0, P).map((v, i) => s.beta * (v - (b.refChosen?.[i] ?? 0))),
+    rewardsRejected: value.slice(P).map((v, i) => s.beta * (v - (b.refRejected?.[i] ?? 0))),
   };
-  const result = record(out, 'dpoSigmoidLoss', [tokenLogp], (g) => {
+  const out = record(Tensor.from([loss.value], [1], 'f32'), 'preferenceLoss', [tokenLogp], (g) => {
     const d = Tensor.zeros(tokenLogp.shape, 'f32');
     for (let r = 0; r < 2 * P; r++) {
-      const perRow = g.data[0] * s.beta * (r < P ? dz[r] : -dz[r - P]);
-      for (let t = 0; t < b.seq; t++) if (b.targets[r * b.seq + t] >= 0) d.data[r * b.seq + t] = perRow;
+      const perToken = g.data[0] * rows[r].grad / (avg ? Math.max(1, counts[r]) : 1);
+      for (let t = 0; t < b.seq; t++) if (b.targets[r * b.seq + t] >= 0) d.data[r * b.seq + t] = perToken;
     }
     return [d];
   });
-  return { loss: result, stats };
+  return { loss: out, stats };
 }
