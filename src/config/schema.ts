@@ -38,6 +38,13 @@ export const configShape = {
   freeze_trainable_layers: int.default(2),
   freeze_trainable_modules: nameList.default(['all']),
   freeze_extra_modules: nameList.optional(),
+  // preference stages
+  pref_beta: num.pipe(z.number().positive()).default(0.1),
+  pref_loss: z.enum(['sigmoid', 'hinge', 'ipo', 'orpo', 'simpo']).default('sigmoid'),
+  pref_ftx: num.pipe(z.number().min(0)).default(0),
+  dpo_label_smoothing: num.pipe(z.number().min(0).max(0.5)).default(0),
+  simpo_gamma: num.pipe(z.number().min(0)).default(0.5),
+  ref_model: z.string().optional(),
   // data
   dataset: nameList.optional(),
   eval_dataset: nameList.optional(),

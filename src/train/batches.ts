@@ -12,22 +12,22 @@ export interface BatchPlan {
   batchesPerEpoch: number;
 }
 
-export function planBatches(examples: Encoded[], batchSize: number, seed: number, padId: number,
-  packing: { cutoffLen: number } | null): BatchPlan {
-  // packed rows are built once (the packing is deterministic); their order is shuffled per epoch
-  const rows = packing ? packRows(examples, packing.cutoffLen, padId) : null;
-  const units = rows ? rows.length : examples.length;
-  const batchesPerEpoch = Math.ceil(units / batchSize);
+/** The same seeded per-epoch order over any units, collated into batches by the caller. */
+export function planUnits<U, B>(units: U[], batchSize: number, seed: number, collate: (items: U[]) => B): { epoch(e: number): B[]; batchesPerEpoch: number } {
   return {
-    batchesPerEpoch,
-    epoch(e: number): TokenBatch[] {
-      const order = new Rng(seed * 1000003 + e).shuffle(Array.from({ length: units }, (_, i) => i));
-      const out: TokenBatch[] = [];
-      for (let b = 0; b < order.length; b += batchSize) {
-        const idx = order.slice(b, b + batchSize);
-        out.push(rows ? stackRows(idx.map((i) => rows[i])) : padBatch(idx.map((i) => examples[i]), padId));
-      }
+    batchesPerEpoch: Math.ceil(units.length / batchSize),
+    epoch(e: number): B[] {
+      const order = new Rng(seed * 1000003 + e).shuffle(Array.from({ length: units.length }, (_, i) => i));
+      const out: B[] = [];
+      for (let b = 0; b < order.length; b += batchSize) out.push(collate(order.slice(b, b + batchSize).map((i) => units[i])));
       return out;
     },
   };
+}
+
+export function planBatches(examples: Encoded[], batchSize: number, seed: number, padId: number,
+  packing: { cutoffLen: number } | null): BatchPlan {
+  // packed rows are built once (the packing is deterministic); their order is shuffled per epoch
+  if (packing) return planUnits(packRows(examples, packing.cutoffLen, padId), batchSize, seed, stackRows);
+  return planUnits(examples, batchSize, seed, (items) => padBatch(items, padId));
 }

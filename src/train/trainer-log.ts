@@ -18,6 +18,8 @@ export interface LogRecord {
   tokens_per_s?: number;
   throughput?: number;
   grad_norm?: number;
+  /** stage metrics (rewards/chosen, rewards/accuracies … for preference training) */
+  [metric: string]: number | string | undefined;
 }
 
 /** h:mm:ss as LLaMA-Factory writes durations */

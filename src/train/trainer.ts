@@ -8,20 +8,17 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { setDropoutStep } from '../adapters/lora.js';
 import type { TrainConfig } from '../config/schema.js';
-import type { TokenBatch } from '../data/collator.js';
-import { prepareData, type ProcessedSet } from '../data/pipeline.js';
+import { prepareData } from '../data/pipeline.js';
 import { LmfError } from '../errors.js';
-import { shiftLabels } from '../models/llama.js';
 import { loadModel, type CausalLM } from '../models/registry.js';
 import { native } from '../native.js';
 import { writeTextAtomic } from '../io/atomic.js';
-import { backward, noGrad } from '../tensor/autograd.js';
-import { persistent, withScope } from '../tensor/tensor.js';
+import { persistent } from '../tensor/tensor.js';
 import { AdamW } from './adamw.js';
-import { planBatches, type BatchPlan } from './batches.js';
 import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { describeEstimate, estimateStepMemory } from './memory-estimate.js';
 import { setupMethod, type MethodSetup } from './methods.js';
+import { makeObjective } from './objectives.js';
 import { saveTrainedModel, writeJson } from './outputs.js';
 import { plotLosses } from './plot.js';
 import { lrFactor, warmupSteps } from './scheduler.js';
@@ -52,11 +49,6 @@ function checkOutputDir(c: TrainConfig): string | null {
   return null;
 }
 
-function sftExamples(set: ProcessedSet) {
-  if (set.kind !== 'sft' && set.kind !== 'pt') throw new LmfError('unsupported', `stage data of kind ${set.kind} is trained by its own stage`);
-  return set.examples;
-}
-
 function loadForTraining(c: TrainConfig): CausalLM {
   // LoRA with bf16 keeps the frozen base in bf16; full and freeze keep f32 master weights (+ bf16 copies)
   // (modules trained whole beside LoRA need f32 storage, so additional_target keeps the base in f32)
@@ -65,39 +57,21 @@ function loadForTraining(c: TrainConfig): CausalLM {
   return model;
 }
 
-/** Mean loss over the target tokens of a set of batches, without gradients. */
-function evaluate(model: CausalLM, batches: TokenBatch[]): number {
-  let sum = 0, count = 0;
-  noGrad(() => {
-    for (const b of batches) {
-      withScope(() => {
-        const targets = shiftLabels(b.labels, b.batch, b.seq);
-        const n = targets.reduce((a, t) => a + (t >= 0 ? 1 : 0), 0);
-        if (!n) return;
-        const loss = model.loss(b, targets, Float32Array.from(targets, (t) => (t >= 0 ? 1 : 0)));
-        sum += loss.data[0];
-        count += n;
-      });
-    }
-  });
-  return count ? sum / count : NaN;
-}
-
 export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ state: TrainerState; outputDir: string }> {
   const print = o.print ?? ((l: string) => process.stderr.write(`${l}\n`));
   const resumeDir = checkOutputDir(c);
   const data = await prepareData(c);
-  const examples = sftExamples(data.train);
   const padId = data.tokenizer.padId ?? 0;
-  const packing = c.stage === 'sft' && (c.packing || c.neat_packing) ? { cutoffLen: c.cutoff_len } : null;
-  const plan: BatchPlan = planBatches(examples, c.per_device_train_batch_size, c.seed, padId, packing);
-  const evalBatches = data.eval ? planBatches(sftExamples(data.eval), c.per_device_eval_batch_size, c.seed, padId, packing).epoch(0) : null;
-  const stepsPerEpoch = Math.max(1, Math.ceil(plan.batchesPerEpoch / c.gradient_accumulation_steps));
+  const model = loadForTraining(c);
+  const setup: MethodSetup = setupMethod(model, c);
+  const objective = makeObjective(model, data.train, c, padId, setup);
+  const evalObjective = data.eval ? makeObjective(model, data.eval, { ...c, per_device_train_batch_size: c.per_device_eval_batch_size }, padId, setup) : null;
+  const evalBatches = evalObjective?.evaluate ? evalObjective.epoch(0) : null;
+  const evaluate = () => (evalObjective?.evaluate && evalBatches ? evalObjective.evaluate(evalBatches) : NaN);
+  const stepsPerEpoch = Math.max(1, Math.ceil(objective.batchesPerEpoch / c.gradient_accumulation_steps));
   const total = c.max_steps > 0 ? c.max_steps : Math.ceil(c.num_train_epochs * stepsPerEpoch);
   const warmup = warmupSteps(c, total);
 
-  const model = loadForTraining(c);
-  const setup: MethodSetup = setupMethod(model, c);
   // bf16 matmuls read a bf16 copy of each trained matrix (LoRA's small A and B stay f32)
   if (c.bf16) for (const [name, p] of setup.trainable) if (p.shape.length === 2 && !/\.lora_[AB]\./.test(name)) p.shadow = persistent(() => p.toBf16());
   const opt = new AdamW(setup.groups, { beta1: c.adam_beta1, beta2: c.adam_beta2, eps: c.adam_epsilon });
@@ -112,9 +86,9 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
     mkdirSync(c.output_dir, { recursive: true });
   }
   const params = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
-  print(`training ${c.stage}/${c.finetuning_type}: ${examples.length} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`);
-  const longest = Math.max(...examples.map((e) => e.ids.length));
-  print(describeEstimate(estimateStepMemory(model, setup, c.per_device_train_batch_size * (packing ? c.cutoff_len : longest))));
+  print(`training ${c.stage}/${c.finetuning_type}: ${data.stats.examples} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`);
+  const rowsPerBatch = c.per_device_train_batch_size * (c.stage === 'dpo' ? 2 : 1);
+  print(describeEstimate(estimateStepMemory(model, setup, rowsPerBatch * Math.max(...data.stats.lengths))));
 
   let interrupted = false;
   const onSigint = () => { interrupted = true; };
@@ -124,24 +98,18 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
 
   const start = performance.now();
   let windowLoss = 0, windowSteps = 0, windowTokens = 0, windowStart = performance.now();
+  let windowMetrics: Record<string, number> = {};
   let epochIndex = Math.floor(state.global_step / stepsPerEpoch);
-  let epochBatches = plan.epoch(epochIndex);
+  let epochBatches = objective.epoch(epochIndex);
   try {
     while (state.global_step < total && !interrupted) {
-      if (Math.floor(state.global_step / stepsPerEpoch) !== epochIndex) epochBatches = plan.epoch(++epochIndex);
+      if (Math.floor(state.global_step / stepsPerEpoch) !== epochIndex) epochBatches = objective.epoch(++epochIndex);
       const inEpoch = state.global_step % stepsPerEpoch;
       const micro = epochBatches.slice(inEpoch * c.gradient_accumulation_steps, (inEpoch + 1) * c.gradient_accumulation_steps);
-      const targetsOf = micro.map((b) => shiftLabels(b.labels, b.batch, b.seq));
-      const tokens = targetsOf.reduce((a, t) => a + t.reduce((s, x) => s + (x >= 0 ? 1 : 0), 0), 0);
-      let stepLoss = 0;
-      micro.forEach((b, k) => withScope(() => {
-        setDropoutStep(state.global_step * c.gradient_accumulation_steps + k);
-        const weights = Float32Array.from(targetsOf[k], (t) => (t >= 0 && tokens ? 1 / tokens : 0));
-        const noise = c.neftune_noise_alpha ? { alpha: c.neftune_noise_alpha, seed: (state.global_step * 7919 + k + c.seed) >>> 0 } : undefined;
-        const loss = model.loss({ ...b, embeddingNoise: noise }, targetsOf[k], weights);
-        stepLoss += loss.data[0];
-        if (loss.requiresGrad) backward(loss);
-      }));
+      const step = state.global_step;
+      const result = objective.step(micro, (k) => setDropoutStep(step * c.gradient_accumulation_steps + k),
+        (k) => (c.neftune_noise_alpha ? { alpha: c.neftune_noise_alpha, seed: (step * 7919 + k + c.seed) >>> 0 } : undefined));
+      const stepLoss = result.loss;
       if (!Number.isFinite(stepLoss)) {
         const last = checkpointDirs(c.output_dir).pop();
         throw new LmfError('nan_loss', `the loss became ${stepLoss} at step ${state.global_step + 1}`, {
@@ -156,7 +124,8 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
       state.epoch = state.global_step / stepsPerEpoch;
       windowLoss += stepLoss;
       windowSteps++;
-      windowTokens += micro.reduce((a, b) => a + b.batch * b.seq, 0);
+      windowTokens += result.tokens;
+      for (const [k, v] of Object.entries(result.metrics)) windowMetrics[k] = (windowMetrics[k] ?? 0) + v;
       const last = state.global_step === total;
       if (state.global_step % c.logging_steps === 0 || last) {
         const elapsed = (performance.now() - start) / 1000;
@@ -167,11 +136,12 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
           remaining_time: duration((elapsed / state.global_step) * (total - state.global_step)),
           tokens_per_s: round(windowTokens / rate, 1), throughput: round(windowTokens / rate, 1), grad_norm: round(norm),
         };
-        if (evalBatches && c.eval_steps && state.global_step % c.eval_steps === 0) record.eval_loss = round(evaluate(model, evalBatches));
+        for (const [k, v] of Object.entries(windowMetrics)) record[k] = round(v / windowSteps);
+        if (evalBatches && c.eval_steps && state.global_step % c.eval_steps === 0) record.eval_loss = round(evaluate());
         appendLog(c.output_dir, record);
         state.log_history.push(record);
         print(progressLine(record));
-        windowLoss = 0; windowSteps = 0; windowTokens = 0; windowStart = performance.now();
+        windowLoss = 0; windowSteps = 0; windowTokens = 0; windowStart = performance.now(); windowMetrics = {};
       }
       if (state.global_step % c.save_steps === 0 && !last) checkpoint();
       await new Promise(setImmediate); // lets a SIGINT handler run between steps
@@ -188,7 +158,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
       train_runtime: round(runtime, 2), train_steps_per_second: round(total / runtime, 3),
     };
     if (evalBatches) {
-      const evalLoss = evaluate(model, evalBatches);
+      const evalLoss = evaluate();
       results.eval_loss = round(evalLoss);
       results.perplexity = round(Math.exp(evalLoss));
     }
@@ -200,6 +170,8 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   } finally {
     process.removeListener('SIGINT', onSigint);
     opt.dispose();
+    objective.dispose();
+    evalObjective?.dispose();
     model.dispose();
   }
 }

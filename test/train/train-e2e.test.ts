@@ -164,3 +164,16 @@ test('continuing from an adapter, and a new adapter over merged ones, start wher
     assert.ok(Math.abs(losses(name)[0] - end) < 0.5, `${name}: starts at ${losses(name)[0]}, the first run ended at ${end}`);
   }
 });
+
+test('dpo with LoRA: the reference is the base (adapters off); rewards and accuracies are logged and improve', () => {
+  const r = lmf('train', yaml('dpo', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 15\nlogging_steps: 1\npref_beta: 0.5\n'),
+    'stage=dpo', 'dataset=dpo_demo');
+  assert.equal(r.status, 0, r.stderr);
+  const log = readFileSync(path.join(work, 'dpo', 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(Math.abs(log[0].loss - Math.log(2)) < 1e-3, 'the first step starts at the reference: loss ln 2');
+  assert.ok(log[0]['rewards/margins'] === 0);
+  const last = log[log.length - 1];
+  assert.ok(last.loss < 0.3, `loss ${last.loss}`);
+  assert.equal(last['rewards/accuracies'], 1);
+  assert.ok(last['rewards/chosen'] > last['rewards/rejected']);
+});

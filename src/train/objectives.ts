@@ -1,0 +1,149 @@
+/**
+ * What one optimiser step computes, per stage: the batches of an epoch and, for the micro-batches of one
+ * step, the forward and backward passes. The loop in trainer.ts is the same for every stage.
+ *   language modelling (pt, sft): mean cross-entropy over every target token of the accumulated batch;
+ *   preference (dpo with pref_loss sigmoid/hinge/ipo/orpo/simpo): mean over pairs; the reference model is
+ *   the policy with its LoRA adapters switched off, or a frozen copy for full and freeze tuning.
+ */
+import { setLoraEnabled } from '../adapters/lora.js';
+import type { TrainConfig } from '../config/schema.js';
+import { padBatch, type TokenBatch } from '../data/collator.js';
+import type { ProcessedSet } from '../data/pipeline.js';
+import type { EncodedPair } from '../data/processors/pairwise.js';
+import { LmfError } from '../errors.js';
+import { shiftLabels } from '../models/llama.js';
+import { loadModel, type CausalLM } from '../models/registry.js';
+import { backward, noGrad } from '../tensor/autograd.js';
+import { Tensor, withScope } from '../tensor/tensor.js';
+import { planBatches, planUnits } from './batches.js';
+import { averaged, preferenceLossOp, sequenceLogps } from './losses/preference.js';
+import type { MethodSetup } from './methods.js';
+
+export interface StepResult {
+  loss: number;
+  /** tokens the step processed (padding included), for tokens/s */
+  tokens: number;
+  metrics: Record<string, number>;
+}
+
+export interface Objective {
+  batchesPerEpoch: number;
+  /** micro-batches of epoch e, in order (an opaque batch type per stage) */
+  epoch(e: number): unknown[];
+  /** forward + backward over the micro-batches of one optimiser step */
+  step(micro: unknown[], microIndex: (k: number) => void, noise: (k: number) => { alpha: number; seed: number } | undefined): StepResult;
+  /** mean loss without gradients (evaluation) */
+  evaluate?(batches: unknown[]): number;
+  dispose(): void;
+}
+
+function languageModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number): Objective {
+  if (set.kind !== 'sft' && set.kind !== 'pt') throw new LmfError('internal', `language modelling cannot train ${set.kind} data`);
+  const packing = c.stage === 'sft' && (c.packing || c.neat_packing) ? { cutoffLen: c.cutoff_len } : null;
+  const plan = planBatches(set.examples, c.per_device_train_batch_size, c.seed, padId, packing);
+  return {
+    batchesPerEpoch: plan.batchesPerEpoch,
+    epoch: (e) => plan.epoch(e),
+    step(microRaw, microIndex, noise) {
+      const micro = microRaw as TokenBatch[];
+      const targetsOf = micro.map((b) => shiftLabels(b.labels, b.batch, b.seq));
+      const count = targetsOf.reduce((a, t) => a + t.reduce((s, x) => s + (x >= 0 ? 1 : 0), 0), 0);
+      let loss = 0;
+      micro.forEach((b, k) => withScope(() => {
+        microIndex(k);
+        const weights = Float32Array.from(targetsOf[k], (t) => (t >= 0 && count ? 1 / count : 0));
+        const l = model.loss({ ...b, embeddingNoise: noise(k) }, targetsOf[k], weights);
+        loss += l.data[0];
+        if (l.requiresGrad) backward(l);
+      }));
+      return { loss, tokens: micro.reduce((a, b) => a + b.batch * b.seq, 0), metrics: {} };
+    },
+    evaluate(batches) {
+      let sum = 0, n = 0;
+      noGrad(() => {
+        for (const b of batches as TokenBatch[]) {
+          withScope(() => {
+            const targets = shiftLabels(b.labels, b.batch, b.seq);
+            const count = targets.reduce((a, t) => a + (t >= 0 ? 1 : 0), 0);
+            if (!count) return;
+            sum += model.loss(b, targets, Float32Array.from(targets, (t) => (t >= 0 ? 1 : 0))).data[0];
+            n += count;
+          });
+        }
+      });
+      return n ? sum / n : NaN;
+    },
+    dispose() {},
+  };
+}
+
+interface PairBatch {
+  input: TokenBatch;
+  targets: Int32Array;
+  pairs: number;
+}
+
+function collatePairs(pairs: EncodedPair[], padId: number): PairBatch {
+  const input = padBatch([...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)], padId);
+  return { input, targets: shiftLabels(input.labels, input.batch, input.seq), pairs: pairs.length };
+}
+
+function preference(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
+  if (set.kind !== 'pairwise') throw new LmfError('internal', 'preference training needs pairwise data');
+  const plan = planUnits(set.pairs, c.per_device_train_batch_size, c.seed, (p) => collatePairs(p, padId));
+  const referenceFree = c.pref_loss === 'orpo' || c.pref_loss === 'simpo';
+  // LoRA: the reference is the same model with the adapters off; otherwise a frozen copy (or ref_model)
+  const refModel = referenceFree || (setup.lora && !c.ref_model) ? null : loadModel(c.ref_model ?? c.model_name_or_path, { dtype: c.bf16 ? 'bf16' : 'f32' }).model;
+  const referenceValues = (b: PairBatch): { chosen: Float64Array; rejected: Float64Array } | undefined => {
+    if (referenceFree) return undefined;
+    const values = noGrad(() => withScope(() => {
+      if (!refModel) setLoraEnabled(setup.lora!.layers, false);
+      try {
+        const logp = (refModel ?? model).tokenLogProbs(b.input, b.targets);
+        const { sums, counts } = sequenceLogps(logp.data, b.targets, 2 * b.pairs, b.input.seq);
+        return sums.map((v, r) => (averaged(c.pref_loss) ? v / Math.max(1, counts[r]) : v));
+      } finally {
+        if (!refModel) setLoraEnabled(setup.lora!.layers, true);
+      }
+    }));
+    return { chosen: Float64Array.from(values.slice(0, b.pairs)), rejected: Float64Array.from(values.slice(b.pairs)) };
+  };
+  const settings = { loss: c.pref_loss, beta: c.pref_beta, labelSmoothing: c.dpo_label_smoothing, simpoGamma: c.simpo_gamma, ftx: c.pref_ftx };
+  return {
+    batchesPerEpoch: plan.batchesPerEpoch,
+    epoch: (e) => plan.epoch(e),
+    step(microRaw, microIndex) {
+      const micro = microRaw as PairBatch[];
+      const sums: Record<string, number> = { 'rewards/chosen': 0, 'rewards/rejected': 0, 'rewards/accuracies': 0, 'logps/chosen': 0, 'logps/rejected': 0 };
+      let loss = 0, pairs = 0;
+      micro.forEach((b, k) => withScope(() => {
+        microIndex(k);
+        const ref = referenceValues(b);
+        const logp = model.tokenLogProbs(b.input, b.targets);
+        const { loss: l, stats } = preferenceLossOp(logp, { targets: b.targets, pairs: b.pairs, seq: b.input.seq, refChosen: ref?.chosen, refRejected: ref?.rejected }, settings);
+        loss += l.data[0] / micro.length;
+        backward(l, Tensor.from([1 / micro.length], [1], 'f32'));
+        for (let i = 0; i < b.pairs; i++) {
+          sums['rewards/chosen'] += stats.rewardsChosen[i];
+          sums['rewards/rejected'] += stats.rewardsRejected[i];
+          sums['rewards/accuracies'] += stats.rewardsChosen[i] > stats.rewardsRejected[i] ? 1 : 0;
+          sums['logps/chosen'] += stats.chosen[i];
+          sums['logps/rejected'] += stats.rejected[i];
+        }
+        pairs += b.pairs;
+      }));
+      const metrics = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / Math.max(1, pairs)]));
+      metrics['rewards/margins'] = metrics['rewards/chosen'] - metrics['rewards/rejected'];
+      return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics };
+    },
+    dispose() {
+      refModel?.dispose();
+    },
+  };
+}
+
+export function makeObjective(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
+  if (c.stage === 'dpo') return preference(model, set, c, padId, setup);
+  if (c.stage === 'pt' || c.stage === 'sft') return languageModelling(model, set, c, padId);
+  throw new LmfError('unsupported', `stage ${c.stage} is not trained yet`, { key: 'stage', hint: 'pt, sft and dpo train today; rm and kto come next' });
+}
