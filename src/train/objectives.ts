@@ -16,7 +16,11 @@ import { loadModel, type CausalLM } from '../models/registry.js';
 import { backward, noGrad } from '../tensor/autograd.js';
 import { Tensor, withScope } from '../tensor/tensor.js';
 import { planBatches, planUnits } from './batches.js';
+import { rewardLoss } from './losses/pairwise-losses.js';
 import { averaged, preferenceLossOp, sequenceLogps } from './losses/preference.js';
+import { Scalar } from './losses/scalar.js';
+import { lastTokenRows, ValueHead } from './value-head.js';
+import { record } from '../tensor/autograd.js';
 import type { MethodSetup } from './methods.js';
 
 export interface StepResult {
@@ -27,6 +31,10 @@ export interface StepResult {
 }
 
 export interface Objective {
+  /** parameters the stage adds (the reward model's value head), trained with the method's own */
+  parameters?: [string, Tensor<'f32'>][];
+  /** writes what the stage adds beside the model or adapter */
+  save?(dir: string): void;
   batchesPerEpoch: number;
   /** micro-batches of epoch e, in order (an opaque batch type per stage) */
   epoch(e: number): unknown[];
@@ -81,11 +89,73 @@ interface PairBatch {
   input: TokenBatch;
   targets: Int32Array;
   pairs: number;
+  /** real tokens per row, chosen rows then rejected */
+  lengths: number[];
 }
 
 function collatePairs(pairs: EncodedPair[], padId: number): PairBatch {
-  const input = padBatch([...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)], padId);
-  return { input, targets: shiftLabels(input.labels, input.batch, input.seq), pairs: pairs.length };
+  const rows = [...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)];
+  const input = padBatch(rows, padId);
+  return { input, targets: shiftLabels(input.labels, input.batch, input.seq), pairs: pairs.length, lengths: rows.map((r) => r.ids.length) };
+}
+
+/** -log sigmoid(r_chosen - r_rejected) over rewards [2P] (chosen then rejected), as a graph op. */
+function rewardLossOp(rewards: Tensor<'f32'>, pairs: number): { loss: Tensor<'f32'>; accuracy: number; chosen: number; rejected: number } {
+  const r = Array.from(rewards.data, (v) => Scalar.of(v));
+  const loss = rewardLoss(Array.from({ length: pairs }, (_, i) => ({ chosen: r[i], rejected: r[pairs + i] })));
+  loss.backward();
+  let correct = 0, chosen = 0, rejected = 0;
+  for (let i = 0; i < pairs; i++) {
+    if (r[i].value > r[pairs + i].value) correct++;
+    chosen += r[i].value / pairs;
+    rejected += r[pairs + i].value / pairs;
+  }
+  const out = record(Tensor.from([loss.value], [1], 'f32'), 'rewardLoss', [rewards], (g) =>
+    [Tensor.from(r.map((x) => g.data[0] * x.grad), rewards.shape, 'f32')]);
+  return { loss: out, accuracy: correct / pairs, chosen, rejected };
+}
+
+function rewardModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number): Objective {
+  if (set.kind !== 'pairwise') throw new LmfError('internal', 'reward modelling needs pairwise data');
+  const plan = planUnits(set.pairs, c.per_device_train_batch_size, c.seed, (p) => collatePairs(p, padId));
+  const head = ValueHead.create(model.config.hiddenSize, c.seed);
+  for (const [, p] of head.parameters()) p.requiresGrad = true;
+  const forward = (b: PairBatch) => head.scores(model.hidden(b.input), lastTokenRows(b.input.seq, b.lengths));
+  return {
+    parameters: head.parameters(),
+    save: (dir) => head.save(dir),
+    batchesPerEpoch: plan.batchesPerEpoch,
+    epoch: (e) => plan.epoch(e),
+    step(microRaw, microIndex) {
+      const micro = microRaw as PairBatch[];
+      let loss = 0, accuracy = 0, chosen = 0, rejected = 0;
+      micro.forEach((b, k) => withScope(() => {
+        microIndex(k);
+        const r = rewardLossOp(forward(b), b.pairs);
+        loss += r.loss.data[0] / micro.length;
+        accuracy += r.accuracy / micro.length;
+        chosen += r.chosen / micro.length;
+        rejected += r.rejected / micro.length;
+        backward(r.loss, Tensor.from([1 / micro.length], [1], 'f32'));
+      }));
+      return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: { accuracy, 'rewards/chosen': chosen, 'rewards/rejected': rejected } };
+    },
+    evaluate(batches) {
+      // for a reward model the evaluation figure is the share of pairs ranked right
+      let correct = 0, pairs = 0;
+      noGrad(() => {
+        for (const b of batches as PairBatch[]) {
+          withScope(() => {
+            const r = forward(b).data;
+            for (let i = 0; i < b.pairs; i++) if (r[i] > r[b.pairs + i]) correct++;
+            pairs += b.pairs;
+          });
+        }
+      });
+      return pairs ? correct / pairs : NaN;
+    },
+    dispose: () => head.dispose(),
+  };
 }
 
 function preference(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
@@ -144,6 +214,7 @@ function preference(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: n
 
 export function makeObjective(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
   if (c.stage === 'dpo') return preference(model, set, c, padId, setup);
+  if (c.stage === 'rm') return rewardModelling(model, set, c, padId);
   if (c.stage === 'pt' || c.stage === 'sft') return languageModelling(model, set, c, padId);
-  throw new LmfError('unsupported', `stage ${c.stage} is not trained yet`, { key: 'stage', hint: 'pt, sft and dpo train today; rm and kto come next' });
+  throw new LmfError('unsupported', `stage ${c.stage} is not trained yet`, { key: 'stage', hint: 'pt, sft, rm and dpo train today; kto comes next' });
 }

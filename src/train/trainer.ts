@@ -66,8 +66,14 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   const setup: MethodSetup = setupMethod(model, c);
   const objective = makeObjective(model, data.train, c, padId, setup);
   const evalObjective = data.eval ? makeObjective(model, data.eval, { ...c, per_device_train_batch_size: c.per_device_eval_batch_size }, padId, setup) : null;
-  const evalBatches = evalObjective?.evaluate ? evalObjective.epoch(0) : null;
-  const evaluate = () => (evalObjective?.evaluate && evalBatches ? evalObjective.evaluate(evalBatches) : NaN);
+  const evalBatches = evalObjective ? evalObjective.epoch(0) : null;
+  // the training objective scores the evaluation batches (a reward model's own value head, for one)
+  const evaluate = () => (objective.evaluate && evalBatches ? objective.evaluate(evalBatches) : NaN);
+  const evalKey = c.stage === 'rm' ? 'eval_accuracy' : 'eval_loss';
+  for (const [name, p] of objective.parameters ?? []) {
+    setup.trainable.push([name, p]);
+    setup.groups.push({ params: [p], lr: c.learning_rate, weightDecay: p.shape.length >= 2 ? c.weight_decay : 0 });
+  }
   const stepsPerEpoch = Math.max(1, Math.ceil(objective.batchesPerEpoch / c.gradient_accumulation_steps));
   const total = c.max_steps > 0 ? c.max_steps : Math.ceil(c.num_train_epochs * stepsPerEpoch);
   const warmup = warmupSteps(c, total);
@@ -93,7 +99,10 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   let interrupted = false;
   const onSigint = () => { interrupted = true; };
   process.once('SIGINT', onSigint);
-  const writeModel = (dir: string) => saveTrainedModel(dir, model, setup, c);
+  const writeModel = (dir: string) => {
+    saveTrainedModel(dir, model, setup, c);
+    objective.save?.(dir);
+  };
   const checkpoint = () => saveCheckpoint(c.output_dir, setup.trainable, opt, state, writeModel, c.save_total_limit);
 
   const start = performance.now();
@@ -137,7 +146,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
           tokens_per_s: round(windowTokens / rate, 1), throughput: round(windowTokens / rate, 1), grad_norm: round(norm),
         };
         for (const [k, v] of Object.entries(windowMetrics)) record[k] = round(v / windowSteps);
-        if (evalBatches && c.eval_steps && state.global_step % c.eval_steps === 0) record.eval_loss = round(evaluate());
+        if (evalBatches && c.eval_steps && state.global_step % c.eval_steps === 0) record[evalKey] = round(evaluate());
         appendLog(c.output_dir, record);
         state.log_history.push(record);
         print(progressLine(record));
@@ -158,9 +167,9 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
       train_runtime: round(runtime, 2), train_steps_per_second: round(total / runtime, 3),
     };
     if (evalBatches) {
-      const evalLoss = evaluate();
-      results.eval_loss = round(evalLoss);
-      results.perplexity = round(Math.exp(evalLoss));
+      const value = evaluate();
+      results[evalKey] = round(value);
+      if (evalKey === 'eval_loss') results.perplexity = round(Math.exp(value));
     }
     writeJson(c.output_dir, 'trainer_state.json', state);
     writeJson(c.output_dir, 'all_results.json', results);

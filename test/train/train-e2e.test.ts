@@ -11,6 +11,7 @@ import { parseModelConfig } from '../../src/models/config.js';
 import { initLlama } from '../../src/models/init.js';
 import { loadModel } from '../../src/models/registry.js';
 import { saveModelFolder } from '../../src/models/save.js';
+import { ValueHead } from '../../src/train/value-head.js';
 import { lenmlTokenizerDir } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-train-'));
@@ -176,4 +177,16 @@ test('dpo with LoRA: the reference is the base (adapters off); rewards and accur
   assert.ok(last.loss < 0.3, `loss ${last.loss}`);
   assert.equal(last['rewards/accuracies'], 1);
   assert.ok(last['rewards/chosen'] > last['rewards/rejected']);
+});
+
+test('rm: a value head on the model, pairwise loss, accuracy logged, value_head.safetensors with TRL names', () => {
+  const r = lmf('train', yaml('rm', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 15\nlogging_steps: 1\n'),
+    'stage=rm', 'dataset=dpo_demo');
+  assert.equal(r.status, 0, r.stderr);
+  const log = readFileSync(path.join(work, 'rm', 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(log.at(-1).loss < log[0].loss - 0.2, `loss ${log[0].loss} -> ${log.at(-1).loss}`);
+  assert.equal(log.at(-1).accuracy, 1);
+  const head = ValueHead.load(path.join(work, 'rm'));
+  assert.deepEqual(head.weight.shape, [1, 64]);
+  head.dispose();
 });

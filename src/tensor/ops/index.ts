@@ -4,6 +4,7 @@ import { attentionSpec } from './attention.js';
 import { doraScaleSpec } from './dora-scale.js';
 import { dropoutSpec } from './dropout.js';
 import { embeddingSpec } from './embedding.js';
+import { gatherRowsSpec } from './gather-rows.js';
 import { linearSpec } from './linear.js';
 import { lmHeadLogProbsSpec, lmHeadLossSpec } from './lm-head-loss.js';
 import { loraLinearSpec } from './lora-linear.js';
@@ -13,7 +14,7 @@ import type { OpSpec } from './spec.js';
 import { swigluSpec } from './swiglu.js';
 
 export type OpName = 'linear' | 'add' | 'rmsnorm' | 'rope' | 'attention' | 'swiglu' | 'embedding' | 'lmHeadLoss'
-  | 'lmHeadLogProbs' | 'dropout' | 'loraLinear' | 'doraScale';
+  | 'lmHeadLogProbs' | 'dropout' | 'loraLinear' | 'doraScale' | 'gatherRows';
 
 export const opSpecs = {
   linear: linearSpec,
@@ -28,6 +29,7 @@ export const opSpecs = {
   dropout: dropoutSpec,
   loraLinear: loraLinearSpec,
   doraScale: doraScaleSpec,
+  gatherRows: gatherRowsSpec,
 } satisfies Record<OpName, OpSpec>;
 
 export { add } from './add.js';
@@ -35,6 +37,7 @@ export { attention, type AttentionShape } from './attention.js';
 export { doraScale } from './dora-scale.js';
 export { dropout } from './dropout.js';
 export { embedding } from './embedding.js';
+export { gatherRows } from './gather-rows.js';
 export { linear } from './linear.js';
 export { lmHeadLogProbs, lmHeadLoss } from './lm-head-loss.js';
 export { loraLinear } from './lora-linear.js';
