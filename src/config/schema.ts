@@ -45,6 +45,8 @@ export const configShape = {
   dpo_label_smoothing: num.pipe(z.number().min(0).max(0.5)).default(0),
   simpo_gamma: num.pipe(z.number().min(0)).default(0.5),
   ref_model: z.string().optional(),
+  kto_chosen_weight: num.pipe(z.number().positive()).default(1),
+  kto_rejected_weight: num.pipe(z.number().positive()).default(1),
   // data
   dataset: nameList.optional(),
   eval_dataset: nameList.optional(),

@@ -16,7 +16,7 @@ import { loadModel, type CausalLM } from '../models/registry.js';
 import { backward, noGrad } from '../tensor/autograd.js';
 import { Tensor, withScope } from '../tensor/tensor.js';
 import { planBatches, planUnits } from './batches.js';
-import { rewardLoss } from './losses/pairwise-losses.js';
+import { ktoLoss, rewardLoss } from './losses/pairwise-losses.js';
 import { averaged, preferenceLossOp, sequenceLogps } from './losses/preference.js';
 import { Scalar } from './losses/scalar.js';
 import { lastTokenRows, ValueHead } from './value-head.js';
@@ -158,24 +158,81 @@ function rewardModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, pad
   };
 }
 
+/** The reference model's forward: the policy with LoRA switched off, or a separate frozen model. */
+function referenceLogps(model: CausalLM, refModel: CausalLM | null, setup: MethodSetup, input: TokenBatch, targets: Int32Array): Float32Array {
+  return noGrad(() => withScope(() => {
+    if (!refModel) setLoraEnabled(setup.lora!.layers, false);
+    try {
+      return Float32Array.from((refModel ?? model).tokenLogProbs(input, targets).data);
+    } finally {
+      if (!refModel) setLoraEnabled(setup.lora!.layers, true);
+    }
+  }));
+}
+
+function loadReference(c: TrainConfig, setup: MethodSetup): CausalLM | null {
+  return setup.lora && !c.ref_model ? null : loadModel(c.ref_model ?? c.model_name_or_path, { dtype: c.bf16 ? 'bf16' : 'f32' }).model;
+}
+
+interface KtoBatch {
+  input: TokenBatch;
+  targets: Int32Array;
+  /** examples (rows 0..n-1) then their mismatched KL pairs (rows n..2n-1) */
+  n: number;
+  desirable: boolean[];
+}
+
+/** KTO: desirable and undesirable answers against the reference, with TRL's KL estimate from mismatched pairs. */
+function kto(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
+  if (set.kind !== 'kto') throw new LmfError('internal', 'kto training needs kto data');
+  const plan = planUnits(set.examples, c.per_device_train_batch_size, c.seed, (items): KtoBatch => {
+    const input = padBatch([...items.map((e) => e.example), ...items.map((e) => e.kl)], padId);
+    return { input, targets: shiftLabels(input.labels, input.batch, input.seq), n: items.length, desirable: items.map((e) => e.desirable) };
+  });
+  const refModel = loadReference(c, setup);
+  const settings = { beta: c.pref_beta, desirableWeight: c.kto_chosen_weight, undesirableWeight: c.kto_rejected_weight };
+  return {
+    batchesPerEpoch: plan.batchesPerEpoch,
+    epoch: (e) => plan.epoch(e),
+    step(microRaw, microIndex) {
+      const micro = microRaw as KtoBatch[];
+      let loss = 0, kl = 0;
+      micro.forEach((b, k) => withScope(() => {
+        microIndex(k);
+        const T = b.input.seq;
+        const ref = sequenceLogps(referenceLogps(model, refModel, setup, b.input, b.targets), b.targets, 2 * b.n, T).sums;
+        const logp = model.tokenLogProbs(b.input, b.targets);
+        const pol = sequenceLogps(logp.data, b.targets, 2 * b.n, T).sums;
+        // the KL term: mean log-ratio on the mismatched pairs, without gradient (TRL)
+        const klEstimate = pol.slice(b.n).reduce((a, v, i) => a + v - ref[b.n + i], 0) / b.n;
+        const ratios = Array.from({ length: b.n }, (_, i) => Scalar.of(pol[i] - ref[i]));
+        const l = ktoLoss(ratios.map((logratio, i) => ({ logratio, desirable: b.desirable[i] })), klEstimate, settings);
+        l.backward();
+        const out = record(Tensor.from([l.value], [1], 'f32'), 'ktoLoss', [logp], (g) => {
+          const d = Tensor.zeros(logp.shape, 'f32');
+          for (let r = 0; r < b.n; r++) for (let t = 0; t < T; t++) if (b.targets[r * T + t] >= 0) d.data[r * T + t] = g.data[0] * ratios[r].grad;
+          return [d];
+        });
+        loss += l.value / micro.length;
+        kl += Math.max(0, klEstimate) / micro.length;
+        backward(out, Tensor.from([1 / micro.length], [1], 'f32'));
+      }));
+      return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: { kl } };
+    },
+    dispose: () => refModel?.dispose(),
+  };
+}
+
 function preference(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
   if (set.kind !== 'pairwise') throw new LmfError('internal', 'preference training needs pairwise data');
   const plan = planUnits(set.pairs, c.per_device_train_batch_size, c.seed, (p) => collatePairs(p, padId));
   const referenceFree = c.pref_loss === 'orpo' || c.pref_loss === 'simpo';
   // LoRA: the reference is the same model with the adapters off; otherwise a frozen copy (or ref_model)
-  const refModel = referenceFree || (setup.lora && !c.ref_model) ? null : loadModel(c.ref_model ?? c.model_name_or_path, { dtype: c.bf16 ? 'bf16' : 'f32' }).model;
+  const refModel = referenceFree ? null : loadReference(c, setup);
   const referenceValues = (b: PairBatch): { chosen: Float64Array; rejected: Float64Array } | undefined => {
     if (referenceFree) return undefined;
-    const values = noGrad(() => withScope(() => {
-      if (!refModel) setLoraEnabled(setup.lora!.layers, false);
-      try {
-        const logp = (refModel ?? model).tokenLogProbs(b.input, b.targets);
-        const { sums, counts } = sequenceLogps(logp.data, b.targets, 2 * b.pairs, b.input.seq);
-        return sums.map((v, r) => (averaged(c.pref_loss) ? v / Math.max(1, counts[r]) : v));
-      } finally {
-        if (!refModel) setLoraEnabled(setup.lora!.layers, true);
-      }
-    }));
+    const { sums, counts } = sequenceLogps(referenceLogps(model, refModel, setup, b.input, b.targets), b.targets, 2 * b.pairs, b.input.seq);
+    const values = sums.map((v, r) => (averaged(c.pref_loss) ? v / Math.max(1, counts[r]) : v));
     return { chosen: Float64Array.from(values.slice(0, b.pairs)), rejected: Float64Array.from(values.slice(b.pairs)) };
   };
   const settings = { loss: c.pref_loss, beta: c.pref_beta, labelSmoothing: c.dpo_label_smoothing, simpoGamma: c.simpo_gamma, ftx: c.pref_ftx };
@@ -213,8 +270,11 @@ function preference(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: n
 }
 
 export function makeObjective(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
-  if (c.stage === 'dpo') return preference(model, set, c, padId, setup);
-  if (c.stage === 'rm') return rewardModelling(model, set, c, padId);
-  if (c.stage === 'pt' || c.stage === 'sft') return languageModelling(model, set, c, padId);
-  throw new LmfError('unsupported', `stage ${c.stage} is not trained yet`, { key: 'stage', hint: 'pt, sft, rm and dpo train today; kto comes next' });
+  switch (c.stage) {
+    case 'pt':
+    case 'sft': return languageModelling(model, set, c, padId);
+    case 'rm': return rewardModelling(model, set, c, padId);
+    case 'dpo': return preference(model, set, c, padId, setup);
+    case 'kto': return kto(model, set, c, padId, setup);
+  }
 }

@@ -190,3 +190,13 @@ test('rm: a value head on the model, pairwise loss, accuracy logged, value_head.
   assert.deepEqual(head.weight.shape, [1, 64]);
   head.dispose();
 });
+
+test('kto: desirable and undesirable answers against the LoRA-off reference, KL logged', () => {
+  const r = lmf('train', yaml('kto', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 20\nlogging_steps: 1\npref_beta: 0.5\n'),
+    'stage=kto', 'dataset=kto_demo');
+  assert.equal(r.status, 0, r.stderr);
+  const log = readFileSync(path.join(work, 'kto', 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(Math.abs(log[0].loss - 0.5) < 1e-3, 'at the reference every term is 1 - sigmoid(0) = 0.5');
+  assert.ok(log.at(-1).loss < log[0].loss - 0.1, `loss ${log[0].loss} -> ${log.at(-1).loss}`);
+  assert.ok(typeof log.at(-1).kl === 'number');
+});
