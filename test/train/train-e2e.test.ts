@@ -136,7 +136,7 @@ test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the ste
   assert.match(nan.stderr, /error \[nan_loss\] the loss became (NaN|Infinity) at step \d+/);
 });
 
-test('pt: documents packed into blocks, full training lowers the loss; NEFTune noise changes the run', () => {
+test('pt: documents packed into blocks; full, LoRA and freeze training lower the loss; NEFTune noise changes the run', () => {
   const dir = path.join(work, 'ptdata');
   mkdirSync(dir, { recursive: true });
   const sentences = ['The committee met on Monday to discuss the budget.', 'Rain is expected in the north by evening.',
@@ -151,6 +151,12 @@ test('pt: documents packed into blocks, full training lowers the loss; NEFTune n
   const n = lmf('train', yaml('pt-neft', base), 'stage=pt', `dataset_dir=${dir}`, 'dataset=docs', 'cutoff_len=32', 'neftune_noise_alpha=1');
   assert.equal(n.status, 0, n.stderr);
   const ln = losses('pt-neft');
+  for (const [name, method] of [['pt-lora', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 1.0e-2\n'], ['pt-freeze', 'finetuning_type: freeze\nfreeze_trainable_layers: 1\nlearning_rate: 3.0e-3\n']]) {
+    const m = lmf('train', yaml(name, `${method}num_train_epochs: 3\nlogging_steps: 1\n`), 'stage=pt', `dataset_dir=${dir}`, 'dataset=docs', 'cutoff_len=32');
+    assert.equal(m.status, 0, m.stderr);
+    const lm = losses(name);
+    assert.ok(lm[lm.length - 1] < lm[0] - 0.3, `${name} loss ${lm[0]} -> ${lm[lm.length - 1]}`);
+  }
   assert.notDeepEqual(ln, l, 'the noise reaches the loss');
   assert.ok(ln[ln.length - 1] < ln[0] - 0.5, 'and training still learns');
 });
