@@ -50,6 +50,16 @@ export function leafGrad(t: Tensor): Grad {
   return t.grad;
 }
 
+/**
+ * Where an op adds an input's gradient: straight into a leaf's long-lived grad (the op then returns null for
+ * it), or into a fresh zeroed tensor for a non-leaf (the op returns that tensor).
+ */
+export function gradTarget(t: Tensor): { grad: Grad; result: Grad | null } {
+  if (isLeaf(t)) return { grad: leafGrad(t), result: null };
+  const grad = Tensor.zeros(t.shape, 'f32');
+  return { grad, result: grad };
+}
+
 /** True for a parameter (a tensor that wants a gradient and was not produced by an op). */
 export function isLeaf(t: Tensor): boolean {
   return t.requiresGrad && t.node === null;

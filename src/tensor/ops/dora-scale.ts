@@ -3,7 +3,7 @@
  * inverse row norm of the adapted weight, treated as a constant as the DoRA paper (and PEFT) do.
  * Gradients: dy = g * m * nInv, dm = sum_r g * y * nInv, dbias = sum_r g.
  */
-import { record, isLeaf, leafGrad, type Grad } from '../autograd.js';
+import { gradTarget, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import type { OpSpec } from './spec.js';
 
@@ -25,9 +25,9 @@ export function doraScale(y: Tensor<'f32'>, m: Tensor<'f32'>, nInv: Float32Array
       for (let r = 0; r < rows; r++) for (let o = 0; o < O; o++) dy.data[r * O + o] = g.data[r * O + o] * m.data[o] * nInv[o];
     }
     const vectorGrad = (t: Tensor<'f32'>, value: (r: number, o: number) => number): Grad | null => {
-      const target = isLeaf(t) ? leafGrad(t) : Tensor.zeros(t.shape, 'f32');
-      for (let r = 0; r < rows; r++) for (let o = 0; o < O; o++) target.data[o] += value(r, o);
-      return isLeaf(t) ? null : target;
+      const target = gradTarget(t);
+      for (let r = 0; r < rows; r++) for (let o = 0; o < O; o++) target.grad.data[o] += value(r, o);
+      return target.result;
     };
     const dm = needs[1] ? vectorGrad(m, (r, o) => g.data[r * O + o] * y.data[r * O + o] * nInv[o]) : null;
     const db = bias && needs[2] ? vectorGrad(bias, (r, o) => g.data[r * O + o]) : null;

@@ -1,21 +1,20 @@
 /** embedding: rows of a table [V, C] gathered by token id; the padding row gets no gradient (as nn.Embedding). */
 import { native, NativeDType } from '../../native.js';
-import { isLeaf, leafGrad, record } from '../autograd.js';
+import { gradTarget, record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import { exampleInts, type OpSpec } from './spec.js';
 
 export function embedding(table: Tensor, ids: Tensor<'i32'>, paddingIdx = -1): Tensor<'f32'> {
-  const [V, C] = table.shape;
+  const C = table.shape[1];
   if (table.dtype === 'i32') throw new Error('embedding: the table must be f32 or bf16');
   const n = ids.size;
   const out = Tensor.empty([n, C], 'f32');
   native.embeddingForward(ids.data, table.data as Float32Array | Uint16Array, out.data, n, C,
     table.dtype === 'bf16' ? NativeDType.bf16 : NativeDType.f32);
   return record(out, 'embedding', [table], (g) => {
-    const leaf = isLeaf(table);
-    const dt = leaf ? leafGrad(table) : Tensor.zeros([V, C], 'f32');
-    native.embeddingBackward(ids.data, g.data, dt.data, n, C, paddingIdx);
-    return [leaf ? null : dt];
+    const dt = gradTarget(table);
+    native.embeddingBackward(ids.data, g.data, dt.grad.data, n, C, paddingIdx);
+    return [dt.result];
   });
 }
 

@@ -5,7 +5,7 @@
  * The projection's pieces are exported for ops that extend it (loraLinear).
  */
 import { native, NativeDType } from '../../native.js';
-import { isLeaf, leafGrad, needsGrad, record, type Grad } from '../autograd.js';
+import { gradTarget, needsGrad, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import type { OpSpec } from './spec.js';
 
@@ -72,21 +72,19 @@ export function inputGrad(gIn: Float32Array | Uint16Array, p: Projection, w: Ten
 /** dW += g^T x, written into the leaf's gradient directly; returns a fresh tensor for a non-leaf. */
 export function weightGrad(gIn: Float32Array | Uint16Array, p: Projection, w: Tensor): Grad | null {
   const [N, K] = w.shape;
-  const leaf = isLeaf(w);
-  const target = leaf ? leafGrad(w) : Tensor.zeros(w.shape, 'f32');
-  native.matmul(gIn, p.xIn, target.data, N, K, p.rows, true, false, true, null, p.dtype);
-  return leaf ? null : target;
+  const target = gradTarget(w);
+  native.matmul(gIn, p.xIn, target.grad.data, N, K, p.rows, true, false, true, null, p.dtype);
+  return target.result;
 }
 
 /** db += column sums of g (a matmul with a row of ones). */
 export function biasGrad(g: Grad, p: Projection, bias: Tensor<'f32'>): Grad | null {
   const N = bias.size;
   const ones = Tensor.from(new Float32Array(p.rows).fill(1), [p.rows], 'f32');
-  const leaf = isLeaf(bias);
-  const target = leaf ? leafGrad(bias) : Tensor.zeros(bias.shape, 'f32');
-  native.matmul(ones.data, g.data, target.data, 1, N, p.rows, false, false, true, null, NativeDType.f32);
+  const target = gradTarget(bias);
+  native.matmul(ones.data, g.data, target.grad.data, 1, N, p.rows, false, false, true, null, NativeDType.f32);
   ones.dispose();
-  return leaf ? null : target;
+  return target.result;
 }
 
 export function linear(x: Tensor<'f32'>, w: Tensor, bias: Tensor<'f32'> | null = null): Tensor<'f32'> {

@@ -9,7 +9,7 @@
  *   (sequence log-probabilities for preference losses).
  */
 import { native, NativeDType } from '../../native.js';
-import { isLeaf, leafGrad, needsGrad, record, type Grad } from '../autograd.js';
+import { gradTarget, isLeaf, leafGrad, needsGrad, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import { exampleInts, type OpSpec } from './spec.js';
 
@@ -80,14 +80,13 @@ export function lmHeadLogProbs(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32
     const rowWeights = Tensor.empty([N], 'f32');
     native.axpby(g.data, null, rowWeights.data, N, -1, 0);
     const dx = needs[0] ? Tensor.empty(x.shape, 'f32') : null;
-    const leaf = isLeaf(w);
-    const dw = needs[1] ? (leaf ? leafGrad(w) : Tensor.zeros(w.shape, 'f32')) : null;
+    const dw = needs[1] ? gradTarget(w) : null;
     const scratch = Tensor.empty([N], 'f32');
     native.lmHeadCrossEntropy(x.data, wd.data, targets.data, rowWeights.data, scratch.data, dx?.data ?? null,
-      dw?.data ?? null, N, C, V, wd.dtype, chunkRows(V));
+      dw?.grad.data ?? null, N, C, V, wd.dtype, chunkRows(V));
     scratch.dispose();
     rowWeights.dispose();
-    return [dx, leaf ? null : dw];
+    return [dx, dw?.result ?? null];
   });
 }
 

@@ -6,16 +6,12 @@
  *   dA = scale (g B)^T xd,  dB = scale g^T u.
  */
 import { native, NativeDType } from '../../native.js';
-import { isLeaf, leafGrad, needsGrad, record, type Grad } from '../autograd.js';
+import { gradTarget, needsGrad, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import { biasGrad, checkLinear, gradInput, inputGrad, project, weightGrad } from './linear.js';
 import type { OpSpec } from './spec.js';
 
 const f32 = NativeDType.f32;
-
-function gradTarget(t: Tensor): { grad: Grad; fresh: boolean } {
-  return isLeaf(t) ? { grad: leafGrad(t), fresh: false } : { grad: Tensor.zeros(t.shape, 'f32'), fresh: true };
-}
 
 export function loraLinear(x: Tensor<'f32'>, xd: Tensor<'f32'>, w: Tensor, bias: Tensor<'f32'> | null,
   A: Tensor<'f32'>, B: Tensor<'f32'>, scale: number): Tensor<'f32'> {
@@ -54,13 +50,13 @@ export function loraLinear(x: Tensor<'f32'>, xd: Tensor<'f32'>, w: Tensor, bias:
     if (needA) {
       const t = gradTarget(A);
       native.matmul(gBs.data, xd.data, t.grad.data, r, K, rows, true, false, true, null, f32);
-      if (t.fresh) dA = t.grad;
+      dA = t.result;
     }
     let dB: Grad | null = null;
     if (needB) {
       const t = gradTarget(B);
       native.matmul(g.data, us.data, t.grad.data, N, r, rows, true, false, true, null, f32);
-      if (t.fresh) dB = t.grad;
+      dB = t.result;
     }
     const db = needBias && bias ? biasGrad(g, p, bias) : null;
     let dxd: Grad | null = null;

@@ -1,6 +1,6 @@
 /** rmsnorm: y = w * x / sqrt(mean(x^2) + eps) over the last dimension (Hugging Face LlamaRMSNorm, f32 math). */
 import { native } from '../../native.js';
-import { isLeaf, leafGrad, record } from '../autograd.js';
+import { gradTarget, record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import type { OpSpec } from './spec.js';
 
@@ -13,11 +13,10 @@ export function rmsnorm(x: Tensor<'f32'>, w: Tensor<'f32'>, eps: number): Tensor
   native.rmsnormForward(x.data, w.data, out.data, rstd.data, rows, C, eps);
   return record(out, 'rmsnorm', [x, w], (g, needs) => {
     const dx = Tensor.empty(x.shape, 'f32');
-    const leaf = isLeaf(w);
-    const dw = needs[1] ? (leaf ? leafGrad(w) : Tensor.zeros(w.shape, 'f32')) : null;
-    native.rmsnormBackward(g.data, x.data, w.data, rstd.data, dx.data, dw?.data ?? null, rows, C);
+    const dw = needs[1] ? gradTarget(w) : null;
+    native.rmsnormBackward(g.data, x.data, w.data, rstd.data, dx.data, dw?.grad.data ?? null, rows, C);
     if (!needs[0]) dx.dispose();
-    return [needs[0] ? dx : null, leaf ? null : dw];
+    return [needs[0] ? dx : null, dw?.result ?? null];
   });
 }
 
