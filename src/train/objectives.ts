@@ -40,9 +40,16 @@ export interface Objective {
   epoch(e: number): unknown[];
   /** forward + backward over the micro-batches of one optimiser step */
   step(micro: unknown[], microIndex: (k: number) => void, noise: (k: number) => { alpha: number; seed: number } | undefined): StepResult;
-  /** mean loss without gradients (evaluation) */
-  evaluate?(batches: unknown[]): number;
+  /** evaluation, for the stages that have one: batches of an evaluation set, and their score without gradients */
+  evaluation?: Evaluation;
   dispose(): void;
+}
+
+export interface Evaluation {
+  /** the log's name for the score */
+  key: 'eval_loss' | 'eval_accuracy';
+  batches(set: ProcessedSet): unknown[];
+  score(batches: unknown[]): number;
 }
 
 function languageModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number): Objective {
@@ -66,20 +73,27 @@ function languageModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, p
       }));
       return { loss, tokens: micro.reduce((a, b) => a + b.batch * b.seq, 0), metrics: {} };
     },
-    evaluate(batches) {
-      let sum = 0, n = 0;
-      noGrad(() => {
-        for (const b of batches as TokenBatch[]) {
-          withScope(() => {
-            const targets = shiftLabels(b.labels, b.batch, b.seq);
-            const count = targets.reduce((a, t) => a + (t >= 0 ? 1 : 0), 0);
-            if (!count) return;
-            sum += model.loss(b, targets, Float32Array.from(targets, (t) => (t >= 0 ? 1 : 0))).data[0];
-            n += count;
-          });
-        }
-      });
-      return n ? sum / n : NaN;
+    evaluation: {
+      key: 'eval_loss',
+      batches: (evalSet) => {
+        if (evalSet.kind !== 'sft' && evalSet.kind !== 'pt') throw new LmfError('internal', `cannot evaluate ${evalSet.kind} data`);
+        return planBatches(evalSet.examples, c.per_device_eval_batch_size, c.seed, padId, packing).epoch(0);
+      },
+      score(batches) {
+        let sum = 0, n = 0;
+        noGrad(() => {
+          for (const b of batches as TokenBatch[]) {
+            withScope(() => {
+              const targets = shiftLabels(b.labels, b.batch, b.seq);
+              const count = targets.reduce((a, t) => a + (t >= 0 ? 1 : 0), 0);
+              if (!count) return;
+              sum += model.loss(b, targets, Float32Array.from(targets, (t) => (t >= 0 ? 1 : 0))).data[0];
+              n += count;
+            });
+          }
+        });
+        return n ? sum / n : NaN;
+      },
     },
     dispose() {},
   };
@@ -140,19 +154,26 @@ function rewardModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, pad
       }));
       return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: { accuracy, 'rewards/chosen': chosen, 'rewards/rejected': rejected } };
     },
-    evaluate(batches) {
+    evaluation: {
       // for a reward model the evaluation figure is the share of pairs ranked right
-      let correct = 0, pairs = 0;
-      noGrad(() => {
-        for (const b of batches as PairBatch[]) {
-          withScope(() => {
-            const r = forward(b).data;
-            for (let i = 0; i < b.pairs; i++) if (r[i] > r[b.pairs + i]) correct++;
-            pairs += b.pairs;
-          });
-        }
-      });
-      return pairs ? correct / pairs : NaN;
+      key: 'eval_accuracy',
+      batches: (evalSet) => {
+        if (evalSet.kind !== 'pairwise') throw new LmfError('internal', `cannot evaluate ${evalSet.kind} data`);
+        return planUnits(evalSet.pairs, c.per_device_eval_batch_size, c.seed, (p) => collatePairs(p, padId)).epoch(0);
+      },
+      score(batches) {
+        let correct = 0, pairs = 0;
+        noGrad(() => {
+          for (const b of batches as PairBatch[]) {
+            withScope(() => {
+              const r = forward(b).data;
+              for (let i = 0; i < b.pairs; i++) if (r[i] > r[b.pairs + i]) correct++;
+              pairs += b.pairs;
+            });
+          }
+        });
+        return pairs ? correct / pairs : NaN;
+      },
     },
     dispose: () => head.dispose(),
   };

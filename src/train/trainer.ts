@@ -65,11 +65,10 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   const model = loadForTraining(c);
   const setup: MethodSetup = setupMethod(model, c);
   const objective = makeObjective(model, data.train, c, padId, setup);
-  const evalObjective = data.eval ? makeObjective(model, data.eval, { ...c, per_device_train_batch_size: c.per_device_eval_batch_size }, padId, setup) : null;
-  const evalBatches = evalObjective ? evalObjective.epoch(0) : null;
-  // the training objective scores the evaluation batches (a reward model's own value head, for one)
-  const evaluate = () => (objective.evaluate && evalBatches ? objective.evaluate(evalBatches) : NaN);
-  const evalKey = c.stage === 'rm' ? 'eval_accuracy' : 'eval_loss';
+  const evaluation = objective.evaluation;
+  const evalBatches = evaluation && data.eval ? evaluation.batches(data.eval) : null;
+  const evaluate = () => (evaluation && evalBatches ? evaluation.score(evalBatches) : NaN);
+  const evalKey = evaluation?.key ?? 'eval_loss';
   for (const [name, p] of objective.parameters ?? []) {
     setup.trainable.push([name, p]);
     setup.groups.push({ params: [p], lr: c.learning_rate, weightDecay: p.shape.length >= 2 ? c.weight_decay : 0 });
@@ -180,7 +179,6 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
     process.removeListener('SIGINT', onSigint);
     opt.dispose();
     objective.dispose();
-    evalObjective?.dispose();
     model.dispose();
   }
 }
