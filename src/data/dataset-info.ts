@@ -61,7 +61,7 @@ export interface DatasetAttr {
   ranking: boolean;
   split: string;
   numSamples?: number;
-  columns: Required<Pick<z.infer<typeof columnsSchema>, never>> & z.infer<typeof columnsSchema>;
+  columns: z.infer<typeof columnsSchema>;
   tags: Required<z.infer<typeof tagsSchema>>;
 }
 

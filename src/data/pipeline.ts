@@ -212,9 +212,9 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
   const tokenizer = tok ?? HfTokenizer.fromDir(c.model_name_or_path);
   const template = resolveTemplate(c.template, tokenizer, c.stage);
   const kind = stageKind(c.stage);
-  const attrs = resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir);
+  const attrs = new Map(resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir).map((a) => [a.name, a]));
   const templateId = 'spec' in template ? JSON.stringify(template.spec) : tokenizer.chatTemplate ?? '';
-  const key = cacheKey(c, attrs.map((a) => a.path), tokenizer instanceof HfTokenizer ? tokenizer.dir : null, templateId);
+  const key = cacheKey(c, [...attrs.values()].map((a) => a.path), tokenizer instanceof HfTokenizer ? tokenizer.dir : null, templateId);
   const cached = key && !c.overwrite_cache ? readCache(key) : null;
   if (cached) return { ...cached, template, tokenizer, fromCache: true };
   const rng = new Rng(c.seed);
@@ -222,7 +222,7 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
   const counts = { read: 0 };
   const load = async (names: string[]) => {
     const sets: AlignedExample[][] = [];
-    for (const attr of resolveDatasets(names, c.dataset_dir)) {
+    for (const attr of names.map((n) => attrs.get(n)!)) {
       let items = await readDataset(attr, kind, problems, counts);
       if (attr.numSamples) items = sampleExactly(items, attr.numSamples, rng);
       if (c.max_samples) items = items.slice(0, c.max_samples);

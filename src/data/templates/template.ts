@@ -102,10 +102,6 @@ export class ChatTemplate {
     return ids;
   }
 
-  private assistantSlots(): Slot[] {
-    return this.spec.assistant;
-  }
-
   /** One token list per message (LLaMA-Factory's Template._encode). */
   encodeMessages(tok: TextTokenizer, messages: Message[], o: EncodeOptions = {}): number[][] {
     const s = this.spec;
@@ -126,11 +122,11 @@ export class ChatTemplate {
       const idx = Math.floor(i / 2);
       switch (m.role) {
         case 'user': elements.push(...fill(s.user, content, idx)); break;
-        case 'assistant': elements.push(...fill(this.assistantSlots(), content, idx)); break;
+        case 'assistant': elements.push(...fill(s.assistant, content, idx)); break;
         case 'observation': elements.push(...fill(s.observation ?? s.user, content, idx)); break;
         case 'function': {
           const text = formatCalls(s.toolFormat, parseFunctionCalls(content));
-          elements.push(...fill(s.function ?? this.assistantSlots(), text, idx));
+          elements.push(...fill(s.function ?? s.assistant, text, idx));
           break;
         }
         case 'system': throw new LmfError('bad_messages', 'a system message may only come first', { hint: 'pass it as the system prompt' });
