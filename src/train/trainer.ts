@@ -32,7 +32,7 @@ export interface TrainOptions {
 function checkOutputDir(c: TrainConfig): string | null {
   const dir = c.output_dir;
   const resume = c.resume_from_checkpoint;
-  if (resume && resume !== true && typeof resume === 'string') {
+  if (typeof resume === 'string') {
     if (!existsSync(path.join(resume, 'trainer_state.json'))) throw new LmfError('bad_checkpoint', 'not a checkpoint folder', { file: resume, key: 'resume_from_checkpoint' });
     return resume;
   }

@@ -10,7 +10,7 @@ import { Tensor } from '../tensor.js';
 import type { OpSpec } from './spec.js';
 
 /** The weight a matmul reads: bf16 storage or shadow (bf16 mode), else the f32 weight. */
-function matmulWeight(w: Tensor): { data: Float32Array | Uint16Array; dtype: number } {
+export function matmulWeight(w: Tensor): { data: Float32Array | Uint16Array; dtype: number } {
   if (w.dtype === 'bf16') return { data: w.data as Uint16Array, dtype: NativeDType.bf16 };
   if (w.shadow) return { data: w.shadow.data, dtype: NativeDType.bf16 };
   return { data: w.data as Float32Array, dtype: NativeDType.f32 };

@@ -8,20 +8,15 @@
  * lmHeadLogProbs: log p(target_t) per token [N]; its backward recomputes the logits chunk by chunk
  *   (sequence log-probabilities for preference losses).
  */
-import { native, NativeDType } from '../../native.js';
+import { native } from '../../native.js';
 import { gradTarget, isLeaf, leafGrad, needsGrad, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
+import { matmulWeight } from './linear.js';
 import { exampleInts, type OpSpec } from './spec.js';
 
 /** Logit rows per chunk: about 32 MiB of logits, at least 16 rows. */
 function chunkRows(vocab: number): number {
   return Math.max(16, Math.floor((32 * 1024 * 1024) / (4 * vocab)));
-}
-
-function weightData(w: Tensor): { data: Float32Array | Uint16Array; dtype: number } {
-  if (w.dtype === 'bf16') return { data: w.data as Uint16Array, dtype: NativeDType.bf16 };
-  if (w.shadow) return { data: w.shadow.data, dtype: NativeDType.bf16 };
-  return { data: w.data as Float32Array, dtype: NativeDType.f32 };
 }
 
 function checkShapes(op: string, x: Tensor, w: Tensor, targets: Tensor<'i32'>): [number, number, number] {
@@ -40,7 +35,7 @@ function scaleInto(g: number, src: Grad, into: Grad): void {
 export function lmHeadLoss(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>, weights: Float32Array): Tensor<'f32'> {
   const [N, C, V] = checkShapes('lmHeadLoss', x, w, targets);
   if (weights.length !== N) throw new Error(`lmHeadLoss: ${weights.length} weights for ${N} tokens`);
-  const wd = weightData(w);
+  const wd = matmulWeight(w);
   const logp = Tensor.empty([N], 'f32');
   const grad = needsGrad([x, w]);
   const dx = grad && x.requiresGrad ? Tensor.empty(x.shape, 'f32') : null;
@@ -72,7 +67,7 @@ export function lmHeadLoss(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>, 
 
 export function lmHeadLogProbs(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>): Tensor<'f32'> {
   const [N, C, V] = checkShapes('lmHeadLogProbs', x, w, targets);
-  const wd = weightData(w);
+  const wd = matmulWeight(w);
   const logp = Tensor.empty([N], 'f32');
   native.lmHeadCrossEntropy(x.data, wd.data, targets.data, null, logp.data, null, null, N, C, V, wd.dtype, chunkRows(V));
   return record(logp, 'lmHeadLogProbs', [x, w], (g, needs) => {
