@@ -11,7 +11,7 @@ import { presets } from '../models/init.js';
 import { native } from '../native.js';
 import { verifyGolden } from '../verify/golden.js';
 import { dataCommand } from './data.js';
-import { generateCommand, initCommand } from './model.js';
+import { generateCommand, initCommand, scoreCommand } from './model.js';
 import { loadConfig, parseOverrides } from '../config/load.js';
 import { train } from '../train/trainer.js';
 
@@ -84,7 +84,7 @@ export function buildProgram(): Command {
     });
 
   program.command('train')
-    .description('train a model as the YAML says (pt or sft; full, freeze or lora)')
+    .description('train a model as the YAML says (stage pt, sft, rm, dpo or kto; full, freeze or lora)')
     .argument('<config>', 'training YAML with LLaMA-Factory\'s keys')
     .argument('[overrides...]', 'key=value overrides, e.g. learning_rate=1e-4 max_steps=10')
     .action(async (file: string, overrides: string[]) => {
@@ -94,6 +94,7 @@ export function buildProgram(): Command {
   program.addCommand(dataCommand());
   program.addCommand(initCommand());
   program.addCommand(generateCommand());
+  program.addCommand(scoreCommand());
 
   program.command('env')
     .description('versions, threads and CPU features the engine runs with')

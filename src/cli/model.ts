@@ -11,6 +11,9 @@ import { parseModelConfig } from '../models/config.js';
 import { initLlama } from '../models/init.js';
 import { loadModel } from '../models/registry.js';
 import { saveModelFolder } from '../models/save.js';
+import { loadInference } from '../infer/load.js';
+import { scoreAnswers } from '../infer/score.js';
+import { ValueHead } from '../train/value-head.js';
 
 function int(v: string): number {
   const n = Number(v);
@@ -45,6 +48,30 @@ export function initCommand(): Command {
       const params = model.namedParameters().reduce((a, [, p]) => a + p.size, 0);
       process.stdout.write(`wrote ${o.out}: ${params.toLocaleString()} parameters, vocabulary ${tok.vocabSize}\n`);
       model.dispose();
+    });
+}
+
+export function scoreCommand(): Command {
+  return new Command('score')
+    .description('scores of answers to a prompt under a reward model trained with stage: rm; prints one JSON line per answer')
+    .requiredOption('--model <dir>', 'base model folder (or the rm output folder of a full or freeze run)')
+    .option('--adapter <dirs>', 'LoRA adapter folder(s), comma-separated (the rm output folder of a LoRA run)')
+    .option('--value-head <dir>', 'folder with value_head.safetensors (default: the last adapter, else the model folder)')
+    .option('--template <name>', 'chat template the reward model was trained with (default: the tokenizer\'s chat_template)')
+    .option('--system <text>', 'system prompt')
+    .requiredOption('--prompt <text>', 'the user message the answers reply to')
+    .argument('<answers...>', 'answers to score')
+    .action((answers: string[], o: { model: string; adapter?: string; valueHead?: string; template?: string; system?: string; prompt: string }) => {
+      const adapters = o.adapter?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+      const head = ValueHead.load(o.valueHead ?? adapters[adapters.length - 1] ?? o.model);
+      const m = loadInference({ model: o.model, adapters, template: o.template });
+      try {
+        const scores = scoreAnswers(m, head, [{ role: 'user', content: o.prompt }], answers, o.system);
+        answers.forEach((answer, i) => process.stdout.write(`${JSON.stringify({ answer, score: scores[i] })}\n`));
+      } finally {
+        m.dispose();
+        head.dispose();
+      }
     });
 }
 

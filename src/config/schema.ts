@@ -71,6 +71,8 @@ export const configShape = {
   save_steps: int.pipe(z.number().positive()).default(500),
   save_total_limit: int.pipe(z.number().positive()).optional(),
   eval_steps: int.pipe(z.number().positive()).optional(),
+  /** Hugging Face Trainer's: evaluate once before the first step (the curve's starting point) */
+  eval_on_start: bool.default(false),
   plot_loss: bool.default(false),
   /** accepted for LLaMA-Factory configs; LMFactory reports to trainer_log.jsonl only */
   report_to: z.string().default('none'),

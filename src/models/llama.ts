@@ -10,6 +10,7 @@ import { add, attention, embedding, linear, lmHeadLogProbs, lmHeadLoss, rmsnorm,
 import { Linear } from '../nn/linear.js';
 import { ropeInvFreq, type ModelConfig } from './config.js';
 import type { WeightFolder } from './weights.js';
+import { KvCache } from '../infer/kv-cache.js';
 
 /** One batch of token ids [B, T], with optional per-token positions and segment ids (packing, padding). */
 export interface ModelInput {
@@ -124,6 +125,48 @@ export class LlamaModel {
       h = add(h, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m))));
     }
     return rmsnorm(h, this.norm, c.rmsNormEps);
+  }
+
+  /**
+   * Inference with KV caches: each sequence s adds tokens[s] after the ones its cache holds; returns the
+   * logits of each sequence's last new token, [S, V]. Prefill (many tokens) and decode (one) are the same
+   * call, and sequences of any lengths share every matmul. Callers run it under noGrad.
+   */
+  extend(tokens: number[][], caches: KvCache[]): Tensor<'f32'> {
+    const c = this.config;
+    const counts = tokens.map((t) => t.length);
+    const starts = counts.map((_, s) => counts.slice(0, s).reduce((a, n) => a + n, 0));
+    const N = starts[starts.length - 1] + counts[counts.length - 1];
+    const window = c.slidingWindow;
+    caches.forEach((cache, s) => {
+      if (window !== null && cache.length + counts[s] > window) {
+        throw new Error(`the conversation (${cache.length + counts[s]} tokens) exceeds the model's sliding window ${window}`);
+      }
+      cache.reserve(counts[s]);
+    });
+    const positions = Int32Array.from(tokens.flatMap((t, s) => t.map((_, i) => caches[s].length + i)));
+    const tables = ropeTables(Tensor.from(positions, [N], 'i32'), this.invFreq);
+    let h = embedding(this.embedTokens, Tensor.from(tokens.flat(), [N], 'i32'), c.padTokenId ?? -1);
+    this.layers.forEach((layer, l) => {
+      const x = rmsnorm(h, layer.inputNorm, c.rmsNormEps);
+      const q = rope(layer.q.forward(x), tables, c.numHeads);
+      const k = rope(layer.k.forward(x), tables, c.numKvHeads);
+      const v = layer.v.forward(x);
+      const att = Tensor.empty(q.shape, 'f32');
+      caches.forEach((cache, s) => cache.attend(l, q, k, v, att, starts[s], counts[s], c.numHeads, c.headDim));
+      h = add(h, layer.o.forward(att));
+      const m = rmsnorm(h, layer.postNorm, c.rmsNormEps);
+      h = add(h, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m))));
+    });
+    caches.forEach((cache, s) => cache.commit(counts[s]));
+    const last = Tensor.empty([tokens.length, c.hiddenSize], 'f32');
+    starts.forEach((start, s) => last.data.set(h.data.subarray((start + counts[s] - 1) * c.hiddenSize, (start + counts[s]) * c.hiddenSize), s * c.hiddenSize));
+    return linear(rmsnorm(last, this.norm, c.rmsNormEps), this.outputWeight);
+  }
+
+  /** An empty KV cache shaped for this model. */
+  newCache(): KvCache {
+    return new KvCache(this.layers.length, this.config.numKvHeads * this.config.headDim);
   }
 
   /** Full logits [B*T, V] (inference and checks; training uses loss() and never holds them). */

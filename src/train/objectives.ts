@@ -46,10 +46,9 @@ export interface Objective {
 }
 
 export interface Evaluation {
-  /** the log's name for the score */
-  key: 'eval_loss' | 'eval_accuracy';
   batches(set: ProcessedSet): unknown[];
-  score(batches: unknown[]): number;
+  /** the figures as the log names them (eval_loss, eval_accuracy, eval_rewards/accuracies …) */
+  score(batches: unknown[]): Record<string, number>;
 }
 
 function languageModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number): Objective {
@@ -74,7 +73,6 @@ function languageModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, p
       return { loss, tokens: micro.reduce((a, b) => a + b.batch * b.seq, 0), metrics: {} };
     },
     evaluation: {
-      key: 'eval_loss',
       batches: (evalSet) => {
         if (evalSet.kind !== 'sft' && evalSet.kind !== 'pt') throw new LmfError('internal', `cannot evaluate ${evalSet.kind} data`);
         return planBatches(evalSet.examples, c.per_device_eval_batch_size, c.seed, padId, packing).epoch(0);
@@ -92,7 +90,8 @@ function languageModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, p
             });
           }
         });
-        return n ? sum / n : NaN;
+        const loss = n ? sum / n : NaN;
+        return { eval_loss: loss, perplexity: Math.exp(loss) };
       },
     },
     dispose() {},
@@ -155,24 +154,23 @@ function rewardModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, pad
       return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: { accuracy, 'rewards/chosen': chosen, 'rewards/rejected': rejected } };
     },
     evaluation: {
-      // for a reward model the evaluation figure is the share of pairs ranked right
-      key: 'eval_accuracy',
-      batches: (evalSet) => {
-        if (evalSet.kind !== 'pairwise') throw new LmfError('internal', `cannot evaluate ${evalSet.kind} data`);
-        return planUnits(evalSet.pairs, c.per_device_eval_batch_size, c.seed, (p) => collatePairs(p, padId)).epoch(0);
-      },
+      // for a reward model the headline figure is the share of pairs ranked right
+      batches: (evalSet) => pairEvalBatches(evalSet, c, padId),
       score(batches) {
-        let correct = 0, pairs = 0;
+        let correct = 0, pairs = 0, loss = 0;
         noGrad(() => {
           for (const b of batches as PairBatch[]) {
             withScope(() => {
               const r = forward(b).data;
-              for (let i = 0; i < b.pairs; i++) if (r[i] > r[b.pairs + i]) correct++;
+              for (let i = 0; i < b.pairs; i++) {
+                if (r[i] > r[b.pairs + i]) correct++;
+                loss += Math.log1p(Math.exp(-(r[i] - r[b.pairs + i])));
+              }
               pairs += b.pairs;
             });
           }
         });
-        return pairs ? correct / pairs : NaN;
+        return { eval_loss: loss / Math.max(1, pairs), eval_accuracy: correct / Math.max(1, pairs) };
       },
     },
     dispose: () => head.dispose(),
@@ -257,37 +255,63 @@ function preference(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: n
     return { chosen: Float64Array.from(values.slice(0, b.pairs)), rejected: Float64Array.from(values.slice(b.pairs)) };
   };
   const settings = { loss: c.pref_loss, beta: c.pref_beta, labelSmoothing: c.dpo_label_smoothing, simpoGamma: c.simpo_gamma, ftx: c.pref_ftx };
+  /** the loss of one micro-batch (a graph op) and its pairs' statistics added into `sums` */
+  const pairLoss = (b: PairBatch, sums: Record<string, number>): Tensor<'f32'> => {
+    const ref = referenceValues(b);
+    const logp = model.tokenLogProbs(b.input, b.targets);
+    const { loss, stats } = preferenceLossOp(logp, { targets: b.targets, pairs: b.pairs, seq: b.input.seq, refChosen: ref?.chosen, refRejected: ref?.rejected }, settings);
+    for (let i = 0; i < b.pairs; i++) {
+      sums['rewards/chosen'] += stats.rewardsChosen[i];
+      sums['rewards/rejected'] += stats.rewardsRejected[i];
+      sums['rewards/accuracies'] += stats.rewardsChosen[i] > stats.rewardsRejected[i] ? 1 : 0;
+      sums['logps/chosen'] += stats.chosen[i];
+      sums['logps/rejected'] += stats.rejected[i];
+    }
+    return loss;
+  };
+  const emptySums = (): Record<string, number> => ({ 'rewards/chosen': 0, 'rewards/rejected': 0, 'rewards/accuracies': 0, 'logps/chosen': 0, 'logps/rejected': 0 });
+  const means = (sums: Record<string, number>, pairs: number): Record<string, number> => {
+    const metrics = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / Math.max(1, pairs)]));
+    metrics['rewards/margins'] = metrics['rewards/chosen'] - metrics['rewards/rejected'];
+    return metrics;
+  };
   return {
     batchesPerEpoch: plan.batchesPerEpoch,
     epoch: (e) => plan.epoch(e),
     step(microRaw, microIndex) {
       const micro = microRaw as PairBatch[];
-      const sums: Record<string, number> = { 'rewards/chosen': 0, 'rewards/rejected': 0, 'rewards/accuracies': 0, 'logps/chosen': 0, 'logps/rejected': 0 };
+      const sums = emptySums();
       let loss = 0, pairs = 0;
       micro.forEach((b, k) => withScope(() => {
         microIndex(k);
-        const ref = referenceValues(b);
-        const logp = model.tokenLogProbs(b.input, b.targets);
-        const { loss: l, stats } = preferenceLossOp(logp, { targets: b.targets, pairs: b.pairs, seq: b.input.seq, refChosen: ref?.chosen, refRejected: ref?.rejected }, settings);
+        const l = pairLoss(b, sums);
         loss += l.data[0] / micro.length;
         backward(l, Tensor.from([1 / micro.length], [1], 'f32'));
-        for (let i = 0; i < b.pairs; i++) {
-          sums['rewards/chosen'] += stats.rewardsChosen[i];
-          sums['rewards/rejected'] += stats.rewardsRejected[i];
-          sums['rewards/accuracies'] += stats.rewardsChosen[i] > stats.rewardsRejected[i] ? 1 : 0;
-          sums['logps/chosen'] += stats.chosen[i];
-          sums['logps/rejected'] += stats.rejected[i];
-        }
         pairs += b.pairs;
       }));
-      const metrics = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / Math.max(1, pairs)]));
-      metrics['rewards/margins'] = metrics['rewards/chosen'] - metrics['rewards/rejected'];
-      return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics };
+      return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: means(sums, pairs) };
+    },
+    evaluation: {
+      batches: (evalSet) => pairEvalBatches(evalSet, c, padId),
+      score(batches) {
+        const sums = emptySums();
+        let loss = 0, pairs = 0;
+        noGrad(() => {
+          for (const b of batches as PairBatch[]) withScope(() => { loss += pairLoss(b, sums).data[0] * b.pairs; pairs += b.pairs; });
+        });
+        const metrics = means(sums, pairs);
+        return { eval_loss: loss / Math.max(1, pairs), ...Object.fromEntries(Object.entries(metrics).map(([k, v]) => [`eval_${k}`, v])) };
+      },
     },
     dispose() {
       refModel?.dispose();
     },
   };
+}
+
+function pairEvalBatches(evalSet: ProcessedSet, c: TrainConfig, padId: number): PairBatch[] {
+  if (evalSet.kind !== 'pairwise') throw new LmfError('internal', `cannot evaluate ${evalSet.kind} data with pairs`);
+  return planUnits(evalSet.pairs, c.per_device_eval_batch_size, c.seed, (p) => collatePairs(p, padId)).epoch(0);
 }
 
 export function makeObjective(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {

@@ -36,7 +36,10 @@ export function progressLine(r: LogRecord): string {
   const parts = [`step ${r.current_steps}/${r.total_steps}`];
   if (r.loss !== undefined) parts.push(`loss ${r.loss.toFixed(4)}`);
   if (r.eval_loss !== undefined) parts.push(`eval_loss ${r.eval_loss.toFixed(4)}`);
-  if (typeof r.eval_accuracy === 'number') parts.push(`eval_accuracy ${r.eval_accuracy.toFixed(3)}`);
+  for (const key of ['eval_accuracy', 'eval_rewards/accuracies']) {
+    const v = r[key];
+    if (typeof v === 'number') parts.push(`${key} ${v.toFixed(3)}`);
+  }
   if (r.lr !== undefined) parts.push(`lr ${r.lr.toExponential(2)}`);
   if (r.tokens_per_s !== undefined) parts.push(`${r.tokens_per_s.toFixed(0)} tok/s`);
   parts.push(`epoch ${r.epoch.toFixed(2)}`, `${r.elapsed_time} elapsed`, `ETA ${r.remaining_time}`);

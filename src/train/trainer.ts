@@ -67,8 +67,9 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   const objective = makeObjective(model, data.train, c, padId, setup);
   const evaluation = objective.evaluation;
   const evalBatches = evaluation && data.eval ? evaluation.batches(data.eval) : null;
-  const evaluate = () => (evaluation && evalBatches ? evaluation.score(evalBatches) : NaN);
-  const evalKey = evaluation?.key ?? 'eval_loss';
+  const evaluate = (): Record<string, number> => (evaluation && evalBatches ? evaluation.score(evalBatches) : {});
+  // the log keeps LLaMA-Factory's per-step fields; perplexity is a final result only
+  const evalFields = () => Object.fromEntries(Object.entries(evaluate()).filter(([k]) => k !== 'perplexity').map(([k, v]) => [k, round(v)]));
   for (const [name, p] of objective.parameters ?? []) {
     setup.trainable.push([name, p]);
     setup.groups.push({ params: [p], lr: c.learning_rate, weightDecay: p.shape.length >= 2 ? c.weight_decay : 0 });
@@ -107,6 +108,12 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   const start = performance.now();
   let windowLoss = 0, windowSteps = 0, windowTokens = 0, windowStart = performance.now();
   let windowMetrics: Record<string, number> = {};
+  if (c.eval_on_start && evalBatches && state.global_step === 0) {
+    const record: LogRecord = { current_steps: 0, total_steps: total, epoch: 0, percentage: 0, elapsed_time: duration(0), remaining_time: duration(0), ...evalFields() };
+    appendLog(c.output_dir, record);
+    state.log_history.push(record);
+    print(progressLine(record));
+  }
   let epochIndex = Math.floor(state.global_step / stepsPerEpoch);
   let epochBatches = objective.epoch(epochIndex);
   try {
@@ -145,7 +152,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
           tokens_per_s: round(windowTokens / rate, 1), throughput: round(windowTokens / rate, 1), grad_norm: round(norm),
         };
         for (const [k, v] of Object.entries(windowMetrics)) record[k] = round(v / windowSteps);
-        if (evalBatches && c.eval_steps && state.global_step % c.eval_steps === 0) record[evalKey] = round(evaluate());
+        if (evalBatches && c.eval_steps && state.global_step % c.eval_steps === 0) Object.assign(record, evalFields());
         appendLog(c.output_dir, record);
         state.log_history.push(record);
         print(progressLine(record));
@@ -165,11 +172,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
       epoch: round(state.epoch, 4), train_loss: round(losses.reduce((a, r) => a + r.loss!, 0) / Math.max(1, losses.length)),
       train_runtime: round(runtime, 2), train_steps_per_second: round(total / runtime, 3),
     };
-    if (evalBatches) {
-      const value = evaluate();
-      results[evalKey] = round(value);
-      if (evalKey === 'eval_loss') results.perplexity = round(Math.exp(value));
-    }
+    for (const [k, v] of Object.entries(evaluate())) results[k] = round(v);
     writeJson(c.output_dir, 'trainer_state.json', state);
     writeJson(c.output_dir, 'all_results.json', results);
     if (c.plot_loss) for (const f of plotLosses(c.output_dir, state.log_history)) print(`wrote ${f}`);

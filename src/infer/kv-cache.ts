@@ -1,0 +1,61 @@
+/**
+ * Keys and values of one sequence's past tokens, per layer, so each new token costs one row of work instead
+ * of the whole sequence. Rows are [KV*D] in the projections' own layout, which the attention kernel reads
+ * directly (a cache of one sequence is a [1, T, KV, D] tensor). Plain JS memory, grown by doubling.
+ */
+import { native } from '../native.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export class KvCache {
+  /** tokens stored */
+  length = 0;
+  private capacity: number;
+  private readonly keys: Float32Array[];
+  private readonly values: Float32Array[];
+
+  constructor(readonly layers: number, readonly rowSize: number, initialCapacity = 64) {
+    this.capacity = initialCapacity;
+    this.keys = Array.from({ length: layers }, () => new Float32Array(initialCapacity * rowSize));
+    this.values = Array.from({ length: layers }, () => new Float32Array(initialCapacity * rowSize));
+  }
+
+  /** Room for n more tokens. */
+  reserve(n: number): void {
+    if (this.length + n <= this.capacity) return;
+    let cap = this.capacity;
+    while (cap < this.length + n) cap *= 2;
+    for (const list of [this.keys, this.values]) {
+      for (let l = 0; l < this.layers; l++) {
+        const grown = new Float32Array(cap * this.rowSize);
+        grown.set(list[l].subarray(0, this.length * this.rowSize));
+        list[l] = grown;
+      }
+    }
+    this.capacity = cap;
+  }
+
+  /**
+   * Stores the n new rows of `k` and `v` (rows [from, from+n) of the step's batch) for `layer` after the
+   * cached ones, and computes attention for the matching n query rows of `q` into `out`. The caller
+   * advances `length` once every layer is done (commit).
+   */
+  attend(layer: number, q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, out: Tensor<'f32'>, from: number, n: number,
+    heads: number, headDim: number): void {
+    const r = this.rowSize, qr = heads * headDim;
+    this.keys[layer].set(k.data.subarray(from * r, (from + n) * r), this.length * r);
+    this.values[layer].set(v.data.subarray(from * r, (from + n) * r), this.length * r);
+    const total = this.length + n;
+    native.attentionForward(q.data.subarray(from * qr, (from + n) * qr), this.keys[layer].subarray(0, total * r),
+      this.values[layer].subarray(0, total * r), out.data.subarray(from * qr, (from + n) * qr), null,
+      1, n, total, heads, r / headDim, headDim, this.length, null, null, 1 / Math.sqrt(headDim));
+  }
+
+  commit(n: number): void {
+    this.length += n;
+  }
+
+  /** Bytes held (for memory reports). */
+  get bytes(): number {
+    return 2 * this.layers * this.capacity * this.rowSize * 4;
+  }
+}

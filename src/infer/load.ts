@@ -1,0 +1,58 @@
+/**
+ * A model ready to answer: the base folder, its adapters (every one but the last folded into the base weights
+ * in memory, as LLaMA-Factory does; the last kept as a live adapter), the tokenizer and the chat template.
+ * Shared by `lmf chat`, `lmf api`, `lmf eval`, `lmf score` and prediction.
+ */
+import { mergeLora } from '../adapters/lora.js';
+import { loadPeftAdapter } from '../adapters/peft.js';
+import { resolveTemplate } from '../data/pipeline.js';
+import type { AnyTemplate } from '../data/processors/common.js';
+import { HfTokenizer } from '../data/tokenizer.js';
+import { loadModel, type CausalLM } from '../models/registry.js';
+
+export interface InferenceSpec {
+  model: string;
+  adapters?: string[];
+  /** a named template, or null/undefined for the tokenizer's chat_template */
+  template?: string | null;
+  /** storage of the base weights; matmuls run in the same precision */
+  dtype?: 'f32' | 'bf16';
+}
+
+export interface InferenceModel {
+  model: CausalLM;
+  tokenizer: HfTokenizer;
+  template: AnyTemplate;
+  dtype: 'f32' | 'bf16';
+  dispose(): void;
+}
+
+export function loadInference(spec: InferenceSpec): InferenceModel {
+  const dtype = spec.dtype ?? 'f32';
+  const tokenizer = HfTokenizer.fromDir(spec.model);
+  const template = resolveTemplate(spec.template, tokenizer);
+  const { model } = loadModel(spec.model, { dtype });
+  try {
+    const adapters = spec.adapters ?? [];
+    adapters.forEach((dir, i) => {
+      const layers = loadPeftAdapter(model, dir);
+      if (i < adapters.length - 1) mergeLora(model, layers);
+    });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, tokenizer, template, dtype, dispose: () => model.dispose() };
+}
+
+/**
+ * LLaMA-Factory's infer_dtype spellings → our storage dtype (auto: bf16 when the checkpoint is bf16). float16
+ * runs in f32: the CPU has no f16 arithmetic, and f32 holds every f16 value exactly.
+ */
+export function inferDtype(value: string | undefined, checkpointDtype: string | undefined): 'f32' | 'bf16' {
+  switch (value ?? 'auto') {
+    case 'bfloat16': case 'bf16': return 'bf16';
+    case 'float32': case 'f32': case 'float16': case 'fp16': case 'f16': return 'f32';
+    default: return checkpointDtype === 'bfloat16' ? 'bf16' : 'f32';
+  }
+}
