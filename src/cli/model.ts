@@ -2,16 +2,14 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { loadPeftAdapter } from '../adapters/peft.js';
-import { resolveTemplate } from '../data/pipeline.js';
 import { HfTokenizer } from '../data/tokenizer.js';
 import { LmfError } from '../errors.js';
-import { generateReply } from '../infer/generate.js';
+import { generate } from '../infer/generate.js';
 import { parseModelConfig } from '../models/config.js';
 import { initLlama } from '../models/init.js';
-import { loadModel } from '../models/registry.js';
 import { saveModelFolder } from '../models/save.js';
-import { loadInference } from '../infer/load.js';
+import { chatRequest, loadInference } from '../infer/load.js';
+import { mergeSettings } from '../infer/settings.js';
 import { scoreAnswers } from '../infer/score.js';
 import { ValueHead } from '../train/value-head.js';
 
@@ -62,7 +60,7 @@ export function scoreCommand(): Command {
     .requiredOption('--prompt <text>', 'the user message the answers reply to')
     .argument('<answers...>', 'answers to score')
     .action((answers: string[], o: { model: string; adapter?: string; valueHead?: string; template?: string; system?: string; prompt: string }) => {
-      const adapters = o.adapter?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+      const adapters = adapterList(o.adapter);
       const head = ValueHead.load(o.valueHead ?? adapters[adapters.length - 1] ?? o.model);
       const m = loadInference({ model: o.model, adapters, template: o.template });
       try {
@@ -77,22 +75,25 @@ export function scoreCommand(): Command {
 
 export function generateCommand(): Command {
   return new Command('generate')
-    .description('greedy answers of a model (and adapter) to one or more prompts')
+    .description('greedy answers of a model (and adapters) to one or more prompts, generated as one batch')
     .requiredOption('--model <dir>', 'model folder')
-    .option('--adapter <dir>', 'PEFT LoRA adapter')
+    .option('--adapter <dirs>', 'PEFT LoRA adapter folder(s), comma-separated')
     .option('--template <name>', 'chat template (default: the tokenizer\'s chat_template)')
     .option('--system <text>', 'system prompt')
     .option('--max-new-tokens <n>', 'longest answer', int, 48)
     .argument('<prompts...>', 'user messages, one answer each')
     .action((prompts: string[], o: { model: string; adapter?: string; template?: string; system?: string; maxNewTokens: number }) => {
-      const { model } = loadModel(o.model);
-      if (o.adapter) loadPeftAdapter(model, o.adapter);
-      const tok = HfTokenizer.fromDir(o.model);
-      const template = resolveTemplate(o.template, tok);
-      for (const p of prompts) {
-        const reply = generateReply(model, tok, template, [{ role: 'user', content: p }], { maxNewTokens: o.maxNewTokens, system: o.system });
-        process.stdout.write(`> ${p}\n${reply}\n\n`);
+      const m = loadInference({ model: o.model, adapters: adapterList(o.adapter), template: o.template });
+      try {
+        const settings = mergeSettings({ doSample: false, repetitionPenalty: 1, maxNewTokens: o.maxNewTokens });
+        const requests = prompts.map((p) => chatRequest(m, [{ role: 'user', content: p }], { system: o.system, settings }));
+        generate(m.model, m.tokenizer, requests).forEach((c, i) => process.stdout.write(`> ${prompts[i]}\n${c.text.trim()}\n\n`));
+      } finally {
+        m.dispose();
       }
-      model.dispose();
     });
+}
+
+function adapterList(value: string | undefined): string[] {
+  return value?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
 }

@@ -154,6 +154,7 @@ export class HfTokenizer implements TextTokenizer {
   }
 
   decode(ids: ArrayLike<number>, skipSpecial = false): string {
+    if (ids.length === 0) return '';
     return this.tok.decode(Array.from(ids), { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: false });
   }
 

@@ -1,43 +1,212 @@
 /**
- * Greedy generation by recomputing the whole sequence at each step: simple and exact, for short answers
- * (the quickstart, tests). The KV-cache engine with sampling belongs to `lmf chat` / `lmf api`.
+ * Text generation with KV caches: prefill a prompt, then decode a token at a time. Every sequence in flight
+ * advances through one model call per step (prompts being prefilled and answers being decoded share the
+ * matmuls), so a batch of prompts or many API streams cost little more than one.
+ *   generate(): a batch of prompts to the end, synchronously (CLI, prediction, tests);
+ *   GenerationEngine: requests arriving at any time, streamed, cancellable, with a bounded queue (chat, API).
  */
-import type { Message } from '../data/messages.js';
-import type { AnyTemplate } from '../data/processors/common.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import type { CausalLM } from '../models/registry.js';
 import { noGrad } from '../tensor/autograd.js';
-import { linear } from '../tensor/ops/index.js';
-import { Tensor, withScope } from '../tensor/tensor.js';
+import { Rng } from '../tensor/random.js';
+import { withScope } from '../tensor/tensor.js';
+import type { KvCache } from './kv-cache.js';
+import { chooseToken, type SamplingParams } from './sampling.js';
 
-export interface GenerateOptions {
+export interface GenerationRequest {
+  prompt: number[];
+  sampling: SamplingParams;
   maxNewTokens: number;
-  system?: string;
+  /** token ids that end the answer (not part of it): the template's and generation_config's EOS, and the caller's */
+  stopIds: number[];
+  /** strings that end the answer (cut before them) */
+  stopStrings?: string[];
+  seed?: number;
 }
 
-/** Next-token argmax after `ids`. */
-function nextToken(model: CausalLM, ids: number[]): number {
-  return noGrad(() => withScope(() => {
-    const hidden = model.hidden({ ids: Int32Array.from(ids), batch: 1, seq: ids.length }); // [T, C]
-    const C = model.config.hiddenSize;
-    const last = Tensor.empty([1, C], 'f32');
-    last.data.set(hidden.data.subarray((ids.length - 1) * C, ids.length * C));
-    const row = linear(last, model.outputWeight); // [1, V]
-    let best = 0;
-    for (let v = 1; v < row.size; v++) if (row.data[v] > row.data[best]) best = v;
-    return best;
+export type FinishReason = 'stop' | 'length' | 'cancelled';
+
+export interface Completion {
+  text: string;
+  ids: number[];
+  promptTokens: number;
+  finishReason: FinishReason;
+}
+
+/** One request in flight: its cache, the tokens it has to feed next, and its answer so far. */
+class Sequence {
+  readonly cache: KvCache;
+  pending: number[];
+  readonly out: number[] = [];
+  text = '';
+  finish: FinishReason | null = null;
+  private emitted = 0;
+  private prefixOffset = 0;
+  private readOffset = 0;
+  private readonly context: Set<number>;
+  private readonly rng: Rng;
+  private readonly stops: Set<number>;
+  private readonly stopStrings: string[];
+  private readonly holdBack: number;
+
+  constructor(readonly request: GenerationRequest, model: CausalLM, private readonly tok: TextTokenizer,
+    readonly onText?: (delta: string) => void) {
+    if (!request.prompt.length) throw new Error('generation needs a prompt of at least one token');
+    this.cache = model.newCache();
+    this.pending = request.prompt;
+    this.context = new Set(request.prompt);
+    this.rng = new Rng(request.seed ?? 0);
+    this.stops = new Set(request.stopIds);
+    this.stopStrings = (request.stopStrings ?? []).filter((s) => s.length > 0);
+    this.holdBack = Math.max(0, ...this.stopStrings.map((s) => s.length - 1));
+    if (request.maxNewTokens <= 0) this.finish = 'length';
+  }
+
+  /** Takes the logits after the fed tokens: picks the next token and updates the answer. */
+  accept(logits: Float32Array, maxPositions: number): void {
+    const token = chooseToken(logits, this.context, this.request.sampling, this.rng);
+    if (this.stops.has(token)) {
+      this.end('stop');
+      return;
+    }
+    this.out.push(token);
+    this.context.add(token);
+    this.pending = [token];
+    this.appendText();
+    if (this.finish) return;
+    if (this.out.length >= this.request.maxNewTokens || this.cache.length + 1 >= maxPositions) this.end('length');
+    else this.emit(false);
+  }
+
+  cancel(): void {
+    this.finish = 'cancelled';
+  }
+
+  private end(reason: FinishReason): void {
+    this.finish = reason;
+    this.emit(true);
+  }
+
+  /** Incremental detokenisation (only complete characters): decode a window of recent tokens. */
+  private appendText(): void {
+    const before = this.tok.decode(this.out.slice(this.prefixOffset, this.readOffset), true);
+    const after = this.tok.decode(this.out.slice(this.prefixOffset), true);
+    if (after.length <= before.length || after.endsWith('\uFFFD')) return;
+    const searchFrom = Math.max(0, this.text.length - this.holdBack);
+    this.text += after.slice(before.length);
+    this.prefixOffset = this.readOffset;
+    this.readOffset = this.out.length;
+    let cut = -1;
+    for (const s of this.stopStrings) {
+      const at = this.text.indexOf(s, searchFrom);
+      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    }
+    if (cut >= 0) {
+      this.text = this.text.slice(0, cut);
+      this.end('stop');
+    }
+  }
+
+  /** Streams what is certain: text that could still be the start of a stop string waits until the end. */
+  private emit(final: boolean): void {
+    const upTo = final ? this.text.length : this.text.length - this.holdBack;
+    if (upTo > this.emitted) {
+      this.onText?.(this.text.slice(this.emitted, upTo));
+      this.emitted = upTo;
+    }
+  }
+
+  completion(): Completion {
+    return { text: this.text, ids: this.out, promptTokens: this.request.prompt.length, finishReason: this.finish ?? 'length' };
+  }
+}
+
+/** One model call for every unfinished sequence, then one token chosen for each. */
+function step(model: CausalLM, seqs: Sequence[]): void {
+  const live = seqs.filter((s) => !s.finish);
+  if (!live.length) return;
+  noGrad(() => withScope(() => {
+    const logits = model.extend(live.map((s) => s.pending), live.map((s) => s.cache));
+    const V = logits.shape[1];
+    live.forEach((s, i) => s.accept(logits.data.subarray(i * V, (i + 1) * V), model.config.maxPositions));
   }));
 }
 
-/** The model's answer to a conversation (ending with a user turn), greedy, without special tokens. */
-export function generateReply(model: CausalLM, tok: TextTokenizer, template: AnyTemplate, messages: Message[], o: GenerateOptions): string {
-  const ids = template.encodePrompt(tok, messages, { system: o.system });
-  const stops = new Set(template.stopIds(tok));
-  const out: number[] = [];
-  for (let i = 0; i < o.maxNewTokens; i++) {
-    const next = nextToken(model, [...ids, ...out]);
-    if (stops.has(next)) break;
-    out.push(next);
+/** Answers to a batch of prompts, each to its end. */
+export function generate(model: CausalLM, tok: TextTokenizer, requests: GenerationRequest[], onText?: (index: number, delta: string) => void): Completion[] {
+  const seqs = requests.map((r, i) => new Sequence(r, model, tok, onText ? (d) => onText(i, d) : undefined));
+  while (seqs.some((s) => !s.finish)) step(model, seqs);
+  return seqs.map((s) => s.completion());
+}
+
+export class QueueFullError extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super('too many requests are waiting');
   }
-  return tok.decode(out, true).trim();
+}
+
+export interface EngineOptions {
+  /** sequences decoded together */
+  maxActive: number;
+  /** requests allowed to wait for a slot; more are refused (QueueFullError) */
+  maxQueued: number;
+}
+
+interface Job {
+  seq: Sequence;
+  signal?: AbortSignal;
+  resolve: (c: Completion) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Requests from many clients: each is admitted when a slot is free and advances one token per step with
+ * the others; the event loop runs between steps, so streams flush and disconnects (an aborted signal)
+ * cancel promptly.
+ */
+export class GenerationEngine {
+  private readonly active: Job[] = [];
+  private readonly queue: Job[] = [];
+  private running = false;
+
+  constructor(private readonly model: CausalLM, private readonly tok: TextTokenizer, private readonly o: EngineOptions) {}
+
+  get load(): { active: number; queued: number } {
+    return { active: this.active.length, queued: this.queue.length };
+  }
+
+  submit(request: GenerationRequest, onText?: (delta: string) => void, signal?: AbortSignal): Promise<Completion> {
+    if (this.active.length + this.queue.length >= this.o.maxActive + this.o.maxQueued) throw new QueueFullError(1);
+    const seq = new Sequence(request, this.model, this.tok, onText);
+    const done = new Promise<Completion>((resolve, reject) => this.queue.push({ seq, signal, resolve, reject }));
+    if (!this.running) {
+      this.running = true;
+      setImmediate(() => void this.run()); // the caller finishes its turn (e.g. sends headers) first
+    }
+    return done;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (this.active.length || this.queue.length) {
+        while (this.active.length < this.o.maxActive && this.queue.length) this.active.push(this.queue.shift()!);
+        for (const job of [...this.active, ...this.queue]) if (job.signal?.aborted) job.seq.cancel();
+        try {
+          step(this.model, this.active.map((j) => j.seq));
+        } catch (err) {
+          for (const job of this.active.splice(0)) job.reject(err);
+        }
+        for (const list of [this.active, this.queue]) {
+          for (let i = list.length - 1; i >= 0; i--) {
+            if (!list[i].seq.finish) continue;
+            const [job] = list.splice(i, 1);
+            job.resolve(job.seq.completion());
+          }
+        }
+        await new Promise(setImmediate);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
 }

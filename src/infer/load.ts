@@ -8,7 +8,10 @@ import { loadPeftAdapter } from '../adapters/peft.js';
 import { resolveTemplate } from '../data/pipeline.js';
 import type { AnyTemplate } from '../data/processors/common.js';
 import { HfTokenizer } from '../data/tokenizer.js';
+import type { Message } from '../data/messages.js';
 import { loadModel, type CausalLM } from '../models/registry.js';
+import type { GenerationRequest } from './generate.js';
+import { readGenerationConfig, stopIdsOf, type GenerationConfigFile, type GenerationSettings } from './settings.js';
 
 export interface InferenceSpec {
   model: string;
@@ -24,7 +27,26 @@ export interface InferenceModel {
   tokenizer: HfTokenizer;
   template: AnyTemplate;
   dtype: 'f32' | 'bf16';
+  generationConfig: GenerationConfigFile;
   dispose(): void;
+}
+
+export interface ChatOptions {
+  system?: string;
+  /** JSON of tool schemas */
+  tools?: string;
+  settings: GenerationSettings;
+  stop?: string[];
+  seed?: number;
+}
+
+/** The generation request for a conversation that ends with a user (or tool) turn. */
+export function chatRequest(m: InferenceModel, messages: Message[], o: ChatOptions): GenerationRequest {
+  const { maxNewTokens, ...sampling } = o.settings;
+  return {
+    prompt: m.template.encodePrompt(m.tokenizer, messages, { system: o.system, tools: o.tools }),
+    sampling, maxNewTokens, stopIds: stopIdsOf(m, m.generationConfig), stopStrings: o.stop, seed: o.seed,
+  };
 }
 
 export function loadInference(spec: InferenceSpec): InferenceModel {
@@ -42,7 +64,7 @@ export function loadInference(spec: InferenceSpec): InferenceModel {
     model.dispose();
     throw e;
   }
-  return { model, tokenizer, template, dtype, dispose: () => model.dispose() };
+  return { model, tokenizer, template, dtype, generationConfig: readGenerationConfig(spec.model), dispose: () => model.dispose() };
 }
 
 /**

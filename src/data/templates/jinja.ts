@@ -8,6 +8,7 @@ import { LmfError } from '../../errors.js';
 import type { Message } from '../messages.js';
 import type { TextTokenizer } from '../tokenizer.js';
 import type { EncodeOptions } from './template.js';
+import type { ToolFormat } from './tools.js';
 
 export class JinjaChatTemplate {
   readonly name = 'tokenizer chat_template';
@@ -26,6 +27,11 @@ export class JinjaChatTemplate {
     } catch (err) {
       throw new LmfError('bad_chat_template', `the tokenizer's chat_template does not parse (${(err as Error).message})`, { key: 'template' });
     }
+  }
+
+  /** how answers call tools: Qwen-style <tool_call> blocks when the template speaks of them */
+  get toolFormat(): ToolFormat {
+    return this.tok.chatTemplate?.includes('<tool_call>') ? 'qwen' : 'default';
   }
 
   render(messages: Message[], o: EncodeOptions & { addGenerationPrompt: boolean }): string {

@@ -61,6 +61,10 @@ export class ChatTemplate {
   }
 
   /** The EOS id a model trained with this template stops on. */
+  get toolFormat(): ToolFormat {
+    return this.spec.toolFormat;
+  }
+
   eosId(tok: TextTokenizer): number | null {
     if (this.spec.replaceEos && this.spec.stopWords.length) {
       const id = tok.tokenId(this.spec.stopWords[0]);

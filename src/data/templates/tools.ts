@@ -87,3 +87,32 @@ export function formatCalls(format: ToolFormat, calls: FunctionCall[]): string {
   }
   return calls.map((c) => `Action: ${c.name}\nAction Input: ${pyJsonDumps(c.arguments)}`).join('\n');
 }
+
+/**
+ * The function calls in a generated answer, or null when it calls none (the inverse of formatCalls, as
+ * LLaMA-Factory's extractors: "Action: name / Action Input: {json}" blocks, or <tool_call> JSON blocks).
+ * A call whose arguments are not valid JSON means the answer is plain text.
+ */
+export function extractCalls(format: ToolFormat, text: string): FunctionCall[] | null {
+  const calls: FunctionCall[] = [];
+  if (format === 'qwen') {
+    for (const m of text.matchAll(/<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g)) {
+      try {
+        const call = JSON.parse(m[1]) as { name?: unknown; arguments?: unknown };
+        if (typeof call.name !== 'string') return null;
+        calls.push({ name: call.name, arguments: call.arguments ?? {} });
+      } catch {
+        return null;
+      }
+    }
+  } else {
+    for (const m of text.matchAll(/Action:\s*([^\n]+?)\s*\nAction Input:\s*([\s\S]*?)(?=\nAction:|$)/g)) {
+      try {
+        calls.push({ name: m[1].trim(), arguments: JSON.parse(m[2].trim().replace(/^```(?:json)?|```$/g, '')) });
+      } catch {
+        return null;
+      }
+    }
+  }
+  return calls.length ? calls : null;
+}

@@ -1,0 +1,111 @@
+// Generation: the KV-cache path gives exactly the tokens of recomputing the whole sequence each step;
+// batching, seeds, stop strings and streaming behave as documented.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { generate, GenerationEngine, QueueFullError, type GenerationRequest } from '../../src/infer/generate.js';
+import { loadInference, type InferenceModel } from '../../src/infer/load.js';
+import { argmax, chooseToken } from '../../src/infer/sampling.js';
+import { noGrad } from '../../src/tensor/autograd.js';
+import { Rng } from '../../src/tensor/random.js';
+import { withScope } from '../../src/tensor/tensor.js';
+import { makeTinyModelFolder } from '../helpers.js';
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-gen-'));
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+const greedy = { doSample: false, temperature: 1, topP: 1, topK: 0, repetitionPenalty: 1 };
+
+/** Greedy decoding without a cache: the whole sequence through the model at every step. */
+function recompute(m: InferenceModel, prompt: number[], n: number): number[] {
+  const ids = [...prompt];
+  for (let i = 0; i < n; i++) {
+    ids.push(noGrad(() => withScope(() => {
+      const logits = m.model.logits({ ids: Int32Array.from(ids), batch: 1, seq: ids.length });
+      const V = logits.shape[1];
+      return argmax(logits.data.subarray((ids.length - 1) * V, ids.length * V));
+    })));
+  }
+  return ids.slice(prompt.length);
+}
+
+for (const [family, overrides] of [['llama', {}], ['qwen2 (q/k/v biases, untied head)', { model_type: 'qwen2', tie_word_embeddings: false }]] as const) {
+  test(`${family}: greedy generation with the KV cache equals recomputing the sequence, alone and in a batch`, async () => {
+    const dir = await makeTinyModelFolder(path.join(work, family.split(' ')[0]), overrides);
+    const m = loadInference({ model: dir, template: 'llama2' });
+    const prompts = ['Tell me a story about a cat.', 'Hi', 'What is the capital of France? Answer in one word, please.']
+      .map((p) => m.template.encodePrompt(m.tokenizer, [{ role: 'user', content: p }]));
+    const request = (prompt: number[]): GenerationRequest => ({ prompt, sampling: greedy, maxNewTokens: 40, stopIds: [] });
+    const batched = generate(m.model, m.tokenizer, prompts.map(request));
+    prompts.forEach((p, i) => {
+      const expected = recompute(m, p, 40);
+      assert.deepEqual(generate(m.model, m.tokenizer, [request(p)])[0].ids, expected, `prompt ${i} alone`);
+      assert.deepEqual(batched[i].ids, expected, `prompt ${i} in a batch`);
+      assert.equal(batched[i].finishReason, 'length');
+    });
+    m.dispose();
+  });
+}
+
+test('sampling: a seed reproduces the answer; top_k 1 and a tiny top_p are greedy; the repetition penalty follows transformers', async () => {
+  const dir = await makeTinyModelFolder(path.join(work, 'sample'));
+  const m = loadInference({ model: dir, template: 'llama2' });
+  const prompt = m.template.encodePrompt(m.tokenizer, [{ role: 'user', content: 'Say something.' }]);
+  const sampled = (seed: number, over: object = {}) => generate(m.model, m.tokenizer, [{ prompt, sampling: { doSample: true, temperature: 1.5, topP: 1, topK: 0, repetitionPenalty: 1, ...over }, maxNewTokens: 20, stopIds: [], seed }])[0].ids;
+  assert.deepEqual(sampled(5), sampled(5));
+  assert.notDeepEqual(sampled(5), sampled(6));
+  const greedyIds = generate(m.model, m.tokenizer, [{ prompt, sampling: greedy, maxNewTokens: 20, stopIds: [] }])[0].ids;
+  assert.deepEqual(sampled(5, { topK: 1 }), greedyIds);
+  assert.deepEqual(sampled(5, { topP: 1e-6 }), greedyIds);
+
+  const logits = Float32Array.from([2, -2, 1.9, 0]);
+  // token 0 (seen, positive) is divided by 1.5 -> 1.33, token 2 wins; a seen negative logit is multiplied
+  assert.equal(chooseToken(logits, new Set([0]), { ...greedy, repetitionPenalty: 1.5 }, new Rng(0)), 2);
+  assert.equal(chooseToken(Float32Array.from([-1, -1.2]), new Set([0]), { ...greedy, repetitionPenalty: 1.5 }, new Rng(0)), 1);
+  // temperature sampling draws in proportion to exp(logit / T)
+  const counts = [0, 0];
+  const rng = new Rng(1);
+  for (let i = 0; i < 4000; i++) counts[chooseToken(Float32Array.from([Math.log(3), 0]), new Set(), { ...greedy, doSample: true }, rng)]++;
+  assert.ok(Math.abs(counts[0] / 4000 - 0.75) < 0.03, `P(token 0) = ${counts[0] / 4000}`);
+  m.dispose();
+});
+
+test('stop strings cut the answer; streamed pieces add up to the final text; stop ids end it', async () => {
+  const dir = await makeTinyModelFolder(path.join(work, 'stop'));
+  const m = loadInference({ model: dir, template: 'llama2' });
+  const prompt = m.template.encodePrompt(m.tokenizer, [{ role: 'user', content: 'Write.' }]);
+  const base: GenerationRequest = { prompt, sampling: greedy, maxNewTokens: 30, stopIds: [] };
+  const full = generate(m.model, m.tokenizer, [base])[0];
+  assert.ok(full.text.length > 8, full.text);
+  const stop = full.text.slice(5, 8);
+  const pieces: string[] = [];
+  const cut = generate(m.model, m.tokenizer, [{ ...base, stopStrings: [stop] }], (_, d) => pieces.push(d))[0];
+  assert.equal(cut.text, full.text.slice(0, full.text.indexOf(stop)));
+  assert.equal(cut.finishReason, 'stop');
+  assert.equal(pieces.join(''), cut.text);
+  const byId = generate(m.model, m.tokenizer, [{ ...base, stopIds: [full.ids[3]] }])[0];
+  assert.deepEqual(byId.ids, full.ids.slice(0, full.ids.indexOf(full.ids[3])));
+  assert.equal(byId.finishReason, 'stop');
+  m.dispose();
+});
+
+test('the engine: concurrent requests give the answers they get alone; a full queue refuses; an abort cancels', async () => {
+  const dir = await makeTinyModelFolder(path.join(work, 'engine'));
+  const m = loadInference({ model: dir, template: 'llama2' });
+  const engine = new GenerationEngine(m.model, m.tokenizer, { maxActive: 2, maxQueued: 2 });
+  const prompts = ['one', 'two', 'three', 'four'].map((p) => m.template.encodePrompt(m.tokenizer, [{ role: 'user', content: p }]));
+  const req = (prompt: number[]): GenerationRequest => ({ prompt, sampling: greedy, maxNewTokens: 12, stopIds: [] });
+  const pending = prompts.map((p) => engine.submit(req(p)));
+  assert.throws(() => engine.submit(req(prompts[0])), QueueFullError);
+  const results = await Promise.all(pending);
+  prompts.forEach((p, i) => assert.deepEqual(results[i].ids, generate(m.model, m.tokenizer, [req(p)])[0].ids));
+
+  const controller = new AbortController();
+  let seen = 0;
+  const cancelled = await engine.submit({ ...req(prompts[0]), maxNewTokens: 200 }, () => { if (++seen === 3) controller.abort(); }, controller.signal);
+  assert.equal(cancelled.finishReason, 'cancelled');
+  assert.ok(cancelled.ids.length < 10, `stopped after ${cancelled.ids.length} tokens`);
+  m.dispose();
+});
