@@ -6,10 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { LmfError } from '../errors.js';
 import { availableParallelism } from 'node:os';
 import { runDataBench } from '../bench/data.js';
+import { runGenerateBench } from '../bench/generate.js';
 import { runBench, type BenchMode } from '../bench/train-step.js';
 import { presets } from '../models/init.js';
 import { native } from '../native.js';
 import { verifyGolden } from '../verify/golden.js';
+import { apiCommand } from './api.js';
+import { chatCommand } from './chat.js';
 import { dataCommand } from './data.js';
 import { generateCommand, initCommand, scoreCommand } from './model.js';
 import { loadConfig, parseOverrides } from '../config/load.js';
@@ -63,15 +66,17 @@ export function buildProgram(): Command {
   const bench = program.command('bench')
     .description('throughput of training steps on a preset shape or a model folder; prints one JSON line')
     .option('--model <name|dir>', `preset (${Object.keys(presets).join(', ')}) or a model folder`, 'smollm2-135m')
-    .addOption(new Option('--mode <mode>', 'what a step does').choices(['lora', 'full', 'infer']).default('lora'))
+    .addOption(new Option('--mode <mode>', 'what a step does (generate: prefill + decode with KV caches)').choices(['lora', 'full', 'infer', 'generate']).default('lora'))
     .addOption(new Option('--dtype <dtype>', 'matmul precision').choices(['f32', 'bf16']).default('bf16'))
     .option('--seq <n>', 'sequence length', positiveInt, 512)
     .option('--batch <n>', 'batch size', positiveInt, 1)
     .option('--steps <n>', 'timed steps', positiveInt, 5)
     .option('--warmup <n>', 'untimed steps first', nonNegativeInt, 2)
     .option('--lora-rank <n>', 'LoRA rank (alpha = 2 x rank, all projections)', positiveInt, 8)
-    .action((o: { model: string; mode: BenchMode; dtype: 'f32' | 'bf16'; seq: number; batch: number; steps: number; warmup: number; loraRank: number }) => {
-      process.stdout.write(`${JSON.stringify(runBench(o))}\n`);
+    .option('--new-tokens <n>', 'generate mode: tokens decoded per sequence (the prompt is --seq tokens)', positiveInt, 128)
+    .action((o: { model: string; mode: BenchMode | 'generate'; dtype: 'f32' | 'bf16'; seq: number; batch: number; steps: number; warmup: number; loraRank: number; newTokens: number }) => {
+      const result = o.mode === 'generate' ? runGenerateBench(o) : runBench({ ...o, mode: o.mode });
+      process.stdout.write(`${JSON.stringify(result)}\n`);
     });
   bench.command('data')
     .description('templating + tokenising speed for alpaca-style examples of about 200 tokens; prints one JSON line')
@@ -95,6 +100,8 @@ export function buildProgram(): Command {
   program.addCommand(initCommand());
   program.addCommand(generateCommand());
   program.addCommand(scoreCommand());
+  program.addCommand(chatCommand());
+  program.addCommand(apiCommand());
 
   program.command('env')
     .description('versions, threads and CPU features the engine runs with')

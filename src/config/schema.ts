@@ -98,6 +98,33 @@ export const configShape = {
   resume_from_checkpoint: z.union([bool, z.string()]).optional(),
   /** accepted for LLaMA-Factory configs (distributed runs are not supported; one process) */
   ddp_timeout: int.optional(),
+  // generation (chat, api, predict): unset keys fall back to generation_config.json, then LLaMA-Factory's defaults
+  do_sample: bool.optional(),
+  temperature: num.pipe(z.number().min(0)).optional(),
+  top_p: num.pipe(z.number().gt(0).max(1)).optional(),
+  top_k: int.pipe(z.number().min(0)).optional(),
+  max_new_tokens: int.pipe(z.number().positive()).optional(),
+  repetition_penalty: num.pipe(z.number().positive()).optional(),
+  default_system: z.string().optional(),
+  /** weights' precision at inference and export: auto follows the checkpoint's torch_dtype */
+  infer_dtype: z.enum(['auto', 'float16', 'bfloat16', 'float32']).default('auto'),
+  infer_backend: z.enum(['huggingface']).default('huggingface'),
+  predict_with_generate: bool.default(false),
+  // export
+  export_dir: z.string().optional(),
+  /** shard size in GB */
+  export_size: int.pipe(z.number().positive()).default(5),
+  /** accepted for LLaMA-Factory configs; LMFactory always writes safetensors */
+  export_legacy_format: z.literal(false).default(false),
+  /** also write model.gguf (llama.cpp) in this type */
+  export_gguf: z.enum(['f16', 'bf16', 'q8_0']).optional(),
+  // multiple-choice evaluation (lmf eval)
+  task: z.string().optional(),
+  task_dir: z.string().default('evaluation'),
+  n_shot: int.pipe(z.number().min(0)).default(5),
+  lang: z.enum(['en', 'zh']).default('en'),
+  save_dir: z.string().optional(),
+  batch_size: int.pipe(z.number().positive()).default(4),
 };
 
 export const configSchema = z.strictObject(configShape);

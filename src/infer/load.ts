@@ -11,7 +11,9 @@ import { HfTokenizer } from '../data/tokenizer.js';
 import type { Message } from '../data/messages.js';
 import { loadModel, type CausalLM } from '../models/registry.js';
 import type { GenerationRequest } from './generate.js';
-import { readGenerationConfig, stopIdsOf, type GenerationConfigFile, type GenerationSettings } from './settings.js';
+import { fromKeys, mergeSettings, readGenerationConfig, stopIdsOf, type GenerationConfigFile, type GenerationSettings } from './settings.js';
+import type { TrainConfig } from '../config/schema.js';
+import { readModelConfig } from '../models/config.js';
 
 export interface InferenceSpec {
   model: string;
@@ -47,6 +49,18 @@ export function chatRequest(m: InferenceModel, messages: Message[], o: ChatOptio
     prompt: m.template.encodePrompt(m.tokenizer, messages, { system: o.system, tools: o.tools }),
     sampling, maxNewTokens, stopIds: stopIdsOf(m, m.generationConfig), stopStrings: o.stop, seed: o.seed,
   };
+}
+
+/** The model a config names (model_name_or_path, adapter_name_or_path, template, infer_dtype). */
+export function loadFromConfig(c: TrainConfig): InferenceModel {
+  const torchDtype = readModelConfig(c.model_name_or_path).raw.torch_dtype;
+  return loadInference({ model: c.model_name_or_path, adapters: c.adapter_name_or_path, template: c.template,
+    dtype: inferDtype(c.infer_dtype, typeof torchDtype === 'string' ? torchDtype : undefined) });
+}
+
+/** Generation settings of a config over the model's generation_config.json. */
+export function configSettings(c: TrainConfig, m: InferenceModel): GenerationSettings {
+  return mergeSettings(m.generationConfig.settings, fromKeys(c));
 }
 
 export function loadInference(spec: InferenceSpec): InferenceModel {

@@ -1,0 +1,43 @@
+/**
+ * `lmf api CONFIG`: the OpenAI-compatible server on loopback by default. As LLaMA-Factory, API_HOST,
+ * API_PORT, API_KEY and API_MODEL_NAME set the address, the required Bearer key and the model's id.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import path from 'node:path';
+import { buildApiServer } from '../api/server.js';
+import { loadConfig, parseOverrides } from '../config/load.js';
+import { configSettings, loadFromConfig } from '../infer/load.js';
+
+function count(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+export function apiCommand(): Command {
+  return new Command('api')
+    .description('serve a model (and adapters) over an OpenAI-compatible HTTP API')
+    .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, template, generation keys')
+    .argument('[overrides...]', 'key=value overrides')
+    .option('--host <host>', 'address to listen on (API_HOST)', process.env.API_HOST ?? '127.0.0.1')
+    .option('--port <n>', 'port; 0 picks a free one (API_PORT)', count, Number(process.env.API_PORT ?? 8000))
+    .option('--max-active <n>', 'requests generated together', count, 8)
+    .option('--max-queued <n>', 'requests allowed to wait; more get 429', count, 64)
+    .action(async (file: string, overrides: string[], o: { host: string; port: number; maxActive: number; maxQueued: number }) => {
+      const c = loadConfig(file, parseOverrides(overrides));
+      const m = loadFromConfig(c);
+      const apiKey = process.env.API_KEY || undefined;
+      const app = buildApiServer(m, {
+        apiKey, modelName: process.env.API_MODEL_NAME ?? path.basename(path.resolve(c.model_name_or_path)),
+        settings: configSettings(c, m), defaultSystem: c.default_system, maxActive: Math.max(1, o.maxActive), maxQueued: o.maxQueued,
+      });
+      const address = await app.listen({ host: o.host, port: o.port });
+      process.stdout.write(`lmf api listening on ${address}/v1${apiKey ? ' (API key required)' : ''}\n`);
+      if (!['127.0.0.1', 'localhost', '::1'].includes(o.host) && !apiKey) {
+        process.stderr.write('warning: listening beyond this machine without API_KEY: anyone who can reach it can use the model\n');
+      }
+      const stop = () => void app.close().then(() => m.dispose());
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}
