@@ -17,6 +17,7 @@ import { dataCommand } from './data.js';
 import { generateCommand, initCommand, scoreCommand } from './model.js';
 import { loadConfig, parseOverrides } from '../config/load.js';
 import { train } from '../train/trainer.js';
+import { exportModel } from '../export/export.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -94,6 +95,15 @@ export function buildProgram(): Command {
     .argument('[overrides...]', 'key=value overrides, e.g. learning_rate=1e-4 max_steps=10')
     .action(async (file: string, overrides: string[]) => {
       await train(loadConfig(file, parseOverrides(overrides)));
+    });
+
+  program.command('export')
+    .description('merge adapters into the base model and write a Hugging Face folder (and GGUF with export_gguf) to export_dir')
+    .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, export_dir, export_size, infer_dtype, export_gguf')
+    .argument('[overrides...]', 'key=value overrides')
+    .action((file: string, overrides: string[]) => {
+      const result = exportModel(loadConfig(file, parseOverrides(overrides)), (l) => process.stderr.write(`${l}\n`));
+      process.stdout.write(`exported to ${result.dir}: ${result.files.join(', ')}\n`);
     });
 
   program.addCommand(dataCommand());

@@ -113,7 +113,7 @@ export const configShape = {
   // export
   export_dir: z.string().optional(),
   /** shard size in GB */
-  export_size: int.pipe(z.number().positive()).default(5),
+  export_size: num.pipe(z.number().positive()).default(5),
   /** accepted for LLaMA-Factory configs; LMFactory always writes safetensors */
   export_legacy_format: z.literal(false).default(false),
   /** also write model.gguf (llama.cpp) in this type */

@@ -22,6 +22,8 @@ export interface InferenceSpec {
   template?: string | null;
   /** storage of the base weights; matmuls run in the same precision */
   dtype?: 'f32' | 'bf16';
+  /** fold every adapter into the weights, the last one too (export) */
+  mergeAll?: boolean;
 }
 
 export interface InferenceModel {
@@ -72,7 +74,7 @@ export function loadInference(spec: InferenceSpec): InferenceModel {
     const adapters = spec.adapters ?? [];
     adapters.forEach((dir, i) => {
       const layers = loadPeftAdapter(model, dir);
-      if (i < adapters.length - 1) mergeLora(model, layers);
+      if (spec.mergeAll || i < adapters.length - 1) mergeLora(model, layers);
     });
   } catch (e) {
     model.dispose();

@@ -154,3 +154,13 @@ test('in-process: a full queue answers 429 with Retry-After; an oversized body 4
   await app.close();
   m.dispose();
 });
+
+test('lmf chat: streamed answers with history, "clear" and "exit" from piped input', () => {
+  const config = path.join(work, 'chat.yaml');
+  writeFileSync(config, `model_name_or_path: ${trained}\ntemplate: default\ndo_sample: false\nmax_new_tokens: 24\n`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'chat', config],
+    { input: 'How many euros are 20 dollars?\nclear\nSay hello.\nexit\n', encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.match(/Assistant: /g)?.length, 2);
+  assert.match(r.stdout, /History has been removed\./);
+});

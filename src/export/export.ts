@@ -1,0 +1,70 @@
+/**
+ * `lmf export`: the base model with every adapter merged (in f32), written as a Hugging Face folder to
+ * export_dir (safetensors in export_size-GB shards, the tokenizer files, config and generation config), and
+ * optionally a GGUF file beside it. The folder is assembled under a temporary name and renamed into place,
+ * so export_dir is either the previous export or the complete new one.
+ */
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type { TrainConfig } from '../config/schema.js';
+import { LmfError } from '../errors.js';
+import { writeTextAtomic } from '../io/atomic.js';
+import { loadInference } from '../infer/load.js';
+import { saveModelFolder } from '../models/save.js';
+import { writeGguf } from './gguf.js';
+
+const tokenizerFiles = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'vocab.json', 'merges.txt',
+  'added_tokens.json', 'chat_template.jinja'];
+
+const fileDtype = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' } as const;
+
+/** export_dtype from infer_dtype; auto keeps the checkpoint's own precision (f32 when it names none). */
+function exportDtype(c: TrainConfig, checkpoint: unknown): 'F32' | 'BF16' | 'F16' {
+  if (c.infer_dtype !== 'auto') return fileDtype[c.infer_dtype];
+  return fileDtype[checkpoint as keyof typeof fileDtype] ?? 'F32';
+}
+
+export interface ExportResult {
+  dir: string;
+  files: string[];
+}
+
+export function exportModel(c: TrainConfig, print: (line: string) => void = () => {}): ExportResult {
+  if (!c.export_dir) throw new LmfError('missing_key', 'export needs export_dir: the folder to write the merged model to', { key: 'export_dir' });
+  const target = path.resolve(c.export_dir);
+  if (target === path.resolve(c.model_name_or_path)) {
+    throw new LmfError('bad_export_dir', 'export_dir is the base model folder; the export would replace the model it reads', { key: 'export_dir' });
+  }
+  const m = loadInference({ model: c.model_name_or_path, adapters: c.adapter_name_or_path, template: c.template, dtype: 'f32', mergeAll: true });
+  mkdirSync(path.dirname(target), { recursive: true });
+  const tmp = mkdtempSync(`${target}.tmp-`);
+  try {
+    const dtype = exportDtype(c, m.model.config.raw.torch_dtype);
+    print(`merging ${c.adapter_name_or_path?.length ?? 0} adapter(s) into ${c.model_name_or_path}; writing ${dtype} shards of at most ${c.export_size} GB`);
+    saveModelFolder(m.model, tmp, { dtype, shardBytes: c.export_size * 1e9 });
+    for (const f of tokenizerFiles) if (existsSync(path.join(c.model_name_or_path, f))) copyFileSync(path.join(c.model_name_or_path, f), path.join(tmp, f));
+    const generation = path.join(c.model_name_or_path, 'generation_config.json');
+    if (existsSync(generation)) copyFileSync(generation, path.join(tmp, 'generation_config.json'));
+    else {
+      const cfg = m.model.config;
+      writeTextAtomic(path.join(tmp, 'generation_config.json'), `${JSON.stringify({
+        bos_token_id: cfg.bosTokenId ?? undefined, eos_token_id: cfg.eosTokenIds.length === 1 ? cfg.eosTokenIds[0] : cfg.eosTokenIds,
+        pad_token_id: cfg.padTokenId ?? undefined,
+      }, null, 2)}\n`);
+    }
+    if (c.export_gguf) {
+      print(`writing model.gguf (${c.export_gguf})`);
+      writeGguf(path.join(tmp, 'model.gguf'), m.model, c.model_name_or_path, c.export_gguf, path.basename(target));
+    }
+    const old = existsSync(target) ? `${tmp}-previous` : null;
+    if (old) renameSync(target, old);
+    renameSync(tmp, target);
+    if (old) rmSync(old, { recursive: true, force: true });
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  } finally {
+    m.dispose();
+  }
+  return { dir: target, files: readdirSync(target).sort() };
+}

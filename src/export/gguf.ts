@@ -1,0 +1,213 @@
+/**
+ * GGUF export for llama.cpp-based tools: llama.cpp's names (token_embd, blk.N.attn_q …), its dimension
+ * order (innermost first), its rotary layout for the llama architecture (q and k rows interleaved per head,
+ * as its converter permutes them), f16/bf16/q8_0 matrices with f32 norms, and the tokenizer and chat
+ * template in the metadata. The metadata block is serialised by @huggingface/gguf; tensor infos and data
+ * follow here.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata } from '@huggingface/gguf';
+import { LmfError } from '../errors.js';
+import { writeAll, writeFileAtomic } from '../io/atomic.js';
+import type { CausalLM } from '../models/registry.js';
+import { f32ToBf16Bits, f32ToF16Bits } from '../tensor/dtype.js';
+import { withScope, type Tensor } from '../tensor/tensor.js';
+
+export type GgufType = 'f16' | 'bf16' | 'q8_0';
+
+/** ggml tensor types and llama.cpp file types */
+const GGML = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
+const FILE_TYPE: Record<GgufType, number> = { f16: 1, q8_0: 7, bf16: 32 };
+const ALIGN = 32;
+
+type Entry = { type: GGUFValueType; value: unknown; subType?: GGUFValueType };
+
+function hfToGgufName(name: string): string {
+  const fixed: Record<string, string> = { 'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' };
+  if (fixed[name]) return fixed[name];
+  const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
+  const parts: Record<string, string> = {
+    input_layernorm: 'attn_norm', post_attention_layernorm: 'ffn_norm', 'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k',
+    'self_attn.v_proj': 'attn_v', 'self_attn.o_proj': 'attn_output', 'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+  };
+  if (!m || !parts[m[2]]) throw new LmfError('export_unsupported', `no GGUF name for tensor ${name}`);
+  return `blk.${m[1]}.${parts[m[2]]}.${m[3]}`;
+}
+
+/** llama.cpp's llama architecture rotates interleaved pairs: reorder each head's rows [first half, second half] → pairs. */
+function interleaveHeads(data: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  const D = rows / heads, half = D / 2;
+  const out = new Float32Array(data.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const from = (h * D + j * half + i) * cols, to = (h * D + 2 * i + j) * cols;
+        out.set(data.subarray(from, from + cols), to);
+      }
+    }
+  }
+  return out;
+}
+
+function encode(values: Float32Array, type: number): Uint8Array {
+  if (type === GGML.F32) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  if (type === GGML.F16 || type === GGML.BF16) {
+    const bits = new Uint16Array(values.length);
+    const convert = type === GGML.F16 ? f32ToF16Bits : f32ToBf16Bits;
+    for (let i = 0; i < values.length; i++) bits[i] = convert(values[i]);
+    return new Uint8Array(bits.buffer);
+  }
+  // q8_0: blocks of 32 values as an f16 scale (max |x| / 127) and 32 signed bytes
+  const blocks = values.length / 32;
+  const out = new Uint8Array(blocks * 34);
+  const view = new DataView(out.buffer);
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(values[b * 32 + i]));
+    const d = amax / 127;
+    const inv = d ? 1 / d : 0;
+    view.setUint16(b * 34, f32ToF16Bits(d), true);
+    for (let i = 0; i < 32; i++) view.setInt8(b * 34 + 2 + i, Math.round(values[b * 32 + i] * inv));
+  }
+  return out;
+}
+
+interface TokenizerJson {
+  model: { type: string; vocab: Record<string, number>; merges?: (string | [string, string])[]; byte_fallback?: boolean; unk_token?: string };
+  added_tokens?: { id: number; content: string; special: boolean }[];
+}
+
+/** The tokenizer as llama.cpp reads it: SentencePiece-style ("llama") or byte-level BPE ("gpt2"). */
+function tokenizerMetadata(dir: string, model: CausalLM): Record<string, Entry> {
+  const file = path.join(dir, 'tokenizer.json');
+  let tj: TokenizerJson;
+  try {
+    tj = JSON.parse(readFileSync(file, 'utf8')) as TokenizerJson;
+  } catch (err) {
+    throw new LmfError('bad_tokenizer', `cannot read tokenizer.json (${(err as Error).message})`, { file });
+  }
+  if (tj.model.type !== 'BPE') throw new LmfError('export_unsupported', `GGUF export supports BPE tokenizers, not ${tj.model.type}`, { file });
+  const size = model.config.vocabSize;
+  const tokens = new Array<string>(size);
+  const types = new Array<number>(size).fill(1);
+  for (const [piece, id] of Object.entries(tj.model.vocab)) if (id < size) tokens[id] = piece;
+  for (const t of tj.added_tokens ?? []) {
+    if (t.id >= size) continue;
+    tokens[t.id] = t.content;
+    types[t.id] = t.special ? 3 : 4;
+  }
+  for (let i = 0; i < size; i++) {
+    if (tokens[i] === undefined) {
+      tokens[i] = `[PAD${i}]`;
+      types[i] = 5;
+    }
+  }
+  const sentencePiece = tj.model.byte_fallback === true;
+  const config = JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: string; add_bos_token?: boolean };
+  const meta: Record<string, Entry> = {
+    'tokenizer.ggml.model': { type: GGUFValueType.STRING, value: sentencePiece ? 'llama' : 'gpt2' },
+    'tokenizer.ggml.tokens': { type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING, value: tokens },
+    'tokenizer.ggml.token_type': { type: GGUFValueType.ARRAY, subType: GGUFValueType.INT32, value: types },
+    'tokenizer.ggml.add_bos_token': { type: GGUFValueType.BOOL, value: config.add_bos_token ?? sentencePiece },
+  };
+  if (sentencePiece) {
+    // SentencePiece BPE merges by piece score; converted vocabularies are in score order, so -id ranks them
+    tokens.forEach((t, i) => { if (/^<0x[0-9A-F]{2}>$/.test(t)) types[i] = 6; });
+    if (tj.model.unk_token && tj.model.vocab[tj.model.unk_token] !== undefined) {
+      types[tj.model.vocab[tj.model.unk_token]] = 2;
+      meta['tokenizer.ggml.unknown_token_id'] = { type: GGUFValueType.UINT32, value: tj.model.vocab[tj.model.unk_token] };
+    }
+    meta['tokenizer.ggml.scores'] = { type: GGUFValueType.ARRAY, subType: GGUFValueType.FLOAT32, value: tokens.map((_, i) => -i) };
+  } else {
+    meta['tokenizer.ggml.pre'] = { type: GGUFValueType.STRING, value: 'default' };
+    meta['tokenizer.ggml.merges'] = { type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING, value: (tj.model.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m)) };
+  }
+  const c = model.config;
+  if (c.bosTokenId !== null) meta['tokenizer.ggml.bos_token_id'] = { type: GGUFValueType.UINT32, value: c.bosTokenId };
+  if (c.eosTokenIds.length) meta['tokenizer.ggml.eos_token_id'] = { type: GGUFValueType.UINT32, value: c.eosTokenIds[0] };
+  if (c.padTokenId !== null) meta['tokenizer.ggml.padding_token_id'] = { type: GGUFValueType.UINT32, value: c.padTokenId };
+  if (config.chat_template) meta['tokenizer.chat_template'] = { type: GGUFValueType.STRING, value: config.chat_template };
+  return meta;
+}
+
+function ggufString(s: string): Uint8Array {
+  const bytes = Buffer.from(s, 'utf8');
+  const out = new Uint8Array(8 + bytes.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(bytes.length), true);
+  out.set(bytes, 8);
+  return out;
+}
+
+const pad = (n: number) => (ALIGN - (n % ALIGN)) % ALIGN;
+
+/** Writes `file` from the model (f32 weights) and the tokenizer files in `tokenizerDir`. */
+export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, type: GgufType, name: string): void {
+  const c = model.config;
+  if (c.ropeScaling || c.slidingWindow !== null) throw new LmfError('export_unsupported', 'GGUF export does not write rope scaling or sliding-window settings yet');
+  const arch = c.modelType === 'qwen2' ? 'qwen2' : 'llama';
+  const params = model.namedParameters().filter(([n]) => !(n === 'lm_head.weight' && c.tieWordEmbeddings));
+  const tensors = params.map(([hfName, t]) => {
+    const matrix = t.shape.length === 2;
+    const ggmlType = !matrix ? GGML.F32 : type === 'f16' ? GGML.F16 : type === 'bf16' ? GGML.BF16 : t.shape[1] % 32 === 0 ? GGML.Q8_0 : GGML.F16;
+    return { hfName, name: hfToGgufName(hfName), tensor: t, ggmlType };
+  });
+  const meta: Record<string, Entry> = {
+    'general.architecture': { type: GGUFValueType.STRING, value: arch },
+    'general.name': { type: GGUFValueType.STRING, value: name },
+    'general.file_type': { type: GGUFValueType.UINT32, value: FILE_TYPE[type] },
+    'general.quantization_version': { type: GGUFValueType.UINT32, value: 2 },
+    [`${arch}.context_length`]: { type: GGUFValueType.UINT32, value: c.maxPositions },
+    [`${arch}.embedding_length`]: { type: GGUFValueType.UINT32, value: c.hiddenSize },
+    [`${arch}.block_count`]: { type: GGUFValueType.UINT32, value: c.numLayers },
+    [`${arch}.feed_forward_length`]: { type: GGUFValueType.UINT32, value: c.intermediateSize },
+    [`${arch}.attention.head_count`]: { type: GGUFValueType.UINT32, value: c.numHeads },
+    [`${arch}.attention.head_count_kv`]: { type: GGUFValueType.UINT32, value: c.numKvHeads },
+    [`${arch}.attention.key_length`]: { type: GGUFValueType.UINT32, value: c.headDim },
+    [`${arch}.attention.value_length`]: { type: GGUFValueType.UINT32, value: c.headDim },
+    [`${arch}.rope.dimension_count`]: { type: GGUFValueType.UINT32, value: c.headDim },
+    [`${arch}.rope.freq_base`]: { type: GGUFValueType.FLOAT32, value: c.ropeTheta },
+    [`${arch}.attention.layer_norm_rms_epsilon`]: { type: GGUFValueType.FLOAT32, value: c.rmsNormEps },
+    [`${arch}.vocab_size`]: { type: GGUFValueType.UINT32, value: c.vocabSize },
+    ...tokenizerMetadata(tokenizerDir, model),
+  };
+  const header = serializeGgufMetadata({
+    version: { type: GGUFValueType.UINT32, value: 3 },
+    tensor_count: { type: GGUFValueType.UINT64, value: BigInt(tensors.length) },
+    kv_count: { type: GGUFValueType.UINT64, value: BigInt(Object.keys(meta).length) },
+    ...meta,
+  } as GGUFTypedMetadata, { alignment: 1 });
+
+  const sizes = tensors.map((t) => (t.ggmlType === GGML.F32 ? 4 * t.tensor.size : t.ggmlType === GGML.Q8_0 ? (t.tensor.size / 32) * 34 : 2 * t.tensor.size));
+  const infos: Uint8Array[] = [];
+  let offset = 0;
+  tensors.forEach((t, i) => {
+    const dims = [...t.tensor.shape].reverse();
+    const info = new Uint8Array(4 + 8 * dims.length + 4 + 8);
+    const view = new DataView(info.buffer);
+    view.setUint32(0, dims.length, true);
+    dims.forEach((d, k) => view.setBigUint64(4 + 8 * k, BigInt(d), true));
+    view.setUint32(4 + 8 * dims.length, t.ggmlType, true);
+    view.setBigUint64(8 + 8 * dims.length, BigInt(offset), true);
+    infos.push(ggufString(t.name), info);
+    offset += sizes[i] + pad(sizes[i]);
+  });
+  writeFileAtomic(file, (fd) => {
+    writeAll(fd, header);
+    let written = header.length;
+    for (const b of infos) { writeAll(fd, b); written += b.length; }
+    writeAll(fd, new Uint8Array(pad(written)));
+    tensors.forEach((t, i) => {
+      withScope(() => writeAll(fd, encode(values(t.hfName, t.tensor, arch, c.numHeads, c.numKvHeads), t.ggmlType)));
+      writeAll(fd, new Uint8Array(pad(sizes[i])));
+    });
+  });
+}
+
+function values(hfName: string, t: Tensor, arch: string, heads: number, kvHeads: number): Float32Array {
+  const data = (t.dtype === 'f32' ? t : t.toF32()).data as Float32Array;
+  if (arch !== 'llama') return data;
+  if (/self_attn\.q_proj\.(weight|bias)$/.test(hfName)) return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, heads);
+  if (/self_attn\.k_proj\.(weight|bias)$/.test(hfName)) return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, kvHeads);
+  return data;
+}
