@@ -17,11 +17,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
-# npm ci is skipped when node_modules, the addon and dist/ are newer than everything they come from.
+# npm ci runs when the dependencies changed (it also builds the addon and compiles the TypeScript); otherwise
+# only what is older than its sources is rebuilt.
 stamp=node_modules/.lmf-setup-stamp
-if [ -f "$stamp" ] && [ -f build/Release/lmf_native.node ] && [ -d dist ] \
-  && [ -z "$(find package.json package-lock.json binding.gyp native src tsconfig.json -newer "$stamp" -print -quit)" ]; then
-  exit 0
+newer() { [ -n "$(find "$@" -newer "$stamp" -print -quit 2>/dev/null)" ]; }
+if [ ! -f "$stamp" ] || newer package.json package-lock.json; then
+  npm ci --no-audit --no-fund --loglevel=error
+else
+  if [ ! -f build/Release/lmf_native.node ] || newer binding.gyp native; then npx --no-install node-gyp rebuild >/dev/null; fi
+  if [ ! -d dist ] || newer src tsconfig.json; then npx --no-install tsc -p tsconfig.json; fi
 fi
-npm ci --no-audit --no-fund --loglevel=error
 touch "$stamp"

@@ -29,12 +29,14 @@ export function initCommand(): Command {
     .option('--heads <n>', 'attention heads', int, 6)
     .option('--kv-heads <n>', 'key/value heads', int, 2)
     .option('--intermediate <n>', 'MLP size', int, 512)
+    .option('--vocab <n>', 'vocabulary rows (default: the tokenizer\'s; more pads it, as checkpoints round it up)', int)
     .option('--seed <n>', 'initialisation seed', (v) => Number(v), 0)
-    .action((o: { tokenizer: string; out: string; hidden: number; layers: number; heads: number; kvHeads: number; intermediate: number; seed: number }) => {
+    .action((o: { tokenizer: string; out: string; hidden: number; layers: number; heads: number; kvHeads: number; intermediate: number; vocab?: number; seed: number }) => {
       const tok = HfTokenizer.fromDir(o.tokenizer);
+      if (o.vocab !== undefined && o.vocab < tok.vocabSize) throw new LmfError('bad_option', `--vocab ${o.vocab} is smaller than the tokenizer's ${tok.vocabSize} tokens`);
       if (existsSync(path.join(o.out, 'config.json'))) throw new LmfError('output_exists', 'a model already exists there', { file: o.out });
       const raw = {
-        architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: tok.vocabSize, hidden_size: o.hidden,
+        architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: o.vocab ?? tok.vocabSize, hidden_size: o.hidden,
         intermediate_size: o.intermediate, num_hidden_layers: o.layers, num_attention_heads: o.heads, num_key_value_heads: o.kvHeads,
         rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: true, max_position_embeddings: 2048,
         bos_token_id: tok.bosId, eos_token_id: tok.eosId, pad_token_id: null, hidden_act: 'silu',

@@ -29,7 +29,8 @@ export interface InferenceSpec {
 export interface InferenceModel {
   model: CausalLM;
   tokenizer: HfTokenizer;
-  template: AnyTemplate;
+  /** resolved on first use, so a model without a chat template can still be exported or scored by ids */
+  readonly template: AnyTemplate;
   dtype: 'f32' | 'bf16';
   generationConfig: GenerationConfigFile;
   dispose(): void;
@@ -68,7 +69,6 @@ export function configSettings(c: TrainConfig, m: InferenceModel): GenerationSet
 export function loadInference(spec: InferenceSpec): InferenceModel {
   const dtype = spec.dtype ?? 'f32';
   const tokenizer = HfTokenizer.fromDir(spec.model);
-  const template = resolveTemplate(spec.template, tokenizer);
   const { model } = loadModel(spec.model, { dtype });
   try {
     const adapters = spec.adapters ?? [];
@@ -80,7 +80,14 @@ export function loadInference(spec: InferenceSpec): InferenceModel {
     model.dispose();
     throw e;
   }
-  return { model, tokenizer, template, dtype, generationConfig: readGenerationConfig(spec.model), dispose: () => model.dispose() };
+  let template: AnyTemplate | null = null;
+  return {
+    model, tokenizer, dtype, generationConfig: readGenerationConfig(spec.model), dispose: () => model.dispose(),
+    get template() {
+      template ??= resolveTemplate(spec.template, tokenizer);
+      return template;
+    },
+  };
 }
 
 /**
