@@ -18,6 +18,9 @@ import { generateCommand, initCommand, scoreCommand } from './model.js';
 import { loadConfig, parseOverrides } from '../config/load.js';
 import { train } from '../train/trainer.js';
 import { exportModel } from '../export/export.js';
+import { predict } from '../eval/predict.js';
+import { runChoiceEval } from '../eval/run.js';
+import { scoreLines } from '../eval/choice.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -90,11 +93,25 @@ export function buildProgram(): Command {
     });
 
   program.command('train')
-    .description('train a model as the YAML says (stage pt, sft, rm, dpo or kto; full, freeze or lora)')
+    .description('train a model as the YAML says (stage pt, sft, rm, dpo or kto; full, freeze or lora); with do_predict, answer eval_dataset and score it')
     .argument('<config>', 'training YAML with LLaMA-Factory\'s keys')
     .argument('[overrides...]', 'key=value overrides, e.g. learning_rate=1e-4 max_steps=10')
     .action(async (file: string, overrides: string[]) => {
-      await train(loadConfig(file, parseOverrides(overrides)));
+      const c = loadConfig(file, parseOverrides(overrides));
+      if (c.do_train ?? !c.do_predict) await train(c);
+      if (c.do_predict) {
+        const results = await predict(c, (l) => process.stderr.write(`${l}\n`));
+        process.stderr.write(`predict: ${JSON.stringify(results)}\n`);
+      }
+    });
+
+  program.command('eval')
+    .description('multiple-choice benchmark (MMLU, CMMLU, C-Eval layout) from local files: accuracy per subject, category and on average')
+    .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, template, task, task_dir, n_shot, lang, save_dir')
+    .argument('[overrides...]', 'key=value overrides')
+    .action((file: string, overrides: string[]) => {
+      const report = runChoiceEval(loadConfig(file, parseOverrides(overrides)), (l) => process.stderr.write(`${l}\n`));
+      process.stdout.write(`${scoreLines(report.scores)}\n`);
     });
 
   program.command('export')

@@ -20,7 +20,8 @@ export const configShape = {
   trust_remote_code: bool.default(false),
   // method
   stage: z.enum(['pt', 'sft', 'rm', 'dpo', 'kto']).default('sft'),
-  do_train: bool.default(true),
+  /** default: train unless the config only asks for do_predict */
+  do_train: bool.optional(),
   do_eval: bool.default(false),
   do_predict: bool.default(false),
   finetuning_type: z.enum(['lora', 'freeze', 'full']).default('lora'),

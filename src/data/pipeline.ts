@@ -207,6 +207,29 @@ export function lengthsOf(s: ProcessedSet): number[] {
   return s.examples.map((e) => e.ids.length);
 }
 
+/** The named datasets read, sampled (num_samples, max_samples) and mixed (mix_strategy). */
+async function loadMixed(attrs: DatasetAttr[], kind: StageKind, c: TrainConfig, rng: Rng, problems: RowProblem[], counts: { read: number }): Promise<AlignedExample[]> {
+  const sets: AlignedExample[][] = [];
+  for (const attr of attrs) {
+    let items = await readDataset(attr, kind, problems, counts);
+    if (attr.numSamples) items = sampleExactly(items, attr.numSamples, rng);
+    if (c.max_samples) items = items.slice(0, c.max_samples);
+    sets.push(items);
+  }
+  return mix(sets, c, rng);
+}
+
+/** The examples prediction answers (eval_dataset, else dataset), encoded as sft encodes them; no cache. */
+export async function preparePredictData(c: TrainConfig, tokenizer: TextTokenizer, template: AnyTemplate): Promise<{ examples: Encoded[]; problems: RowProblem[] }> {
+  const names = c.eval_dataset?.length ? c.eval_dataset : c.dataset;
+  if (!names?.length) throw new LmfError('bad_value', 'prediction needs eval_dataset (or dataset)', { key: 'eval_dataset' });
+  const problems: RowProblem[] = [];
+  const items = await loadMixed(resolveDatasets(names, c.dataset_dir), 'sft', c, new Rng(c.seed), problems, { read: 0 });
+  const set = await processAll('sft', items, template, tokenizer, c);
+  if (set.kind !== 'sft') throw new LmfError('internal', 'prediction data must be sft data');
+  return { examples: set.examples, problems };
+}
+
 export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<PreparedData> {
   if (!c.dataset?.length) throw new LmfError('bad_value', 'dataset is required', { key: 'dataset', hint: 'name datasets from dataset_info.json, e.g. dataset: identity' });
   const tokenizer = tok ?? HfTokenizer.fromDir(c.model_name_or_path);
@@ -220,16 +243,7 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
   const rng = new Rng(c.seed);
   const problems: RowProblem[] = [];
   const counts = { read: 0 };
-  const load = async (names: string[]) => {
-    const sets: AlignedExample[][] = [];
-    for (const attr of names.map((n) => attrs.get(n)!)) {
-      let items = await readDataset(attr, kind, problems, counts);
-      if (attr.numSamples) items = sampleExactly(items, attr.numSamples, rng);
-      if (c.max_samples) items = items.slice(0, c.max_samples);
-      sets.push(items);
-    }
-    return mix(sets, c, rng);
-  };
+  const load = (names: string[]) => loadMixed(names.map((n) => attrs.get(n)!), kind, c, rng, problems, counts);
   let trainItems = await load(c.dataset);
   let evalItems: AlignedExample[] = [];
   if (c.eval_dataset?.length) {

@@ -44,6 +44,8 @@ const specs: Record<string, Partial<TemplateSpec>> = {
     system: ['System: {{content}}', EOS, '\n'],
   },
   empty: { assistant: ['{{content}}'] },
+  // few-shot prompts for multiple-choice evaluation (lmf eval): turns separated by blank lines
+  fewshot: { assistant: ['{{content}}\n\n'], efficientEos: true },
   alpaca: {
     user: ['### Instruction:\n{{content}}\n\n### Response:\n'],
     assistant: ['{{content}}', EOS, '\n\n'],
