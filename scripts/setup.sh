@@ -26,5 +26,6 @@ if [ ! -f "$stamp" ] || newer package.json package-lock.json; then
 else
   if [ ! -f build/Release/lmf_native.node ] || newer binding.gyp native; then npx --no-install node-gyp rebuild >/dev/null; fi
   if [ ! -d dist ] || newer src tsconfig.json; then npx --no-install tsc -p tsconfig.json; fi
+  if [ ! -d web/dist ] || newer web/src web/index.html web/vite.config.ts; then npx --no-install vite build web --logLevel warn; fi
 fi
 touch "$stamp"

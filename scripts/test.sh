@@ -4,6 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npx tsc -p tsconfig.json --noEmit
+npx tsc -p web/tsconfig.json
+# the web UI's end-to-end test drives Debian's Chromium
+if ! dpkg -s chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium >/dev/null
+fi
 # Node 20's runner finds no .ts files in a folder by itself: list them.
 export LMF_CACHE="${LMF_CACHE:-$(mktemp -d)}"  # tests never touch the user cache
 mapfile -t files < <(find test -name '*.test.ts' | sort)

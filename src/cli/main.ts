@@ -12,6 +12,7 @@ import { presets } from '../models/init.js';
 import { native } from '../native.js';
 import { verifyGolden } from '../verify/golden.js';
 import { apiCommand } from './api.js';
+import { webuiCommand } from './webui.js';
 import { chatCommand } from './chat.js';
 import { dataCommand } from './data.js';
 import { generateCommand, initCommand, scoreCommand } from './model.js';
@@ -129,6 +130,7 @@ export function buildProgram(): Command {
   program.addCommand(scoreCommand());
   program.addCommand(chatCommand());
   program.addCommand(apiCommand());
+  program.addCommand(webuiCommand());
 
   program.command('env')
     .description('versions, threads and CPU features the engine runs with')

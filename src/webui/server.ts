@@ -1,0 +1,254 @@
+/**
+ * `lmf webui`: the page (web/, built by vite) and its JSON API from one process. The page builds the same
+ * YAML `lmf train` reads, checked by the same schema; jobs run the CLI as child processes (jobs.ts), chat
+ * goes through `lmf api` (chat.ts). Requests from other origins or other host names are refused, every path
+ * must lie under an allowed root, and a token guards the server when it listens beyond loopback.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { stringify } from 'yaml';
+import { configKeys, configSchema } from '../config/schema.js';
+import { readDatasetInfo } from '../data/dataset-info.js';
+import { templateNames } from '../data/templates/registry.js';
+import { LmfError } from '../errors.js';
+import { writeTextAtomic } from '../io/atomic.js';
+import { parseModelConfig } from '../models/config.js';
+import { closest } from '../util/closest.js';
+import { ChatProcess } from './chat.js';
+import { BusyError, JobRunner, type JobKind } from './jobs.js';
+import { PathGuard, pathKeys } from './paths.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface WebuiOptions {
+  host: string;
+  port: number;
+  /** folders (besides the working directory) whose paths the page may use */
+  roots: string[];
+  /** required (cookie or x-lmf-token header) when set */
+  token?: string;
+  /** where saved arguments, job folders and the chat config live */
+  boardDir?: string;
+}
+
+class RequestError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** Plain words for a config the schema refuses. */
+function configProblems(args: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const key of Object.keys(args)) {
+    if (!configKeys.includes(key)) problems.push(`unknown option "${key}"${closest(key, configKeys) ? ` (did you mean "${closest(key, configKeys)}"?)` : ''}`);
+  }
+  const parsed = configSchema.safeParse(args);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) if (issue.code !== 'unrecognized_keys') problems.push(`${issue.path.join('.') || 'config'}: ${issue.message}`);
+  }
+  return problems;
+}
+
+const requiredFor: Record<JobKind, string[]> = { train: ['model_name_or_path', 'output_dir'], eval: ['model_name_or_path', 'task', 'save_dir'], export: ['model_name_or_path', 'export_dir'] };
+const outputKey: Record<JobKind, string> = { train: 'output_dir', eval: 'save_dir', export: 'export_dir' };
+
+/** A rough parameter count from config.json (embeddings, projections, norms). */
+function parameterCount(c: ReturnType<typeof parseModelConfig>): number {
+  const C = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+  const layer = C * q * 2 + C * kv * 2 + 3 * C * c.intermediateSize + 2 * C;
+  return c.vocabSize * C * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * layer + C;
+}
+
+/** The template a model folder most likely wants, from its chat_template's markers and model_type. */
+function guessTemplate(dir: string, modelType: string): { template: string; base: boolean } {
+  let chat = '';
+  try {
+    chat = (JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: string }).chat_template ?? '';
+  } catch { /* no tokenizer_config.json */ }
+  if (chat.includes('<|start_header_id|>')) return { template: 'llama3', base: false };
+  if (chat.includes('<|im_start|>')) return { template: modelType === 'qwen2' ? 'qwen' : 'chatml', base: false };
+  if (chat.includes('<start_of_turn>')) return { template: 'gemma', base: false };
+  if (chat.includes('[INST]')) return { template: modelType === 'mistral' ? 'mistral' : 'llama2', base: false };
+  return { template: 'default', base: true };
+}
+
+export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
+  const guard = new PathGuard([process.cwd(), ...o.roots]);
+  const boardDir = path.resolve(o.boardDir ?? 'lmfactory_board');
+  const lmfBin = path.join(root, 'bin', 'lmf.js');
+  const jobs = new JobRunner(boardDir, lmfBin);
+  const chat = new ChatProcess(boardDir, lmfBin);
+  const app = Fastify({ bodyLimit: 1024 * 1024 });
+
+  const checked = (p: unknown, key: string): string => {
+    const abs = typeof p === 'string' ? guard.resolve(p) : null;
+    if (!abs) throw new RequestError(403, `${key}: "${String(p)}" is outside the folders this board may use (${guard.roots.join(', ')})`);
+    return abs;
+  };
+  /** Validates a config from the page; returns its YAML. */
+  const toYaml = (kind: JobKind | 'chat' | 'preview', args: unknown): { yaml: string; config: Record<string, unknown> } => {
+    if (!args || typeof args !== 'object' || Array.isArray(args)) throw new RequestError(400, 'the arguments must be an object of config keys');
+    const config = Object.fromEntries(Object.entries(args as Record<string, unknown>).filter(([, v]) => v !== '' && v !== null && v !== undefined));
+    const required = kind === 'chat' || kind === 'preview' ? ['model_name_or_path'] : requiredFor[kind];
+    const missing = required.filter((k) => !(k in config));
+    const problems = [...missing.map((k) => `${k} is required`), ...configProblems(config)];
+    if (problems.length) throw new RequestError(400, problems.join('; '));
+    for (const key of pathKeys) {
+      const v = config[key];
+      if (v === undefined) continue;
+      if (Array.isArray(v)) v.forEach((p) => checked(p, key));
+      else String(v).split(',').forEach((p) => checked(p.trim(), key));
+    }
+    return { yaml: stringify(config), config };
+  };
+
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    const host = req.headers.host ?? '';
+    // o.port is read per request: with port 0 the caller fills in the real one after listening
+    const allowedHosts = new Set([`127.0.0.1:${o.port}`, `localhost:${o.port}`, `${o.host}:${o.port}`, `[::1]:${o.port}`]);
+    if (!allowedHosts.has(host)) return reply.status(403).send({ error: `unexpected Host "${host}"` });
+    const origin = req.headers.origin;
+    if ((origin && origin !== `http://${host}`) || req.headers['sec-fetch-site'] === 'cross-site') {
+      return reply.status(403).send({ error: 'requests from other origins are refused' });
+    }
+    if (o.token) {
+      const url = new URL(req.url, `http://${host}`);
+      if (url.searchParams.get('token') === o.token) {
+        reply.header('set-cookie', `lmf_token=${o.token}; HttpOnly; SameSite=Strict; Path=/`);
+        return;
+      }
+      const cookie = /(?:^|;\s*)lmf_token=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+      if (cookie !== o.token && req.headers['x-lmf-token'] !== o.token) return reply.status(401).send({ error: 'open the address printed by lmf webui (it carries the access token)' });
+    }
+    return undefined;
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    if (err instanceof RequestError) return reply.status(err.status).send({ error: err.message });
+    if (err instanceof BusyError) return reply.status(409).send({ error: err.message });
+    if (err instanceof LmfError) return reply.status(400).send({ error: err.format() });
+    const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
+    return reply.status(status).send({ error: err.message });
+  });
+
+  app.get('/api/info', async () => ({ roots: guard.roots, cwd: process.cwd(), templates: templateNames, running: jobs.state(0).job?.status === 'running' }));
+
+  app.get('/api/model', async (req) => {
+    const dir = checked((req.query as { path?: string }).path, 'model_name_or_path');
+    const file = path.join(dir, 'config.json');
+    if (!existsSync(file)) throw new RequestError(400, `no config.json in ${dir}: not a Hugging Face model folder`);
+    const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const c = parseModelConfig(raw, file);
+    return {
+      architecture: (raw.architectures as string[] | undefined)?.[0] ?? c.modelType, modelType: c.modelType, parameters: parameterCount(c),
+      dtype: raw.torch_dtype ?? 'float32', layers: c.numLayers, hidden: c.hiddenSize, vocab: c.vocabSize, ...guessTemplate(dir, c.modelType),
+    };
+  });
+
+  app.get('/api/datasets', async (req) => {
+    const dir = checked((req.query as { dir?: string }).dir ?? 'data', 'dataset_dir');
+    const info = readDatasetInfo(dir);
+    return Object.entries(info).map(([name, e]) => ({ name, ranking: e.ranking === true, kto: Boolean(e.columns?.kto_tag), formatting: e.formatting ?? 'alpaca' }));
+  });
+
+  app.post('/api/yaml', async (req) => {
+    const { kind, args } = req.body as { kind: JobKind; args: unknown };
+    if (!(kind in requiredFor)) throw new RequestError(400, `unknown job kind "${kind}"`);
+    const { yaml } = toYaml(kind, args);
+    return { yaml, command: `npx lmf ${kind} ${kind}.yaml` };
+  });
+
+  app.post('/api/data-preview', async (req) => {
+    const { yaml } = toYaml('preview', (req.body as { args: unknown }).args);
+    mkdirSync(boardDir, { recursive: true });
+    const file = path.join(boardDir, 'preview.yaml');
+    writeTextAtomic(file, yaml);
+    const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, [lmfBin, 'data', 'preview', file, '--n', '3'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => { text += d.toString(); });
+      child.stderr.on('data', (d: Buffer) => { text += d.toString(); });
+      child.on('close', (c) => resolve({ code: c, out: text }));
+    });
+    if (code !== 0) throw new RequestError(400, out.trim());
+    return { text: out };
+  });
+
+  app.post('/api/jobs', async (req) => {
+    const { kind, args } = req.body as { kind: JobKind; args: unknown };
+    if (!(kind in requiredFor)) throw new RequestError(400, `unknown job kind "${kind}"`);
+    const { yaml, config } = toYaml(kind, args);
+    return jobs.start(kind, yaml, checked(config[outputKey[kind]], outputKey[kind]));
+  });
+  app.get('/api/jobs/current', async (req) => jobs.state(Number((req.query as { since?: string }).since ?? 0) || 0));
+  app.post('/api/jobs/abort', async () => ({ aborted: jobs.abort() }));
+  app.get('/api/jobs', async () => jobs.history());
+
+  const argsDir = path.join(boardDir, 'saved_args');
+  app.get('/api/args', async () => (existsSync(argsDir) ? readdirSync(argsDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort() : []));
+  app.get('/api/args/:name', async (req) => {
+    const name = (req.params as { name: string }).name;
+    if (!/^[\w.-]+$/.test(name)) throw new RequestError(400, 'names use letters, digits, dot, dash and underscore');
+    const file = path.join(argsDir, `${name}.json`);
+    if (!existsSync(file)) throw new RequestError(404, `no saved arguments "${name}"`);
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  });
+  app.post('/api/args', async (req) => {
+    const { name, args } = req.body as { name: string; args: unknown };
+    if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) throw new RequestError(400, 'names use letters, digits, dot, dash and underscore');
+    writeTextAtomic(path.join(argsDir, `${name}.json`), `${JSON.stringify(args, null, 2)}\n`);
+    return { saved: name };
+  });
+
+  app.post('/api/chat/load', async (req) => {
+    const { yaml, config } = toYaml('chat', (req.body as { args: unknown }).args);
+    try {
+      const t = await chat.load(yaml, path.basename(String(config.model_name_or_path)));
+      return { model: t.model };
+    } catch (err) {
+      throw new RequestError(400, (err as Error).message);
+    }
+  });
+  app.post('/api/chat/unload', async () => {
+    chat.unload();
+    return { unloaded: true };
+  });
+  app.get('/api/chat/status', async () => ({ model: chat.loaded?.model ?? null }));
+  app.post('/api/chat', async (req, reply) => {
+    const target = chat.loaded;
+    if (!target) throw new RequestError(409, 'load a model first');
+    const body = req.body as Record<string, unknown>;
+    const upstream = await fetch(`${target.url}/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${target.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, model: target.model, stream: true }),
+    });
+    if (!upstream.ok || !upstream.body) {
+      const e = (await upstream.json().catch(() => null)) as { error?: { message?: string } } | null;
+      throw new RequestError(upstream.status, e?.error?.message ?? `the model server answered ${upstream.status}`);
+    }
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const reader = upstream.body.getReader();
+    reply.raw.on('close', () => void reader.cancel().catch(() => {}));
+    for (;;) {
+      const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+      if (done) break;
+      reply.raw.write(value);
+    }
+    reply.raw.end();
+  });
+
+  const dist = path.join(root, 'web', 'dist');
+  if (existsSync(dist)) await app.register(fastifyStatic, { root: dist });
+  else app.get('/', async () => { throw new RequestError(500, 'the page is not built: run bash scripts/setup.sh'); });
+  app.addHook('onClose', async () => {
+    jobs.stopAll();
+    chat.unload();
+  });
+  return app;
+}
