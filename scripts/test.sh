@@ -5,10 +5,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npx tsc -p tsconfig.json --noEmit
 npx tsc -p web/tsconfig.json
-# the web UI's end-to-end test drives Debian's Chromium
-if ! dpkg -s chromium >/dev/null 2>&1; then
+# the web UI's end-to-end test drives Debian's Chromium (and screenshots the Chinese page: a CJK font)
+if ! dpkg -s chromium >/dev/null 2>&1 || ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium >/dev/null
+  $SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium fonts-wqy-microhei >/dev/null
 fi
 # Node 20's runner finds no .ts files in a folder by itself: list them.
 export LMF_CACHE="${LMF_CACHE:-$(mktemp -d)}"  # tests never touch the user cache

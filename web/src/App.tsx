@@ -9,7 +9,7 @@ import { TrainTab } from './TrainTab';
 
 type Tab = 'train' | 'eval' | 'chat' | 'export';
 
-function ModelBar({ shared, set, templates }: { shared: Args; set: (k: string, v: Args[string]) => void; templates: string[] }) {
+function ModelBar({ shared, set, suggest, templates }: { shared: Args; set: (k: string, v: Args[string]) => void; suggest: (template: string) => void; templates: string[] }) {
   const t = useT();
   const [info, setInfo] = useState<ModelInfo | null>(null);
   const [error, setError] = useState('');
@@ -20,7 +20,7 @@ function ModelBar({ shared, set, templates }: { shared: Args; set: (k: string, v
       api<ModelInfo>(`/api/model?path=${encodeURIComponent(path)}`).then((i) => {
         setInfo(i);
         setError('');
-        if (!shared.template) set('template', i.template);
+        suggest(i.template);
       }, (e: Error) => { setInfo(null); setError(e.message); });
     }, 300);
     return () => clearTimeout(timer);
@@ -49,14 +49,16 @@ export function App() {
   useEffect(() => { api<{ templates: string[] }>('/api/info').then((i) => setTemplates(i.templates), () => {}); }, []);
   useEffect(() => { localStorage.setItem('lmf-lang', lang); document.documentElement.lang = lang; }, [lang]);
   const set = (k: string, v: Args[string]) => setShared((s) => ({ ...s, [k]: v }));
+  // the guessed template fills the field only while the user has not chosen one
+  const suggest = (template: string) => setShared((s) => (s.template ? s : { ...s, template }));
   return (
     <LangContext.Provider value={lang}>
       <Shell lang={lang} setLang={setLang} tab={tab} setTab={setTab}>
-        <ModelBar shared={shared} set={set} templates={templates} />
-        <div hidden={tab !== 'train'}><TrainTab shared={shared} job={job} refresh={refresh} /></div>
-        <div hidden={tab !== 'eval'}><EvalTab shared={shared} job={job} refresh={refresh} /></div>
-        <div hidden={tab !== 'chat'}><ChatTab shared={shared} /></div>
-        <div hidden={tab !== 'export'}><ExportTab shared={shared} job={job} refresh={refresh} /></div>
+        <ModelBar shared={shared} set={set} suggest={suggest} templates={templates} />
+        <div hidden={tab !== 'train'} data-panel="train"><TrainTab shared={shared} job={job} refresh={refresh} /></div>
+        <div hidden={tab !== 'eval'} data-panel="eval"><EvalTab shared={shared} job={job} refresh={refresh} /></div>
+        <div hidden={tab !== 'chat'} data-panel="chat"><ChatTab shared={shared} /></div>
+        <div hidden={tab !== 'export'} data-panel="export"><ExportTab shared={shared} job={job} refresh={refresh} /></div>
       </Shell>
     </LangContext.Provider>
   );

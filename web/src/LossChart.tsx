@@ -36,6 +36,6 @@ export function LossChart({ records }: { records: LogRecord[] }) {
     }, data, box.current);
     return () => plot.current?.destroy();
   }, [t('loss')]); // rebuilt when the language changes
-  useEffect(() => plot.current?.setData(data), [records]);
+  useEffect(() => { plot.current?.setData(data); }, [records]);
   return <div className="chart" ref={box} data-points={raw.length} />;
 }

@@ -99,7 +99,7 @@ export function ChatTab({ shared }: { shared: Args }) {
   const set = (key: string, value: Args[string]) => setArgs((a) => ({ ...a, [key]: value }));
   const end = useRef<HTMLDivElement>(null);
   useEffect(() => { api<{ model: string | null }>('/api/chat/status').then((s) => setLoaded(s.model), () => {}); }, []);
-  useEffect(() => end.current?.scrollIntoView?.(), [turns]);
+  useEffect(() => { end.current?.scrollIntoView?.(); }, [turns]);
 
   const send = () => run(async () => {
     if (!input.trim() || busy) return;
