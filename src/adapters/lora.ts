@@ -5,7 +5,8 @@
  */
 import type { Linear, LinearDelta } from '../nn/linear.js';
 import type { CausalLM } from '../models/registry.js';
-import { doraScale, dropout, loraLinear } from '../tensor/ops/index.js';
+import { add, doraScale, dropout, linear, loraLinear } from '../tensor/ops/index.js';
+import { needsGrad } from '../tensor/autograd.js';
 import type { Rng } from '../tensor/random.js';
 import { native, NativeDType } from '../native.js';
 import { persistent, Tensor, withScope } from '../tensor/tensor.js';
@@ -88,6 +89,14 @@ export class LoraLayer implements LinearDelta {
     return loraLinear(x, xd, layer.weight, layer.bias, this.A, this.B, this.scale);
   }
 
+  /** scale · (x Aᵀ) Bᵀ alone, without the base (a further adapter of a stack; inference only: scales in place). */
+  deltaOnly(x: Tensor<'f32'>): Tensor<'f32'> {
+    if (this.magnitude || needsGrad([x, this.A, this.B])) throw new LmfError('internal', 'only plain LoRA adapters can be stacked, and only at inference');
+    const u = linear(x, this.A);
+    native.axpby(u.data, null, u.data, u.size, this.scale, 0);
+    return linear(u, this.B);
+  }
+
   /** scale * B A, f32 [out, in]: what merging adds to the base weight. */
   mergedDelta(): Tensor<'f32'> {
     const [r, inF] = this.A.shape;
@@ -102,6 +111,33 @@ export class LoraLayer implements LinearDelta {
     this.A.dispose();
     this.B.dispose();
     this.magnitude?.dispose();
+  }
+}
+
+/**
+ * Several adapters on one layer at inference, none merged into the weights: the first computes the base
+ * output and its own delta (fused), each further adapter adds its delta.
+ */
+export class StackedDelta implements LinearDelta {
+  enabled = true;
+
+  constructor(readonly first: LinearDelta, readonly more: LoraLayer[]) {}
+
+  forward(x: Tensor<'f32'>, layer: Linear): Tensor<'f32'> {
+    let y = this.first.forward(x, layer);
+    for (const l of this.more) y = add(y, l.deltaOnly(x));
+    return y;
+  }
+}
+
+/** Puts `layers` (just attached, each replacing the layer's delta) on top of the deltas that were there before. */
+export function stackOnto(previous: Map<Linear, LinearDelta | null>, layers: Map<string, LoraLayer>, model: CausalLM): void {
+  const byName = new Map(linearModules(model));
+  for (const [name, layer] of layers) {
+    const lin = byName.get(name)!;
+    const before = previous.get(lin) ?? null;
+    if (!before) continue;
+    lin.delta = before instanceof StackedDelta ? new StackedDelta(before.first, [...before.more, layer]) : new StackedDelta(before, [layer]);
   }
 }
 

@@ -1,10 +1,10 @@
 /**
- * A model ready to answer: the base folder, its adapters (every one but the last folded into the base weights
- * in memory, as LLaMA-Factory does; the last kept as a live adapter), the tokenizer and the chat template.
+ * A model ready to answer: the base folder, its adapters (live, none merged: several are summed per layer;
+ * export merges them all), the tokenizer and the chat template.
  * Shared by `lmf chat`, `lmf api`, `lmf eval`, `lmf score` and prediction.
  */
-import { mergeLora } from '../adapters/lora.js';
-import { loadPeftAdapter } from '../adapters/peft.js';
+import { linearModules, mergeLora, stackOnto } from '../adapters/lora.js';
+import { loadPeftAdapter, readAdapterConfig } from '../adapters/peft.js';
 import { resolveTemplate } from '../data/pipeline.js';
 import type { AnyTemplate } from '../data/processors/common.js';
 import { HfTokenizer } from '../data/tokenizer.js';
@@ -72,9 +72,13 @@ export function loadInference(spec: InferenceSpec): InferenceModel {
   const { model } = loadModel(spec.model, { dtype });
   try {
     const adapters = spec.adapters ?? [];
+    // DoRA rescales the whole adapted weight, so it cannot be one term of a sum: such stacks are merged in order
+    const stack = !spec.mergeAll && !adapters.some((dir) => readAdapterConfig(dir).use_dora);
     adapters.forEach((dir, i) => {
+      const previous = new Map(linearModules(model).map(([, lin]) => [lin, lin.delta]));
       const layers = loadPeftAdapter(model, dir);
-      if (spec.mergeAll || i < adapters.length - 1) mergeLora(model, layers);
+      if (stack) stackOnto(previous, layers, model);
+      else if (spec.mergeAll || i < adapters.length - 1) mergeLora(model, layers);
     });
   } catch (e) {
     model.dispose();

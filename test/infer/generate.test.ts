@@ -109,3 +109,48 @@ test('the engine: concurrent requests give the answers they get alone; a full qu
   assert.ok(cancelled.ids.length < 10, `stopped after ${cancelled.ids.length} tokens`);
   m.dispose();
 });
+
+test('two adapters at inference stay separate (summed per layer) and give the logits of merging both', async () => {
+  const { attachLora } = await import('../../src/adapters/lora.js');
+  const { savePeftAdapter } = await import('../../src/adapters/peft.js');
+  const { loadModel } = await import('../../src/models/registry.js');
+  const { maxAbsDiff } = await import('../helpers.js');
+  const dir = await makeTinyModelFolder(path.join(work, 'stack'));
+  const adapters = [1, 2].map((seed) => {
+    const out = path.join(work, `adapter-${seed}`);
+    const { model } = loadModel(dir);
+    const settings = { r: 4, alpha: 8, dropout: 0, targetModules: seed === 1 ? 'all' : ['q_proj', 'v_proj'], useRslora: false };
+    const layers = attachLora(model, settings, new Rng(seed));
+    const rng = new Rng(seed + 10);
+    for (const l of layers.values()) for (let i = 0; i < l.B.size; i++) l.B.data[i] = rng.normal() * 0.05;
+    savePeftAdapter(out, layers, settings, dir);
+    model.dispose();
+    return out;
+  });
+  const ids = Int32Array.from([1, 450, 4996, 17354, 1701, 29916]);
+  const logits = (m: InferenceModel) => noGrad(() => withScope(() => Float32Array.from(m.model.logits({ ids, batch: 1, seq: ids.length }).data)));
+  const stacked = loadInference({ model: dir, adapters });
+  assert.ok(stacked.model.layers[0].q.delta?.constructor.name === 'StackedDelta', 'q_proj carries both adapters, unmerged');
+  const merged = loadInference({ model: dir, adapters, mergeAll: true });
+  const first = loadInference({ model: dir, adapters: adapters.slice(0, 1) });
+  const [a, b, c] = [logits(stacked), logits(merged), logits(first)];
+  assert.ok(maxAbsDiff(a, b) < 1e-4, `stacked vs merged: ${maxAbsDiff(a, b)}`);
+  assert.ok(maxAbsDiff(a, c) > 1e-3, 'the second adapter changes the output');
+  for (const m of [stacked, merged, first]) m.dispose();
+});
+
+test('generation settings: the config over generation_config.json over LLaMA-Factory\'s defaults; its EOS ids stop answers', async () => {
+  const { writeFileSync } = await import('node:fs');
+  const { configSettings } = await import('../../src/infer/load.js');
+  const { stopIdsOf } = await import('../../src/infer/settings.js');
+  const { configSchema } = await import('../../src/config/schema.js');
+  const dir = await makeTinyModelFolder(path.join(work, 'genconfig'));
+  writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ do_sample: false, temperature: 0.3, top_k: 5, max_new_tokens: 7, eos_token_id: [2, 13] }));
+  const m = loadInference({ model: dir, template: 'llama2' });
+  const c = configSchema.parse({ model_name_or_path: dir, temperature: 0.6 });
+  assert.deepEqual(configSettings(c, m), { doSample: false, temperature: 0.6, topP: 0.7, topK: 5, repetitionPenalty: 1, maxNewTokens: 7 });
+  assert.ok(stopIdsOf(m, m.generationConfig).includes(13));
+  writeFileSync(path.join(dir, 'generation_config.json'), '{"temperature": "hot"}');
+  assert.throws(() => loadInference({ model: dir }), (e: Error & { format(): string }) => /generation_config\.json/.test(e.format()) && /temperature/.test(e.format()));
+  m.dispose();
+});
