@@ -2,17 +2,12 @@
  * `lmf api CONFIG`: the OpenAI-compatible server on loopback by default. As LLaMA-Factory, API_HOST,
  * API_PORT, API_KEY and API_MODEL_NAME set the address, the required Bearer key and the model's id.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { nonNegativeInt, port } from './parse.js';
 import path from 'node:path';
 import { buildApiServer } from '../api/server.js';
 import { loadConfig, parseOverrides } from '../config/load.js';
 import { configSettings, loadFromConfig } from '../infer/load.js';
-
-function count(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-}
 
 export function apiCommand(): Command {
   return new Command('api')
@@ -20,9 +15,9 @@ export function apiCommand(): Command {
     .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, template, generation keys')
     .argument('[overrides...]', 'key=value overrides')
     .option('--host <host>', 'address to listen on (API_HOST)', process.env.API_HOST ?? '127.0.0.1')
-    .option('--port <n>', 'port; 0 picks a free one (API_PORT)', count, Number(process.env.API_PORT ?? 8000))
-    .option('--max-active <n>', 'requests generated together', count, 8)
-    .option('--max-queued <n>', 'requests allowed to wait; more get 429', count, 64)
+    .option('--port <n>', 'port; 0 picks a free one (API_PORT)', port, Number(process.env.API_PORT ?? 8000))
+    .option('--max-active <n>', 'requests generated together', nonNegativeInt, 8)
+    .option('--max-queued <n>', 'requests allowed to wait; more get 429', nonNegativeInt, 64)
     .action(async (file: string, overrides: string[], o: { host: string; port: number; maxActive: number; maxQueued: number }) => {
       const c = loadConfig(file, parseOverrides(overrides));
       const m = loadFromConfig(c);

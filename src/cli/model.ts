@@ -1,5 +1,6 @@
 /** `lmf init` (a fresh model folder with a real tokenizer) and `lmf generate` (greedy answers to prompts). */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { positiveInt } from './parse.js';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { HfTokenizer } from '../data/tokenizer.js';
@@ -13,23 +14,17 @@ import { mergeSettings } from '../infer/settings.js';
 import { scoreAnswers } from '../infer/score.js';
 import { ValueHead } from '../train/value-head.js';
 
-function int(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
-
 export function initCommand(): Command {
   return new Command('init')
     .description('write a freshly initialised LLaMA-shaped model folder around a real tokenizer (for pre-training from scratch)')
     .requiredOption('--tokenizer <dir>', 'folder with tokenizer.json and tokenizer_config.json')
     .requiredOption('--out <dir>', 'model folder to write')
-    .option('--hidden <n>', 'hidden size', int, 192)
-    .option('--layers <n>', 'decoder layers', int, 4)
-    .option('--heads <n>', 'attention heads', int, 6)
-    .option('--kv-heads <n>', 'key/value heads', int, 2)
-    .option('--intermediate <n>', 'MLP size', int, 512)
-    .option('--vocab <n>', 'vocabulary rows (default: the tokenizer\'s; more pads it, as checkpoints round it up)', int)
+    .option('--hidden <n>', 'hidden size', positiveInt, 192)
+    .option('--layers <n>', 'decoder layers', positiveInt, 4)
+    .option('--heads <n>', 'attention heads', positiveInt, 6)
+    .option('--kv-heads <n>', 'key/value heads', positiveInt, 2)
+    .option('--intermediate <n>', 'MLP size', positiveInt, 512)
+    .option('--vocab <n>', 'vocabulary rows (default: the tokenizer\'s; more pads it, as checkpoints round it up)', positiveInt)
     .option('--seed <n>', 'initialisation seed', (v) => Number(v), 0)
     .action((o: { tokenizer: string; out: string; hidden: number; layers: number; heads: number; kvHeads: number; intermediate: number; vocab?: number; seed: number }) => {
       const tok = HfTokenizer.fromDir(o.tokenizer);
@@ -82,7 +77,7 @@ export function generateCommand(): Command {
     .option('--adapter <dirs>', 'PEFT LoRA adapter folder(s), comma-separated')
     .option('--template <name>', 'chat template (default: the tokenizer\'s chat_template)')
     .option('--system <text>', 'system prompt')
-    .option('--max-new-tokens <n>', 'longest answer', int, 48)
+    .option('--max-new-tokens <n>', 'longest answer', positiveInt, 48)
     .argument('<prompts...>', 'user messages, one answer each')
     .action((prompts: string[], o: { model: string; adapter?: string; template?: string; system?: string; maxNewTokens: number }) => {
       const m = loadInference({ model: o.model, adapters: adapterList(o.adapter), template: o.template });

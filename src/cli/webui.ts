@@ -1,13 +1,8 @@
 /** `lmf webui`: the board on 127.0.0.1 by default; beyond loopback it requires an access token (printed in its address). */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { port } from './parse.js';
 import { randomBytes } from 'node:crypto';
 import { buildWebui } from '../webui/server.js';
-
-function port(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number');
-  return n;
-}
 
 export function webuiCommand(): Command {
   return new Command('webui')

@@ -46,18 +46,12 @@ export function readGenerationConfig(dir: string): GenerationConfigFile {
     throw new LmfError('bad_generation_config', issue.message, { file, key: issue.path.join('.') });
   }
   const g = parsed.data;
-  const settings: Partial<GenerationSettings> = {};
-  if (g.do_sample !== undefined) settings.doSample = g.do_sample;
-  if (g.temperature !== undefined) settings.temperature = g.temperature;
-  if (g.top_p !== undefined) settings.topP = g.top_p;
-  if (g.top_k !== undefined) settings.topK = g.top_k;
-  if (g.repetition_penalty !== undefined) settings.repetitionPenalty = g.repetition_penalty;
-  if (g.max_new_tokens !== undefined) settings.maxNewTokens = g.max_new_tokens;
+  const settings = fromKeys(g);
   const eos = g.eos_token_id;
   return { settings, eosIds: eos === null || eos === undefined ? [] : Array.isArray(eos) ? eos : [eos] };
 }
 
-/** The YAML keys, where set. */
+/** The keys, where set (the YAML config and generation_config.json spell them alike). */
 export interface GenerationKeys {
   do_sample?: boolean;
   temperature?: number;

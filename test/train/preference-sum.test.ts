@@ -4,17 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseModelConfig } from '../../src/models/config.js';
-import { initLlama } from '../../src/models/init.js';
-import { saveModelFolder } from '../../src/models/save.js';
 import { loadInference } from '../../src/infer/load.js';
 import { scoreAnswers } from '../../src/infer/score.js';
 import { Rng } from '../../src/tensor/random.js';
 import { ValueHead } from '../../src/train/value-head.js';
-import { lenmlTokenizerDir } from '../helpers.js';
+import { makeTinyModelFolder } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-sum-'));
 test.after(() => rmSync(work, { recursive: true, force: true }));
@@ -47,12 +44,7 @@ function makeData(): Row[] {
 }
 
 const heldout = makeData();
-const config = parseModelConfig({ model_type: 'llama', vocab_size: 32000, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
-  num_attention_heads: 4, num_key_value_heads: 2, bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: true }, 'tiny');
-const init = initLlama(config, 'f32', 1);
-saveModelFolder(init, modelDir, { dtype: 'F32' });
-init.dispose();
-for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(lenmlTokenizerDir('llama2'), f), path.join(modelDir, f));
+await makeTinyModelFolder(modelDir);
 
 function train(stage: 'rm' | 'dpo', extra: string): Record<string, number>[] {
   const file = path.join(work, `${stage}.yaml`);

@@ -3,29 +3,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadPeftAdapter } from '../../src/adapters/peft.js';
-import { parseModelConfig } from '../../src/models/config.js';
-import { initLlama } from '../../src/models/init.js';
 import { loadModel } from '../../src/models/registry.js';
-import { saveModelFolder } from '../../src/models/save.js';
 import { ValueHead } from '../../src/train/value-head.js';
-import { lenmlTokenizerDir } from '../helpers.js';
+import { makeTinyModelFolder } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-train-'));
 const modelDir = path.join(work, 'tiny');
 
-function makeModel(): void {
-  const config = parseModelConfig({ model_type: 'llama', vocab_size: 32000, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
-    num_attention_heads: 4, num_key_value_heads: 2, bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: true }, 'tiny');
-  const m = initLlama(config, 'f32', 1);
-  saveModelFolder(m, modelDir, { dtype: 'F32' });
-  m.dispose();
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(lenmlTokenizerDir('llama2'), f), path.join(modelDir, f));
-}
-makeModel();
+await makeTinyModelFolder(modelDir);
 
 function yaml(name: string, extra: string): string {
   const file = path.join(work, `${name}.yaml`);
