@@ -16,7 +16,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-fexceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fopenmp", "-ffp-contract=fast", "-fexceptions", "-Wno-maybe-uninitialized"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldnnl"]
     }

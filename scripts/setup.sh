@@ -24,7 +24,7 @@ newer() { [ -n "$(find "$@" -newer "$stamp" -print -quit 2>/dev/null)" ]; }
 if [ ! -f "$stamp" ] || newer package.json package-lock.json; then
   npm ci --no-audit --no-fund --loglevel=error
 else
-  if [ ! -f build/Release/lmf_native.node ] || newer binding.gyp native; then npx --no-install node-gyp rebuild >/dev/null; fi
+  if [ ! -f build/Release/lmf_native.node ] || newer binding.gyp native; then npm run install --silent >/dev/null 2>&1; fi
   if [ ! -d dist ] || newer src tsconfig.json; then npx --no-install tsc -p tsconfig.json; fi
   if [ ! -d web/dist ] || newer web/src web/index.html web/vite.config.ts; then npx --no-install vite build web --logLevel warn; fi
 fi

@@ -6,6 +6,7 @@
 #include <tuple>
 #include <dnnl.hpp>
 #include "common.h"
+#include "gemv.h"
 
 namespace lmf {
 
@@ -63,6 +64,12 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
   if (M == 0 || N == 0) return;
   if (K == 0) {
     if (!accumulate) std::memset(C, 0, static_cast<size_t>(M * N) * 4);
+    return;
+  }
+  if (!transA && transB && M <= kGemvMaxRows) {
+    // decoding: a few rows against a weight matrix is a stream over the weight (gemv.h)
+    if (dtype == BF16) gemvNT(static_cast<const uint16_t*>(A), static_cast<const uint16_t*>(B), C, M, N, K, accumulate, bias);
+    else gemvNT(static_cast<const float*>(A), static_cast<const float*>(B), C, M, N, K, accumulate, bias);
     return;
   }
   Cached& c = primitive(M, N, K, transA, transB, accumulate, bias != nullptr, dtype);

@@ -4,6 +4,7 @@ import { backward, noGrad } from '../../src/tensor/autograd.js';
 import { attention, attentionReference } from '../../src/tensor/ops/attention.js';
 import { opSpecs } from '../../src/tensor/ops/index.js';
 import type { OpSpec } from '../../src/tensor/ops/spec.js';
+import { native, NativeDType } from '../../src/native.js';
 import { Rng } from '../../src/tensor/random.js';
 import { Tensor, withScope } from '../../src/tensor/tensor.js';
 
@@ -99,3 +100,23 @@ test('attention: multi-tile forward and backward', () => withScope(() => {
     assert.ok(Math.abs(numeric - analytic) <= 2e-3 * Math.abs(analytic) + 1e-3, `directional ${numeric} vs ${analytic}`);
   }
 }));
+
+test('few-row matmuls (the decoding kernel) equal the oneDNN path, f32 and bf16, with tails and bias', () => {
+  const rng = new Rng(5);
+  for (const dtype of [NativeDType.f32, NativeDType.bf16]) {
+    for (const [N, K] of [[37, 77], [64, 576], [3, 40]]) {
+      const rows = 8;
+      const a = Float32Array.from({ length: rows * K }, () => rng.normal());
+      const w = Float32Array.from({ length: N * K }, () => rng.normal());
+      const bias = Float32Array.from({ length: N }, () => rng.normal());
+      const [aIn, wIn] = dtype === NativeDType.bf16 ? [Tensor.from(a, [rows, K], 'f32').toBf16().data, Tensor.from(w, [N, K], 'f32').toBf16().data] : [a, w];
+      const all = new Float32Array(rows * N);
+      native.matmul(aIn, wIn, all, rows, N, K, false, true, false, bias, dtype); // 8 rows: oneDNN
+      for (let M = 1; M <= 4; M++) {
+        const few = Float32Array.from({ length: M * N }, () => 1);
+        native.matmul(aIn, wIn, few, M, N, K, false, true, true, bias, dtype); // accumulate onto ones
+        for (let i = 0; i < M * N; i++) assert.ok(Math.abs(few[i] - 1 - all[i]) < 1e-5 * (Math.abs(all[i]) + Math.sqrt(K)), `dtype ${dtype} N ${N} K ${K} M ${M} at ${i}: ${few[i] - 1} vs ${all[i]}`);
+      }
+    }
+  }
+});
