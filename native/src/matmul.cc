@@ -59,6 +59,32 @@ Cached& primitive(int64_t M, int64_t N, int64_t K, bool transA, bool transB, boo
 }
 }  // namespace
 
+namespace {
+// Row counts that vary (prompt lengths, padded batches) are rounded up to a few sizes: every new shape costs a
+// oneDNN primitive (about 50 ms of code generation each), a few zero rows cost far less.
+int64_t bucketRows(int64_t M) {
+  int64_t step = M <= 512 ? 32 : 128;
+  return (M + step - 1) / step * step;
+}
+constexpr int kSlotPadA = 120, kSlotPadC = 121;
+}  // namespace
+
+void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+          bool accumulate, const float* bias, DType dtype);
+
+// C[M, N] through a primitive for `bucketRows(M)` rows: A and C go through zero-padded copies.
+static void gemmPadded(const void* A, const void* B, float* C, int64_t M, int64_t Mb, int64_t N, int64_t K, bool transB,
+                       bool accumulate, const float* bias, DType dtype) {
+  size_t el = dtype == BF16 ? 2 : 4;
+  auto* a = reinterpret_cast<uint8_t*>(scratch(kSlotPadA, (static_cast<size_t>(Mb * K) * el + 3) / 4));
+  std::memcpy(a, A, static_cast<size_t>(M * K) * el);
+  std::memset(a + static_cast<size_t>(M * K) * el, 0, static_cast<size_t>((Mb - M) * K) * el);
+  float* c = scratch(kSlotPadC, static_cast<size_t>(Mb * N));
+  if (accumulate) std::memcpy(c, C, static_cast<size_t>(M * N) * 4);
+  gemm(a, B, c, Mb, N, K, false, transB, accumulate, bias, dtype);
+  std::memcpy(C, c, static_cast<size_t>(M * N) * 4);
+}
+
 void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
           bool accumulate, const float* bias, DType dtype) {
   if (M == 0 || N == 0) return;
@@ -70,6 +96,10 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
     // decoding: a few rows against a weight matrix is a stream over the weight (gemv.h)
     if (dtype == BF16) gemvNT(static_cast<const uint16_t*>(A), static_cast<const uint16_t*>(B), C, M, N, K, accumulate, bias);
     else gemvNT(static_cast<const float*>(A), static_cast<const float*>(B), C, M, N, K, accumulate, bias);
+    return;
+  }
+  if (!transA && bucketRows(M) != M) {
+    gemmPadded(A, B, C, M, bucketRows(M), N, K, transB, accumulate, bias, dtype);
     return;
   }
   Cached& c = primitive(M, N, K, transA, transB, accumulate, bias != nullptr, dtype);

@@ -13,8 +13,15 @@ let peakBytes = 0;
 /** Above this many pooled bytes, released buffers go straight back to the system. */
 let poolLimit = 4 * 2 ** 30;
 
+/**
+ * Size classes: 64-byte steps up to 64 KiB, then eight steps per doubling (at most 12.5% spare). Inference
+ * meets a new length with every prompt; classes let those tensors reuse pooled buffers instead of fresh
+ * pages, whose first touch (a page fault per 4 KiB) cost more than the kernels writing them.
+ */
 function rounded(bytes: number): number {
-  return Math.max(64, Math.ceil(bytes / 64) * 64);
+  if (bytes <= 65536) return Math.max(64, Math.ceil(bytes / 64) * 64);
+  const step = 2 ** (Math.floor(Math.log2(bytes)) - 3);
+  return Math.ceil(bytes / step) * step;
 }
 
 export function acquire(bytes: number, zero: boolean): ArrayBuffer {
