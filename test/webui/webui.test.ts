@@ -142,3 +142,29 @@ test('paths outside the allowed roots and requests from other origins are refuse
   assert.equal(typo.status, 400);
   assert.match(((await typo.json()) as { error: string }).error, /did you mean "learning_rate"/);
 });
+
+test('a failed command\'s own error reaches the page; a token guards a board beyond loopback', async () => {
+  const start = await fetch(`${url}/api/jobs`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ kind: 'train', args: { model_name_or_path: path.join(work, 'tiny'), dataset: ['no_such_dataset'], template: 'llama2', output_dir: path.join(work, 'bad') } }),
+  });
+  assert.equal(start.status, 200);
+  let state: { job: { status: string; error: string | null } };
+  do {
+    await new Promise((r) => setTimeout(r, 200));
+    state = (await (await fetch(`${url}/api/jobs/current`)).json()) as typeof state;
+  } while (state.job.status === 'running');
+  assert.equal(state.job.status, 'failed');
+  assert.match(state.job.error ?? '', /no_such_dataset/);
+
+  const { buildWebui } = await import('../../src/webui/server.js');
+  const app = await buildWebui({ host: '0.0.0.0', port: 7861, roots: [], token: 'secret-token', boardDir: path.join(work, 'board2') });
+  const host = { host: '0.0.0.0:7861' };
+  assert.equal((await app.inject({ url: '/api/info', headers: host })).statusCode, 401);
+  assert.equal((await app.inject({ url: '/api/info', headers: { ...host, 'x-lmf-token': 'wrong' } })).statusCode, 401);
+  assert.equal((await app.inject({ url: '/api/info', headers: { ...host, 'x-lmf-token': 'secret-token' } })).statusCode, 200);
+  const page = await app.inject({ url: '/?token=secret-token', headers: host });
+  assert.match(String(page.headers['set-cookie']), /lmf_token=secret-token; HttpOnly; SameSite=Strict/);
+  assert.equal((await app.inject({ url: '/api/info', headers: { ...host, cookie: 'lmf_token=secret-token' } })).statusCode, 200);
+  await app.close();
+});
