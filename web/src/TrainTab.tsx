@@ -51,7 +51,7 @@ export function TrainTab({ shared, job, refresh }: { shared: Args; job: JobView;
   return (
     <div className="tab">
       <Section title="stage">
-        <Choice label="stage" name="stage" args={args} set={set} options={[['sft', 'Supervised Fine-Tuning'], ['pt', 'Pre-Training'], ['rm', 'Reward Modeling'], ['dpo', 'DPO / ORPO / SimPO'], ['kto', 'KTO']]} />
+        <Choice label="stage" name="stage" args={args} set={set} options={[['sft', t('stageSft')], ['pt', t('stagePt')], ['rm', t('stageRm')], ['dpo', t('stageDpo')], ['kto', t('stageKto')]]} />
         <Text label="datasetDir" name="dataset_dir" args={args} set={set} />
         <div className="field wide">
           <span>{t('datasets')}</span>
