@@ -204,12 +204,31 @@ interface KtoBatch {
 /** KTO: desirable and undesirable answers against the reference, with TRL's KL estimate from mismatched pairs. */
 function kto(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
   if (set.kind !== 'kto') throw new LmfError('internal', 'kto training needs kto data');
-  const plan = planUnits(set.examples, c.per_device_train_batch_size, c.seed, (items): KtoBatch => {
+  const collate = (items: Extract<ProcessedSet, { kind: 'kto' }>['examples']): KtoBatch => {
     const input = padBatch([...items.map((e) => e.example), ...items.map((e) => e.kl)], padId);
     return { input, targets: shiftLabels(input.labels, input.batch, input.seq), n: items.length, desirable: items.map((e) => e.desirable) };
-  });
+  };
+  const plan = planUnits(set.examples, c.per_device_train_batch_size, c.seed, collate);
   const refModel = loadReference(c, setup);
   const settings = { beta: c.pref_beta, desirableWeight: c.kto_chosen_weight, undesirableWeight: c.kto_rejected_weight };
+  /** the loss of one micro-batch (a graph op), its KL estimate, and each example's implicit reward */
+  const batchLoss = (b: KtoBatch): { loss: Tensor<'f32'>; kl: number; rewards: number[] } => {
+    const T = b.input.seq;
+    const ref = sequenceLogps(referenceLogps(model, refModel, setup, b.input, b.targets), b.targets, 2 * b.n, T).sums;
+    const logp = model.tokenLogProbs(b.input, b.targets);
+    const pol = sequenceLogps(logp.data, b.targets, 2 * b.n, T).sums;
+    // the KL term: mean log-ratio on the mismatched pairs, without gradient (TRL)
+    const klEstimate = pol.slice(b.n).reduce((a, v, i) => a + v - ref[b.n + i], 0) / b.n;
+    const ratios = Array.from({ length: b.n }, (_, i) => Scalar.of(pol[i] - ref[i]));
+    const l = ktoLoss(ratios.map((logratio, i) => ({ logratio, desirable: b.desirable[i] })), klEstimate, settings);
+    l.backward();
+    const loss = record(Tensor.from([l.value], [1], 'f32'), 'ktoLoss', [logp], (g) => {
+      const d = Tensor.zeros(logp.shape, 'f32');
+      for (let r = 0; r < b.n; r++) for (let t = 0; t < T; t++) if (b.targets[r * T + t] >= 0) d.data[r * T + t] = g.data[0] * ratios[r].grad;
+      return [d];
+    });
+    return { loss, kl: Math.max(0, klEstimate), rewards: ratios.map((r) => c.pref_beta * r.value) };
+  };
   return {
     batchesPerEpoch: plan.batchesPerEpoch,
     epoch: (e) => plan.epoch(e),
@@ -218,25 +237,36 @@ function kto(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, 
       let loss = 0, kl = 0;
       micro.forEach((b, k) => withScope(() => {
         microIndex(k);
-        const T = b.input.seq;
-        const ref = sequenceLogps(referenceLogps(model, refModel, setup, b.input, b.targets), b.targets, 2 * b.n, T).sums;
-        const logp = model.tokenLogProbs(b.input, b.targets);
-        const pol = sequenceLogps(logp.data, b.targets, 2 * b.n, T).sums;
-        // the KL term: mean log-ratio on the mismatched pairs, without gradient (TRL)
-        const klEstimate = pol.slice(b.n).reduce((a, v, i) => a + v - ref[b.n + i], 0) / b.n;
-        const ratios = Array.from({ length: b.n }, (_, i) => Scalar.of(pol[i] - ref[i]));
-        const l = ktoLoss(ratios.map((logratio, i) => ({ logratio, desirable: b.desirable[i] })), klEstimate, settings);
-        l.backward();
-        const out = record(Tensor.from([l.value], [1], 'f32'), 'ktoLoss', [logp], (g) => {
-          const d = Tensor.zeros(logp.shape, 'f32');
-          for (let r = 0; r < b.n; r++) for (let t = 0; t < T; t++) if (b.targets[r * T + t] >= 0) d.data[r * T + t] = g.data[0] * ratios[r].grad;
-          return [d];
-        });
-        loss += l.value / micro.length;
-        kl += Math.max(0, klEstimate) / micro.length;
-        backward(out, Tensor.from([1 / micro.length], [1], 'f32'));
+        const r = batchLoss(b);
+        loss += r.loss.data[0] / micro.length;
+        kl += r.kl / micro.length;
+        backward(r.loss, Tensor.from([1 / micro.length], [1], 'f32'));
       }));
       return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: { kl } };
+    },
+    evaluation: {
+      batches: (evalSet) => {
+        if (evalSet.kind !== 'kto') throw new LmfError('internal', `cannot evaluate ${evalSet.kind} data with kto`);
+        return planUnits(evalSet.examples, c.per_device_eval_batch_size, c.seed, collate).epoch(0);
+      },
+      score(batches) {
+        let loss = 0, kl = 0, n = 0;
+        const chosen: number[] = [], rejected: number[] = [];
+        noGrad(() => {
+          for (const b of batches as KtoBatch[]) {
+            withScope(() => {
+              const r = batchLoss(b);
+              loss += r.loss.data[0] * b.n;
+              kl += r.kl * b.n;
+              n += b.n;
+              r.rewards.forEach((v, i) => (b.desirable[i] ? chosen : rejected).push(v));
+            });
+          }
+        });
+        const mean = (xs: number[]) => (xs.length ? xs.reduce((a, x) => a + x, 0) / xs.length : 0);
+        return { eval_loss: loss / Math.max(1, n), eval_kl: kl / Math.max(1, n), 'eval_rewards/chosen': mean(chosen), 'eval_rewards/rejected': mean(rejected),
+          'eval_rewards/margins': mean(chosen) - mean(rejected) };
+      },
     },
     dispose: () => refModel?.dispose(),
   };

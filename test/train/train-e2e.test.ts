@@ -186,12 +186,16 @@ test('rm: a value head on the model, pairwise loss, accuracy logged, value_head.
   head.dispose();
 });
 
-test('kto: desirable and undesirable answers against the LoRA-off reference, KL logged', () => {
+test('kto: desirable and undesirable answers against the LoRA-off reference, KL logged, evaluation margins grow', () => {
   const r = lmf('train', yaml('kto', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 20\nlogging_steps: 1\npref_beta: 0.5\n'),
-    'stage=kto', 'dataset=kto_demo');
+    'stage=kto', 'dataset=kto_demo', 'eval_dataset=kto_demo', 'eval_steps=5', 'eval_on_start=true');
   assert.equal(r.status, 0, r.stderr);
-  const log = readFileSync(path.join(work, 'kto', 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const all = readFileSync(path.join(work, 'kto', 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log = all.filter((l) => 'loss' in l);
   assert.ok(Math.abs(log[0].loss - 0.5) < 1e-3, 'at the reference every term is 1 - sigmoid(0) = 0.5');
   assert.ok(log.at(-1).loss < log[0].loss - 0.1, `loss ${log[0].loss} -> ${log.at(-1).loss}`);
   assert.ok(typeof log.at(-1).kl === 'number');
+  const evals = all.filter((l) => 'eval_rewards/margins' in l);
+  assert.equal(evals[0]['eval_rewards/margins'], 0, 'at the start the policy is the reference');
+  assert.ok(evals.at(-1)['eval_rewards/margins'] > 0 && typeof evals.at(-1).eval_kl === 'number', JSON.stringify(evals.at(-1)));
 });
