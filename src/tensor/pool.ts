@@ -24,15 +24,23 @@ function rounded(bytes: number): number {
   return Math.ceil(bytes / step) * step;
 }
 
+/** A pooled buffer of exactly this class, else of the smallest larger class up to twice the size. */
+function pooled(size: number): ArrayBuffer | undefined {
+  const exact = free.get(size)?.pop();
+  if (exact) return exact;
+  let best = Infinity;
+  for (const [s, list] of free) if (s > size && s <= 2 * size && s < best && list.length) best = s;
+  return best === Infinity ? undefined : free.get(best)!.pop();
+}
+
 export function acquire(bytes: number, zero: boolean): ArrayBuffer {
-  const size = rounded(bytes);
-  const list = free.get(size);
-  const reused = list?.pop();
+  const reused = pooled(rounded(bytes));
+  const size = reused?.byteLength ?? rounded(bytes);
   liveBytes += size;
   peakBytes = Math.max(peakBytes, liveBytes);
   if (reused) {
     pooledBytes -= size;
-    if (zero) new Uint8Array(reused).fill(0);
+    if (zero) new Uint8Array(reused, 0, bytes).fill(0);
     return reused;
   }
   return native.alloc(size, zero);
