@@ -36,6 +36,8 @@ export interface Completion {
 /** One request in flight: its cache, the tokens it has to feed next, and its answer so far. */
 class Sequence {
   readonly cache: KvCache;
+  /** the tokens whose keys and values the cache holds, in order */
+  readonly fed: number[] = [];
   pending: number[];
   readonly out: number[] = [];
   text = '';
@@ -49,11 +51,16 @@ class Sequence {
   private readonly stopStrings: string[];
   private readonly holdBack: number;
 
+  /** `reuse`: a finished sequence's cache whose first `keep` tokens are this prompt's first tokens */
   constructor(readonly request: GenerationRequest, model: CausalLM, private readonly tok: TextTokenizer,
-    readonly onText?: (delta: string) => void) {
+    readonly onText?: (delta: string) => void, reuse?: { cache: KvCache; keep: number }) {
     if (!request.prompt.length) throw new Error('generation needs a prompt of at least one token');
-    this.cache = model.newCache();
-    this.pending = request.prompt;
+    // at least the prompt's last token is fed: its logits choose the first answer token
+    const keep = reuse ? Math.min(reuse.keep, request.prompt.length - 1) : 0;
+    this.cache = reuse?.cache ?? model.newCache();
+    this.cache.truncate(keep);
+    this.fed.push(...request.prompt.slice(0, keep));
+    this.pending = request.prompt.slice(keep);
     this.context = new Set(request.prompt);
     this.rng = new Rng(request.seed ?? 0);
     this.stops = new Set(request.stopIds);
@@ -127,6 +134,7 @@ function step(model: CausalLM, seqs: Sequence[]): void {
   if (!live.length) return;
   noGrad(() => withScope(() => {
     const logits = model.extend(live.map((s) => s.pending), live.map((s) => s.cache));
+    for (const s of live) s.fed.push(...s.pending);
     const V = logits.shape[1];
     live.forEach((s, i) => s.accept(logits.data.subarray(i * V, (i + 1) * V), model.config.maxPositions));
   }));
@@ -150,6 +158,15 @@ export interface EngineOptions {
   maxActive: number;
   /** requests allowed to wait for a slot; more are refused (QueueFullError) */
   maxQueued: number;
+  /** caches of finished requests kept for a next request that continues the conversation (default 4) */
+  keepCaches?: number;
+}
+
+/** Length of the common prefix of two token lists. */
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  let n = 0;
+  while (n < a.length && n < b.length && a[n] === b[n]) n++;
+  return n;
 }
 
 interface Job {
@@ -168,6 +185,10 @@ export class GenerationEngine {
   private readonly active: Job[] = [];
   private readonly queue: Job[] = [];
   private running = false;
+  /** finished conversations' caches, newest last: a chat's next turn feeds only its new tokens */
+  private readonly kept: { fed: number[]; cache: KvCache }[] = [];
+  /** prompt tokens served from kept caches instead of being computed again */
+  reusedTokens = 0;
 
   constructor(private readonly model: CausalLM, private readonly tok: TextTokenizer, private readonly o: EngineOptions) {}
 
@@ -177,13 +198,32 @@ export class GenerationEngine {
 
   submit(request: GenerationRequest, onText?: (delta: string) => void, signal?: AbortSignal): Promise<Completion> {
     if (this.active.length + this.queue.length >= this.o.maxActive + this.o.maxQueued) throw new QueueFullError(1);
-    const seq = new Sequence(request, this.model, this.tok, onText);
+    const seq = new Sequence(request, this.model, this.tok, onText, this.takeCache(request.prompt));
+    this.reusedTokens += seq.fed.length;
     const done = new Promise<Completion>((resolve, reject) => this.queue.push({ seq, signal, resolve, reject }));
     if (!this.running) {
       this.running = true;
       setImmediate(() => void this.run()); // the caller finishes its turn (e.g. sends headers) first
     }
     return done;
+  }
+
+  /** The kept cache sharing the longest prefix with `prompt` (at least 16 tokens), taken out of the list. */
+  private takeCache(prompt: number[]): { cache: KvCache; keep: number } | undefined {
+    let best = -1, keep = 15;
+    this.kept.forEach((k, i) => {
+      const n = commonPrefix(k.fed, prompt);
+      if (n > keep) [best, keep] = [i, n];
+    });
+    if (best < 0) return undefined;
+    const [k] = this.kept.splice(best, 1);
+    return { cache: k.cache, keep };
+  }
+
+  private keep(seq: Sequence): void {
+    if (seq.finish === 'cancelled' || !(this.o.keepCaches ?? 4)) return;
+    this.kept.push({ fed: seq.fed, cache: seq.cache });
+    if (this.kept.length > (this.o.keepCaches ?? 4)) this.kept.shift();
   }
 
   private async run(): Promise<void> {
@@ -200,6 +240,7 @@ export class GenerationEngine {
           for (let i = list.length - 1; i >= 0; i--) {
             if (!list[i].seq.finish) continue;
             const [job] = list.splice(i, 1);
+            this.keep(job.seq);
             job.resolve(job.seq.completion());
           }
         }

@@ -54,6 +54,11 @@ export class KvCache {
     this.length += n;
   }
 
+  /** Keeps the first n tokens (a reused conversation prefix); later rows are overwritten as tokens come. */
+  truncate(n: number): void {
+    this.length = Math.min(this.length, n);
+  }
+
   /** Bytes held (for memory reports). */
   get bytes(): number {
     return 2 * this.layers * this.capacity * this.rowSize * 4;

@@ -154,3 +154,21 @@ test('generation settings: the config over generation_config.json over LLaMA-Fac
   assert.throws(() => loadInference({ model: dir }), (e: Error & { format(): string }) => /generation_config\.json/.test(e.format()) && /temperature/.test(e.format()));
   m.dispose();
 });
+
+test('the engine reuses a finished conversation\'s cache for its next turn, with the answers of a fresh start', async () => {
+  const dir = await makeTinyModelFolder(path.join(work, 'reuse'));
+  const m = loadInference({ model: dir, template: 'llama2' });
+  const turn1 = m.template.encodePrompt(m.tokenizer, [{ role: 'user', content: 'Tell me about the sea and the ships on it.' }]);
+  const req = (prompt: number[]): GenerationRequest => ({ prompt, sampling: greedy, maxNewTokens: 10, stopIds: [] });
+  const warm = new GenerationEngine(m.model, m.tokenizer, { maxActive: 2, maxQueued: 2 });
+  const first = await warm.submit(req(turn1));
+  const turn2 = [...turn1, ...first.ids, ...m.tokenizer.encode(' And the harbour?')];
+  const second = await warm.submit(req(turn2));
+  assert.ok(warm.reusedTokens >= turn1.length, `reused ${warm.reusedTokens} tokens`);
+  const cold = new GenerationEngine(m.model, m.tokenizer, { maxActive: 2, maxQueued: 2, keepCaches: 0 });
+  const fresh = await cold.submit(req(turn2));
+  assert.equal(cold.reusedTokens, 0);
+  assert.deepEqual(second.ids, fresh.ids);
+  assert.deepEqual((await warm.submit(req(turn1))).ids, first.ids, 'a shorter prompt truncates a kept cache correctly');
+  m.dispose();
+});
