@@ -52,7 +52,7 @@ export function buildProgram(): Command {
     });
 
   const bench = program.command('bench')
-    .description('throughput of training steps on a preset shape or a model folder; prints one JSON line')
+    .description('speed of training steps, forward passes or generation (prefill and decode) on a preset shape or a model folder; prints one JSON line')
     .option('--model <name|dir>', `preset (${Object.keys(presets).join(', ')}) or a model folder`, 'smollm2-135m')
     .addOption(new Option('--mode <mode>', 'what a step does (generate: prefill + decode with KV caches)').choices(['lora', 'full', 'infer', 'generate']).default('lora'))
     .addOption(new Option('--dtype <dtype>', 'matmul precision').choices(['f32', 'bf16']).default('bf16'))
