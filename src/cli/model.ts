@@ -12,7 +12,7 @@ import { saveModelFolder } from '../models/save.js';
 import { chatRequest, loadInference } from '../infer/load.js';
 import { mergeSettings } from '../infer/settings.js';
 import { scoreAnswers } from '../infer/score.js';
-import { ValueHead } from '../train/value-head.js';
+import { ValueHead } from '../models/value-head.js';
 
 export function initCommand(): Command {
   return new Command('init')

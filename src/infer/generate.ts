@@ -10,7 +10,7 @@ import type { CausalLM } from '../models/registry.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../tensor/random.js';
 import { withScope } from '../tensor/tensor.js';
-import type { KvCache } from './kv-cache.js';
+import type { KvCache } from '../models/kv-cache.js';
 import { chooseToken, type SamplingParams } from './sampling.js';
 
 export interface GenerationRequest {

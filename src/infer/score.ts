@@ -5,7 +5,7 @@ import { encodeOneTurn } from '../data/processors/pairwise.js';
 import { noGrad } from '../tensor/autograd.js';
 import { withScope } from '../tensor/tensor.js';
 import { padBatch } from '../data/collator.js';
-import { lastTokenRows, type ValueHead } from '../train/value-head.js';
+import { lastTokenRows, type ValueHead } from '../models/value-head.js';
 import type { InferenceModel } from './load.js';
 
 /** One score per answer to the conversation `prompt` (which ends with a user turn), encoded as rm training encodes it. */

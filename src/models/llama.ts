@@ -10,7 +10,7 @@ import { add, attention, embedding, linear, lmHeadLogProbs, lmHeadLoss, rmsnorm,
 import { Linear } from '../nn/linear.js';
 import { ropeInvFreq, type ModelConfig } from './config.js';
 import type { WeightFolder } from './weights.js';
-import { KvCache } from '../infer/kv-cache.js';
+import { KvCache } from './kv-cache.js';
 
 /** One batch of token ids [B, T], with optional per-token positions and segment ids (packing, padding). */
 export interface ModelInput {

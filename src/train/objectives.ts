@@ -19,7 +19,7 @@ import { planBatches, planUnits } from './batches.js';
 import { ktoLoss, rewardLoss } from './losses/pairwise-losses.js';
 import { averaged, preferenceLossOp, sequenceLogps } from './losses/preference.js';
 import { Scalar } from './losses/scalar.js';
-import { lastTokenRows, ValueHead } from './value-head.js';
+import { lastTokenRows, ValueHead } from '../models/value-head.js';
 import { record } from '../tensor/autograd.js';
 import type { MethodSetup } from './methods.js';
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { loadInference } from '../../src/infer/load.js';
 import { scoreAnswers } from '../../src/infer/score.js';
 import { Rng } from '../../src/tensor/random.js';
-import { ValueHead } from '../../src/train/value-head.js';
+import { ValueHead } from '../../src/models/value-head.js';
 import { makeTinyModelFolder } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-sum-'));

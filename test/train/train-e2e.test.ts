@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadPeftAdapter } from '../../src/adapters/peft.js';
 import { loadModel } from '../../src/models/registry.js';
-import { ValueHead } from '../../src/train/value-head.js';
+import { ValueHead } from '../../src/models/value-head.js';
 import { makeTinyModelFolder } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-train-'));
