@@ -99,3 +99,27 @@ for (const type of ['f16', 'bf16', 'q8_0'] as const) {
     }
   });
 }
+
+test('GGUF of a Qwen2-type model (q/k/v biases, untied head, NeoX rotary layout) answers as LMFactory does', async () => {
+  const qwen = await makeTinyModelFolder(path.join(work, 'qwen2'), { model_type: 'qwen2', tie_word_embeddings: false }, 4);
+  const file = path.join(work, 'qwen2.yaml');
+  writeFileSync(file, `model_name_or_path: ${qwen}\ntemplate: llama2\nexport_dir: ${path.join(work, 'qwen2-gguf')}\nexport_gguf: f16\n`);
+  lmf('export', file);
+  const ours = loadInference({ model: path.join(work, 'qwen2-gguf'), template: 'llama2' });
+  const request = chatRequest(ours, [{ role: 'user', content: 'Name three rivers.' }], { settings: greedy });
+  const expected = generate(ours.model, ours.tokenizer, [request])[0];
+  ours.dispose();
+  const model = await llama.loadModel({ modelPath: path.join(work, 'qwen2-gguf', 'model.gguf') });
+  try {
+    const context = await model.createContext({ contextSize: 256 });
+    const out: number[] = [];
+    for await (const token of context.getSequence().evaluate(request.prompt as never, { temperature: 0 })) {
+      if (request.stopIds.includes(token as number) || out.length >= 16) break;
+      out.push(token as number);
+    }
+    await context.dispose();
+    assert.deepEqual(out, expected.ids);
+  } finally {
+    await model.dispose();
+  }
+});
