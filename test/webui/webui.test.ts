@@ -82,6 +82,7 @@ async function walkThrough(page: Page): Promise<void> {
   // every tab but Chat shows the job's panel: read the Train tab's
   const status = (state: string) => page.locator(`[data-panel="train"] .status[data-status="${state}"]`);
   await status('running').waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('[name="model_name_or_path"]:visible').inputValue(), tiny, 'the form survives the reload');
   await page.waitForFunction(() => Number(document.querySelector('.chart')?.getAttribute('data-points') ?? 0) >= 3, undefined, { timeout: 30_000 });
   const before = Number(await page.locator('.chart').getAttribute('data-points'));
   await status('finished').waitFor({ timeout: 180_000 });

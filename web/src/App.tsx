@@ -1,6 +1,6 @@
 /** The board: language switch and the model bar shared by every tab, then Train, Evaluate & Predict, Chat and Export. */
 import { useEffect, useState } from 'react';
-import { api, type Args, type ModelInfo } from './api';
+import { api, store, stored, type Args, type ModelInfo } from './api';
 import { Choice, LangContext, Text, useT } from './fields';
 import type { Lang } from './i18n';
 import { useJob } from './job';
@@ -43,7 +43,8 @@ function ModelBar({ shared, set, suggest, templates }: { shared: Args; set: (k: 
 export function App() {
   const [lang, setLang] = useState<Lang>(() => (localStorage.getItem('lmf-lang') as Lang | null) ?? (navigator.language.startsWith('zh') ? 'zh' : 'en'));
   const [tab, setTab] = useState<Tab>('train');
-  const [shared, setShared] = useState<Args>({ model_name_or_path: '', adapter_name_or_path: '', template: '', finetuning_type: 'lora' });
+  const [shared, setShared] = useState<Args>(() => stored('shared', { model_name_or_path: '', adapter_name_or_path: '', template: '', finetuning_type: 'lora' }));
+  useEffect(() => store('shared', shared), [shared]);
   const [templates, setTemplates] = useState<string[]>([]);
   const [job, refresh] = useJob();
   useEffect(() => { api<{ templates: string[] }>('/api/info').then((i) => setTemplates(i.templates), () => {}); }, []);

@@ -1,6 +1,6 @@
 /** The Train tab: every option of `lmf train` the page offers, the data preview, YAML preview, saved arguments, start/abort. */
 import { useEffect, useState } from 'react';
-import { api, clean, type Args, type DatasetInfo, type JobInfo } from './api';
+import { api, clean, store, stored, type Args, type DatasetInfo, type JobInfo } from './api';
 import { Check, Choice, Num, Section, Text, useT } from './fields';
 import { JobPanel, type JobView } from './job';
 
@@ -18,9 +18,11 @@ function marked(text: string) {
 
 export function TrainTab({ shared, job, refresh }: { shared: Args; job: JobView; refresh: () => void }) {
   const t = useT();
-  const [args, setArgs] = useState<Args>({ ...trainDefaults, output_dir: `saves/train_${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}` });
+  const [args, setArgs] = useState<Args>(() => stored('train', { ...trainDefaults, output_dir: `saves/train_${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}` }));
+  useEffect(() => store('train', args), [args]);
   const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
-  const [chosen, setChosen] = useState<string[]>([]);
+  const [chosen, setChosen] = useState<string[]>(() => stored('datasets', { list: [] as string[] }).list);
+  useEffect(() => store('datasets', { list: chosen }), [chosen]);
   const [message, setMessage] = useState<{ kind: 'error' | 'info'; text: string } | null>(null);
   const [preview, setPreview] = useState('');
   const [saved, setSaved] = useState<string[]>([]);

@@ -63,3 +63,17 @@ export interface JobState {
 export function clean(args: Args): Args {
   return Object.fromEntries(Object.entries(args).filter(([, v]) => v !== '' && !(Array.isArray(v) && v.length === 0)));
 }
+
+/** Form values kept across reloads (per browser), so a reloaded page shows what was filled in. */
+export function stored<T>(key: string, fallback: T): T {
+  try {
+    const raw = localStorage.getItem(`lmf-form-${key}`);
+    return raw ? { ...fallback, ...(JSON.parse(raw) as T) } : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+export function store(key: string, value: unknown): void {
+  localStorage.setItem(`lmf-form-${key}`, JSON.stringify(value));
+}
