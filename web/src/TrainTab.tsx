@@ -70,7 +70,7 @@ export function TrainTab({ shared, job, refresh }: { shared: Args; job: JobView;
         <button type="button" onClick={() => run(async () => setPreview((await api<{ text: string }>('/api/data-preview', { args: full() })).text))}>{t('previewData')}</button>
       </Section>
       {preview && <div className="preview"><p>{t('trainedMarked')}</p><pre>{marked(preview)}</pre></div>}
-      <Section title="learningRate">
+      <Section title="hyperparameters">
         <Num label="learningRate" name="learning_rate" args={args} set={set} />
         <Num label="epochs" name="num_train_epochs" args={args} set={set} />
         <Num label="maxSteps" name="max_steps" args={args} set={set} step="1" />
