@@ -111,7 +111,9 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     const host = req.headers.host ?? '';
     // o.port is read per request: with port 0 the caller fills in the real one after listening
     const allowedHosts = new Set([`127.0.0.1:${o.port}`, `localhost:${o.port}`, `${o.host}:${o.port}`, `[::1]:${o.port}`]);
-    if (!allowedHosts.has(host)) return reply.status(403).send({ error: `unexpected Host "${host}"` });
+    // on loopback without a token, a foreign Host means a page elsewhere resolved its name to us (DNS rebinding);
+    // beyond loopback the token guards every request and users reach the board by any of the machine's names
+    if (!o.token && !allowedHosts.has(host)) return reply.status(403).send({ error: `unexpected Host "${host}"` });
     const origin = req.headers.origin;
     if ((origin && origin !== `http://${host}`) || req.headers['sec-fetch-site'] === 'cross-site') {
       return reply.status(403).send({ error: 'requests from other origins are refused' });

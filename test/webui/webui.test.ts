@@ -164,6 +164,8 @@ test('a failed command\'s own error reaches the page; a token guards a board bey
   assert.equal((await app.inject({ url: '/api/info', headers: host })).statusCode, 401);
   assert.equal((await app.inject({ url: '/api/info', headers: { ...host, 'x-lmf-token': 'wrong' } })).statusCode, 401);
   assert.equal((await app.inject({ url: '/api/info', headers: { ...host, 'x-lmf-token': 'secret-token' } })).statusCode, 200);
+  // beyond loopback the board is reached by the machine's other names; the token, not the Host, guards it
+  assert.equal((await app.inject({ url: '/api/info', headers: { host: '192.168.1.5:7861', 'x-lmf-token': 'secret-token' } })).statusCode, 200);
   const page = await app.inject({ url: '/?token=secret-token', headers: host });
   assert.match(String(page.headers['set-cookie']), /lmf_token=secret-token; HttpOnly; SameSite=Strict/);
   assert.equal((await app.inject({ url: '/api/info', headers: { ...host, cookie: 'lmf_token=secret-token' } })).statusCode, 200);
