@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
 import { LmfError } from '../errors.js';
 import { closest } from '../util/closest.js';
 import { configKeys, configSchema, type TrainConfig } from './schema.js';
@@ -43,23 +44,34 @@ export function loadConfig(file: string, overrides: Record<string, unknown> = {}
   };
   const parsed = configSchema.safeParse(merged);
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0];
-    const near = closest(key, configKeys);
-    throw new LmfError('unknown_key', `unknown key "${key}"`, {
-      file, key, row: lineOf(key), hint: near ? `did you mean "${near}"?` : 'see examples/ for the keys LMFactory reads',
-    });
-  }
-  const key = String(issue.path[0]);
-  const value = merged[key];
-  let hint: string | undefined;
-  if (issue.code === 'invalid_value' && 'values' in issue) {
-    const options = (issue.values as unknown[]).map(String);
-    const near = typeof value === 'string' ? closest(value, options) : null;
-    hint = `${near ? `did you mean "${near}"? ` : ''}valid: ${options.join(', ')}`;
-  }
-  throw new LmfError('bad_value', `${key}: ${value === undefined ? 'is required' : `${JSON.stringify(value)} is not valid (${issue.message})`}`, {
-    file, key, row: lineOf(key), hint,
+  const problem = describeIssues(parsed.error.issues, merged)[0];
+  throw new LmfError(problem.code, problem.message, { file, key: problem.key, row: lineOf(problem.key), hint: problem.hint });
+}
+
+export interface ConfigProblem {
+  code: 'unknown_key' | 'bad_value';
+  key: string;
+  message: string;
+  hint?: string;
+}
+
+/** The schema's complaints about a raw config, in words: the key, what is wrong, the closest valid key or option. */
+export function describeIssues(issues: z.core.$ZodIssue[], raw: Record<string, unknown>): ConfigProblem[] {
+  return issues.flatMap((issue): ConfigProblem[] => {
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => {
+        const near = closest(key, configKeys);
+        return { code: 'unknown_key', key, message: `unknown key "${key}"`, hint: near ? `did you mean "${near}"?` : 'see examples/ for the keys LMFactory reads' };
+      });
+    }
+    const key = String(issue.path[0]);
+    const value = raw[key];
+    let hint: string | undefined;
+    if (issue.code === 'invalid_value' && 'values' in issue) {
+      const options = (issue.values as unknown[]).map(String);
+      const near = typeof value === 'string' ? closest(value, options) : null;
+      hint = `${near ? `did you mean "${near}"? ` : ''}valid: ${options.join(', ')}`;
+    }
+    return [{ code: 'bad_value', key, message: `${key}: ${value === undefined ? 'is required' : `${JSON.stringify(value)} is not valid (${issue.message})`}`, hint }];
   });
 }

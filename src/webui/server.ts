@@ -11,13 +11,13 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { stringify } from 'yaml';
-import { configKeys, configSchema } from '../config/schema.js';
+import { describeIssues } from '../config/load.js';
+import { configSchema } from '../config/schema.js';
 import { readDatasetInfo } from '../data/dataset-info.js';
 import { templateNames } from '../data/templates/registry.js';
 import { LmfError } from '../errors.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import { parseModelConfig } from '../models/config.js';
-import { closest } from '../util/closest.js';
 import { ChatProcess } from './chat.js';
 import { BusyError, JobRunner, type JobKind } from './jobs.js';
 import { PathGuard, pathKeys } from './paths.js';
@@ -39,19 +39,6 @@ class RequestError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
   }
-}
-
-/** Plain words for a config the schema refuses. */
-function configProblems(args: Record<string, unknown>): string[] {
-  const problems: string[] = [];
-  for (const key of Object.keys(args)) {
-    if (!configKeys.includes(key)) problems.push(`unknown option "${key}"${closest(key, configKeys) ? ` (did you mean "${closest(key, configKeys)}"?)` : ''}`);
-  }
-  const parsed = configSchema.safeParse(args);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) if (issue.code !== 'unrecognized_keys') problems.push(`${issue.path.join('.') || 'config'}: ${issue.message}`);
-  }
-  return problems;
 }
 
 const requiredFor: Record<JobKind, string[]> = { train: ['model_name_or_path', 'output_dir'], eval: ['model_name_or_path', 'task', 'save_dir'], export: ['model_name_or_path', 'export_dir'] };
@@ -96,7 +83,9 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     const config = Object.fromEntries(Object.entries(args as Record<string, unknown>).filter(([, v]) => v !== '' && v !== null && v !== undefined));
     const required = kind === 'chat' || kind === 'preview' ? ['model_name_or_path'] : requiredFor[kind];
     const missing = required.filter((k) => !(k in config));
-    const problems = [...missing.map((k) => `${k} is required`), ...configProblems(config)];
+    const parsed = configSchema.safeParse(config);
+    const described = parsed.success ? [] : describeIssues(parsed.error.issues, config).filter((p) => !missing.includes(p.key));
+    const problems = [...missing.map((k) => `${k} is required`), ...described.map((p) => `${p.message}${p.hint ? ` (${p.hint})` : ''}`)];
     if (problems.length) throw new RequestError(400, problems.join('; '));
     for (const key of pathKeys) {
       const v = config[key];
