@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'react';
 import { api, clean, store, stored, type Args, type DatasetInfo, type JobInfo } from './api';
 import { Check, Choice, Num, Section, Text, useT } from './fields';
+import { useDatasets, useRunner } from './hooks';
 import { JobPanel, type JobView } from './job';
 
 export const trainDefaults: Args = {
@@ -20,18 +21,15 @@ export function TrainTab({ shared, job, refresh }: { shared: Args; job: JobView;
   const t = useT();
   const [args, setArgs] = useState<Args>(() => stored('train', { ...trainDefaults, output_dir: `saves/train_${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}` }));
   useEffect(() => store('train', args), [args]);
-  const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
   const [chosen, setChosen] = useState<string[]>(() => stored('datasets', { list: [] as string[] }).list);
   useEffect(() => store('datasets', { list: chosen }), [chosen]);
-  const [message, setMessage] = useState<{ kind: 'error' | 'info'; text: string } | null>(null);
+  const { message, say, run } = useRunner();
   const [preview, setPreview] = useState('');
   const [saved, setSaved] = useState<string[]>([]);
   const [history, setHistory] = useState<JobInfo[]>([]);
   const set = (key: string, value: Args[string]) => setArgs((a) => ({ ...a, [key]: value }));
+  const datasets = useDatasets(String(args.dataset_dir), (e) => say({ kind: 'error', text: e.message }));
 
-  useEffect(() => {
-    api<DatasetInfo[]>(`/api/datasets?dir=${encodeURIComponent(String(args.dataset_dir))}`).then(setDatasets, (e: Error) => { setDatasets([]); setMessage({ kind: 'error', text: e.message }); });
-  }, [args.dataset_dir]);
   useEffect(() => {
     api<string[]>('/api/args').then(setSaved, () => {});
     api<JobInfo[]>('/api/jobs').then(setHistory, () => {});
@@ -40,14 +38,6 @@ export function TrainTab({ shared, job, refresh }: { shared: Args; job: JobView;
   const stage = String(args.stage);
   const fits = (d: DatasetInfo) => (stage === 'rm' || stage === 'dpo' ? d.ranking : stage === 'kto' ? d.kto : !d.ranking && !d.kto);
   const full = (): Args => clean({ ...args, ...shared, dataset: chosen.filter((n) => datasets.some((d) => d.name === n && fits(d))) });
-  const run = async (what: () => Promise<void>) => {
-    setMessage(null);
-    try {
-      await what();
-    } catch (e) {
-      setMessage({ kind: 'error', text: (e as Error).message });
-    }
-  };
   const method = String(shared.finetuning_type);
 
   return (
@@ -110,7 +100,7 @@ export function TrainTab({ shared, job, refresh }: { shared: Args; job: JobView;
       <Section title="outputDir">
         <Text label="outputDir" name="output_dir" args={args} set={set} />
         <Text label="argsName" name="__name" args={args} set={set} />
-        <button type="button" onClick={() => run(async () => { await api('/api/args', { name: args.__name, args: { ...args, dataset: chosen } }); setSaved(await api('/api/args')); setMessage({ kind: 'info', text: `${t('saveArgs')}: ${String(args.__name)}` }); })}>{t('saveArgs')}</button>
+        <button type="button" onClick={() => run(async () => { await api('/api/args', { name: args.__name, args: { ...args, dataset: chosen } }); setSaved(await api('/api/args')); say({ kind: 'info', text: `${t('saveArgs')}: ${String(args.__name)}` }); })}>{t('saveArgs')}</button>
         <select name="load-args" value="" onChange={(e) => run(async () => { const a = await api<Args>(`/api/args/${e.target.value}`); setChosen((a.dataset as string[]) ?? []); setArgs({ ...trainDefaults, ...a }); })}>
           <option value="">{t('loadArgs')}…</option>
           {saved.map((n) => <option key={n} value={n}>{n}</option>)}

@@ -1,20 +1,9 @@
 /** Evaluate & Predict, Chat and Export: each builds a config of the same keys and drives the same command as the CLI. */
 import { useEffect, useRef, useState } from 'react';
-import { api, clean, type Args, type DatasetInfo } from './api';
+import { api, clean, type Args } from './api';
+import { useDatasets, useRunner } from './hooks';
 import { Choice, Num, Section, Text, useT } from './fields';
 import { JobPanel, type JobView } from './job';
-
-function useRunner(): [{ kind: 'error' | 'info'; text: string } | null, (what: () => Promise<void>) => Promise<void>] {
-  const [message, setMessage] = useState<{ kind: 'error' | 'info'; text: string } | null>(null);
-  return [message, async (what) => {
-    setMessage(null);
-    try {
-      await what();
-    } catch (e) {
-      setMessage({ kind: 'error', text: (e as Error).message });
-    }
-  }];
-}
 
 export function EvalTab({ shared, job, refresh }: { shared: Args; job: JobView; refresh: () => void }) {
   const t = useT();
@@ -23,10 +12,9 @@ export function EvalTab({ shared, job, refresh }: { shared: Args; job: JobView; 
     dataset_dir: 'data', eval_dataset: '', cutoff_len: 1024, max_samples: 100, per_device_eval_batch_size: 4, max_new_tokens: 128, top_p: 0.7,
     temperature: 0.95, output_dir: 'saves/predict', task: 'mmlu_test', task_dir: 'evaluation', n_shot: 5, lang: 'en', save_dir: 'saves/eval',
   });
-  const [datasets, setDatasets] = useState<DatasetInfo[]>([]);
-  const [message, run] = useRunner();
+  const { message, run } = useRunner();
   const set = (key: string, value: Args[string]) => setArgs((a) => ({ ...a, [key]: value }));
-  useEffect(() => { api<DatasetInfo[]>(`/api/datasets?dir=${encodeURIComponent(String(args.dataset_dir))}`).then(setDatasets, () => setDatasets([])); }, [args.dataset_dir]);
+  const datasets = useDatasets(String(args.dataset_dir));
   const start = () => run(async () => {
     const base = { model_name_or_path: shared.model_name_or_path, adapter_name_or_path: shared.adapter_name_or_path, template: shared.template };
     if (mode === 'predict') {
@@ -95,7 +83,7 @@ export function ChatTab({ shared }: { shared: Args }) {
   const [input, setInput] = useState('');
   const [turns, setTurns] = useState<Turn[]>([]);
   const [busy, setBusy] = useState(false);
-  const [message, run] = useRunner();
+  const { message, run } = useRunner();
   const set = (key: string, value: Args[string]) => setArgs((a) => ({ ...a, [key]: value }));
   const end = useRef<HTMLDivElement>(null);
   useEffect(() => { api<{ model: string | null }>('/api/chat/status').then((s) => setLoaded(s.model), () => {}); }, []);
@@ -171,7 +159,7 @@ export function ChatTab({ shared }: { shared: Args }) {
 export function ExportTab({ shared, job, refresh }: { shared: Args; job: JobView; refresh: () => void }) {
   const t = useT();
   const [args, setArgs] = useState<Args>({ export_dir: 'saves/export', export_size: 5, infer_dtype: 'auto', export_gguf: '' });
-  const [message, run] = useRunner();
+  const { message, run } = useRunner();
   const set = (key: string, value: Args[string]) => setArgs((a) => ({ ...a, [key]: value }));
   return (
     <div className="tab">
