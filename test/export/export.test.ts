@@ -6,8 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { getLlama, type Llama } from 'node-llama-cpp';
-import { generate } from '../../src/infer/generate.js';
+import { getLlama, type Llama, type LlamaModel } from 'node-llama-cpp';
+import { generate, type GenerationRequest } from '../../src/infer/generate.js';
 import { chatRequest, loadInference } from '../../src/infer/load.js';
 import { mergeSettings } from '../../src/infer/settings.js';
 import { noGrad } from '../../src/tensor/autograd.js';
@@ -24,6 +24,18 @@ function lmf(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return r;
+}
+
+/** llama.cpp's greedy answer to our prompt ids, up to 16 tokens (as many as LMFactory generates here). */
+async function llamaCppGreedy(model: LlamaModel, request: GenerationRequest): Promise<number[]> {
+  const context = await model.createContext({ contextSize: 256 });
+  const out: number[] = [];
+  for await (const token of context.getSequence().evaluate(request.prompt as never, { temperature: 0 })) {
+    if (request.stopIds.includes(token as number) || out.length >= 16) break;
+    out.push(token as number);
+  }
+  await context.dispose();
+  return out;
 }
 
 function exportTo(name: string, extra: string): string {
@@ -81,13 +93,7 @@ for (const type of ['f16', 'bf16', 'q8_0'] as const) {
     try {
       assert.deepEqual([...model.tokenize(`[INST] ${prompt} [/INST]`, true, 'trimLeadingSpace')], request.prompt.slice(1),
         'llama.cpp tokenizes the prompt as the Llama-2 tokenizer does (after BOS)');
-      const context = await model.createContext({ contextSize: 256 });
-      const out: number[] = [];
-      for await (const token of context.getSequence().evaluate(request.prompt as never, { temperature: 0 })) {
-        if (request.stopIds.includes(token as number) || out.length >= 16) break;
-        out.push(token as number);
-      }
-      await context.dispose();
+      const out = await llamaCppGreedy(model, request);
       if (type === 'q8_0') {
         // 8-bit weights move the logits enough to change later tokens of an untrained model; the start must agree
         assert.equal(model.detokenize(out as never).trim().slice(0, 10), expected.text.trim().slice(0, 10));
@@ -111,14 +117,7 @@ test('GGUF of a Qwen2-type model (q/k/v biases, untied head, NeoX rotary layout)
   ours.dispose();
   const model = await llama.loadModel({ modelPath: path.join(work, 'qwen2-gguf', 'model.gguf') });
   try {
-    const context = await model.createContext({ contextSize: 256 });
-    const out: number[] = [];
-    for await (const token of context.getSequence().evaluate(request.prompt as never, { temperature: 0 })) {
-      if (request.stopIds.includes(token as number) || out.length >= 16) break;
-      out.push(token as number);
-    }
-    await context.dispose();
-    assert.deepEqual(out, expected.ids);
+    assert.deepEqual(await llamaCppGreedy(model, request), expected.ids);
   } finally {
     await model.dispose();
   }
