@@ -1,9 +1,9 @@
 /** The live loss chart: raw loss, LLaMA-Factory's smoothed curve, and eval loss as points (uPlot). */
-import { useEffect, useRef } from 'react';
+import { useContext, useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { LogRecord } from './api';
-import { useT } from './fields';
+import { LangContext, useT } from './fields';
 
 /** LLaMA-Factory's smoothing: weight 1.8 (sigmoid(0.05 N) - 0.5), an exponential moving average. */
 export function smooth(values: number[]): number[] {
@@ -15,6 +15,7 @@ export function smooth(values: number[]): number[] {
 
 export function LossChart({ records }: { records: LogRecord[] }) {
   const t = useT();
+  const lang = useContext(LangContext);
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const steps = records.map((r) => r.current_steps);
@@ -35,7 +36,7 @@ export function LossChart({ records }: { records: LogRecord[] }) {
         { label: t('evalLoss'), stroke: '#d1242f', points: { show: true, size: 7 }, paths: () => null }],
     }, data, box.current);
     return () => plot.current?.destroy();
-  }, [t('loss')]); // rebuilt when the language changes
+  }, [lang]); // the labels are built in: a new language rebuilds the chart
   useEffect(() => { plot.current?.setData(data); }, [records]);
   return <div className="chart" ref={box} data-points={raw.length} />;
 }
