@@ -10,5 +10,12 @@ if (!existsSync(entry)) {
   process.stderr.write('error: LMFactory is not built (dist/ is missing)\n  hint: run `npm ci` or `npm run build` in the project folder\n');
   process.exit(1);
 }
-const { main } = await import(entry);
+let main;
+try {
+  ({ main } = await import(entry));
+} catch (err) {
+  // a failure while loading (a missing or mismatched native addon) is one clear line, not a stack trace
+  process.stderr.write(`${typeof err.format === 'function' ? err.format() : `error: ${err.message}`}\n`);
+  process.exit(1);
+}
 await main(process.argv);

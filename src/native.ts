@@ -53,7 +53,16 @@ function load(): NativeAddon {
       { hint: 'run `npm ci` (or `npm run install`) in the project folder; it needs libdnnl-dev and g++' });
   }
   const require = createRequire(import.meta.url);
-  return require(file) as NativeAddon;
+  try {
+    return require(file) as NativeAddon;
+  } catch (err) {
+    const message = (err as Error).message.replace(/^lmf_native: /, '');
+    const forced = /^LMF_ISA=/.test(message);
+    throw new LmfError(forced ? 'isa_unsupported' : 'native_unloadable', forced ? message : `the native addon cannot be loaded: ${message}`, {
+      file, hint: forced ? 'unset LMF_ISA or choose a path `lmf env` lists as supported'
+        : 'rebuild it for this Node and CPU: `npm run install` in the project folder (needs libdnnl-dev and g++)',
+    });
+  }
 }
 
 /**

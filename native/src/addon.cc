@@ -1,7 +1,9 @@
 // Entry point of the native addon: registers every kernel group and exposes thread settings.
 #include <omp.h>
 #include <dnnl.hpp>
+#include <cstdlib>
 #include "common.h"
+#include "kernels.h"
 
 namespace lmf {
 
@@ -16,7 +18,8 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   const dnnl_version_t* v = dnnl_version();
   o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   o.Set("threads", omp_get_max_threads());
-  o.Set("isa", std::string(dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_bf16 ? "avx512_core_bf16"
+  o.Set("isa", std::string(kernels().name));
+  o.Set("onednnIsa", std::string(dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_bf16 ? "avx512_core_bf16"
                            : dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core  ? "avx512_core"
                            : dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx2         ? "avx2"
                                                                                           : "other"));
@@ -24,6 +27,16 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  std::string refused = selectIsa(std::getenv("LMF_ISA"));
+  if (!refused.empty()) {
+    Napi::Error::New(env, "lmf_native: " + refused).ThrowAsJavaScriptException();
+    return exports;
+  }
+  // a forced path holds for oneDNN's own code generation too, so that each path can be measured whole
+  if (std::getenv("LMF_ISA") && *std::getenv("LMF_ISA")) {
+    static const dnnl::cpu_isa onednn[] = {dnnl::cpu_isa::avx2, dnnl::cpu_isa::avx512_core, dnnl::cpu_isa::avx512_core_bf16};
+    dnnl::set_max_cpu_isa(onednn[static_cast<int>(kernels().isa)]);
+  }
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("info", Napi::Function::New(env, Info));
   registerMemory(env, exports);

@@ -6,7 +6,7 @@
 #include <tuple>
 #include <dnnl.hpp>
 #include "common.h"
-#include "gemv.h"
+#include "kernels.h"
 
 namespace lmf {
 
@@ -93,9 +93,9 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
     return;
   }
   if (!transA && transB && M <= kGemvMaxRows) {
-    // decoding: a few rows against a weight matrix is a stream over the weight (gemv.h)
-    if (dtype == BF16) gemvNT(static_cast<const uint16_t*>(A), static_cast<const uint16_t*>(B), C, M, N, K, accumulate, bias);
-    else gemvNT(static_cast<const float*>(A), static_cast<const float*>(B), C, M, N, K, accumulate, bias);
+    // decoding: a few rows against a weight matrix is a stream over the weight (gemv_kernels.h)
+    if (dtype == BF16) kernels().gemvBf16(static_cast<const uint16_t*>(A), static_cast<const uint16_t*>(B), C, M, N, K, accumulate, bias);
+    else kernels().gemvF32(static_cast<const float*>(A), static_cast<const float*>(B), C, M, N, K, accumulate, bias);
     return;
   }
   if (!transA && bucketRows(M) != M) {

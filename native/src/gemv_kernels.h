@@ -1,0 +1,138 @@
+// Few-row products against a weight in Hugging Face's layout, C[m, n] (+)= A[m, :] · W[n, :] (+ bias[n]),
+// for decoding: with one to four rows of activations the work is reading W once, so the kernel streams W's
+// rows across the threads and keeps each row's dot products in registers; f32 accumulation always.
+//
+// Plain pointers and sizes, no N-API. This header is compiled once per instruction set (native/src/isa/*.cc,
+// each with its own -march) inside the namespace LMF_ISA_NS; cpu.cc picks one at load time. The code below
+// chooses its vector width from the macros that -march defines: AVX-512 (+ AVX512-BF16 dot products) or
+// AVX2 + FMA.
+#ifndef LMF_ISA_NS
+#error "define LMF_ISA_NS before including gemv_kernels.h"
+#endif
+#include <immintrin.h>
+#include <omp.h>
+#include <cstdint>
+#include <cstring>
+#include "kernels.h"
+
+namespace lmf {
+namespace LMF_ISA_NS {
+namespace {
+
+inline float bf16ToF32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline float toF32(float v) { return v; }
+inline float toF32(uint16_t v) { return bf16ToF32(v); }
+
+#if defined(__AVX512F__)
+using Vec = __m512;
+constexpr int kLanes = 16;
+inline Vec zero() { return _mm512_setzero_ps(); }
+inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline float reduce(Vec v) { return _mm512_reduce_add_ps(v); }
+inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
+// 16 bf16 values widened to f32: bf16 is the upper half of an f32
+inline Vec load(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+#else
+using Vec = __m256;
+constexpr int kLanes = 8;
+inline Vec zero() { return _mm256_setzero_ps(); }
+inline Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline float reduce(Vec v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
+inline Vec load(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+#endif
+
+// dot products of rows a[0..M) with 4 consecutive weight rows w0..w3, each K long (f32 FMA on widened values)
+template <typename T>
+inline void dots4(const T* a, int64_t M, int64_t K, const T* w, float out[kGemvMaxRows][4]) {
+  for (int64_t m = 0; m < M; m++) {
+    Vec s0 = zero(), s1 = s0, s2 = s0, s3 = s0;
+    const T* x = a + m * K;
+    int64_t k = 0;
+    for (; k + kLanes <= K; k += kLanes) {
+      Vec xv = load(x + k);
+      s0 = fma(xv, load(w + k), s0);
+      s1 = fma(xv, load(w + K + k), s1);
+      s2 = fma(xv, load(w + 2 * K + k), s2);
+      s3 = fma(xv, load(w + 3 * K + k), s3);
+    }
+    float r[4] = {reduce(s0), reduce(s1), reduce(s2), reduce(s3)};
+    for (; k < K; k++)
+      for (int j = 0; j < 4; j++) r[j] += toF32(x[k]) * toF32(w[j * K + k]);
+    for (int j = 0; j < 4; j++) out[m][j] = r[j];
+  }
+}
+
+#if defined(__AVX512BF16__)
+// bf16 pairs multiplied and summed into f32 lanes in one instruction
+template <>
+inline void dots4<uint16_t>(const uint16_t* a, int64_t M, int64_t K, const uint16_t* w, float out[kGemvMaxRows][4]) {
+  for (int64_t m = 0; m < M; m++) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    const uint16_t* x = a + m * K;
+    int64_t k = 0;
+    auto pairs = [](const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); };
+    for (; k + 32 <= K; k += 32) {
+      __m512bh xv = pairs(x + k);
+      s0 = _mm512_dpbf16_ps(s0, xv, pairs(w + k));
+      s1 = _mm512_dpbf16_ps(s1, xv, pairs(w + K + k));
+      s2 = _mm512_dpbf16_ps(s2, xv, pairs(w + 2 * K + k));
+      s3 = _mm512_dpbf16_ps(s3, xv, pairs(w + 3 * K + k));
+    }
+    float r[4] = {reduce(s0), reduce(s1), reduce(s2), reduce(s3)};
+    for (; k < K; k++)
+      for (int j = 0; j < 4; j++) r[j] += bf16ToF32(x[k]) * bf16ToF32(w[j * K + k]);
+    for (int j = 0; j < 4; j++) out[m][j] = r[j];
+  }
+}
+#endif
+
+// weight rows in blocks of four across the threads, the last N % 4 rows one at a time
+template <typename T>
+void gemv(const T* A, const T* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
+  int64_t blocks = N / 4;
+  auto store = [&](int64_t m, int64_t n, float v) {
+    v += bias ? bias[n] : 0.0f;
+    C[m * N + n] = accumulate ? C[m * N + n] + v : v;
+  };
+#pragma omp parallel for schedule(static) if (N * K > (1 << 16))
+  for (int64_t b = 0; b < blocks; b++) {
+    float out[kGemvMaxRows][4];
+    dots4<T>(A, M, K, W + b * 4 * K, out);
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t j = 0; j < 4; j++) store(m, b * 4 + j, out[m][j]);
+  }
+  for (int64_t n = blocks * 4; n < N; n++)
+    for (int64_t m = 0; m < M; m++) {
+      float s = 0;
+      for (int64_t k = 0; k < K; k++) s += toF32(A[m * K + k]) * toF32(W[n * K + k]);
+      store(m, n, s);
+    }
+}
+
+}  // namespace
+
+void gemvF32(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
+  gemv(A, W, C, M, N, K, accumulate, bias);
+}
+void gemvBf16(const uint16_t* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,
+              const float* bias) {
+  gemv(A, W, C, M, N, K, accumulate, bias);
+}
+
+}  // namespace LMF_ISA_NS
+}  // namespace lmf

@@ -1,0 +1,44 @@
+// The hand-written kernels that exist once per instruction set, and the table that picks one set at load time.
+// Plain pointers and sizes: no N-API here. Each set is compiled from the same headers with its own -march
+// (native/src/isa/*.cc, binding.gyp), so one binary runs on any x86-64-v3 CPU and uses AVX-512 where it exists.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace lmf {
+
+constexpr int64_t kGemvMaxRows = 4;
+
+#define LMF_DECLARE_KERNELS(ns)                                                                                    \
+  namespace ns {                                                                                                   \
+  void gemvF32(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,          \
+               const float* bias);                                                                                 \
+  void gemvBf16(const uint16_t* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,   \
+                const float* bias);                                                                                \
+  }
+LMF_DECLARE_KERNELS(avx2)
+LMF_DECLARE_KERNELS(avx512)
+LMF_DECLARE_KERNELS(avx512bf16)
+#undef LMF_DECLARE_KERNELS
+
+// Instruction-set paths, slowest first.
+enum class Isa : int { Avx2 = 0, Avx512 = 1, Avx512Bf16 = 2 };
+
+struct KernelTable {
+  Isa isa;
+  const char* name;
+  // C[M, N] (+)= A[M, :] · W[N, :] (+ bias) for M <= kGemvMaxRows
+  void (*gemvF32)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*);
+  void (*gemvBf16)(const uint16_t*, const uint16_t*, float*, int64_t, int64_t, int64_t, bool, const float*);
+};
+
+// The best path this CPU (and its operating system) supports.
+Isa detectIsa();
+const char* isaName(Isa isa);
+// Chooses the path: LMF_ISA (avx2, avx512, avx512bf16) when set, else the best supported. Returns an error
+// message (and keeps the current path) when LMF_ISA is unknown or names a path this CPU lacks.
+std::string selectIsa(const char* requested);
+// The kernels of the chosen path.
+const KernelTable& kernels();
+
+}  // namespace lmf
