@@ -22,6 +22,8 @@ export interface NativeAddon {
     accumulate: boolean, bias: F32 | null, dtype: number): void;
   toBf16(src: F32, dst: Uint16Array, n: number): void;
   toF32(src: Uint16Array, dst: F32, n: number): void;
+  /** how many values are NaN or ±Infinity (dtype: NativeDType) */
+  countNonFinite(x: Buf, n: number, dtype: number): number;
   axpby(x: F32, y: F32 | null, out: F32, n: number, a: number, b: number): void;
   fill(x: F32, n: number, value: number): void;
   dropout(x: F32, out: F32, n: number, p: number, seed: number): void;

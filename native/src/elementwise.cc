@@ -27,6 +27,28 @@ static Napi::Value ToF32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// countNonFinite(x, n, dtype): how many of x[0..n) are NaN or infinite (exponent bits all ones), f32 or bf16.
+// A load-time check of every weight: one pass over memory that was just read from disk.
+static Napi::Value CountNonFinite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t n = i64(info[1]);
+  DType dtype = static_cast<DType>(i64(info[2]));
+  size_t el = dtype == BF16 ? 2 : 4;
+  if (!require(env, n >= 0 && byteLength(info[0]) >= static_cast<size_t>(n) * el, "countNonFinite: x is smaller than n"))
+    return env.Undefined();
+  int64_t bad = 0;
+  if (dtype == BF16) {
+    const uint16_t* x = ptr<uint16_t>(info[0]);
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static) reduction(+ : bad)
+    for (int64_t i = 0; i < n; i++) bad += (x[i] & 0x7f80u) == 0x7f80u;
+  } else {
+    const uint32_t* x = ptr<uint32_t>(info[0]);
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static) reduction(+ : bad)
+    for (int64_t i = 0; i < n; i++) bad += (x[i] & 0x7f800000u) == 0x7f800000u;
+  }
+  return Napi::Number::New(env, static_cast<double>(bad));
+}
+
 // axpby(x, y, out, n, a, b): out = a*x + b*y  (out may alias x or y; y may be null, meaning out = a*x)
 static Napi::Value Axpby(const Napi::CallbackInfo& info) {
   const float* x = ptr<float>(info[0]);
@@ -158,6 +180,7 @@ static Napi::Value Dropout(const Napi::CallbackInfo& info) {
 void registerElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("toBf16", Napi::Function::New(env, ToBf16));
   exports.Set("toF32", Napi::Function::New(env, ToF32));
+  exports.Set("countNonFinite", Napi::Function::New(env, CountNonFinite));
   exports.Set("axpby", Napi::Function::New(env, Axpby));
   exports.Set("fill", Napi::Function::New(env, Fill));
   exports.Set("dropout", Napi::Function::New(env, Dropout));

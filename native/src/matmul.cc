@@ -66,7 +66,21 @@ int64_t bucketRows(int64_t M) {
   int64_t step = M <= 512 ? 32 : 128;
   return (M + step - 1) / step * step;
 }
-constexpr int kSlotPadA = 120, kSlotPadC = 121;
+constexpr int kSlotPadA = 120, kSlotPadC = 121, kSlotWideA = 122, kSlotWideB = 123;
+
+// oneDNN implements bf16 matmuls from AVX-512 on; below that (AVX2) bf16 operands are widened to f32 first.
+bool onednnHasBf16() {
+  static const bool has = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+  return has;
+}
+
+float* widened(int slot, const void* src, int64_t n) {
+  const auto* h = static_cast<const uint16_t*>(src);
+  float* out = scratch(slot, static_cast<size_t>(n));
+#pragma omp parallel for simd if (n > (1 << 15)) schedule(static)
+  for (int64_t i = 0; i < n; i++) out[i] = bf16_to_f32(h[i]);
+  return out;
+}
 }  // namespace
 
 void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
@@ -96,6 +110,10 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
     // decoding: a few rows against a weight matrix is a stream over the weight (gemv_kernels.h)
     if (dtype == BF16) kernels().gemvBf16(static_cast<const uint16_t*>(A), static_cast<const uint16_t*>(B), C, M, N, K, accumulate, bias);
     else kernels().gemvF32(static_cast<const float*>(A), static_cast<const float*>(B), C, M, N, K, accumulate, bias);
+    return;
+  }
+  if (dtype == BF16 && !onednnHasBf16()) {
+    gemm(widened(kSlotWideA, A, M * K), widened(kSlotWideB, B, K * N), C, M, N, K, transA, transB, accumulate, bias, F32);
     return;
   }
   if (!transA && bucketRows(M) != M) {

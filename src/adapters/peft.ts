@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { LmfError } from '../errors.js';
+import { notice } from '../util/notice.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import type { CausalLM } from '../models/registry.js';
@@ -60,6 +61,23 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   return c;
 }
 
+/** The model a path or Hub id names, for comparison: "org/name" from a Hub cache folder, else the last part. */
+function modelName(p: string): string {
+  const cached = /models--([^/\\]+?)--([^/\\]+)/.exec(p);
+  return (cached ? cached[2] : path.basename(path.resolve(p))).toLowerCase();
+}
+
+/**
+ * A warning when the adapter was trained on another base than `modelPath` (adapter_config.json's
+ * base_model_name_or_path, a folder or a Hub id), or null when they agree or the adapter names none.
+ */
+export function adapterBaseMismatch(dir: string, modelPath: string): string | null {
+  const base = readAdapterConfig(dir).base_model_name_or_path;
+  if (!base) return null;
+  if (path.resolve(base) === path.resolve(modelPath) || modelName(base) === modelName(modelPath)) return null;
+  return `the adapter ${dir} was trained on ${base} (adapter_config.json base_model_name_or_path) and is loaded onto ${modelPath}`;
+}
+
 export function settingsFromConfig(c: AdapterConfig): LoraSettings {
   return {
     r: c.r, alpha: c.lora_alpha, dropout: c.lora_dropout ?? 0, targetModules: c.target_modules,
@@ -69,7 +87,10 @@ export function settingsFromConfig(c: AdapterConfig): LoraSettings {
 }
 
 /** Attaches the adapter in `dir` to the model and fills A and B from its file. */
-export function loadPeftAdapter(model: CausalLM, dir: string): Map<string, LoraLayer> {
+/** Attaches the adapter in `dir`; with the base's path, warns when the adapter was trained on another base. */
+export function loadPeftAdapter(model: CausalLM, dir: string, basePath?: string): Map<string, LoraLayer> {
+  const mismatch = basePath === undefined ? null : adapterBaseMismatch(dir, basePath);
+  if (mismatch) notice(mismatch);
   const config = readAdapterConfig(dir);
   const layers = attachLora(model, settingsFromConfig(config), new Rng(0));
   const file = path.join(dir, 'adapter_model.safetensors');

@@ -9,6 +9,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import { extractCalls } from '../data/templates/tools.js';
 import { GenerationEngine, QueueFullError, type Completion } from '../infer/generate.js';
 import { chatRequest, type InferenceModel } from '../infer/load.js';
+import { checkPromptLength } from '../infer/prompt-length.js';
 import type { GenerationSettings } from '../infer/settings.js';
 import { chatRequestSchema, ProtocolError, toConversation, toolCallsBody, type ChatCompletionRequest } from './protocol.js';
 
@@ -84,13 +85,24 @@ export function buildApiServer(m: InferenceModel, o: ApiOptions): FastifyInstanc
     const body = parsed.data;
     const conv = toConversation(body);
     const stop = typeof body.stop === 'string' ? [body.stop] : body.stop;
-    const request = chatRequest(m, conv.messages, {
-      system: conv.system ?? o.defaultSystem, tools: conv.tools, settings: requestSettings(o.settings, body), stop, seed: body.seed,
-    });
     const limit = m.model.config.maxPositions;
-    if (request.prompt.length >= limit) {
-      throw new ProtocolError(400, `This model's maximum context length is ${limit} tokens; the messages take ${request.prompt.length}.`, 'messages', 'context_length_exceeded');
+    const system = conv.system ?? o.defaultSystem;
+    const verdict = await checkPromptLength(m.tokenizer, [system ?? '', conv.tools ?? '', ...conv.messages.map((x) => x.content)], limit);
+    if (!verdict.ok) {
+      throw new ProtocolError(400, `This model's maximum context length is ${limit} tokens; the messages take at least ${verdict.atLeast}.`, 'messages', 'context_length_exceeded');
     }
+    const prompted = chatRequest(m, conv.messages, { system, tools: conv.tools, settings: requestSettings(o.settings, body), stop, seed: body.seed });
+    const room = limit - prompted.prompt.length;
+    if (room <= 0) {
+      throw new ProtocolError(400, `This model's maximum context length is ${limit} tokens; the messages take ${prompted.prompt.length}.`, 'messages', 'context_length_exceeded');
+    }
+    // OpenAI's rule: an explicit completion length that does not fit is refused; the default one is clamped
+    const asked = body.max_completion_tokens ?? body.max_tokens;
+    if (asked !== undefined && asked > room) {
+      throw new ProtocolError(400, `This model's maximum context length is ${limit} tokens. However, you requested ${prompted.prompt.length + asked} tokens (${prompted.prompt.length} in the messages, ${asked} in the completion). Please reduce the length of the messages or completion.`,
+        body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens', 'context_length_exceeded');
+    }
+    const request = { ...prompted, maxNewTokens: Math.min(prompted.maxNewTokens, room) };
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const cancel = new AbortController();
     // the response's socket closing before we finished means the client went away

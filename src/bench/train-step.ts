@@ -14,6 +14,7 @@ import { Rng } from '../tensor/random.js';
 import { memoryStats } from '../tensor/pool.js';
 import { persistent, withScope, type Tensor } from '../tensor/tensor.js';
 import { AdamW } from '../train/adamw.js';
+import { maxOf, minOf } from '../util/arrays.js';
 
 export type BenchMode = 'full' | 'lora' | 'infer';
 
@@ -123,7 +124,7 @@ export function runBench(o: BenchOptions): BenchResult {
     params: params.reduce((a, p) => a + p.size, 0),
     trainable_params: trainable.reduce((a, p) => a + p.size, 0),
     tokens_per_s: round(tokens / med, 1),
-    step_s: round(med, 4), step_s_min: round(Math.min(...times), 4), step_s_max: round(Math.max(...times), 4),
+    step_s: round(med, 4), step_s_min: round(minOf(times), 4), step_s_max: round(maxOf(times), 4),
     gflops: round((flopsPerToken * tokens) / med / 1e9, 1),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     peak_native_mb: Math.round(memoryStats().peakBytes / 2 ** 20),

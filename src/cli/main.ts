@@ -1,10 +1,8 @@
 /** `lmf`: the command line. Each subcommand parses its options here and calls the layer that does the work. */
 import { Command, Option } from 'commander';
 import { nonNegativeInt, positiveInt, positiveNumber } from './parse.js';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { LmfError } from '../errors.js';
+import { lmfVersion as version } from '../version.js';
+import { fromSystemError, LmfError } from '../errors.js';
 import { availableParallelism } from 'node:os';
 import { runDataBench } from '../bench/data.js';
 import { runGenerateBench } from '../bench/generate.js';
@@ -24,8 +22,6 @@ import { predict } from '../eval/predict.js';
 import { runChoiceEval } from '../eval/run.js';
 import { scoreLines } from '../eval/choice.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
 export function buildProgram(): Command {
   const program = new Command('lmf')
@@ -129,8 +125,9 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    if (err instanceof LmfError) {
-      process.stderr.write(`${err.format()}\n`);
+    const known = err instanceof LmfError ? err : fromSystemError(err);
+    if (known) {
+      process.stderr.write(`${known.format()}\n`);
     } else {
       const e = err as Error;
       process.stderr.write(`error: ${e.message}\n`);

@@ -1,7 +1,7 @@
 /** `lmf init` (a fresh model folder with a real tokenizer) and `lmf generate` (greedy answers to prompts). */
 import { Command } from 'commander';
 import { positiveInt } from './parse.js';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { HfTokenizer } from '../data/tokenizer.js';
 import { LmfError } from '../errors.js';
@@ -13,6 +13,7 @@ import { chatRequest, loadInference } from '../infer/load.js';
 import { mergeSettings } from '../infer/settings.js';
 import { scoreAnswers } from '../infer/score.js';
 import { ValueHead } from '../models/value-head.js';
+import { ensureDir } from '../io/dirs.js';
 
 export function initCommand(): Command {
   return new Command('init')
@@ -37,7 +38,7 @@ export function initCommand(): Command {
         bos_token_id: tok.bosId, eos_token_id: tok.eosId, pad_token_id: null, hidden_act: 'silu',
       };
       const model = initLlama(parseModelConfig(raw, o.out), 'f32', o.seed);
-      mkdirSync(o.out, { recursive: true });
+      ensureDir(o.out);
       saveModelFolder(model, o.out, { dtype: 'F32' });
       for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(o.tokenizer, f), path.join(o.out, f));
       const params = model.namedParameters().reduce((a, [, p]) => a + p.size, 0);

@@ -4,6 +4,7 @@
  * ids, so attention never crosses from one packed sequence into another.
  */
 import { IGNORE, type Encoded } from './processors/common.js';
+import { maxOf } from '../util/arrays.js';
 
 export interface TokenBatch {
   ids: Int32Array;
@@ -17,7 +18,7 @@ export interface TokenBatch {
 }
 
 export function padBatch(examples: Encoded[], padId: number, multipleOf = 8): TokenBatch {
-  const longest = Math.max(1, ...examples.map((e) => e.ids.length));
+  const longest = maxOf(examples.map((e) => e.ids.length), 1);
   const seq = Math.ceil(longest / multipleOf) * multipleOf;
   const B = examples.length;
   const ids = new Int32Array(B * seq).fill(padId);

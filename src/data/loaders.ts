@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { parquetReadObjects } from 'hyparquet';
 import { LmfError } from '../errors.js';
+import { pushAll } from '../util/arrays.js';
 
 export interface Row {
   values: Record<string, unknown>;
@@ -137,6 +138,6 @@ export async function loadRows(target: string): Promise<Row[]> {
   const types = new Set(files.map(extensionOf));
   if (types.size > 1) throw new LmfError('mixed_files', `the folder mixes file types (${[...types].join(', ')})`, { file: target, hint: 'keep one type per dataset folder' });
   const rows: Row[] = [];
-  for (const f of files) rows.push(...await readOne(f));
+  for (const f of files) pushAll(rows, await readOne(f));
   return rows;
 }

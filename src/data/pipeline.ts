@@ -10,7 +10,7 @@ import { cacheKey, readCache, writeCache } from './cache.js';
 import { resolveDatasets, type DatasetAttr } from './dataset-info.js';
 import { checkColumns, convertRow, type RowProblem, type StageKind } from './formats.js';
 import { loadRows } from './loaders.js';
-import type { AlignedExample } from './messages.js';
+import type { AlignedExample, Message } from './messages.js';
 import type { Encoded, ProcessOptions, AnyTemplate } from './processors/common.js';
 import { encodeKto, type EncodedKto } from './processors/kto.js';
 import { encodePairwise, type EncodedPair } from './processors/pairwise.js';
@@ -31,6 +31,8 @@ export interface DataStats {
   rowsDropped: number;
   examples: number;
   truncated: number;
+  /** sft examples left with no trained token after truncation to cutoff_len (dropped) */
+  noTarget: number;
   /** token lengths of the processed training examples */
   lengths: number[];
 }
@@ -115,6 +117,26 @@ function splitValidation(items: AlignedExample[], valSize: number, rng: Rng): [A
   return [order.slice(n).map((i) => items[i]), order.slice(0, n).map((i) => items[i])];
 }
 
+/** Characters kept beyond the truncation bound, so that the word at the cut is still whole. */
+const CLIP_SLACK = 1024;
+
+/**
+ * A message's text cut to what truncation to cutoff_len can keep: no token is longer than the vocabulary's
+ * longest spelling, so characters past cutoffLen of those never reach a training example, and a 10 MB row is
+ * not tokenised in full (seconds to minutes) only to be cut. Pre-training keeps documents whole (they are packed).
+ */
+function clipMessages(items: AlignedExample[], tok: TextTokenizer, cutoffLen: number): AlignedExample[] {
+  if (!(tok instanceof HfTokenizer)) return items;
+  const bound = cutoffLen * tok.vocabularyFacts.maxTokenChars + CLIP_SLACK;
+  const clip = (m: Message): Message => {
+    if (m.content.length <= bound) return m;
+    const space = m.content.indexOf(' ', bound - CLIP_SLACK);
+    return { ...m, content: m.content.slice(0, space >= 0 && space < bound ? space : bound) };
+  };
+  const long = (m: Message) => m.content.length > bound;
+  return items.map((e) => (e.prompt.some(long) || e.response.some(long) ? { ...e, prompt: e.prompt.map(clip), response: e.response.map(clip) } : e));
+}
+
 /**
  * Runs the stage's processor over aligned examples. For pt, `documentsOnly` returns each document's ids
  * unpacked (workers tokenise, the caller packs the concatenation).
@@ -127,12 +149,15 @@ export function processExamples(kind: StageKind, items: AlignedExample[], t: Any
     if (documentsOnly) return { kind, examples: docs.map((ids) => ({ ids, labels: ids })) };
     return packOrTruncate(tok, docs, c, stats);
   }
+  items = clipMessages(items, tok, c.cutoff_len);
   if (kind === 'sft') {
-    const examples = items.map((e) => {
+    const encoded = items.map((e) => {
       const enc = encodeSupervised(t, tok, e, o);
       if (stats && enc.truncated) stats.truncated++;
       return { ids: enc.ids, labels: enc.labels };
-    }).filter((e) => e.labels.some((l) => l >= 0));
+    });
+    const examples = encoded.filter((e) => e.labels.some((l) => l >= 0));
+    if (stats) stats.noTarget += encoded.length - examples.length;
     return { kind, examples };
   }
   if (kind === 'pairwise') return { kind, pairs: items.map((e) => encodePairwise(t, tok, e, o)) };
@@ -182,8 +207,11 @@ export async function processAll(kind: StageKind, items: AlignedExample[], t: An
     return joinSets(kind, sets, tok, c, stats);
   }
   if (n < 2 || !dir || items.length < WORKER_MIN_EXAMPLES || kind === 'kto') return processBatched(kind, items, t, tok, c, stats);
-  const { sets, truncated } = await processOnWorkers(kind, items, c, dir, n);
-  if (stats) stats.truncated += truncated;
+  const { sets, truncated, noTarget } = await processOnWorkers(kind, items, c, dir, n);
+  if (stats) {
+    stats.truncated += truncated;
+    stats.noTarget += noTarget;
+  }
   return joinSets(kind, sets, tok, c, stats);
 }
 
@@ -252,7 +280,7 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
   } else {
     [trainItems, evalItems] = splitValidation(trainItems, c.val_size, rng);
   }
-  const stats: DataStats = { rowsRead: counts.read, rowsDropped: problems.length, examples: 0, truncated: 0, lengths: [] };
+  const stats: DataStats = { rowsRead: counts.read, rowsDropped: problems.length, examples: 0, truncated: 0, noTarget: 0, lengths: [] };
   const train = await processAll(kind, trainItems, template, tokenizer, c, stats);
   if (sizeOf(train) === 0) {
     throw new LmfError('no_examples', 'no valid example is left after checking the data', {

@@ -5,6 +5,7 @@
 import type { TextTokenizer } from './tokenizer.js';
 import type { Encoded } from './processors/common.js';
 import type { PreparedData, ProcessedSet } from './pipeline.js';
+import { maxOf } from '../util/arrays.js';
 
 /** The example's text with trained spans wrapped in ⟦ ⟧ (or colour on a terminal). */
 export function markTrained(tok: TextTokenizer, e: Encoded, color: boolean): string {
@@ -33,11 +34,11 @@ export function previewExamples(set: ProcessedSet, n: number): { label: string; 
 
 export function histogram(lengths: number[], buckets = 8): string[] {
   if (!lengths.length) return [];
-  const max = Math.max(...lengths);
+  const max = maxOf(lengths);
   const width = Math.max(1, Math.ceil((max + 1) / buckets));
   const counts = new Array<number>(buckets).fill(0);
   for (const l of lengths) counts[Math.min(buckets - 1, Math.floor(l / width))]++;
-  const top = Math.max(...counts);
+  const top = maxOf(counts);
   return counts.map((c, b) => `${String(b * width).padStart(6)}-${String((b + 1) * width - 1).padEnd(6)} ${'#'.repeat(Math.round((c / top) * 40)).padEnd(40)} ${c}`);
 }
 
@@ -47,7 +48,7 @@ export function checkSummary(d: PreparedData): string[] {
     `rows read: ${s.rowsRead}`,
     `examples kept: ${s.examples}${s.rowsDropped ? `, rows dropped: ${s.rowsDropped}` : ''}`,
     `truncated to cutoff_len: ${s.truncated}`,
-    `tokens: ${s.lengths.reduce((a, b) => a + b, 0)} (mean ${(s.lengths.reduce((a, b) => a + b, 0) / Math.max(1, s.lengths.length)).toFixed(1)}, max ${Math.max(0, ...s.lengths)})`,
+    `tokens: ${s.lengths.reduce((a, b) => a + b, 0)} (mean ${(s.lengths.reduce((a, b) => a + b, 0) / Math.max(1, s.lengths.length)).toFixed(1)}, max ${maxOf(s.lengths, 0)})`,
     'length histogram:',
     ...histogram(s.lengths),
   ];

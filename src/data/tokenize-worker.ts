@@ -20,9 +20,9 @@ const template = resolveTemplate(config.template, tokenizer, config.stage);
 
 parentPort!.on('message', async (msg: { id: number; kind: StageKind; items: AlignedExample[] }) => {
   try {
-    const stats: DataStats = { rowsRead: 0, rowsDropped: 0, examples: 0, truncated: 0, lengths: [] };
+    const stats: DataStats = { rowsRead: 0, rowsDropped: 0, examples: 0, truncated: 0, noTarget: 0, lengths: [] };
     const set = await processBatched(msg.kind, msg.items, template, tokenizer, config, stats, true);
-    parentPort!.postMessage({ id: msg.id, set, truncated: stats.truncated });
+    parentPort!.postMessage({ id: msg.id, set, truncated: stats.truncated, noTarget: stats.noTarget });
   } catch (err) {
     parentPort!.postMessage({ id: msg.id, error: (err as Error).message });
   }

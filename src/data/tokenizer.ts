@@ -116,6 +116,23 @@ export class HfTokenizer implements TextTokenizer {
       : Array.isArray(tpl) ? ((tpl as { name: string; template: string }[]).find((t) => t.name === 'default')?.template ?? null) : null;
   }
 
+  private vocabFacts: { maxTokenChars: number; maxId: number } | null = null;
+
+  /** The longest token's text and the highest token id (from the vocabulary, computed once). */
+  get vocabularyFacts(): { maxTokenChars: number; maxId: number } {
+    if (!this.vocabFacts) {
+      let maxTokenChars = 1, maxId = -1;
+      // a token's vocabulary spelling is at least as long as the text it stands for (byte-level BPE spells a
+      // byte as a character, SentencePiece's byte tokens are <0xNN>)
+      for (const [text, id] of this.vocabulary()) {
+        if (text.length > maxTokenChars) maxTokenChars = text.length;
+        if (id > maxId) maxId = id;
+      }
+      this.vocabFacts = { maxTokenChars, maxId };
+    }
+    return this.vocabFacts;
+  }
+
   /** tokenizer.json and tokenizer_config.json from a model folder. */
   static fromDir(dir: string): HfTokenizer {
     const file = path.join(dir, 'tokenizer.json');
@@ -215,4 +232,16 @@ export class HfTokenizer implements TextTokenizer {
     if (!this.cache.has(token)) this.cache.set(token, this.tok.token_to_id(token) ?? null);
     return this.cache.get(token)!;
   }
+}
+
+/**
+ * Refuses a tokenizer that can produce ids past the model's embedding rows (a tokenizer from another model, or
+ * tokens added without resizing the embeddings): such an id would index past the embedding table.
+ */
+export function checkTokenizerFits(tok: TextTokenizer, embeddingRows: number, modelDir: string): void {
+  const maxId = tok instanceof HfTokenizer ? tok.vocabularyFacts.maxId : tok.vocabSize - 1;
+  if (maxId < embeddingRows) return;
+  throw new LmfError('tokenizer_too_large', `the tokenizer has token ids up to ${maxId}, but the model has ${embeddingRows} embedding rows (vocab_size in config.json)`, {
+    file: path.join(modelDir, 'tokenizer.json'), hint: 'use the tokenizer that belongs to this model, or resize the embeddings to the tokenizer before training',
+  });
 }

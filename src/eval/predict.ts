@@ -4,7 +4,6 @@
  * predict_results.json the mean BLEU-4 and ROUGE-1/2/L, as LLaMA-Factory writes them.
  */
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
 import type { TrainConfig } from '../config/schema.js';
 import { preparePredictData } from '../data/pipeline.js';
 import { IGNORE, type Encoded } from '../data/processors/common.js';
@@ -14,6 +13,7 @@ import { generate } from '../infer/generate.js';
 import { configSettings, loadFromConfig } from '../infer/load.js';
 import { stopIdsOf } from '../infer/settings.js';
 import { similarity, type Similarity } from './similarity.js';
+import { ensureDir } from '../io/dirs.js';
 
 /** The prompt (everything before the last answer) and the last answer's tokens. */
 export function splitLastAnswer(e: Encoded): { prompt: number[]; answer: number[] } {
@@ -56,7 +56,7 @@ export async function predict(c: TrainConfig, print: (line: string) => void): Pr
     for (const [key, v] of Object.entries(sums)) results[`predict_${key}`] = Math.round((v / Math.max(1, items.length)) * 1e4) / 1e4;
     results.predict_runtime = Math.round(runtime * 1e4) / 1e4;
     results.predict_samples_per_second = Math.round((items.length / runtime) * 1e3) / 1e3;
-    mkdirSync(c.output_dir, { recursive: true });
+    ensureDir(c.output_dir);
     writeTextAtomic(path.join(c.output_dir, 'generated_predictions.jsonl'), lines.map((l) => `${l}\n`).join(''));
     writeTextAtomic(path.join(c.output_dir, 'predict_results.json'), `${JSON.stringify(results, null, 2)}\n`);
     return results;

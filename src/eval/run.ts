@@ -1,11 +1,12 @@
 /** `lmf eval CONFIG`: load the model and the task, score it, write results.json and results.log to save_dir. */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import { loadFromConfig } from '../infer/load.js';
 import { evaluateChoices, loadTask, scoreLines, type ChoiceReport } from './choice.js';
+import { ensureDir } from '../io/dirs.js';
 
 export function runChoiceEval(c: TrainConfig, print: (line: string) => void): ChoiceReport {
   if (!c.task) throw new LmfError('missing_key', 'eval needs task: <benchmark>_<split>', { key: 'task', hint: 'for example task: mmlu_test' });
@@ -19,7 +20,7 @@ export function runChoiceEval(c: TrainConfig, print: (line: string) => void): Ch
       onSubject: (key, done, total) => print(`eval: ${key} (${done}/${total})`),
     });
     if (c.save_dir) {
-      mkdirSync(c.save_dir, { recursive: true });
+      ensureDir(c.save_dir);
       writeTextAtomic(path.join(c.save_dir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
       writeTextAtomic(path.join(c.save_dir, 'results.log'), `${scoreLines(report.scores)}\n`);
     }

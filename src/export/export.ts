@@ -2,13 +2,16 @@
  * `lmf export`: the base model with every adapter merged (in f32), written as a Hugging Face folder to
  * export_dir (safetensors in export_size-GB shards, the tokenizer files, config and generation config), and
  * optionally a GGUF file beside it. The folder is assembled under a temporary name and renamed into place,
- * so export_dir is either the previous export or the complete new one.
+ * so export_dir is either the previous export or the complete new one. Only an earlier export of ours (its
+ * run.json says so) is ever replaced: a folder holding anything else, or overlapping an input, is refused.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
 import { writeTextAtomic } from '../io/atomic.js';
+import { ensureDir, refuseOverlap, removeStaleTemps } from '../io/dirs.js';
+import { readManifest, writeManifest } from '../io/manifest.js';
 import { loadInference } from '../infer/load.js';
 import { saveModelFolder } from '../models/save.js';
 import { writeGguf } from './gguf.js';
@@ -32,13 +35,18 @@ export interface ExportResult {
 export function exportModel(c: TrainConfig, print: (line: string) => void = () => {}): ExportResult {
   if (!c.export_dir) throw new LmfError('missing_key', 'export needs export_dir: the folder to write the merged model to', { key: 'export_dir' });
   const target = path.resolve(c.export_dir);
-  if (target === path.resolve(c.model_name_or_path)) {
-    throw new LmfError('bad_export_dir', 'export_dir is the base model folder; the export would replace the model it reads', { key: 'export_dir' });
-  }
+  refuseOverlap({ key: 'export_dir', path: c.export_dir }, [
+    { key: 'model_name_or_path', path: c.model_name_or_path },
+    ...(c.adapter_name_or_path ?? []).map((a) => ({ key: 'adapter_name_or_path', path: a })),
+  ]);
+  refuseForeignContents(target);
   const m = loadInference({ model: c.model_name_or_path, adapters: c.adapter_name_or_path, template: c.template, dtype: 'f32', mergeAll: true });
-  mkdirSync(path.dirname(target), { recursive: true });
-  const tmp = mkdtempSync(`${target}.tmp-`);
+  ensureDir(path.dirname(target), 'export_dir');
+  removeStaleTemps(path.dirname(target));
+  const tmp = `${target}.tmp-${process.pid}`;
   try {
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
     const dtype = exportDtype(c, m.model.config.raw.torch_dtype);
     print(`merging ${c.adapter_name_or_path?.length ?? 0} adapter(s) into ${c.model_name_or_path}; writing ${dtype} shards of at most ${c.export_size} GB`);
     saveModelFolder(m.model, tmp, { dtype, shardBytes: c.export_size * 1e9 });
@@ -56,6 +64,7 @@ export function exportModel(c: TrainConfig, print: (line: string) => void = () =
       print(`writing model.gguf (${c.export_gguf})`);
       writeGguf(path.join(tmp, 'model.gguf'), m.model, c.model_name_or_path, c.export_gguf, path.basename(target));
     }
+    writeManifest(tmp, 'export', c);
     const old = existsSync(target) ? `${tmp}-previous` : null;
     if (old) renameSync(target, old);
     renameSync(tmp, target);
@@ -67,4 +76,14 @@ export function exportModel(c: TrainConfig, print: (line: string) => void = () =
     m.dispose();
   }
   return { dir: target, files: readdirSync(target).sort() };
+}
+
+/** An existing export_dir must be empty or an earlier export of ours: replacing it must not delete the user's files. */
+function refuseForeignContents(target: string): void {
+  if (!existsSync(target)) return;
+  const entries = readdirSync(target);
+  if (!entries.length || readManifest(target)?.command === 'export') return;
+  throw new LmfError('export_dir_not_empty', `export_dir holds files that are not an LMFactory export (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''})`, {
+    file: target, key: 'export_dir', hint: 'choose a new or empty folder; an earlier `lmf export` there (with its run.json) is replaced',
+  });
 }

@@ -12,6 +12,7 @@ import { Rng } from '../tensor/random.js';
 import { withScope } from '../tensor/tensor.js';
 import type { KvCache } from '../models/kv-cache.js';
 import { chooseToken, type SamplingParams } from './sampling.js';
+import { maxOf, pushAll } from '../util/arrays.js';
 
 export interface GenerationRequest {
   prompt: number[];
@@ -59,13 +60,13 @@ class Sequence {
     const keep = reuse ? Math.min(reuse.keep, request.prompt.length - 1) : 0;
     this.cache = reuse?.cache ?? model.newCache();
     this.cache.truncate(keep);
-    this.fed.push(...request.prompt.slice(0, keep));
+    pushAll(this.fed, request.prompt.slice(0, keep));
     this.pending = request.prompt.slice(keep);
     this.context = new Set(request.prompt);
     this.rng = new Rng(request.seed ?? 0);
     this.stops = new Set(request.stopIds);
     this.stopStrings = (request.stopStrings ?? []).filter((s) => s.length > 0);
-    this.holdBack = Math.max(0, ...this.stopStrings.map((s) => s.length - 1));
+    this.holdBack = maxOf(this.stopStrings.map((s) => s.length - 1), 0);
     if (request.maxNewTokens <= 0) this.finish = 'length';
   }
 
@@ -134,7 +135,7 @@ function step(model: CausalLM, seqs: Sequence[]): void {
   if (!live.length) return;
   noGrad(() => withScope(() => {
     const logits = model.extend(live.map((s) => s.pending), live.map((s) => s.cache));
-    for (const s of live) s.fed.push(...s.pending);
+    for (const s of live) pushAll(s.fed, s.pending);
     const V = logits.shape[1];
     live.forEach((s, i) => s.accept(logits.data.subarray(i * V, (i + 1) * V), model.config.maxPositions));
   }));

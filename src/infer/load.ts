@@ -7,7 +7,7 @@ import { linearModules, mergeLora, stackOnto } from '../adapters/lora.js';
 import { loadPeftAdapter, readAdapterConfig } from '../adapters/peft.js';
 import { resolveTemplate } from '../data/pipeline.js';
 import type { AnyTemplate } from '../data/processors/common.js';
-import { HfTokenizer } from '../data/tokenizer.js';
+import { checkTokenizerFits, HfTokenizer } from '../data/tokenizer.js';
 import type { Message } from '../data/messages.js';
 import { loadModel, type CausalLM } from '../models/registry.js';
 import type { GenerationRequest } from './generate.js';
@@ -69,6 +69,7 @@ export function configSettings(c: TrainConfig, m: InferenceModel): GenerationSet
 export function loadInference(spec: InferenceSpec): InferenceModel {
   const dtype = spec.dtype ?? 'f32';
   const tokenizer = HfTokenizer.fromDir(spec.model);
+  checkTokenizerFits(tokenizer, readModelConfig(spec.model).vocabSize, spec.model);
   const { model } = loadModel(spec.model, { dtype });
   try {
     const adapters = spec.adapters ?? [];
@@ -76,7 +77,7 @@ export function loadInference(spec: InferenceSpec): InferenceModel {
     const stack = !spec.mergeAll && !adapters.some((dir) => readAdapterConfig(dir).use_dora);
     adapters.forEach((dir, i) => {
       const previous = new Map(linearModules(model).map(([, lin]) => [lin, lin.delta]));
-      const layers = loadPeftAdapter(model, dir);
+      const layers = loadPeftAdapter(model, dir, spec.model);
       if (stack) stackOnto(previous, layers, model);
       else if (spec.mergeAll || i < adapters.length - 1) mergeLora(model, layers);
     });

@@ -1,11 +1,12 @@
 /** Atomic file output: write to a temporary file beside the target, flush it to disk, then rename. */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { LmfError } from '../errors.js';
+import { ensureDir } from './dirs.js';
 
 /** Calls write(fd) on a temporary file and moves it into place only if everything was written. */
 export function writeFileAtomic(file: string, write: (fd: number) => void): void {
-  mkdirSync(path.dirname(file), { recursive: true });
+  ensureDir(path.dirname(file));
   const tmp = `${file}.tmp-${process.pid}`;
   let fd: number | null = null;
   try {

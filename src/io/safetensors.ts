@@ -6,6 +6,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { LmfError } from '../errors.js';
 import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, type DType } from '../tensor/dtype.js';
+import { native, NativeDType } from '../native.js';
 import { Tensor, type Shape } from '../tensor/tensor.js';
 import { writeAll, writeFileAtomic } from './atomic.js';
 
@@ -117,8 +118,23 @@ export class SafetensorsFile {
     }
   }
 
-  /** Reads one tensor into native memory as `dtype` (f32 or bf16), converting F16/BF16/F32 as needed. */
+  /**
+   * Reads one tensor into native memory as `dtype` (f32 or bf16), converting F16/BF16/F32 as needed; a NaN or
+   * infinite value is refused, naming the tensor and the file.
+   */
   read(name: string, dtype: 'f32' | 'bf16'): Tensor<'f32' | 'bf16'> {
+    const t = this.readAs(name, dtype);
+    const bad = nonFiniteCount(t);
+    if (bad) {
+      t.dispose();
+      throw new LmfError('non_finite_weights', `${bad} of ${t.size} values are NaN or infinite`, {
+        file: this.file, tensor: name, hint: 'the checkpoint is damaged or was saved after training diverged: use an earlier one',
+      });
+    }
+    return t;
+  }
+
+  private readAs(name: string, dtype: 'f32' | 'bf16'): Tensor<'f32' | 'bf16'> {
     const entry = this.entries.get(name);
     if (!entry) throw new LmfError('missing_tensor', 'the tensor is not in this file', { file: this.file, tensor: name });
     const shape: Shape = entry.shape;
@@ -179,6 +195,11 @@ export class SafetensorsFile {
   }
 }
 
+function nonFiniteCount(t: Tensor): number {
+  if (t.dtype === 'i32') return 0;
+  return native.countNonFinite(t.data as Float32Array | Uint16Array, t.size, t.dtype === 'bf16' ? NativeDType.bf16 : NativeDType.f32);
+}
+
 /** A tensor to write: values from a native tensor, stored as `dtype` in the file. */
 export interface TensorToWrite {
   tensor: Tensor;
@@ -210,6 +231,12 @@ export function writeSafetensors(file: string, tensors: Map<string, TensorToWrit
   const bytesPer = { F32: 4, BF16: 2, F16: 2 } as const;
   for (const name of names) {
     const { tensor, dtype } = tensors.get(name)!;
+    const bad = nonFiniteCount(tensor);
+    if (bad) {
+      throw new LmfError('non_finite_output', `refusing to write a tensor with ${bad} NaN or infinite values`, {
+        file, tensor: name, hint: 'training diverged: lower learning_rate or set max_grad_norm, and resume from an earlier checkpoint',
+      });
+    }
     const n = tensor.size * bytesPer[dtype];
     header[name] = { dtype, shape: [...tensor.shape], data_offsets: [offset, offset + n] };
     offset += n;

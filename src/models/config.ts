@@ -2,7 +2,7 @@
  * config.json of LLaMA-family models (model_type llama, mistral, qwen2), parsed with Hugging Face's
  * defaults, and the rotary frequencies it implies (default, linear and llama3 rope_scaling).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { LmfError } from '../errors.js';
@@ -133,6 +133,11 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
 
 export function readModelConfig(dir: string): ModelConfig {
   const file = path.join(dir, 'config.json');
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new LmfError('model_is_file', 'model_name_or_path is a file, not a model folder', {
+      file: dir, hint: 'name the folder that holds config.json and the *.safetensors files',
+    });
+  }
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -7,6 +7,7 @@ import { native } from '../native.js';
 import { acquire, release } from './pool.js';
 import { bytesPerElement, type DType, type Storage } from './dtype.js';
 import type { GradNode } from './autograd.js';
+import { pushAll } from '../util/arrays.js';
 
 export type Shape = readonly number[];
 
@@ -168,6 +169,6 @@ export function persistent<R>(fn: () => R): R {
   try {
     return fn();
   } finally {
-    scopes.push(...saved);
+    pushAll(scopes, saved);
   }
 }

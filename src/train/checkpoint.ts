@@ -20,13 +20,49 @@ export interface TrainerState {
   total_steps: number;
   log_history: LogRecord[];
   best_metric: null;
+  /** the run that wrote this state (absent in checkpoints of LMFactory 0.1) */
+  lmf_run?: RunIdentity;
 }
 
-export function checkpointDirs(outputDir: string): { step: number; dir: string }[] {
+/** A run's id and the config keys that resuming compares. */
+export interface RunIdentity {
+  run_id: string;
+  config: Record<string, unknown>;
+}
+
+/** checkpoint-N folders by step; complete ones only, unless `incomplete` (to clear them all). */
+export function checkpointDirs(outputDir: string, incomplete = false): { step: number; dir: string }[] {
   if (!existsSync(outputDir)) return [];
   return readdirSync(outputDir).map((n) => /^checkpoint-(\d+)$/.exec(n)).filter((m): m is RegExpExecArray => !!m)
     .map((m) => ({ step: Number(m[1]), dir: path.join(outputDir, m[0]) }))
-    .filter((c) => existsSync(path.join(c.dir, 'trainer_state.json'))).sort((a, b) => a.step - b.step);
+    .filter((c) => incomplete || existsSync(path.join(c.dir, 'trainer_state.json'))).sort((a, b) => a.step - b.step);
+}
+
+export function readTrainerState(dir: string): TrainerState {
+  const file = path.join(dir, 'trainer_state.json');
+  let state: Partial<TrainerState>;
+  try {
+    state = JSON.parse(readFileSync(file, 'utf8')) as Partial<TrainerState>;
+  } catch (err) {
+    throw new LmfError('bad_checkpoint', `trainer_state.json cannot be read (${(err as Error).message})`, {
+      file, hint: 'the checkpoint is damaged: resume from an earlier checkpoint-N folder',
+    });
+  }
+  if (typeof state?.global_step !== 'number' || !Array.isArray(state.log_history)) {
+    throw new LmfError('bad_checkpoint', 'trainer_state.json lacks global_step or log_history', { file, hint: 'resume from an earlier checkpoint-N folder' });
+  }
+  return state as TrainerState;
+}
+
+/** This run's complete checkpoints (an earlier run's in the same folder are never rotated away). */
+function ownCheckpoints(outputDir: string, runId: string | undefined): { step: number; dir: string }[] {
+  return checkpointDirs(outputDir).filter((c) => {
+    try {
+      return readTrainerState(c.dir).lmf_run?.run_id === runId;
+    } catch {
+      return false;
+    }
+  });
 }
 
 export function saveCheckpoint(outputDir: string, trainable: [string, Tensor<'f32'>][], opt: AdamW, state: TrainerState,
@@ -34,7 +70,7 @@ export function saveCheckpoint(outputDir: string, trainable: [string, Tensor<'f3
   const final = path.join(outputDir, `checkpoint-${state.global_step}`);
   const tmp = `${final}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  mkdirSync(tmp);
   writeModel(tmp);
   writeSafetensors(path.join(tmp, 'trainable.safetensors'), new Map(trainable.map(([n, t]) => [n, { tensor: t, dtype: 'F32' } as TensorToWrite])));
   const { m, v } = opt.state();
@@ -47,7 +83,7 @@ export function saveCheckpoint(outputDir: string, trainable: [string, Tensor<'f3
   writeTextAtomic(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(state, null, 2)}\n`);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
-  if (keep) for (const old of checkpointDirs(outputDir).slice(0, -keep)) rmSync(old.dir, { recursive: true, force: true });
+  if (keep) for (const old of ownCheckpoints(outputDir, state.lmf_run?.run_id).slice(0, -keep)) rmSync(old.dir, { recursive: true, force: true });
   return final;
 }
 
@@ -74,5 +110,5 @@ export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][]
     weights.close();
     moments.close();
   }
-  return JSON.parse(readFileSync(path.join(dir, 'trainer_state.json'), 'utf8')) as TrainerState;
+  return readTrainerState(dir);
 }

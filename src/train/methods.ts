@@ -55,10 +55,10 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
     // or merged too when create_new_adapter asks for a fresh adapter on top
     const adapters = c.adapter_name_or_path ?? [];
     const merged = c.create_new_adapter ? adapters : adapters.slice(0, -1);
-    for (const dir of merged) mergeLora(model, loadPeftAdapter(model, dir));
+    for (const dir of merged) mergeLora(model, loadPeftAdapter(model, dir, c.model_name_or_path));
     if (adapters.length && !c.create_new_adapter) {
       const dir = adapters[adapters.length - 1];
-      layers = loadPeftAdapter(model, dir);
+      layers = loadPeftAdapter(model, dir, c.model_name_or_path);
       settings = settingsFromConfig(readAdapterConfig(dir));
       for (const l of layers.values()) {
         for (const t of [l.A, l.B, l.magnitude]) if (t) t.requiresGrad = true;

@@ -6,6 +6,7 @@ import { Resvg } from '@resvg/resvg-js';
 import path from 'node:path';
 import { writeAll, writeFileAtomic } from '../io/atomic.js';
 import type { LogRecord } from './trainer-log.js';
+import { maxOf, minOf } from '../util/arrays.js';
 
 /** LLaMA-Factory's smoothing: an EMA whose weight grows with the number of points. */
 export function smooth(values: number[]): number[] {
@@ -32,8 +33,8 @@ function niceTicks(lo: number, hi: number, count: number): number[] {
 
 export function lossChartSvg(title: string, steps: number[], values: number[], label: string): string {
   const W = 800, H = 500, L = 70, R = 20, T = 50, B = 60;
-  const xs = [Math.min(...steps), Math.max(...steps)];
-  const ys = [Math.min(...values), Math.max(...values)];
+  const xs = [minOf(steps), maxOf(steps)];
+  const ys = [minOf(values), maxOf(values)];
   const pad = (ys[1] - ys[0]) * 0.05 || 0.5;
   const y0 = ys[0] - pad, y1 = ys[1] + pad;
   const px = (s: number) => L + ((s - xs[0]) / (xs[1] - xs[0] || 1)) * (W - L - R);

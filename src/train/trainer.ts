@@ -2,20 +2,26 @@
  * `lmf train`: the loop, in the order it runs. Data -> model -> method -> optimiser; then for each optimiser
  * step: gradient_accumulation_steps micro-batches (the loss normalised over every target token of the
  * accumulated batch), clip, AdamW with the scheduled rate, log, evaluate, checkpoint. A NaN loss stops the
- * run naming the step and the last good checkpoint; SIGINT saves a checkpoint and exits cleanly.
+ * run naming the step and the last good checkpoint; SIGINT or SIGTERM saves a checkpoint and exits cleanly
+ * (a second one exits at once).
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { setDropoutStep } from '../adapters/lora.js';
 import type { TrainConfig } from '../config/schema.js';
 import { prepareData } from '../data/pipeline.js';
+import { checkTokenizerFits } from '../data/tokenizer.js';
+import { readModelConfig } from '../models/config.js';
 import { LmfError } from '../errors.js';
 import { loadModel, type CausalLM } from '../models/registry.js';
 import { native } from '../native.js';
 import { writeTextAtomic } from '../io/atomic.js';
+import { ensureDir } from '../io/dirs.js';
+import { writeManifest } from '../io/manifest.js';
 import { persistent } from '../tensor/tensor.js';
 import { AdamW } from './adamw.js';
 import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { reportDroppedRows } from './data-report.js';
+import { prepareOutputDir, runIdentity } from './output-dir.js';
 import { describeEstimate, estimateStepMemory } from './memory-estimate.js';
 import { setupMethod, type MethodSetup } from './methods.js';
 import { makeObjective } from './objectives.js';
@@ -23,30 +29,11 @@ import { saveTrainedModel, writeJson } from './outputs.js';
 import { plotLosses } from './plot.js';
 import { lrFactor, warmupSteps } from './scheduler.js';
 import { appendLog, duration, progressLine, type LogRecord } from './trainer-log.js';
+import { maxOf } from '../util/arrays.js';
 
 export interface TrainOptions {
   /** where progress lines go (stderr by default) */
   print?: (line: string) => void;
-}
-
-function checkOutputDir(c: TrainConfig): string | null {
-  const dir = c.output_dir;
-  const resume = c.resume_from_checkpoint;
-  if (typeof resume === 'string') {
-    if (!existsSync(path.join(resume, 'trainer_state.json'))) throw new LmfError('bad_checkpoint', 'not a checkpoint folder', { file: resume, key: 'resume_from_checkpoint' });
-    return resume;
-  }
-  if (resume === true) {
-    const last = checkpointDirs(dir).pop();
-    if (!last) throw new LmfError('bad_checkpoint', 'resume_from_checkpoint is true but output_dir holds no checkpoint', { file: dir, key: 'resume_from_checkpoint' });
-    return last.dir;
-  }
-  if (existsSync(dir) && readdirSync(dir).length && !c.overwrite_output_dir) {
-    throw new LmfError('output_exists', 'output_dir exists and is not empty', {
-      file: dir, key: 'output_dir', hint: 'set overwrite_output_dir: true, resume_from_checkpoint: true, or choose another output_dir',
-    });
-  }
-  return null;
 }
 
 function loadForTraining(c: TrainConfig): CausalLM {
@@ -59,9 +46,15 @@ function loadForTraining(c: TrainConfig): CausalLM {
 
 export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ state: TrainerState; outputDir: string }> {
   const print = o.print ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const resumeDir = checkOutputDir(c);
+  const { resumeDir, runId } = prepareOutputDir(c, print);
+  ensureDir(c.output_dir, 'output_dir');
   const data = await prepareData(c);
+  reportDroppedRows(data, c, print);
+  if (c.bf16 && native.info().isa !== 'avx512bf16') {
+    print(`notice: this CPU has no bf16 dot products (kernel path ${native.info().isa}): bf16 operands are widened to f32, so bf16 runs no faster than f32`);
+  }
   const padId = data.tokenizer.padId ?? 0;
+  checkTokenizerFits(data.tokenizer, readModelConfig(c.model_name_or_path).vocabSize, c.model_name_or_path);
   const model = loadForTraining(c);
   const setup: MethodSetup = setupMethod(model, c);
   const objective = makeObjective(model, data.train, c, padId, setup);
@@ -84,21 +77,28 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   let state: TrainerState = { global_step: 0, epoch_step: 0, epoch: 0, total_steps: total, log_history: [], best_metric: null };
   if (resumeDir) {
     state = loadCheckpoint(resumeDir, setup.trainable, opt);
+    state.total_steps = total;
     // the log continues from the checkpoint: lines a killed run wrote after it are dropped
     writeTextAtomic(path.join(c.output_dir, 'trainer_log.jsonl'), state.log_history.map((r) => `${JSON.stringify(r)}\n`).join(''));
     for (const [, p] of setup.trainable) if (p.shadow) native.toBf16(p.data, p.shadow.data, p.size);
     print(`resumed from ${resumeDir} at step ${state.global_step}`);
-  } else {
-    mkdirSync(c.output_dir, { recursive: true });
   }
+  state.lmf_run = runIdentity(c, runId);
+  writeManifest(c.output_dir, 'train', c);
   const params = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
   print(`training ${c.stage}/${c.finetuning_type}: ${data.stats.examples} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`);
   const rowsPerBatch = c.per_device_train_batch_size * (c.stage === 'dpo' ? 2 : 1);
-  print(describeEstimate(estimateStepMemory(model, setup, rowsPerBatch * Math.max(...data.stats.lengths))));
+  print(describeEstimate(estimateStepMemory(model, setup, rowsPerBatch * maxOf(data.stats.lengths))));
 
-  let interrupted = false;
-  const onSigint = () => { interrupted = true; };
-  process.once('SIGINT', onSigint);
+  // schedulers and Kubernetes send SIGTERM before killing: both save a checkpoint after the step in flight
+  let interrupted: NodeJS.Signals | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) process.exit(signal === 'SIGTERM' ? 143 : 130);
+    interrupted = signal;
+    print(`${signal}: a checkpoint is saved after this step (send it again to stop at once)`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const writeModel = (dir: string) => {
     saveTrainedModel(dir, model, setup, c);
     objective.save?.(dir);
@@ -162,7 +162,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
       await new Promise(setImmediate); // lets a SIGINT handler run between steps
     }
     if (interrupted) {
-      print(`interrupted: checkpoint saved to ${checkpoint()}`);
+      print(`interrupted by ${interrupted}: checkpoint saved to ${checkpoint()}`);
       return { state, outputDir: c.output_dir };
     }
     writeModel(c.output_dir);
@@ -179,7 +179,8 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
     print(`done: ${JSON.stringify(results)}`);
     return { state, outputDir: c.output_dir };
   } finally {
-    process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     opt.dispose();
     objective.dispose();
     model.dispose();

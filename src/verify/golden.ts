@@ -67,7 +67,7 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
     const [batch, seq] = shape;
     let trainable: [string, Tensor][];
     if (o.adapter) {
-      const layers = loadPeftAdapter(model, o.adapter);
+      const layers = loadPeftAdapter(model, o.adapter, o.model);
       trainable = [...layers].flatMap(([name, l]) => [
         [`base_model.model.${name}.lora_A.weight`, l.A], [`base_model.model.${name}.lora_B.weight`, l.B],
       ] as [string, Tensor][]);

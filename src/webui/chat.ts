@@ -4,9 +4,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { writeTextAtomic } from '../io/atomic.js';
+import { ensureDir } from '../io/dirs.js';
 
 export interface ChatTarget {
   url: string;
@@ -28,7 +28,7 @@ export class ChatProcess {
   async load(yamlText: string, model: string): Promise<ChatTarget> {
     this.unload();
     const dir = path.join(this.boardDir, 'chat');
-    mkdirSync(dir, { recursive: true });
+    ensureDir(dir);
     const yaml = path.join(dir, 'args.yaml');
     writeTextAtomic(yaml, yamlText);
     const key = randomBytes(16).toString('hex');

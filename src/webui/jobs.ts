@@ -5,9 +5,10 @@
  * One job runs at a time; a page that reloads finds it again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { writeTextAtomic } from '../io/atomic.js';
+import { ensureDir } from '../io/dirs.js';
 
 export type JobKind = 'train' | 'eval' | 'export';
 export type JobStatus = 'running' | 'finished' | 'failed' | 'aborted';
@@ -52,7 +53,7 @@ export class JobRunner {
     if (this.current) throw new BusyError(`a ${this.current.info.kind} job is running (${this.current.info.id}); abort it or wait for it to end`);
     const id = `${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}-${kind}`;
     const dir = path.join(this.runsDir, id);
-    mkdirSync(dir, { recursive: true });
+    ensureDir(dir);
     const yaml = path.join(dir, 'args.yaml');
     writeTextAtomic(yaml, yamlText);
     const command = [this.lmfBin, kind, yaml];

@@ -5,7 +5,7 @@
  * must lie under an allowed root, and a token guards the server when it listens beyond loopback.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
@@ -21,6 +21,7 @@ import { parseModelConfig } from '../models/config.js';
 import { ChatProcess } from './chat.js';
 import { BusyError, JobRunner, type JobKind } from './jobs.js';
 import { PathGuard, pathKeys } from './paths.js';
+import { ensureDir } from '../io/dirs.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -62,6 +63,22 @@ function guessTemplate(dir: string, modelType: string): { template: string; base
   if (chat.includes('<start_of_turn>')) return { template: 'gemma', base: false };
   if (chat.includes('[INST]')) return { template: modelType === 'mistral' ? 'mistral' : 'llama2', base: false };
   return { template: 'default', base: true };
+}
+
+/** The request's JSON body as an object: `null`, a list or a bare value is refused with 400. */
+function bodyOf(req: FastifyRequest): Record<string, unknown> {
+  const b = req.body;
+  if (!b || typeof b !== 'object' || Array.isArray(b)) throw new RequestError(400, 'the request body must be a JSON object');
+  return b as Record<string, unknown>;
+}
+
+/** A JSON file the board reads; a malformed one is the user's file to fix (400), not a server fault. */
+function readJsonFile(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  } catch (err) {
+    throw new RequestError(400, `${file} is not valid JSON (${(err as Error).message})`);
+  }
 }
 
 export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
@@ -133,11 +150,12 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     const dir = checked((req.query as { path?: string }).path, 'model_name_or_path');
     const file = path.join(dir, 'config.json');
     if (!existsSync(file)) throw new RequestError(400, `no config.json in ${dir}: not a Hugging Face model folder`);
-    const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    const c = parseModelConfig(raw, file);
+    const raw = readJsonFile(file);
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new RequestError(400, `${file} must hold a JSON object`);
+    const c = parseModelConfig(raw as Record<string, unknown>, file);
     return {
-      architecture: (raw.architectures as string[] | undefined)?.[0] ?? c.modelType, modelType: c.modelType, parameters: parameterCount(c),
-      dtype: raw.torch_dtype ?? 'float32', layers: c.numLayers, hidden: c.hiddenSize, vocab: c.vocabSize, ...guessTemplate(dir, c.modelType),
+      architecture: ((raw as { architectures?: string[] }).architectures)?.[0] ?? c.modelType, modelType: c.modelType, parameters: parameterCount(c),
+      dtype: (raw as { torch_dtype?: string }).torch_dtype ?? 'float32', layers: c.numLayers, hidden: c.hiddenSize, vocab: c.vocabSize, ...guessTemplate(dir, c.modelType),
     };
   });
 
@@ -148,15 +166,15 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
   });
 
   app.post('/api/yaml', async (req) => {
-    const { kind, args } = req.body as { kind: JobKind; args: unknown };
+    const { kind, args } = bodyOf(req) as { kind: JobKind; args: unknown };
     if (!(kind in requiredFor)) throw new RequestError(400, `unknown job kind "${kind}"`);
     const { yaml } = toYaml(kind, args);
     return { yaml, command: `npx lmf ${kind} ${kind}.yaml` };
   });
 
   app.post('/api/data-preview', async (req) => {
-    const { yaml } = toYaml('preview', (req.body as { args: unknown }).args);
-    mkdirSync(boardDir, { recursive: true });
+    const { yaml } = toYaml('preview', bodyOf(req).args);
+    ensureDir(boardDir);
     const file = path.join(boardDir, 'preview.yaml');
     writeTextAtomic(file, yaml);
     const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve) => {
@@ -171,7 +189,7 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
   });
 
   app.post('/api/jobs', async (req) => {
-    const { kind, args } = req.body as { kind: JobKind; args: unknown };
+    const { kind, args } = bodyOf(req) as { kind: JobKind; args: unknown };
     if (!(kind in requiredFor)) throw new RequestError(400, `unknown job kind "${kind}"`);
     const { yaml, config } = toYaml(kind, args);
     return jobs.start(kind, yaml, checked(config[outputKey[kind]], outputKey[kind]));
@@ -187,17 +205,17 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     if (!/^[\w.-]+$/.test(name)) throw new RequestError(400, 'names use letters, digits, dot, dash and underscore');
     const file = path.join(argsDir, `${name}.json`);
     if (!existsSync(file)) throw new RequestError(404, `no saved arguments "${name}"`);
-    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    return readJsonFile(file);
   });
   app.post('/api/args', async (req) => {
-    const { name, args } = req.body as { name: string; args: unknown };
+    const { name, args } = bodyOf(req) as { name: string; args: unknown };
     if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) throw new RequestError(400, 'names use letters, digits, dot, dash and underscore');
     writeTextAtomic(path.join(argsDir, `${name}.json`), `${JSON.stringify(args, null, 2)}\n`);
     return { saved: name };
   });
 
   app.post('/api/chat/load', async (req) => {
-    const { yaml, config } = toYaml('chat', (req.body as { args: unknown }).args);
+    const { yaml, config } = toYaml('chat', bodyOf(req).args);
     try {
       const t = await chat.load(yaml, path.basename(String(config.model_name_or_path)));
       return { model: t.model };
@@ -213,7 +231,7 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
   app.post('/api/chat', async (req, reply) => {
     const target = chat.loaded;
     if (!target) throw new RequestError(409, 'load a model first');
-    const body = req.body as Record<string, unknown>;
+    const body = bodyOf(req);
     const upstream = await fetch(`${target.url}/chat/completions`, {
       method: 'POST', headers: { authorization: `Bearer ${target.key}`, 'content-type': 'application/json' },
       body: JSON.stringify({ ...body, model: target.model, stream: true }),

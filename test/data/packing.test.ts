@@ -9,6 +9,7 @@ import { noGrad } from '../../src/tensor/autograd.js';
 import { Rng } from '../../src/tensor/random.js';
 import { withScope } from '../../src/tensor/tensor.js';
 import { maxAbsDiff } from '../helpers.js';
+import { maxOf } from '../../src/util/arrays.js';
 
 test('greedy knapsack fills bins without exceeding the capacity and leaves no example out', () => {
   const lengths = [5, 9, 3, 7, 2, 8, 4, 11, 1];
@@ -29,7 +30,7 @@ test('a packed row gives every sequence the logits it has alone (positions resta
     for (const row of rows) {
       const packed = model.logits({ ids: row.ids, batch: 1, seq: row.seq, positions: row.positions, segments: row.segments });
       let at = 0;
-      for (let s = 1; s <= Math.max(...row.segments!); s++) {
+      for (let s = 1; s <= maxOf(row.segments!); s++) {
         const n = row.segments!.filter((x) => x === s).length;
         const ids = row.ids.slice(at, at + n);
         const alone = model.logits({ ids, batch: 1, seq: n });

@@ -118,7 +118,7 @@ test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the ste
     child.on('exit', (code) => resolve({ code, stderr }));
   });
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stderr, /interrupted: checkpoint saved to .*checkpoint-\d+/);
+  assert.match(result.stderr, /interrupted by SIGINT: checkpoint saved to .*checkpoint-\d+/);
   assert.ok(readFileSync(path.join(out, 'trainer_log.jsonl'), 'utf8').length > 0);
   const nan = lmf('train', yaml('nan', 'finetuning_type: full\nlearning_rate: 1.0e+8\nmax_grad_norm: 0\nnum_train_epochs: 30\nlogging_steps: 1\n'));
   assert.equal(nan.status, 1);

@@ -6,6 +6,7 @@
 import type { AlignedExample } from '../messages.js';
 import type { TextTokenizer } from '../tokenizer.js';
 import { efficientEos, encodeOptions, IGNORE, inferSeqlen, type AnyTemplate, type Encoded, type ProcessOptions } from './common.js';
+import { pushAll } from '../../util/arrays.js';
 
 export function encodeSupervised(t: AnyTemplate, tok: TextTokenizer, e: AlignedExample, o: ProcessOptions): Encoded & { truncated: boolean } {
   let pairs = t.encodeMultiturn(tok, [...e.prompt, ...e.response], encodeOptions(e, o));
@@ -35,8 +36,8 @@ export function encodeSupervised(t: AnyTemplate, tok: TextTokenizer, e: AlignedE
       ids = [...source, ...target, ...ids];
       labels = [...sourceLabels, ...targetLabels, ...labels];
     } else {
-      ids.push(...source, ...target);
-      labels.push(...sourceLabels, ...targetLabels);
+      pushAll(pushAll(ids, source), target);
+      pushAll(pushAll(labels, sourceLabels), targetLabels);
     }
   });
   if (eff && eos !== null) {

@@ -8,6 +8,7 @@ import { LmfError } from '../../errors.js';
 import type { Message } from '../messages.js';
 import type { TextTokenizer } from '../tokenizer.js';
 import { formatCalls, formatTools, parseFunctionCalls, parseTools, type ToolFormat } from './tools.js';
+import { pushAll } from '../../util/arrays.js';
 
 export type Slot = string | { special: 'bos' | 'eos' } | { token: string };
 
@@ -93,7 +94,7 @@ export class ChatTemplate {
     const ids: number[] = [];
     for (const s of slots) {
       if (typeof s === 'string') {
-        if (s.length) ids.push(...tok.encode(s));
+        if (s.length) pushAll(ids, tok.encode(s));
       } else if ('special' in s) {
         const id = s.special === 'bos' ? tok.bosId : this.eosId(tok);
         if (id !== null) ids.push(id);
@@ -116,21 +117,21 @@ export class ChatTemplate {
       const elements: Slot[] = [];
       let content = m.content;
       if (i === 0) {
-        elements.push(...s.prefix);
+        pushAll(elements, s.prefix);
         if (system || toolText) {
           const sys = fill(s.system, system + toolText, 0);
           if (s.systemInFirstUser) content = sys.filter((x): x is string => typeof x === 'string').join('') + content;
-          else elements.push(...sys);
+          else pushAll(elements, sys);
         }
       }
       const idx = Math.floor(i / 2);
       switch (m.role) {
-        case 'user': elements.push(...fill(s.user, content, idx)); break;
-        case 'assistant': elements.push(...fill(s.assistant, content, idx)); break;
-        case 'observation': elements.push(...fill(s.observation ?? s.user, content, idx)); break;
+        case 'user': pushAll(elements, fill(s.user, content, idx)); break;
+        case 'assistant': pushAll(elements, fill(s.assistant, content, idx)); break;
+        case 'observation': pushAll(elements, fill(s.observation ?? s.user, content, idx)); break;
         case 'function': {
           const text = formatCalls(s.toolFormat, parseFunctionCalls(content));
-          elements.push(...fill(s.function ?? s.assistant, text, idx));
+          pushAll(elements, fill(s.function ?? s.assistant, text, idx));
           break;
         }
         case 'system': throw new LmfError('bad_messages', 'a system message may only come first', { hint: 'pass it as the system prompt' });

@@ -8,6 +8,7 @@ import { native } from '../../native.js';
 import { record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import type { OpSpec } from './spec.js';
+import { maxOf } from '../../util/arrays.js';
 
 export interface AttentionShape {
   batch: number;
@@ -57,7 +58,7 @@ export function attentionReference(q: Float64Array, k: Float64Array, v: Float64A
           visible.push(j);
           scores.push(d / Math.sqrt(D));
         }
-        const mx = Math.max(...scores);
+        const mx = maxOf(scores);
         const sum = scores.reduce((a, x) => a + Math.exp(x - mx), 0);
         visible.forEach((j, n) => {
           const p = Math.exp(scores[n] - mx) / sum;

@@ -13,6 +13,7 @@ import { gradTarget, isLeaf, leafGrad, needsGrad, record, type Grad } from '../a
 import { Tensor } from '../tensor.js';
 import { matmulWeight } from './linear.js';
 import { exampleInts, type OpSpec } from './spec.js';
+import { maxOf } from '../../util/arrays.js';
 
 /** Logit rows per chunk: about 32 MiB of logits, at least 16 rows. */
 function chunkRows(vocab: number): number {
@@ -97,7 +98,7 @@ function referenceLogProbs(x: Float64Array, w: Float64Array, targets: number[], 
       for (let c = 0; c < C; c++) s += x[r * C + c] * w[v * C + c];
       return s;
     });
-    const mx = Math.max(...z);
+    const mx = maxOf(z);
     const lse = mx + Math.log(z.reduce((a, b) => a + Math.exp(b - mx), 0));
     out[r] = z[t] - lse;
   });
