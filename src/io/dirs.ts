@@ -38,6 +38,15 @@ export function ensureDir(dir: string, key?: string): string {
   return target;
 }
 
+/** Refuses a file where a model (or tokenizer) folder is expected. */
+export function refuseFileForFolder(dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new LmfError('model_is_file', 'model_name_or_path is a file, not a model folder', {
+      file: dir, hint: 'name the folder that holds config.json, the tokenizer and the *.safetensors files',
+    });
+  }
+}
+
 /** The real path of p, resolving links through its longest existing prefix (p itself need not exist). */
 function realPath(p: string): string {
   const abs = path.resolve(p);

@@ -2,10 +2,11 @@
  * config.json of LLaMA-family models (model_type llama, mistral, qwen2), parsed with Hugging Face's
  * defaults, and the rotary frequencies it implies (default, linear and llama3 rope_scaling).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { LmfError } from '../errors.js';
+import { refuseFileForFolder } from '../io/dirs.js';
 
 export const supportedModelTypes = ['llama', 'mistral', 'qwen2'] as const;
 
@@ -133,11 +134,7 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
 
 export function readModelConfig(dir: string): ModelConfig {
   const file = path.join(dir, 'config.json');
-  if (existsSync(dir) && !statSync(dir).isDirectory()) {
-    throw new LmfError('model_is_file', 'model_name_or_path is a file, not a model folder', {
-      file: dir, hint: 'name the folder that holds config.json and the *.safetensors files',
-    });
-  }
+  refuseFileForFolder(dir);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
