@@ -265,13 +265,16 @@ const t0 = Date.now();
 MODEL = await helpers.makeTinyModelFolder(path.join(T, 'tiny'));
 SMALLVOCAB = await helpers.makeTinyModelFolder(path.join(T, 'tiny-vocab1000'), { vocab_size: 1000 });
 
-// (b) the baseline: a valid LoRA run writes an adapter and a checkpoint per step (used by export, resume,
-// generate below). GOOD: exit 0, adapter_config.json + adapter_model.safetensors + checkpoint-2/trainer_state.json.
-await check('setup: valid LoRA run (baseline)', 'exit 0; adapter files and checkpoint-2 written', async () => {
+// (b) the baseline: a valid LoRA run writes an adapter and checkpoints (used by export, resume, generate
+// below). GOOD: exit 0, adapter_config.json + adapter_model.safetensors + a checkpoint-N/trainer_state.json.
+await check('setup: valid LoRA run (baseline)', '(b) exit 0; adapter files and a checkpoint-N written', async () => {
   const r = await lmf(['train', config('baseline', { output_dir: ADAPTER, save_steps: 1 })]);
   let problem = r.status === 0 ? crashProblem(r) : `exit ${r.status ?? r.signal}${r.timedOut ? ' (timeout)' : ''}`;
-  for (const f of ['adapter_config.json', 'adapter_model.safetensors', 'checkpoint-2/trainer_state.json']) {
+  for (const f of ['adapter_config.json', 'adapter_model.safetensors']) {
     if (!problem && !existsSync(path.join(ADAPTER, f))) problem = `${f} not written`;
+  }
+  if (!problem && !(existsSync(ADAPTER) && readdirSync(ADAPTER).some((n) => /^checkpoint-\d+$/.test(n) && existsSync(path.join(ADAPTER, n, 'trainer_state.json'))))) {
+    problem = 'no checkpoint-N/trainer_state.json written (save_steps 1)';
   }
   return { r, problem };
 });
@@ -445,8 +448,8 @@ await expectError('data: data file empty (0 bytes)', '(a)', () => {
   const d = dataset('emptyfile', { d: { file_name: 'd.json' } }, { 'd.json': '' });
   return ['train', config('d-emptyfile', { dataset: 'd', dataset_dir: d })];
 });
-await expectError('data: data file is a JSON object, not rows', '(a)', () => {
-  const d = dataset('objfile', { d: { file_name: 'd.json' } }, { 'd.json': JSON.stringify({ instruction: 'a', output: 'b' }) });
+await expectError('data: rows wrapped in an object ({"data": [...]})', '(a)', () => {
+  const d = dataset('objfile', { d: { file_name: 'd.json' } }, { 'd.json': JSON.stringify({ data: rows(4) }) });
   return ['train', config('d-objfile', { dataset: 'd', dataset_dir: d })];
 });
 await expectError('data: unsupported file extension', '(a)', () => {
@@ -463,12 +466,18 @@ await check('data: 5 rows, 1 invalid', '(b) exit 0 and stderr reports the droppe
   if (r.status !== 0) return { r, problem: `exit ${r.status ?? r.signal}${r.timedOut ? ' (timeout)' : ''}: the 4 valid rows should train` };
   return { r, problem: crashProblem(r) ?? (/d\.json(:| row |: row )3\b/.test(r.stderr) ? null : 'exit 0 but the dropped row d.json:3 is not reported on stderr') };
 });
-await check('data: one 10 MB row (data check)', '(b) `lmf data check` exits 0 or 1, no crash, within the timeout', async () => {
+await check('data: 12 rows, 1 invalid (under max_invalid_ratio 0.1)', '(b) exit 0 and stderr reports the dropped row as d.json:7', async () => {
+  const d = dataset('onebad12', { d: { file_name: 'd.json' } }, { 'd.json': JSON.stringify(rows(12, new Set([7]))) });
+  const r = await lmf(['train', config('d-onebad12', { dataset: 'd', dataset_dir: d })]);
+  if (r.status !== 0) return { r, problem: `exit ${r.status ?? r.signal}${r.timedOut ? ' (timeout)' : ''}: the 11 valid rows should train` };
+  return { r, problem: crashProblem(r) ?? (/d\.json(:| row |: row )7\b/.test(r.stderr) ? null : 'exit 0 but the dropped row d.json:7 is not reported on stderr') };
+});
+await check('data: one 10 MB row (data check)', '(b) `lmf data check` exits 0 or 1, no crash, within the timeout; stdout says "rows read: 3"', async () => {
   const sentence = 'The committee reviewed 42 proposals, rejected most, and asked for clearer budgets before spring. ';
   const big = sentence.repeat(Math.ceil(10e6 / sentence.length)).slice(0, 10e6);
   const d = dataset('bigrow', { d: { file_name: 'd.json' } }, { 'd.json': JSON.stringify([{ instruction: big, input: '', output: 'Noted.' }, ...rows(2)]) });
   const r = await lmf(['data', 'check', config('d-bigrow', { dataset: 'd', dataset_dir: d })]);
-  const problem = crashProblem(r) ?? (r.status === 0 || r.status === 1 ? null : `exit ${r.status}`);
+  const problem = crashProblem(r) ?? (r.status === 0 || r.status === 1 ? null : `exit ${r.status}`) ?? (/rows read: 3\b/.test(r.stdout) ? null : 'stdout lacks "rows read: 3"');
   return { r, problem };
 });
 await expectError('data: dpo stage with a non-ranking dataset', '(a)', ['train', config('d-dpo', { stage: 'dpo' })]);
@@ -634,9 +643,14 @@ await expectError('numeric: cutoff_len 0', '(a)', ['train', config('n-cutoff0', 
 await expectError('numeric: lora_rank 0', '(a)', ['train', config('n-rank0', { lora_rank: 0 })]);
 await expectError('numeric: per_device_train_batch_size 0', '(a)', ['train', config('n-bs0', { per_device_train_batch_size: 0 })]);
 await expectError('numeric: gradient_accumulation_steps 0', '(a)', ['train', config('n-ga0', { gradient_accumulation_steps: 0 })]);
-await expectError('numeric: max_steps negative', '(a)', ['train', config('n-steps-neg', { max_steps: -5 })]);
+// max_steps -1 is Hugging Face's "not set" (train by epochs): success is right, as in LLaMA-Factory.
+await check('numeric: max_steps -1 (HF: unset, train by epochs)', '(b) exit 0, 3 steps for 1 epoch of 6 examples at batch 2', async () => {
+  const r = await lmf(['train', config('n-steps-neg', { max_steps: -1, num_train_epochs: 1 })]);
+  if (r.status !== 0) return { r, problem: `exit ${r.status ?? r.signal}${r.timedOut ? ' (timeout)' : ''}` };
+  return { r, problem: crashProblem(r) ?? (/\b3 steps\b/.test(r.stderr) ? null : 'stderr does not say "3 steps"') };
+});
 await expectError('numeric: lora_dropout 1.5', '(a)', ['train', config('n-dropout', { lora_dropout: 1.5 })]);
-await expectError('numeric: val_size 1.5', '(a)', ['train', config('n-valsize', { val_size: 1.5 })]);
+await expectError('numeric: val_size 10 (more than the 6 examples)', '(a)', ['train', config('n-valsize', { val_size: 10 })]);
 
 // ---------------------------------------------------------------------------------------------------------
 // the table
@@ -648,7 +662,7 @@ const rowsOut = results.map((x) => ({
   exit: x.r ? (x.r.timedOut ? 'TIMEOUT' : x.r.signal ?? String(x.r.status)) : '-',
   line: display(firstStderrLine(x.r)).slice(0, 180),
 }));
-W.cmd = Math.min(90, Math.max(...rowsOut.map((x) => x.cmd.length)));
+W.cmd = Math.min(120, Math.max(...rowsOut.map((x) => x.cmd.length)));
 const clip = (s, n) => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
 process.stdout.write(`\nbad-input sweep ($TMP = ${T}; stderr column: the first "error" line, else the first line)\n\n`);
 process.stdout.write(`${'class'.padEnd(W.name)} | ${'command'.padEnd(W.cmd)} | exit    | verdict | stderr\n`);

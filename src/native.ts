@@ -49,10 +49,12 @@ export interface NativeAddon {
 
 function load(): NativeAddon {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const file = path.join(root, 'build', 'Release', 'lmf_native.node');
+  // scripts/build.mjs puts the finished addon here, renamed into place whole
+  const file = path.join(root, 'build', 'lmf_native.node');
   if (!existsSync(file)) {
-    throw new LmfError('native_missing', `the native addon is not built (${file} is missing)`,
-      { hint: 'run `npm ci` (or `npm run install`) in the project folder; it needs libdnnl-dev and g++' });
+    throw new LmfError('native_missing', 'the native addon is not built', {
+      file, hint: 'run `bash scripts/setup.sh` (or `node scripts/build.mjs native`) in the project folder; it needs libdnnl-dev and g++',
+    });
   }
   const require = createRequire(import.meta.url);
   try {
@@ -62,7 +64,7 @@ function load(): NativeAddon {
     const forced = /^LMF_ISA=/.test(message);
     throw new LmfError(forced ? 'isa_unsupported' : 'native_unloadable', forced ? message : `the native addon cannot be loaded: ${message}`, {
       file, hint: forced ? 'unset LMF_ISA or choose a path `lmf env` lists as supported'
-        : 'rebuild it for this Node and CPU: `npm run install` in the project folder (needs libdnnl-dev and g++)',
+        : 'rebuild it for this Node and CPU: `node scripts/build.mjs native` in the project folder (needs libdnnl-dev and g++)',
     });
   }
 }

@@ -3,7 +3,8 @@
  * folder. Prefill: one call over the prompt (cold, then warm); decode: one token per call per sequence, timed
  * after the first.
  */
-import { initLlama, presetConfig, presets } from '../models/init.js';
+import { initLlama, presetConfig } from '../models/init.js';
+import { presets } from '../models/presets.js';
 import { loadModel } from '../models/registry.js';
 import { native } from '../native.js';
 import { noGrad } from '../tensor/autograd.js';

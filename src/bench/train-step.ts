@@ -5,7 +5,8 @@
  */
 import { attachLora } from '../adapters/lora.js';
 import { type ModelConfig } from '../models/config.js';
-import { initLlama, presetConfig, presets } from '../models/init.js';
+import { initLlama, presetConfig } from '../models/init.js';
+import { presets } from '../models/presets.js';
 import { shiftLabels, tokenWeights, type LlamaModel } from '../models/llama.js';
 import { loadModel } from '../models/registry.js';
 import { native } from '../native.js';

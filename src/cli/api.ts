@@ -5,9 +5,7 @@
 import { Command } from 'commander';
 import { nonNegativeInt, port } from './parse.js';
 import path from 'node:path';
-import { buildApiServer } from '../api/server.js';
-import { loadConfig, parseOverrides } from '../config/load.js';
-import { configSettings, loadFromConfig } from '../infer/load.js';
+import { loadConfigFrom } from './config.js';
 
 export function apiCommand(): Command {
   return new Command('api')
@@ -19,7 +17,8 @@ export function apiCommand(): Command {
     .option('--max-active <n>', 'requests generated together', nonNegativeInt, 8)
     .option('--max-queued <n>', 'requests allowed to wait; more get 429', nonNegativeInt, 64)
     .action(async (file: string, overrides: string[], o: { host: string; port: number; maxActive: number; maxQueued: number }) => {
-      const c = loadConfig(file, parseOverrides(overrides));
+      const c = await loadConfigFrom(file, overrides);
+      const [{ buildApiServer }, { configSettings, loadFromConfig }] = await Promise.all([import('../api/server.js'), import('../infer/load.js')]);
       const m = loadFromConfig(c);
       const apiKey = process.env.API_KEY || undefined;
       const app = buildApiServer(m, {

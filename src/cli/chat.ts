@@ -4,10 +4,8 @@
  */
 import { Command } from 'commander';
 import { createInterface } from 'node:readline';
-import { loadConfig, parseOverrides } from '../config/load.js';
 import type { Message } from '../data/messages.js';
-import { GenerationEngine } from '../infer/generate.js';
-import { chatRequest, configSettings, loadFromConfig } from '../infer/load.js';
+import { loadConfigFrom } from './config.js';
 
 export function chatCommand(): Command {
   return new Command('chat')
@@ -15,7 +13,8 @@ export function chatCommand(): Command {
     .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, template, generation keys')
     .argument('[overrides...]', 'key=value overrides, e.g. temperature=0.3')
     .action(async (file: string, overrides: string[]) => {
-      const c = loadConfig(file, parseOverrides(overrides));
+      const c = await loadConfigFrom(file, overrides);
+      const [{ GenerationEngine }, { chatRequest, configSettings, loadFromConfig }] = await Promise.all([import('../infer/generate.js'), import('../infer/load.js')]);
       const m = loadFromConfig(c);
       const settings = configSettings(c, m);
       const engine = new GenerationEngine(m.model, m.tokenizer, { maxActive: 1, maxQueued: 0 });

@@ -1,8 +1,11 @@
 /** `lmf data preview` and `lmf data check`: what the trainer will see, before it trains. */
 import { Command } from 'commander';
-import { loadConfig, parseOverrides } from '../config/load.js';
-import { prepareData } from '../data/pipeline.js';
-import { checkSummary, markTrained, previewExamples } from '../data/report.js';
+import { loadConfigFrom } from './config.js';
+
+async function prepared(file: string, overrides: string[]) {
+  const [c, { prepareData }] = await Promise.all([loadConfigFrom(file, overrides), import('../data/pipeline.js')]);
+  return prepareData(c);
+}
 
 export function dataCommand(): Command {
   const data = new Command('data').description('inspect datasets as the trainer will see them');
@@ -12,7 +15,8 @@ export function dataCommand(): Command {
     .argument('[overrides...]', 'key=value overrides')
     .option('--n <n>', 'examples to show', (v) => Number(v), 3)
     .action(async (file: string, overrides: string[], o: { n: number }) => {
-      const d = await prepareData(loadConfig(file, parseOverrides(overrides)));
+      const d = await prepared(file, overrides);
+      const { markTrained, previewExamples } = await import('../data/report.js');
       const color = process.stdout.isTTY === true;
       process.stdout.write(`template: ${d.template.name}; trained tokens are ${color ? 'green' : 'between ⟦ and ⟧'}\n`);
       for (const { label, example } of previewExamples(d.train, o.n)) {
@@ -25,7 +29,8 @@ export function dataCommand(): Command {
     .argument('<config>', 'training YAML')
     .argument('[overrides...]', 'key=value overrides')
     .action(async (file: string, overrides: string[]) => {
-      const d = await prepareData(loadConfig(file, parseOverrides(overrides)));
+      const d = await prepared(file, overrides);
+      const { checkSummary } = await import('../data/report.js');
       process.stdout.write(`${checkSummary(d).join('\n')}\n`);
       for (const p of d.problems) process.stdout.write(`${p.file}:${p.row}: ${p.message}\n`);
       process.exitCode = d.problems.length ? 1 : 0;

@@ -1,26 +1,21 @@
-/** `lmf`: the command line. Each subcommand parses its options here and calls the layer that does the work. */
+/**
+ * `lmf`: the command line. Each subcommand parses its options here and calls the layer that does the work.
+ * The layers (and the native addon) are imported by the action that needs them, so that `lmf --help` and
+ * `lmf --version` start at once and each command loads only its own modules.
+ */
 import { Command, Option } from 'commander';
 import { nonNegativeInt, positiveInt, positiveNumber } from './parse.js';
 import { lmfVersion as version } from '../version.js';
 import { fromSystemError, LmfError } from '../errors.js';
 import { availableParallelism } from 'node:os';
-import { runDataBench } from '../bench/data.js';
-import { runGenerateBench } from '../bench/generate.js';
-import { runBench, type BenchMode } from '../bench/train-step.js';
-import { presets } from '../models/init.js';
-import { native } from '../native.js';
-import { verifyGolden } from '../verify/golden.js';
+import type { BenchMode } from '../bench/train-step.js';
+import { presets } from '../models/presets.js';
 import { apiCommand } from './api.js';
 import { webuiCommand } from './webui.js';
 import { chatCommand } from './chat.js';
 import { dataCommand } from './data.js';
 import { generateCommand, initCommand, scoreCommand } from './model.js';
-import { loadConfig, parseOverrides } from '../config/load.js';
-import { train } from '../train/trainer.js';
-import { exportModel } from '../export/export.js';
-import { predict } from '../eval/predict.js';
-import { runChoiceEval } from '../eval/run.js';
-import { scoreLines } from '../eval/choice.js';
+import { loadConfigFrom } from './config.js';
 
 
 export function buildProgram(): Command {
@@ -37,7 +32,8 @@ export function buildProgram(): Command {
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')
     .option('--atol <x>', 'absolute tolerance for logits and loss', positiveNumber, 1e-4)
     .option('--grad-rtol <x>', 'gradient tolerance relative to each tensor\'s largest value', positiveNumber, 1e-3)
-    .action((o: { model: string; golden: string; adapter?: string; atol: number; gradRtol: number }) => {
+    .action(async (o: { model: string; golden: string; adapter?: string; atol: number; gradRtol: number }) => {
+      const { verifyGolden } = await import('../verify/golden.js');
       const report = verifyGolden(o);
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       const bad = report.tensors.filter((t) => !t.ok);
@@ -58,8 +54,9 @@ export function buildProgram(): Command {
     .option('--warmup <n>', 'untimed steps first', nonNegativeInt, 2)
     .option('--lora-rank <n>', 'LoRA rank (alpha = 2 x rank, all projections)', positiveInt, 8)
     .option('--new-tokens <n>', 'generate mode: tokens decoded per sequence (the prompt is --seq tokens)', positiveInt, 128)
-    .action((o: { model: string; mode: BenchMode | 'generate'; dtype: 'f32' | 'bf16'; seq: number; batch: number; steps: number; warmup: number; loraRank: number; newTokens: number }) => {
-      const result = o.mode === 'generate' ? runGenerateBench(o) : runBench({ ...o, mode: o.mode });
+    .action(async (o: { model: string; mode: BenchMode | 'generate'; dtype: 'f32' | 'bf16'; seq: number; batch: number; steps: number; warmup: number; loraRank: number; newTokens: number }) => {
+      const result = o.mode === 'generate' ? (await import('../bench/generate.js')).runGenerateBench(o)
+        : (await import('../bench/train-step.js')).runBench({ ...o, mode: o.mode });
       process.stdout.write(`${JSON.stringify(result)}\n`);
     });
   bench.command('data')
@@ -69,6 +66,7 @@ export function buildProgram(): Command {
     .option('--examples <n>', 'examples to process', positiveInt, 20000)
     .option('--workers <n>', 'worker threads', positiveInt, availableParallelism())
     .action(async (o: { tokenizer: string; template: string; examples: number; workers: number }) => {
+      const { runDataBench } = await import('../bench/data.js');
       process.stdout.write(`${JSON.stringify(await runDataBench(o))}\n`);
     });
 
@@ -77,9 +75,10 @@ export function buildProgram(): Command {
     .argument('<config>', 'training YAML with LLaMA-Factory\'s keys')
     .argument('[overrides...]', 'key=value overrides, e.g. learning_rate=1e-4 max_steps=10')
     .action(async (file: string, overrides: string[]) => {
-      const c = loadConfig(file, parseOverrides(overrides));
-      if (c.do_train ?? !c.do_predict) await train(c);
+      const c = await loadConfigFrom(file, overrides);
+      if (c.do_train ?? !c.do_predict) await (await import('../train/trainer.js')).train(c);
       if (c.do_predict) {
+        const { predict } = await import('../eval/predict.js');
         const results = await predict(c, (l) => process.stderr.write(`${l}\n`));
         process.stderr.write(`predict: ${JSON.stringify(results)}\n`);
       }
@@ -89,8 +88,9 @@ export function buildProgram(): Command {
     .description('multiple-choice benchmark (MMLU, CMMLU, C-Eval layout) from local files: accuracy per subject, category and on average')
     .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, template, task, task_dir, n_shot, lang, save_dir')
     .argument('[overrides...]', 'key=value overrides')
-    .action((file: string, overrides: string[]) => {
-      const report = runChoiceEval(loadConfig(file, parseOverrides(overrides)), (l) => process.stderr.write(`${l}\n`));
+    .action(async (file: string, overrides: string[]) => {
+      const [{ runChoiceEval }, { scoreLines }] = await Promise.all([import('../eval/run.js'), import('../eval/choice.js')]);
+      const report = runChoiceEval(await loadConfigFrom(file, overrides), (l) => process.stderr.write(`${l}\n`));
       process.stdout.write(`${scoreLines(report.scores)}\n`);
     });
 
@@ -98,8 +98,9 @@ export function buildProgram(): Command {
     .description('merge adapters into the base model and write a Hugging Face folder (and GGUF with export_gguf) to export_dir')
     .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, export_dir, export_size, infer_dtype, export_gguf')
     .argument('[overrides...]', 'key=value overrides')
-    .action((file: string, overrides: string[]) => {
-      const result = exportModel(loadConfig(file, parseOverrides(overrides)), (l) => process.stderr.write(`${l}\n`));
+    .action(async (file: string, overrides: string[]) => {
+      const { exportModel } = await import('../export/export.js');
+      const result = exportModel(await loadConfigFrom(file, overrides), (l) => process.stderr.write(`${l}\n`));
       process.stdout.write(`exported to ${result.dir}: ${result.files.join(', ')}\n`);
     });
 
@@ -113,7 +114,8 @@ export function buildProgram(): Command {
 
   program.command('env')
     .description('versions, threads and CPU features the engine runs with')
-    .action(() => {
+    .action(async () => {
+      const { native } = await import('../native.js');
       process.stdout.write(`${JSON.stringify({ lmfactory: version, node: process.version, ...native.info() }, null, 2)}\n`);
     });
 

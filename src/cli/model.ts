@@ -3,17 +3,7 @@ import { Command } from 'commander';
 import { positiveInt } from './parse.js';
 import { copyFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { HfTokenizer } from '../data/tokenizer.js';
 import { LmfError } from '../errors.js';
-import { generate } from '../infer/generate.js';
-import { parseModelConfig } from '../models/config.js';
-import { initLlama } from '../models/init.js';
-import { saveModelFolder } from '../models/save.js';
-import { chatRequest, loadInference } from '../infer/load.js';
-import { mergeSettings } from '../infer/settings.js';
-import { scoreAnswers } from '../infer/score.js';
-import { ValueHead } from '../models/value-head.js';
-import { ensureDir } from '../io/dirs.js';
 
 export function initCommand(): Command {
   return new Command('init')
@@ -27,7 +17,9 @@ export function initCommand(): Command {
     .option('--intermediate <n>', 'MLP size', positiveInt, 512)
     .option('--vocab <n>', 'vocabulary rows (default: the tokenizer\'s; more pads it, as checkpoints round it up)', positiveInt)
     .option('--seed <n>', 'initialisation seed', (v) => Number(v), 0)
-    .action((o: { tokenizer: string; out: string; hidden: number; layers: number; heads: number; kvHeads: number; intermediate: number; vocab?: number; seed: number }) => {
+    .action(async (o: { tokenizer: string; out: string; hidden: number; layers: number; heads: number; kvHeads: number; intermediate: number; vocab?: number; seed: number }) => {
+      const [{ HfTokenizer }, { parseModelConfig }, { initLlama }, { saveModelFolder }, { ensureDir }] = await Promise.all([
+        import('../data/tokenizer.js'), import('../models/config.js'), import('../models/init.js'), import('../models/save.js'), import('../io/dirs.js')]);
       const tok = HfTokenizer.fromDir(o.tokenizer);
       if (o.vocab !== undefined && o.vocab < tok.vocabSize) throw new LmfError('bad_option', `--vocab ${o.vocab} is smaller than the tokenizer's ${tok.vocabSize} tokens`);
       if (existsSync(path.join(o.out, 'config.json'))) throw new LmfError('output_exists', 'a model already exists there', { file: o.out });
@@ -57,7 +49,9 @@ export function scoreCommand(): Command {
     .option('--system <text>', 'system prompt')
     .requiredOption('--prompt <text>', 'the user message the answers reply to')
     .argument('<answers...>', 'answers to score')
-    .action((answers: string[], o: { model: string; adapter?: string; valueHead?: string; template?: string; system?: string; prompt: string }) => {
+    .action(async (answers: string[], o: { model: string; adapter?: string; valueHead?: string; template?: string; system?: string; prompt: string }) => {
+      const [{ ValueHead }, { loadInference }, { scoreAnswers }] = await Promise.all([
+        import('../models/value-head.js'), import('../infer/load.js'), import('../infer/score.js')]);
       const adapters = adapterList(o.adapter);
       const head = ValueHead.load(o.valueHead ?? adapters[adapters.length - 1] ?? o.model);
       const m = loadInference({ model: o.model, adapters, template: o.template });
@@ -80,7 +74,9 @@ export function generateCommand(): Command {
     .option('--system <text>', 'system prompt')
     .option('--max-new-tokens <n>', 'longest answer', positiveInt, 48)
     .argument('<prompts...>', 'user messages, one answer each')
-    .action((prompts: string[], o: { model: string; adapter?: string; template?: string; system?: string; maxNewTokens: number }) => {
+    .action(async (prompts: string[], o: { model: string; adapter?: string; template?: string; system?: string; maxNewTokens: number }) => {
+      const [{ generate }, { chatRequest, loadInference }, { mergeSettings }] = await Promise.all([
+        import('../infer/generate.js'), import('../infer/load.js'), import('../infer/settings.js')]);
       const m = loadInference({ model: o.model, adapters: adapterList(o.adapter), template: o.template });
       try {
         const settings = mergeSettings({ doSample: false, repetitionPenalty: 1, maxNewTokens: o.maxNewTokens });

@@ -2,7 +2,6 @@
 import { Command } from 'commander';
 import { port } from './parse.js';
 import { randomBytes } from 'node:crypto';
-import { buildWebui } from '../webui/server.js';
 
 export function webuiCommand(): Command {
   return new Command('webui')
@@ -14,6 +13,7 @@ export function webuiCommand(): Command {
     .option('--token <token>', 'access token (default: none on loopback, a random one otherwise)')
     .option('--board-dir <dir>', 'where saved arguments and job folders are kept', 'lmfactory_board')
     .action(async (o: { host: string; port: number; modelDir: string; dataDir: string; token?: string; boardDir: string }) => {
+      const { buildWebui } = await import('../webui/server.js');
       const loopback = ['127.0.0.1', 'localhost', '::1'].includes(o.host);
       const token = o.token ?? (loopback ? undefined : randomBytes(16).toString('hex'));
       const roots = [o.modelDir, o.dataDir].flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);

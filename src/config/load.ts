@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { LmfError } from '../errors.js';
+import { fromSystemError, LmfError } from '../errors.js';
 import { closest } from '../util/closest.js';
 import { configKeys, configSchema, type TrainConfig } from './schema.js';
 
@@ -24,8 +24,11 @@ export function loadConfig(file: string, overrides: Record<string, unknown> = {}
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
-  } catch {
-    throw new LmfError('config_missing', 'the config file does not exist', { file });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new LmfError('config_missing', 'this is a folder, not a YAML config file', { file, hint: 'name the .yaml file' });
+    if (code === 'ENOENT') throw new LmfError('config_missing', 'the config file does not exist', { file });
+    throw fromSystemError(err) ?? err;
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines });

@@ -65,7 +65,7 @@ export const configShape = {
   enable_thinking: bool.nullable().default(true),
   overwrite_cache: bool.default(false),
   /** LMFactory's: training stops when more than this share of the rows are invalid (they are dropped otherwise) */
-  max_invalid_ratio: num.pipe(z.number().min(0).max(1)).default(0.1),
+  max_invalid_ratio: num.pipe(z.number().min(0).max(1)).default(0.2),
   preprocessing_num_workers: int.pipe(z.number().positive()).optional(),
   // output
   output_dir: z.string().default('saves/run'),

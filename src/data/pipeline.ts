@@ -74,6 +74,7 @@ async function readDataset(attr: DatasetAttr, kind: StageKind, problems: RowProb
     throw new LmfError('dataset_stage', `dataset "${attr.name}" is a preference dataset (ranking: true), which this stage cannot use`, { key: attr.name, hint: 'use stage rm or dpo for it' });
   }
   const rows = await loadRows(attr.path);
+  if (!rows.length) throw new LmfError('empty_dataset', `dataset "${attr.name}" has no rows`, { file: attr.path, hint: 'check the file (or folder) that dataset_info.json names' });
   counts.read += rows.length;
   checkColumns(attr, rows, kind);
   const out: AlignedExample[] = [];

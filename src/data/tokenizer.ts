@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { LmfError } from '../errors.js';
-import { refuseFileForFolder } from '../io/dirs.js';
+import { requireModelFolder } from '../io/dirs.js';
 
 export interface TextTokenizer {
   encode(text: string): number[];
@@ -136,7 +136,7 @@ export class HfTokenizer implements TextTokenizer {
 
   /** tokenizer.json and tokenizer_config.json from a model folder. */
   static fromDir(dir: string): HfTokenizer {
-    refuseFileForFolder(dir);
+    requireModelFolder(dir);
     const file = path.join(dir, 'tokenizer.json');
     if (!existsSync(file)) {
       throw new LmfError('tokenizer_missing', 'tokenizer.json not found', {

@@ -38,9 +38,12 @@ export function ensureDir(dir: string, key?: string): string {
   return target;
 }
 
-/** Refuses a file where a model (or tokenizer) folder is expected. */
-export function refuseFileForFolder(dir: string): void {
-  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+/** Refuses a missing folder, or a file, where a model (or tokenizer) folder is expected. */
+export function requireModelFolder(dir: string): void {
+  if (!existsSync(dir)) {
+    throw new LmfError('model_missing', 'the model folder does not exist', { file: dir, hint: 'model_name_or_path must name a folder with config.json, the tokenizer and *.safetensors' });
+  }
+  if (!statSync(dir).isDirectory()) {
     throw new LmfError('model_is_file', 'model_name_or_path is a file, not a model folder', {
       file: dir, hint: 'name the folder that holds config.json, the tokenizer and the *.safetensors files',
     });
@@ -48,7 +51,7 @@ export function refuseFileForFolder(dir: string): void {
 }
 
 /** The real path of p, resolving links through its longest existing prefix (p itself need not exist). */
-function realPath(p: string): string {
+export function realPath(p: string): string {
   const abs = path.resolve(p);
   const tail: string[] = [];
   let at = abs;
@@ -61,7 +64,8 @@ function realPath(p: string): string {
   return path.join(realpathSync(at), ...tail);
 }
 
-function contains(outer: string, inner: string): boolean {
+/** Whether `inner` is `outer` or lies inside it (both absolute, resolved). */
+export function contains(outer: string, inner: string): boolean {
   const rel = path.relative(outer, inner);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { LmfError } from '../errors.js';
-import { refuseFileForFolder } from '../io/dirs.js';
+import { requireModelFolder } from '../io/dirs.js';
 
 export const supportedModelTypes = ['llama', 'mistral', 'qwen2'] as const;
 
@@ -134,7 +134,7 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
 
 export function readModelConfig(dir: string): ModelConfig {
   const file = path.join(dir, 'config.json');
-  refuseFileForFolder(dir);
+  requireModelFolder(dir);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

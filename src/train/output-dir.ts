@@ -4,7 +4,7 @@
  * made by a run of this model, data and method.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
@@ -71,6 +71,9 @@ export interface PreparedOutput {
 
 export function prepareOutputDir(c: TrainConfig, print: (l: string) => void): PreparedOutput {
   const dir = c.output_dir;
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new LmfError('not_a_directory', 'output_dir is a file', { file: dir, key: 'output_dir', hint: 'choose a folder' });
+  }
   refuseOverlap({ key: 'output_dir', path: dir }, [
     { key: 'model_name_or_path', path: c.model_name_or_path },
     ...(c.adapter_name_or_path ?? []).map((a) => ({ key: 'adapter_name_or_path', path: a })),

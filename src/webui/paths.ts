@@ -2,8 +2,9 @@
  * Which folders the web UI may read and write: the working directory and the model and data folders it was
  * started with. Every path a request names is resolved (symbolic links included) and must lie inside one.
  */
-import { existsSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import path from 'node:path';
+import { contains, realPath } from '../io/dirs.js';
 
 export class PathGuard {
   readonly roots: string[];
@@ -15,18 +16,8 @@ export class PathGuard {
   /** The absolute path, or null when it escapes every root (after following links as far as the path exists). */
   resolve(p: string): string | null {
     if (typeof p !== 'string' || !p || p.includes('\0')) return null;
-    const abs = path.resolve(p);
-    // follow links through the longest existing prefix, then append the rest
-    let existing = abs;
-    const rest: string[] = [];
-    while (!existsSync(existing)) {
-      rest.unshift(path.basename(existing));
-      const parent = path.dirname(existing);
-      if (parent === existing) return null;
-      existing = parent;
-    }
-    const real = path.join(realpathSync(existing), ...rest);
-    return this.roots.some((r) => real === r || real.startsWith(r + path.sep)) ? real : null;
+    const real = realPath(p);
+    return this.roots.some((r) => contains(r, real)) ? real : null;
   }
 }
 

@@ -149,13 +149,14 @@ test('5. a 10 MB row is truncated to cutoff_len like any other (no stack overflo
 test('6. train reports dropped rows per reason with file:row, and stops when more than max_invalid_ratio are invalid', () => {
   const good = { instruction: 'Who are you?', output: 'I am a model.' };
   const one = dataset('one-bad', [good, good, { instruction: 'no answer', output: '' }, good, good]);
-  const r = lmf('train', config('one-bad', `dataset_dir: ${one}\ndataset: rows\noutput_dir: ${path.join(work, 'one-bad-out')}\nmax_steps: 1\nmax_invalid_ratio: 0.25\n`));
+  const r = lmf('train', config('one-bad', `dataset_dir: ${one}\ndataset: rows\noutput_dir: ${path.join(work, 'one-bad-out')}\nmax_steps: 1\n`));
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /data: 1 of 5 rows dropped as invalid/);
   assert.match(r.stderr, /1 × empty response \("output"\) \(.*rows\.json:3\)/);
   assert.match(r.stderr, /training sft\/lora: 4 examples/);
-  const many = lmf('train', config('many-bad', `dataset_dir: ${one}\ndataset: rows\noutput_dir: ${path.join(work, 'many-bad-out')}\nmax_steps: 1\n`));
-  assertCleanError(many, /too_many_invalid_rows.*1 of 5 rows \(20\.0%\) are invalid, more than max_invalid_ratio 0\.1[\s\S]*hint: first: .*rows\.json:3/);
+  const two = dataset('two-bad', [good, { instruction: '', output: 'x' }, { instruction: 'no answer', output: '' }, good, good]);
+  const many = lmf('train', config('many-bad', `dataset_dir: ${two}\ndataset: rows\noutput_dir: ${path.join(work, 'many-bad-out')}\nmax_steps: 1\n`));
+  assertCleanError(many, /too_many_invalid_rows.*2 of 5 rows \(40\.0%\) are invalid, more than max_invalid_ratio 0\.2[\s\S]*hint: first: .*rows\.json:2/);
 });
 
 test('7. an over-long prompt is refused fast while the server keeps answering; max_tokens follows OpenAI\'s rule', async () => {

@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// Builds what LMFactory runs from, only where it is out of date: `node scripts/build.mjs [native] [ts] [web]`
+// (all three by default). npm's install and prepare scripts call it, so an `npm ci`, `npm link`, npx or a
+// global install of the tarball never recompiles what is current.
+//   native: the addon, rebuilt when binding.gyp, native/src or the Node ABI changed; node-gyp builds in
+//           build/, and the result is copied to build/lmf_native.node under a temporary name and renamed, so an
+//           interrupted build never leaves a half-written addon where LMFactory loads it.
+//   ts:     dist/ from src/ (tsc), when a source is newer than the last build.
+//   web:    web/dist/ (vite), likewise.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(root);
+
+function files(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? e.path, e.name)).sort();
+}
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', shell: process.platform === 'win32' });
+  if (r.status !== 0) {
+    process.stderr.write(`build: ${cmd} ${args.join(' ')} failed${r.error ? `: ${r.error.message}` : ''}\n`);
+    process.exit(r.status ?? 1);
+  }
+}
+
+/** A local tool from node_modules/.bin (absent in an installed package, where ts and web ship built). */
+function tool(name) {
+  const bin = path.join(root, 'node_modules', '.bin', name);
+  return existsSync(bin) ? bin : null;
+}
+
+function newestMtime(paths) {
+  let newest = 0;
+  for (const p of paths.filter((q) => existsSync(q))) {
+    for (const f of statSync(p).isDirectory() ? files(p) : [p]) newest = Math.max(newest, statSync(f).mtimeMs);
+  }
+  return newest;
+}
+
+function buildNative() {
+  const target = path.join('build', 'lmf_native.node');
+  const stampFile = path.join('build', 'lmf_native.stamp');
+  const hash = createHash('sha256');
+  for (const f of ['binding.gyp', ...files('native')]) hash.update(f).update(readFileSync(f));
+  hash.update(`${process.versions.modules} ${process.arch} ${process.platform}`);
+  const stamp = hash.digest('hex');
+  if (existsSync(target) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return;
+  // npm puts its own node-gyp on PATH for install scripts; elsewhere, use npm's copy
+  const nodeGyp = process.env.npm_config_node_gyp;
+  const gyp = nodeGyp ? [process.execPath, [nodeGyp]] : ['npm', ['exec', '--yes', '--', 'node-gyp']];
+  run(gyp[0], [...gyp[1], 'configure']);
+  run(gyp[0], [...gyp[1], 'build', '--jobs', 'max']);
+  const tmp = `${target}.tmp-${process.pid}`;
+  copyFileSync(path.join('build', 'Release', 'lmf_native.node'), tmp);
+  renameSync(tmp, target);
+  writeFileSync(stampFile, stamp);
+}
+
+function buildTs() {
+  const tsc = tool('tsc');
+  if (!tsc) return;
+  if (existsSync('dist/cli/main.js') && newestMtime(['src', 'tsconfig.json', 'package.json']) <= statSync('dist/cli/main.js').mtimeMs) return;
+  run(tsc, ['-p', 'tsconfig.json']);
+  // tsc may leave an unchanged output's time alone: mark the build as done now
+  const now = new Date();
+  utimesSync('dist/cli/main.js', now, now);
+}
+
+function buildWeb() {
+  const vite = tool('vite');
+  if (!vite) return;
+  const marker = path.join('web', 'dist', 'index.html');
+  if (existsSync(marker) && newestMtime(['web/src', 'web/index.html', 'web/vite.config.ts']) <= statSync(marker).mtimeMs) return;
+  run(vite, ['build', 'web', '--logLevel', 'warn']);
+}
+
+const steps = { native: buildNative, ts: buildTs, web: buildWeb };
+const asked = process.argv.slice(2);
+for (const name of asked.length ? asked : Object.keys(steps)) {
+  if (!steps[name]) {
+    process.stderr.write(`build: unknown step ${name} (native, ts, web)\n`);
+    process.exit(2);
+  }
+  steps[name]();
+}
