@@ -17,15 +17,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
-# npm ci runs when the dependencies changed (it also builds the addon and compiles the TypeScript); otherwise
-# only what is older than its sources is rebuilt.
+# npm ci when the dependencies changed (its install and prepare scripts build through scripts/build.mjs); then
+# whatever else is out of date is rebuilt (each step does nothing when its output is current).
 stamp=node_modules/.lmf-setup-stamp
-newer() { [ -n "$(find "$@" -newer "$stamp" -print -quit 2>/dev/null)" ]; }
-if [ ! -f "$stamp" ] || newer package.json package-lock.json; then
+if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   npm ci --no-audit --no-fund --loglevel=error
-else
-  if [ ! -f build/Release/lmf_native.node ] || newer binding.gyp native; then npm run install --silent >/dev/null 2>&1; fi
-  if [ ! -d dist ] || newer src tsconfig.json; then npx --no-install tsc -p tsconfig.json; fi
-  if [ ! -d web/dist ] || newer web/src web/index.html web/vite.config.ts; then npx --no-install vite build web --logLevel warn; fi
+  touch "$stamp"
 fi
-touch "$stamp"
+node scripts/build.mjs
+
+# `lmf` on PATH, as a global npm install would put it: a link to this working tree (no scripts run, nothing rebuilt)
+if [ "$(readlink -f "$(command -v lmf 2>/dev/null)" 2>/dev/null)" != "$(readlink -f bin/lmf.js)" ]; then
+  npm link --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null 2>&1 || echo "setup: could not put lmf on PATH (npm link); use node bin/lmf.js" >&2
+fi
