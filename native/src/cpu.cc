@@ -7,9 +7,9 @@ namespace lmf {
 
 namespace {
 const KernelTable kTables[] = {
-    {Isa::Avx2, "avx2", avx2::gemvF32, avx2::gemvBf16},
-    {Isa::Avx512, "avx512", avx512::gemvF32, avx512::gemvBf16},
-    {Isa::Avx512Bf16, "avx512bf16", avx512bf16::gemvF32, avx512bf16::gemvBf16},
+    {Isa::Avx2, "avx2", avx2::gemvF32, avx2::gemvBf16, avx2::attentionForward, avx2::attentionBackward},
+    {Isa::Avx512, "avx512", avx512::gemvF32, avx512::gemvBf16, avx512::attentionForward, avx512::attentionBackward},
+    {Isa::Avx512Bf16, "avx512bf16", avx512bf16::gemvF32, avx512bf16::gemvBf16, avx512bf16::attentionForward, avx512bf16::attentionBackward},
 };
 const KernelTable* active = nullptr;
 }  // namespace

@@ -13,20 +13,15 @@
 #include <omp.h>
 #include <cstdint>
 #include <cstring>
+#include "kernel_support.h"
 #include "kernels.h"
 
 namespace lmf {
 namespace LMF_ISA_NS {
 namespace {
 
-inline float bf16ToF32(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 inline float toF32(float v) { return v; }
-inline float toF32(uint16_t v) { return bf16ToF32(v); }
+inline float toF32(uint16_t v) { return bf16_to_f32(v); }
 
 #if defined(__AVX512F__)
 using Vec = __m512;
@@ -95,7 +90,7 @@ inline void dots4<uint16_t>(const uint16_t* a, int64_t M, int64_t K, const uint1
     }
     float r[4] = {reduce(s0), reduce(s1), reduce(s2), reduce(s3)};
     for (; k < K; k++)
-      for (int j = 0; j < 4; j++) r[j] += bf16ToF32(x[k]) * bf16ToF32(w[j * K + k]);
+      for (int j = 0; j < 4; j++) r[j] += bf16_to_f32(x[k]) * bf16_to_f32(w[j * K + k]);
     for (int j = 0; j < 4; j++) out[m][j] = r[j];
   }
 }

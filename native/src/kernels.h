@@ -9,12 +9,25 @@ namespace lmf {
 
 constexpr int64_t kGemvMaxRows = 4;
 
+// Sizes of a causal grouped-query attention (attention_kernels.h): q [B, Tq, H, D], k and v [B, Tk, KV, D]; query i
+// stands at key position i + qOffset; segment ids (or null) keep packed sequences apart.
+struct AttentionShape {
+  int64_t B, Tq, Tk, H, KV, D, qOffset;
+  const int32_t* segQ;
+  const int32_t* segK;
+  float scale;
+};
+
 #define LMF_DECLARE_KERNELS(ns)                                                                                    \
   namespace ns {                                                                                                   \
   void gemvF32(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,          \
                const float* bias);                                                                                 \
   void gemvBf16(const uint16_t* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,   \
                 const float* bias);                                                                                \
+  void attentionForward(const float* q, const float* k, const float* v, float* out, float* lse,                    \
+                        const AttentionShape& shape);                                                              \
+  void attentionBackward(const float* q, const float* k, const float* v, const float* out, const float* dout,       \
+                         const float* lse, float* dq, float* dk, float* dv, const AttentionShape& shape);           \
   }
 LMF_DECLARE_KERNELS(avx2)
 LMF_DECLARE_KERNELS(avx512)
@@ -30,6 +43,9 @@ struct KernelTable {
   // C[M, N] (+)= A[M, :] · W[N, :] (+ bias) for M <= kGemvMaxRows
   void (*gemvF32)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*);
   void (*gemvBf16)(const uint16_t*, const uint16_t*, float*, int64_t, int64_t, int64_t, bool, const float*);
+  void (*attentionForward)(const float*, const float*, const float*, float*, float*, const AttentionShape&);
+  void (*attentionBackward)(const float*, const float*, const float*, const float*, const float*, const float*, float*,
+                            float*, float*, const AttentionShape&);
 };
 
 // The best path this CPU (and its operating system) supports.

@@ -8,6 +8,8 @@
 #include <cstring>
 
 namespace lmf {
+// internal linkage: each instruction-set translation unit keeps its own compiled copy
+namespace {
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
@@ -63,4 +65,5 @@ inline void tileGemm(const float* A, int64_t lda, const float* B, int64_t ldb, f
   }
 }
 
+}  // namespace
 }  // namespace lmf

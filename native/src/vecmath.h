@@ -5,6 +5,8 @@
 #include <cstring>
 
 namespace lmf {
+// internal linkage: each instruction-set translation unit keeps its own compiled copy
+namespace {
 
 #pragma omp declare simd notinbranch
 inline float exp_approx(float x) {
@@ -26,4 +28,5 @@ inline float exp_approx(float x) {
   return p * scale;
 }
 
+}  // namespace
 }  // namespace lmf

@@ -15,6 +15,7 @@ import { webuiCommand } from './webui.js';
 import { chatCommand } from './chat.js';
 import { dataCommand } from './data.js';
 import { generateCommand, initCommand, scoreCommand } from './model.js';
+import { completionCommand } from './completion.js';
 import { loadConfigFrom } from './config.js';
 
 
@@ -111,6 +112,7 @@ export function buildProgram(): Command {
   program.addCommand(chatCommand());
   program.addCommand(apiCommand());
   program.addCommand(webuiCommand());
+  program.addCommand(completionCommand(() => program));
 
   program.command('env')
     .description('versions, threads and CPU features the engine runs with')

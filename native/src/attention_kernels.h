@@ -1,0 +1,253 @@
+// Causal grouped-query attention, tiled in blocks of queries and keys with an online softmax, so the
+// T×T score matrix never exists. The forward pass keeps only the log-sum-exp of each query row; the
+// backward pass recomputes the scores block by block from it.
+//
+// Layouts: q, out, dq [B, Tq, H, D]; k, v, dk, dv [B, Tk, KV, D]; lse [B, H, Tq].
+// Query i (0-based) stands at key position i + qOffset; it sees key j when j <= i + qOffset and, when
+// segment ids are given, when both tokens belong to the same segment (packed sequences, padding).
+// Query head h reads key/value head h / (H / KV), as Hugging Face's repeat_kv.
+//
+// Plain pointers and sizes, compiled once per instruction set inside LMF_ISA_NS (native/src/isa/*.cc): the
+// 16-float tiles of tile_gemm.h and the exp of vecmath.h become AVX-512 or AVX2 code by -march.
+#ifndef LMF_ISA_NS
+#error "define LMF_ISA_NS before including attention_kernels.h"
+#endif
+#include <omp.h>
+#include <algorithm>
+#include <cmath>
+#include <vector>
+#include "kernel_support.h"
+#include "kernels.h"
+#include "tile_gemm.h"
+#include "vecmath.h"
+
+namespace lmf {
+namespace LMF_ISA_NS {
+namespace {
+
+constexpr int64_t BQ = 64, BK = 64;
+// scratch slots (common.h) of the backward pass
+constexpr int kSlotQ = 100, kSlotDout = 101, kSlotDelta = 102, kSlotDk = 103, kSlotDv = 104, kSlotDq = 110;
+
+struct Shape : AttentionShape {
+  int64_t group() const { return H / KV; }
+  int64_t qRow(int64_t b, int64_t i, int64_t h) const { return ((b * Tq + i) * H + h) * D; }
+  int64_t kRow(int64_t b, int64_t j, int64_t g) const { return ((b * Tk + j) * KV + g) * D; }
+  bool visible(int64_t b, int64_t i, int64_t j) const {
+    return j <= i + qOffset && (!segQ || segQ[b * Tq + i] == segK[b * Tk + j]);
+  }
+  // Number of keys the last query of [i0, i0+n) can see: the key range a query block has to visit.
+  int64_t keyEnd(int64_t i0, int64_t n) const { return std::min(Tk, i0 + n + qOffset); }
+};
+
+// Copies n rows of D values, strided by `stride`, into a contiguous [n, D] block, times `mul`.
+void gather(const float* src, int64_t stride, int64_t n, int64_t D, float mul, float* dst) {
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t d = 0; d < D; d++) dst[r * D + d] = src[r * stride + d] * mul;
+}
+// Copies n strided rows into a transposed [D, BK] block (columns past n are zero).
+void gatherT(const float* src, int64_t stride, int64_t n, int64_t D, float* dst) {
+  std::fill(dst, dst + D * BK, 0.0f);
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t d = 0; d < D; d++) dst[d * BK + r] = src[r * stride + d];
+}
+// True when every key of [j0, j0+nk) is visible to every query of [i0, i0+nq): no mask needed.
+bool fullyVisible(const Shape& sh, int64_t i0, int64_t j0, int64_t nk) {
+  return !sh.segQ && j0 + nk - 1 <= i0 + sh.qOffset;
+}
+
+// P = exp(S - lse) on visible entries, 0 elsewhere (and past nk).
+void probabilities(const Shape& sh, int64_t b, int64_t i0, int64_t nq, int64_t j0, int64_t nk, const float* lse,
+                   const float* S, float* P) {
+  bool full = fullyVisible(sh, i0, j0, nk);
+  for (int64_t i = 0; i < nq; i++) {
+    float l = lse[i0 + i];
+    const float* s = S + i * BK;
+    float* p = P + i * BK;
+#pragma omp simd
+    for (int64_t j = 0; j < BK; j++) p[j] = exp_approx(s[j] - l);
+    if (full) {
+      for (int64_t j = nk; j < BK; j++) p[j] = 0.0f;
+    } else {
+      for (int64_t j = 0; j < BK; j++)
+        if (j >= nk || !sh.visible(b, i0 + i, j0 + j)) p[j] = 0.0f;
+    }
+  }
+}
+}  // namespace
+
+void attentionForward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& shape) {
+  const Shape sh{shape};
+  const int64_t D = sh.D, nQB = (sh.Tq + BQ - 1) / BQ;
+  const int64_t tasks = sh.B * sh.H * nQB;
+#pragma omp parallel
+  {
+    FlushDenormals ftz;
+    std::vector<float> qs(BQ * D), kt(D * BK), vb(BK * D), s(BQ * BK), p(BQ * BK), acc(BQ * D), m(BQ), l(BQ);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tasks; task++) {
+      // largest query blocks first: they have the most keys to visit
+      int64_t qb = nQB - 1 - task % nQB, h = (task / nQB) % sh.H, b = task / (nQB * sh.H), g = h / sh.group();
+      int64_t i0 = qb * BQ, nq = std::min(BQ, sh.Tq - i0);
+      gather(q + sh.qRow(b, i0, h), sh.H * D, nq, D, sh.scale, qs.data());
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      std::fill(m.begin(), m.end(), -INFINITY);
+      std::fill(l.begin(), l.end(), 0.0f);
+      int64_t kEnd = sh.keyEnd(i0, nq);
+      for (int64_t j0 = 0; j0 < kEnd; j0 += BK) {
+        int64_t nk = std::min(BK, kEnd - j0);
+        gatherT(k + sh.kRow(b, j0, g), sh.KV * D, nk, D, kt.data());
+        gather(v + sh.kRow(b, j0, g), sh.KV * D, nk, D, 1.0f, vb.data());
+        tileGemm(qs.data(), D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
+        bool full = fullyVisible(sh, i0, j0, nk);
+        for (int64_t i = 0; i < nq; i++) {
+          float* si = s.data() + i * BK;
+          float* pi = p.data() + i * BK;
+          for (int64_t j = 0; j < BK; j++)
+            if (j >= nk || (!full && !sh.visible(b, i0 + i, j0 + j))) si[j] = -INFINITY;
+          float mb = -INFINITY;
+          for (int64_t j = 0; j < BK; j++) mb = std::max(mb, si[j]);
+          float mNew = std::max(m[i], mb);
+          if (mNew == -INFINITY) {  // nothing visible yet in this row
+            std::fill(pi, pi + BK, 0.0f);
+            continue;
+          }
+          float alpha = m[i] == -INFINITY ? 0.0f : std::exp(m[i] - mNew);
+          float rowSum = 0.0f;
+#pragma omp simd reduction(+ : rowSum)
+          for (int64_t j = 0; j < BK; j++) {
+            float e = si[j] == -INFINITY ? 0.0f : exp_approx(si[j] - mNew);
+            pi[j] = e;
+            rowSum += e;
+          }
+          l[i] = l[i] * alpha + rowSum;
+          m[i] = mNew;
+          if (alpha != 1.0f) {
+            float* a = acc.data() + i * D;
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) a[d] *= alpha;
+          }
+        }
+        tileGemm(p.data(), BK, vb.data(), D, acc.data(), D, nq, D, nk, true);
+      }
+      for (int64_t i = 0; i < nq; i++) {
+        float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+        float* o = out + sh.qRow(b, i0 + i, h);
+        for (int64_t d = 0; d < D; d++) o[d] = acc[i * D + d] * inv;
+        if (lse) lse[(b * sh.H + h) * sh.Tq + i0 + i] = l[i] > 0.0f ? m[i] + std::log(l[i]) : INFINITY;
+      }
+    }
+  }
+}
+
+// Tasks are (batch, query head, key block), longest first: each visits the query blocks that see its key
+// block once, writes that block's dK and dV to a per-head scratch (summed over each key/value group at the
+// end) and adds its dQ share into its thread's own dQ buffer (summed over threads at the end).
+void attentionBackward(const float* q, const float* k, const float* v, const float* out, const float* dout, const float* lseAll,
+                       float* dq, float* dk, float* dv, const AttentionShape& shape) {
+  const Shape sh{shape};
+  const int64_t D = sh.D, H = sh.H, KV = sh.KV, Tq = sh.Tq, Tk = sh.Tk, B = sh.B;
+  const int64_t nKB = (Tk + BK - 1) / BK;
+  const size_t headSize = static_cast<size_t>(B * H * Tq * D);
+  // per head, contiguous: scaled queries, output gradients, and the softmax backward's row term
+  const int nThreads = omp_get_max_threads();
+  float* qs = scratch(kSlotQ, headSize);
+  float* dO = scratch(kSlotDout, headSize);
+  float* delta = scratch(kSlotDelta, static_cast<size_t>(B * H * Tq));
+  float* dkHead = scratch(kSlotDk, static_cast<size_t>(B * H * Tk * D));
+  float* dvHead = scratch(kSlotDv, static_cast<size_t>(B * H * Tk * D));
+  std::vector<float*> dQ(nThreads);
+  for (int t = 0; t < nThreads; t++) dQ[t] = scratch(kSlotDq + t, headSize);  // slots above kSlotDq: one per thread
+
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < B * Tq * H; r++) {
+    int64_t h = r % H, i = (r / H) % Tq, b = r / (H * Tq);
+    float* qd = qs + ((b * H + h) * Tq + i) * D;
+    float* gd = dO + ((b * H + h) * Tq + i) * D;
+    float acc = 0.0f;
+    for (int64_t d = 0; d < D; d++) {
+      qd[d] = q[r * D + d] * sh.scale;
+      gd[d] = dout[r * D + d];
+      acc += out[r * D + d] * gd[d];
+    }
+    delta[(b * H + h) * Tq + i] = acc;
+  }
+
+#pragma omp parallel num_threads(nThreads)
+  {
+    FlushDenormals ftz;
+    float* myDQ = dQ[omp_get_thread_num()];
+    std::fill(myDQ, myDQ + headSize, 0.0f);
+    std::vector<float> kt(D * BK), vt(D * BK), kb(BK * D), s(BQ * BK), p(BQ * BK), dK(BK * D), dV(BK * D);
+    // static round-robin: each task always lands on the same thread in the same order, so the
+    // per-thread dQ sums (and the whole backward) are bit-for-bit reproducible
+#pragma omp for schedule(static, 1)
+    for (int64_t task = 0; task < B * H * nKB; task++) {
+      int64_t kbIdx = task / (B * H), bh = task % (B * H), h = bh % H, b = bh / H, g = h / sh.group();
+      int64_t j0 = kbIdx * BK, nk = std::min(BK, Tk - j0);
+      const float* lse = lseAll + bh * Tq;
+      const float* dl = delta + bh * Tq;
+      const float* qh = qs + bh * Tq * D;
+      const float* dOh = dO + bh * Tq * D;
+      float* dQh = myDQ + bh * Tq * D;
+      gatherT(k + sh.kRow(b, j0, g), KV * D, nk, D, kt.data());
+      gatherT(v + sh.kRow(b, j0, g), KV * D, nk, D, vt.data());
+      gather(k + sh.kRow(b, j0, g), KV * D, nk, D, 1.0f, kb.data());
+      std::fill(dK.begin(), dK.end(), 0.0f);
+      std::fill(dV.begin(), dV.end(), 0.0f);
+      int64_t iFirst = std::max<int64_t>(0, j0 - sh.qOffset);  // earlier queries cannot see this block
+      for (int64_t i0 = (iFirst / BQ) * BQ; i0 < Tq; i0 += BQ) {
+        int64_t nq = std::min(BQ, Tq - i0);
+        const float* qi = qh + i0 * D;
+        const float* dOi = dOh + i0 * D;
+        tileGemm(qi, D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
+        probabilities(sh, b, i0, nq, j0, nk, lse, s.data(), p.data());
+        tileGemm<true>(p.data(), BK, dOi, D, dV.data(), D, nk, D, nq, true);  // dV += P^T dO
+        tileGemm(dOi, D, vt.data(), BK, s.data(), BK, nq, BK, D, false);      // s <- dP = dO V^T
+        for (int64_t i = 0; i < nq; i++) {
+          float di = dl[i0 + i];
+          float* pi = p.data() + i * BK;
+          const float* dpi = s.data() + i * BK;
+#pragma omp simd
+          for (int64_t j = 0; j < BK; j++) pi[j] *= dpi[j] - di;  // p <- dS
+        }
+        tileGemm<true>(p.data(), BK, qi, D, dK.data(), D, nk, D, nq, true);        // dK += dS^T q (q pre-scaled)
+        tileGemm(p.data(), BK, kb.data(), D, dQh + i0 * D, D, nq, D, nk, true);  // dQ += dS K
+      }
+      std::memcpy(dkHead + (bh * Tk + j0) * D, dK.data(), nk * D * 4);
+      std::memcpy(dvHead + (bh * Tk + j0) * D, dV.data(), nk * D * 4);
+    }
+  }
+
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < B * Tq * H; r++) {  // dq = scale * sum over threads
+    int64_t h = r % H, i = (r / H) % Tq, b = r / (H * Tq);
+    size_t off = static_cast<size_t>(((b * H + h) * Tq + i) * D);
+    float* o = dq + r * D;
+    for (int64_t d = 0; d < D; d++) {
+      float acc = 0.0f;
+      for (int t = 0; t < nThreads; t++) acc += dQ[t][off + d];
+      o[d] = acc * sh.scale;
+    }
+  }
+  // dK, dV of each key/value head: the sum over the query heads that read it
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < B * Tk * KV; r++) {
+    int64_t g = r % KV, j = (r / KV) % Tk, b = r / (KV * Tk);
+    float* dkr = dk + r * D;
+    float* dvr = dv + r * D;
+    std::fill(dkr, dkr + D, 0.0f);
+    std::fill(dvr, dvr + D, 0.0f);
+    for (int64_t h = g * sh.group(); h < (g + 1) * sh.group(); h++) {
+      const float* sk = dkHead + ((b * H + h) * Tk + j) * D;
+      const float* sv = dvHead + ((b * H + h) * Tk + j) * D;
+      for (int64_t d = 0; d < D; d++) {
+        dkr[d] += sk[d];
+        dvr[d] += sv[d];
+      }
+    }
+  }
+}
+
+}  // namespace LMF_ISA_NS
+}  // namespace lmf

@@ -1,0 +1,51 @@
+// What the kernels share, without N-API: bf16 conversion, denormal flushing, scratch memory. Included by the
+// per-instruction-set kernel headers as well as by the bindings.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <xmmintrin.h>
+
+namespace lmf {
+
+// Scratch memory that lives between calls, one buffer per slot, grown but never shrunk. Fresh buffers of
+// a megabyte or more come from mmap and cost a page fault per 4 KiB on first touch, which once took more
+// time than the attention arithmetic itself. Not zeroed. Kernels run one at a time (from the JavaScript
+// thread), so a slot is never used by two calls at once; threads inside a kernel use distinct slots.
+float* scratch(int slot, size_t floats);
+
+// internal linkage: each instruction-set translation unit keeps its own compiled copy
+namespace {
+
+// bf16 is the upper half of an f32; conversion rounds to nearest even and keeps NaN a NaN.
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Flushes denormal inputs and results to zero on this thread while in scope, then restores the mode.
+// Softmax tails (exp of very negative scores) multiplied by small values produce denormals, and every
+// floating-point operation on a denormal takes a microcode assist: the attention backward ran 2x slower.
+// Scoped, because JavaScript's own arithmetic on this thread must keep IEEE semantics.
+class FlushDenormals {
+ public:
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // FTZ | DAZ
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+ private:
+  unsigned int saved_;
+};
+
+}  // namespace
+}  // namespace lmf
