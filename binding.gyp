@@ -3,7 +3,7 @@
     "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
     "cflags!": ["-fno-exceptions"],
     "cflags_cc!": ["-fno-exceptions"],
-    "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-ffp-contract=fast", "-fexceptions", "-Wno-maybe-uninitialized", "-Wno-psabi"]
+    "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-ffp-contract=fast", "-fexceptions", "-Wno-maybe-uninitialized", "-Wno-psabi", "-fPIC"]
   },
   "targets": [
     {
@@ -11,6 +11,7 @@
       "sources": [
         "native/src/addon.cc",
         "native/src/cpu.cc",
+        "native/src/scratch.cc",
         "native/src/memory.cc",
         "native/src/matmul.cc",
         "native/src/elementwise.cc",
@@ -20,28 +21,43 @@
         "native/src/optim.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "cflags_cc": ["-march=x86-64-v3"],
-      "dependencies": ["lmf_kernels_avx2", "lmf_kernels_avx512", "lmf_kernels_avx512bf16"],
       "ldflags": ["-fopenmp"],
-      "libraries": ["-ldnnl"]
+      "libraries": ["-ldnnl"],
+      "conditions": [
+        ["target_arch=='x64'", {
+          "cflags_cc": ["-march=x86-64-v3"],
+          "dependencies": ["lmf_kernels_avx2", "lmf_kernels_avx512", "lmf_kernels_avx512bf16"]
+        }],
+        ["target_arch=='arm64'", {
+          "cflags_cc": ["-march=armv8-a"],
+          "dependencies": ["lmf_kernels_neon", "lmf_kernels_neonbf16"]
+        }]
+      ]
     },
     {
       "target_name": "lmf_kernels_avx2",
       "type": "static_library",
-      "sources": ["native/src/isa/avx2.cc"],
-      "cflags_cc": ["-march=x86-64-v3", "-fPIC"]
+      "conditions": [["target_arch=='x64'", {"sources": ["native/src/isa/avx2.cc"], "cflags_cc": ["-march=x86-64-v3"]}]]
     },
     {
       "target_name": "lmf_kernels_avx512",
       "type": "static_library",
-      "sources": ["native/src/isa/avx512.cc"],
-      "cflags_cc": ["-march=x86-64-v4", "-fPIC"]
+      "conditions": [["target_arch=='x64'", {"sources": ["native/src/isa/avx512.cc"], "cflags_cc": ["-march=x86-64-v4"]}]]
     },
     {
       "target_name": "lmf_kernels_avx512bf16",
       "type": "static_library",
-      "sources": ["native/src/isa/avx512bf16.cc"],
-      "cflags_cc": ["-march=x86-64-v4", "-mavx512bf16", "-fPIC"]
+      "conditions": [["target_arch=='x64'", {"sources": ["native/src/isa/avx512bf16.cc"], "cflags_cc": ["-march=x86-64-v4", "-mavx512bf16"]}]]
+    },
+    {
+      "target_name": "lmf_kernels_neon",
+      "type": "static_library",
+      "conditions": [["target_arch=='arm64'", {"sources": ["native/src/isa/neon.cc"], "cflags_cc": ["-march=armv8-a"]}]]
+    },
+    {
+      "target_name": "lmf_kernels_neonbf16",
+      "type": "static_library",
+      "conditions": [["target_arch=='arm64'", {"sources": ["native/src/isa/neonbf16.cc"], "cflags_cc": ["-march=armv8.6-a+bf16"]}]]
     }
   ]
 }

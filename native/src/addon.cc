@@ -19,10 +19,12 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   o.Set("threads", omp_get_max_threads());
   o.Set("isa", std::string(kernels().name));
+#if defined(__x86_64__)
   o.Set("onednnIsa", std::string(dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_bf16 ? "avx512_core_bf16"
                            : dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core  ? "avx512_core"
                            : dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx2         ? "avx2"
                                                                                           : "other"));
+#endif
   return o;
 }
 
@@ -32,11 +34,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     Napi::Error::New(env, "lmf_native: " + refused).ThrowAsJavaScriptException();
     return exports;
   }
+#if defined(__x86_64__)
   // a forced path holds for oneDNN's own code generation too, so that each path can be measured whole
   if (std::getenv("LMF_ISA") && *std::getenv("LMF_ISA")) {
     static const dnnl::cpu_isa onednn[] = {dnnl::cpu_isa::avx2, dnnl::cpu_isa::avx512_core, dnnl::cpu_isa::avx512_core_bf16};
-    dnnl::set_max_cpu_isa(onednn[static_cast<int>(kernels().isa)]);
+    dnnl::set_max_cpu_isa(onednn[kernels().level]);
   }
+#endif
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("info", Napi::Function::New(env, Info));
   registerMemory(env, exports);

@@ -1,42 +1,65 @@
-// Runtime instruction-set dispatch: CPUID (through GCC's __builtin_cpu_supports, which also checks that the
-// operating system saves the AVX-512 registers) decides which compiled set of kernels runs.
+// Runtime instruction-set dispatch: the CPU's features decide which compiled set of kernels runs. On x86-64,
+// GCC's __builtin_cpu_supports (which also checks that the operating system saves the AVX-512 registers); on
+// arm64, the kernel's hardware capabilities (getauxval).
 #include <cstring>
 #include "kernels.h"
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 namespace lmf {
 
 namespace {
+#if defined(__x86_64__)
 const KernelTable kTables[] = {
-    {Isa::Avx2, "avx2", avx2::gemvF32, avx2::gemvBf16, avx2::attentionForward, avx2::attentionBackward},
-    {Isa::Avx512, "avx512", avx512::gemvF32, avx512::gemvBf16, avx512::attentionForward, avx512::attentionBackward},
-    {Isa::Avx512Bf16, "avx512bf16", avx512bf16::gemvF32, avx512bf16::gemvBf16, avx512bf16::attentionForward, avx512bf16::attentionBackward},
+    {0, "avx2", avx2::gemvF32, avx2::gemvBf16, avx2::attentionForward, avx2::attentionBackward},
+    {1, "avx512", avx512::gemvF32, avx512::gemvBf16, avx512::attentionForward, avx512::attentionBackward},
+    {2, "avx512bf16", avx512bf16::gemvF32, avx512bf16::gemvBf16, avx512bf16::attentionForward, avx512bf16::attentionBackward},
 };
+#elif defined(__aarch64__)
+const KernelTable kTables[] = {
+    {0, "neon", neon::gemvF32, neon::gemvBf16, neon::attentionForward, neon::attentionBackward},
+    {1, "neonbf16", neonbf16::gemvF32, neonbf16::gemvBf16, neonbf16::attentionForward, neonbf16::attentionBackward},
+};
+#endif
+constexpr int kPaths = sizeof(kTables) / sizeof(kTables[0]);
 const KernelTable* active = nullptr;
 }  // namespace
 
-Isa detectIsa() {
+const KernelTable* kernelPaths(int* count) {
+  *count = kPaths;
+  return kTables;
+}
+
+int supportedLevels() {
+#if defined(__x86_64__)
   __builtin_cpu_init();
   bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  if (avx512 && __builtin_cpu_supports("avx512bf16")) return Isa::Avx512Bf16;
-  return avx512 ? Isa::Avx512 : Isa::Avx2;
+  if (avx512 && __builtin_cpu_supports("avx512bf16")) return 3;
+  return avx512 ? 2 : 1;
+#elif defined(__aarch64__)
+  return (getauxval(AT_HWCAP2) & HWCAP2_BF16) ? 2 : 1;
+#endif
 }
 
-const char* isaName(Isa isa) { return kTables[static_cast<int>(isa)].name; }
-
 std::string selectIsa(const char* requested) {
-  Isa best = detectIsa();
-  Isa chosen = best;
+  int best = supportedLevels() - 1;
+  int chosen = best;
   if (requested && *requested) {
     int found = -1;
-    for (const KernelTable& t : kTables)
-      if (std::strcmp(t.name, requested) == 0) found = static_cast<int>(t.isa);
-    if (found < 0) return std::string("LMF_ISA=") + requested + " is not a known path (avx2, avx512, avx512bf16)";
-    if (found > static_cast<int>(best))
-      return std::string("LMF_ISA=") + requested + " needs instructions this CPU lacks; its best path is " + isaName(best);
-    chosen = static_cast<Isa>(found);
+    std::string names;
+    for (const KernelTable& t : kTables) {
+      if (std::strcmp(t.name, requested) == 0) found = t.level;
+      names += names.empty() ? t.name : std::string(", ") + t.name;
+    }
+    if (found < 0) return std::string("LMF_ISA=") + requested + " is not a known path (" + names + ")";
+    if (found > best)
+      return std::string("LMF_ISA=") + requested + " needs instructions this CPU lacks; its best path is " + kTables[best].name;
+    chosen = found;
   }
-  active = &kTables[static_cast<int>(chosen)];
+  active = &kTables[chosen];
   return "";
 }
 

@@ -5,11 +5,15 @@
 // Plain pointers and sizes, no N-API. This header is compiled once per instruction set (native/src/isa/*.cc,
 // each with its own -march) inside the namespace LMF_ISA_NS; cpu.cc picks one at load time. The code below
 // chooses its vector width from the macros that -march defines: AVX-512 (+ AVX512-BF16 dot products) or
-// AVX2 + FMA.
+// AVX2 + FMA, or NEON on arm64 (BFDOT bf16 dot products where -march enables them).
 #ifndef LMF_ISA_NS
 #error "define LMF_ISA_NS before including gemv_kernels.h"
 #endif
+#if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 #include <omp.h>
 #include <cstdint>
 #include <cstring>
@@ -34,6 +38,14 @@ inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
 inline Vec load(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
+#elif defined(__aarch64__)
+using Vec = float32x4_t;
+constexpr int kLanes = 4;
+inline Vec zero() { return vdupq_n_f32(0.0f); }
+inline Vec fma(Vec a, Vec b, Vec c) { return vfmaq_f32(c, a, b); }
+inline float reduce(Vec v) { return vaddvq_f32(v); }
+inline Vec load(const float* p) { return vld1q_f32(p); }
+inline Vec load(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
 #else
 using Vec = __m256;
 constexpr int kLanes = 8;
@@ -89,6 +101,28 @@ inline void dots4<uint16_t>(const uint16_t* a, int64_t M, int64_t K, const uint1
       s3 = _mm512_dpbf16_ps(s3, xv, pairs(w + 3 * K + k));
     }
     float r[4] = {reduce(s0), reduce(s1), reduce(s2), reduce(s3)};
+    for (; k < K; k++)
+      for (int j = 0; j < 4; j++) r[j] += bf16_to_f32(x[k]) * bf16_to_f32(w[j * K + k]);
+    for (int j = 0; j < 4; j++) out[m][j] = r[j];
+  }
+}
+#elif defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
+// BFDOT: pairs of bf16 multiplied and summed into f32 lanes
+template <>
+inline void dots4<uint16_t>(const uint16_t* a, int64_t M, int64_t K, const uint16_t* w, float out[kGemvMaxRows][4]) {
+  for (int64_t m = 0; m < M; m++) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    const uint16_t* x = a + m * K;
+    int64_t k = 0;
+    auto pairs = [](const uint16_t* p) { return vreinterpretq_bf16_u16(vld1q_u16(p)); };
+    for (; k + 8 <= K; k += 8) {
+      bfloat16x8_t xv = pairs(x + k);
+      s0 = vbfdotq_f32(s0, xv, pairs(w + k));
+      s1 = vbfdotq_f32(s1, xv, pairs(w + K + k));
+      s2 = vbfdotq_f32(s2, xv, pairs(w + 2 * K + k));
+      s3 = vbfdotq_f32(s3, xv, pairs(w + 3 * K + k));
+    }
+    float r[4] = {vaddvq_f32(s0), vaddvq_f32(s1), vaddvq_f32(s2), vaddvq_f32(s3)};
     for (; k < K; k++)
       for (int j = 0; j < 4; j++) r[j] += bf16_to_f32(x[k]) * bf16_to_f32(w[j * K + k]);
     for (int j = 0; j < 4; j++) out[m][j] = r[j];

@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#if defined(__x86_64__)
 #include <xmmintrin.h>
+#endif
 
 namespace lmf {
 
@@ -38,13 +40,18 @@ inline float bf16_to_f32(uint16_t h) {
 // Scoped, because JavaScript's own arithmetic on this thread must keep IEEE semantics.
 class FlushDenormals {
  public:
+#if defined(__x86_64__)
   FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // FTZ | DAZ
   ~FlushDenormals() { _mm_setcsr(saved_); }
+#elif defined(__aarch64__)
+  FlushDenormals() : saved_(__builtin_aarch64_get_fpcr()) { __builtin_aarch64_set_fpcr(saved_ | (1u << 24)); }  // FZ
+  ~FlushDenormals() { __builtin_aarch64_set_fpcr(saved_); }
+#endif
   FlushDenormals(const FlushDenormals&) = delete;
   FlushDenormals& operator=(const FlushDenormals&) = delete;
 
  private:
-  unsigned int saved_;
+  unsigned int saved_ = 0;
 };
 
 }  // namespace

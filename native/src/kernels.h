@@ -29,16 +29,19 @@ struct AttentionShape {
   void attentionBackward(const float* q, const float* k, const float* v, const float* out, const float* dout,       \
                          const float* lse, float* dq, float* dk, float* dv, const AttentionShape& shape);           \
   }
+#if defined(__x86_64__)
 LMF_DECLARE_KERNELS(avx2)
 LMF_DECLARE_KERNELS(avx512)
 LMF_DECLARE_KERNELS(avx512bf16)
+#elif defined(__aarch64__)
+LMF_DECLARE_KERNELS(neon)
+LMF_DECLARE_KERNELS(neonbf16)
+#endif
 #undef LMF_DECLARE_KERNELS
 
-// Instruction-set paths, slowest first.
-enum class Isa : int { Avx2 = 0, Avx512 = 1, Avx512Bf16 = 2 };
-
 struct KernelTable {
-  Isa isa;
+  // position among this architecture's paths, slowest first (x86-64: avx2, avx512, avx512bf16; arm64: neon, neonbf16)
+  int level;
   const char* name;
   // C[M, N] (+)= A[M, :] · W[N, :] (+ bias) for M <= kGemvMaxRows
   void (*gemvF32)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*);
@@ -48,11 +51,11 @@ struct KernelTable {
                             float*, float*, const AttentionShape&);
 };
 
-// The best path this CPU (and its operating system) supports.
-Isa detectIsa();
-const char* isaName(Isa isa);
-// Chooses the path: LMF_ISA (avx2, avx512, avx512bf16) when set, else the best supported. Returns an error
-// message (and keeps the current path) when LMF_ISA is unknown or names a path this CPU lacks.
+// Every path of this architecture, slowest first, and how many this CPU (and its operating system) supports.
+const KernelTable* kernelPaths(int* count);
+int supportedLevels();
+// Chooses the path: LMF_ISA (a path's name) when set, else the best supported. Returns an error message (and
+// keeps the current path) when LMF_ISA is unknown or names a path this CPU lacks.
 std::string selectIsa(const char* requested);
 // The kernels of the chosen path.
 const KernelTable& kernels();

@@ -68,9 +68,14 @@ int64_t bucketRows(int64_t M) {
 }
 constexpr int kSlotPadA = 120, kSlotPadC = 121, kSlotWideA = 122, kSlotWideB = 123;
 
-// oneDNN implements bf16 matmuls from AVX-512 on; below that (AVX2) bf16 operands are widened to f32 first.
+// oneDNN implements bf16 matmuls from AVX-512 on; below that (AVX2, and arm64 here) bf16 operands are widened
+// to f32 first.
 bool onednnHasBf16() {
+#if defined(__x86_64__)
   static const bool has = dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+#else
+  static const bool has = false;
+#endif
   return has;
 }
 

@@ -35,13 +35,6 @@ void finalize(Napi::Env env, void* /*data*/, Block* b) {
 }
 }  // namespace
 
-float* scratch(int slot, size_t floats) {
-  static std::unordered_map<int, std::vector<float>> buffers;
-  std::vector<float>& b = buffers[slot];
-  if (b.size() < floats) b.resize(floats);
-  return b.data();
-}
-
 // alloc(bytes, zero) -> ArrayBuffer, 64-byte aligned
 static Napi::Value Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -1,0 +1,164 @@
+// The hand-written kernels of every compiled instruction-set path this CPU supports, against plain scalar
+// references in double precision: few-row products (f32 and bf16) and attention forward and backward (GQA,
+// a query offset, packed segments, lengths that cross the 64-row tiles). Built without N-API, so it also runs
+// cross-compiled under qemu-user (scripts/test-kernels.sh). Prints one line per check and "N passed, M failed".
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+#include "../src/kernel_support.h"
+#include "../src/kernels.h"
+
+using namespace lmf;
+
+namespace {
+int passed = 0, failed = 0;
+std::mt19937 rng(7);
+
+std::vector<float> randn(size_t n, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+void check(const std::string& name, const std::vector<float>& got, const std::vector<double>& want, double tol) {
+  double worst = 0, top = 1e-30;
+  for (size_t i = 0; i < want.size(); i++) {
+    worst = std::max(worst, std::fabs(got[i] - want[i]));
+    top = std::max(top, std::fabs(want[i]));
+  }
+  bool ok = worst <= tol * top;
+  (ok ? passed : failed)++;
+  std::printf("%s %s: max error %.3g of max %.3g\n", ok ? "ok  " : "FAIL", name.c_str(), worst, top);
+}
+
+void testGemv(const KernelTable& t) {
+  for (int64_t M = 1; M <= kGemvMaxRows; M++) {
+    const int64_t N = 37, K = 133;
+    std::vector<float> A = randn(M * K), W = randn(N * K), bias = randn(N), C(M * N, 0.0f);
+    std::vector<uint16_t> Ab(M * K), Wb(N * K);
+    for (int64_t i = 0; i < M * K; i++) Ab[i] = f32_to_bf16(A[i]);
+    for (int64_t i = 0; i < N * K; i++) Wb[i] = f32_to_bf16(W[i]);
+    std::vector<double> want(M * N), wantB(M * N);
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < N; n++) {
+        double s = bias[n], sb = bias[n];
+        for (int64_t k = 0; k < K; k++) {
+          s += static_cast<double>(A[m * K + k]) * W[n * K + k];
+          sb += static_cast<double>(bf16_to_f32(Ab[m * K + k])) * bf16_to_f32(Wb[n * K + k]);
+        }
+        want[m * N + n] = s;
+        wantB[m * N + n] = sb;
+      }
+    t.gemvF32(A.data(), W.data(), C.data(), M, N, K, false, bias.data());
+    check(std::string(t.name) + " gemv f32 rows " + std::to_string(M), C, want, 1e-5);
+    t.gemvBf16(Ab.data(), Wb.data(), C.data(), M, N, K, false, bias.data());
+    check(std::string(t.name) + " gemv bf16 rows " + std::to_string(M), C, wantB, 1e-5);
+  }
+}
+
+struct Case {
+  int64_t B, Tq, Tk, H, KV, D, qOffset;
+  bool segments;
+};
+
+// Plain attention in double: out, lse and, given dout, the gradients.
+void reference(const Case& c, const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
+               const std::vector<int32_t>& sq, const std::vector<int32_t>& sk, float scale, const std::vector<float>& dout,
+               std::vector<double>& out, std::vector<double>& lse, std::vector<double>& dq, std::vector<double>& dk,
+               std::vector<double>& dv) {
+  out.assign(q.size(), 0);
+  lse.assign(c.B * c.H * c.Tq, 0);
+  dq.assign(q.size(), 0);
+  dk.assign(k.size(), 0);
+  dv.assign(v.size(), 0);
+  const int64_t D = c.D, group = c.H / c.KV;
+  for (int64_t b = 0; b < c.B; b++)
+    for (int64_t h = 0; h < c.H; h++)
+      for (int64_t i = 0; i < c.Tq; i++) {
+        int64_t g = h / group;
+        const float* qi = &q[((b * c.Tq + i) * c.H + h) * D];
+        std::vector<double> s(c.Tk, -INFINITY), p(c.Tk, 0);
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < c.Tk; j++) {
+          bool visible = j <= i + c.qOffset && (!c.segments || sq[b * c.Tq + i] == sk[b * c.Tk + j]);
+          if (!visible) continue;
+          const float* kj = &k[((b * c.Tk + j) * c.KV + g) * D];
+          double dot = 0;
+          for (int64_t d = 0; d < D; d++) dot += static_cast<double>(qi[d]) * kj[d];
+          s[j] = dot * scale;
+          mx = std::max(mx, s[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < c.Tk; j++) sum += (p[j] = s[j] == -INFINITY ? 0 : std::exp(s[j] - mx));
+        lse[(b * c.H + h) * c.Tq + i] = mx + std::log(sum);
+        double* oi = &out[((b * c.Tq + i) * c.H + h) * D];
+        const float* gi = &dout[((b * c.Tq + i) * c.H + h) * D];
+        double delta = 0;
+        std::vector<double> dp(c.Tk, 0);
+        for (int64_t j = 0; j < c.Tk; j++) {
+          p[j] /= sum;
+          const float* vj = &v[((b * c.Tk + j) * c.KV + g) * D];
+          for (int64_t d = 0; d < D; d++) {
+            oi[d] += p[j] * vj[d];
+            dp[j] += static_cast<double>(gi[d]) * vj[d];
+            dv[((b * c.Tk + j) * c.KV + g) * D + d] += p[j] * gi[d];
+          }
+          delta += p[j] * dp[j];
+        }
+        for (int64_t j = 0; j < c.Tk; j++) {
+          double ds = p[j] * (dp[j] - delta) * scale;
+          const float* kj = &k[((b * c.Tk + j) * c.KV + g) * D];
+          for (int64_t d = 0; d < D; d++) {
+            dq[((b * c.Tq + i) * c.H + h) * D + d] += ds * kj[d];
+            dk[((b * c.Tk + j) * c.KV + g) * D + d] += ds * qi[d];
+          }
+        }
+      }
+}
+
+void testAttention(const KernelTable& t) {
+  const Case cases[] = {{2, 70, 70, 4, 2, 16, 0, false}, {1, 5, 133, 4, 1, 32, 128, false}, {2, 90, 90, 2, 2, 16, 0, true}};
+  for (const Case& c : cases) {
+    std::vector<float> q = randn(c.B * c.Tq * c.H * c.D), k = randn(c.B * c.Tk * c.KV * c.D), v = randn(k.size());
+    std::vector<float> dout = randn(q.size());
+    std::vector<int32_t> sq(c.B * c.Tq), sk(c.B * c.Tk);
+    for (int64_t i = 0; i < c.B * c.Tq; i++) sq[i] = static_cast<int32_t>((i % c.Tq) / 37);  // packed sequences of 37
+    for (int64_t j = 0; j < c.B * c.Tk; j++) sk[j] = static_cast<int32_t>((j % c.Tk) / 37);
+    float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+    AttentionShape shape{c.B, c.Tq, c.Tk, c.H, c.KV, c.D, c.qOffset, c.segments ? sq.data() : nullptr,
+                         c.segments ? sk.data() : nullptr, scale};
+    std::vector<float> out(q.size()), lse(c.B * c.H * c.Tq), dq(q.size()), dk(k.size()), dv(v.size());
+    t.attentionForward(q.data(), k.data(), v.data(), out.data(), lse.data(), shape);
+    t.attentionBackward(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(), dv.data(), shape);
+    std::vector<double> rOut, rLse, rDq, rDk, rDv;
+    reference(c, q, k, v, sq, sk, scale, dout, rOut, rLse, rDq, rDk, rDv);
+    std::string name = std::string(t.name) + " attention T" + std::to_string(c.Tq) + "x" + std::to_string(c.Tk) +
+                       (c.segments ? " packed" : "") + (c.qOffset ? " offset" : "");
+    check(name + " out", out, rOut, 1e-5);
+    check(name + " lse", lse, rLse, 1e-5);
+    check(name + " dq", dq, rDq, 1e-4);
+    check(name + " dk", dk, rDk, 1e-4);
+    check(name + " dv", dv, rDv, 1e-4);
+  }
+}
+}  // namespace
+
+int main() {
+  int count = 0;
+  const KernelTable* paths = kernelPaths(&count);
+  int supported = supportedLevels();
+  for (int i = 0; i < count; i++) {
+    if (paths[i].level >= supported) {
+      std::printf("skip %s: this CPU lacks its instructions\n", paths[i].name);
+      continue;
+    }
+    testGemv(paths[i]);
+    testAttention(paths[i]);
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

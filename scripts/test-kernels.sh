@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds native/test/kernels_test.cc with every instruction-set path of the kernels and runs it: for this
+# machine (x86-64: avx2, avx512, avx512bf16; the paths this CPU lacks are skipped) and, cross-compiled with
+# Debian's aarch64 compiler, under qemu-user as arm64 (neon and neonbf16 on `-cpu max`, neon alone on a
+# Cortex-A72, which has no bf16). `bash scripts/test-kernels.sh [x86|arm64]`; installs the cross tools when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+common=(-std=c++17 -O2 -fopenmp -ffp-contract=fast -Wno-psabi)
+targets=${1:-x86 arm64}
+
+build() {  # build CXX OUT BASE_FLAGS PATH:FLAGS...
+  local cxx=$1 bin=$2 base=$3
+  shift 3
+  local objs=()
+  for spec in "$@"; do
+    local isa=${spec%%:*} flags=${spec#*:}
+    # shellcheck disable=SC2086
+    "$cxx" "${common[@]}" $flags -c "native/src/isa/$isa.cc" -o "$out/$isa.o"
+    objs+=("$out/$isa.o")
+  done
+  # shellcheck disable=SC2086
+  "$cxx" "${common[@]}" $base native/test/kernels_test.cc native/src/cpu.cc native/src/scratch.cc "${objs[@]}" -o "$bin"
+}
+
+for target in $targets; do
+  case "$target" in
+    x86)
+      echo "== x86-64 (this CPU)"
+      build g++ "$out/kernels-x86" -march=x86-64-v3 avx2:-march=x86-64-v3 avx512:-march=x86-64-v4 "avx512bf16:-march=x86-64-v4 -mavx512bf16"
+      "$out/kernels-x86"
+      ;;
+    arm64)
+      if ! command -v aarch64-linux-gnu-g++ >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q g++-aarch64-linux-gnu qemu-user >/dev/null
+      fi
+      echo "== arm64 under qemu-user"
+      build aarch64-linux-gnu-g++ "$out/kernels-arm64" -march=armv8-a neon:-march=armv8-a "neonbf16:-march=armv8.6-a+bf16"
+      echo "-- -cpu max (NEON + BF16)"
+      OMP_NUM_THREADS=2 qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu "$out/kernels-arm64"
+      echo "-- -cpu cortex-a72 (NEON only)"
+      OMP_NUM_THREADS=2 qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu "$out/kernels-arm64"
+      ;;
+    *) echo "unknown target $target (x86, arm64)" >&2; exit 2 ;;
+  esac
+done
