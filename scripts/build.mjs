@@ -51,11 +51,12 @@ function buildNative() {
   hash.update(`${process.versions.modules} ${process.arch} ${process.platform}`);
   const stamp = hash.digest('hex');
   if (existsSync(target) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return;
-  // npm puts its own node-gyp on PATH for install scripts; elsewhere, use npm's copy
-  const nodeGyp = process.env.npm_config_node_gyp;
+  // the node-gyp npm runs install scripts with, else the copy bundled with npm beside this node, else npm's exec
+  const bundled = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const nodeGyp = process.env.npm_config_node_gyp ?? (existsSync(bundled) ? bundled : null);
   const gyp = nodeGyp ? [process.execPath, [nodeGyp]] : ['npm', ['exec', '--yes', '--', 'node-gyp']];
-  run(gyp[0], [...gyp[1], 'configure']);
-  run(gyp[0], [...gyp[1], 'build', '--jobs', 'max']);
+  run(gyp[0], [...gyp[1], 'configure', '--loglevel=warn']);
+  run(gyp[0], [...gyp[1], 'build', '--jobs', 'max', '--loglevel=warn']);
   const tmp = `${target}.tmp-${process.pid}`;
   copyFileSync(path.join('build', 'Release', 'lmf_native.node'), tmp);
   renameSync(tmp, target);

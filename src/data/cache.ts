@@ -4,12 +4,13 @@
  * so any change misses the cache and nothing stale is ever read. Files are gzipped JSON, written atomically.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { TrainConfig } from '../config/schema.js';
 import { writeFileAtomic, writeAll } from '../io/atomic.js';
+import { combinedDigest } from '../io/digest.js';
 import type { RowProblem } from './formats.js';
 import type { DataStats, ProcessedSet } from './pipeline.js';
 
@@ -20,20 +21,10 @@ export interface CachedData {
   stats: DataStats;
 }
 
-const VERSION = 1;
+const VERSION = 2;
 
 export function cacheDir(): string {
   return process.env.LMF_CACHE ?? path.join(os.homedir(), '.cache', 'lmfactory', 'tokenized');
-}
-
-function hashPath(h: ReturnType<typeof createHash>, p: string): void {
-  if (!existsSync(p)) return;
-  if (statSync(p).isDirectory()) {
-    for (const f of readdirSync(p).sort()) hashPath(h, path.join(p, f));
-    return;
-  }
-  h.update(p);
-  h.update(readFileSync(p));
 }
 
 /** The key of a prepared-data result; null when the inputs cannot be pinned down (no tokenizer folder). */
@@ -46,9 +37,8 @@ export function cacheKey(c: TrainConfig, datasetPaths: string[], tokenizerDir: s
     mask_history: c.mask_history, mix_strategy: c.mix_strategy, interleave_probs: c.interleave_probs,
     enable_thinking: c.enable_thinking, seed: c.seed,
   }));
-  hashPath(h, path.join(c.dataset_dir, 'dataset_info.json'));
-  for (const p of datasetPaths) hashPath(h, p);
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) hashPath(h, path.join(tokenizerDir, f));
+  h.update(combinedDigest([path.join(c.dataset_dir, 'dataset_info.json'), ...datasetPaths,
+    ...['tokenizer.json', 'tokenizer_config.json'].map((f) => path.join(tokenizerDir, f))]));
   return h.digest('hex').slice(0, 32);
 }
 

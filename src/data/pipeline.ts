@@ -58,6 +58,11 @@ export function resolveTemplate(name: string | null | undefined, tok: TextTokeni
   return stage === 'pt' ? getTemplate('empty') : new JinjaChatTemplate(tok);
 }
 
+/** What defines a template's rendering: a named template's spec, or the tokenizer's chat_template text. */
+export function templateFingerprint(t: AnyTemplate, tok: TextTokenizer): string {
+  return 'spec' in t ? JSON.stringify(t.spec) : tok.chatTemplate ?? '';
+}
+
 /** LLaMA-Factory's num_samples: a random subset, or up-sampling with replacement past the dataset's size. */
 function sampleExactly<T>(items: T[], n: number, rng: Rng): T[] {
   const order = rng.shuffle(items.map((_, i) => i));
@@ -265,7 +270,7 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
   const template = resolveTemplate(c.template, tokenizer, c.stage);
   const kind = stageKind(c.stage);
   const attrs = new Map(resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir).map((a) => [a.name, a]));
-  const templateId = 'spec' in template ? JSON.stringify(template.spec) : tokenizer.chatTemplate ?? '';
+  const templateId = templateFingerprint(template, tokenizer);
   const key = cacheKey(c, [...attrs.values()].map((a) => a.path), tokenizer instanceof HfTokenizer ? tokenizer.dir : null, templateId);
   const cached = key && !c.overwrite_cache ? readCache(key) : null;
   if (cached) return { ...cached, template, tokenizer, fromCache: true };

@@ -1,9 +1,13 @@
 /**
- * run.json: what made an output folder (the command, LMFactory's version, the resolved config, when). It also
- * marks the folder as ours, so that a later export may replace it while a folder of the user's is refused.
+ * run.json: what made an output folder — the command, LMFactory's version and git commit, the resolved config,
+ * when, and what a command adds (data files' sizes and hashes, tokenizer and template hashes, threads, the
+ * kernels' instruction set). It also marks the folder as ours, so that a later export may replace it while a
+ * folder of the user's is refused.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { lmfVersion } from '../version.js';
 import { writeTextAtomic } from './atomic.js';
 
@@ -12,12 +16,26 @@ export const MANIFEST = 'run.json';
 export interface RunManifest {
   command: string;
   lmfactory: string;
+  /** the commit of the LMFactory checkout that ran (null for an installed package) */
+  commit: string | null;
   created: string;
   config: Record<string, unknown>;
+  [detail: string]: unknown;
 }
 
-export function writeManifest(dir: string, command: string, config: object): void {
-  const m: RunManifest = { command, lmfactory: lmfVersion, created: new Date().toISOString(), config: { ...config } };
+let commit: string | null | undefined;
+
+function lmfCommit(): string | null {
+  if (commit === undefined) {
+    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+    const r = existsSync(path.join(root, '.git')) ? spawnSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8' }) : null;
+    commit = r?.status === 0 ? r.stdout.trim() : null;
+  }
+  return commit;
+}
+
+export function writeManifest(dir: string, command: string, config: object, details: Record<string, unknown> = {}): void {
+  const m: RunManifest = { command, lmfactory: lmfVersion, commit: lmfCommit(), created: new Date().toISOString(), config: { ...config }, ...details };
   writeTextAtomic(path.join(dir, MANIFEST), `${JSON.stringify(m, null, 2)}\n`);
 }
 

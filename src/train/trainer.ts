@@ -16,11 +16,11 @@ import { loadModel, type CausalLM } from '../models/registry.js';
 import { native } from '../native.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import { ensureDir } from '../io/dirs.js';
-import { writeManifest } from '../io/manifest.js';
 import { persistent } from '../tensor/tensor.js';
 import { AdamW } from './adamw.js';
 import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { reportDroppedRows } from './data-report.js';
+import { warnTemplateMismatch, writeTrainManifest } from './manifest.js';
 import { prepareOutputDir, runIdentity } from './output-dir.js';
 import { describeEstimate, estimateStepMemory } from './memory-estimate.js';
 import { setupMethod, type MethodSetup } from './methods.js';
@@ -50,6 +50,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   ensureDir(c.output_dir, 'output_dir');
   const data = await prepareData(c);
   reportDroppedRows(data, c, print);
+  warnTemplateMismatch(c, data, print);
   if (c.bf16 && native.info().isa !== 'avx512bf16') {
     print(`notice: this CPU has no bf16 dot products (kernel path ${native.info().isa}): bf16 operands are widened to f32, so bf16 runs no faster than f32`);
   }
@@ -84,7 +85,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
     print(`resumed from ${resumeDir} at step ${state.global_step}`);
   }
   state.lmf_run = runIdentity(c, runId);
-  writeManifest(c.output_dir, 'train', c);
+  writeTrainManifest(c, data);
   const params = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
   print(`training ${c.stage}/${c.finetuning_type}: ${data.stats.examples} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`);
   const rowsPerBatch = c.per_device_train_batch_size * (c.stage === 'dpo' ? 2 : 1);

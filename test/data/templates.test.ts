@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import type { Message } from '../../src/data/messages.js';
 import { encodeSupervised } from '../../src/data/processors/supervised.js';
 import { JinjaChatTemplate } from '../../src/data/templates/jinja.js';
+import { templateMismatch } from '../../src/data/templates/compare.js';
 import { getTemplate } from '../../src/data/templates/registry.js';
 import { HfTokenizer } from '../../src/data/tokenizer.js';
 import { LmfError } from '../../src/errors.js';
@@ -106,4 +107,12 @@ test('every named template renders a conversation on a tokenizer that has its to
   }
   const mistral = encodeSupervised(getTemplate('mistral'), llama3, example, opts);
   assert.equal(llama3.decode(mistral.ids.slice(0, 40)).startsWith(`<|begin_of_text|>[INST] ${system}\n\nWhat is the capital`), true);
+});
+
+test('a named template that renders otherwise than the tokenizer\'s chat_template is named with its first differing turn', () => {
+  for (const name of ['qwen', 'qwen3', 'chatml']) assert.equal(templateMismatch(getTemplate(name), qwen), null, name);
+  assert.match(templateMismatch(getTemplate('llama3'), qwen) ?? '', /^template "llama3" renders turn 1's prompt as "<\|start_header_id\|>system.*the tokenizer's chat_template as "<\|im_start\|>system/);
+  const llama3 = HfTokenizer.fromDir(lenmlTokenizerDir('llama3'));
+  assert.equal(templateMismatch(getTemplate('llama3'), llama3), null);
+  assert.match(templateMismatch(getTemplate('mistral'), llama3) ?? '', /template "mistral" renders turn 1's prompt/);
 });

@@ -90,6 +90,14 @@ test('3. an earlier run\'s checkpoints never win: overwrite clears them, rotatio
   assert.match(r.stderr, /removed the earlier run's checkpoint-8/);
   assert.deepEqual(readdirSync(out).filter((n) => n.startsWith('checkpoint')), ['checkpoint-4'], 'this run\'s newest checkpoint alone; the stale temporary folder is gone');
   assert.equal(readFileSync(path.join(out, 'trainer_log.jsonl'), 'utf8').trim().split('\n').length, 5, 'the log holds this run\'s steps only');
+  const manifest = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8'));
+  assert.equal(manifest.command, 'train');
+  assert.equal(manifest.config.max_steps, 5);
+  assert.match(manifest.commit ?? '', /^[0-9a-f]{40}$/);
+  assert.ok(manifest.data.some((d: { file: string; sha256: string }) => d.file.endsWith('identity.json') && /^[0-9a-f]{64}$/.test(d.sha256)));
+  assert.match(manifest.tokenizer_sha256, /^[0-9a-f]{64}$/);
+  assert.equal(manifest.template.name, 'llama2');
+  assert.match(manifest.kernels, /^(avx2|avx512|avx512bf16|neon|neonbf16)$/);
   const other = lmf('train', config('later', `output_dir: ${out}\nresume_from_checkpoint: true\nmax_steps: 6\nlora_rank: 8\n`));
   assertCleanError(other, /checkpoint_mismatch.*another lora_rank: lora_rank 4 there, 8 here/);
   const lr = lmf('train', config('later', `output_dir: ${out}\nresume_from_checkpoint: true\nmax_steps: 6\nlearning_rate: 2.0e-3\n`));
