@@ -3,7 +3,7 @@
  * alpha / sqrt(r)). Initialised as PEFT does: A ~ kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)),
  * B = 0, so training starts from the base model exactly.
  */
-import type { Linear, LinearDelta } from '../nn/linear.js';
+import type { ForwardPass, Linear, LinearDelta } from '../nn/linear.js';
 import type { CausalLM } from '../models/registry.js';
 import { add, doraScale, dropout, linear, loraLinear } from '../tensor/ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
@@ -26,15 +26,6 @@ export interface LoraSettings {
   /** per-module rank and alpha overrides (PEFT's rank_pattern / alpha_pattern) */
   rankPattern?: Record<string, number>;
   alphaPattern?: Record<string, number>;
-}
-
-/**
- * Dropout masks are a pure function of (the trainer's micro-batch counter, the layer), so a resumed run
- * draws exactly the masks an uninterrupted one would.
- */
-let dropoutStep = 0;
-export function setDropoutStep(step: number): void {
-  dropoutStep = step;
 }
 
 export class LoraLayer implements LinearDelta {
@@ -78,13 +69,17 @@ export class LoraLayer implements LinearDelta {
     return this.A.shape[0];
   }
 
-  forward(x: Tensor<'f32'>, layer: Linear): Tensor<'f32'> {
+  /**
+   * Dropout masks are a pure function of (the pass's micro-batch counter, the layer), so a resumed run draws
+   * exactly the masks an uninterrupted one would.
+   */
+  forward(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'> {
     if (this.magnitude) {
       // DoRA: y = m / ||W + s B A||_row * (x W^T + s (x A^T) B^T) + bias
       const nInv = this.adaptedRowNorms(layer.weight).map((n) => 1 / n);
       return doraScale(loraLinear(x, x, layer.weight, null, this.A, this.B, this.scale), this.magnitude, nInv, layer.bias);
     }
-    const seed = (Math.imul(dropoutStep, 0x9e3779b1) + this.index) >>> 0;
+    const seed = (Math.imul(pass?.dropoutStep ?? 0, 0x9e3779b1) + this.index) >>> 0;
     const xd = this.dropoutP > 0 && this.A.requiresGrad ? dropout(x, this.dropoutP, seed) : x;
     return loraLinear(x, xd, layer.weight, layer.bias, this.A, this.B, this.scale);
   }
@@ -123,8 +118,8 @@ export class StackedDelta implements LinearDelta {
 
   constructor(readonly first: LinearDelta, readonly more: LoraLayer[]) {}
 
-  forward(x: Tensor<'f32'>, layer: Linear): Tensor<'f32'> {
-    let y = this.first.forward(x, layer);
+  forward(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'> {
+    let y = this.first.forward(x, layer, pass);
     for (const l of this.more) y = add(y, l.deltaOnly(x));
     return y;
   }

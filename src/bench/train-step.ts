@@ -13,8 +13,9 @@ import { native } from '../native.js';
 import { backward, noGrad } from '../tensor/autograd.js';
 import { Rng } from '../tensor/random.js';
 import { memoryStats } from '../tensor/pool.js';
-import { persistent, withScope, type Tensor } from '../tensor/tensor.js';
+import { withScope, type Tensor } from '../tensor/tensor.js';
 import { AdamW } from '../train/adamw.js';
+import { attachBf16Copies } from '../train/methods.js';
 import { maxOf, minOf } from '../util/arrays.js';
 
 export type BenchMode = 'full' | 'lora' | 'infer';
@@ -78,10 +79,8 @@ export function runBench(o: BenchOptions): BenchResult {
   let loraParams = 0;
   if (o.mode === 'full') {
     trainable = params as Tensor<'f32'>[];
-    for (const p of trainable) {
-      p.requiresGrad = true;
-      if (o.dtype === 'bf16' && p.shape.length === 2) p.shadow = persistent(() => p.toBf16());
-    }
+    for (const p of trainable) p.requiresGrad = true;
+    if (o.dtype === 'bf16') attachBf16Copies(model.namedParameters() as [string, Tensor<'f32'>][]);
   } else if (o.mode === 'lora') {
     const layers = attachLora(model, { r: o.loraRank, alpha: 2 * o.loraRank, dropout: 0, targetModules: 'all', useRslora: false }, new Rng(0));
     trainable = [...layers.values()].flatMap((l) => [l.A, l.B]);

@@ -23,6 +23,8 @@ export interface ModelInput {
   segments?: Int32Array;
   /** NEFTune: uniform noise of magnitude alpha / sqrt(T * C) added to the embeddings (training only) */
   embeddingNoise?: { alpha: number; seed: number };
+  /** the trainer's micro-batch counter, from which adapter dropout draws its masks (training only) */
+  dropoutStep?: number;
 }
 
 /** How base weights are stored: f32, or bf16 for frozen bases and bf16 training. Norms and biases stay f32. */
@@ -115,14 +117,15 @@ export class LlamaModel {
     const shape = { batch: b.B, seq: b.T, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, segments: b.segments };
     let h = embedding(this.embedTokens, b.ids, c.padTokenId ?? -1); // [B*T, C]
     if (input.embeddingNoise) h = add(h, neftuneNoise(h.size, b.T * c.hiddenSize, input.embeddingNoise));
+    const pass = { dropoutStep: input.dropoutStep };
     for (const layer of this.layers) {
       const x = rmsnorm(h, layer.inputNorm, c.rmsNormEps);
-      const q = rope(layer.q.forward(x), tables, c.numHeads); // [B*T, H*D]
-      const k = rope(layer.k.forward(x), tables, c.numKvHeads); // [B*T, KV*D]
-      const v = layer.v.forward(x);
-      h = add(h, layer.o.forward(attention(q, k, v, shape)));
+      const q = rope(layer.q.forward(x, pass), tables, c.numHeads); // [B*T, H*D]
+      const k = rope(layer.k.forward(x, pass), tables, c.numKvHeads); // [B*T, KV*D]
+      const v = layer.v.forward(x, pass);
+      h = add(h, layer.o.forward(attention(q, k, v, shape), pass));
       const m = rmsnorm(h, layer.postNorm, c.rmsNormEps);
-      h = add(h, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m))));
+      h = add(h, layer.down.forward(swiglu(layer.gate.forward(m, pass), layer.up.forward(m, pass)), pass));
     }
     return rmsnorm(h, this.norm, c.rmsNormEps);
   }

@@ -5,9 +5,15 @@
 import { linear } from '../tensor/ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 
+/** What one forward pass tells its layers (training only). */
+export interface ForwardPass {
+  /** the trainer's global micro-batch counter: adapter dropout masks are a function of it and the layer */
+  dropoutStep?: number;
+}
+
 export interface LinearDelta {
   /** The layer's output for input x with the adapter applied (the adapter computes the base part too, so it can fuse). */
-  forward(x: Tensor<'f32'>, layer: Linear): Tensor<'f32'>;
+  forward(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'>;
   /** Whether the delta takes part in forward passes now (adapters can be switched off, e.g. for a DPO reference). */
   enabled: boolean;
 }
@@ -30,7 +36,7 @@ export class Linear {
     return this.weight.shape[0];
   }
 
-  forward(x: Tensor<'f32'>): Tensor<'f32'> {
-    return this.delta?.enabled ? this.delta.forward(x, this) : linear(x, this.weight, this.bias);
+  forward(x: Tensor<'f32'>, pass?: ForwardPass): Tensor<'f32'> {
+    return this.delta?.enabled ? this.delta.forward(x, this, pass) : linear(x, this.weight, this.bias);
   }
 }

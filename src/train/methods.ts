@@ -10,8 +10,16 @@ import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
 import type { CausalLM } from '../models/registry.js';
 import { Rng } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { persistent, type Tensor } from '../tensor/tensor.js';
 import type { ParamGroup } from './adamw.js';
+
+/**
+ * With bf16, matmuls read a bf16 copy of each trained matrix (AdamW refreshes the copies after each update);
+ * LoRA's small A and B, vectors and norms stay f32. The one place that decides which weights get a copy.
+ */
+export function attachBf16Copies(trainable: [string, Tensor<'f32'>][]): void {
+  for (const [name, p] of trainable) if (p.shape.length === 2 && !/\.lora_[AB]\./.test(name) && !p.shadow) p.shadow = persistent(() => p.toBf16());
+}
 
 export interface MethodSetup {
   groups: ParamGroup[];

@@ -6,7 +6,6 @@
  * (a second one exits at once).
  */
 import path from 'node:path';
-import { setDropoutStep } from '../adapters/lora.js';
 import type { TrainConfig } from '../config/schema.js';
 import { prepareData } from '../data/pipeline.js';
 import { checkTokenizerFits } from '../data/tokenizer.js';
@@ -16,15 +15,14 @@ import { loadModel, type CausalLM } from '../models/registry.js';
 import { native } from '../native.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import { ensureDir } from '../io/dirs.js';
-import { persistent } from '../tensor/tensor.js';
 import { AdamW } from './adamw.js';
 import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { reportDroppedRows } from './data-report.js';
 import { warnTemplateMismatch, writeTrainManifest } from './manifest.js';
 import { prepareOutputDir, runIdentity } from './output-dir.js';
 import { describeEstimate, estimateStepMemory } from './memory-estimate.js';
-import { setupMethod, type MethodSetup } from './methods.js';
-import { makeObjective } from './objectives.js';
+import { attachBf16Copies, setupMethod, type MethodSetup } from './methods.js';
+import { makeObjective } from './stages/index.js';
 import { saveTrainedModel, writeJson } from './outputs.js';
 import { plotLosses } from './plot.js';
 import { lrFactor, warmupSteps } from './scheduler.js';
@@ -59,21 +57,19 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   const model = loadForTraining(c);
   const setup: MethodSetup = setupMethod(model, c);
   const objective = makeObjective(model, data.train, c, padId, setup);
-  const evaluation = objective.evaluation;
-  const evalBatches = evaluation && data.eval ? evaluation.batches(data.eval) : null;
-  const evaluate = (): Record<string, number> => (evaluation && evalBatches ? evaluation.score(evalBatches) : {});
+  const evaluator = data.eval ? objective.evaluator?.(data.eval) ?? null : null;
+  const evaluate = (): Record<string, number> => evaluator?.() ?? {};
   // the log keeps LLaMA-Factory's per-step fields; perplexity is a final result only
   const evalFields = () => Object.fromEntries(Object.entries(evaluate()).filter(([k]) => k !== 'perplexity').map(([k, v]) => [k, round(v)]));
   for (const [name, p] of objective.parameters ?? []) {
     setup.trainable.push([name, p]);
     setup.groups.push({ params: [p], lr: c.learning_rate, weightDecay: p.shape.length >= 2 ? c.weight_decay : 0 });
   }
-  const stepsPerEpoch = Math.max(1, Math.ceil(objective.batchesPerEpoch / c.gradient_accumulation_steps));
+  const stepsPerEpoch = objective.stepsPerEpoch;
   const total = c.max_steps > 0 ? c.max_steps : Math.ceil(c.num_train_epochs * stepsPerEpoch);
   const warmup = warmupSteps(c, total);
 
-  // bf16 matmuls read a bf16 copy of each trained matrix (LoRA's small A and B stay f32)
-  if (c.bf16) for (const [name, p] of setup.trainable) if (p.shape.length === 2 && !/\.lora_[AB]\./.test(name)) p.shadow = persistent(() => p.toBf16());
+  if (c.bf16) attachBf16Copies(setup.trainable);
   const opt = new AdamW(setup.groups, { beta1: c.adam_beta1, beta2: c.adam_beta2, eps: c.adam_epsilon });
   let state: TrainerState = { global_step: 0, epoch_step: 0, epoch: 0, total_steps: total, log_history: [], best_metric: null };
   if (resumeDir) {
@@ -88,7 +84,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   writeTrainManifest(c, data);
   const params = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
   print(`training ${c.stage}/${c.finetuning_type}: ${data.stats.examples} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`);
-  const rowsPerBatch = c.per_device_train_batch_size * (c.stage === 'dpo' ? 2 : 1);
+  const rowsPerBatch = c.per_device_train_batch_size * objective.rowsPerUnit;
   print(describeEstimate(estimateStepMemory(model, setup, rowsPerBatch * maxOf(data.stats.lengths))));
 
   // schedulers and Kubernetes send SIGTERM before killing: both save a checkpoint after the step in flight
@@ -109,22 +105,19 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   const start = performance.now();
   let windowLoss = 0, windowSteps = 0, windowTokens = 0, windowStart = performance.now();
   let windowMetrics: Record<string, number> = {};
-  if (c.eval_on_start && evalBatches && state.global_step === 0) {
+  if (c.eval_on_start && evaluator && state.global_step === 0) {
     const record: LogRecord = { current_steps: 0, total_steps: total, epoch: 0, percentage: 0, elapsed_time: duration(0), remaining_time: duration(0), ...evalFields() };
     appendLog(c.output_dir, record);
     state.log_history.push(record);
     print(progressLine(record));
   }
-  let epochIndex = Math.floor(state.global_step / stepsPerEpoch);
-  let epochBatches = objective.epoch(epochIndex);
   try {
     while (state.global_step < total && !interrupted) {
-      if (Math.floor(state.global_step / stepsPerEpoch) !== epochIndex) epochBatches = objective.epoch(++epochIndex);
-      const inEpoch = state.global_step % stepsPerEpoch;
-      const micro = epochBatches.slice(inEpoch * c.gradient_accumulation_steps, (inEpoch + 1) * c.gradient_accumulation_steps);
       const step = state.global_step;
-      const result = objective.step(micro, (k) => setDropoutStep(step * c.gradient_accumulation_steps + k),
-        (k) => (c.neftune_noise_alpha ? { alpha: c.neftune_noise_alpha, seed: (step * 7919 + k + c.seed) >>> 0 } : undefined));
+      const result = objective.step(step, {
+        dropoutStep: (k) => step * c.gradient_accumulation_steps + k,
+        noise: (k) => (c.neftune_noise_alpha ? { alpha: c.neftune_noise_alpha, seed: (step * 7919 + k + c.seed) >>> 0 } : undefined),
+      });
       const stepLoss = result.loss;
       if (!Number.isFinite(stepLoss)) {
         const last = checkpointDirs(c.output_dir).pop();
@@ -153,7 +146,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
           tokens_per_s: round(windowTokens / rate, 1), throughput: round(windowTokens / rate, 1), grad_norm: round(norm),
         };
         for (const [k, v] of Object.entries(windowMetrics)) record[k] = round(v / windowSteps);
-        if (evalBatches && c.eval_steps && state.global_step % c.eval_steps === 0) Object.assign(record, evalFields());
+        if (evaluator && c.eval_steps && state.global_step % c.eval_steps === 0) Object.assign(record, evalFields());
         appendLog(c.output_dir, record);
         state.log_history.push(record);
         print(progressLine(record));

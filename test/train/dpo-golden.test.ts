@@ -10,7 +10,7 @@ import { shiftLabels } from '../../src/models/llama.js';
 import { loadModel } from '../../src/models/registry.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
 import { withScope } from '../../src/tensor/tensor.js';
-import { preferenceLossOp } from '../../src/train/losses/preference.js';
+import { preferenceLossOp } from '../../src/tensor/ops/preference-loss.js';
 import { maxAbs, maxAbsDiff, tinyDir } from '../helpers.js';
 
 test('DPO sigmoid loss, the four log-probability vectors and every LoRA gradient match PyTorch', () => {

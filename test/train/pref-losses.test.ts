@@ -1,9 +1,9 @@
 // Each preference loss against values worked out by hand (the comments give the arithmetic).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ktoLoss, preferenceLoss, rewardLoss, type PrefSettings } from '../../src/train/losses/pairwise-losses.js';
-import { Scalar } from '../../src/train/losses/scalar.js';
-import { preferenceLossOp } from '../../src/train/losses/preference.js';
+import { ktoLoss, preferenceLoss, rewardLoss, type PrefSettings } from '../../src/tensor/pair-losses.js';
+import { Scalar } from '../../src/tensor/scalar.js';
+import { preferenceLossOp } from '../../src/tensor/ops/preference-loss.js';
 import { backward } from '../../src/tensor/autograd.js';
 import { Tensor, withScope } from '../../src/tensor/tensor.js';
 

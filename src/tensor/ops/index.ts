@@ -5,16 +5,19 @@ import { doraScaleSpec } from './dora-scale.js';
 import { dropoutSpec } from './dropout.js';
 import { embeddingSpec } from './embedding.js';
 import { gatherRowsSpec } from './gather-rows.js';
+import { ktoLossSpec } from './kto-loss.js';
 import { linearSpec } from './linear.js';
 import { lmHeadLogProbsSpec, lmHeadLossSpec } from './lm-head-loss.js';
 import { loraLinearSpec } from './lora-linear.js';
+import { preferenceLossSpec } from './preference-loss.js';
+import { rewardLossSpec } from './reward-loss.js';
 import { rmsnormSpec } from './rmsnorm.js';
 import { ropeSpec } from './rope.js';
 import type { OpSpec } from './spec.js';
 import { swigluSpec } from './swiglu.js';
 
 export type OpName = 'linear' | 'add' | 'rmsnorm' | 'rope' | 'attention' | 'swiglu' | 'embedding' | 'lmHeadLoss'
-  | 'lmHeadLogProbs' | 'dropout' | 'loraLinear' | 'doraScale' | 'gatherRows';
+  | 'lmHeadLogProbs' | 'dropout' | 'loraLinear' | 'doraScale' | 'gatherRows' | 'preferenceLoss' | 'rewardLoss' | 'ktoLoss';
 
 export const opSpecs = {
   linear: linearSpec,
@@ -30,6 +33,9 @@ export const opSpecs = {
   loraLinear: loraLinearSpec,
   doraScale: doraScaleSpec,
   gatherRows: gatherRowsSpec,
+  preferenceLoss: preferenceLossSpec,
+  rewardLoss: rewardLossSpec,
+  ktoLoss: ktoLossSpec,
 } satisfies Record<OpName, OpSpec>;
 
 export { add } from './add.js';
@@ -38,9 +44,12 @@ export { doraScale } from './dora-scale.js';
 export { dropout } from './dropout.js';
 export { embedding } from './embedding.js';
 export { gatherRows } from './gather-rows.js';
+export { ktoLossOp, type KtoBatchValues, type KtoLoss } from './kto-loss.js';
 export { linear } from './linear.js';
 export { lmHeadLogProbs, lmHeadLoss } from './lm-head-loss.js';
 export { loraLinear } from './lora-linear.js';
+export { averaged, preferenceLossOp, sequenceLogps, type PreferenceBatch } from './preference-loss.js';
+export { rewardLossOp } from './reward-loss.js';
 export { rmsnorm } from './rmsnorm.js';
 export { rope, ropeTables, type RopeTables } from './rope.js';
 export { swiglu } from './swiglu.js';

@@ -1,13 +1,14 @@
 /**
  * The preference-loss op: the policy's per-token log-probabilities of a batch [chosen rows; rejected rows]
  * go in; each sequence's value is the sum (sigmoid, hinge) or the per-token average (ipo, orpo, simpo) over
- * its answer tokens; pairwise-losses.ts turns those into the loss, and its per-sequence gradient is spread
+ * its answer tokens; pair-losses.ts turns those into the loss, and its per-sequence gradient is spread
  * back over each sequence's tokens.
  */
-import { record } from '../../tensor/autograd.js';
-import { Tensor } from '../../tensor/tensor.js';
-import { preferenceLoss, type PairValues, type PrefSettings } from './pairwise-losses.js';
-import { Scalar } from './scalar.js';
+import { record } from '../autograd.js';
+import { preferenceLoss, type PairValues, type PrefSettings } from '../pair-losses.js';
+import { Scalar } from '../scalar.js';
+import { Tensor } from '../tensor.js';
+import type { OpSpec } from './spec.js';
 
 export interface PreferenceBatch {
   /** shifted targets [2P * T]: rows 0..P-1 chosen, P..2P-1 rejected */
@@ -72,3 +73,29 @@ export function preferenceLossOp(tokenLogp: Tensor<'f32'>, b: PreferenceBatch, s
   });
   return { loss: out, stats };
 }
+
+/** Targets of a small example: rows of 5 tokens, answers from position 2 on (row 1 one token shorter). */
+function exampleTargets(rows: number, seq: number): Int32Array {
+  return Int32Array.from({ length: rows * seq }, (_, i) => ((i % seq) >= 2 && !((i / seq | 0) === 1 && i % seq === seq - 1) ? 7 : -100));
+}
+
+const specTargets = exampleTargets(4, 5);
+const specRef = { refChosen: Float64Array.from([-3, -2.5]), refRejected: Float64Array.from([-2.8, -3.1]) };
+const specSettings: PrefSettings = { loss: 'sigmoid', beta: 0.5, labelSmoothing: 0.1, simpoGamma: 0.5, ftx: 0.2 };
+
+export const preferenceLossSpec: OpSpec = {
+  inputs: [[4, 5]],
+  apply: ([logp]) => preferenceLossOp(logp, { targets: specTargets, pairs: 2, seq: 5, ...specRef }, specSettings).loss,
+  reference: ([logp]) => {
+    const sums = [0, 0, 0, 0], counts = [0, 0, 0, 0];
+    specTargets.forEach((t, i) => { if (t >= 0) { sums[(i / 5) | 0] += logp[i]; counts[(i / 5) | 0]++; } });
+    const logSigmoid = (x: number) => -Math.log1p(Math.exp(-x));
+    let loss = 0;
+    for (let i = 0; i < 2; i++) {
+      const z = (sums[i] - specRef.refChosen[i]) - (sums[2 + i] - specRef.refRejected[i]);
+      const s = specSettings;
+      loss += -(1 - s.labelSmoothing) * logSigmoid(s.beta * z) - s.labelSmoothing * logSigmoid(-s.beta * z) - s.ftx * sums[i] / counts[i];
+    }
+    return Float64Array.of(loss / 2);
+  },
+};

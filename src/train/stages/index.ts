@@ -1,0 +1,23 @@
+/** The stage a config trains (stage: pt, sft, rm, dpo, kto), as the trainer drives it. */
+import type { TrainConfig } from '../../config/schema.js';
+import type { ProcessedSet } from '../../data/pipeline.js';
+import type { CausalLM } from '../../models/registry.js';
+import type { MethodSetup } from '../methods.js';
+import { kto } from './kto.js';
+import { languageModelling } from './language-modelling.js';
+import { preference } from './preference.js';
+import { rewardModelling } from './reward.js';
+import { asObjective, type Objective } from './stage.js';
+
+export type { MicroContext, Objective, StepResult } from './stage.js';
+
+export function makeObjective(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
+  const gas = c.gradient_accumulation_steps;
+  switch (c.stage) {
+    case 'pt':
+    case 'sft': return asObjective(languageModelling(model, set, c, padId), gas);
+    case 'rm': return asObjective(rewardModelling(model, set, c, padId), gas);
+    case 'dpo': return asObjective(preference(model, set, c, padId, setup), gas);
+    case 'kto': return asObjective(kto(model, set, c, padId, setup), gas);
+  }
+}
