@@ -55,7 +55,10 @@ function buildNative() {
   const bundled = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   const nodeGyp = process.env.npm_config_node_gyp ?? (existsSync(bundled) ? bundled : null);
   const gyp = nodeGyp ? [process.execPath, [nodeGyp]] : ['npm', ['exec', '--yes', '--', 'node-gyp']];
-  run(gyp[0], [...gyp[1], 'configure', '--loglevel=warn']);
+  // outside npm, node-gyp does not see npm's config: where this node's headers are (Debian: nodedir=/usr)
+  const nodedir = process.env.npm_config_nodedir ?? spawnSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' }).stdout?.trim();
+  const headers = nodedir && nodedir !== 'undefined' && nodedir !== 'null' ? [`--nodedir=${nodedir}`] : [];
+  run(gyp[0], [...gyp[1], 'configure', '--loglevel=warn', ...headers]);
   run(gyp[0], [...gyp[1], 'build', '--jobs', 'max', '--loglevel=warn']);
   const tmp = `${target}.tmp-${process.pid}`;
   copyFileSync(path.join('build', 'Release', 'lmf_native.node'), tmp);

@@ -1,8 +1,10 @@
 // Register-blocked small matrix multiply for the attention tiles: C[M,N] (+)= op(A)[M,K] · B[K,N], all
 // row-major with leading dimensions; op(A) is A, or A^T read from a [K, M] array (TA), which costs nothing
-// here because A's values are broadcast one at a time anyway. Rows go in groups of 6 and columns in groups of 64 (four 16-float
-// vectors), so 24 accumulators stay in registers while K runs; B rows are loaded once per group and
-// A values are broadcast. Columns that do not fill a 16-float vector use a plain loop.
+// here because A's values are broadcast one at a time anyway. Rows go in groups of 6 and columns in groups of
+// kNV vectors, so the 6 × kNV accumulators stay in registers while K runs: B rows are loaded once per group and
+// A values are broadcast. The vector width follows the instruction set this header is compiled for (16 floats
+// with AVX-512's 32 registers, 8 with AVX2's 16, 4 with NEON's 32), and kNV keeps the accumulators within the
+// register file (24 of 32, 12 of 16, 24 of 32). Columns that do not fill a vector use a plain loop.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -11,24 +13,31 @@ namespace lmf {
 // internal linkage: each instruction-set translation unit keeps its own compiled copy
 namespace {
 
-typedef float v16 __attribute__((vector_size(64), aligned(4)));
+#if defined(__AVX512F__)
+constexpr int kLanes = 16, kNV = 4;
+#elif defined(__AVX2__)
+constexpr int kLanes = 8, kNV = 2;
+#else
+constexpr int kLanes = 4, kNV = 4;
+#endif
+typedef float vf __attribute__((vector_size(kLanes * 4), aligned(4)));
 
 template <int MR, int NV, bool TA>
 inline void tileKernel(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int64_t K,
                        bool accumulate) {
-  v16 acc[MR][NV];
+  vf acc[MR][NV];
   for (int r = 0; r < MR; r++)
-    for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? *reinterpret_cast<const v16*>(C + r * ldc + v * 16) : v16{};
+    for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? *reinterpret_cast<const vf*>(C + r * ldc + v * kLanes) : vf{};
   for (int64_t k = 0; k < K; k++) {
-    v16 b[NV];
-    for (int v = 0; v < NV; v++) b[v] = *reinterpret_cast<const v16*>(B + k * ldb + v * 16);
+    vf b[NV];
+    for (int v = 0; v < NV; v++) b[v] = *reinterpret_cast<const vf*>(B + k * ldb + v * kLanes);
     for (int r = 0; r < MR; r++) {
       float a = TA ? A[k * lda + r] : A[r * lda + k];
       for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
     }
   }
   for (int r = 0; r < MR; r++)
-    for (int v = 0; v < NV; v++) *reinterpret_cast<v16*>(C + r * ldc + v * 16) = acc[r][v];
+    for (int v = 0; v < NV; v++) *reinterpret_cast<vf*>(C + r * ldc + v * kLanes) = acc[r][v];
 }
 
 template <int NV, bool TA>
@@ -53,8 +62,8 @@ template <bool TA = false>
 inline void tileGemm(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int64_t M,
                      int64_t N, int64_t K, bool accumulate) {
   int64_t j = 0;
-  for (; j + 64 <= N; j += 64) tileRows<4, TA>(A, lda, B + j, ldb, C + j, ldc, M, K, accumulate);
-  for (; j + 16 <= N; j += 16) tileRows<1, TA>(A, lda, B + j, ldb, C + j, ldc, M, K, accumulate);
+  for (; j + kNV * kLanes <= N; j += kNV * kLanes) tileRows<kNV, TA>(A, lda, B + j, ldb, C + j, ldc, M, K, accumulate);
+  for (; j + kLanes <= N; j += kLanes) tileRows<1, TA>(A, lda, B + j, ldb, C + j, ldc, M, K, accumulate);
   if (j < N) {
     for (int64_t i = 0; i < M; i++)
       for (int64_t jj = j; jj < N; jj++) {
