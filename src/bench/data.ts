@@ -5,7 +5,8 @@
  */
 import { configSchema } from '../config/schema.js';
 import type { AlignedExample } from '../data/messages.js';
-import { lengthsOf, processAll, resolveTemplate } from '../data/pipeline.js';
+import { lengthsOf, processAll } from '../data/pipeline.js';
+import { resolveTemplate } from '../data/templates/registry.js';
 import { HfTokenizer } from '../data/tokenizer.js';
 import { Rng } from '../tensor/random.js';
 

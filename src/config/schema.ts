@@ -3,6 +3,7 @@
  * unchanged. Validated at the edge (config/load.ts); everything inside receives a TrainConfig.
  */
 import { z } from 'zod';
+import { prefLosses, stages } from '../wire.js';
 
 /** LLaMA-Factory reads YAML with PyYAML, where 1e-4 is a string: accept numbers written either way. */
 const num = z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), z.number());
@@ -19,7 +20,7 @@ export const configShape = {
   /** accepted for LLaMA-Factory configs; no remote code is ever run */
   trust_remote_code: bool.default(false),
   // method
-  stage: z.enum(['pt', 'sft', 'rm', 'dpo', 'kto']).default('sft'),
+  stage: z.enum(stages).default('sft'),
   /** default: train unless the config only asks for do_predict */
   do_train: bool.optional(),
   do_eval: bool.default(false),
@@ -41,7 +42,7 @@ export const configShape = {
   freeze_extra_modules: nameList.optional(),
   // preference stages
   pref_beta: num.pipe(z.number().positive()).default(0.1),
-  pref_loss: z.enum(['sigmoid', 'hinge', 'ipo', 'orpo', 'simpo']).default('sigmoid'),
+  pref_loss: z.enum(prefLosses).default('sigmoid'),
   pref_ftx: num.pipe(z.number().min(0)).default(0),
   dpo_label_smoothing: num.pipe(z.number().min(0).max(0.5)).default(0),
   simpo_gamma: num.pipe(z.number().min(0)).default(0.5),

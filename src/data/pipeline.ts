@@ -16,8 +16,7 @@ import { encodeKto, type EncodedKto } from './processors/kto.js';
 import { encodePairwise, type EncodedPair } from './processors/pairwise.js';
 import { documentIds, packDocuments, truncateDocuments } from './processors/pretrain.js';
 import { encodeSupervised } from './processors/supervised.js';
-import { JinjaChatTemplate } from './templates/jinja.js';
-import { getTemplate } from './templates/registry.js';
+import { resolveTemplate } from './templates/registry.js';
 import { HfTokenizer, type TextTokenizer } from './tokenizer.js';
 import { processOnWorkers, workerCount } from './worker-pool.js';
 
@@ -50,12 +49,6 @@ export interface PreparedData {
 
 export function stageKind(stage: TrainConfig['stage']): StageKind {
   return stage === 'pt' ? 'pt' : stage === 'sft' ? 'sft' : stage === 'kto' ? 'kto' : 'pairwise';
-}
-
-/** The named template, or the tokenizer's chat_template; pre-training needs none (documents are plain text). */
-export function resolveTemplate(name: string | null | undefined, tok: TextTokenizer, stage?: TrainConfig['stage']): AnyTemplate {
-  if (name) return getTemplate(name);
-  return stage === 'pt' ? getTemplate('empty') : new JinjaChatTemplate(tok);
 }
 
 /** What defines a template's rendering: a named template's spec, or the tokenizer's chat_template text. */

@@ -6,7 +6,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { TrainConfig } from '../config/schema.js';
 import type { StageKind } from './formats.js';
 import type { AlignedExample } from './messages.js';
-import { processBatched, resolveTemplate, type DataStats } from './pipeline.js';
+import { processBatched, type DataStats } from './pipeline.js';
+import { resolveTemplate } from './templates/registry.js';
 import { HfTokenizer } from './tokenizer.js';
 
 interface Setup {

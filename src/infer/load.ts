@@ -5,7 +5,7 @@
  */
 import { linearModules, mergeLora, stackOnto } from '../adapters/lora.js';
 import { loadPeftAdapter, readAdapterConfig } from '../adapters/peft.js';
-import { resolveTemplate } from '../data/pipeline.js';
+import { resolveTemplate } from '../data/templates/registry.js';
 import type { AnyTemplate } from '../data/processors/common.js';
 import { checkTokenizerFits, HfTokenizer } from '../data/tokenizer.js';
 import type { Message } from '../data/messages.js';

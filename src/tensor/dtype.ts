@@ -16,11 +16,6 @@ export function f32ToBf16Bits(x: number): number {
   return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-export function bf16BitsToF32(h: number): number {
-  u32View[0] = h << 16;
-  return f32View[0];
-}
-
 /** IEEE half -> f32 (subnormals, inf and NaN included). */
 export function f16BitsToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;

@@ -11,7 +11,7 @@ let pooledBytes = 0;
 let liveBytes = 0;
 let peakBytes = 0;
 /** Above this many pooled bytes, released buffers go straight back to the system. */
-let poolLimit = 4 * 2 ** 30;
+const poolLimit = 4 * 2 ** 30;
 
 /**
  * Size classes: 64-byte steps up to 64 KiB, then eight steps per doubling (at most 12.5% spare). Inference
@@ -64,10 +64,6 @@ export function trim(): void {
   for (const list of free.values()) for (const b of list) native.free(b);
   free.clear();
   pooledBytes = 0;
-}
-
-export function setPoolLimit(bytes: number): void {
-  poolLimit = bytes;
 }
 
 export interface MemoryStats {

@@ -4,23 +4,9 @@
  */
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';
+import type { LogRecord } from '../wire.js';
 
-export interface LogRecord {
-  current_steps: number;
-  total_steps: number;
-  loss?: number;
-  eval_loss?: number;
-  lr?: number;
-  epoch: number;
-  percentage: number;
-  elapsed_time: string;
-  remaining_time: string;
-  tokens_per_s?: number;
-  throughput?: number;
-  grad_norm?: number;
-  /** stage metrics (rewards/chosen, rewards/accuracies … for preference training) */
-  [metric: string]: number | string | undefined;
-}
+export type { LogRecord } from '../wire.js';
 
 /** h:mm:ss as LLaMA-Factory writes durations */
 export function duration(seconds: number): string {

@@ -9,33 +9,9 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync } 
 import path from 'node:path';
 import { writeTextAtomic } from '../io/atomic.js';
 import { ensureDir } from '../io/dirs.js';
+import type { JobInfo, JobKind, JobState, LogRecord } from '../wire.js';
 
-export type JobKind = 'train' | 'eval' | 'export';
-export type JobStatus = 'running' | 'finished' | 'failed' | 'aborted';
-
-export interface JobInfo {
-  id: string;
-  kind: JobKind;
-  /** where the command writes (output_dir, save_dir or export_dir) */
-  outputDir: string;
-  yaml: string;
-  command: string[];
-  status: JobStatus;
-  exitCode: number | null;
-  startedAt: string;
-  endedAt: string | null;
-  /** the CLI's own error lines when it failed */
-  error: string | null;
-}
-
-export interface JobState {
-  job: JobInfo | null;
-  /** trainer_log.jsonl records from index `since` */
-  records: Record<string, unknown>[];
-  logTail: string;
-  /** all_results.json / predict_results.json / eval results when the job has finished */
-  results: Record<string, unknown> | null;
-}
+export type { JobInfo, JobKind, JobState, JobStatus } from '../wire.js';
 
 export class BusyError extends Error {}
 
@@ -117,12 +93,12 @@ export class JobRunner {
     writeTextAtomic(path.join(this.runsDir, info.id, 'job.json'), `${JSON.stringify(info, null, 2)}\n`);
   }
 
-  private records(job: JobInfo, since: number): Record<string, unknown>[] {
+  private records(job: JobInfo, since: number): LogRecord[] {
     const file = path.join(job.outputDir, 'trainer_log.jsonl');
     if (job.kind !== 'train' || !existsSync(file) || statSync(file).mtimeMs < Date.parse(job.startedAt) - 1000) return [];
     return readFileSync(file, 'utf8').split('\n').slice(since).flatMap((l) => {
       try {
-        return l.trim() ? [JSON.parse(l) as Record<string, unknown>] : [];
+        return l.trim() ? [JSON.parse(l) as LogRecord] : [];
       } catch {
         return []; // a line being written
       }

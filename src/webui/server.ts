@@ -21,6 +21,7 @@ import { parseModelConfig } from '../models/config.js';
 import { ChatProcess } from './chat.js';
 import { BusyError, JobRunner, type JobKind } from './jobs.js';
 import { PathGuard, pathKeys } from './paths.js';
+import type { DatasetInfo, ModelInfo } from '../wire.js';
 import { ensureDir } from '../io/dirs.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -146,7 +147,7 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
 
   app.get('/api/info', async () => ({ roots: guard.roots, cwd: process.cwd(), templates: templateNames, running: jobs.state(0).job?.status === 'running' }));
 
-  app.get('/api/model', async (req) => {
+  app.get('/api/model', async (req): Promise<ModelInfo> => {
     const dir = checked((req.query as { path?: string }).path, 'model_name_or_path');
     const file = path.join(dir, 'config.json');
     if (!existsSync(file)) throw new RequestError(400, `no config.json in ${dir}: not a Hugging Face model folder`);
@@ -159,7 +160,7 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     };
   });
 
-  app.get('/api/datasets', async (req) => {
+  app.get('/api/datasets', async (req): Promise<DatasetInfo[]> => {
     const dir = checked((req.query as { dir?: string }).dir ?? 'data', 'dataset_dir');
     const info = readDatasetInfo(dir);
     return Object.entries(info).map(([name, e]) => ({ name, ranking: e.ranking === true, kto: Boolean(e.columns?.kto_tag), formatting: e.formatting ?? 'alpaca' }));

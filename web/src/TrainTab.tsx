@@ -4,6 +4,7 @@ import { api, clean, store, stored, type Args, type DatasetInfo, type JobInfo } 
 import { Check, Choice, Num, Section, Text, useT } from './fields';
 import { useDatasets, useRunner } from './hooks';
 import { JobPanel, type JobView } from './job';
+import { datasetFitsStage, prefLosses } from '../../src/wire';
 
 export const trainDefaults: Args = {
   stage: 'sft', dataset_dir: 'data', learning_rate: 5e-5, num_train_epochs: 3, max_steps: -1, per_device_train_batch_size: 2,
@@ -36,7 +37,7 @@ export function TrainTab({ shared, job, refresh }: { shared: Args; job: JobView;
   }, [job.job?.status]);
 
   const stage = String(args.stage);
-  const fits = (d: DatasetInfo) => (stage === 'rm' || stage === 'dpo' ? d.ranking : stage === 'kto' ? d.kto : !d.ranking && !d.kto);
+  const fits = (d: DatasetInfo) => datasetFitsStage(stage, d);
   const full = (): Args => clean({ ...args, ...shared, dataset: chosen.filter((n) => datasets.some((d) => d.name === n && fits(d))) });
   const method = String(shared.finetuning_type);
 
@@ -94,7 +95,7 @@ export function TrainTab({ shared, job, refresh }: { shared: Args; job: JobView;
       {(stage === 'dpo' || stage === 'kto') && (
         <Section title="rlhf">
           <Num label="prefBeta" name="pref_beta" args={args} set={set} />
-          {stage === 'dpo' && <Choice label="prefLoss" name="pref_loss" args={args} set={set} options={['sigmoid', 'hinge', 'ipo', 'orpo', 'simpo']} />}
+          {stage === 'dpo' && <Choice label="prefLoss" name="pref_loss" args={args} set={set} options={[...prefLosses]} />}
         </Section>
       )}
       <Section title="outputDir">

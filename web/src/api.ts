@@ -8,56 +8,7 @@ export async function api<T>(url: string, body?: unknown): Promise<T> {
   return data as T;
 }
 
-export interface ModelInfo {
-  architecture: string;
-  modelType: string;
-  parameters: number;
-  dtype: string;
-  layers: number;
-  hidden: number;
-  vocab: number;
-  template: string;
-  base: boolean;
-}
-
-export interface DatasetInfo {
-  name: string;
-  ranking: boolean;
-  kto: boolean;
-  formatting: string;
-}
-
-export interface JobInfo {
-  id: string;
-  kind: 'train' | 'eval' | 'export';
-  outputDir: string;
-  command: string[];
-  status: 'running' | 'finished' | 'failed' | 'aborted';
-  exitCode: number | null;
-  startedAt: string;
-  endedAt: string | null;
-  error: string | null;
-}
-
-export interface LogRecord {
-  current_steps: number;
-  total_steps: number;
-  loss?: number;
-  eval_loss?: number;
-  lr?: number;
-  percentage: number;
-  elapsed_time: string;
-  remaining_time: string;
-  tokens_per_s?: number;
-  [key: string]: unknown;
-}
-
-export interface JobState {
-  job: JobInfo | null;
-  records: LogRecord[];
-  logTail: string;
-  results: Record<string, unknown> | null;
-}
+export type { DatasetInfo, JobInfo, JobState, LogRecord, ModelInfo } from '../../src/wire';
 
 /** Keeps only the fields a user filled in. */
 export function clean(args: Args): Args {

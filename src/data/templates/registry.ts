@@ -4,6 +4,8 @@
  */
 import { LmfError } from '../../errors.js';
 import { closest } from '../../util/closest.js';
+import type { TextTokenizer } from '../tokenizer.js';
+import { JinjaChatTemplate } from './jinja.js';
 import { BOS, ChatTemplate, EOS, type TemplateSpec } from './template.js';
 
 const base: Omit<TemplateSpec, 'name'> = {
@@ -133,4 +135,10 @@ export function getTemplate(name: string): ChatTemplate {
   const full = { ...base, ...spec, name };
   if (full.efficientEos) full.assistant = full.assistant.filter((s) => s !== EOS);
   return new ChatTemplate(full);
+}
+
+/** The named template, or the tokenizer's chat_template; pre-training needs none (documents are plain text). */
+export function resolveTemplate(name: string | null | undefined, tok: TextTokenizer, stage?: string): ChatTemplate | JinjaChatTemplate {
+  if (name) return getTemplate(name);
+  return stage === 'pt' ? getTemplate('empty') : new JinjaChatTemplate(tok);
 }
