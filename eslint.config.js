@@ -3,7 +3,8 @@ import tseslint from 'typescript-eslint';
 
 // Spreading an array into call arguments puts every element on the stack: a long one (a 1 MB row's tokens,
 // a million rows, a 152k vocabulary) throws "Maximum call stack size exceeded". Loops or concat instead.
-const spreadIntoCall = 'Spreading an array into call arguments overflows the stack when the array is long: use a loop (src/util/arrays.ts)';
+const spreadIntoCall =
+  'Spreading an array into call arguments overflows the stack when the array is long: use a loop (src/util/arrays.ts)';
 
 // The layers of src/, each with the folders (or top-level modules) it may import; imports only go downward.
 // errors, version and util may be imported from anywhere; cli sits on top and may import everything.
@@ -34,10 +35,12 @@ const all = [...new Set([...Object.keys(layers), 'cli', 'wire'])];
 /** no-restricted-imports patterns that forbid every src folder (or top-level module) a layer may not import. */
 function boundaries(layer) {
   const allowed = new Set([layer, ...layers[layer], ...everywhere]);
-  return all.filter((f) => !allowed.has(f)).map((f) => ({
-    group: modules.has(f) ? [`../${f}.js`, `../../${f}.js`, `../../../${f}.js`] : [`**/${f}/*`],
-    message: `src/${layer} may import only ${[...layers[layer], ...everywhere].join(', ')}: ${f} is above it or beside it`,
-  }));
+  return all
+    .filter((f) => !allowed.has(f))
+    .map((f) => ({
+      group: modules.has(f) ? [`../${f}.js`, `../../${f}.js`, `../../../${f}.js`] : [`**/${f}/*`],
+      message: `src/${layer} may import only ${[...layers[layer], ...everywhere].join(', ')}: ${f} is above it or beside it`,
+    }));
 }
 
 export default tseslint.config(
@@ -46,10 +49,17 @@ export default tseslint.config(
     files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'web/src/**/*.{ts,tsx}'],
     languageOptions: { parser: tseslint.parser },
     rules: {
-      'no-restricted-syntax': ['error',
-        { selector: "CallExpression[callee.property.name=/^(push|unshift|splice)$/] > SpreadElement", message: spreadIntoCall },
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'CallExpression[callee.property.name=/^(push|unshift|splice)$/] > SpreadElement',
+          message: spreadIntoCall,
+        },
         { selector: "CallExpression[callee.object.name='Math'] > SpreadElement", message: spreadIntoCall },
-        { selector: "CallExpression[callee.object.name='String'][callee.property.name='fromCharCode'] > SpreadElement", message: spreadIntoCall },
+        {
+          selector: "CallExpression[callee.object.name='String'][callee.property.name='fromCharCode'] > SpreadElement",
+          message: spreadIntoCall,
+        },
       ],
     },
   },
@@ -60,6 +70,18 @@ export default tseslint.config(
   {
     // the page is built by vite without Node: it shares only the wire types with the server
     files: ['web/src/**/*.{ts,tsx}'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/src/*', '!**/src/wire.js', '!**/src/wire'], message: 'web/src may import only src/wire.ts from the server side' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/src/*', '!**/src/wire.js', '!**/src/wire'],
+              message: 'web/src may import only src/wire.ts from the server side',
+            },
+          ],
+        },
+      ],
+    },
   },
 );

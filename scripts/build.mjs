@@ -9,7 +9,16 @@
 //   web:    web/dist/ (vite), likewise.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,7 +27,10 @@ process.chdir(root);
 
 function files(dir) {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? e.path, e.name)).sort();
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath ?? e.path, e.name))
+    .sort();
 }
 
 function run(cmd, args) {
@@ -52,11 +64,23 @@ function buildNative() {
   const stamp = hash.digest('hex');
   if (existsSync(target) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return;
   // the node-gyp npm runs install scripts with, else the copy bundled with npm beside this node, else npm's exec
-  const bundled = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const bundled = path.join(
+    path.dirname(process.execPath),
+    '..',
+    'lib',
+    'node_modules',
+    'npm',
+    'node_modules',
+    'node-gyp',
+    'bin',
+    'node-gyp.js',
+  );
   const nodeGyp = process.env.npm_config_node_gyp ?? (existsSync(bundled) ? bundled : null);
   const gyp = nodeGyp ? [process.execPath, [nodeGyp]] : ['npm', ['exec', '--yes', '--', 'node-gyp']];
   // outside npm, node-gyp does not see npm's config: where this node's headers are (Debian: nodedir=/usr)
-  const nodedir = process.env.npm_config_nodedir ?? spawnSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' }).stdout?.trim();
+  const nodedir =
+    process.env.npm_config_nodedir ??
+    spawnSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' }).stdout?.trim();
   const headers = nodedir && nodedir !== 'undefined' && nodedir !== 'null' ? [`--nodedir=${nodedir}`] : [];
   run(gyp[0], [...gyp[1], 'configure', '--loglevel=warn', ...headers]);
   run(gyp[0], [...gyp[1], 'build', '--jobs', 'max', '--loglevel=warn']);
@@ -69,7 +93,11 @@ function buildNative() {
 function buildTs() {
   const tsc = tool('tsc');
   if (!tsc) return;
-  if (existsSync('dist/cli/main.js') && newestMtime(['src', 'tsconfig.json', 'package.json']) <= statSync('dist/cli/main.js').mtimeMs) return;
+  if (
+    existsSync('dist/cli/main.js') &&
+    newestMtime(['src', 'tsconfig.json', 'package.json']) <= statSync('dist/cli/main.js').mtimeMs
+  )
+    return;
   run(tsc, ['-p', 'tsconfig.json']);
   // tsc may leave an unchanged output's time alone: mark the build as done now
   const now = new Date();
@@ -80,7 +108,11 @@ function buildWeb() {
   const vite = tool('vite');
   if (!vite) return;
   const marker = path.join('web', 'dist', 'index.html');
-  if (existsSync(marker) && newestMtime(['web/src', 'web/index.html', 'web/vite.config.ts']) <= statSync(marker).mtimeMs) return;
+  if (
+    existsSync(marker) &&
+    newestMtime(['web/src', 'web/index.html', 'web/vite.config.ts']) <= statSync(marker).mtimeMs
+  )
+    return;
   run(vite, ['build', 'web', '--logLevel', 'warn']);
 }
 

@@ -6,6 +6,7 @@ bash scripts/setup.sh
 npx tsc -p tsconfig.json --noEmit
 npx tsc -p web/tsconfig.json
 npx eslint .
+npx prettier --check --log-level warn src test web/src scripts bench eslint.config.js
 # the web UI's end-to-end test drives Debian's Chromium (and screenshots the Chinese page: a CJK font)
 if ! dpkg -s chromium >/dev/null 2>&1 || ! dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -20,10 +20,14 @@ export class LmfError extends Error {
 
   /** Two lines for the terminal: where and what, then what to do. */
   format(): string {
-    const where = [this.context.file, this.context.row !== undefined ? `row ${this.context.row}` : undefined,
+    const where = [
+      this.context.file,
+      this.context.row !== undefined ? `row ${this.context.row}` : undefined,
       this.context.key !== undefined ? `key ${this.context.key}` : undefined,
-      this.context.tensor !== undefined ? `tensor ${this.context.tensor}` : undefined]
-      .filter((s) => s !== undefined).join(': ');
+      this.context.tensor !== undefined ? `tensor ${this.context.tensor}` : undefined,
+    ]
+      .filter((s) => s !== undefined)
+      .join(': ');
     const head = `error [${this.code}]${where ? ` ${where}:` : ''} ${this.message}`;
     return this.context.hint ? `${head}\n  hint: ${this.context.hint}` : head;
   }
@@ -32,7 +36,10 @@ export class LmfError extends Error {
 /** What the operating system's refusals mean, and what to do about each. */
 const systemErrors: Record<string, { what: string; hint: string }> = {
   EACCES: { what: 'permission denied', hint: 'check the permissions of the file or folder, or choose another path' },
-  EPERM: { what: 'operation not permitted', hint: 'check the permissions of the file or folder, or choose another path' },
+  EPERM: {
+    what: 'operation not permitted',
+    hint: 'check the permissions of the file or folder, or choose another path',
+  },
   EROFS: { what: 'the file system is read-only', hint: 'choose a path on a writable disk' },
   ENOSPC: { what: 'the disk is full', hint: 'free some space and run again' },
   EDQUOT: { what: 'the disk quota is exhausted', hint: 'free some space and run again' },
@@ -40,8 +47,14 @@ const systemErrors: Record<string, { what: string; hint: string }> = {
   EISDIR: { what: 'a folder was given where a file is needed', hint: 'name the file inside the folder' },
   ENOENT: { what: 'no such file or folder', hint: 'check the path' },
   EMFILE: { what: 'too many open files', hint: 'raise the limit (ulimit -n) or close other programs' },
-  EADDRINUSE: { what: 'the address is already in use', hint: 'another program listens there: stop it or choose another --port' },
-  EADDRNOTAVAIL: { what: 'the address is not available on this machine', hint: 'choose a --host this machine has (127.0.0.1 or 0.0.0.0)' },
+  EADDRINUSE: {
+    what: 'the address is already in use',
+    hint: 'another program listens there: stop it or choose another --port',
+  },
+  EADDRNOTAVAIL: {
+    what: 'the address is not available on this machine',
+    hint: 'choose a --host this machine has (127.0.0.1 or 0.0.0.0)',
+  },
 };
 
 /**

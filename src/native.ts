@@ -18,8 +18,19 @@ export interface NativeAddon {
   alloc(bytes: number, zero: boolean): ArrayBuffer;
   free(buffer: ArrayBuffer): void;
   memoryStats(resetPeak?: boolean): { liveBytes: number; peakBytes: number; liveBuffers: number };
-  matmul(a: Buf, b: Buf, c: F32, m: number, n: number, k: number, transA: boolean, transB: boolean,
-    accumulate: boolean, bias: F32 | null, dtype: number): void;
+  matmul(
+    a: Buf,
+    b: Buf,
+    c: F32,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    accumulate: boolean,
+    bias: F32 | null,
+    dtype: number,
+  ): void;
   toBf16(src: F32, dst: Uint16Array, n: number): void;
   toF32(src: Uint16Array, dst: F32, n: number): void;
   /** how many values are NaN or ±Infinity (dtype: NativeDType) */
@@ -35,16 +46,72 @@ export interface NativeAddon {
   rmsnormBackward(dout: F32, x: F32, w: F32, rstd: F32, dx: F32, dw: F32 | null, rows: number, c: number): void;
   ropeTable(positions: I32, invFreq: F32, cos: F32, sin: F32, tokens: number, half: number): void;
   rope(x: F32, cos: F32, sin: F32, tokens: number, heads: number, headDim: number, inverse: boolean): void;
-  attentionForward(q: F32, k: F32, v: F32, out: F32, lse: F32 | null, b: number, tq: number, tk: number, h: number,
-    kv: number, d: number, qOffset: number, segQ: I32 | null, segK: I32 | null, scale: number): void;
-  attentionBackward(q: F32, k: F32, v: F32, out: F32, dout: F32, lse: F32, dq: F32, dk: F32, dv: F32, b: number,
-    tq: number, tk: number, h: number, kv: number, d: number, qOffset: number, segQ: I32 | null, segK: I32 | null,
-    scale: number): void;
-  lmHeadCrossEntropy(x: F32, w: Buf, targets: I32, weights: F32 | null, logp: F32, dx: F32 | null, dw: F32 | null,
-    n: number, c: number, v: number, dtype: number, chunk: number): void;
+  attentionForward(
+    q: F32,
+    k: F32,
+    v: F32,
+    out: F32,
+    lse: F32 | null,
+    b: number,
+    tq: number,
+    tk: number,
+    h: number,
+    kv: number,
+    d: number,
+    qOffset: number,
+    segQ: I32 | null,
+    segK: I32 | null,
+    scale: number,
+  ): void;
+  attentionBackward(
+    q: F32,
+    k: F32,
+    v: F32,
+    out: F32,
+    dout: F32,
+    lse: F32,
+    dq: F32,
+    dk: F32,
+    dv: F32,
+    b: number,
+    tq: number,
+    tk: number,
+    h: number,
+    kv: number,
+    d: number,
+    qOffset: number,
+    segQ: I32 | null,
+    segK: I32 | null,
+    scale: number,
+  ): void;
+  lmHeadCrossEntropy(
+    x: F32,
+    w: Buf,
+    targets: I32,
+    weights: F32 | null,
+    logp: F32,
+    dx: F32 | null,
+    dw: F32 | null,
+    n: number,
+    c: number,
+    v: number,
+    dtype: number,
+    chunk: number,
+  ): void;
   sumSquares(arrays: F32[]): number;
-  adamw(params: F32[], grads: F32[], m: F32[], v: F32[], lr: Float64Array, weightDecay: Float64Array, beta1: number,
-    beta2: number, eps: number, step: number, gradScale: number): void;
+  adamw(
+    params: F32[],
+    grads: F32[],
+    m: F32[],
+    v: F32[],
+    lr: Float64Array,
+    weightDecay: Float64Array,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    step: number,
+    gradScale: number,
+  ): void;
 }
 
 function load(): NativeAddon {
@@ -53,7 +120,8 @@ function load(): NativeAddon {
   const file = path.join(root, 'build', 'lmf_native.node');
   if (!existsSync(file)) {
     throw new LmfError('native_missing', 'the native addon is not built', {
-      file, hint: 'run `bash scripts/setup.sh` (or `node scripts/build.mjs native`) in the project folder; it needs libdnnl-dev and g++',
+      file,
+      hint: 'run `bash scripts/setup.sh` (or `node scripts/build.mjs native`) in the project folder; it needs libdnnl-dev and g++',
     });
   }
   const require = createRequire(import.meta.url);
@@ -62,10 +130,16 @@ function load(): NativeAddon {
   } catch (err) {
     const message = (err as Error).message.replace(/^lmf_native: /, '');
     const forced = /^LMF_ISA=/.test(message);
-    throw new LmfError(forced ? 'isa_unsupported' : 'native_unloadable', forced ? message : `the native addon cannot be loaded: ${message}`, {
-      file, hint: forced ? 'unset LMF_ISA or choose a path `lmf env` lists as supported'
-        : 'rebuild it for this Node and CPU: `node scripts/build.mjs native` in the project folder (needs libdnnl-dev and g++)',
-    });
+    throw new LmfError(
+      forced ? 'isa_unsupported' : 'native_unloadable',
+      forced ? message : `the native addon cannot be loaded: ${message}`,
+      {
+        file,
+        hint: forced
+          ? 'unset LMF_ISA or choose a path `lmf env` lists as supported'
+          : 'rebuild it for this Node and CPU: `node scripts/build.mjs native` in the project folder (needs libdnnl-dev and g++)',
+      },
+    );
   }
 }
 
@@ -89,7 +163,10 @@ function profiled(addon: NativeAddon): NativeAddon {
   }
   process.on('exit', () => {
     const rows = [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
-    for (const [name, e] of rows) process.stderr.write(`${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ms ${String(e.calls).padStart(8)} calls\n`);
+    for (const [name, e] of rows)
+      process.stderr.write(
+        `${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ms ${String(e.calls).padStart(8)} calls\n`,
+      );
   });
   return wrapped as unknown as NativeAddon;
 }

@@ -27,16 +27,35 @@ export function lenmlTokenizerDir(name: 'qwen3' | 'llama3' | 'llama2'): string {
 }
 
 /** A randomly initialised LLaMA-shaped folder (config, weights, Llama-2 tokenizer) for end-to-end tests. */
-export async function makeTinyModelFolder(dir: string, overrides: Record<string, unknown> = {}, seed = 1): Promise<string> {
+export async function makeTinyModelFolder(
+  dir: string,
+  overrides: Record<string, unknown> = {},
+  seed = 1,
+): Promise<string> {
   const { parseModelConfig } = await import('../src/models/config.js');
   const { initLlama } = await import('../src/models/init.js');
   const { saveModelFolder } = await import('../src/models/save.js');
   const { copyFileSync } = await import('node:fs');
-  const config = parseModelConfig({ model_type: 'llama', vocab_size: 32000, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
-    num_attention_heads: 4, num_key_value_heads: 2, bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: true, ...overrides }, dir);
+  const config = parseModelConfig(
+    {
+      model_type: 'llama',
+      vocab_size: 32000,
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      bos_token_id: 1,
+      eos_token_id: 2,
+      tie_word_embeddings: true,
+      ...overrides,
+    },
+    dir,
+  );
   const m = initLlama(config, 'f32', seed);
   saveModelFolder(m, dir, { dtype: 'F32' });
   m.dispose();
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(lenmlTokenizerDir('llama2'), f), path.join(dir, f));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    copyFileSync(path.join(lenmlTokenizerDir('llama2'), f), path.join(dir, f));
   return dir;
 }

@@ -39,7 +39,14 @@ export class LoraLayer implements LinearDelta {
   /** distinguishes this layer's masks from the other layers' */
   private readonly index: number;
 
-  constructor(A: Tensor<'f32'>, B: Tensor<'f32'>, scale: number, dropoutP: number, index: number, magnitude: Tensor<'f32'> | null = null) {
+  constructor(
+    A: Tensor<'f32'>,
+    B: Tensor<'f32'>,
+    scale: number,
+    dropoutP: number,
+    index: number,
+    magnitude: Tensor<'f32'> | null = null,
+  ) {
     this.A = A;
     this.B = B;
     this.scale = scale;
@@ -77,7 +84,12 @@ export class LoraLayer implements LinearDelta {
     if (this.magnitude) {
       // DoRA: y = m / ||W + s B A||_row * (x W^T + s (x A^T) B^T) + bias
       const nInv = this.adaptedRowNorms(layer.weight).map((n) => 1 / n);
-      return doraScale(loraLinear(x, x, layer.weight, null, this.A, this.B, this.scale), this.magnitude, nInv, layer.bias);
+      return doraScale(
+        loraLinear(x, x, layer.weight, null, this.A, this.B, this.scale),
+        this.magnitude,
+        nInv,
+        layer.bias,
+      );
     }
     const seed = (Math.imul(pass?.dropoutStep ?? 0, 0x9e3779b1) + this.index) >>> 0;
     const xd = this.dropoutP > 0 && this.A.requiresGrad ? dropout(x, this.dropoutP, seed) : x;
@@ -86,7 +98,8 @@ export class LoraLayer implements LinearDelta {
 
   /** scale · (x Aᵀ) Bᵀ alone, without the base (a further adapter of a stack; inference only: scales in place). */
   deltaOnly(x: Tensor<'f32'>): Tensor<'f32'> {
-    if (this.magnitude || needsGrad([x, this.A, this.B])) throw new LmfError('internal', 'only plain LoRA adapters can be stacked, and only at inference');
+    if (this.magnitude || needsGrad([x, this.A, this.B]))
+      throw new LmfError('internal', 'only plain LoRA adapters can be stacked, and only at inference');
     const u = linear(x, this.A);
     native.axpby(u.data, null, u.data, u.size, this.scale, 0);
     return linear(u, this.B);
@@ -116,7 +129,10 @@ export class LoraLayer implements LinearDelta {
 export class StackedDelta implements LinearDelta {
   enabled = true;
 
-  constructor(readonly first: LinearDelta, readonly more: LoraLayer[]) {}
+  constructor(
+    readonly first: LinearDelta,
+    readonly more: LoraLayer[],
+  ) {}
 
   forward(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'> {
     let y = this.first.forward(x, layer, pass);
@@ -126,13 +142,20 @@ export class StackedDelta implements LinearDelta {
 }
 
 /** Puts `layers` (just attached, each replacing the layer's delta) on top of the deltas that were there before. */
-export function stackOnto(previous: Map<Linear, LinearDelta | null>, layers: Map<string, LoraLayer>, model: CausalLM): void {
+export function stackOnto(
+  previous: Map<Linear, LinearDelta | null>,
+  layers: Map<string, LoraLayer>,
+  model: CausalLM,
+): void {
   const byName = new Map(linearModules(model));
   for (const [name, layer] of layers) {
     const lin = byName.get(name)!;
     const before = previous.get(lin) ?? null;
     if (!before) continue;
-    lin.delta = before instanceof StackedDelta ? new StackedDelta(before.first, [...before.more, layer]) : new StackedDelta(before, [layer]);
+    lin.delta =
+      before instanceof StackedDelta
+        ? new StackedDelta(before.first, [...before.more, layer])
+        : new StackedDelta(before, [layer]);
   }
 }
 
@@ -175,7 +198,8 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
       const short = t.split('.').pop()!;
       if (t !== 'all' && t !== 'all-linear' && !projectionNames.includes(short)) {
         throw new LmfError('bad_lora_target', `LoRA target "${t}" is not a projection of this model`, {
-          key: 'lora_target', hint: `use all, or some of: ${projectionNames.join(', ')}`,
+          key: 'lora_target',
+          hint: `use all, or some of: ${projectionNames.join(', ')}`,
         });
       }
     }
@@ -187,14 +211,23 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
     const alpha = patternValue(s.alphaPattern, name) ?? s.alpha;
     const bound = 1 / Math.sqrt(lin.inFeatures);
     const layer = persistent(() => {
-      const A = Tensor.from(Float32Array.from({ length: r * lin.inFeatures }, () => (rng.uniform() * 2 - 1) * bound),
-        [r, lin.inFeatures], 'f32');
+      const A = Tensor.from(
+        Float32Array.from({ length: r * lin.inFeatures }, () => (rng.uniform() * 2 - 1) * bound),
+        [r, lin.inFeatures],
+        'f32',
+      );
       const B = Tensor.zeros([lin.outFeatures, r], 'f32');
       A.requiresGrad = true;
       B.requiresGrad = true;
       const scale = s.useRslora ? alpha / Math.sqrt(r) : alpha / r;
-      const layer = new LoraLayer(A, B, scale, s.dropout, layers.size,
-        s.useDora ? Tensor.zeros([lin.outFeatures], 'f32') : null);
+      const layer = new LoraLayer(
+        A,
+        B,
+        scale,
+        s.dropout,
+        layers.size,
+        s.useDora ? Tensor.zeros([lin.outFeatures], 'f32') : null,
+      );
       if (layer.magnitude) {
         // with B = 0 the adapted weight is W, so m = ||W||_row starts the model exactly where it was
         layer.magnitude.data.set(layer.adaptedRowNorms(lin.weight));
@@ -206,11 +239,16 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
     layers.set(name, layer);
   }
   if (s.useDora && s.dropout > 0) {
-    throw new LmfError('unsupported', 'DoRA with lora_dropout > 0 is not supported yet', { key: 'lora_dropout', hint: 'set lora_dropout: 0 with use_dora' });
+    throw new LmfError('unsupported', 'DoRA with lora_dropout > 0 is not supported yet', {
+      key: 'lora_dropout',
+      hint: 'set lora_dropout: 0 with use_dora',
+    });
   }
   if (layers.size === 0) {
-    throw new LmfError('bad_lora_target', `no module matches the LoRA targets ${JSON.stringify(s.targetModules)}`,
-      { key: 'lora_target', hint: `use all, or some of: ${projectionNames.join(', ')}` });
+    throw new LmfError('bad_lora_target', `no module matches the LoRA targets ${JSON.stringify(s.targetModules)}`, {
+      key: 'lora_target',
+      hint: `use all, or some of: ${projectionNames.join(', ')}`,
+    });
   }
   for (const [, p] of model.namedParameters()) p.requiresGrad = false;
   return layers;

@@ -17,21 +17,23 @@ import type { Tensor } from '../tensor/tensor.js';
 
 const PREFIX = 'base_model.model.';
 
-const adapterConfigSchema = z.object({
-  peft_type: z.string(),
-  r: z.number().int().positive(),
-  lora_alpha: z.number().positive(),
-  lora_dropout: z.number().min(0).max(1).optional(),
-  target_modules: z.union([z.array(z.string()), z.string()]),
-  use_rslora: z.boolean().optional(),
-  use_dora: z.boolean().optional(),
-  bias: z.string().optional(),
-  fan_in_fan_out: z.boolean().optional(),
-  modules_to_save: z.array(z.string()).nullish(),
-  rank_pattern: z.record(z.string(), z.number()).optional(),
-  alpha_pattern: z.record(z.string(), z.number()).optional(),
-  base_model_name_or_path: z.string().nullish(),
-}).loose();
+const adapterConfigSchema = z
+  .object({
+    peft_type: z.string(),
+    r: z.number().int().positive(),
+    lora_alpha: z.number().positive(),
+    lora_dropout: z.number().min(0).max(1).optional(),
+    target_modules: z.union([z.array(z.string()), z.string()]),
+    use_rslora: z.boolean().optional(),
+    use_dora: z.boolean().optional(),
+    bias: z.string().optional(),
+    fan_in_fan_out: z.boolean().optional(),
+    modules_to_save: z.array(z.string()).nullish(),
+    rank_pattern: z.record(z.string(), z.number()).optional(),
+    alpha_pattern: z.record(z.string(), z.number()).optional(),
+    base_model_name_or_path: z.string().nullish(),
+  })
+  .loose();
 
 export type AdapterConfig = z.infer<typeof adapterConfigSchema>;
 
@@ -39,7 +41,8 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   const file = path.join(dir, 'adapter_config.json');
   if (!existsSync(file)) {
     throw new LmfError('adapter_missing', 'adapter_config.json not found: this is not a PEFT adapter folder', {
-      file, hint: 'adapter_name_or_path must name a folder with adapter_config.json and adapter_model.safetensors',
+      file,
+      hint: 'adapter_name_or_path must name a folder with adapter_config.json and adapter_model.safetensors',
     });
   }
   let raw: unknown;
@@ -56,7 +59,8 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   const c = parsed.data;
   const unsupported = (key: string, why: string) => new LmfError('bad_adapter', why, { file, key });
   if (c.peft_type !== 'LORA') throw unsupported('peft_type', `peft_type ${c.peft_type} is not supported (LORA only)`);
-  if (c.fan_in_fan_out) throw unsupported('fan_in_fan_out', 'fan_in_fan_out adapters (GPT-2 Conv1D) do not apply to LLaMA-family models');
+  if (c.fan_in_fan_out)
+    throw unsupported('fan_in_fan_out', 'fan_in_fan_out adapters (GPT-2 Conv1D) do not apply to LLaMA-family models');
   if (c.bias && c.bias !== 'none') throw unsupported('bias', `bias "${c.bias}" is not supported (none only)`);
   return c;
 }
@@ -80,8 +84,14 @@ export function adapterBaseMismatch(dir: string, modelPath: string): string | nu
 
 export function settingsFromConfig(c: AdapterConfig): LoraSettings {
   return {
-    r: c.r, alpha: c.lora_alpha, dropout: c.lora_dropout ?? 0, targetModules: c.target_modules,
-    useRslora: c.use_rslora ?? false, useDora: c.use_dora ?? false, rankPattern: c.rank_pattern, alphaPattern: c.alpha_pattern,
+    r: c.r,
+    alpha: c.lora_alpha,
+    dropout: c.lora_dropout ?? 0,
+    targetModules: c.target_modules,
+    useRslora: c.use_rslora ?? false,
+    useDora: c.use_dora ?? false,
+    rankPattern: c.rank_pattern,
+    alphaPattern: c.alpha_pattern,
     modulesToSave: c.modules_to_save ?? undefined,
   };
 }
@@ -95,20 +105,29 @@ export function loadPeftAdapter(model: CausalLM, dir: string, basePath?: string)
   const layers = attachLora(model, settingsFromConfig(config), new Rng(0));
   const file = path.join(dir, 'adapter_model.safetensors');
   if (!existsSync(file)) {
-    throw new LmfError('adapter_missing', 'adapter_model.safetensors not found', { file, hint: 'LMFactory reads safetensors adapters; convert adapter_model.bin with PEFT first' });
+    throw new LmfError('adapter_missing', 'adapter_model.safetensors not found', {
+      file,
+      hint: 'LMFactory reads safetensors adapters; convert adapter_model.bin with PEFT first',
+    });
   }
   const st = SafetensorsFile.open(file);
   try {
     const expected = new Set<string>();
     for (const [name, layer] of layers) {
-      for (const [part, t] of [['lora_A', layer.A], ['lora_B', layer.B]] as const) {
+      for (const [part, t] of [
+        ['lora_A', layer.A],
+        ['lora_B', layer.B],
+      ] as const) {
         const key = `${PREFIX}${name}.${part}.weight`;
         expected.add(key);
         const entry = st.entries.get(key);
-        if (!entry) throw new LmfError('missing_tensor', 'the adapter lacks a tensor its config implies', { file, tensor: key });
+        if (!entry)
+          throw new LmfError('missing_tensor', 'the adapter lacks a tensor its config implies', { file, tensor: key });
         if (entry.shape.length !== 2 || entry.shape[0] !== t.shape[0] || entry.shape[1] !== t.shape[1]) {
           throw new LmfError('shape_mismatch', `shape [${entry.shape}] in the file, [${t.shape}] expected`, {
-            file, tensor: key, hint: 'the adapter was trained for a different base model or rank',
+            file,
+            tensor: key,
+            hint: 'the adapter was trained for a different base model or rank',
           });
         }
         const loaded = st.read(key, 'f32');
@@ -119,11 +138,21 @@ export function loadPeftAdapter(model: CausalLM, dir: string, basePath?: string)
     for (const [name, layer] of layers) {
       if (!layer.magnitude) continue;
       // PEFT writes the DoRA magnitude as ….lora_magnitude_vector (older files: ….lora_magnitude_vector.weight)
-      const key = [`${PREFIX}${name}.lora_magnitude_vector`, `${PREFIX}${name}.lora_magnitude_vector.weight`].find((k) => st.entries.has(k));
-      if (!key) throw new LmfError('missing_tensor', 'the DoRA adapter lacks a magnitude vector', { file, tensor: `${PREFIX}${name}.lora_magnitude_vector` });
+      const key = [`${PREFIX}${name}.lora_magnitude_vector`, `${PREFIX}${name}.lora_magnitude_vector.weight`].find(
+        (k) => st.entries.has(k),
+      );
+      if (!key)
+        throw new LmfError('missing_tensor', 'the DoRA adapter lacks a magnitude vector', {
+          file,
+          tensor: `${PREFIX}${name}.lora_magnitude_vector`,
+        });
       expected.add(key);
       const loaded = st.read(key, 'f32');
-      if (loaded.size !== layer.magnitude.size) throw new LmfError('shape_mismatch', `magnitude of ${loaded.size}, ${layer.magnitude.size} expected`, { file, tensor: key });
+      if (loaded.size !== layer.magnitude.size)
+        throw new LmfError('shape_mismatch', `magnitude of ${loaded.size}, ${layer.magnitude.size} expected`, {
+          file,
+          tensor: key,
+        });
       layer.magnitude.data.set(loaded.data as Float32Array);
       loaded.dispose();
     }
@@ -131,19 +160,32 @@ export function loadPeftAdapter(model: CausalLM, dir: string, basePath?: string)
       // PEFT drops "modules_to_save.default." from the saved names; accept both spellings
       const module = param.replace(/\.(weight|bias)$/, '');
       const suffix = param.slice(module.length);
-      const key = [`${PREFIX}${param}`, `${PREFIX}${module}.modules_to_save.default${suffix}`].find((k) => st.entries.has(k));
-      if (!key) throw new LmfError('missing_tensor', 'the adapter lacks a module its modules_to_save names', { file, tensor: `${PREFIX}${param}` });
+      const key = [`${PREFIX}${param}`, `${PREFIX}${module}.modules_to_save.default${suffix}`].find((k) =>
+        st.entries.has(k),
+      );
+      if (!key)
+        throw new LmfError('missing_tensor', 'the adapter lacks a module its modules_to_save names', {
+          file,
+          tensor: `${PREFIX}${param}`,
+        });
       expected.add(key);
       const loaded = st.read(key, t.dtype === 'bf16' ? 'bf16' : 'f32');
-      if (loaded.size !== t.size) throw new LmfError('shape_mismatch', `${loaded.size} values, ${t.size} expected`, { file, tensor: key });
+      if (loaded.size !== t.size)
+        throw new LmfError('shape_mismatch', `${loaded.size} values, ${t.size} expected`, { file, tensor: key });
       (t.data as Float32Array | Uint16Array).set(loaded.data as Float32Array | Uint16Array);
       loaded.dispose();
     }
     const extra = [...st.entries.keys()].filter((k) => !expected.has(k));
     if (extra.length) {
-      throw new LmfError('unexpected_tensor', `the adapter holds ${extra.length} tensor(s) no module of this model takes`, {
-        file, tensor: extra[0], hint: 'the adapter was trained for a different base model',
-      });
+      throw new LmfError(
+        'unexpected_tensor',
+        `the adapter holds ${extra.length} tensor(s) no module of this model takes`,
+        {
+          file,
+          tensor: extra[0],
+          hint: 'the adapter was trained for a different base model',
+        },
+      );
     }
   } finally {
     st.close();
@@ -155,23 +197,43 @@ export function loadPeftAdapter(model: CausalLM, dir: string, basePath?: string)
  * Writes adapter_model.safetensors (f32) and adapter_config.json, both atomically; `modules` are the
  * parameters of s.modulesToSave, stored whole under their own names.
  */
-export function savePeftAdapter(dir: string, layers: Map<string, LoraLayer>, s: LoraSettings, baseModel: string,
-  modules: [string, Tensor][] = []): void {
+export function savePeftAdapter(
+  dir: string,
+  layers: Map<string, LoraLayer>,
+  s: LoraSettings,
+  baseModel: string,
+  modules: [string, Tensor][] = [],
+): void {
   const tensors = new Map<string, TensorToWrite>();
   for (const [param, t] of modules) tensors.set(`${PREFIX}${param}`, { tensor: t, dtype: 'F32' });
   const targets = new Set<string>();
   for (const [name, layer] of layers) {
     tensors.set(`${PREFIX}${name}.lora_A.weight`, { tensor: layer.A, dtype: 'F32' });
     tensors.set(`${PREFIX}${name}.lora_B.weight`, { tensor: layer.B, dtype: 'F32' });
-    if (layer.magnitude) tensors.set(`${PREFIX}${name}.lora_magnitude_vector`, { tensor: layer.magnitude, dtype: 'F32' });
+    if (layer.magnitude)
+      tensors.set(`${PREFIX}${name}.lora_magnitude_vector`, { tensor: layer.magnitude, dtype: 'F32' });
     targets.add(name.split('.').pop()!);
   }
   writeSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
   const config = {
-    peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: baseModel, r: s.r, lora_alpha: s.alpha,
-    lora_dropout: s.dropout, target_modules: [...targets].sort(), bias: 'none', use_rslora: s.useRslora,
-    use_dora: s.useDora ?? false, fan_in_fan_out: false, init_lora_weights: true, inference_mode: true, modules_to_save: s.modulesToSave?.length ? s.modulesToSave : null,
-    layers_to_transform: null, layers_pattern: null, rank_pattern: s.rankPattern ?? {}, alpha_pattern: s.alphaPattern ?? {},
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: baseModel,
+    r: s.r,
+    lora_alpha: s.alpha,
+    lora_dropout: s.dropout,
+    target_modules: [...targets].sort(),
+    bias: 'none',
+    use_rslora: s.useRslora,
+    use_dora: s.useDora ?? false,
+    fan_in_fan_out: false,
+    init_lora_weights: true,
+    inference_mode: true,
+    modules_to_save: s.modulesToSave?.length ? s.modulesToSave : null,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: s.rankPattern ?? {},
+    alpha_pattern: s.alphaPattern ?? {},
     revision: null,
   };
   writeTextAtomic(path.join(dir, 'adapter_config.json'), `${JSON.stringify(config, null, 2)}\n`);

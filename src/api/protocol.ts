@@ -8,7 +8,9 @@ import type { FunctionCall } from '../data/templates/tools.js';
 
 const text = z.union([
   z.string(),
-  z.array(z.object({ type: z.literal('text'), text: z.string() })).transform((parts) => parts.map((p) => p.text).join('')),
+  z
+    .array(z.object({ type: z.literal('text'), text: z.string() }))
+    .transform((parts) => parts.map((p) => p.text).join('')),
 ]);
 
 const toolCall = z.object({
@@ -36,7 +38,9 @@ export const chatRequestSchema = z.object({
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
   n: z.literal(1).optional(),
   seed: z.number().int().optional(),
-  tools: z.array(z.object({ type: z.literal('function'), function: z.object({ name: z.string() }).loose() })).optional(),
+  tools: z
+    .array(z.object({ type: z.literal('function'), function: z.object({ name: z.string() }).loose() }))
+    .optional(),
   tool_choice: z.unknown().optional(),
   presence_penalty: z.number().optional(),
   frequency_penalty: z.number().optional(),
@@ -51,8 +55,19 @@ export interface Conversation {
 }
 
 export class ProtocolError extends Error {
-  constructor(readonly status: number, message: string, readonly param: string | null = null, readonly code: string | null = null,
-    readonly type = status === 401 ? 'invalid_request_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error') {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+    readonly type = status === 401
+      ? 'invalid_request_error'
+      : status === 429
+        ? 'rate_limit_error'
+        : status >= 500
+          ? 'server_error'
+          : 'invalid_request_error',
+  ) {
     super(message);
   }
 
@@ -77,7 +92,10 @@ export function toConversation(r: ChatCompletionRequest): Conversation {
         return;
       case 'assistant':
         if (m.tool_calls?.length) {
-          const calls = m.tool_calls.map((c, k) => ({ name: c.function.name, arguments: parseArguments(c.function.arguments, `messages[${i}].tool_calls[${k}].function.arguments`) }));
+          const calls = m.tool_calls.map((c, k) => ({
+            name: c.function.name,
+            arguments: parseArguments(c.function.arguments, `messages[${i}].tool_calls[${k}].function.arguments`),
+          }));
           messages.push({ role: 'function', content: JSON.stringify(calls) });
         } else {
           messages.push({ role: 'assistant', content: m.content ?? '' });
@@ -87,12 +105,16 @@ export function toConversation(r: ChatCompletionRequest): Conversation {
         messages.push({ role: 'observation', content: m.content });
     }
   });
-  if (!messages.length || (messages[messages.length - 1].role !== 'user' && messages[messages.length - 1].role !== 'observation')) {
+  if (
+    !messages.length ||
+    (messages[messages.length - 1].role !== 'user' && messages[messages.length - 1].role !== 'observation')
+  ) {
     throw new ProtocolError(400, 'the last message must be from the user or a tool', 'messages');
   }
   messages.forEach((m, i) => {
     const userSide = m.role === 'user' || m.role === 'observation';
-    if (userSide !== (i % 2 === 0)) throw new ProtocolError(400, 'user (or tool) and assistant messages must alternate', `messages[${i}]`);
+    if (userSide !== (i % 2 === 0))
+      throw new ProtocolError(400, 'user (or tool) and assistant messages must alternate', `messages[${i}]`);
   });
   return { system, messages, tools: r.tools?.length ? JSON.stringify(r.tools) : undefined };
 }
@@ -105,6 +127,13 @@ function parseArguments(json: string, param: string): unknown {
   }
 }
 
-export function toolCallsBody(calls: FunctionCall[], idPrefix: string): { id: string; type: 'function'; function: { name: string; arguments: string } }[] {
-  return calls.map((c, i) => ({ id: `call_${idPrefix}_${i}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } }));
+export function toolCallsBody(
+  calls: FunctionCall[],
+  idPrefix: string,
+): { id: string; type: 'function'; function: { name: string; arguments: string } }[] {
+  return calls.map((c, i) => ({
+    id: `call_${idPrefix}_${i}`,
+    type: 'function',
+    function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+  }));
 }

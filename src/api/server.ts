@@ -11,7 +11,13 @@ import { GenerationEngine, QueueFullError, type Completion } from '../infer/gene
 import { chatRequest, type InferenceModel } from '../infer/load.js';
 import { checkPromptLength } from '../infer/prompt-length.js';
 import type { GenerationSettings } from '../infer/settings.js';
-import { chatRequestSchema, ProtocolError, toConversation, toolCallsBody, type ChatCompletionRequest } from './protocol.js';
+import {
+  chatRequestSchema,
+  ProtocolError,
+  toConversation,
+  toolCallsBody,
+  type ChatCompletionRequest,
+} from './protocol.js';
 
 export interface ApiOptions {
   /** Bearer token required on every request, when set */
@@ -42,7 +48,8 @@ function requestSettings(base: GenerationSettings, r: Sampled): GenerationSettin
 }
 
 function sameKey(given: string, expected: string): boolean {
-  const a = Buffer.from(given), b = Buffer.from(expected);
+  const a = Buffer.from(given),
+    b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
@@ -61,70 +68,141 @@ export function buildApiServer(m: InferenceModel, o: ApiOptions): FastifyInstanc
   app.setErrorHandler((err: FastifyError | ProtocolError | QueueFullError, _req, reply) => {
     if (err instanceof QueueFullError) {
       reply.header('retry-after', String(err.retryAfterSeconds));
-      return reply.status(429).send(new ProtocolError(429, 'The server is busy: too many requests are waiting. Retry later.', null, 'rate_limit_exceeded').body());
+      return reply
+        .status(429)
+        .send(
+          new ProtocolError(
+            429,
+            'The server is busy: too many requests are waiting. Retry later.',
+            null,
+            'rate_limit_exceeded',
+          ).body(),
+        );
     }
     if (err instanceof ProtocolError) return reply.status(err.status).send(err.body());
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) app.log.error(err);
-    return reply.status(status).send(new ProtocolError(status, status === 500 ? 'The server had an error while processing the request.' : err.message).body());
+    return reply
+      .status(status)
+      .send(
+        new ProtocolError(
+          status,
+          status === 500 ? 'The server had an error while processing the request.' : err.message,
+        ).body(),
+      );
   });
 
-  app.setNotFoundHandler((req, reply) => reply.status(404).send(new ProtocolError(404, `Unknown request URL: ${req.method} ${req.url}.`, null, 'unknown_url').body()));
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .status(404)
+      .send(new ProtocolError(404, `Unknown request URL: ${req.method} ${req.url}.`, null, 'unknown_url').body()),
+  );
 
   // liveness and load, for monitors and orchestrators
   app.get('/health', async () => ({ status: 'ok', ...engine.load }));
 
-  app.get('/v1/models', async () => ({ object: 'list', data: [{ id: o.modelName, object: 'model', created, owned_by: 'lmfactory' }] }));
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: [{ id: o.modelName, object: 'model', created, owned_by: 'lmfactory' }],
+  }));
 
   app.post('/v1/chat/completions', async (req, reply) => {
     const parsed = chatRequestSchema.safeParse(req.body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new ProtocolError(400, `Invalid request: ${issue.message} at ${issue.path.join('.') || 'body'}.`, issue.path.join('.') || null, 'invalid_request');
+      throw new ProtocolError(
+        400,
+        `Invalid request: ${issue.message} at ${issue.path.join('.') || 'body'}.`,
+        issue.path.join('.') || null,
+        'invalid_request',
+      );
     }
     const body = parsed.data;
     const conv = toConversation(body);
     const stop = typeof body.stop === 'string' ? [body.stop] : body.stop;
     const limit = m.model.config.maxPositions;
     const system = conv.system ?? o.defaultSystem;
-    const verdict = await checkPromptLength(m.tokenizer, [system ?? '', conv.tools ?? '', ...conv.messages.map((x) => x.content)], limit);
+    const verdict = await checkPromptLength(
+      m.tokenizer,
+      [system ?? '', conv.tools ?? '', ...conv.messages.map((x) => x.content)],
+      limit,
+    );
     if (!verdict.ok) {
-      throw new ProtocolError(400, `This model's maximum context length is ${limit} tokens; the messages take at least ${verdict.atLeast}.`, 'messages', 'context_length_exceeded');
+      throw new ProtocolError(
+        400,
+        `This model's maximum context length is ${limit} tokens; the messages take at least ${verdict.atLeast}.`,
+        'messages',
+        'context_length_exceeded',
+      );
     }
-    const prompted = chatRequest(m, conv.messages, { system, tools: conv.tools, settings: requestSettings(o.settings, body), stop, seed: body.seed });
+    const prompted = chatRequest(m, conv.messages, {
+      system,
+      tools: conv.tools,
+      settings: requestSettings(o.settings, body),
+      stop,
+      seed: body.seed,
+    });
     const room = limit - prompted.prompt.length;
     if (room <= 0) {
-      throw new ProtocolError(400, `This model's maximum context length is ${limit} tokens; the messages take ${prompted.prompt.length}.`, 'messages', 'context_length_exceeded');
+      throw new ProtocolError(
+        400,
+        `This model's maximum context length is ${limit} tokens; the messages take ${prompted.prompt.length}.`,
+        'messages',
+        'context_length_exceeded',
+      );
     }
     // OpenAI's rule: an explicit completion length that does not fit is refused; the default one is clamped
     const asked = body.max_completion_tokens ?? body.max_tokens;
     if (asked !== undefined && asked > room) {
-      throw new ProtocolError(400, `This model's maximum context length is ${limit} tokens. However, you requested ${prompted.prompt.length + asked} tokens (${prompted.prompt.length} in the messages, ${asked} in the completion). Please reduce the length of the messages or completion.`,
-        body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens', 'context_length_exceeded');
+      throw new ProtocolError(
+        400,
+        `This model's maximum context length is ${limit} tokens. However, you requested ${prompted.prompt.length + asked} tokens (${prompted.prompt.length} in the messages, ${asked} in the completion). Please reduce the length of the messages or completion.`,
+        body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens',
+        'context_length_exceeded',
+      );
     }
     const request = { ...prompted, maxNewTokens: Math.min(prompted.maxNewTokens, room) };
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const cancel = new AbortController();
     // the response's socket closing before we finished means the client went away
-    reply.raw.on('close', () => { if (!reply.raw.writableFinished) cancel.abort(); });
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) cancel.abort();
+    });
     const calls = (c: Completion) => (conv.tools ? extractCalls(m.template.toolFormat, c.text) : null);
-    const usage = (c: Completion) => ({ prompt_tokens: c.promptTokens, completion_tokens: c.ids.length, total_tokens: c.promptTokens + c.ids.length });
+    const usage = (c: Completion) => ({
+      prompt_tokens: c.promptTokens,
+      completion_tokens: c.ids.length,
+      total_tokens: c.promptTokens + c.ids.length,
+    });
 
     if (!body.stream) {
       const c = await engine.submit(request, undefined, cancel.signal);
       const toolCalls = calls(c);
       return {
-        id, object: 'chat.completion', created: Math.floor(Date.now() / 1000), model: o.modelName,
-        choices: [{
-          index: 0, logprobs: null,
-          message: toolCalls ? { role: 'assistant', content: null, tool_calls: toolCallsBody(toolCalls, id.slice(9, 17)) } : { role: 'assistant', content: c.text },
-          finish_reason: toolCalls ? 'tool_calls' : c.finishReason === 'length' ? 'length' : 'stop',
-        }],
+        id,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: o.modelName,
+        choices: [
+          {
+            index: 0,
+            logprobs: null,
+            message: toolCalls
+              ? { role: 'assistant', content: null, tool_calls: toolCallsBody(toolCalls, id.slice(9, 17)) }
+              : { role: 'assistant', content: c.text },
+            finish_reason: toolCalls ? 'tool_calls' : c.finishReason === 'length' ? 'length' : 'stop',
+          },
+        ],
         usage: usage(c),
       };
     }
     return streamCompletion(reply, engine, request, cancel.signal, {
-      id, model: o.modelName, buffered: conv.tools !== undefined, includeUsage: body.stream_options?.include_usage ?? false, calls, usage,
+      id,
+      model: o.modelName,
+      buffered: conv.tools !== undefined,
+      includeUsage: body.stream_options?.include_usage ?? false,
+      calls,
+      usage,
     });
   });
 
@@ -141,16 +219,31 @@ interface StreamContext {
   usage(c: Completion): Record<string, number>;
 }
 
-async function streamCompletion(reply: FastifyReply, engine: GenerationEngine, request: Parameters<GenerationEngine['submit']>[0],
-  signal: AbortSignal, s: StreamContext): Promise<void> {
+async function streamCompletion(
+  reply: FastifyReply,
+  engine: GenerationEngine,
+  request: Parameters<GenerationEngine['submit']>[0],
+  signal: AbortSignal,
+  s: StreamContext,
+): Promise<void> {
   const created = Math.floor(Date.now() / 1000);
   const chunk = (delta: object, finish: string | null, extra: object = {}) =>
     `data: ${JSON.stringify({ id: s.id, object: 'chat.completion.chunk', created, model: s.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...extra })}\n\n`;
-  const write = (text: string) => { if (!reply.raw.destroyed) reply.raw.write(text); };
+  const write = (text: string) => {
+    if (!reply.raw.destroyed) reply.raw.write(text);
+  };
   // submit before the headers go out: a full queue must still be able to answer 429 as plain JSON
-  const done = engine.submit(request, s.buffered ? undefined : (delta) => write(chunk({ content: delta }, null)), signal);
+  const done = engine.submit(
+    request,
+    s.buffered ? undefined : (delta) => write(chunk({ content: delta }, null)),
+    signal,
+  );
   reply.hijack();
-  reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  reply.raw.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
   write(chunk({ role: 'assistant', content: '' }, null));
   const c = await done;
   if (c.finishReason === 'cancelled') {
@@ -159,12 +252,17 @@ async function streamCompletion(reply: FastifyReply, engine: GenerationEngine, r
   }
   const toolCalls = s.calls(c);
   if (toolCalls) {
-    write(chunk({ tool_calls: toolCallsBody(toolCalls, s.id.slice(9, 17)).map((t, index) => ({ index, ...t })) }, null));
+    write(
+      chunk({ tool_calls: toolCallsBody(toolCalls, s.id.slice(9, 17)).map((t, index) => ({ index, ...t })) }, null),
+    );
   } else if (s.buffered && c.text) {
     write(chunk({ content: c.text }, null));
   }
   write(chunk({}, toolCalls ? 'tool_calls' : c.finishReason === 'length' ? 'length' : 'stop'));
-  if (s.includeUsage) write(`data: ${JSON.stringify({ id: s.id, object: 'chat.completion.chunk', created, model: s.model, choices: [], usage: s.usage(c) })}\n\n`);
+  if (s.includeUsage)
+    write(
+      `data: ${JSON.stringify({ id: s.id, object: 'chat.completion.chunk', created, model: s.model, choices: [], usage: s.usage(c) })}\n\n`,
+    );
   write('data: [DONE]\n\n');
   reply.raw.end();
 }

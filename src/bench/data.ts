@@ -18,7 +18,10 @@ export interface DataBenchOptions {
 }
 
 function zipfWords(tok: HfTokenizer): string[] {
-  return [...tok.vocabulary()].filter(([t]) => /^(Ġ|▁)[a-z]{2,}$/.test(t)).sort((a, b) => a[1] - b[1]).map(([t]) => t.slice(1));
+  return [...tok.vocabulary()]
+    .filter(([t]) => /^(Ġ|▁)[a-z]{2,}$/.test(t))
+    .sort((a, b) => a[1] - b[1])
+    .map(([t]) => t.slice(1));
 }
 
 export function syntheticExamples(tok: HfTokenizer, count: number, seed: number): AlignedExample[] {
@@ -29,7 +32,8 @@ export function syntheticExamples(tok: HfTokenizer, count: number, seed: number)
   const rng = new Rng(seed);
   const word = () => {
     const u = rng.uniform() * total;
-    let lo = 0, hi = cdf.length - 1;
+    let lo = 0,
+      hi = cdf.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (cdf[mid] < u) lo = mid + 1;
@@ -44,14 +48,22 @@ export function syntheticExamples(tok: HfTokenizer, count: number, seed: number)
   };
   const text = (n: number) => Array.from({ length: Math.ceil(n / 12) }, () => sentence(12)).join(' ');
   return Array.from({ length: count }, (_, i) => ({
-    prompt: [{ role: 'user' as const, content: text(48) }], response: [{ role: 'assistant' as const, content: text(132) }],
-    system: '', tools: '', source: { file: 'synthetic', row: i + 1 },
+    prompt: [{ role: 'user' as const, content: text(48) }],
+    response: [{ role: 'assistant' as const, content: text(132) }],
+    system: '',
+    tools: '',
+    source: { file: 'synthetic', row: i + 1 },
   }));
 }
 
 export async function runDataBench(o: DataBenchOptions) {
   const tok = HfTokenizer.fromDir(o.tokenizer);
-  const config = configSchema.parse({ model_name_or_path: o.tokenizer, template: o.template, cutoff_len: 4096, preprocessing_num_workers: o.workers });
+  const config = configSchema.parse({
+    model_name_or_path: o.tokenizer,
+    template: o.template,
+    cutoff_len: 4096,
+    preprocessing_num_workers: o.workers,
+  });
   const template = resolveTemplate(config.template, tok);
   const items = syntheticExamples(tok, o.examples, 1);
   const engine = tok.hasBatchEncoder() ? 'rust-batch' : o.workers > 1 ? 'js-workers' : 'js'; // loads the files before timing
@@ -60,8 +72,14 @@ export async function runDataBench(o: DataBenchOptions) {
   const seconds = (performance.now() - t0) / 1000;
   const tokens = lengthsOf(set).reduce((a, b) => a + b, 0);
   return {
-    tokenizer: o.tokenizer, template: o.template, engine, workers: engine === 'js-workers' ? o.workers : 1, examples: items.length,
+    tokenizer: o.tokenizer,
+    template: o.template,
+    engine,
+    workers: engine === 'js-workers' ? o.workers : 1,
+    examples: items.length,
     tokens_per_example: Math.round(tokens / items.length),
-    examples_per_s: Math.round(items.length / seconds), tokens_per_s: Math.round(tokens / seconds), seconds: Math.round(seconds * 100) / 100,
+    examples_per_s: Math.round(items.length / seconds),
+    tokens_per_s: Math.round(tokens / seconds),
+    seconds: Math.round(seconds * 100) / 100,
   };
 }

@@ -37,16 +37,20 @@ export interface GenerateBenchResult {
 }
 
 export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
-  const model = o.model in presets ? initLlama(presetConfig(o.model), o.dtype, 0) : loadModel(o.model, { dtype: o.dtype }).model;
+  const model =
+    o.model in presets ? initLlama(presetConfig(o.model), o.dtype, 0) : loadModel(o.model, { dtype: o.dtype }).model;
   try {
     const rng = new Rng(0);
     const V = model.config.vocabSize;
     const prompts = Array.from({ length: o.batch }, () => Array.from({ length: o.seq }, () => rng.int(V)));
     let caches = prompts.map(() => model.newCache());
-    const run = (tokens: number[][]): number[] => noGrad(() => withScope(() => {
-      const logits = model.extend(tokens, caches);
-      return tokens.map((_, s) => argmax(logits.data.subarray(s * V, (s + 1) * V)));
-    }));
+    const run = (tokens: number[][]): number[] =>
+      noGrad(() =>
+        withScope(() => {
+          const logits = model.extend(tokens, caches);
+          return tokens.map((_, s) => argmax(logits.data.subarray(s * V, (s + 1) * V)));
+        }),
+      );
     // the first prompt of a length builds its matmul primitives (cold); a server has seen the length before (warm)
     const tCold = performance.now();
     run(prompts);
@@ -61,9 +65,16 @@ export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
     const decode = (performance.now() - t1) / 1000;
     const steps = Math.max(1, o.newTokens - 1);
     return {
-      model: o.model, mode: 'generate', dtype: o.dtype, prompt_tokens: o.seq, batch: o.batch, new_tokens: o.newTokens,
+      model: o.model,
+      mode: 'generate',
+      dtype: o.dtype,
+      prompt_tokens: o.seq,
+      batch: o.batch,
+      new_tokens: o.newTokens,
       threads: native.info().threads,
-      prefill_tokens_per_s: round((o.batch * o.seq) / prefill), prefill_cold_tokens_per_s: round((o.batch * o.seq) / cold), decode_tokens_per_s: round((o.batch * steps) / decode),
+      prefill_tokens_per_s: round((o.batch * o.seq) / prefill),
+      prefill_cold_tokens_per_s: round((o.batch * o.seq) / cold),
+      decode_tokens_per_s: round((o.batch * steps) / decode),
       decode_ms_per_step: round((1000 * decode) / steps),
     };
   } finally {

@@ -55,7 +55,9 @@ export interface BenchResult {
 
 /** Weights that take part in a matmul per token (all projections + lm_head), the FLOP-count convention. */
 export function matmulParams(c: ModelConfig): number {
-  const C = c.hiddenSize, qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+  const C = c.hiddenSize,
+    qDim = c.numHeads * c.headDim,
+    kvDim = c.numKvHeads * c.headDim;
   return c.numLayers * (2 * C * qDim + 2 * C * kvDim + 3 * C * c.intermediateSize) + C * c.vocabSize;
 }
 
@@ -82,7 +84,11 @@ export function runBench(o: BenchOptions): BenchResult {
     for (const p of trainable) p.requiresGrad = true;
     if (o.dtype === 'bf16') attachBf16Copies(model.namedParameters() as [string, Tensor<'f32'>][]);
   } else if (o.mode === 'lora') {
-    const layers = attachLora(model, { r: o.loraRank, alpha: 2 * o.loraRank, dropout: 0, targetModules: 'all', useRslora: false }, new Rng(0));
+    const layers = attachLora(
+      model,
+      { r: o.loraRank, alpha: 2 * o.loraRank, dropout: 0, targetModules: 'all', useRslora: false },
+      new Rng(0),
+    );
     trainable = [...layers.values()].flatMap((l) => [l.A, l.B]);
     loraParams = trainable.reduce((a, p) => a + p.size, 0);
   }
@@ -93,18 +99,19 @@ export function runBench(o: BenchOptions): BenchResult {
   const targets = shiftLabels(ids, o.batch, o.seq);
   const weights = tokenWeights(targets);
 
-  const step = (): number | null => withScope(() => {
-    if (!optimizer) {
-      noGrad(() => model.logits(input));
-      return null;
-    }
-    const loss = model.loss(input, targets, weights);
-    const value = loss.data[0];
-    backward(loss);
-    optimizer.update(1, 1.0);
-    optimizer.zeroGrad();
-    return value;
-  });
+  const step = (): number | null =>
+    withScope(() => {
+      if (!optimizer) {
+        noGrad(() => model.logits(input));
+        return null;
+      }
+      const loss = model.loss(input, targets, weights);
+      const value = loss.data[0];
+      backward(loss);
+      optimizer.update(1, 1.0);
+      optimizer.zeroGrad();
+      return value;
+    });
 
   const times: number[] = [];
   const losses: (number | null)[] = [];
@@ -120,15 +127,24 @@ export function runBench(o: BenchOptions): BenchResult {
   const N = matmulParams(c);
   const flopsPerToken = o.mode === 'full' ? 6 * N : o.mode === 'lora' ? 4 * N + 6 * loraParams : 2 * N;
   const result: BenchResult = {
-    model: name, mode: o.mode, dtype: o.dtype, seq: o.seq, batch: o.batch, steps: o.steps, threads: native.threads(),
+    model: name,
+    mode: o.mode,
+    dtype: o.dtype,
+    seq: o.seq,
+    batch: o.batch,
+    steps: o.steps,
+    threads: native.threads(),
     params: params.reduce((a, p) => a + p.size, 0),
     trainable_params: trainable.reduce((a, p) => a + p.size, 0),
     tokens_per_s: round(tokens / med, 1),
-    step_s: round(med, 4), step_s_min: round(minOf(times), 4), step_s_max: round(maxOf(times), 4),
+    step_s: round(med, 4),
+    step_s_min: round(minOf(times), 4),
+    step_s_max: round(maxOf(times), 4),
     gflops: round((flopsPerToken * tokens) / med / 1e9, 1),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     peak_native_mb: Math.round(memoryStats().peakBytes / 2 ** 20),
-    first_loss: losses[0], last_loss: losses[losses.length - 1],
+    first_loss: losses[0],
+    last_loss: losses[losses.length - 1],
   };
   optimizer?.dispose();
   model.dispose();

@@ -14,7 +14,10 @@ export function chatCommand(): Command {
     .argument('[overrides...]', 'key=value overrides, e.g. temperature=0.3')
     .action(async (file: string, overrides: string[]) => {
       const c = await loadConfigFrom(file, overrides);
-      const [{ GenerationEngine }, { chatRequest, configSettings, loadFromConfig }] = await Promise.all([import('../infer/generate.js'), import('../infer/load.js')]);
+      const [{ GenerationEngine }, { chatRequest, configSettings, loadFromConfig }] = await Promise.all([
+        import('../infer/generate.js'),
+        import('../infer/load.js'),
+      ]);
       const m = loadFromConfig(c);
       const settings = configSettings(c, m);
       const engine = new GenerationEngine(m.model, m.tokenizer, { maxActive: 1, maxQueued: 0 });
@@ -37,8 +40,11 @@ export function chatCommand(): Command {
             history.push({ role: 'user', content: line });
             process.stdout.write('Assistant: ');
             answering = new AbortController();
-            const done = await engine.submit(chatRequest(m, history, { system: c.default_system, settings, seed: c.seed }),
-              (delta) => process.stdout.write(delta), answering.signal);
+            const done = await engine.submit(
+              chatRequest(m, history, { system: c.default_system, settings, seed: c.seed }),
+              (delta) => process.stdout.write(delta),
+              answering.signal,
+            );
             answering = null;
             process.stdout.write(done.finishReason === 'cancelled' ? ' [stopped]\n' : '\n');
             history.push({ role: 'assistant', content: done.text });

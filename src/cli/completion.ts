@@ -19,7 +19,11 @@ function entries(program: Command): Entry[] {
     for (const sub of c.commands) {
       const p = prefix ? `${prefix} ${sub.name()}` : sub.name();
       const options = sub.options.map((o) => o.long).filter((l): l is string => !!l);
-      out.push({ path: p, options: [...options, '--help'], config: sub.registeredArguments.some((a) => a.name() === 'config') });
+      out.push({
+        path: p,
+        options: [...options, '--help'],
+        config: sub.registeredArguments.some((a) => a.name() === 'config'),
+      });
       walk(sub, p);
     }
   };
@@ -30,10 +34,14 @@ function entries(program: Command): Entry[] {
 function bashScript(program: Command, configKeys: string[]): string {
   const all = entries(program);
   const top = program.commands.map((c) => c.name()).join(' ');
-  const cases = all.map((e) => {
-    const subs = all.filter((s) => s.path.startsWith(`${e.path} `) && !s.path.slice(e.path.length + 1).includes(' ')).map((s) => s.path.split(' ').pop());
-    return `    "${e.path}") subs="${subs.join(' ')}"; opts="${e.options.join(' ')}"; config=${e.config ? 1 : 0} ;;`;
-  }).join('\n');
+  const cases = all
+    .map((e) => {
+      const subs = all
+        .filter((s) => s.path.startsWith(`${e.path} `) && !s.path.slice(e.path.length + 1).includes(' '))
+        .map((s) => s.path.split(' ').pop());
+      return `    "${e.path}") subs="${subs.join(' ')}"; opts="${e.options.join(' ')}"; config=${e.config ? 1 : 0} ;;`;
+    })
+    .join('\n');
   return `# lmf completion for bash (and zsh through bashcompinit): eval "$(lmf completion bash)"
 _lmf_completion() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" path="" subs="" opts="" config=0 i
@@ -44,7 +52,10 @@ _lmf_completion() {
   path="\${COMP_WORDS[1]}"
   if [ "$COMP_CWORD" -gt 2 ]; then
     case "$path \${COMP_WORDS[2]}" in
-${all.filter((e) => e.path.includes(' ')).map((e) => `      "${e.path}") path="${e.path}" ;;`).join('\n')}
+${all
+  .filter((e) => e.path.includes(' '))
+  .map((e) => `      "${e.path}") path="${e.path}" ;;`)
+  .join('\n')}
     esac
   fi
   case "$path" in
@@ -76,7 +87,9 @@ export function completionCommand(program: () => Command): Command {
     .action(async (shell: string) => {
       if (shell !== 'bash' && shell !== 'zsh') {
         const { LmfError } = await import('../errors.js');
-        throw new LmfError('bad_option', `no completion for shell "${shell}"`, { hint: 'lmf completion bash, or lmf completion zsh' });
+        throw new LmfError('bad_option', `no completion for shell "${shell}"`, {
+          hint: 'lmf completion bash, or lmf completion zsh',
+        });
       }
       const { configKeys } = await import('../config/schema.js');
       const script = bashScript(program(), configKeys);

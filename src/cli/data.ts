@@ -9,7 +9,8 @@ async function prepared(file: string, overrides: string[]) {
 
 export function dataCommand(): Command {
   const data = new Command('data').description('inspect datasets as the trainer will see them');
-  data.command('preview')
+  data
+    .command('preview')
     .description('print rendered examples with the trained tokens marked, and their token counts')
     .argument('<config>', 'training YAML (model_name_or_path, dataset, template, cutoff_len …)')
     .argument('[overrides...]', 'key=value overrides')
@@ -21,10 +22,13 @@ export function dataCommand(): Command {
       process.stdout.write(`template: ${d.template.name}; trained tokens are ${color ? 'green' : 'between ⟦ and ⟧'}\n`);
       for (const { label, example } of previewExamples(d.train, o.n)) {
         const trained = example.labels.filter((l) => l >= 0).length;
-        process.stdout.write(`\n── ${label}: ${example.ids.length} tokens, ${trained} trained ──\n${markTrained(d.tokenizer, example, color)}\n`);
+        process.stdout.write(
+          `\n── ${label}: ${example.ids.length} tokens, ${trained} trained ──\n${markTrained(d.tokenizer, example, color)}\n`,
+        );
       }
     });
-  data.command('check')
+  data
+    .command('check')
     .description('validate every row; print a summary and each problem as file:row: what is wrong')
     .argument('<config>', 'training YAML')
     .argument('[overrides...]', 'key=value overrides')

@@ -18,7 +18,6 @@ import { generateCommand, initCommand, scoreCommand } from './model.js';
 import { completionCommand } from './completion.js';
 import { loadConfigFrom } from './config.js';
 
-
 export function buildProgram(): Command {
   const program = new Command('lmf')
     .description('LMFactory: fine-tune large language models on Node.js')
@@ -26,41 +25,73 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .showSuggestionAfterError();
 
-  program.command('verify')
-    .description('check a model folder (and adapter) against a golden dump of logits, loss and gradients; prints a JSON report')
+  program
+    .command('verify')
+    .description(
+      'check a model folder (and adapter) against a golden dump of logits, loss and gradients; prints a JSON report',
+    )
     .requiredOption('--model <dir>', 'Hugging Face model folder')
     .requiredOption('--golden <file>', 'golden safetensors file with input_ids, labels, logits, loss, grad.<name>')
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')
     .option('--atol <x>', 'absolute tolerance for logits and loss', positiveNumber, 1e-4)
-    .option('--grad-rtol <x>', 'gradient tolerance relative to each tensor\'s largest value', positiveNumber, 1e-3)
+    .option('--grad-rtol <x>', "gradient tolerance relative to each tensor's largest value", positiveNumber, 1e-3)
     .action(async (o: { model: string; golden: string; adapter?: string; atol: number; gradRtol: number }) => {
       const { verifyGolden } = await import('../verify/golden.js');
       const report = verifyGolden(o);
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       const bad = report.tensors.filter((t) => !t.ok);
-      process.stderr.write(report.ok
-        ? `verify: ${report.tensors.length} tensors within tolerance\n`
-        : `verify: ${bad.length} of ${report.tensors.length} tensors out of tolerance: ${bad.map((t) => t.name).join(', ')}\n`);
+      process.stderr.write(
+        report.ok
+          ? `verify: ${report.tensors.length} tensors within tolerance\n`
+          : `verify: ${bad.length} of ${report.tensors.length} tensors out of tolerance: ${bad.map((t) => t.name).join(', ')}\n`,
+      );
       process.exitCode = report.ok ? 0 : 1;
     });
 
-  const bench = program.command('bench')
-    .description('speed of training steps, forward passes or generation (prefill and decode) on a preset shape or a model folder; prints one JSON line')
+  const bench = program
+    .command('bench')
+    .description(
+      'speed of training steps, forward passes or generation (prefill and decode) on a preset shape or a model folder; prints one JSON line',
+    )
     .option('--model <name|dir>', `preset (${Object.keys(presets).join(', ')}) or a model folder`, 'smollm2-135m')
-    .addOption(new Option('--mode <mode>', 'what a step does (generate: prefill + decode with KV caches)').choices(['lora', 'full', 'infer', 'generate']).default('lora'))
+    .addOption(
+      new Option('--mode <mode>', 'what a step does (generate: prefill + decode with KV caches)')
+        .choices(['lora', 'full', 'infer', 'generate'])
+        .default('lora'),
+    )
     .addOption(new Option('--dtype <dtype>', 'matmul precision').choices(['f32', 'bf16']).default('bf16'))
     .option('--seq <n>', 'sequence length', positiveInt, 512)
     .option('--batch <n>', 'batch size', positiveInt, 1)
     .option('--steps <n>', 'timed steps', positiveInt, 5)
     .option('--warmup <n>', 'untimed steps first', nonNegativeInt, 2)
     .option('--lora-rank <n>', 'LoRA rank (alpha = 2 x rank, all projections)', positiveInt, 8)
-    .option('--new-tokens <n>', 'generate mode: tokens decoded per sequence (the prompt is --seq tokens)', positiveInt, 128)
-    .action(async (o: { model: string; mode: BenchMode | 'generate'; dtype: 'f32' | 'bf16'; seq: number; batch: number; steps: number; warmup: number; loraRank: number; newTokens: number }) => {
-      const result = o.mode === 'generate' ? (await import('../bench/generate.js')).runGenerateBench(o)
-        : (await import('../bench/train-step.js')).runBench({ ...o, mode: o.mode });
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-    });
-  bench.command('data')
+    .option(
+      '--new-tokens <n>',
+      'generate mode: tokens decoded per sequence (the prompt is --seq tokens)',
+      positiveInt,
+      128,
+    )
+    .action(
+      async (o: {
+        model: string;
+        mode: BenchMode | 'generate';
+        dtype: 'f32' | 'bf16';
+        seq: number;
+        batch: number;
+        steps: number;
+        warmup: number;
+        loraRank: number;
+        newTokens: number;
+      }) => {
+        const result =
+          o.mode === 'generate'
+            ? (await import('../bench/generate.js')).runGenerateBench(o)
+            : (await import('../bench/train-step.js')).runBench({ ...o, mode: o.mode });
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+      },
+    );
+  bench
+    .command('data')
     .description('templating + tokenising speed for alpaca-style examples of about 200 tokens; prints one JSON line')
     .requiredOption('--tokenizer <dir>', 'folder with tokenizer.json and tokenizer_config.json')
     .option('--template <name>', 'chat template', 'qwen')
@@ -71,9 +102,12 @@ export function buildProgram(): Command {
       process.stdout.write(`${JSON.stringify(await runDataBench(o))}\n`);
     });
 
-  program.command('train')
-    .description('train a model as the YAML says (stage pt, sft, rm, dpo or kto; full, freeze or lora); with do_predict, answer eval_dataset and score it')
-    .argument('<config>', 'training YAML with LLaMA-Factory\'s keys')
+  program
+    .command('train')
+    .description(
+      'train a model as the YAML says (stage pt, sft, rm, dpo or kto; full, freeze or lora); with do_predict, answer eval_dataset and score it',
+    )
+    .argument('<config>', "training YAML with LLaMA-Factory's keys")
     .argument('[overrides...]', 'key=value overrides, e.g. learning_rate=1e-4 max_steps=10')
     .action(async (file: string, overrides: string[]) => {
       const c = await loadConfigFrom(file, overrides);
@@ -85,19 +119,34 @@ export function buildProgram(): Command {
       }
     });
 
-  program.command('eval')
-    .description('multiple-choice benchmark (MMLU, CMMLU, C-Eval layout) from local files: accuracy per subject, category and on average')
-    .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, template, task, task_dir, n_shot, lang, save_dir')
+  program
+    .command('eval')
+    .description(
+      'multiple-choice benchmark (MMLU, CMMLU, C-Eval layout) from local files: accuracy per subject, category and on average',
+    )
+    .argument(
+      '<config>',
+      'YAML with model_name_or_path, adapter_name_or_path, template, task, task_dir, n_shot, lang, save_dir',
+    )
     .argument('[overrides...]', 'key=value overrides')
     .action(async (file: string, overrides: string[]) => {
-      const [{ runChoiceEval }, { scoreLines }] = await Promise.all([import('../eval/run.js'), import('../eval/choice.js')]);
+      const [{ runChoiceEval }, { scoreLines }] = await Promise.all([
+        import('../eval/run.js'),
+        import('../eval/choice.js'),
+      ]);
       const report = runChoiceEval(await loadConfigFrom(file, overrides), (l) => process.stderr.write(`${l}\n`));
       process.stdout.write(`${scoreLines(report.scores)}\n`);
     });
 
-  program.command('export')
-    .description('merge adapters into the base model and write a Hugging Face folder (and GGUF with export_gguf) to export_dir')
-    .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, export_dir, export_size, infer_dtype, export_gguf')
+  program
+    .command('export')
+    .description(
+      'merge adapters into the base model and write a Hugging Face folder (and GGUF with export_gguf) to export_dir',
+    )
+    .argument(
+      '<config>',
+      'YAML with model_name_or_path, adapter_name_or_path, export_dir, export_size, infer_dtype, export_gguf',
+    )
     .argument('[overrides...]', 'key=value overrides')
     .action(async (file: string, overrides: string[]) => {
       const { exportModel } = await import('../export/export.js');
@@ -114,11 +163,14 @@ export function buildProgram(): Command {
   program.addCommand(webuiCommand());
   program.addCommand(completionCommand(() => program));
 
-  program.command('env')
+  program
+    .command('env')
     .description('versions, threads and CPU features the engine runs with')
     .action(async () => {
       const { native } = await import('../native.js');
-      process.stdout.write(`${JSON.stringify({ lmfactory: version, node: process.version, ...native.info() }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ lmfactory: version, node: process.version, ...native.info() }, null, 2)}\n`,
+      );
     });
 
   return program;
@@ -136,7 +188,10 @@ export async function main(argv: string[]): Promise<void> {
       const e = err as Error;
       process.stderr.write(`error: ${e.message}\n`);
       if (process.env.LMF_DEBUG) process.stderr.write(`${e.stack}\n`);
-      else process.stderr.write('  hint: this looks like a bug in LMFactory; rerun with LMF_DEBUG=1 for details and report it\n');
+      else
+        process.stderr.write(
+          '  hint: this looks like a bug in LMFactory; rerun with LMF_DEBUG=1 for details and report it\n',
+        );
     }
     process.exitCode = 1;
   }

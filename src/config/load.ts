@@ -14,7 +14,10 @@ export function parseOverrides(args: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const a of args) {
     const eq = a.indexOf('=');
-    if (eq <= 0) throw new LmfError('bad_override', `"${a}" is not key=value`, { hint: 'write overrides as key=value, e.g. learning_rate=1e-4' });
+    if (eq <= 0)
+      throw new LmfError('bad_override', `"${a}" is not key=value`, {
+        hint: 'write overrides as key=value, e.g. learning_rate=1e-4',
+      });
     out[a.slice(0, eq).replace(/^--/, '')] = parseDocument(a.slice(eq + 1)).toJS();
   }
   return out;
@@ -26,7 +29,11 @@ export function loadConfig(file: string, overrides: Record<string, unknown> = {}
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EISDIR') throw new LmfError('config_missing', 'this is a folder, not a YAML config file', { file, hint: 'name the .yaml file' });
+    if (code === 'EISDIR')
+      throw new LmfError('config_missing', 'this is a folder, not a YAML config file', {
+        file,
+        hint: 'name the .yaml file',
+      });
     if (code === 'ENOENT') throw new LmfError('config_missing', 'the config file does not exist', { file });
     throw fromSystemError(err) ?? err;
   }
@@ -34,21 +41,33 @@ export function loadConfig(file: string, overrides: Record<string, unknown> = {}
   const doc = parseDocument(text, { lineCounter: lines });
   if (doc.errors.length) {
     const e = doc.errors[0];
-    throw new LmfError('bad_yaml', `invalid YAML at line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`, { file, row: e.linePos?.[0].line });
+    throw new LmfError('bad_yaml', `invalid YAML at line ${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`, {
+      file,
+      row: e.linePos?.[0].line,
+    });
   }
   const raw = (doc.toJS() ?? {}) as Record<string, unknown>;
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new LmfError('bad_config', 'the config must be a mapping of key: value', { file });
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new LmfError('bad_config', 'the config must be a mapping of key: value', { file });
   const merged = { ...raw, ...overrides };
   const lineOf = (key: string): number | undefined => {
-    const node = doc.contents && 'items' in doc.contents
-      ? (doc.contents.items as { key: { value: string; range?: [number, number, number] } }[]).find((p) => p.key?.value === key)
-      : undefined;
+    const node =
+      doc.contents && 'items' in doc.contents
+        ? (doc.contents.items as { key: { value: string; range?: [number, number, number] } }[]).find(
+            (p) => p.key?.value === key,
+          )
+        : undefined;
     return node?.key.range ? lines.linePos(node.key.range[0]).line : undefined;
   };
   const parsed = configSchema.safeParse(merged);
   if (parsed.success) return parsed.data;
   const problem = describeIssues(parsed.error.issues, merged)[0];
-  throw new LmfError(problem.code, problem.message, { file, key: problem.key, row: lineOf(problem.key), hint: problem.hint });
+  throw new LmfError(problem.code, problem.message, {
+    file,
+    key: problem.key,
+    row: lineOf(problem.key),
+    hint: problem.hint,
+  });
 }
 
 export interface ConfigProblem {
@@ -64,7 +83,12 @@ export function describeIssues(issues: z.core.$ZodIssue[], raw: Record<string, u
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((key) => {
         const near = closest(key, configKeys);
-        return { code: 'unknown_key', key, message: `unknown key "${key}"`, hint: near ? `did you mean "${near}"?` : 'see examples/ for the keys LMFactory reads' };
+        return {
+          code: 'unknown_key',
+          key,
+          message: `unknown key "${key}"`,
+          hint: near ? `did you mean "${near}"?` : 'see examples/ for the keys LMFactory reads',
+        };
       });
     }
     const key = String(issue.path[0]);
@@ -75,6 +99,13 @@ export function describeIssues(issues: z.core.$ZodIssue[], raw: Record<string, u
       const near = typeof value === 'string' ? closest(value, options) : null;
       hint = `${near ? `did you mean "${near}"? ` : ''}valid: ${options.join(', ')}`;
     }
-    return [{ code: 'bad_value', key, message: `${key}: ${value === undefined ? 'is required' : `${JSON.stringify(value)} is not valid (${issue.message})`}`, hint }];
+    return [
+      {
+        code: 'bad_value',
+        key,
+        message: `${key}: ${value === undefined ? 'is required' : `${JSON.stringify(value)} is not valid (${issue.message})`}`,
+        hint,
+      },
+    ];
   });
 }

@@ -6,11 +6,26 @@ import { z } from 'zod';
 import { prefLosses, stages } from '../wire.js';
 
 /** LLaMA-Factory reads YAML with PyYAML, where 1e-4 is a string: accept numbers written either way. */
-const num = z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v), z.number());
+const num = z.preprocess(
+  (v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v),
+  z.number(),
+);
 const int = z.preprocess((v) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v), z.number().int());
 /** "a,b,c" or a YAML list */
-const nameList = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
-const numList = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => Number(s.trim())) : v), z.array(z.number()));
+const nameList = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v,
+  z.array(z.string()),
+);
+const numList = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((s) => Number(s.trim())) : v),
+  z.array(z.number()),
+);
 const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
 
 export const configShape = {
@@ -87,7 +102,9 @@ export const configShape = {
   learning_rate: num.pipe(z.number().positive()).default(5e-5),
   num_train_epochs: num.pipe(z.number().positive()).default(3),
   max_steps: int.default(-1),
-  lr_scheduler_type: z.enum(['linear', 'cosine', 'cosine_with_restarts', 'polynomial', 'constant', 'constant_with_warmup']).default('linear'),
+  lr_scheduler_type: z
+    .enum(['linear', 'cosine', 'cosine_with_restarts', 'polynomial', 'constant', 'constant_with_warmup'])
+    .default('linear'),
   warmup_ratio: num.pipe(z.number().min(0).max(1)).default(0),
   warmup_steps: int.pipe(z.number().min(0)).default(0),
   weight_decay: num.pipe(z.number().min(0)).default(0),

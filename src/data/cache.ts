@@ -28,17 +28,40 @@ export function cacheDir(): string {
 }
 
 /** The key of a prepared-data result; null when the inputs cannot be pinned down (no tokenizer folder). */
-export function cacheKey(c: TrainConfig, datasetPaths: string[], tokenizerDir: string | null, templateId: string): string | null {
+export function cacheKey(
+  c: TrainConfig,
+  datasetPaths: string[],
+  tokenizerDir: string | null,
+  templateId: string,
+): string | null {
   if (!tokenizerDir) return null;
   const h = createHash('sha256');
-  h.update(JSON.stringify({
-    VERSION, templateId, stage: c.stage, dataset: c.dataset, eval_dataset: c.eval_dataset, cutoff_len: c.cutoff_len,
-    max_samples: c.max_samples, val_size: c.val_size, packing: c.packing, train_on_prompt: c.train_on_prompt,
-    mask_history: c.mask_history, mix_strategy: c.mix_strategy, interleave_probs: c.interleave_probs,
-    enable_thinking: c.enable_thinking, seed: c.seed,
-  }));
-  h.update(combinedDigest([path.join(c.dataset_dir, 'dataset_info.json'), ...datasetPaths,
-    ...['tokenizer.json', 'tokenizer_config.json'].map((f) => path.join(tokenizerDir, f))]));
+  h.update(
+    JSON.stringify({
+      VERSION,
+      templateId,
+      stage: c.stage,
+      dataset: c.dataset,
+      eval_dataset: c.eval_dataset,
+      cutoff_len: c.cutoff_len,
+      max_samples: c.max_samples,
+      val_size: c.val_size,
+      packing: c.packing,
+      train_on_prompt: c.train_on_prompt,
+      mask_history: c.mask_history,
+      mix_strategy: c.mix_strategy,
+      interleave_probs: c.interleave_probs,
+      enable_thinking: c.enable_thinking,
+      seed: c.seed,
+    }),
+  );
+  h.update(
+    combinedDigest([
+      path.join(c.dataset_dir, 'dataset_info.json'),
+      ...datasetPaths,
+      ...['tokenizer.json', 'tokenizer_config.json'].map((f) => path.join(tokenizerDir, f)),
+    ]),
+  );
   return h.digest('hex').slice(0, 32);
 }
 

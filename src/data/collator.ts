@@ -18,7 +18,10 @@ export interface TokenBatch {
 }
 
 export function padBatch(examples: Encoded[], padId: number, multipleOf = 8): TokenBatch {
-  const longest = maxOf(examples.map((e) => e.ids.length), 1);
+  const longest = maxOf(
+    examples.map((e) => e.ids.length),
+    1,
+  );
   const seq = Math.ceil(longest / multipleOf) * multipleOf;
   const B = examples.length;
   const ids = new Int32Array(B * seq).fill(padId);
@@ -35,14 +38,19 @@ export function padBatch(examples: Encoded[], padId: number, multipleOf = 8): To
  * longest that still fits until nothing does, then open a new bin). Returns example indices per bin.
  */
 export function knapsack(lengths: number[], capacity: number): number[][] {
-  const order = lengths.map((len, i) => ({ len, i })).filter((x) => x.len <= capacity).sort((a, b) => a.len - b.len);
+  const order = lengths
+    .map((len, i) => ({ len, i }))
+    .filter((x) => x.len <= capacity)
+    .sort((a, b) => a.len - b.len);
   const bins: number[][] = [];
   while (order.length) {
     const bin: number[] = [];
     let room = capacity;
     for (;;) {
       // largest length <= room (binary search over the ascending order)
-      let lo = 0, hi = order.length - 1, found = -1;
+      let lo = 0,
+        hi = order.length - 1,
+        found = -1;
       while (lo <= hi) {
         const mid = (lo + hi) >> 1;
         if (order[mid].len <= room) {
@@ -62,7 +70,10 @@ export function knapsack(lengths: number[], capacity: number): number[][] {
 
 /** Packed rows of cutoffLen tokens. Examples longer than cutoffLen are left out (counted by the caller). */
 export function packRows(examples: Encoded[], cutoffLen: number, padId: number): TokenBatch[] {
-  return knapsack(examples.map((e) => e.ids.length), cutoffLen).map((bin) => {
+  return knapsack(
+    examples.map((e) => e.ids.length),
+    cutoffLen,
+  ).map((bin) => {
     const ids = new Int32Array(cutoffLen).fill(padId);
     const labels = new Int32Array(cutoffLen).fill(IGNORE);
     const positions = new Int32Array(cutoffLen);
@@ -93,5 +104,12 @@ export function stackRows(rows: TokenBatch[]): TokenBatch {
     rows.forEach((r, b) => out.set(pick(r)!, b * seq));
     return out;
   };
-  return { ids: cat((r) => r.ids)!, labels: cat((r) => r.labels)!, batch: B, seq, positions: cat((r) => r.positions), segments: cat((r) => r.segments) };
+  return {
+    ids: cat((r) => r.ids)!,
+    labels: cat((r) => r.labels)!,
+    batch: B,
+    seq,
+    positions: cat((r) => r.positions),
+    segments: cat((r) => r.segments),
+  };
 }

@@ -69,7 +69,9 @@ export function readDatasetInfo(datasetDir: string): Record<string, DatasetEntry
   const file = path.join(datasetDir, 'dataset_info.json');
   if (!existsSync(file)) {
     throw new LmfError('dataset_info_missing', 'dataset_info.json not found', {
-      file, key: 'dataset_dir', hint: 'dataset_dir must name the folder that holds dataset_info.json',
+      file,
+      key: 'dataset_dir',
+      hint: 'dataset_dir must name the folder that holds dataset_info.json',
     });
   }
   let raw: unknown;
@@ -79,7 +81,9 @@ export function readDatasetInfo(datasetDir: string): Record<string, DatasetEntry
     throw new LmfError('bad_json', `dataset_info.json is not valid JSON (${(err as Error).message})`, { file });
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new LmfError('bad_dataset_info', 'dataset_info.json must be an object of dataset name -> description', { file });
+    throw new LmfError('bad_dataset_info', 'dataset_info.json must be an object of dataset name -> description', {
+      file,
+    });
   }
   const out: Record<string, DatasetEntry> = {};
   for (const [name, entry] of Object.entries(raw as Record<string, unknown>)) {
@@ -88,11 +92,16 @@ export function readDatasetInfo(datasetDir: string): Record<string, DatasetEntry
       const issue = parsed.error.issues[0];
       const keyPath = [name, ...issue.path.map(String)];
       const unknown = issue.code === 'unrecognized_keys' ? issue.keys[0] : null;
-      const known = issue.path.length === 0 ? Object.keys(entrySchema.shape)
-        : issue.path[0] === 'columns' ? Object.keys(columnsSchema.shape) : Object.keys(tagsSchema.shape);
+      const known =
+        issue.path.length === 0
+          ? Object.keys(entrySchema.shape)
+          : issue.path[0] === 'columns'
+            ? Object.keys(columnsSchema.shape)
+            : Object.keys(tagsSchema.shape);
       const near = unknown ? closest(unknown, known) : null;
       throw new LmfError('bad_dataset_info', unknown ? `unknown field "${unknown}"` : issue.message, {
-        file, key: [...keyPath, ...(unknown ? [unknown] : [])].join('.'),
+        file,
+        key: [...keyPath, ...(unknown ? [unknown] : [])].join('.'),
         hint: near ? `did you mean "${near}"?` : unknown ? `known fields: ${known.join(', ')}` : undefined,
       });
     }
@@ -110,25 +119,57 @@ export function resolveDatasets(names: string[], datasetDir: string): DatasetAtt
     if (!e) {
       const near = closest(name, Object.keys(info));
       throw new LmfError('unknown_dataset', `dataset "${name}" is not defined in dataset_info.json`, {
-        file, key: 'dataset', hint: near ? `did you mean "${near}"?` : `defined: ${Object.keys(info).join(', ') || 'none'}`,
+        file,
+        key: 'dataset',
+        hint: near ? `did you mean "${near}"?` : `defined: ${Object.keys(info).join(', ') || 'none'}`,
       });
     }
     if (!e.file_name) {
       const remote = e.hf_hub_url ?? e.ms_hub_url ?? e.om_hub_url ?? e.cloud_file_name ?? e.script_url;
-      throw new LmfError('remote_dataset', `dataset "${name}" lives at ${remote ?? 'no location'}, which cannot be downloaded here`, {
-        file, key: name, hint: 'download the files yourself and point file_name at them',
-      });
+      throw new LmfError(
+        'remote_dataset',
+        `dataset "${name}" lives at ${remote ?? 'no location'}, which cannot be downloaded here`,
+        {
+          file,
+          key: name,
+          hint: 'download the files yourself and point file_name at them',
+        },
+      );
     }
     const formatting = e.formatting ?? 'alpaca';
-    const sharegptDefaults = formatting === 'openai'
-      ? { role_tag: 'role', content_tag: 'content', user_tag: 'user', assistant_tag: 'assistant', observation_tag: 'tool', function_tag: 'function_call', system_tag: 'system' }
-      : { role_tag: 'from', content_tag: 'value', user_tag: 'human', assistant_tag: 'gpt', observation_tag: 'observation', function_tag: 'function_call', system_tag: 'system' };
-    const columns = formatting === 'alpaca'
-      ? { prompt: 'instruction', query: 'input', response: 'output', history: undefined, ...e.columns }
-      : { messages: 'conversations', ...e.columns };
+    const sharegptDefaults =
+      formatting === 'openai'
+        ? {
+            role_tag: 'role',
+            content_tag: 'content',
+            user_tag: 'user',
+            assistant_tag: 'assistant',
+            observation_tag: 'tool',
+            function_tag: 'function_call',
+            system_tag: 'system',
+          }
+        : {
+            role_tag: 'from',
+            content_tag: 'value',
+            user_tag: 'human',
+            assistant_tag: 'gpt',
+            observation_tag: 'observation',
+            function_tag: 'function_call',
+            system_tag: 'system',
+          };
+    const columns =
+      formatting === 'alpaca'
+        ? { prompt: 'instruction', query: 'input', response: 'output', history: undefined, ...e.columns }
+        : { messages: 'conversations', ...e.columns };
     return {
-      name, path: path.resolve(datasetDir, e.file_name), formatting, ranking: e.ranking ?? false, split: e.split ?? 'train',
-      numSamples: e.num_samples, columns, tags: { ...sharegptDefaults, ...e.tags },
+      name,
+      path: path.resolve(datasetDir, e.file_name),
+      formatting,
+      ranking: e.ranking ?? false,
+      split: e.split ?? 'train',
+      numSamples: e.num_samples,
+      columns,
+      tags: { ...sharegptDefaults, ...e.tags },
     };
   });
 }

@@ -43,7 +43,8 @@ export function checkColumns(attr: DatasetAttr, rows: Row[], stage: StageKind): 
     if (!column || present.has(column)) continue;
     const near = closest(column, [...present]);
     throw new LmfError('unknown_column', `column "${column}" (for ${key}) is not in the data`, {
-      file: rows[0].file, key: `${attr.name}.columns.${key}`,
+      file: rows[0].file,
+      key: `${attr.name}.columns.${key}`,
       hint: `${near ? `did you mean "${near}"? ` : ''}the rows have: ${[...present].join(', ')}`,
     });
   }
@@ -78,27 +79,44 @@ function convertAlpaca(attr: DatasetAttr, r: Row, stage: StageKind): AlignedExam
     const history = v[c.history];
     need(Array.isArray(history), `"${c.history}" must be a list of [question, answer] pairs`);
     history.forEach((pair, i) => {
-      need(Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string',
-        `history item ${i + 1} must be a [question, answer] pair of texts`);
+      need(
+        Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string',
+        `history item ${i + 1} must be a [question, answer] pair of texts`,
+      );
       prompt.push({ role: 'user', content: pair[0] }, { role: 'assistant', content: pair[1] });
     });
   }
   const query = [instruction, input].filter((s) => s).join('\n');
   need(query.length > 0 || stage === 'pt', `"${c.prompt}" is empty`);
   prompt.push({ role: 'user', content: query });
-  const system = c.system ? text(v[c.system]) ?? '' : '';
-  const tools = c.tools ? text(v[c.tools]) ?? '' : '';
+  const system = c.system ? (text(v[c.system]) ?? '') : '';
+  const tools = c.tools ? (text(v[c.tools]) ?? '') : '';
   const source = { file: r.file, row: r.row };
   if (stage === 'pt') return { prompt, response: [], system, tools, source };
   if (stage === 'pairwise') {
     const chosen = text(v[c.chosen ?? 'chosen']);
     const rejected = text(v[c.rejected ?? 'rejected']);
     need(!!chosen && !!rejected, 'chosen and rejected answers must both be non-empty texts');
-    return { prompt, response: [{ role: 'assistant', content: chosen }, { role: 'assistant', content: rejected }], system, tools, source };
+    return {
+      prompt,
+      response: [
+        { role: 'assistant', content: chosen },
+        { role: 'assistant', content: rejected },
+      ],
+      system,
+      tools,
+      source,
+    };
   }
   const response = text(v[c.response!]);
   need(!!response, `empty response ("${c.response}")`);
-  const example: AlignedExample = { prompt, response: [{ role: 'assistant', content: response }], system, tools, source };
+  const example: AlignedExample = {
+    prompt,
+    response: [{ role: 'assistant', content: response }],
+    system,
+    tools,
+    source,
+  };
   if (stage === 'kto') {
     const tag = ktoTag(v[c.kto_tag ?? 'kto_tag']);
     need(tag !== null, `"${c.kto_tag ?? 'kto_tag'}" must be true or false`);
@@ -109,19 +127,28 @@ function convertAlpaca(attr: DatasetAttr, r: Row, stage: StageKind): AlignedExam
 
 function roleMap(attr: DatasetAttr): Map<string, Role> {
   const t = attr.tags;
-  return new Map<string, Role>([[t.user_tag, 'user'], [t.assistant_tag, 'assistant'], [t.observation_tag, 'observation'],
-    [t.function_tag, 'function'], [t.system_tag, 'system']]);
+  return new Map<string, Role>([
+    [t.user_tag, 'user'],
+    [t.assistant_tag, 'assistant'],
+    [t.observation_tag, 'observation'],
+    [t.function_tag, 'function'],
+    [t.system_tag, 'system'],
+  ]);
 }
 
 function toMessage(attr: DatasetAttr, roles: Map<string, Role>, m: unknown, where: string): Message {
-  need(!!m && typeof m === 'object', `${where} must be an object with "${attr.tags.role_tag}" and "${attr.tags.content_tag}"`);
+  need(
+    !!m && typeof m === 'object',
+    `${where} must be an object with "${attr.tags.role_tag}" and "${attr.tags.content_tag}"`,
+  );
   const obj = m as Record<string, unknown>;
   const tag = obj[attr.tags.role_tag];
   const role = typeof tag === 'string' ? roles.get(tag) : undefined;
   need(role !== undefined, `${where} has role ${JSON.stringify(tag)}; expected one of ${[...roles.keys()].join(', ')}`);
   if (attr.formatting === 'openai' && role === 'assistant' && Array.isArray(obj.tool_calls) && obj.tool_calls.length) {
     const calls = (obj.tool_calls as { function?: { name?: string; arguments?: unknown } }[]).map((c) => ({
-      name: c.function?.name, arguments: typeof c.function?.arguments === 'string' ? JSON.parse(c.function.arguments) : c.function?.arguments,
+      name: c.function?.name,
+      arguments: typeof c.function?.arguments === 'string' ? JSON.parse(c.function.arguments) : c.function?.arguments,
     }));
     return { role: 'function', content: JSON.stringify(calls) };
   }
@@ -145,16 +172,19 @@ function convertShareGpt(attr: DatasetAttr, r: Row, stage: StageKind): AlignedEx
     } else acc.push({ ...m });
     return acc;
   }, []);
-  let system = c.system ? text(v[c.system]) ?? '' : '';
+  let system = c.system ? (text(v[c.system]) ?? '') : '';
   if (messages[0].role === 'system') {
     system = messages[0].content;
     messages = messages.slice(1);
   }
   messages.forEach((m, i) => {
     const ok = i % 2 === 0 ? isUserSide(m.role) : isAssistantSide(m.role);
-    need(ok, `turn ${i + 1} is a ${m.role} turn where ${i % 2 === 0 ? 'a user or observation' : 'an assistant or function'} turn belongs (turns must alternate)`);
+    need(
+      ok,
+      `turn ${i + 1} is a ${m.role} turn where ${i % 2 === 0 ? 'a user or observation' : 'an assistant or function'} turn belongs (turns must alternate)`,
+    );
   });
-  const tools = c.tools ? text(v[c.tools]) ?? '' : '';
+  const tools = c.tools ? (text(v[c.tools]) ?? '') : '';
   const source = { file: r.file, row: r.row };
   if (stage === 'pt') return { prompt: messages, response: [], system, tools, source };
   if (stage === 'pairwise') {
@@ -181,7 +211,8 @@ export function convertRow(attr: DatasetAttr, r: Row, stage: StageKind): Convert
   try {
     return { example: attr.formatting === 'alpaca' ? convertAlpaca(attr, r, stage) : convertShareGpt(attr, r, stage) };
   } catch (err) {
-    if (err instanceof Problem || err instanceof SyntaxError) return { problem: { file: r.file, row: r.row, message: err.message } };
+    if (err instanceof Problem || err instanceof SyntaxError)
+      return { problem: { file: r.file, row: r.row, message: err.message } };
     throw err;
   }
 }

@@ -22,15 +22,23 @@ type Extension = (typeof extensions)[number];
 function extensionOf(file: string): Extension {
   const ext = path.extname(file).slice(1).toLowerCase() as Extension;
   if (!extensions.includes(ext)) {
-    throw new LmfError('bad_file_type', `files of type .${ext} cannot be read`, { file, hint: `use ${extensions.map((e) => `.${e}`).join(', ')}` });
+    throw new LmfError('bad_file_type', `files of type .${ext} cannot be read`, {
+      file,
+      hint: `use ${extensions.map((e) => `.${e}`).join(', ')}`,
+    });
   }
   return ext;
 }
 
 /** Line and column (1-based) of a character offset. */
 export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
-  let line = 1, last = -1;
-  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) { line++; last = i; }
+  let line = 1,
+    last = -1;
+  for (let i = 0; i < offset && i < text.length; i++)
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      last = i;
+    }
   return { line, column: offset - last };
 }
 
@@ -40,18 +48,21 @@ function readUtf8(file: string): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes).replace(/^\uFEFF/, '');
   } catch {
-    let line = 1, i = 0;
+    let line = 1,
+      i = 0;
     while (i < bytes.length) {
       const b = bytes[i];
-      const len = b < 0x80 ? 1 : (b >> 5) === 6 ? 2 : (b >> 4) === 14 ? 3 : (b >> 3) === 30 ? 4 : 0;
+      const len = b < 0x80 ? 1 : b >> 5 === 6 ? 2 : b >> 4 === 14 ? 3 : b >> 3 === 30 ? 4 : 0;
       let ok = len > 0 && i + len <= bytes.length;
-      for (let k = 1; ok && k < len; k++) ok = (bytes[i + k] >> 6) === 2;
+      for (let k = 1; ok && k < len; k++) ok = bytes[i + k] >> 6 === 2;
       if (!ok) break;
       if (b === 10) line++;
       i += len;
     }
     throw new LmfError('bad_encoding', `byte ${i} (line ${line}) is not valid UTF-8`, {
-      file, row: line, hint: 'save the file as UTF-8',
+      file,
+      row: line,
+      hint: 'save the file as UTF-8',
     });
   }
 }
@@ -60,14 +71,23 @@ function jsonError(file: string, text: string, err: Error, lineOffset = 0): LmfE
   const m = /position (\d+)/.exec(err.message);
   const at = m ? lineAndColumn(text, Number(m[1])) : null;
   const where = at ? `line ${at.line + lineOffset}, column ${at.column}` : `line ${lineOffset + 1}`;
-  return new LmfError('bad_json', `invalid JSON at ${where}: ${err.message.replace(/ in JSON at position \d+.*$/, '')}`, {
-    file, row: at ? at.line + lineOffset : lineOffset + 1, hint: 'fix the JSON (a trailing comma or a missing quote is the usual cause)',
-  });
+  return new LmfError(
+    'bad_json',
+    `invalid JSON at ${where}: ${err.message.replace(/ in JSON at position \d+.*$/, '')}`,
+    {
+      file,
+      row: at ? at.line + lineOffset : lineOffset + 1,
+      hint: 'fix the JSON (a trailing comma or a missing quote is the usual cause)',
+    },
+  );
 }
 
 function asObject(v: unknown, file: string, row: number): Record<string, unknown> {
   if (!v || typeof v !== 'object' || Array.isArray(v)) {
-    throw new LmfError('bad_row', `a row must be a JSON object, got ${Array.isArray(v) ? 'an array' : typeof v}`, { file, row });
+    throw new LmfError('bad_row', `a row must be a JSON object, got ${Array.isArray(v) ? 'an array' : typeof v}`, {
+      file,
+      row,
+    });
   }
   return v as Record<string, unknown>;
 }
@@ -93,7 +113,9 @@ async function readOne(file: string): Promise<Row[]> {
     const buf = readFileSync(file);
     let objects: Record<string, unknown>[];
     try {
-      objects = await parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer });
+      objects = await parquetReadObjects({
+        file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer,
+      });
     } catch (err) {
       throw new LmfError('bad_parquet', `cannot read the parquet file (${(err as Error).message})`, { file });
     }
@@ -101,11 +123,17 @@ async function readOne(file: string): Promise<Row[]> {
   }
   const text = readUtf8(file);
   if (ext === 'txt') {
-    return text.split('\n').map((line, i) => ({ values: { text: line }, file, row: i + 1 })).filter((r) => (r.values.text as string).trim());
+    return text
+      .split('\n')
+      .map((line, i) => ({ values: { text: line }, file, row: i + 1 }))
+      .filter((r) => (r.values.text as string).trim());
   }
   if (ext === 'csv') {
     try {
-      const records = parseCsv(text, { columns: true, skip_empty_lines: true, info: true }) as { record: Record<string, unknown>; info: { lines: number } }[];
+      const records = parseCsv(text, { columns: true, skip_empty_lines: true, info: true }) as {
+        record: Record<string, unknown>;
+        info: { lines: number };
+      }[];
       return records.map((r) => ({ values: r.record, file, row: r.info.lines }));
     } catch (err) {
       const e = err as Error & { lines?: number };
@@ -131,12 +159,22 @@ export async function loadRows(target: string): Promise<Row[]> {
   try {
     stat = statSync(target);
   } catch {
-    throw new LmfError('file_missing', 'the dataset file does not exist', { file: target, hint: 'check file_name in dataset_info.json (it is relative to dataset_dir)' });
+    throw new LmfError('file_missing', 'the dataset file does not exist', {
+      file: target,
+      hint: 'check file_name in dataset_info.json (it is relative to dataset_dir)',
+    });
   }
   if (!stat.isDirectory()) return readOne(target);
-  const files = readdirSync(target).filter((f) => !f.startsWith('.')).sort().map((f) => path.join(target, f));
+  const files = readdirSync(target)
+    .filter((f) => !f.startsWith('.'))
+    .sort()
+    .map((f) => path.join(target, f));
   const types = new Set(files.map(extensionOf));
-  if (types.size > 1) throw new LmfError('mixed_files', `the folder mixes file types (${[...types].join(', ')})`, { file: target, hint: 'keep one type per dataset folder' });
+  if (types.size > 1)
+    throw new LmfError('mixed_files', `the folder mixes file types (${[...types].join(', ')})`, {
+      file: target,
+      hint: 'keep one type per dataset folder',
+    });
   const rows: Row[] = [];
   for (const f of files) pushAll(rows, await readOne(f));
   return rows;

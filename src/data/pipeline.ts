@@ -53,7 +53,7 @@ export function stageKind(stage: TrainConfig['stage']): StageKind {
 
 /** What defines a template's rendering: a named template's spec, or the tokenizer's chat_template text. */
 export function templateFingerprint(t: AnyTemplate, tok: TextTokenizer): string {
-  return 'spec' in t ? JSON.stringify(t.spec) : tok.chatTemplate ?? '';
+  return 'spec' in t ? JSON.stringify(t.spec) : (tok.chatTemplate ?? '');
 }
 
 /** LLaMA-Factory's num_samples: a random subset, or up-sampling with replacement past the dataset's size. */
@@ -64,15 +64,31 @@ function sampleExactly<T>(items: T[], n: number, rng: Rng): T[] {
   return out;
 }
 
-async function readDataset(attr: DatasetAttr, kind: StageKind, problems: RowProblem[], counts: { read: number }): Promise<AlignedExample[]> {
+async function readDataset(
+  attr: DatasetAttr,
+  kind: StageKind,
+  problems: RowProblem[],
+  counts: { read: number },
+): Promise<AlignedExample[]> {
   if (kind === 'pairwise' && !attr.ranking) {
-    throw new LmfError('dataset_stage', `dataset "${attr.name}" is not a preference dataset, which this stage needs`, { key: attr.name, hint: 'set "ranking": true in dataset_info.json for chosen/rejected data' });
+    throw new LmfError('dataset_stage', `dataset "${attr.name}" is not a preference dataset, which this stage needs`, {
+      key: attr.name,
+      hint: 'set "ranking": true in dataset_info.json for chosen/rejected data',
+    });
   }
   if (kind !== 'pairwise' && attr.ranking) {
-    throw new LmfError('dataset_stage', `dataset "${attr.name}" is a preference dataset (ranking: true), which this stage cannot use`, { key: attr.name, hint: 'use stage rm or dpo for it' });
+    throw new LmfError(
+      'dataset_stage',
+      `dataset "${attr.name}" is a preference dataset (ranking: true), which this stage cannot use`,
+      { key: attr.name, hint: 'use stage rm or dpo for it' },
+    );
   }
   const rows = await loadRows(attr.path);
-  if (!rows.length) throw new LmfError('empty_dataset', `dataset "${attr.name}" has no rows`, { file: attr.path, hint: 'check the file (or folder) that dataset_info.json names' });
+  if (!rows.length)
+    throw new LmfError('empty_dataset', `dataset "${attr.name}" has no rows`, {
+      file: attr.path,
+      hint: 'check the file (or folder) that dataset_info.json names',
+    });
   counts.read += rows.length;
   checkColumns(attr, rows, kind);
   const out: AlignedExample[] = [];
@@ -88,13 +104,18 @@ function mix(sets: AlignedExample[][], c: TrainConfig, rng: Rng): AlignedExample
   if (c.mix_strategy === 'concat' || sets.length === 1) return sets.flat();
   const probs = c.interleave_probs ?? sets.map(() => 1 / sets.length);
   if (probs.length !== sets.length || Math.abs(probs.reduce((a, b) => a + b, 0) - 1) > 1e-6) {
-    throw new LmfError('bad_value', `interleave_probs must give one probability per dataset (${sets.length}) summing to 1`, { key: 'interleave_probs' });
+    throw new LmfError(
+      'bad_value',
+      `interleave_probs must give one probability per dataset (${sets.length}) summing to 1`,
+      { key: 'interleave_probs' },
+    );
   }
   const next = sets.map(() => 0);
   const done = sets.map(() => false);
   const out: AlignedExample[] = [];
   for (;;) {
-    let u = rng.uniform(), k = 0;
+    let u = rng.uniform(),
+      k = 0;
     while (k < probs.length - 1 && u >= probs[k]) u -= probs[k++];
     if (next[k] >= sets[k].length) {
       done[k] = true;
@@ -110,7 +131,11 @@ function splitValidation(items: AlignedExample[], valSize: number, rng: Rng): [A
   if (!valSize) return [items, []];
   const n = valSize < 1 ? Math.round(items.length * valSize) : Math.floor(valSize);
   if (n <= 0 || n >= items.length) {
-    throw new LmfError('bad_value', `val_size ${valSize} leaves ${items.length - n} of ${items.length} examples for training`, { key: 'val_size' });
+    throw new LmfError(
+      'bad_value',
+      `val_size ${valSize} leaves ${items.length - n} of ${items.length} examples for training`,
+      { key: 'val_size' },
+    );
   }
   const order = rng.shuffle(items.map((_, i) => i));
   return [order.slice(n).map((i) => items[i]), order.slice(0, n).map((i) => items[i])];
@@ -133,16 +158,32 @@ function clipMessages(items: AlignedExample[], tok: TextTokenizer, cutoffLen: nu
     return { ...m, content: m.content.slice(0, space >= 0 && space < bound ? space : bound) };
   };
   const long = (m: Message) => m.content.length > bound;
-  return items.map((e) => (e.prompt.some(long) || e.response.some(long) ? { ...e, prompt: e.prompt.map(clip), response: e.response.map(clip) } : e));
+  return items.map((e) =>
+    e.prompt.some(long) || e.response.some(long)
+      ? { ...e, prompt: e.prompt.map(clip), response: e.response.map(clip) }
+      : e,
+  );
 }
 
 /**
  * Runs the stage's processor over aligned examples. For pt, `documentsOnly` returns each document's ids
  * unpacked (workers tokenise, the caller packs the concatenation).
  */
-export function processExamples(kind: StageKind, items: AlignedExample[], t: AnyTemplate, tok: TextTokenizer, c: TrainConfig,
-  stats?: DataStats, documentsOnly = false): ProcessedSet {
-  const o: ProcessOptions = { cutoffLen: c.cutoff_len, trainOnPrompt: c.train_on_prompt, maskHistory: c.mask_history, enableThinking: c.enable_thinking };
+export function processExamples(
+  kind: StageKind,
+  items: AlignedExample[],
+  t: AnyTemplate,
+  tok: TextTokenizer,
+  c: TrainConfig,
+  stats?: DataStats,
+  documentsOnly = false,
+): ProcessedSet {
+  const o: ProcessOptions = {
+    cutoffLen: c.cutoff_len,
+    trainOnPrompt: c.train_on_prompt,
+    maskHistory: c.mask_history,
+    enableThinking: c.enable_thinking,
+  };
   if (kind === 'pt') {
     const docs = items.map((e) => documentIds(tok, e, tok.eosId));
     if (documentsOnly) return { kind, examples: docs.map((ids) => ({ ids, labels: ids })) };
@@ -166,15 +207,25 @@ export function processExamples(kind: StageKind, items: AlignedExample[], t: Any
 function packOrTruncate(tok: TextTokenizer, docs: number[][], c: TrainConfig, stats?: DataStats): ProcessedSet {
   const packing = c.packing ?? true;
   if (stats && !packing) stats.truncated += docs.filter((d) => d.length > c.cutoff_len).length;
-  return { kind: 'pt', examples: packing ? packDocuments(tok, docs, c.cutoff_len) : truncateDocuments(docs, c.cutoff_len) };
+  return {
+    kind: 'pt',
+    examples: packing ? packDocuments(tok, docs, c.cutoff_len) : truncateDocuments(docs, c.cutoff_len),
+  };
 }
 
 /**
  * processExamples, with every text the examples need encoded in one batch by the Rust binding when it is
  * installed (the texts are collected by a first pass that records instead of encoding).
  */
-export async function processBatched(kind: StageKind, items: AlignedExample[], t: AnyTemplate, tok: TextTokenizer, c: TrainConfig,
-  stats?: DataStats, documentsOnly = false): Promise<ProcessedSet> {
+export async function processBatched(
+  kind: StageKind,
+  items: AlignedExample[],
+  t: AnyTemplate,
+  tok: TextTokenizer,
+  c: TrainConfig,
+  stats?: DataStats,
+  documentsOnly = false,
+): Promise<ProcessedSet> {
   if (tok instanceof HfTokenizer) {
     const texts = tok.record(() => processExamples(kind, items, t, tok, c, undefined, documentsOnly));
     if (await tok.prefetch(texts)) {
@@ -193,8 +244,14 @@ const BATCH_CHUNK = 4096;
 /** Below this many examples, starting workers costs more than it saves. */
 const WORKER_MIN_EXAMPLES = 512;
 
-export async function processAll(kind: StageKind, items: AlignedExample[], t: AnyTemplate, tok: TextTokenizer, c: TrainConfig,
-  stats?: DataStats): Promise<ProcessedSet> {
+export async function processAll(
+  kind: StageKind,
+  items: AlignedExample[],
+  t: AnyTemplate,
+  tok: TextTokenizer,
+  c: TrainConfig,
+  stats?: DataStats,
+): Promise<ProcessedSet> {
   const n = workerCount(c);
   const dir = tok instanceof HfTokenizer ? tok.dir : null;
   if (tok instanceof HfTokenizer && tok.hasBatchEncoder() && kind !== 'kto') {
@@ -205,7 +262,8 @@ export async function processAll(kind: StageKind, items: AlignedExample[], t: An
     }
     return joinSets(kind, sets, tok, c, stats);
   }
-  if (n < 2 || !dir || items.length < WORKER_MIN_EXAMPLES || kind === 'kto') return processBatched(kind, items, t, tok, c, stats);
+  if (n < 2 || !dir || items.length < WORKER_MIN_EXAMPLES || kind === 'kto')
+    return processBatched(kind, items, t, tok, c, stats);
   const { sets, truncated, noTarget } = await processOnWorkers(kind, items, c, dir, n);
   if (stats) {
     stats.truncated += truncated;
@@ -215,7 +273,13 @@ export async function processAll(kind: StageKind, items: AlignedExample[], t: An
 }
 
 /** Chunk results in order as one set; pt chunks hold documents, packed (or truncated) here. */
-function joinSets(kind: StageKind, sets: ProcessedSet[], tok: TextTokenizer, c: TrainConfig, stats?: DataStats): ProcessedSet {
+function joinSets(
+  kind: StageKind,
+  sets: ProcessedSet[],
+  tok: TextTokenizer,
+  c: TrainConfig,
+  stats?: DataStats,
+): ProcessedSet {
   if (kind === 'pt') {
     const docs = sets.flatMap((s) => (s.kind === 'pt' ? s.examples.map((e) => e.ids) : []));
     return packOrTruncate(tok, docs, c, stats);
@@ -235,7 +299,14 @@ export function lengthsOf(s: ProcessedSet): number[] {
 }
 
 /** The named datasets read, sampled (num_samples, max_samples) and mixed (mix_strategy). */
-async function loadMixed(attrs: DatasetAttr[], kind: StageKind, c: TrainConfig, rng: Rng, problems: RowProblem[], counts: { read: number }): Promise<AlignedExample[]> {
+async function loadMixed(
+  attrs: DatasetAttr[],
+  kind: StageKind,
+  c: TrainConfig,
+  rng: Rng,
+  problems: RowProblem[],
+  counts: { read: number },
+): Promise<AlignedExample[]> {
   const sets: AlignedExample[][] = [];
   for (const attr of attrs) {
     let items = await readDataset(attr, kind, problems, counts);
@@ -247,43 +318,79 @@ async function loadMixed(attrs: DatasetAttr[], kind: StageKind, c: TrainConfig, 
 }
 
 /** The examples prediction answers (eval_dataset, else dataset), encoded as sft encodes them; no cache. */
-export async function preparePredictData(c: TrainConfig, tokenizer: TextTokenizer, template: AnyTemplate): Promise<{ examples: Encoded[]; problems: RowProblem[] }> {
+export async function preparePredictData(
+  c: TrainConfig,
+  tokenizer: TextTokenizer,
+  template: AnyTemplate,
+): Promise<{ examples: Encoded[]; problems: RowProblem[] }> {
   const names = c.eval_dataset?.length ? c.eval_dataset : c.dataset;
-  if (!names?.length) throw new LmfError('bad_value', 'prediction needs eval_dataset (or dataset)', { key: 'eval_dataset' });
+  if (!names?.length)
+    throw new LmfError('bad_value', 'prediction needs eval_dataset (or dataset)', { key: 'eval_dataset' });
   const problems: RowProblem[] = [];
-  const items = await loadMixed(resolveDatasets(names, c.dataset_dir), 'sft', c, new Rng(c.seed), problems, { read: 0 });
+  const items = await loadMixed(resolveDatasets(names, c.dataset_dir), 'sft', c, new Rng(c.seed), problems, {
+    read: 0,
+  });
   const set = await processAll('sft', items, template, tokenizer, c);
   if (set.kind !== 'sft') throw new LmfError('internal', 'prediction data must be sft data');
   return { examples: set.examples, problems };
 }
 
 export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<PreparedData> {
-  if (!c.dataset?.length) throw new LmfError('bad_value', 'dataset is required', { key: 'dataset', hint: 'name datasets from dataset_info.json, e.g. dataset: identity' });
+  if (!c.dataset?.length)
+    throw new LmfError('bad_value', 'dataset is required', {
+      key: 'dataset',
+      hint: 'name datasets from dataset_info.json, e.g. dataset: identity',
+    });
   const tokenizer = tok ?? HfTokenizer.fromDir(c.model_name_or_path);
   const template = resolveTemplate(c.template, tokenizer, c.stage);
   const kind = stageKind(c.stage);
-  const attrs = new Map(resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir).map((a) => [a.name, a]));
+  const attrs = new Map(
+    resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir).map((a) => [a.name, a]),
+  );
   const templateId = templateFingerprint(template, tokenizer);
-  const key = cacheKey(c, [...attrs.values()].map((a) => a.path), tokenizer instanceof HfTokenizer ? tokenizer.dir : null, templateId);
+  const key = cacheKey(
+    c,
+    [...attrs.values()].map((a) => a.path),
+    tokenizer instanceof HfTokenizer ? tokenizer.dir : null,
+    templateId,
+  );
   const cached = key && !c.overwrite_cache ? readCache(key) : null;
   if (cached) return { ...cached, template, tokenizer, fromCache: true };
   const rng = new Rng(c.seed);
   const problems: RowProblem[] = [];
   const counts = { read: 0 };
-  const load = (names: string[]) => loadMixed(names.map((n) => attrs.get(n)!), kind, c, rng, problems, counts);
+  const load = (names: string[]) =>
+    loadMixed(
+      names.map((n) => attrs.get(n)!),
+      kind,
+      c,
+      rng,
+      problems,
+      counts,
+    );
   let trainItems = await load(c.dataset);
   let evalItems: AlignedExample[] = [];
   if (c.eval_dataset?.length) {
-    if (c.val_size) throw new LmfError('bad_value', 'val_size and eval_dataset cannot be used together', { key: 'val_size' });
+    if (c.val_size)
+      throw new LmfError('bad_value', 'val_size and eval_dataset cannot be used together', { key: 'val_size' });
     evalItems = await load(c.eval_dataset);
   } else {
     [trainItems, evalItems] = splitValidation(trainItems, c.val_size, rng);
   }
-  const stats: DataStats = { rowsRead: counts.read, rowsDropped: problems.length, examples: 0, truncated: 0, noTarget: 0, lengths: [] };
+  const stats: DataStats = {
+    rowsRead: counts.read,
+    rowsDropped: problems.length,
+    examples: 0,
+    truncated: 0,
+    noTarget: 0,
+    lengths: [],
+  };
   const train = await processAll(kind, trainItems, template, tokenizer, c, stats);
   if (sizeOf(train) === 0) {
     throw new LmfError('no_examples', 'no valid example is left after checking the data', {
-      hint: problems.length ? `first problem: ${problems[0].file}:${problems[0].row}: ${problems[0].message}` : 'check the dataset format (see data/README.md)',
+      hint: problems.length
+        ? `first problem: ${problems[0].file}:${problems[0].row}: ${problems[0].message}`
+        : 'check the dataset format (see data/README.md)',
     });
   }
   stats.examples = sizeOf(train);

@@ -9,13 +9,14 @@ import { maxOf } from '../util/arrays.js';
 
 /** The example's text with trained spans wrapped in ⟦ ⟧ (or colour on a terminal). */
 export function markTrained(tok: TextTokenizer, e: Encoded, color: boolean): string {
-  const open = color ? '\x1b[32m' : '⟦', close = color ? '\x1b[0m' : '⟧';
+  const open = color ? '\x1b[32m' : '⟦',
+    close = color ? '\x1b[0m' : '⟧';
   let out = '';
   let i = 0;
   while (i < e.ids.length) {
     const trained = e.labels[i] >= 0;
     let j = i;
-    while (j < e.ids.length && (e.labels[j] >= 0) === trained) j++;
+    while (j < e.ids.length && e.labels[j] >= 0 === trained) j++;
     const text = tok.decode(e.ids.slice(i, j));
     out += trained ? open + text + close : text;
     i = j;
@@ -26,9 +27,15 @@ export function markTrained(tok: TextTokenizer, e: Encoded, color: boolean): str
 /** Encoded examples of a processed set, as preview shows them (both answers of a pair). */
 export function previewExamples(set: ProcessedSet, n: number): { label: string; example: Encoded }[] {
   if (set.kind === 'pairwise') {
-    return set.pairs.slice(0, n).flatMap((p, i) => [{ label: `#${i + 1} chosen`, example: p.chosen }, { label: `#${i + 1} rejected`, example: p.rejected }]);
+    return set.pairs.slice(0, n).flatMap((p, i) => [
+      { label: `#${i + 1} chosen`, example: p.chosen },
+      { label: `#${i + 1} rejected`, example: p.rejected },
+    ]);
   }
-  if (set.kind === 'kto') return set.examples.slice(0, n).map((e, i) => ({ label: `#${i + 1} ${e.desirable ? 'desirable' : 'undesirable'}`, example: e.example }));
+  if (set.kind === 'kto')
+    return set.examples
+      .slice(0, n)
+      .map((e, i) => ({ label: `#${i + 1} ${e.desirable ? 'desirable' : 'undesirable'}`, example: e.example }));
   return set.examples.slice(0, n).map((e, i) => ({ label: `#${i + 1}`, example: e }));
 }
 
@@ -39,7 +46,10 @@ export function histogram(lengths: number[], buckets = 8): string[] {
   const counts = new Array<number>(buckets).fill(0);
   for (const l of lengths) counts[Math.min(buckets - 1, Math.floor(l / width))]++;
   const top = maxOf(counts);
-  return counts.map((c, b) => `${String(b * width).padStart(6)}-${String((b + 1) * width - 1).padEnd(6)} ${'#'.repeat(Math.round((c / top) * 40)).padEnd(40)} ${c}`);
+  return counts.map(
+    (c, b) =>
+      `${String(b * width).padStart(6)}-${String((b + 1) * width - 1).padEnd(6)} ${'#'.repeat(Math.round((c / top) * 40)).padEnd(40)} ${c}`,
+  );
 }
 
 export function checkSummary(d: PreparedData): string[] {
@@ -52,6 +62,11 @@ export function checkSummary(d: PreparedData): string[] {
     'length histogram:',
     ...histogram(s.lengths),
   ];
-  if (d.eval) lines.splice(2, 0, `evaluation examples: ${d.eval.kind === 'pairwise' ? d.eval.pairs.length : d.eval.examples.length}`);
+  if (d.eval)
+    lines.splice(
+      2,
+      0,
+      `evaluation examples: ${d.eval.kind === 'pairwise' ? d.eval.pairs.length : d.eval.examples.length}`,
+    );
   return lines;
 }

@@ -113,8 +113,12 @@ export class HfTokenizer implements TextTokenizer {
     this.padId = (pad ? this.tokenId(pad) : null) ?? this.eosId;
     this.vocabSize = this.tok.get_vocab(true).size;
     const tpl = config.chat_template;
-    this.chatTemplate = typeof tpl === 'string' ? tpl
-      : Array.isArray(tpl) ? ((tpl as { name: string; template: string }[]).find((t) => t.name === 'default')?.template ?? null) : null;
+    this.chatTemplate =
+      typeof tpl === 'string'
+        ? tpl
+        : Array.isArray(tpl)
+          ? ((tpl as { name: string; template: string }[]).find((t) => t.name === 'default')?.template ?? null)
+          : null;
   }
 
   private vocabFacts: { maxTokenChars: number; maxId: number } | null = null;
@@ -122,7 +126,8 @@ export class HfTokenizer implements TextTokenizer {
   /** The longest token's text and the highest token id (from the vocabulary, computed once). */
   get vocabularyFacts(): { maxTokenChars: number; maxId: number } {
     if (!this.vocabFacts) {
-      let maxTokenChars = 1, maxId = -1;
+      let maxTokenChars = 1,
+        maxId = -1;
       // a token's vocabulary spelling is at least as long as the text it stands for (byte-level BPE spells a
       // byte as a character, SentencePiece's byte tokens are <0xNN>)
       for (const [text, id] of this.vocabulary()) {
@@ -140,7 +145,8 @@ export class HfTokenizer implements TextTokenizer {
     const file = path.join(dir, 'tokenizer.json');
     if (!existsSync(file)) {
       throw new LmfError('tokenizer_missing', 'tokenizer.json not found', {
-        file, hint: 'LMFactory reads the fast-tokenizer file tokenizer.json; save the tokenizer with transformers to make one',
+        file,
+        hint: 'LMFactory reads the fast-tokenizer file tokenizer.json; save the tokenizer with transformers to make one',
       });
     }
     const cfgFile = path.join(dir, 'tokenizer_config.json');
@@ -217,7 +223,9 @@ export class HfTokenizer implements TextTokenizer {
     this.batchEncoder = null;
     if (!this.dir || process.env.LMF_JS_TOKENIZER) return null;
     try {
-      const binding = createRequire(import.meta.url)('tokenizers') as { Tokenizer: { fromFile(file: string): RustTokenizer } };
+      const binding = createRequire(import.meta.url)('tokenizers') as {
+        Tokenizer: { fromFile(file: string): RustTokenizer };
+      };
       this.batchEncoder = binding.Tokenizer.fromFile(path.join(this.dir, 'tokenizer.json'));
     } catch {
       this.batchEncoder = null; // not installed, or no build for this platform: the JS library does the work
@@ -243,7 +251,12 @@ export class HfTokenizer implements TextTokenizer {
 export function checkTokenizerFits(tok: TextTokenizer, embeddingRows: number, modelDir: string): void {
   const maxId = tok instanceof HfTokenizer ? tok.vocabularyFacts.maxId : tok.vocabSize - 1;
   if (maxId < embeddingRows) return;
-  throw new LmfError('tokenizer_too_large', `the tokenizer has token ids up to ${maxId}, but the model has ${embeddingRows} embedding rows (vocab_size in config.json)`, {
-    file: path.join(modelDir, 'tokenizer.json'), hint: 'use the tokenizer that belongs to this model, or resize the embeddings to the tokenizer before training',
-  });
+  throw new LmfError(
+    'tokenizer_too_large',
+    `the tokenizer has token ids up to ${maxId}, but the model has ${embeddingRows} embedding rows (vocab_size in config.json)`,
+    {
+      file: path.join(modelDir, 'tokenizer.json'),
+      hint: 'use the tokenizer that belongs to this model, or resize the embeddings to the tokenizer before training',
+    },
+  );
 }

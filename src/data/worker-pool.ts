@@ -34,32 +34,43 @@ export function workerCount(config: TrainConfig): number {
 }
 
 /** Runs the stage processor over `items` on `n` workers; returns the chunk results in order. */
-export async function processOnWorkers(kind: StageKind, items: AlignedExample[], config: TrainConfig, tokenizerDir: string,
-  n: number): Promise<{ sets: ProcessedSet[]; truncated: number; noTarget: number }> {
+export async function processOnWorkers(
+  kind: StageKind,
+  items: AlignedExample[],
+  config: TrainConfig,
+  tokenizerDir: string,
+  n: number,
+): Promise<{ sets: ProcessedSet[]; truncated: number; noTarget: number }> {
   const chunkSize = Math.max(64, Math.ceil(items.length / (n * 8)));
   const chunks: AlignedExample[][] = [];
   for (let i = 0; i < items.length; i += chunkSize) chunks.push(items.slice(i, i + chunkSize));
   const results: ProcessedSet[] = new Array(chunks.length);
-  let truncated = 0, noTarget = 0;
+  let truncated = 0,
+    noTarget = 0;
   let next = 0;
   const workers = Array.from({ length: Math.min(n, chunks.length) }, () => startWorker({ tokenizerDir, config }));
   try {
-    await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
-      const send = () => {
-        if (next >= chunks.length) return resolve();
-        const id = next++;
-        w.postMessage({ id, kind, items: chunks[id] });
-      };
-      w.on('message', (r: Reply) => {
-        if (r.error) return reject(new LmfError('tokenize_failed', r.error));
-        results[r.id] = r.set!;
-        truncated += r.truncated ?? 0;
-        noTarget += r.noTarget ?? 0;
-        send();
-      });
-      w.on('error', reject);
-      send();
-    })));
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            const send = () => {
+              if (next >= chunks.length) return resolve();
+              const id = next++;
+              w.postMessage({ id, kind, items: chunks[id] });
+            };
+            w.on('message', (r: Reply) => {
+              if (r.error) return reject(new LmfError('tokenize_failed', r.error));
+              results[r.id] = r.set!;
+              truncated += r.truncated ?? 0;
+              noTarget += r.noTarget ?? 0;
+              send();
+            });
+            w.on('error', reject);
+            send();
+          }),
+      ),
+    );
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }

@@ -41,7 +41,11 @@ const splitDir: Record<string, string> = { test: 'test', validation: 'val', val:
 
 function subjectFile(root: string, subject: string, split: string): string | null {
   const dir = splitDir[split];
-  const candidates = [path.join(root, 'data', dir, `${subject}_${dir}.csv`), path.join(root, dir, `${subject}_${dir}.csv`), path.join(root, dir, `${subject}.csv`)];
+  const candidates = [
+    path.join(root, 'data', dir, `${subject}_${dir}.csv`),
+    path.join(root, dir, `${subject}_${dir}.csv`),
+    path.join(root, dir, `${subject}.csv`),
+  ];
   return candidates.find((f) => existsSync(f)) ?? null;
 }
 
@@ -51,42 +55,79 @@ function readQuestions(file: string): Question[] {
   const header = rows[0].map((h) => h.trim().toLowerCase());
   const named = header.includes('question') && header.includes('answer');
   const col = (name: string, position: number) => (named ? header.indexOf(name.toLowerCase()) : position);
-  const at = { question: col('question', 0), A: col('A', 1), B: col('B', 2), C: col('C', 3), D: col('D', 4), answer: col('answer', 5) };
+  const at = {
+    question: col('question', 0),
+    A: col('A', 1),
+    B: col('B', 2),
+    C: col('C', 3),
+    D: col('D', 4),
+    answer: col('answer', 5),
+  };
   return rows.slice(named ? 1 : 0).map((r, i) => {
     const answer = (r[at.answer] ?? '').trim().toUpperCase();
     if (!LETTERS.includes(answer as Letter)) {
-      throw new LmfError('bad_eval_row', `the answer "${r[at.answer] ?? ''}" is not one of A, B, C, D`, { file, row: i + (named ? 2 : 1) });
+      throw new LmfError('bad_eval_row', `the answer "${r[at.answer] ?? ''}" is not one of A, B, C, D`, {
+        file,
+        row: i + (named ? 2 : 1),
+      });
     }
-    return { question: r[at.question], choices: { A: r[at.A], B: r[at.B], C: r[at.C], D: r[at.D] }, answer: answer as Letter };
+    return {
+      question: r[at.question],
+      choices: { A: r[at.A], B: r[at.B], C: r[at.C], D: r[at.D] },
+      answer: answer as Letter,
+    };
   });
 }
 
 /** The subjects of a task with their few-shot examples and questions. */
 export function loadTask(taskDir: string, task: string): Subject[] {
   const m = /^(.+)_(test|validation|val|dev|train)$/.exec(task);
-  if (!m) throw new LmfError('bad_task', `task "${task}" is not <name>_<split>`, { key: 'task', hint: 'for example mmlu_test, cmmlu_test or ceval_validation' });
+  if (!m)
+    throw new LmfError('bad_task', `task "${task}" is not <name>_<split>`, {
+      key: 'task',
+      hint: 'for example mmlu_test, cmmlu_test or ceval_validation',
+    });
   const [, name, split] = m;
   const root = path.join(taskDir, name);
   const mappingFile = path.join(root, 'mapping.json');
   if (!existsSync(mappingFile)) {
-    throw new LmfError('task_missing', `no mapping.json for task "${name}"`, { file: mappingFile, hint: `unpack the benchmark into ${root} (mapping.json and its CSV folders)` });
+    throw new LmfError('task_missing', `no mapping.json for task "${name}"`, {
+      file: mappingFile,
+      hint: `unpack the benchmark into ${root} (mapping.json and its CSV folders)`,
+    });
   }
   let mapping: z.infer<typeof mappingSchema>;
   try {
     mapping = mappingSchema.parse(JSON.parse(readFileSync(mappingFile, 'utf8')));
   } catch (err) {
-    throw new LmfError('bad_task', `mapping.json must map each subject to {"name", "category"} (${(err as Error).message.split('\n')[0]})`, { file: mappingFile });
+    throw new LmfError(
+      'bad_task',
+      `mapping.json must map each subject to {"name", "category"} (${(err as Error).message.split('\n')[0]})`,
+      { file: mappingFile },
+    );
   }
   return Object.entries(mapping).map(([key, info]) => {
     const file = subjectFile(root, key, split);
-    if (!file) throw new LmfError('task_missing', `no ${split} file for subject "${key}"`, { file: path.join(root, splitDir[split]) });
+    if (!file)
+      throw new LmfError('task_missing', `no ${split} file for subject "${key}"`, {
+        file: path.join(root, splitDir[split]),
+      });
     const dev = subjectFile(root, key, 'dev');
-    return { key, name: info.name, category: info.category, questions: readQuestions(file), dev: dev ? readQuestions(dev) : [] };
+    return {
+      key,
+      name: info.name,
+      category: info.category,
+      questions: readQuestions(file),
+      dev: dev ? readQuestions(dev) : [],
+    };
   });
 }
 
 const wording = {
-  en: { system: (s: string) => `The following are multiple choice questions (with answers) about ${s}.\n\n`, answer: '\nAnswer:' },
+  en: {
+    system: (s: string) => `The following are multiple choice questions (with answers) about ${s}.\n\n`,
+    answer: '\nAnswer:',
+  },
   zh: { system: (s: string) => `以下是中国关于${s}考试的单项选择题，请选出其中的正确答案。\n\n`, answer: '\n答案：' },
 };
 
@@ -96,7 +137,10 @@ function questionText(q: Question, lang: 'en' | 'zh'): string {
 
 /** The few-shot conversation for one question: examples as earlier turns, the subject line before the first. */
 export function fewShotMessages(subject: Subject, q: Question, shots: Question[], lang: 'en' | 'zh'): Message[] {
-  const messages: Message[] = shots.flatMap((s) => [{ role: 'user' as const, content: questionText(s, lang) }, { role: 'assistant' as const, content: s.answer }]);
+  const messages: Message[] = shots.flatMap((s) => [
+    { role: 'user' as const, content: questionText(s, lang) },
+    { role: 'assistant' as const, content: s.answer },
+  ]);
   messages.push({ role: 'user', content: questionText(q, lang) });
   messages[0] = { ...messages[0], content: wording[lang].system(subject.name) + messages[0].content };
   return messages;
@@ -141,18 +185,31 @@ export function evaluateChoices(m: InferenceModel, subjects: Subject[], o: Choic
     const predictions: Letter[] = [];
     for (let start = 0; start < prompts.length; start += o.batchSize) {
       const batch = prompts.slice(start, start + o.batchSize);
-      noGrad(() => withScope(() => {
-        const logits = m.model.extend(batch, batch.map(() => m.model.newCache()));
-        const V = logits.shape[1];
-        batch.forEach((_, b) => {
-          let best = 0;
-          for (let k = 1; k < 4; k++) if (logits.data[b * V + letterIds[k]] > logits.data[b * V + letterIds[best]]) best = k;
-          predictions.push(LETTERS[best]);
-        });
-      }));
+      noGrad(() =>
+        withScope(() => {
+          const logits = m.model.extend(
+            batch,
+            batch.map(() => m.model.newCache()),
+          );
+          const V = logits.shape[1];
+          batch.forEach((_, b) => {
+            let best = 0;
+            for (let k = 1; k < 4; k++)
+              if (logits.data[b * V + letterIds[k]] > logits.data[b * V + letterIds[best]]) best = k;
+            predictions.push(LETTERS[best]);
+          });
+        }),
+      );
     }
     const correct = predictions.filter((p, i) => p === subject.questions[i].answer).length;
-    results[subject.key] = { name: subject.name, category: subject.category, correct, total: predictions.length, accuracy: predictions.length ? correct / predictions.length : 0, predictions };
+    results[subject.key] = {
+      name: subject.name,
+      category: subject.category,
+      correct,
+      total: predictions.length,
+      accuracy: predictions.length ? correct / predictions.length : 0,
+      predictions,
+    };
     o.onSubject?.(subject.key, index + 1, subjects.length);
   });
   const scores: Record<string, number> = {};
@@ -163,11 +220,16 @@ export function evaluateChoices(m: InferenceModel, subjects: Subject[], o: Choic
       sums.set(key, [c + r.correct, t + r.total]);
     }
   }
-  for (const [key, [c, t]] of [...sums].sort(([a], [b]) => (a === 'Average' ? 1 : b === 'Average' ? -1 : a.localeCompare(b)))) scores[key] = t ? (100 * c) / t : 0;
+  for (const [key, [c, t]] of [...sums].sort(([a], [b]) =>
+    a === 'Average' ? 1 : b === 'Average' ? -1 : a.localeCompare(b),
+  ))
+    scores[key] = t ? (100 * c) / t : 0;
   return { subjects: results, scores };
 }
 
 /** LLaMA-Factory's score lines: "{category:>15}: {accuracy:.2f}". */
 export function scoreLines(scores: Record<string, number>): string {
-  return Object.entries(scores).map(([k, v]) => `${k.padStart(15)}: ${v.toFixed(2)}`).join('\n');
+  return Object.entries(scores)
+    .map(([k, v]) => `${k.padStart(15)}: ${v.toFixed(2)}`)
+    .join('\n');
 }

@@ -26,7 +26,11 @@ export function splitLastAnswer(e: Encoded): { prompt: number[]; answer: number[
 
 export async function predict(c: TrainConfig, print: (line: string) => void): Promise<Record<string, number>> {
   if (!c.predict_with_generate) {
-    throw new LmfError('bad_value', 'do_predict needs predict_with_generate: true (answers are generated, then scored)', { key: 'predict_with_generate' });
+    throw new LmfError(
+      'bad_value',
+      'do_predict needs predict_with_generate: true (answers are generated, then scored)',
+      { key: 'predict_with_generate' },
+    );
   }
   const m = loadFromConfig(c);
   try {
@@ -41,7 +45,11 @@ export async function predict(c: TrainConfig, print: (line: string) => void): Pr
     const batch = c.per_device_eval_batch_size;
     for (let i = 0; i < items.length; i += batch) {
       const chunk = items.slice(i, i + batch);
-      const done = generate(m.model, m.tokenizer, chunk.map((x, k) => ({ prompt: x.prompt, sampling, maxNewTokens, stopIds, seed: c.seed + i + k })));
+      const done = generate(
+        m.model,
+        m.tokenizer,
+        chunk.map((x, k) => ({ prompt: x.prompt, sampling, maxNewTokens, stopIds, seed: c.seed + i + k })),
+      );
       chunk.forEach((x, k) => {
         const label = m.tokenizer.decode(x.answer, true);
         const prediction = done[k].text;
@@ -53,7 +61,8 @@ export async function predict(c: TrainConfig, print: (line: string) => void): Pr
     }
     const runtime = (performance.now() - start) / 1000;
     const results: Record<string, number> = {};
-    for (const [key, v] of Object.entries(sums)) results[`predict_${key}`] = Math.round((v / Math.max(1, items.length)) * 1e4) / 1e4;
+    for (const [key, v] of Object.entries(sums))
+      results[`predict_${key}`] = Math.round((v / Math.max(1, items.length)) * 1e4) / 1e4;
     results.predict_runtime = Math.round(runtime * 1e4) / 1e4;
     results.predict_samples_per_second = Math.round((items.length / runtime) * 1e3) / 1e3;
     ensureDir(c.output_dir);

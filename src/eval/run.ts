@@ -9,14 +9,26 @@ import { evaluateChoices, loadTask, scoreLines, type ChoiceReport } from './choi
 import { ensureDir } from '../io/dirs.js';
 
 export function runChoiceEval(c: TrainConfig, print: (line: string) => void): ChoiceReport {
-  if (!c.task) throw new LmfError('missing_key', 'eval needs task: <benchmark>_<split>', { key: 'task', hint: 'for example task: mmlu_test' });
+  if (!c.task)
+    throw new LmfError('missing_key', 'eval needs task: <benchmark>_<split>', {
+      key: 'task',
+      hint: 'for example task: mmlu_test',
+    });
   // as LLaMA-Factory: never write over an earlier evaluation
-  if (c.save_dir && existsSync(c.save_dir)) throw new LmfError('output_exists', 'save_dir already exists', { key: 'save_dir', file: c.save_dir, hint: 'choose a new save_dir' });
+  if (c.save_dir && existsSync(c.save_dir))
+    throw new LmfError('output_exists', 'save_dir already exists', {
+      key: 'save_dir',
+      file: c.save_dir,
+      hint: 'choose a new save_dir',
+    });
   const subjects = loadTask(c.task_dir, c.task);
   const m = loadFromConfig(c);
   try {
     const report = evaluateChoices(m, subjects, {
-      nShot: c.n_shot, lang: c.lang, seed: c.seed, batchSize: c.batch_size,
+      nShot: c.n_shot,
+      lang: c.lang,
+      seed: c.seed,
+      batchSize: c.batch_size,
       onSubject: (key, done, total) => print(`eval: ${key} (${done}/${total})`),
     });
     if (c.save_dir) {

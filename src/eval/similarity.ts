@@ -30,25 +30,30 @@ function overlap(a: Map<string, number>, b: Map<string, number>): number {
 
 /** Sentence BLEU-4 over characters with NLTK's smoothing method 3 (zero precisions become 1 / (2^k · denominator)). */
 export function bleu4(prediction: string, reference: string): number {
-  const hyp = Array.from(prediction), ref = Array.from(reference);
+  const hyp = Array.from(prediction),
+    ref = Array.from(reference);
   if (!hyp.length || !ref.length) return 0;
   const precisions: [number, number][] = [1, 2, 3, 4].map((n) => {
     const h = ngrams(hyp, n);
     return [overlap(h, ngrams(ref, n)), Math.max(1, hyp.length - n + 1)];
   });
   if (precisions[0][0] === 0) return 0;
-  let k = 1, logSum = 0;
+  let k = 1,
+    logSum = 0;
   for (const [num, den] of precisions) logSum += 0.25 * Math.log(num === 0 ? 1 / (2 ** k++ * den) : num / den);
   const brevity = hyp.length > ref.length ? 1 : Math.exp(1 - ref.length / hyp.length);
   return 100 * brevity * Math.exp(logSum);
 }
 
 function rougeN(hyp: string[], ref: string[], n: number): number {
-  const h = ngrams(hyp, n), r = ngrams(ref, n);
-  const hc = Math.max(0, hyp.length - n + 1), rc = Math.max(0, ref.length - n + 1);
+  const h = ngrams(hyp, n),
+    r = ngrams(ref, n);
+  const hc = Math.max(0, hyp.length - n + 1),
+    rc = Math.max(0, ref.length - n + 1);
   if (!hc || !rc) return 0;
   const o = overlap(h, r);
-  const p = o / hc, rec = o / rc;
+  const p = o / hc,
+    rec = o / rc;
   return 2 * ((p * rec) / (p + rec + 1e-8));
 }
 
@@ -56,7 +61,8 @@ function lcs(a: string[], b: string[]): number {
   let prev = new Array<number>(b.length + 1).fill(0);
   for (let i = 1; i <= a.length; i++) {
     const row = new Array<number>(b.length + 1).fill(0);
-    for (let j = 1; j <= b.length; j++) row[j] = a[i - 1] === b[j - 1] ? prev[j - 1] + 1 : Math.max(prev[j], row[j - 1]);
+    for (let j = 1; j <= b.length; j++)
+      row[j] = a[i - 1] === b[j - 1] ? prev[j - 1] + 1 : Math.max(prev[j], row[j - 1]);
     prev = row;
   }
   return prev[b.length];
@@ -65,7 +71,8 @@ function lcs(a: string[], b: string[]): number {
 /** ROUGE-L F as the rouge package computes it (beta = precision / recall). */
 function rougeL(hyp: string[], ref: string[]): number {
   const l = lcs(hyp, ref);
-  const r = l / ref.length, p = l / hyp.length;
+  const r = l / ref.length,
+    p = l / hyp.length;
   const beta = p / (r + 1e-12);
   return ((1 + beta ** 2) * r * p) / (r + beta ** 2 * p + 1e-12);
 }
@@ -78,9 +85,15 @@ export interface Similarity {
 }
 
 export function similarity(prediction: string, reference: string): Similarity {
-  const hyp = words(prediction), ref = words(reference);
-  const rouge = hyp.length && ref.length
-    ? { 'rouge-1': 100 * rougeN(hyp, ref, 1), 'rouge-2': 100 * rougeN(hyp, ref, 2), 'rouge-l': 100 * rougeL(hyp, ref) }
-    : { 'rouge-1': 0, 'rouge-2': 0, 'rouge-l': 0 };
+  const hyp = words(prediction),
+    ref = words(reference);
+  const rouge =
+    hyp.length && ref.length
+      ? {
+          'rouge-1': 100 * rougeN(hyp, ref, 1),
+          'rouge-2': 100 * rougeN(hyp, ref, 2),
+          'rouge-l': 100 * rougeL(hyp, ref),
+        }
+      : { 'rouge-1': 0, 'rouge-2': 0, 'rouge-l': 0 };
   return { 'bleu-4': bleu4(prediction, reference), ...rouge };
 }

@@ -16,8 +16,16 @@ import { loadInference } from '../infer/load.js';
 import { saveModelFolder } from '../models/save.js';
 import { writeGguf } from './gguf.js';
 
-const tokenizerFiles = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'vocab.json', 'merges.txt',
-  'added_tokens.json', 'chat_template.jinja'];
+const tokenizerFiles = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
+  'added_tokens.json',
+  'chat_template.jinja',
+];
 
 const fileDtype = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' } as const;
 
@@ -33,14 +41,23 @@ export interface ExportResult {
 }
 
 export function exportModel(c: TrainConfig, print: (line: string) => void = () => {}): ExportResult {
-  if (!c.export_dir) throw new LmfError('missing_key', 'export needs export_dir: the folder to write the merged model to', { key: 'export_dir' });
+  if (!c.export_dir)
+    throw new LmfError('missing_key', 'export needs export_dir: the folder to write the merged model to', {
+      key: 'export_dir',
+    });
   const target = path.resolve(c.export_dir);
   refuseOverlap({ key: 'export_dir', path: c.export_dir }, [
     { key: 'model_name_or_path', path: c.model_name_or_path },
     ...(c.adapter_name_or_path ?? []).map((a) => ({ key: 'adapter_name_or_path', path: a })),
   ]);
   refuseForeignContents(target);
-  const m = loadInference({ model: c.model_name_or_path, adapters: c.adapter_name_or_path, template: c.template, dtype: 'f32', mergeAll: true });
+  const m = loadInference({
+    model: c.model_name_or_path,
+    adapters: c.adapter_name_or_path,
+    template: c.template,
+    dtype: 'f32',
+    mergeAll: true,
+  });
   ensureDir(path.dirname(target), 'export_dir');
   removeStaleTemps(path.dirname(target));
   const tmp = `${target}.tmp-${process.pid}`;
@@ -48,17 +65,29 @@ export function exportModel(c: TrainConfig, print: (line: string) => void = () =
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
     const dtype = exportDtype(c, m.model.config.raw.torch_dtype);
-    print(`merging ${c.adapter_name_or_path?.length ?? 0} adapter(s) into ${c.model_name_or_path}; writing ${dtype} shards of at most ${c.export_size} GB`);
+    print(
+      `merging ${c.adapter_name_or_path?.length ?? 0} adapter(s) into ${c.model_name_or_path}; writing ${dtype} shards of at most ${c.export_size} GB`,
+    );
     saveModelFolder(m.model, tmp, { dtype, shardBytes: c.export_size * 1e9 });
-    for (const f of tokenizerFiles) if (existsSync(path.join(c.model_name_or_path, f))) copyFileSync(path.join(c.model_name_or_path, f), path.join(tmp, f));
+    for (const f of tokenizerFiles)
+      if (existsSync(path.join(c.model_name_or_path, f)))
+        copyFileSync(path.join(c.model_name_or_path, f), path.join(tmp, f));
     const generation = path.join(c.model_name_or_path, 'generation_config.json');
     if (existsSync(generation)) copyFileSync(generation, path.join(tmp, 'generation_config.json'));
     else {
       const cfg = m.model.config;
-      writeTextAtomic(path.join(tmp, 'generation_config.json'), `${JSON.stringify({
-        bos_token_id: cfg.bosTokenId ?? undefined, eos_token_id: cfg.eosTokenIds.length === 1 ? cfg.eosTokenIds[0] : cfg.eosTokenIds,
-        pad_token_id: cfg.padTokenId ?? undefined,
-      }, null, 2)}\n`);
+      writeTextAtomic(
+        path.join(tmp, 'generation_config.json'),
+        `${JSON.stringify(
+          {
+            bos_token_id: cfg.bosTokenId ?? undefined,
+            eos_token_id: cfg.eosTokenIds.length === 1 ? cfg.eosTokenIds[0] : cfg.eosTokenIds,
+            pad_token_id: cfg.padTokenId ?? undefined,
+          },
+          null,
+          2,
+        )}\n`,
+      );
     }
     if (c.export_gguf) {
       print(`writing model.gguf (${c.export_gguf})`);
@@ -83,7 +112,13 @@ function refuseForeignContents(target: string): void {
   if (!existsSync(target)) return;
   const entries = readdirSync(target);
   if (!entries.length || readManifest(target)?.command === 'export') return;
-  throw new LmfError('export_dir_not_empty', `export_dir holds files that are not an LMFactory export (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''})`, {
-    file: target, key: 'export_dir', hint: 'choose a new or empty folder; an earlier `lmf export` there (with its run.json) is replaced',
-  });
+  throw new LmfError(
+    'export_dir_not_empty',
+    `export_dir holds files that are not an LMFactory export (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''})`,
+    {
+      file: target,
+      key: 'export_dir',
+      hint: 'choose a new or empty folder; an earlier `lmf export` there (with its run.json) is replaced',
+    },
+  );
 }

@@ -24,12 +24,23 @@ const ALIGN = 32;
 type Entry = { type: GGUFValueType; value: unknown; subType?: GGUFValueType };
 
 function hfToGgufName(name: string): string {
-  const fixed: Record<string, string> = { 'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' };
+  const fixed: Record<string, string> = {
+    'model.embed_tokens.weight': 'token_embd.weight',
+    'model.norm.weight': 'output_norm.weight',
+    'lm_head.weight': 'output.weight',
+  };
   if (fixed[name]) return fixed[name];
   const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
   const parts: Record<string, string> = {
-    input_layernorm: 'attn_norm', post_attention_layernorm: 'ffn_norm', 'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k',
-    'self_attn.v_proj': 'attn_v', 'self_attn.o_proj': 'attn_output', 'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+    input_layernorm: 'attn_norm',
+    post_attention_layernorm: 'ffn_norm',
+    'self_attn.q_proj': 'attn_q',
+    'self_attn.k_proj': 'attn_k',
+    'self_attn.v_proj': 'attn_v',
+    'self_attn.o_proj': 'attn_output',
+    'mlp.gate_proj': 'ffn_gate',
+    'mlp.up_proj': 'ffn_up',
+    'mlp.down_proj': 'ffn_down',
   };
   if (!m || !parts[m[2]]) throw new LmfError('export_unsupported', `no GGUF name for tensor ${name}`);
   return `blk.${m[1]}.${parts[m[2]]}.${m[3]}`;
@@ -37,12 +48,14 @@ function hfToGgufName(name: string): string {
 
 /** llama.cpp's llama architecture rotates interleaved pairs: reorder each head's rows [first half, second half] → pairs. */
 function interleaveHeads(data: Float32Array, rows: number, cols: number, heads: number): Float32Array {
-  const D = rows / heads, half = D / 2;
+  const D = rows / heads,
+    half = D / 2;
   const out = new Float32Array(data.length);
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < half; i++) {
       for (let j = 0; j < 2; j++) {
-        const from = (h * D + j * half + i) * cols, to = (h * D + 2 * i + j) * cols;
+        const from = (h * D + j * half + i) * cols,
+          to = (h * D + 2 * i + j) * cols;
         out.set(data.subarray(from, from + cols), to);
       }
     }
@@ -74,7 +87,13 @@ function encode(values: Float32Array, type: number): Uint8Array {
 }
 
 interface TokenizerJson {
-  model: { type: string; vocab: Record<string, number>; merges?: (string | [string, string])[]; byte_fallback?: boolean; unk_token?: string };
+  model: {
+    type: string;
+    vocab: Record<string, number>;
+    merges?: (string | [string, string])[];
+    byte_fallback?: boolean;
+    unk_token?: string;
+  };
   added_tokens?: { id: number; content: string; special: boolean }[];
 }
 
@@ -87,7 +106,8 @@ function tokenizerMetadata(dir: string, model: CausalLM): Record<string, Entry> 
   } catch (err) {
     throw new LmfError('bad_tokenizer', `cannot read tokenizer.json (${(err as Error).message})`, { file });
   }
-  if (tj.model.type !== 'BPE') throw new LmfError('export_unsupported', `GGUF export supports BPE tokenizers, not ${tj.model.type}`, { file });
+  if (tj.model.type !== 'BPE')
+    throw new LmfError('export_unsupported', `GGUF export supports BPE tokenizers, not ${tj.model.type}`, { file });
   const size = model.config.vocabSize;
   const tokens = new Array<string>(size);
   const types = new Array<number>(size).fill(1);
@@ -104,7 +124,10 @@ function tokenizerMetadata(dir: string, model: CausalLM): Record<string, Entry> 
     }
   }
   const sentencePiece = tj.model.byte_fallback === true;
-  const config = JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: string; add_bos_token?: boolean };
+  const config = JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')) as {
+    chat_template?: string;
+    add_bos_token?: boolean;
+  };
   const meta: Record<string, Entry> = {
     'tokenizer.ggml.model': { type: GGUFValueType.STRING, value: sentencePiece ? 'llama' : 'gpt2' },
     'tokenizer.ggml.tokens': { type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING, value: tokens },
@@ -113,21 +136,37 @@ function tokenizerMetadata(dir: string, model: CausalLM): Record<string, Entry> 
   };
   if (sentencePiece) {
     // SentencePiece BPE merges by piece score; converted vocabularies are in score order, so -id ranks them
-    tokens.forEach((t, i) => { if (/^<0x[0-9A-F]{2}>$/.test(t)) types[i] = 6; });
+    tokens.forEach((t, i) => {
+      if (/^<0x[0-9A-F]{2}>$/.test(t)) types[i] = 6;
+    });
     if (tj.model.unk_token && tj.model.vocab[tj.model.unk_token] !== undefined) {
       types[tj.model.vocab[tj.model.unk_token]] = 2;
-      meta['tokenizer.ggml.unknown_token_id'] = { type: GGUFValueType.UINT32, value: tj.model.vocab[tj.model.unk_token] };
+      meta['tokenizer.ggml.unknown_token_id'] = {
+        type: GGUFValueType.UINT32,
+        value: tj.model.vocab[tj.model.unk_token],
+      };
     }
-    meta['tokenizer.ggml.scores'] = { type: GGUFValueType.ARRAY, subType: GGUFValueType.FLOAT32, value: tokens.map((_, i) => -i) };
+    meta['tokenizer.ggml.scores'] = {
+      type: GGUFValueType.ARRAY,
+      subType: GGUFValueType.FLOAT32,
+      value: tokens.map((_, i) => -i),
+    };
   } else {
     meta['tokenizer.ggml.pre'] = { type: GGUFValueType.STRING, value: 'default' };
-    meta['tokenizer.ggml.merges'] = { type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING, value: (tj.model.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m)) };
+    meta['tokenizer.ggml.merges'] = {
+      type: GGUFValueType.ARRAY,
+      subType: GGUFValueType.STRING,
+      value: (tj.model.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m)),
+    };
   }
   const c = model.config;
   if (c.bosTokenId !== null) meta['tokenizer.ggml.bos_token_id'] = { type: GGUFValueType.UINT32, value: c.bosTokenId };
-  if (c.eosTokenIds.length) meta['tokenizer.ggml.eos_token_id'] = { type: GGUFValueType.UINT32, value: c.eosTokenIds[0] };
-  if (c.padTokenId !== null) meta['tokenizer.ggml.padding_token_id'] = { type: GGUFValueType.UINT32, value: c.padTokenId };
-  if (config.chat_template) meta['tokenizer.chat_template'] = { type: GGUFValueType.STRING, value: config.chat_template };
+  if (c.eosTokenIds.length)
+    meta['tokenizer.ggml.eos_token_id'] = { type: GGUFValueType.UINT32, value: c.eosTokenIds[0] };
+  if (c.padTokenId !== null)
+    meta['tokenizer.ggml.padding_token_id'] = { type: GGUFValueType.UINT32, value: c.padTokenId };
+  if (config.chat_template)
+    meta['tokenizer.chat_template'] = { type: GGUFValueType.STRING, value: config.chat_template };
   return meta;
 }
 
@@ -144,12 +183,21 @@ const pad = (n: number) => (ALIGN - (n % ALIGN)) % ALIGN;
 /** Writes `file` from the model (f32 weights) and the tokenizer files in `tokenizerDir`. */
 export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, type: GgufType, name: string): void {
   const c = model.config;
-  if (c.ropeScaling || c.slidingWindow !== null) throw new LmfError('export_unsupported', 'GGUF export does not write rope scaling or sliding-window settings yet');
+  if (c.ropeScaling || c.slidingWindow !== null)
+    throw new LmfError('export_unsupported', 'GGUF export does not write rope scaling or sliding-window settings yet');
   const arch = c.modelType === 'qwen2' ? 'qwen2' : 'llama';
   const params = model.namedParameters().filter(([n]) => !(n === 'lm_head.weight' && c.tieWordEmbeddings));
   const tensors = params.map(([hfName, t]) => {
     const matrix = t.shape.length === 2;
-    const ggmlType = !matrix ? GGML.F32 : type === 'f16' ? GGML.F16 : type === 'bf16' ? GGML.BF16 : t.shape[1] % 32 === 0 ? GGML.Q8_0 : GGML.F16;
+    const ggmlType = !matrix
+      ? GGML.F32
+      : type === 'f16'
+        ? GGML.F16
+        : type === 'bf16'
+          ? GGML.BF16
+          : t.shape[1] % 32 === 0
+            ? GGML.Q8_0
+            : GGML.F16;
     return { hfName, name: hfToGgufName(hfName), tensor: t, ggmlType };
   });
   const meta: Record<string, Entry> = {
@@ -171,14 +219,23 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
     [`${arch}.vocab_size`]: { type: GGUFValueType.UINT32, value: c.vocabSize },
     ...tokenizerMetadata(tokenizerDir, model),
   };
-  const header = serializeGgufMetadata({
-    version: { type: GGUFValueType.UINT32, value: 3 },
-    tensor_count: { type: GGUFValueType.UINT64, value: BigInt(tensors.length) },
-    kv_count: { type: GGUFValueType.UINT64, value: BigInt(Object.keys(meta).length) },
-    ...meta,
-  } as GGUFTypedMetadata, { alignment: 1 });
+  const header = serializeGgufMetadata(
+    {
+      version: { type: GGUFValueType.UINT32, value: 3 },
+      tensor_count: { type: GGUFValueType.UINT64, value: BigInt(tensors.length) },
+      kv_count: { type: GGUFValueType.UINT64, value: BigInt(Object.keys(meta).length) },
+      ...meta,
+    } as GGUFTypedMetadata,
+    { alignment: 1 },
+  );
 
-  const sizes = tensors.map((t) => (t.ggmlType === GGML.F32 ? 4 * t.tensor.size : t.ggmlType === GGML.Q8_0 ? (t.tensor.size / 32) * 34 : 2 * t.tensor.size));
+  const sizes = tensors.map((t) =>
+    t.ggmlType === GGML.F32
+      ? 4 * t.tensor.size
+      : t.ggmlType === GGML.Q8_0
+        ? (t.tensor.size / 32) * 34
+        : 2 * t.tensor.size,
+  );
   const infos: Uint8Array[] = [];
   let offset = 0;
   tensors.forEach((t, i) => {
@@ -195,7 +252,10 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   writeFileAtomic(file, (fd) => {
     writeAll(fd, header);
     let written = header.length;
-    for (const b of infos) { writeAll(fd, b); written += b.length; }
+    for (const b of infos) {
+      writeAll(fd, b);
+      written += b.length;
+    }
     writeAll(fd, new Uint8Array(pad(written)));
     tensors.forEach((t, i) => {
       withScope(() => writeAll(fd, encode(values(t.hfName, t.tensor, arch, c.numHeads, c.numKvHeads), t.ggmlType)));
@@ -207,7 +267,9 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
 function values(hfName: string, t: Tensor, arch: string, heads: number, kvHeads: number): Float32Array {
   const data = (t.dtype === 'f32' ? t : t.toF32()).data as Float32Array;
   if (arch !== 'llama') return data;
-  if (/self_attn\.q_proj\.(weight|bias)$/.test(hfName)) return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, heads);
-  if (/self_attn\.k_proj\.(weight|bias)$/.test(hfName)) return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, kvHeads);
+  if (/self_attn\.q_proj\.(weight|bias)$/.test(hfName))
+    return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, heads);
+  if (/self_attn\.k_proj\.(weight|bias)$/.test(hfName))
+    return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, kvHeads);
   return data;
 }

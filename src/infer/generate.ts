@@ -53,8 +53,13 @@ class Sequence {
   private readonly holdBack: number;
 
   /** `reuse`: a finished sequence's cache whose first `keep` tokens are this prompt's first tokens */
-  constructor(readonly request: GenerationRequest, model: CausalLM, private readonly tok: TextTokenizer,
-    readonly onText?: (delta: string) => void, reuse?: { cache: KvCache; keep: number }) {
+  constructor(
+    readonly request: GenerationRequest,
+    model: CausalLM,
+    private readonly tok: TextTokenizer,
+    readonly onText?: (delta: string) => void,
+    reuse?: { cache: KvCache; keep: number },
+  ) {
     if (!request.prompt.length) throw new Error('generation needs a prompt of at least one token');
     // at least the prompt's last token is fed: its logits choose the first answer token
     const keep = reuse ? Math.min(reuse.keep, request.prompt.length - 1) : 0;
@@ -66,7 +71,10 @@ class Sequence {
     this.rng = new Rng(request.seed ?? 0);
     this.stops = new Set(request.stopIds);
     this.stopStrings = (request.stopStrings ?? []).filter((s) => s.length > 0);
-    this.holdBack = maxOf(this.stopStrings.map((s) => s.length - 1), 0);
+    this.holdBack = maxOf(
+      this.stopStrings.map((s) => s.length - 1),
+      0,
+    );
     if (request.maxNewTokens <= 0) this.finish = 'length';
   }
 
@@ -125,7 +133,12 @@ class Sequence {
   }
 
   completion(): Completion {
-    return { text: this.text, ids: this.out, promptTokens: this.request.prompt.length, finishReason: this.finish ?? 'length' };
+    return {
+      text: this.text,
+      ids: this.out,
+      promptTokens: this.request.prompt.length,
+      finishReason: this.finish ?? 'length',
+    };
   }
 }
 
@@ -133,16 +146,26 @@ class Sequence {
 function step(model: CausalLM, seqs: Sequence[]): void {
   const live = seqs.filter((s) => !s.finish);
   if (!live.length) return;
-  noGrad(() => withScope(() => {
-    const logits = model.extend(live.map((s) => s.pending), live.map((s) => s.cache));
-    for (const s of live) pushAll(s.fed, s.pending);
-    const V = logits.shape[1];
-    live.forEach((s, i) => s.accept(logits.data.subarray(i * V, (i + 1) * V), model.config.maxPositions));
-  }));
+  noGrad(() =>
+    withScope(() => {
+      const logits = model.extend(
+        live.map((s) => s.pending),
+        live.map((s) => s.cache),
+      );
+      for (const s of live) pushAll(s.fed, s.pending);
+      const V = logits.shape[1];
+      live.forEach((s, i) => s.accept(logits.data.subarray(i * V, (i + 1) * V), model.config.maxPositions));
+    }),
+  );
 }
 
 /** Answers to a batch of prompts, each to its end. */
-export function generate(model: CausalLM, tok: TextTokenizer, requests: GenerationRequest[], onText?: (index: number, delta: string) => void): Completion[] {
+export function generate(
+  model: CausalLM,
+  tok: TextTokenizer,
+  requests: GenerationRequest[],
+  onText?: (index: number, delta: string) => void,
+): Completion[] {
   const seqs = requests.map((r, i) => new Sequence(r, model, tok, onText ? (d) => onText(i, d) : undefined));
   while (seqs.some((s) => !s.finish)) step(model, seqs);
   return seqs.map((s) => s.completion());
@@ -191,7 +214,11 @@ export class GenerationEngine {
   /** prompt tokens served from kept caches instead of being computed again */
   reusedTokens = 0;
 
-  constructor(private readonly model: CausalLM, private readonly tok: TextTokenizer, private readonly o: EngineOptions) {}
+  constructor(
+    private readonly model: CausalLM,
+    private readonly tok: TextTokenizer,
+    private readonly o: EngineOptions,
+  ) {}
 
   get load(): { active: number; queued: number } {
     return { active: this.active.length, queued: this.queue.length };
@@ -211,7 +238,8 @@ export class GenerationEngine {
 
   /** The kept cache sharing the longest prefix with `prompt` (at least 16 tokens), taken out of the list. */
   private takeCache(prompt: number[]): { cache: KvCache; keep: number } | undefined {
-    let best = -1, keep = 15;
+    let best = -1,
+      keep = 15;
     this.kept.forEach((k, i) => {
       const n = commonPrefix(k.fed, prompt);
       if (n > keep) [best, keep] = [i, n];
@@ -233,7 +261,10 @@ export class GenerationEngine {
         while (this.active.length < this.o.maxActive && this.queue.length) this.active.push(this.queue.shift()!);
         for (const job of [...this.active, ...this.queue]) if (job.signal?.aborted) job.seq.cancel();
         try {
-          step(this.model, this.active.map((j) => j.seq));
+          step(
+            this.model,
+            this.active.map((j) => j.seq),
+          );
         } catch (err) {
           for (const job of this.active.splice(0)) job.reject(err);
         }

@@ -11,7 +11,14 @@ import { checkTokenizerFits, HfTokenizer } from '../data/tokenizer.js';
 import type { Message } from '../data/messages.js';
 import { loadModel, type CausalLM } from '../models/registry.js';
 import type { GenerationRequest } from './generate.js';
-import { fromKeys, mergeSettings, readGenerationConfig, stopIdsOf, type GenerationConfigFile, type GenerationSettings } from './settings.js';
+import {
+  fromKeys,
+  mergeSettings,
+  readGenerationConfig,
+  stopIdsOf,
+  type GenerationConfigFile,
+  type GenerationSettings,
+} from './settings.js';
 import type { TrainConfig } from '../config/schema.js';
 import { readModelConfig } from '../models/config.js';
 
@@ -50,15 +57,23 @@ export function chatRequest(m: InferenceModel, messages: Message[], o: ChatOptio
   const { maxNewTokens, ...sampling } = o.settings;
   return {
     prompt: m.template.encodePrompt(m.tokenizer, messages, { system: o.system, tools: o.tools }),
-    sampling, maxNewTokens, stopIds: stopIdsOf(m, m.generationConfig), stopStrings: o.stop, seed: o.seed,
+    sampling,
+    maxNewTokens,
+    stopIds: stopIdsOf(m, m.generationConfig),
+    stopStrings: o.stop,
+    seed: o.seed,
   };
 }
 
 /** The model a config names (model_name_or_path, adapter_name_or_path, template, infer_dtype). */
 export function loadFromConfig(c: TrainConfig): InferenceModel {
   const torchDtype = readModelConfig(c.model_name_or_path).raw.torch_dtype;
-  return loadInference({ model: c.model_name_or_path, adapters: c.adapter_name_or_path, template: c.template,
-    dtype: inferDtype(c.infer_dtype, typeof torchDtype === 'string' ? torchDtype : undefined) });
+  return loadInference({
+    model: c.model_name_or_path,
+    adapters: c.adapter_name_or_path,
+    template: c.template,
+    dtype: inferDtype(c.infer_dtype, typeof torchDtype === 'string' ? torchDtype : undefined),
+  });
 }
 
 /** Generation settings of a config over the model's generation_config.json. */
@@ -87,7 +102,11 @@ export function loadInference(spec: InferenceSpec): InferenceModel {
   }
   let template: AnyTemplate | null = null;
   return {
-    model, tokenizer, dtype, generationConfig: readGenerationConfig(spec.model), dispose: () => model.dispose(),
+    model,
+    tokenizer,
+    dtype,
+    generationConfig: readGenerationConfig(spec.model),
+    dispose: () => model.dispose(),
     get template() {
       template ??= resolveTemplate(spec.template, tokenizer);
       return template;
@@ -101,8 +120,16 @@ export function loadInference(spec: InferenceSpec): InferenceModel {
  */
 export function inferDtype(value: string | undefined, checkpointDtype: string | undefined): 'f32' | 'bf16' {
   switch (value ?? 'auto') {
-    case 'bfloat16': case 'bf16': return 'bf16';
-    case 'float32': case 'f32': case 'float16': case 'fp16': case 'f16': return 'f32';
-    default: return checkpointDtype === 'bfloat16' ? 'bf16' : 'f32';
+    case 'bfloat16':
+    case 'bf16':
+      return 'bf16';
+    case 'float32':
+    case 'f32':
+    case 'float16':
+    case 'fp16':
+    case 'f16':
+      return 'f32';
+    default:
+      return checkpointDtype === 'bfloat16' ? 'bf16' : 'f32';
   }
 }

@@ -37,7 +37,8 @@ export async function checkPromptLength(tok: HfTokenizer, texts: string[], limit
   const chars = texts.reduce((a, t) => a + t.length, 0);
   const fewest = Math.ceil(chars / tok.vocabularyFacts.maxTokenChars);
   if (fewest > limit) return { ok: false, atLeast: fewest };
-  let counted = 0, cuts = 0;
+  let counted = 0,
+    cuts = 0;
   for (const text of texts) {
     for (const piece of slices(text)) {
       counted += tok.encode(piece).length;

@@ -36,7 +36,10 @@ export function chooseToken(logits: Float32Array, context: ReadonlySet<number>, 
     let mass = 0;
     for (let i = 0; i < kept.length; i++) {
       mass += weights[i] / total;
-      if (mass >= p.topP) { n = i + 1; break; }
+      if (mass >= p.topP) {
+        n = i + 1;
+        break;
+      }
     }
   }
   const prefixMass = weights.slice(0, n).reduce((a, w) => a + w, 0);

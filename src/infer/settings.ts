@@ -14,7 +14,14 @@ export interface GenerationSettings extends SamplingParams {
 }
 
 /** LLaMA-Factory's generating arguments' defaults. */
-const builtIn: GenerationSettings = { doSample: true, temperature: 0.95, topP: 0.7, topK: 50, repetitionPenalty: 1, maxNewTokens: 1024 };
+const builtIn: GenerationSettings = {
+  doSample: true,
+  temperature: 0.95,
+  topP: 0.7,
+  topK: 50,
+  repetitionPenalty: 1,
+  maxNewTokens: 1024,
+};
 
 const generationConfigSchema = z.looseObject({
   do_sample: z.boolean().optional(),
@@ -39,7 +46,11 @@ export function readGenerationConfig(dir: string): GenerationConfigFile {
   try {
     parsed = generationConfigSchema.safeParse(JSON.parse(readFileSync(file, 'utf8')));
   } catch (err) {
-    throw new LmfError('bad_generation_config', `generation_config.json is not valid JSON (${(err as Error).message})`, { file });
+    throw new LmfError(
+      'bad_generation_config',
+      `generation_config.json is not valid JSON (${(err as Error).message})`,
+      { file },
+    );
   }
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -21,7 +21,10 @@ export function writeFileAtomic(file: string, write: (fd: number) => void): void
     rmSync(tmp, { force: true });
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOSPC') {
-      throw new LmfError('disk_full', 'the disk is full; nothing was written', { file, hint: 'free some space and run again' });
+      throw new LmfError('disk_full', 'the disk is full; nothing was written', {
+        file,
+        hint: 'free some space and run again',
+      });
     }
     throw err;
   }

@@ -12,7 +12,10 @@ export interface FileDigest {
 /** Every file at p (p itself, or the files under a folder, in name order); nothing when p does not exist. */
 export function fileDigests(p: string): FileDigest[] {
   if (!existsSync(p)) return [];
-  if (statSync(p).isDirectory()) return readdirSync(p).sort().flatMap((f) => fileDigests(path.join(p, f)));
+  if (statSync(p).isDirectory())
+    return readdirSync(p)
+      .sort()
+      .flatMap((f) => fileDigests(path.join(p, f)));
   const bytes = readFileSync(p);
   return [{ file: p, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }];
 }

@@ -21,7 +21,11 @@ export function ensureDir(dir: string, key?: string): string {
     at = parent;
   }
   if (existsSync(at) && !statSync(at).isDirectory()) {
-    throw new LmfError('not_a_directory', `${at} is a file, so ${target} cannot be made`, { file: target, key, hint: 'choose another folder' });
+    throw new LmfError('not_a_directory', `${at} is a file, so ${target} cannot be made`, {
+      file: target,
+      key,
+      hint: 'choose another folder',
+    });
   }
   for (const d of missing.reverse()) {
     try {
@@ -30,7 +34,11 @@ export function ensureDir(dir: string, key?: string): string {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EEXIST' && statSync(d).isDirectory()) continue;
       if (e.code === 'ENOENT') {
-        throw new LmfError('cannot_create', `the folder ${d} cannot be created here (the file system refuses new folders)`, { file: target, key, hint: 'choose a folder on a normal writable disk' });
+        throw new LmfError(
+          'cannot_create',
+          `the folder ${d} cannot be created here (the file system refuses new folders)`,
+          { file: target, key, hint: 'choose a folder on a normal writable disk' },
+        );
       }
       throw fromSystemError(e, key) ?? e;
     }
@@ -41,11 +49,15 @@ export function ensureDir(dir: string, key?: string): string {
 /** Refuses a missing folder, or a file, where a model (or tokenizer) folder is expected. */
 export function requireModelFolder(dir: string): void {
   if (!existsSync(dir)) {
-    throw new LmfError('model_missing', 'the model folder does not exist', { file: dir, hint: 'model_name_or_path must name a folder with config.json, the tokenizer and *.safetensors' });
+    throw new LmfError('model_missing', 'the model folder does not exist', {
+      file: dir,
+      hint: 'model_name_or_path must name a folder with config.json, the tokenizer and *.safetensors',
+    });
   }
   if (!statSync(dir).isDirectory()) {
     throw new LmfError('model_is_file', 'model_name_or_path is a file, not a model folder', {
-      file: dir, hint: 'name the folder that holds config.json, the tokenizer and the *.safetensors files',
+      file: dir,
+      hint: 'name the folder that holds config.json, the tokenizer and the *.safetensors files',
     });
   }
 }
@@ -86,9 +98,15 @@ export function refuseOverlap(output: NamedPath, inputs: (NamedPath | null | und
     const inp = realPath(input.path);
     if (!contains(out, inp) && !contains(inp, out)) continue;
     const how = out === inp ? 'is' : contains(out, inp) ? 'contains' : 'lies inside';
-    throw new LmfError('output_overlaps_input', `${output.key} ${output.path} ${how} ${input.key} ${input.path}; writing there could destroy it`, {
-      key: output.key, file: output.path, hint: `choose an ${output.key} apart from every model and adapter folder the run reads`,
-    });
+    throw new LmfError(
+      'output_overlaps_input',
+      `${output.key} ${output.path} ${how} ${input.key} ${input.path}; writing there could destroy it`,
+      {
+        key: output.key,
+        file: output.path,
+        hint: `choose an ${output.key} apart from every model and adapter folder the run reads`,
+      },
+    );
   }
 }
 

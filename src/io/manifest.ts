@@ -28,14 +28,28 @@ let commit: string | null | undefined;
 function lmfCommit(): string | null {
   if (commit === undefined) {
     const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-    const r = existsSync(path.join(root, '.git')) ? spawnSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8' }) : null;
+    const r = existsSync(path.join(root, '.git'))
+      ? spawnSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8' })
+      : null;
     commit = r?.status === 0 ? r.stdout.trim() : null;
   }
   return commit;
 }
 
-export function writeManifest(dir: string, command: string, config: object, details: Record<string, unknown> = {}): void {
-  const m: RunManifest = { command, lmfactory: lmfVersion, commit: lmfCommit(), created: new Date().toISOString(), config: { ...config }, ...details };
+export function writeManifest(
+  dir: string,
+  command: string,
+  config: object,
+  details: Record<string, unknown> = {},
+): void {
+  const m: RunManifest = {
+    command,
+    lmfactory: lmfVersion,
+    commit: lmfCommit(),
+    created: new Date().toISOString(),
+    config: { ...config },
+    ...details,
+  };
   writeTextAtomic(path.join(dir, MANIFEST), `${JSON.stringify(m, null, 2)}\n`);
 }
 

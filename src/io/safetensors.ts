@@ -12,7 +12,18 @@ import { writeAll, writeFileAtomic } from './atomic.js';
 
 export type FileDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'F64' | 'I8' | 'U8' | 'I16' | 'BOOL';
 
-const fileBytes: Record<FileDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const fileBytes: Record<FileDType, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
 
 export interface TensorEntry {
   dtype: FileDType;
@@ -26,7 +37,9 @@ const MAX_HEADER = 100 * 1024 * 1024;
 
 function corrupt(file: string, message: string, tensor?: string): LmfError {
   return new LmfError('bad_safetensors', message, {
-    file, tensor, hint: 'the file is truncated or not a safetensors file; copy or download it again',
+    file,
+    tensor,
+    hint: 'the file is truncated or not a safetensors file; copy or download it again',
   });
 }
 
@@ -128,7 +141,9 @@ export class SafetensorsFile {
     if (bad) {
       t.dispose();
       throw new LmfError('non_finite_weights', `${bad} of ${t.size} values are NaN or infinite`, {
-        file: this.file, tensor: name, hint: 'the checkpoint is damaged or was saved after training diverged: use an earlier one',
+        file: this.file,
+        tensor: name,
+        hint: 'the checkpoint is damaged or was saved after training diverged: use an earlier one',
       });
     }
     return t;
@@ -136,11 +151,16 @@ export class SafetensorsFile {
 
   private readAs(name: string, dtype: 'f32' | 'bf16'): Tensor<'f32' | 'bf16'> {
     const entry = this.entries.get(name);
-    if (!entry) throw new LmfError('missing_tensor', 'the tensor is not in this file', { file: this.file, tensor: name });
+    if (!entry)
+      throw new LmfError('missing_tensor', 'the tensor is not in this file', { file: this.file, tensor: name });
     const shape: Shape = entry.shape;
-    const stored: DType | 'f16' | null = entry.dtype === 'F32' ? 'f32' : entry.dtype === 'BF16' ? 'bf16' : entry.dtype === 'F16' ? 'f16' : null;
+    const stored: DType | 'f16' | null =
+      entry.dtype === 'F32' ? 'f32' : entry.dtype === 'BF16' ? 'bf16' : entry.dtype === 'F16' ? 'f16' : null;
     if (stored === null) {
-      throw new LmfError('bad_dtype', `weights of type ${entry.dtype} cannot be loaded (F32, F16 or BF16 expected)`, { file: this.file, tensor: name });
+      throw new LmfError('bad_dtype', `weights of type ${entry.dtype} cannot be loaded (F32, F16 or BF16 expected)`, {
+        file: this.file,
+        tensor: name,
+      });
     }
     if (stored === dtype) {
       const t = Tensor.empty(shape, dtype);
@@ -172,7 +192,8 @@ export class SafetensorsFile {
   /** Reads a tensor of any numeric dtype as plain numbers (small tensors: labels, ids, golden values). */
   readNumbers(name: string): Float64Array {
     const entry = this.entries.get(name);
-    if (!entry) throw new LmfError('missing_tensor', 'the tensor is not in this file', { file: this.file, tensor: name });
+    if (!entry)
+      throw new LmfError('missing_tensor', 'the tensor is not in this file', { file: this.file, tensor: name });
     const raw = new Uint8Array(entry.bytes);
     this.readBytes(entry, raw, name);
     const dv = new DataView(raw.buffer);
@@ -180,15 +201,36 @@ export class SafetensorsFile {
     const out = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       switch (entry.dtype) {
-        case 'F64': out[i] = dv.getFloat64(i * 8, true); break;
-        case 'F32': out[i] = dv.getFloat32(i * 4, true); break;
-        case 'F16': out[i] = f16BitsToF32(dv.getUint16(i * 2, true)); break;
-        case 'BF16': { const u = new Uint32Array([dv.getUint16(i * 2, true) << 16]); out[i] = new Float32Array(u.buffer)[0]; break; }
-        case 'I64': out[i] = Number(dv.getBigInt64(i * 8, true)); break;
-        case 'I32': out[i] = dv.getInt32(i * 4, true); break;
-        case 'I16': out[i] = dv.getInt16(i * 2, true); break;
-        case 'I8': out[i] = dv.getInt8(i); break;
-        case 'U8': case 'BOOL': out[i] = dv.getUint8(i); break;
+        case 'F64':
+          out[i] = dv.getFloat64(i * 8, true);
+          break;
+        case 'F32':
+          out[i] = dv.getFloat32(i * 4, true);
+          break;
+        case 'F16':
+          out[i] = f16BitsToF32(dv.getUint16(i * 2, true));
+          break;
+        case 'BF16': {
+          const u = new Uint32Array([dv.getUint16(i * 2, true) << 16]);
+          out[i] = new Float32Array(u.buffer)[0];
+          break;
+        }
+        case 'I64':
+          out[i] = Number(dv.getBigInt64(i * 8, true));
+          break;
+        case 'I32':
+          out[i] = dv.getInt32(i * 4, true);
+          break;
+        case 'I16':
+          out[i] = dv.getInt16(i * 2, true);
+          break;
+        case 'I8':
+          out[i] = dv.getInt8(i);
+          break;
+        case 'U8':
+        case 'BOOL':
+          out[i] = dv.getUint8(i);
+          break;
       }
     }
     return out;
@@ -197,7 +239,11 @@ export class SafetensorsFile {
 
 function nonFiniteCount(t: Tensor): number {
   if (t.dtype === 'i32') return 0;
-  return native.countNonFinite(t.data as Float32Array | Uint16Array, t.size, t.dtype === 'bf16' ? NativeDType.bf16 : NativeDType.f32);
+  return native.countNonFinite(
+    t.data as Float32Array | Uint16Array,
+    t.size,
+    t.dtype === 'bf16' ? NativeDType.bf16 : NativeDType.f32,
+  );
 }
 
 /** A tensor to write: values from a native tensor, stored as `dtype` in the file. */
@@ -223,7 +269,11 @@ function encode(t: Tensor, dtype: 'F32' | 'BF16' | 'F16'): Uint8Array {
 }
 
 /** Writes tensors (in name order) atomically; the header is padded with spaces to 8 bytes. */
-export function writeSafetensors(file: string, tensors: Map<string, TensorToWrite>, metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  file: string,
+  tensors: Map<string, TensorToWrite>,
+  metadata: Record<string, string> = {},
+): void {
   const names = [...tensors.keys()].sort();
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -234,7 +284,9 @@ export function writeSafetensors(file: string, tensors: Map<string, TensorToWrit
     const bad = nonFiniteCount(tensor);
     if (bad) {
       throw new LmfError('non_finite_output', `refusing to write a tensor with ${bad} NaN or infinite values`, {
-        file, tensor: name, hint: 'training diverged: lower learning_rate or set max_grad_norm, and resume from an earlier checkpoint',
+        file,
+        tensor: name,
+        hint: 'training diverged: lower learning_rate or set max_grad_norm, and resume from an earlier checkpoint',
       });
     }
     const n = tensor.size * bytesPer[dtype];
@@ -255,4 +307,3 @@ export function writeSafetensors(file: string, tensors: Map<string, TensorToWrit
     }
   });
 }
-

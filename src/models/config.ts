@@ -10,40 +10,44 @@ import { requireModelFolder } from '../io/dirs.js';
 
 export const supportedModelTypes = ['llama', 'mistral', 'qwen2'] as const;
 
-const ropeScalingSchema = z.object({
-  rope_type: z.string().optional(),
-  type: z.string().optional(),
-  factor: z.number().optional(),
-  low_freq_factor: z.number().optional(),
-  high_freq_factor: z.number().optional(),
-  original_max_position_embeddings: z.number().optional(),
-}).loose();
+const ropeScalingSchema = z
+  .object({
+    rope_type: z.string().optional(),
+    type: z.string().optional(),
+    factor: z.number().optional(),
+    low_freq_factor: z.number().optional(),
+    high_freq_factor: z.number().optional(),
+    original_max_position_embeddings: z.number().optional(),
+  })
+  .loose();
 
-const rawConfigSchema = z.object({
-  model_type: z.string(),
-  vocab_size: z.number().int().positive(),
-  hidden_size: z.number().int().positive(),
-  intermediate_size: z.number().int().positive(),
-  num_hidden_layers: z.number().int().positive(),
-  num_attention_heads: z.number().int().positive(),
-  num_key_value_heads: z.number().int().positive().nullish(),
-  head_dim: z.number().int().positive().nullish(),
-  rms_norm_eps: z.number().positive().optional(),
-  rope_theta: z.number().positive().optional(),
-  rope_scaling: ropeScalingSchema.nullish(),
-  tie_word_embeddings: z.boolean().optional(),
-  attention_bias: z.boolean().optional(),
-  mlp_bias: z.boolean().optional(),
-  hidden_act: z.string().optional(),
-  pad_token_id: z.number().int().nullish(),
-  bos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullish(),
-  eos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullish(),
-  max_position_embeddings: z.number().int().positive().optional(),
-  sliding_window: z.number().int().positive().nullish(),
-  use_sliding_window: z.boolean().optional(),
-  torch_dtype: z.string().nullish(),
-  pretraining_tp: z.number().int().optional(),
-}).loose();
+const rawConfigSchema = z
+  .object({
+    model_type: z.string(),
+    vocab_size: z.number().int().positive(),
+    hidden_size: z.number().int().positive(),
+    intermediate_size: z.number().int().positive(),
+    num_hidden_layers: z.number().int().positive(),
+    num_attention_heads: z.number().int().positive(),
+    num_key_value_heads: z.number().int().positive().nullish(),
+    head_dim: z.number().int().positive().nullish(),
+    rms_norm_eps: z.number().positive().optional(),
+    rope_theta: z.number().positive().optional(),
+    rope_scaling: ropeScalingSchema.nullish(),
+    tie_word_embeddings: z.boolean().optional(),
+    attention_bias: z.boolean().optional(),
+    mlp_bias: z.boolean().optional(),
+    hidden_act: z.string().optional(),
+    pad_token_id: z.number().int().nullish(),
+    bos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullish(),
+    eos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullish(),
+    max_position_embeddings: z.number().int().positive().optional(),
+    sliding_window: z.number().int().positive().nullish(),
+    use_sliding_window: z.boolean().optional(),
+    torch_dtype: z.string().nullish(),
+    pretraining_tp: z.number().int().optional(),
+  })
+  .loose();
 
 export type RawModelConfig = z.infer<typeof rawConfigSchema>;
 
@@ -86,19 +90,28 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   }
   const c = parsed.data;
   if (!(supportedModelTypes as readonly string[]).includes(c.model_type)) {
-    throw bad(file, 'model_type', `model_type "${c.model_type}" is not supported`,
-      `supported: ${supportedModelTypes.join(', ')} (LLaMA, Mistral, Qwen2/Qwen2.5 and models built on them such as SmolLM)`);
+    throw bad(
+      file,
+      'model_type',
+      `model_type "${c.model_type}" is not supported`,
+      `supported: ${supportedModelTypes.join(', ')} (LLaMA, Mistral, Qwen2/Qwen2.5 and models built on them such as SmolLM)`,
+    );
   }
   const modelType = c.model_type as ModelConfig['modelType'];
   const numKvHeads = c.num_key_value_heads ?? c.num_attention_heads;
   if (c.num_attention_heads % numKvHeads !== 0) {
-    throw bad(file, 'num_key_value_heads', `num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+    throw bad(
+      file,
+      'num_key_value_heads',
+      `num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${numKvHeads}`,
+    );
   }
   const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw bad(file, 'head_dim', `head_dim ${headDim} must be an even integer`);
   }
-  if ((c.hidden_act ?? 'silu') !== 'silu') throw bad(file, 'hidden_act', `hidden_act "${c.hidden_act}" is not supported (silu only)`);
+  if ((c.hidden_act ?? 'silu') !== 'silu')
+    throw bad(file, 'hidden_act', `hidden_act "${c.hidden_act}" is not supported (silu only)`);
   if ((c.pretraining_tp ?? 1) !== 1) throw bad(file, 'pretraining_tp', 'pretraining_tp > 1 is not supported');
   const scaling = c.rope_scaling ?? null;
   const kind = scaling ? (scaling.rope_type ?? scaling.type ?? 'default') : 'default';
@@ -140,7 +153,8 @@ export function readModelConfig(dir: string): ModelConfig {
     text = readFileSync(file, 'utf8');
   } catch {
     throw new LmfError('model_missing', 'config.json not found: this is not a Hugging Face model folder', {
-      file, hint: 'model_name_or_path must name a folder with config.json and *.safetensors',
+      file,
+      hint: 'model_name_or_path must name a folder with config.json and *.safetensors',
     });
   }
   let raw: unknown;
@@ -165,9 +179,11 @@ export function ropeInvFreq(c: ModelConfig): Float32Array {
   const factor = s.factor ?? 1;
   if (kind === 'linear') return inv.map((f) => Math.fround(f / factor));
   // llama3: long wavelengths divided by factor, short ones kept, a smooth blend between
-  const lo = s.low_freq_factor ?? 1, hi = s.high_freq_factor ?? 4;
+  const lo = s.low_freq_factor ?? 1,
+    hi = s.high_freq_factor ?? 4;
   const old = s.original_max_position_embeddings ?? 8192;
-  const loWl = old / lo, hiWl = old / hi;
+  const loWl = old / lo,
+    hiWl = old / hi;
   return inv.map((f) => {
     const wl = (2 * Math.PI) / f;
     if (wl < hiWl) return f;

@@ -10,18 +10,22 @@ import { Tensor } from '../tensor/tensor.js';
 
 export function initLlama(config: ModelConfig, dtype: WeightDType, seed: number, std = 0.02): LlamaModel {
   const rng = new Rng(seed);
-  return buildLlama(config, (name, shape, dt) => {
-    // values go straight into native memory: a JavaScript copy of every weight would double the peak
-    const t = Tensor.empty(shape, 'f32');
-    const values = t.data;
-    if (name.endsWith('norm.weight')) values.fill(1);
-    else if (name.endsWith('.bias')) values.fill(0);
-    else for (let i = 0; i < values.length; i++) values[i] = rng.normal() * std;
-    if (dt === 'f32') return t;
-    const low = t.toBf16();
-    t.dispose();
-    return low;
-  }, { dtype });
+  return buildLlama(
+    config,
+    (name, shape, dt) => {
+      // values go straight into native memory: a JavaScript copy of every weight would double the peak
+      const t = Tensor.empty(shape, 'f32');
+      const values = t.data;
+      if (name.endsWith('norm.weight')) values.fill(1);
+      else if (name.endsWith('.bias')) values.fill(0);
+      else for (let i = 0; i < values.length; i++) values[i] = rng.normal() * std;
+      if (dt === 'f32') return t;
+      const low = t.toBf16();
+      t.dispose();
+      return low;
+    },
+    { dtype },
+  );
 }
 
 export function presetConfig(name: string): ModelConfig {

@@ -13,7 +13,11 @@ export class KvCache {
   private readonly keys: Float32Array[];
   private readonly values: Float32Array[];
 
-  constructor(readonly layers: number, readonly rowSize: number, initialCapacity = 64) {
+  constructor(
+    readonly layers: number,
+    readonly rowSize: number,
+    initialCapacity = 64,
+  ) {
     this.capacity = initialCapacity;
     this.keys = Array.from({ length: layers }, () => new Float32Array(initialCapacity * rowSize));
     this.values = Array.from({ length: layers }, () => new Float32Array(initialCapacity * rowSize));
@@ -39,15 +43,39 @@ export class KvCache {
    * cached ones, and computes attention for the matching n query rows of `q` into `out`. The caller
    * advances `length` once every layer is done (commit).
    */
-  attend(layer: number, q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, out: Tensor<'f32'>, from: number, n: number,
-    heads: number, headDim: number): void {
-    const r = this.rowSize, qr = heads * headDim;
+  attend(
+    layer: number,
+    q: Tensor<'f32'>,
+    k: Tensor<'f32'>,
+    v: Tensor<'f32'>,
+    out: Tensor<'f32'>,
+    from: number,
+    n: number,
+    heads: number,
+    headDim: number,
+  ): void {
+    const r = this.rowSize,
+      qr = heads * headDim;
     this.keys[layer].set(k.data.subarray(from * r, (from + n) * r), this.length * r);
     this.values[layer].set(v.data.subarray(from * r, (from + n) * r), this.length * r);
     const total = this.length + n;
-    native.attentionForward(q.data.subarray(from * qr, (from + n) * qr), this.keys[layer].subarray(0, total * r),
-      this.values[layer].subarray(0, total * r), out.data.subarray(from * qr, (from + n) * qr), null,
-      1, n, total, heads, r / headDim, headDim, this.length, null, null, 1 / Math.sqrt(headDim));
+    native.attentionForward(
+      q.data.subarray(from * qr, (from + n) * qr),
+      this.keys[layer].subarray(0, total * r),
+      this.values[layer].subarray(0, total * r),
+      out.data.subarray(from * qr, (from + n) * qr),
+      null,
+      1,
+      n,
+      total,
+      heads,
+      r / headDim,
+      headDim,
+      this.length,
+      null,
+      null,
+      1 / Math.sqrt(headDim),
+    );
   }
 
   commit(n: number): void {

@@ -6,7 +6,18 @@
 import { trim } from '../tensor/pool.js';
 import { Rng } from '../tensor/random.js';
 import { persistent, Tensor } from '../tensor/tensor.js';
-import { add, attention, embedding, linear, lmHeadLogProbs, lmHeadLoss, rmsnorm, rope, ropeTables, swiglu } from '../tensor/ops/index.js';
+import {
+  add,
+  attention,
+  embedding,
+  linear,
+  lmHeadLogProbs,
+  lmHeadLoss,
+  rmsnorm,
+  rope,
+  ropeTables,
+  swiglu,
+} from '../tensor/ops/index.js';
 import { Linear } from '../nn/linear.js';
 import { ropeInvFreq, type ModelConfig } from './config.js';
 import type { WeightFolder } from './weights.js';
@@ -33,15 +44,27 @@ export type WeightDType = 'f32' | 'bf16';
 export class DecoderLayer {
   constructor(
     readonly inputNorm: Tensor<'f32'>,
-    readonly q: Linear, readonly k: Linear, readonly v: Linear, readonly o: Linear,
+    readonly q: Linear,
+    readonly k: Linear,
+    readonly v: Linear,
+    readonly o: Linear,
     readonly postNorm: Tensor<'f32'>,
-    readonly gate: Linear, readonly up: Linear, readonly down: Linear,
+    readonly gate: Linear,
+    readonly up: Linear,
+    readonly down: Linear,
   ) {}
 
   /** Hugging Face module names of the projections, as adapters and freeze settings name them. */
   projections(): [string, Linear][] {
-    return [['self_attn.q_proj', this.q], ['self_attn.k_proj', this.k], ['self_attn.v_proj', this.v],
-      ['self_attn.o_proj', this.o], ['mlp.gate_proj', this.gate], ['mlp.up_proj', this.up], ['mlp.down_proj', this.down]];
+    return [
+      ['self_attn.q_proj', this.q],
+      ['self_attn.k_proj', this.k],
+      ['self_attn.v_proj', this.v],
+      ['self_attn.o_proj', this.o],
+      ['mlp.gate_proj', this.gate],
+      ['mlp.up_proj', this.up],
+      ['mlp.down_proj', this.down],
+    ];
   }
 }
 
@@ -62,7 +85,13 @@ export class LlamaModel {
   readonly lmHead: Tensor | null;
   private readonly invFreq: Tensor<'f32'>;
 
-  constructor(config: ModelConfig, embedTokens: Tensor, layers: DecoderLayer[], norm: Tensor<'f32'>, lmHead: Tensor | null) {
+  constructor(
+    config: ModelConfig,
+    embedTokens: Tensor,
+    layers: DecoderLayer[],
+    norm: Tensor<'f32'>,
+    lmHead: Tensor | null,
+  ) {
     this.config = config;
     this.embedTokens = embedTokens;
     this.layers = layers;
@@ -98,11 +127,14 @@ export class LlamaModel {
     if (input.ids.length !== B * T) throw new Error(`model input: ${input.ids.length} ids for batch ${B} × seq ${T}`);
     const window = this.config.slidingWindow;
     if (window !== null && T > window) {
-      throw new Error(`sequence length ${T} exceeds the model's sliding window ${window}; set cutoff_len to at most ${window}`);
+      throw new Error(
+        `sequence length ${T} exceeds the model's sliding window ${window}; set cutoff_len to at most ${window}`,
+      );
     }
     const positions = input.positions ?? Int32Array.from({ length: B * T }, (_, i) => i % T);
     return {
-      B, T,
+      B,
+      T,
       ids: Tensor.from(input.ids, [B * T], 'i32'),
       positions: Tensor.from(positions, [B * T], 'i32'),
       segments: input.segments ? Tensor.from(input.segments, [B * T], 'i32') : null,
@@ -114,7 +146,14 @@ export class LlamaModel {
     const c = this.config;
     const b = this.prepare(input);
     const tables = ropeTables(b.positions, this.invFreq);
-    const shape = { batch: b.B, seq: b.T, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, segments: b.segments };
+    const shape = {
+      batch: b.B,
+      seq: b.T,
+      heads: c.numHeads,
+      kvHeads: c.numKvHeads,
+      headDim: c.headDim,
+      segments: b.segments,
+    };
     let h = embedding(this.embedTokens, b.ids, c.padTokenId ?? -1); // [B*T, C]
     if (input.embeddingNoise) h = add(h, neftuneNoise(h.size, b.T * c.hiddenSize, input.embeddingNoise));
     const pass = { dropoutStep: input.dropoutStep };
@@ -143,7 +182,9 @@ export class LlamaModel {
     const window = c.slidingWindow;
     caches.forEach((cache, s) => {
       if (window !== null && cache.length + counts[s] > window) {
-        throw new Error(`the conversation (${cache.length + counts[s]} tokens) exceeds the model's sliding window ${window}`);
+        throw new Error(
+          `the conversation (${cache.length + counts[s]} tokens) exceeds the model's sliding window ${window}`,
+        );
       }
       cache.reserve(counts[s]);
     });
@@ -163,7 +204,12 @@ export class LlamaModel {
     });
     caches.forEach((cache, s) => cache.commit(counts[s]));
     const last = Tensor.empty([tokens.length, c.hiddenSize], 'f32');
-    starts.forEach((start, s) => last.data.set(h.data.subarray((start + counts[s] - 1) * c.hiddenSize, (start + counts[s]) * c.hiddenSize), s * c.hiddenSize));
+    starts.forEach((start, s) =>
+      last.data.set(
+        h.data.subarray((start + counts[s] - 1) * c.hiddenSize, (start + counts[s]) * c.hiddenSize),
+        s * c.hiddenSize,
+      ),
+    );
     return linear(rmsnorm(last, this.norm, c.rmsNormEps), this.outputWeight);
   }
 
@@ -235,22 +281,27 @@ export function buildLlama(config: ModelConfig, source: ParameterSource, opts: B
     const vector = (name: string, n: number) => source(name, [n], 'f32') as Tensor<'f32'>;
     const lin = (prefix: string, out: number, inF: number, bias: boolean) =>
       new Linear(matrix(`${prefix}.weight`, [out, inF]), bias ? vector(`${prefix}.bias`, out) : null);
-    const C = c.hiddenSize, I = c.intermediateSize, qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+    const C = c.hiddenSize,
+      I = c.intermediateSize,
+      qDim = c.numHeads * c.headDim,
+      kvDim = c.numKvHeads * c.headDim;
     const embed = matrix('model.embed_tokens.weight', [c.vocabSize, C]);
     const layers: DecoderLayer[] = [];
     for (let i = 0; i < c.numLayers; i++) {
       const p = `model.layers.${i}`;
-      layers.push(new DecoderLayer(
-        vector(`${p}.input_layernorm.weight`, C),
-        lin(`${p}.self_attn.q_proj`, qDim, C, c.qkvBias),
-        lin(`${p}.self_attn.k_proj`, kvDim, C, c.qkvBias),
-        lin(`${p}.self_attn.v_proj`, kvDim, C, c.qkvBias),
-        lin(`${p}.self_attn.o_proj`, C, qDim, c.oBias),
-        vector(`${p}.post_attention_layernorm.weight`, C),
-        lin(`${p}.mlp.gate_proj`, I, C, c.mlpBias),
-        lin(`${p}.mlp.up_proj`, I, C, c.mlpBias),
-        lin(`${p}.mlp.down_proj`, C, I, c.mlpBias),
-      ));
+      layers.push(
+        new DecoderLayer(
+          vector(`${p}.input_layernorm.weight`, C),
+          lin(`${p}.self_attn.q_proj`, qDim, C, c.qkvBias),
+          lin(`${p}.self_attn.k_proj`, kvDim, C, c.qkvBias),
+          lin(`${p}.self_attn.v_proj`, kvDim, C, c.qkvBias),
+          lin(`${p}.self_attn.o_proj`, C, qDim, c.oBias),
+          vector(`${p}.post_attention_layernorm.weight`, C),
+          lin(`${p}.mlp.gate_proj`, I, C, c.mlpBias),
+          lin(`${p}.mlp.up_proj`, I, C, c.mlpBias),
+          lin(`${p}.mlp.down_proj`, C, I, c.mlpBias),
+        ),
+      );
     }
     const norm = vector('model.norm.weight', C);
     const lmHead = c.tieWordEmbeddings ? null : matrix('lm_head.weight', [c.vocabSize, C]);

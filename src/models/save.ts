@@ -45,8 +45,10 @@ export function saveModelFolder(model: CausalLM, dir: string, o: SaveOptions): v
         total += t.tensor.size * bytesPer;
       }
     });
-    writeTextAtomic(path.join(dir, 'model.safetensors.index.json'),
-      `${JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2)}\n`);
+    writeTextAtomic(
+      path.join(dir, 'model.safetensors.index.json'),
+      `${JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2)}\n`,
+    );
   }
   writeTextAtomic(path.join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 }

@@ -21,24 +21,44 @@ export class ValueHead {
 
   static create(hidden: number, seed: number): ValueHead {
     const rng = new Rng(seed);
-    return persistent(() => new ValueHead(
-      Tensor.from(Float32Array.from({ length: hidden }, () => rng.normal() / Math.sqrt(hidden)), [1, hidden], 'f32'),
-      Tensor.zeros([1], 'f32')));
+    return persistent(
+      () =>
+        new ValueHead(
+          Tensor.from(
+            Float32Array.from({ length: hidden }, () => rng.normal() / Math.sqrt(hidden)),
+            [1, hidden],
+            'f32',
+          ),
+          Tensor.zeros([1], 'f32'),
+        ),
+    );
   }
 
   static load(dir: string): ValueHead {
     const file = path.join(dir, 'value_head.safetensors');
-    if (!existsSync(file)) throw new LmfError('file_missing', 'value_head.safetensors not found: this is not a reward model output', { file });
+    if (!existsSync(file))
+      throw new LmfError('file_missing', 'value_head.safetensors not found: this is not a reward model output', {
+        file,
+      });
     const st = SafetensorsFile.open(file);
     try {
-      return persistent(() => new ValueHead(st.read('v_head.summary.weight', 'f32') as Tensor<'f32'>, st.read('v_head.summary.bias', 'f32') as Tensor<'f32'>));
+      return persistent(
+        () =>
+          new ValueHead(
+            st.read('v_head.summary.weight', 'f32') as Tensor<'f32'>,
+            st.read('v_head.summary.bias', 'f32') as Tensor<'f32'>,
+          ),
+      );
     } finally {
       st.close();
     }
   }
 
   parameters(): [string, Tensor<'f32'>][] {
-    return [['v_head.summary.weight', this.weight], ['v_head.summary.bias', this.bias]];
+    return [
+      ['v_head.summary.weight', this.weight],
+      ['v_head.summary.bias', this.bias],
+    ];
   }
 
   /** Scores [rows.length] from hidden states [N, C] at the given token rows. */
@@ -47,7 +67,10 @@ export class ValueHead {
   }
 
   save(dir: string): void {
-    writeSafetensors(path.join(dir, 'value_head.safetensors'), new Map(this.parameters().map(([n, t]) => [n, { tensor: t, dtype: 'F32' as const }])));
+    writeSafetensors(
+      path.join(dir, 'value_head.safetensors'),
+      new Map(this.parameters().map(([n, t]) => [n, { tensor: t, dtype: 'F32' as const }])),
+    );
   }
 
   dispose(): void {

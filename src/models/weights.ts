@@ -35,13 +35,19 @@ export class WeightFolder {
       for (const [name, shard] of Object.entries(map)) {
         const file = w.files.get(path.join(dir, shard))!;
         if (!file.entries.has(name)) {
-          throw new LmfError('missing_tensor', `the index places the tensor in ${shard}, which does not hold it`,
-            { file: path.join(dir, shard), tensor: name, hint: 'the shards and the index come from different checkpoints' });
+          throw new LmfError('missing_tensor', `the index places the tensor in ${shard}, which does not hold it`, {
+            file: path.join(dir, shard),
+            tensor: name,
+            hint: 'the shards and the index come from different checkpoints',
+          });
         }
       }
     } else {
-      throw new LmfError('weights_missing', 'no model.safetensors or model.safetensors.index.json in the model folder',
-        { file: dir, hint: 'LMFactory reads safetensors weights; convert .bin checkpoints with transformers first' });
+      throw new LmfError(
+        'weights_missing',
+        'no model.safetensors or model.safetensors.index.json in the model folder',
+        { file: dir, hint: 'LMFactory reads safetensors weights; convert .bin checkpoints with transformers first' },
+      );
     }
     return w;
   }
@@ -62,7 +68,8 @@ export class WeightFolder {
 
   entry(name: string): TensorEntry & { file: string } {
     const f = this.where.get(name);
-    if (!f) throw new LmfError('missing_tensor', 'the model folder has no such tensor', { file: this.dir, tensor: name });
+    if (!f)
+      throw new LmfError('missing_tensor', 'the model folder has no such tensor', { file: this.dir, tensor: name });
     return { ...f.entries.get(name)!, file: f.file };
   }
 
@@ -70,8 +77,11 @@ export class WeightFolder {
   read(name: string, shape: readonly number[], dtype: 'f32' | 'bf16'): Tensor<'f32' | 'bf16'> {
     const e = this.entry(name);
     if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i])) {
-      throw new LmfError('shape_mismatch', `shape [${e.shape}] in the file, [${shape}] expected from config.json`,
-        { file: e.file, tensor: name, hint: 'config.json and the weights come from different models' });
+      throw new LmfError('shape_mismatch', `shape [${e.shape}] in the file, [${shape}] expected from config.json`, {
+        file: e.file,
+        tensor: name,
+        hint: 'config.json and the weights come from different models',
+      });
     }
     return this.where.get(name)!.read(name, dtype);
   }

@@ -36,8 +36,12 @@ export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boole
 }
 
 /** Attaches a backward to an op result when any input wants a gradient. */
-export function record<T extends Tensor>(out: T, op: string, inputs: readonly Tensor[],
-  backward: GradNode['backward']): T {
+export function record<T extends Tensor>(
+  out: T,
+  op: string,
+  inputs: readonly Tensor[],
+  backward: GradNode['backward'],
+): T {
   if (!needsGrad(inputs)) return out;
   out.requiresGrad = true;
   out.node = { op, inputs, backward };
@@ -89,7 +93,8 @@ function topologicalOrder(root: Tensor): Tensor[] {
 
 /** Back-propagates from `root` (a scalar unless `seed` is given). */
 export function backward(root: Tensor, seed?: Grad): void {
-  if (!root.requiresGrad) throw new Error('backward: the tensor does not depend on any parameter that needs a gradient');
+  if (!root.requiresGrad)
+    throw new Error('backward: the tensor does not depend on any parameter that needs a gradient');
   const grads = new Map<Tensor, Grad>();
   const ownSeed = !seed;
   const start = seed ?? Tensor.from(new Float32Array(root.size).fill(1), root.shape, 'f32');

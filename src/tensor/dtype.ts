@@ -1,7 +1,11 @@
 /** Element types of tensors and their conversions. bf16 is the upper half of an f32 (stored as Uint16). */
 export type DType = 'f32' | 'bf16' | 'i32';
 
-export type Storage<D extends DType = DType> = D extends 'f32' ? Float32Array : D extends 'bf16' ? Uint16Array : Int32Array;
+export type Storage<D extends DType = DType> = D extends 'f32'
+  ? Float32Array
+  : D extends 'bf16'
+    ? Uint16Array
+    : Int32Array;
 
 export const bytesPerElement: Record<DType, number> = { f32: 4, bf16: 2, i32: 4 };
 
@@ -43,12 +47,12 @@ export function f32ToF16Bits(x: number): number {
     let half = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
     const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && (half & 1))) half++;
+    if (rem > mid || (rem === mid && half & 1)) half++;
     return sign | half;
   }
   let half = (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
   e = half >>> 10;
   return sign | half;
 }

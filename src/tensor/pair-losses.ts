@@ -35,7 +35,11 @@ export function pairLoss(p: PairValues, s: PrefSettings): Scalar {
     case 'ipo': {
       const z = p.chosen.sub(p.refChosen ?? 0).sub(p.rejected.sub(p.refRejected ?? 0));
       if (s.loss === 'sigmoid') {
-        loss = z.mul(s.beta).logSigmoid().mul(-(1 - s.labelSmoothing)).sub(z.mul(-s.beta).logSigmoid().mul(s.labelSmoothing));
+        loss = z
+          .mul(s.beta)
+          .logSigmoid()
+          .mul(-(1 - s.labelSmoothing))
+          .sub(z.mul(-s.beta).logSigmoid().mul(s.labelSmoothing));
       } else if (s.loss === 'hinge') {
         loss = Scalar.of(1).sub(z.mul(s.beta)).relu();
       } else {
@@ -50,7 +54,12 @@ export function pairLoss(p: PairValues, s: PrefSettings): Scalar {
       break;
     }
     case 'simpo':
-      loss = p.chosen.sub(p.rejected).sub(s.simpoGamma / s.beta).mul(s.beta).logSigmoid().neg();
+      loss = p.chosen
+        .sub(p.rejected)
+        .sub(s.simpoGamma / s.beta)
+        .mul(s.beta)
+        .logSigmoid()
+        .neg();
       break;
   }
   if (s.ftx > 0 && s.loss !== 'orpo') loss = loss.add((p.chosenAvg ?? p.chosen).neg().mul(s.ftx));
@@ -78,7 +87,11 @@ export interface KtoSettings {
  */
 export function ktoLoss(items: { logratio: Scalar; desirable: boolean }[], kl: number, s: KtoSettings): Scalar {
   const k = Math.max(0, kl);
-  return mean(items.map((it) => (it.desirable
-    ? Scalar.of(1).sub(it.logratio.sub(k).mul(s.beta).sigmoid()).mul(s.desirableWeight)
-    : Scalar.of(1).sub(Scalar.of(k).sub(it.logratio).mul(s.beta).sigmoid()).mul(s.undesirableWeight))));
+  return mean(
+    items.map((it) =>
+      it.desirable
+        ? Scalar.of(1).sub(it.logratio.sub(k).mul(s.beta).sigmoid()).mul(s.desirableWeight)
+        : Scalar.of(1).sub(Scalar.of(k).sub(it.logratio).mul(s.beta).sigmoid()).mul(s.undesirableWeight),
+    ),
+  );
 }

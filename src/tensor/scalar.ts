@@ -6,7 +6,10 @@ export class Scalar {
   grad = 0;
   private readonly parents: [Scalar, number][];
 
-  constructor(readonly value: number, parents: [Scalar, number][] = []) {
+  constructor(
+    readonly value: number,
+    parents: [Scalar, number][] = [],
+  ) {
     this.parents = parents;
   }
 
@@ -16,17 +19,26 @@ export class Scalar {
 
   add(o: Scalar | number): Scalar {
     const b = typeof o === 'number' ? Scalar.of(o) : o;
-    return new Scalar(this.value + b.value, [[this, 1], [b, 1]]);
+    return new Scalar(this.value + b.value, [
+      [this, 1],
+      [b, 1],
+    ]);
   }
 
   sub(o: Scalar | number): Scalar {
     const b = typeof o === 'number' ? Scalar.of(o) : o;
-    return new Scalar(this.value - b.value, [[this, 1], [b, -1]]);
+    return new Scalar(this.value - b.value, [
+      [this, 1],
+      [b, -1],
+    ]);
   }
 
   mul(o: Scalar | number): Scalar {
     const b = typeof o === 'number' ? Scalar.of(o) : o;
-    return new Scalar(this.value * b.value, [[this, b.value], [b, this.value]]);
+    return new Scalar(this.value * b.value, [
+      [this, b.value],
+      [b, this.value],
+    ]);
   }
 
   neg(): Scalar {
@@ -71,7 +83,8 @@ export class Scalar {
     };
     visit(this);
     this.grad = 1;
-    for (let i = order.length - 1; i >= 0; i--) for (const [p, local] of order[i].parents) p.grad += local * order[i].grad;
+    for (let i = order.length - 1; i >= 0; i--)
+      for (const [p, local] of order[i].parents) p.grad += local * order[i].grad;
   }
 }
 

@@ -49,8 +49,13 @@ export class Tensor<D extends DType = DType> {
   static empty<D extends DType>(shape: Shape, dtype: D, zero = false): Tensor<D> {
     const n = numel(shape);
     const buffer = acquire(n * bytesPerElement[dtype], zero);
-    const data = (dtype === 'f32' ? new Float32Array(buffer, 0, n)
-      : dtype === 'bf16' ? new Uint16Array(buffer, 0, n) : new Int32Array(buffer, 0, n)) as Storage<D>;
+    const data = (
+      dtype === 'f32'
+        ? new Float32Array(buffer, 0, n)
+        : dtype === 'bf16'
+          ? new Uint16Array(buffer, 0, n)
+          : new Int32Array(buffer, 0, n)
+    ) as Storage<D>;
     const t = new Tensor(shape, dtype, data);
     currentScope()?.track(t);
     return t;

@@ -60,9 +60,19 @@ export class AdamW {
     const withGrad = this.params.map((p) => p.grad !== null);
     const pick = <T>(xs: T[]) => xs.filter((_, i) => withGrad[i]);
     const s = this.settings;
-    native.adamw(pick(this.params).map((p) => p.data), pick(this.params).map((p) => p.grad!.data),
-      pick(this.m).map((t) => t.data), pick(this.v).map((t) => t.data), Float64Array.from(pick([...lr])),
-      Float64Array.from(pick([...wd])), s.beta1, s.beta2, s.eps, this.step, clip);
+    native.adamw(
+      pick(this.params).map((p) => p.data),
+      pick(this.params).map((p) => p.grad!.data),
+      pick(this.m).map((t) => t.data),
+      pick(this.v).map((t) => t.data),
+      Float64Array.from(pick([...lr])),
+      Float64Array.from(pick([...wd])),
+      s.beta1,
+      s.beta2,
+      s.eps,
+      this.step,
+      clip,
+    );
     for (const p of this.params) if (p.shadow) native.toBf16(p.data, p.shadow.data, p.size);
     return norm;
   }

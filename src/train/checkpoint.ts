@@ -33,9 +33,12 @@ export interface RunIdentity {
 /** checkpoint-N folders by step; complete ones only, unless `incomplete` (to clear them all). */
 export function checkpointDirs(outputDir: string, incomplete = false): { step: number; dir: string }[] {
   if (!existsSync(outputDir)) return [];
-  return readdirSync(outputDir).map((n) => /^checkpoint-(\d+)$/.exec(n)).filter((m): m is RegExpExecArray => !!m)
+  return readdirSync(outputDir)
+    .map((n) => /^checkpoint-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => !!m)
     .map((m) => ({ step: Number(m[1]), dir: path.join(outputDir, m[0]) }))
-    .filter((c) => incomplete || existsSync(path.join(c.dir, 'trainer_state.json'))).sort((a, b) => a.step - b.step);
+    .filter((c) => incomplete || existsSync(path.join(c.dir, 'trainer_state.json')))
+    .sort((a, b) => a.step - b.step);
 }
 
 export function readTrainerState(dir: string): TrainerState {
@@ -45,11 +48,15 @@ export function readTrainerState(dir: string): TrainerState {
     state = JSON.parse(readFileSync(file, 'utf8')) as Partial<TrainerState>;
   } catch (err) {
     throw new LmfError('bad_checkpoint', `trainer_state.json cannot be read (${(err as Error).message})`, {
-      file, hint: 'the checkpoint is damaged: resume from an earlier checkpoint-N folder',
+      file,
+      hint: 'the checkpoint is damaged: resume from an earlier checkpoint-N folder',
     });
   }
   if (typeof state?.global_step !== 'number' || !Array.isArray(state.log_history)) {
-    throw new LmfError('bad_checkpoint', 'trainer_state.json lacks global_step or log_history', { file, hint: 'resume from an earlier checkpoint-N folder' });
+    throw new LmfError('bad_checkpoint', 'trainer_state.json lacks global_step or log_history', {
+      file,
+      hint: 'resume from an earlier checkpoint-N folder',
+    });
   }
   return state as TrainerState;
 }
@@ -65,14 +72,23 @@ function ownCheckpoints(outputDir: string, runId: string | undefined): { step: n
   });
 }
 
-export function saveCheckpoint(outputDir: string, trainable: [string, Tensor<'f32'>][], opt: AdamW, state: TrainerState,
-  writeModel: (dir: string) => void, keep: number | undefined): string {
+export function saveCheckpoint(
+  outputDir: string,
+  trainable: [string, Tensor<'f32'>][],
+  opt: AdamW,
+  state: TrainerState,
+  writeModel: (dir: string) => void,
+  keep: number | undefined,
+): string {
   const final = path.join(outputDir, `checkpoint-${state.global_step}`);
   const tmp = `${final}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   writeModel(tmp);
-  writeSafetensors(path.join(tmp, 'trainable.safetensors'), new Map(trainable.map(([n, t]) => [n, { tensor: t, dtype: 'F32' } as TensorToWrite])));
+  writeSafetensors(
+    path.join(tmp, 'trainable.safetensors'),
+    new Map(trainable.map(([n, t]) => [n, { tensor: t, dtype: 'F32' } as TensorToWrite])),
+  );
   const { m, v } = opt.state();
   const moments = new Map<string, TensorToWrite>();
   trainable.forEach(([n], i) => {
@@ -83,22 +99,33 @@ export function saveCheckpoint(outputDir: string, trainable: [string, Tensor<'f3
   writeTextAtomic(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(state, null, 2)}\n`);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
-  if (keep) for (const old of ownCheckpoints(outputDir, state.lmf_run?.run_id).slice(0, -keep)) rmSync(old.dir, { recursive: true, force: true });
+  if (keep)
+    for (const old of ownCheckpoints(outputDir, state.lmf_run?.run_id).slice(0, -keep))
+      rmSync(old.dir, { recursive: true, force: true });
   return final;
 }
 
 export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][], opt: AdamW): TrainerState {
   const file = path.join(dir, 'trainable.safetensors');
-  if (!existsSync(file)) throw new LmfError('bad_checkpoint', 'the checkpoint has no trainable.safetensors', { file: dir });
+  if (!existsSync(file))
+    throw new LmfError('bad_checkpoint', 'the checkpoint has no trainable.safetensors', { file: dir });
   const weights = SafetensorsFile.open(file);
   const moments = SafetensorsFile.open(path.join(dir, 'optimizer.safetensors'));
   try {
     const { m, v } = opt.state();
     trainable.forEach(([name, t], i) => {
-      for (const [src, key, into] of [[weights, name, t], [moments, `exp_avg.${name}`, m[i]], [moments, `exp_avg_sq.${name}`, v[i]]] as const) {
+      for (const [src, key, into] of [
+        [weights, name, t],
+        [moments, `exp_avg.${name}`, m[i]],
+        [moments, `exp_avg_sq.${name}`, v[i]],
+      ] as const) {
         const entry = src.entries.get(key);
         if (!entry || entry.shape.join() !== t.shape.join()) {
-          throw new LmfError('bad_checkpoint', 'the checkpoint does not match this model and method', { file: dir, tensor: key, hint: 'resume with the same config the checkpoint was made with' });
+          throw new LmfError('bad_checkpoint', 'the checkpoint does not match this model and method', {
+            file: dir,
+            tensor: key,
+            hint: 'resume with the same config the checkpoint was made with',
+          });
         }
         const loaded = src.read(key, 'f32');
         into.data.set(loaded.data as Float32Array);

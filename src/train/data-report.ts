@@ -21,15 +21,24 @@ export function reportDroppedRows(data: PreparedData, c: TrainConfig, print: (li
     }
     print(`data: ${problems.length} of ${stats.rowsRead} rows dropped as invalid (\`lmf data check\` lists them all):`);
     for (const [reason, rows] of [...byReason].sort((a, b) => b[1].length - a[1].length)) {
-      const places = rows.slice(0, PLACES_SHOWN).map((p) => `${p.file}:${p.row}`).join(', ');
+      const places = rows
+        .slice(0, PLACES_SHOWN)
+        .map((p) => `${p.file}:${p.row}`)
+        .join(', ');
       print(`  ${rows.length} × ${reason} (${places}${rows.length > PLACES_SHOWN ? ', …' : ''})`);
     }
   }
-  if (stats.noTarget) print(`data: ${stats.noTarget} examples dropped: no response token is left within cutoff_len ${c.cutoff_len}`);
+  if (stats.noTarget)
+    print(`data: ${stats.noTarget} examples dropped: no response token is left within cutoff_len ${c.cutoff_len}`);
   const ratio = stats.rowsRead ? problems.length / stats.rowsRead : 0;
   if (ratio > c.max_invalid_ratio) {
-    throw new LmfError('too_many_invalid_rows', `${problems.length} of ${stats.rowsRead} rows (${(100 * ratio).toFixed(1)}%) are invalid, more than max_invalid_ratio ${c.max_invalid_ratio}`, {
-      key: 'max_invalid_ratio', hint: `first: ${problems[0].file}:${problems[0].row}: ${problems[0].message}; fix the data (\`lmf data check\`), check the dataset's columns in dataset_info.json, or raise max_invalid_ratio`,
-    });
+    throw new LmfError(
+      'too_many_invalid_rows',
+      `${problems.length} of ${stats.rowsRead} rows (${(100 * ratio).toFixed(1)}%) are invalid, more than max_invalid_ratio ${c.max_invalid_ratio}`,
+      {
+        key: 'max_invalid_ratio',
+        hint: `first: ${problems[0].file}:${problems[0].row}: ${problems[0].message}; fix the data (\`lmf data check\`), check the dataset's columns in dataset_info.json, or raise max_invalid_ratio`,
+      },
+    );
   }
 }

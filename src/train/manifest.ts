@@ -16,9 +16,16 @@ export function writeTrainManifest(c: TrainConfig, data: PreparedData): void {
   const datasets = resolveDatasets([...(c.dataset ?? []), ...(c.eval_dataset ?? [])], c.dataset_dir);
   writeManifest(c.output_dir, 'train', c, {
     data: [path.join(c.dataset_dir, 'dataset_info.json'), ...datasets.map((d) => d.path)].flatMap(fileDigests),
-    tokenizer_sha256: combinedDigest(['tokenizer.json', 'tokenizer_config.json'].map((f) => path.join(c.model_name_or_path, f))),
-    template: { name: data.template.name, sha256: createHash('sha256').update(templateFingerprint(data.template, data.tokenizer)).digest('hex') },
-    seed: c.seed, threads: native.threads(), kernels: native.info().isa,
+    tokenizer_sha256: combinedDigest(
+      ['tokenizer.json', 'tokenizer_config.json'].map((f) => path.join(c.model_name_or_path, f)),
+    ),
+    template: {
+      name: data.template.name,
+      sha256: createHash('sha256').update(templateFingerprint(data.template, data.tokenizer)).digest('hex'),
+    },
+    seed: c.seed,
+    threads: native.threads(),
+    kernels: native.info().isa,
   });
 }
 
@@ -27,7 +34,9 @@ export function warnTemplateMismatch(c: TrainConfig, data: PreparedData, print: 
   if (!c.template || c.stage === 'pt' || !('spec' in data.template)) return;
   const difference = templateMismatch(data.template, data.tokenizer);
   if (difference) {
-    print(`warning: ${difference}. A template that does not match the model teaches it the wrong turn markers `
-      + '(answers that never end); check template, or leave it unset to use the tokenizer\'s chat_template');
+    print(
+      `warning: ${difference}. A template that does not match the model teaches it the wrong turn markers ` +
+        "(answers that never end); check template, or leave it unset to use the tokenizer's chat_template",
+    );
   }
 }

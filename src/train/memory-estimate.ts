@@ -15,11 +15,14 @@ export interface MemoryEstimate {
 
 export function estimateStepMemory(model: CausalLM, setup: MethodSetup, tokensPerMicroBatch: number): MemoryEstimate {
   const c = model.config;
-  const weights = model.namedParameters().reduce((a, [, p]) => a + p.size * (p.dtype === 'bf16' ? 2 : 4) + (p.shadow ? p.size * 2 : 0), 0);
+  const weights = model
+    .namedParameters()
+    .reduce((a, [, p]) => a + p.size * (p.dtype === 'bf16' ? 2 : 4) + (p.shadow ? p.size * 2 : 0), 0);
   const trainable = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
   const loraWeights = setup.lora ? trainable * 4 : 0;
   const optimizer = trainable * 12; // gradient + two moments, f32
-  const q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+  const q = c.numHeads * c.headDim,
+    kv = c.numKvHeads * c.headDim;
   const perTokenLayer = 4 * (8 * c.hiddenSize + 2 * q + 4 * kv + 4 * c.intermediateSize);
   const activations = tokensPerMicroBatch * c.numLayers * perTokenLayer;
   const logits = 32 * 2 ** 20 + tokensPerMicroBatch * c.hiddenSize * 8;

@@ -18,7 +18,8 @@ import type { ParamGroup } from './adamw.js';
  * LoRA's small A and B, vectors and norms stay f32. The one place that decides which weights get a copy.
  */
 export function attachBf16Copies(trainable: [string, Tensor<'f32'>][]): void {
-  for (const [name, p] of trainable) if (p.shape.length === 2 && !/\.lora_[AB]\./.test(name) && !p.shadow) p.shadow = persistent(() => p.toBf16());
+  for (const [name, p] of trainable)
+    if (p.shape.length === 2 && !/\.lora_[AB]\./.test(name) && !p.shadow) p.shadow = persistent(() => p.toBf16());
 }
 
 export interface MethodSetup {
@@ -47,7 +48,11 @@ function groupsOf(named: [string, Tensor<'f32'>][], c: TrainConfig, lrOf: (name:
 /** Layers whose parameters train in freeze mode: the last n (n > 0) or the first -n (n < 0). */
 function freezeLayers(numLayers: number, n: number): Set<number> {
   if (n === 0 || Math.abs(n) > numLayers) {
-    throw new LmfError('bad_value', `freeze_trainable_layers ${n} must be between -${numLayers} and ${numLayers}, not 0`, { key: 'freeze_trainable_layers' });
+    throw new LmfError(
+      'bad_value',
+      `freeze_trainable_layers ${n} must be between -${numLayers} and ${numLayers}, not 0`,
+      { key: 'freeze_trainable_layers' },
+    );
   }
   const idx = n > 0 ? Array.from({ length: n }, (_, i) => numLayers - n + i) : Array.from({ length: -n }, (_, i) => i);
   return new Set(idx);
@@ -73,19 +78,31 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
       }
     } else {
       settings = {
-        r: c.lora_rank, alpha: c.lora_alpha ?? 2 * c.lora_rank, dropout: c.lora_dropout,
-        targetModules: c.lora_target.length === 1 && c.lora_target[0] === 'all' ? 'all' : c.lora_target, useRslora: c.use_rslora,
+        r: c.lora_rank,
+        alpha: c.lora_alpha ?? 2 * c.lora_rank,
+        dropout: c.lora_dropout,
+        targetModules: c.lora_target.length === 1 && c.lora_target[0] === 'all' ? 'all' : c.lora_target,
+        useRslora: c.use_rslora,
         useDora: c.use_dora,
       };
       layers = attachLora(model, settings, new Rng(c.seed));
     }
-    const trainable = [...layers].flatMap(([name, l]) => [[`${name}.lora_A.weight`, l.A], [`${name}.lora_B.weight`, l.B],
-      ...(l.magnitude ? [[`${name}.lora_magnitude_vector`, l.magnitude]] : [])] as [string, Tensor<'f32'>][]);
+    const trainable = [...layers].flatMap(
+      ([name, l]) =>
+        [
+          [`${name}.lora_A.weight`, l.A],
+          [`${name}.lora_B.weight`, l.B],
+          ...(l.magnitude ? [[`${name}.lora_magnitude_vector`, l.magnitude]] : []),
+        ] as [string, Tensor<'f32'>][],
+    );
     const extraModules = c.additional_target ?? settings.modulesToSave ?? [];
     if (extraModules.length) {
       const params = savedModuleParameters(model, extraModules);
       if (!params.length) {
-        throw new LmfError('bad_value', `additional_target ${extraModules.join(',')} names no module of this model`, { key: 'additional_target', hint: 'e.g. embed_tokens, lm_head, norm' });
+        throw new LmfError('bad_value', `additional_target ${extraModules.join(',')} names no module of this model`, {
+          key: 'additional_target',
+          hint: 'e.g. embed_tokens, lm_head, norm',
+        });
       }
       for (const [param, t] of params) {
         if (t.dtype !== 'f32') throw new LmfError('internal', `${param} must be loaded in f32 to train`);
@@ -95,7 +112,9 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
       settings = { ...settings, modulesToSave: extraModules };
     }
     const ratio = c.loraplus_lr_ratio;
-    const groups = groupsOf(trainable, c, (name) => (ratio && name.endsWith('lora_B.weight') ? c.learning_rate * ratio : c.learning_rate));
+    const groups = groupsOf(trainable, c, (name) =>
+      ratio && name.endsWith('lora_B.weight') ? c.learning_rate * ratio : c.learning_rate,
+    );
     return { groups, trainable, lora: { layers, settings } };
   }
   let chosen = all;
@@ -105,10 +124,18 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
     const extra = c.freeze_extra_modules ?? [];
     chosen = all.filter(([name]) => {
       const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
-      if (m) return layers.has(Number(m[1])) && (modules.includes('all') || modules.some((mod) => m[2].startsWith(`${mod}.`) || m[2].includes(`.${mod}.`)));
+      if (m)
+        return (
+          layers.has(Number(m[1])) &&
+          (modules.includes('all') || modules.some((mod) => m[2].startsWith(`${mod}.`) || m[2].includes(`.${mod}.`)))
+        );
       return extra.some((e) => name.includes(e));
     });
-    if (!chosen.length) throw new LmfError('bad_value', 'freeze settings leave no parameter to train', { key: 'freeze_trainable_modules', hint: 'use all, or names like mlp, self_attn' });
+    if (!chosen.length)
+      throw new LmfError('bad_value', 'freeze settings leave no parameter to train', {
+        key: 'freeze_trainable_modules',
+        hint: 'use all, or names like mlp, self_attn',
+      });
   }
   const trainable = chosen as [string, Tensor<'f32'>][];
   for (const [, p] of trainable) {

@@ -13,20 +13,47 @@ import { checkpointDirs, readTrainerState, type RunIdentity } from './checkpoint
 
 /** Keys that make a checkpoint another model, data or method: resuming across a change of one is refused. */
 const identityKeys = [
-  'model_name_or_path', 'adapter_name_or_path', 'stage', 'finetuning_type', 'dataset', 'template', 'cutoff_len', 'packing',
-  'lora_rank', 'lora_alpha', 'lora_target', 'additional_target', 'use_dora', 'use_rslora', 'freeze_trainable_layers',
-  'freeze_trainable_modules', 'freeze_extra_modules', 'ref_model',
+  'model_name_or_path',
+  'adapter_name_or_path',
+  'stage',
+  'finetuning_type',
+  'dataset',
+  'template',
+  'cutoff_len',
+  'packing',
+  'lora_rank',
+  'lora_alpha',
+  'lora_target',
+  'additional_target',
+  'use_dora',
+  'use_rslora',
+  'freeze_trainable_layers',
+  'freeze_trainable_modules',
+  'freeze_extra_modules',
+  'ref_model',
 ] as const satisfies readonly (keyof TrainConfig)[];
 
 /** Keys that may change on resume; a change is reported. */
 const reportedKeys = [
-  'learning_rate', 'lr_scheduler_type', 'warmup_ratio', 'warmup_steps', 'weight_decay', 'max_grad_norm', 'num_train_epochs',
-  'max_steps', 'per_device_train_batch_size', 'gradient_accumulation_steps', 'seed', 'bf16', 'pref_beta', 'pref_loss',
+  'learning_rate',
+  'lr_scheduler_type',
+  'warmup_ratio',
+  'warmup_steps',
+  'weight_decay',
+  'max_grad_norm',
+  'num_train_epochs',
+  'max_steps',
+  'per_device_train_batch_size',
+  'gradient_accumulation_steps',
+  'seed',
+  'bf16',
+  'pref_beta',
+  'pref_loss',
 ] as const satisfies readonly (keyof TrainConfig)[];
 
 function resolvedValue(c: TrainConfig, key: keyof TrainConfig): unknown {
   const v = c[key];
-  if (key === 'model_name_or_path' || key === 'ref_model') return typeof v === 'string' ? path.resolve(v) : v ?? null;
+  if (key === 'model_name_or_path' || key === 'ref_model') return typeof v === 'string' ? path.resolve(v) : (v ?? null);
   if (key === 'adapter_name_or_path') return (v as string[] | undefined)?.map((p) => path.resolve(p)) ?? null;
   return v ?? null;
 }
@@ -47,18 +74,27 @@ const show = (v: unknown) => JSON.stringify(v ?? null);
 /** Refuses a checkpoint of another model, data or method; lists other changed keys through `print`. */
 function checkResumable(dir: string, saved: RunIdentity | undefined, c: TrainConfig, print: (l: string) => void): void {
   if (!saved) {
-    print(`notice: ${dir} was written by an older LMFactory that did not record its config; resuming without checking it`);
+    print(
+      `notice: ${dir} was written by an older LMFactory that did not record its config; resuming without checking it`,
+    );
     return;
   }
   const now = runIdentity(c, saved.run_id).config;
   const differ = identityKeys.filter((k) => show(saved.config[k]) !== show(now[k]));
   if (differ.length) {
-    throw new LmfError('checkpoint_mismatch', `the checkpoint was made with another ${differ.join(', ')}: ${differ.map((k) => `${k} ${show(saved.config[k])} there, ${show(now[k])} here`).join('; ')}`, {
-      file: dir, key: 'resume_from_checkpoint', hint: 'resume with the config the checkpoint was made with, or start afresh in another output_dir',
-    });
+    throw new LmfError(
+      'checkpoint_mismatch',
+      `the checkpoint was made with another ${differ.join(', ')}: ${differ.map((k) => `${k} ${show(saved.config[k])} there, ${show(now[k])} here`).join('; ')}`,
+      {
+        file: dir,
+        key: 'resume_from_checkpoint',
+        hint: 'resume with the config the checkpoint was made with, or start afresh in another output_dir',
+      },
+    );
   }
   for (const k of reportedKeys) {
-    if (k in saved.config && show(saved.config[k]) !== show(now[k])) print(`notice: ${k} changed on resume: ${show(saved.config[k])} -> ${show(now[k])}`);
+    if (k in saved.config && show(saved.config[k]) !== show(now[k]))
+      print(`notice: ${k} changed on resume: ${show(saved.config[k])} -> ${show(now[k])}`);
   }
 }
 
@@ -72,7 +108,11 @@ export interface PreparedOutput {
 export function prepareOutputDir(c: TrainConfig, print: (l: string) => void): PreparedOutput {
   const dir = c.output_dir;
   if (existsSync(dir) && !statSync(dir).isDirectory()) {
-    throw new LmfError('not_a_directory', 'output_dir is a file', { file: dir, key: 'output_dir', hint: 'choose a folder' });
+    throw new LmfError('not_a_directory', 'output_dir is a file', {
+      file: dir,
+      key: 'output_dir',
+      hint: 'choose a folder',
+    });
   }
   refuseOverlap({ key: 'output_dir', path: dir }, [
     { key: 'model_name_or_path', path: c.model_name_or_path },
@@ -84,11 +124,19 @@ export function prepareOutputDir(c: TrainConfig, print: (l: string) => void): Pr
   const resume = c.resume_from_checkpoint;
   let resumeDir: string | null = null;
   if (typeof resume === 'string') {
-    if (!existsSync(path.join(resume, 'trainer_state.json'))) throw new LmfError('bad_checkpoint', 'not a checkpoint folder (no trainer_state.json)', { file: resume, key: 'resume_from_checkpoint' });
+    if (!existsSync(path.join(resume, 'trainer_state.json')))
+      throw new LmfError('bad_checkpoint', 'not a checkpoint folder (no trainer_state.json)', {
+        file: resume,
+        key: 'resume_from_checkpoint',
+      });
     resumeDir = resume;
   } else if (resume === true) {
     const last = checkpointDirs(dir).pop();
-    if (!last) throw new LmfError('bad_checkpoint', 'resume_from_checkpoint is true but output_dir holds no checkpoint', { file: dir, key: 'resume_from_checkpoint' });
+    if (!last)
+      throw new LmfError('bad_checkpoint', 'resume_from_checkpoint is true but output_dir holds no checkpoint', {
+        file: dir,
+        key: 'resume_from_checkpoint',
+      });
     resumeDir = last.dir;
   }
   if (resumeDir) {
@@ -99,13 +147,18 @@ export function prepareOutputDir(c: TrainConfig, print: (l: string) => void): Pr
   if (existsSync(dir) && readdirSync(dir).length) {
     if (!c.overwrite_output_dir) {
       throw new LmfError('output_exists', 'output_dir exists and is not empty', {
-        file: dir, key: 'output_dir', hint: 'set overwrite_output_dir: true, resume_from_checkpoint: true, or choose another output_dir',
+        file: dir,
+        key: 'output_dir',
+        hint: 'set overwrite_output_dir: true, resume_from_checkpoint: true, or choose another output_dir',
       });
     }
     // an earlier run's checkpoints and log would otherwise mix with this run's (and win its rotation)
-    const old = [...checkpointDirs(dir, true).map((d) => d.dir), path.join(dir, 'trainer_log.jsonl')].filter((p) => existsSync(p));
+    const old = [...checkpointDirs(dir, true).map((d) => d.dir), path.join(dir, 'trainer_log.jsonl')].filter((p) =>
+      existsSync(p),
+    );
     for (const p of old) rmSync(p, { recursive: true, force: true });
-    if (old.length) print(`overwrite_output_dir: removed the earlier run's ${old.map((p) => path.basename(p)).join(', ')}`);
+    if (old.length)
+      print(`overwrite_output_dir: removed the earlier run's ${old.map((p) => path.basename(p)).join(', ')}`);
   }
   return { resumeDir: null, runId: newRunId() };
 }

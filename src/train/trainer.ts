@@ -50,17 +50,24 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   reportDroppedRows(data, c, print);
   warnTemplateMismatch(c, data, print);
   if (c.bf16 && native.info().isa !== 'avx512bf16') {
-    print(`notice: this CPU has no bf16 dot products (kernel path ${native.info().isa}): bf16 operands are widened to f32, so bf16 runs no faster than f32`);
+    print(
+      `notice: this CPU has no bf16 dot products (kernel path ${native.info().isa}): bf16 operands are widened to f32, so bf16 runs no faster than f32`,
+    );
   }
   const padId = data.tokenizer.padId ?? 0;
   checkTokenizerFits(data.tokenizer, readModelConfig(c.model_name_or_path).vocabSize, c.model_name_or_path);
   const model = loadForTraining(c);
   const setup: MethodSetup = setupMethod(model, c);
   const objective = makeObjective(model, data.train, c, padId, setup);
-  const evaluator = data.eval ? objective.evaluator?.(data.eval) ?? null : null;
+  const evaluator = data.eval ? (objective.evaluator?.(data.eval) ?? null) : null;
   const evaluate = (): Record<string, number> => evaluator?.() ?? {};
   // the log keeps LLaMA-Factory's per-step fields; perplexity is a final result only
-  const evalFields = () => Object.fromEntries(Object.entries(evaluate()).filter(([k]) => k !== 'perplexity').map(([k, v]) => [k, round(v)]));
+  const evalFields = () =>
+    Object.fromEntries(
+      Object.entries(evaluate())
+        .filter(([k]) => k !== 'perplexity')
+        .map(([k, v]) => [k, round(v)]),
+    );
   for (const [name, p] of objective.parameters ?? []) {
     setup.trainable.push([name, p]);
     setup.groups.push({ params: [p], lr: c.learning_rate, weightDecay: p.shape.length >= 2 ? c.weight_decay : 0 });
@@ -71,19 +78,31 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
 
   if (c.bf16) attachBf16Copies(setup.trainable);
   const opt = new AdamW(setup.groups, { beta1: c.adam_beta1, beta2: c.adam_beta2, eps: c.adam_epsilon });
-  let state: TrainerState = { global_step: 0, epoch_step: 0, epoch: 0, total_steps: total, log_history: [], best_metric: null };
+  let state: TrainerState = {
+    global_step: 0,
+    epoch_step: 0,
+    epoch: 0,
+    total_steps: total,
+    log_history: [],
+    best_metric: null,
+  };
   if (resumeDir) {
     state = loadCheckpoint(resumeDir, setup.trainable, opt);
     state.total_steps = total;
     // the log continues from the checkpoint: lines a killed run wrote after it are dropped
-    writeTextAtomic(path.join(c.output_dir, 'trainer_log.jsonl'), state.log_history.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    writeTextAtomic(
+      path.join(c.output_dir, 'trainer_log.jsonl'),
+      state.log_history.map((r) => `${JSON.stringify(r)}\n`).join(''),
+    );
     for (const [, p] of setup.trainable) if (p.shadow) native.toBf16(p.data, p.shadow.data, p.size);
     print(`resumed from ${resumeDir} at step ${state.global_step}`);
   }
   state.lmf_run = runIdentity(c, runId);
   writeTrainManifest(c, data);
   const params = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
-  print(`training ${c.stage}/${c.finetuning_type}: ${data.stats.examples} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`);
+  print(
+    `training ${c.stage}/${c.finetuning_type}: ${data.stats.examples} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`,
+  );
   const rowsPerBatch = c.per_device_train_batch_size * objective.rowsPerUnit;
   print(describeEstimate(estimateStepMemory(model, setup, rowsPerBatch * maxOf(data.stats.lengths))));
 
@@ -103,10 +122,21 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   const checkpoint = () => saveCheckpoint(c.output_dir, setup.trainable, opt, state, writeModel, c.save_total_limit);
 
   const start = performance.now();
-  let windowLoss = 0, windowSteps = 0, windowTokens = 0, windowStart = performance.now();
+  let windowLoss = 0,
+    windowSteps = 0,
+    windowTokens = 0,
+    windowStart = performance.now();
   let windowMetrics: Record<string, number> = {};
   if (c.eval_on_start && evaluator && state.global_step === 0) {
-    const record: LogRecord = { current_steps: 0, total_steps: total, epoch: 0, percentage: 0, elapsed_time: duration(0), remaining_time: duration(0), ...evalFields() };
+    const record: LogRecord = {
+      current_steps: 0,
+      total_steps: total,
+      epoch: 0,
+      percentage: 0,
+      elapsed_time: duration(0),
+      remaining_time: duration(0),
+      ...evalFields(),
+    };
     appendLog(c.output_dir, record);
     state.log_history.push(record);
     print(progressLine(record));
@@ -116,7 +146,8 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
       const step = state.global_step;
       const result = objective.step(step, {
         dropoutStep: (k) => step * c.gradient_accumulation_steps + k,
-        noise: (k) => (c.neftune_noise_alpha ? { alpha: c.neftune_noise_alpha, seed: (step * 7919 + k + c.seed) >>> 0 } : undefined),
+        noise: (k) =>
+          c.neftune_noise_alpha ? { alpha: c.neftune_noise_alpha, seed: (step * 7919 + k + c.seed) >>> 0 } : undefined,
       });
       const stepLoss = result.loss;
       if (!Number.isFinite(stepLoss)) {
@@ -140,17 +171,28 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
         const elapsed = (performance.now() - start) / 1000;
         const rate = (performance.now() - windowStart) / 1000;
         const record: LogRecord = {
-          current_steps: state.global_step, total_steps: total, loss: round(windowLoss / windowSteps), lr,
-          epoch: round(state.epoch, 4), percentage: round((100 * state.global_step) / total, 2), elapsed_time: duration(elapsed),
+          current_steps: state.global_step,
+          total_steps: total,
+          loss: round(windowLoss / windowSteps),
+          lr,
+          epoch: round(state.epoch, 4),
+          percentage: round((100 * state.global_step) / total, 2),
+          elapsed_time: duration(elapsed),
           remaining_time: duration((elapsed / state.global_step) * (total - state.global_step)),
-          tokens_per_s: round(windowTokens / rate, 1), throughput: round(windowTokens / rate, 1), grad_norm: round(norm),
+          tokens_per_s: round(windowTokens / rate, 1),
+          throughput: round(windowTokens / rate, 1),
+          grad_norm: round(norm),
         };
         for (const [k, v] of Object.entries(windowMetrics)) record[k] = round(v / windowSteps);
         if (evaluator && c.eval_steps && state.global_step % c.eval_steps === 0) Object.assign(record, evalFields());
         appendLog(c.output_dir, record);
         state.log_history.push(record);
         print(progressLine(record));
-        windowLoss = 0; windowSteps = 0; windowTokens = 0; windowStart = performance.now(); windowMetrics = {};
+        windowLoss = 0;
+        windowSteps = 0;
+        windowTokens = 0;
+        windowStart = performance.now();
+        windowMetrics = {};
       }
       if (state.global_step % c.save_steps === 0 && !last) checkpoint();
       await new Promise(setImmediate); // lets a SIGINT handler run between steps
@@ -163,8 +205,10 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
     const runtime = (performance.now() - start) / 1000;
     const losses = state.log_history.filter((r) => r.loss !== undefined);
     const results: Record<string, number> = {
-      epoch: round(state.epoch, 4), train_loss: round(losses.reduce((a, r) => a + r.loss!, 0) / Math.max(1, losses.length)),
-      train_runtime: round(runtime, 2), train_steps_per_second: round(total / runtime, 3),
+      epoch: round(state.epoch, 4),
+      train_loss: round(losses.reduce((a, r) => a + r.loss!, 0) / Math.max(1, losses.length)),
+      train_runtime: round(runtime, 2),
+      train_steps_per_second: round(total / runtime, 3),
     };
     for (const [k, v] of Object.entries(evaluate())) results[k] = round(v);
     writeJson(c.output_dir, 'trainer_state.json', state);

@@ -1,5 +1,9 @@
 /** The closest known word to a misspelt one (edit distance), for "did you mean" hints; null when none is near. */
-export function closest(word: string, candidates: readonly string[], maxDistance = Math.max(2, Math.floor(word.length / 3))): string | null {
+export function closest(
+  word: string,
+  candidates: readonly string[],
+  maxDistance = Math.max(2, Math.floor(word.length / 3)),
+): string | null {
   let best: string | null = null;
   let bestDist = Infinity;
   for (const c of candidates) {

@@ -41,11 +41,18 @@ export interface VerifyOptions {
   gradRtol: number;
 }
 
-function compare(name: string, ours: ArrayLike<number>, want: Float64Array, tolerance: number, measure: 'abs' | 'rel'): TensorReport {
+function compare(
+  name: string,
+  ours: ArrayLike<number>,
+  want: Float64Array,
+  tolerance: number,
+  measure: 'abs' | 'rel',
+): TensorReport {
   if (ours.length !== want.length) {
     throw new LmfError('golden_mismatch', `${ours.length} values computed, ${want.length} stored`, { tensor: name });
   }
-  let diff = 0, scale = 0;
+  let diff = 0,
+    scale = 0;
   for (let i = 0; i < want.length; i++) {
     diff = Math.max(diff, Math.abs(ours[i] - want[i]));
     scale = Math.max(scale, Math.abs(want[i]));
@@ -60,17 +67,23 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
   const { model } = loadModel(o.model, { dtype: 'f32' });
   try {
     for (const name of ['input_ids', 'labels']) {
-      if (!golden.entries.has(name)) throw new LmfError('golden_mismatch', `the golden file has no ${name}`, { file: o.golden });
+      if (!golden.entries.has(name))
+        throw new LmfError('golden_mismatch', `the golden file has no ${name}`, { file: o.golden });
     }
     const shape = golden.entries.get('input_ids')!.shape;
-    if (shape.length !== 2) throw new LmfError('golden_mismatch', `input_ids must be [batch, seq], got [${shape}]`, { file: o.golden });
+    if (shape.length !== 2)
+      throw new LmfError('golden_mismatch', `input_ids must be [batch, seq], got [${shape}]`, { file: o.golden });
     const [batch, seq] = shape;
     let trainable: [string, Tensor][];
     if (o.adapter) {
       const layers = loadPeftAdapter(model, o.adapter, o.model);
-      trainable = [...layers].flatMap(([name, l]) => [
-        [`base_model.model.${name}.lora_A.weight`, l.A], [`base_model.model.${name}.lora_B.weight`, l.B],
-      ] as [string, Tensor][]);
+      trainable = [...layers].flatMap(
+        ([name, l]) =>
+          [
+            [`base_model.model.${name}.lora_A.weight`, l.A],
+            [`base_model.model.${name}.lora_B.weight`, l.B],
+          ] as [string, Tensor][],
+      );
     } else {
       trainable = model.namedParameters();
       for (const [, p] of trainable) p.requiresGrad = true;
@@ -83,19 +96,36 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
       }
       const targets = shiftLabels(golden.readNumbers('labels'), batch, seq);
       const loss = model.loss(input, targets, tokenWeights(targets));
-      if (golden.entries.has('loss')) reports.push(compare('loss', loss.data, golden.readNumbers('loss'), o.atol, 'abs'));
+      if (golden.entries.has('loss'))
+        reports.push(compare('loss', loss.data, golden.readNumbers('loss'), o.atol, 'abs'));
       backward(loss);
     });
     for (const [name, p] of trainable) {
       const key = `grad.${name}`;
       if (!golden.entries.has(key)) continue;
-      reports.push(compare(key, p.grad ? p.grad.data : new Float32Array(p.size), golden.readNumbers(key), o.gradRtol, 'rel'));
+      reports.push(
+        compare(key, p.grad ? p.grad.data : new Float32Array(p.size), golden.readNumbers(key), o.gradRtol, 'rel'),
+      );
     }
     if (!reports.some((r) => r.name.startsWith('grad.'))) {
-      throw new LmfError('golden_mismatch', 'no grad.<parameter> tensor in the golden file matches a trainable parameter',
-        { file: o.golden, hint: o.adapter ? 'gradients of an adapter are named grad.base_model.model.<module>.lora_A.weight' : 'gradients are named grad.<Hugging Face parameter name>' });
+      throw new LmfError(
+        'golden_mismatch',
+        'no grad.<parameter> tensor in the golden file matches a trainable parameter',
+        {
+          file: o.golden,
+          hint: o.adapter
+            ? 'gradients of an adapter are named grad.base_model.model.<module>.lora_A.weight'
+            : 'gradients are named grad.<Hugging Face parameter name>',
+        },
+      );
     }
-    return { model: o.model, golden: o.golden, adapter: o.adapter ?? null, ok: reports.every((r) => r.ok), tensors: reports };
+    return {
+      model: o.model,
+      golden: o.golden,
+      adapter: o.adapter ?? null,
+      ok: reports.every((r) => r.ok),
+      tensors: reports,
+    };
   } finally {
     golden.close();
     model.dispose();

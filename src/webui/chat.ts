@@ -18,7 +18,10 @@ export class ChatProcess {
   private child: ChildProcess | null = null;
   private target: ChatTarget | null = null;
 
-  constructor(private readonly boardDir: string, private readonly lmfBin: string) {}
+  constructor(
+    private readonly boardDir: string,
+    private readonly lmfBin: string,
+  ) {}
 
   get loaded(): ChatTarget | null {
     return this.target;
@@ -32,17 +35,22 @@ export class ChatProcess {
     const yaml = path.join(dir, 'args.yaml');
     writeTextAtomic(yaml, yamlText);
     const key = randomBytes(16).toString('hex');
-    const child = spawn(process.execPath, [this.lmfBin, 'api', yaml, '--host', '127.0.0.1', '--port', '0'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, API_KEY: key, API_MODEL_NAME: model } });
+    const child = spawn(process.execPath, [this.lmfBin, 'api', yaml, '--host', '127.0.0.1', '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, API_KEY: key, API_MODEL_NAME: model },
+    });
     this.child = child;
     const url = await new Promise<string>((resolve, reject) => {
-      let out = '', err = '';
+      let out = '',
+        err = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         const m = /listening on (\S+)/.exec(out);
         if (m) resolve(m[1]);
       });
-      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
       child.once('exit', (code) => reject(new Error(err.trim() || `lmf api exited with code ${code}`)));
     });
     child.once('exit', () => {

@@ -19,14 +19,20 @@ export class JobRunner {
   private current: { info: JobInfo; child: ChildProcess; aborted: boolean } | null = null;
   private last: JobInfo | null = null;
 
-  constructor(private readonly boardDir: string, private readonly lmfBin: string) {}
+  constructor(
+    private readonly boardDir: string,
+    private readonly lmfBin: string,
+  ) {}
 
   get runsDir(): string {
     return path.join(this.boardDir, 'runs');
   }
 
   start(kind: JobKind, yamlText: string, outputDir: string): JobInfo {
-    if (this.current) throw new BusyError(`a ${this.current.info.kind} job is running (${this.current.info.id}); abort it or wait for it to end`);
+    if (this.current)
+      throw new BusyError(
+        `a ${this.current.info.kind} job is running (${this.current.info.id}); abort it or wait for it to end`,
+      );
     const id = `${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}-${kind}`;
     const dir = path.join(this.runsDir, id);
     ensureDir(dir);
@@ -34,10 +40,24 @@ export class JobRunner {
     writeTextAtomic(yaml, yamlText);
     const command = [this.lmfBin, kind, yaml];
     const log = openSync(path.join(dir, 'running_log.txt'), 'a');
-    const child = spawn(process.execPath, command, { stdio: ['ignore', log, log], cwd: process.cwd(), env: { ...process.env, FORCE_COLOR: '0' } });
+    const child = spawn(process.execPath, command, {
+      stdio: ['ignore', log, log],
+      cwd: process.cwd(),
+      env: { ...process.env, FORCE_COLOR: '0' },
+    });
     closeSync(log);
-    const info: JobInfo = { id, kind, outputDir, yaml, command: ['lmf', kind, path.relative(process.cwd(), yaml)], status: 'running', exitCode: null,
-      startedAt: new Date().toISOString(), endedAt: null, error: null };
+    const info: JobInfo = {
+      id,
+      kind,
+      outputDir,
+      yaml,
+      command: ['lmf', kind, path.relative(process.cwd(), yaml)],
+      status: 'running',
+      exitCode: null,
+      startedAt: new Date().toISOString(),
+      endedAt: null,
+      error: null,
+    };
     this.current = { info, child, aborted: false };
     this.save(info);
     child.on('exit', (code, signal) => {
@@ -66,23 +86,31 @@ export class JobRunner {
   state(since: number): JobState {
     const job = this.current?.info ?? this.last;
     if (!job) return { job: null, records: [], logTail: '', results: null };
-    return { job, records: this.records(job, since), logTail: this.logTail(job, 20000), results: job.status === 'running' ? null : this.results(job) };
+    return {
+      job,
+      records: this.records(job, since),
+      logTail: this.logTail(job, 20000),
+      results: job.status === 'running' ? null : this.results(job),
+    };
   }
 
   /** Jobs of earlier sessions too, newest first. */
   history(): JobInfo[] {
     if (!existsSync(this.runsDir)) return [];
-    return readdirSync(this.runsDir).sort().reverse().flatMap((id) => {
-      const file = path.join(this.runsDir, id, 'job.json');
-      try {
-        const info = JSON.parse(readFileSync(file, 'utf8')) as JobInfo;
-        // a job.json that says running but is not ours was cut off (the UI stopped while it ran)
-        if (info.status === 'running' && info.id !== this.current?.info.id) info.status = 'aborted';
-        return [info];
-      } catch {
-        return [];
-      }
-    });
+    return readdirSync(this.runsDir)
+      .sort()
+      .reverse()
+      .flatMap((id) => {
+        const file = path.join(this.runsDir, id, 'job.json');
+        try {
+          const info = JSON.parse(readFileSync(file, 'utf8')) as JobInfo;
+          // a job.json that says running but is not ours was cut off (the UI stopped while it ran)
+          if (info.status === 'running' && info.id !== this.current?.info.id) info.status = 'aborted';
+          return [info];
+        } catch {
+          return [];
+        }
+      });
   }
 
   stopAll(): void {
@@ -95,14 +123,18 @@ export class JobRunner {
 
   private records(job: JobInfo, since: number): LogRecord[] {
     const file = path.join(job.outputDir, 'trainer_log.jsonl');
-    if (job.kind !== 'train' || !existsSync(file) || statSync(file).mtimeMs < Date.parse(job.startedAt) - 1000) return [];
-    return readFileSync(file, 'utf8').split('\n').slice(since).flatMap((l) => {
-      try {
-        return l.trim() ? [JSON.parse(l) as LogRecord] : [];
-      } catch {
-        return []; // a line being written
-      }
-    });
+    if (job.kind !== 'train' || !existsSync(file) || statSync(file).mtimeMs < Date.parse(job.startedAt) - 1000)
+      return [];
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .slice(since)
+      .flatMap((l) => {
+        try {
+          return l.trim() ? [JSON.parse(l) as LogRecord] : [];
+        } catch {
+          return []; // a line being written
+        }
+      });
   }
 
   private logTail(job: JobInfo, chars: number): string {
@@ -113,10 +145,12 @@ export class JobRunner {
   }
 
   private results(job: JobInfo): Record<string, unknown> | null {
-    const candidates = job.kind === 'eval' ? ['results.json'] : job.kind === 'train' ? ['predict_results.json', 'all_results.json'] : [];
+    const candidates =
+      job.kind === 'eval' ? ['results.json'] : job.kind === 'train' ? ['predict_results.json', 'all_results.json'] : [];
     for (const f of candidates) {
       const file = path.join(job.outputDir, f);
-      if (existsSync(file) && statSync(file).mtimeMs >= Date.parse(job.startedAt) - 1000) return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      if (existsSync(file) && statSync(file).mtimeMs >= Date.parse(job.startedAt) - 1000)
+        return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     }
     return null;
   }

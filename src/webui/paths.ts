@@ -22,4 +22,13 @@ export class PathGuard {
 }
 
 /** Config keys that hold paths, checked before any config reaches the CLI. */
-export const pathKeys = ['model_name_or_path', 'adapter_name_or_path', 'dataset_dir', 'output_dir', 'ref_model', 'export_dir', 'task_dir', 'save_dir'] as const;
+export const pathKeys = [
+  'model_name_or_path',
+  'adapter_name_or_path',
+  'dataset_dir',
+  'output_dir',
+  'ref_model',
+  'export_dir',
+  'task_dir',
+  'save_dir',
+] as const;

@@ -38,17 +38,26 @@ export interface WebuiOptions {
 }
 
 class RequestError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
 
-const requiredFor: Record<JobKind, string[]> = { train: ['model_name_or_path', 'output_dir'], eval: ['model_name_or_path', 'task', 'save_dir'], export: ['model_name_or_path', 'export_dir'] };
+const requiredFor: Record<JobKind, string[]> = {
+  train: ['model_name_or_path', 'output_dir'],
+  eval: ['model_name_or_path', 'task', 'save_dir'],
+  export: ['model_name_or_path', 'export_dir'],
+};
 const outputKey: Record<JobKind, string> = { train: 'output_dir', eval: 'save_dir', export: 'export_dir' };
 
 /** A rough parameter count from config.json (embeddings, projections, norms). */
 function parameterCount(c: ReturnType<typeof parseModelConfig>): number {
-  const C = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+  const C = c.hiddenSize,
+    q = c.numHeads * c.headDim,
+    kv = c.numKvHeads * c.headDim;
   const layer = C * q * 2 + C * kv * 2 + 3 * C * c.intermediateSize + 2 * C;
   return c.vocabSize * C * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * layer + C;
 }
@@ -57,8 +66,12 @@ function parameterCount(c: ReturnType<typeof parseModelConfig>): number {
 function guessTemplate(dir: string, modelType: string): { template: string; base: boolean } {
   let chat = '';
   try {
-    chat = (JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: string }).chat_template ?? '';
-  } catch { /* no tokenizer_config.json */ }
+    chat =
+      (JSON.parse(readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: string })
+        .chat_template ?? '';
+  } catch {
+    /* no tokenizer_config.json */
+  }
   if (chat.includes('<|start_header_id|>')) return { template: 'llama3', base: false };
   if (chat.includes('<|im_start|>')) return { template: modelType === 'qwen2' ? 'qwen' : 'chatml', base: false };
   if (chat.includes('<start_of_turn>')) return { template: 'gemma', base: false };
@@ -69,7 +82,8 @@ function guessTemplate(dir: string, modelType: string): { template: string; base
 /** The request's JSON body as an object: `null`, a list or a bare value is refused with 400. */
 function bodyOf(req: FastifyRequest): Record<string, unknown> {
   const b = req.body;
-  if (!b || typeof b !== 'object' || Array.isArray(b)) throw new RequestError(400, 'the request body must be a JSON object');
+  if (!b || typeof b !== 'object' || Array.isArray(b))
+    throw new RequestError(400, 'the request body must be a JSON object');
   return b as Record<string, unknown>;
 }
 
@@ -92,24 +106,42 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
 
   const checked = (p: unknown, key: string): string => {
     const abs = typeof p === 'string' ? guard.resolve(p) : null;
-    if (!abs) throw new RequestError(403, `${key}: "${String(p)}" is outside the folders this board may use (${guard.roots.join(', ')})`);
+    if (!abs)
+      throw new RequestError(
+        403,
+        `${key}: "${String(p)}" is outside the folders this board may use (${guard.roots.join(', ')})`,
+      );
     return abs;
   };
   /** Validates a config from the page; returns its YAML. */
-  const toYaml = (kind: JobKind | 'chat' | 'preview', args: unknown): { yaml: string; config: Record<string, unknown> } => {
-    if (!args || typeof args !== 'object' || Array.isArray(args)) throw new RequestError(400, 'the arguments must be an object of config keys');
-    const config = Object.fromEntries(Object.entries(args as Record<string, unknown>).filter(([, v]) => v !== '' && v !== null && v !== undefined));
+  const toYaml = (
+    kind: JobKind | 'chat' | 'preview',
+    args: unknown,
+  ): { yaml: string; config: Record<string, unknown> } => {
+    if (!args || typeof args !== 'object' || Array.isArray(args))
+      throw new RequestError(400, 'the arguments must be an object of config keys');
+    const config = Object.fromEntries(
+      Object.entries(args as Record<string, unknown>).filter(([, v]) => v !== '' && v !== null && v !== undefined),
+    );
     const required = kind === 'chat' || kind === 'preview' ? ['model_name_or_path'] : requiredFor[kind];
     const missing = required.filter((k) => !(k in config));
     const parsed = configSchema.safeParse(config);
-    const described = parsed.success ? [] : describeIssues(parsed.error.issues, config).filter((p) => !missing.includes(p.key));
-    const problems = [...missing.map((k) => `${k} is required`), ...described.map((p) => `${p.message}${p.hint ? ` (${p.hint})` : ''}`)];
+    const described = parsed.success
+      ? []
+      : describeIssues(parsed.error.issues, config).filter((p) => !missing.includes(p.key));
+    const problems = [
+      ...missing.map((k) => `${k} is required`),
+      ...described.map((p) => `${p.message}${p.hint ? ` (${p.hint})` : ''}`),
+    ];
     if (problems.length) throw new RequestError(400, problems.join('; '));
     for (const key of pathKeys) {
       const v = config[key];
       if (v === undefined) continue;
       if (Array.isArray(v)) v.forEach((p) => checked(p, key));
-      else String(v).split(',').forEach((p) => checked(p.trim(), key));
+      else
+        String(v)
+          .split(',')
+          .forEach((p) => checked(p.trim(), key));
     }
     return { yaml: stringify(config), config };
   };
@@ -117,7 +149,12 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const host = req.headers.host ?? '';
     // o.port is read per request: with port 0 the caller fills in the real one after listening
-    const allowedHosts = new Set([`127.0.0.1:${o.port}`, `localhost:${o.port}`, `${o.host}:${o.port}`, `[::1]:${o.port}`]);
+    const allowedHosts = new Set([
+      `127.0.0.1:${o.port}`,
+      `localhost:${o.port}`,
+      `${o.host}:${o.port}`,
+      `[::1]:${o.port}`,
+    ]);
     // on loopback without a token, a foreign Host means a page elsewhere resolved its name to us (DNS rebinding);
     // beyond loopback the token guards every request and users reach the board by any of the machine's names
     if (!o.token && !allowedHosts.has(host)) return reply.status(403).send({ error: `unexpected Host "${host}"` });
@@ -132,7 +169,8 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
         return;
       }
       const cookie = /(?:^|;\s*)lmf_token=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
-      if (cookie !== o.token && req.headers['x-lmf-token'] !== o.token) return reply.status(401).send({ error: 'open the address printed by lmf webui (it carries the access token)' });
+      if (cookie !== o.token && req.headers['x-lmf-token'] !== o.token)
+        return reply.status(401).send({ error: 'open the address printed by lmf webui (it carries the access token)' });
     }
     return undefined;
   });
@@ -145,25 +183,42 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     return reply.status(status).send({ error: err.message });
   });
 
-  app.get('/api/info', async () => ({ roots: guard.roots, cwd: process.cwd(), templates: templateNames, running: jobs.state(0).job?.status === 'running' }));
+  app.get('/api/info', async () => ({
+    roots: guard.roots,
+    cwd: process.cwd(),
+    templates: templateNames,
+    running: jobs.state(0).job?.status === 'running',
+  }));
 
   app.get('/api/model', async (req): Promise<ModelInfo> => {
     const dir = checked((req.query as { path?: string }).path, 'model_name_or_path');
     const file = path.join(dir, 'config.json');
     if (!existsSync(file)) throw new RequestError(400, `no config.json in ${dir}: not a Hugging Face model folder`);
     const raw = readJsonFile(file);
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new RequestError(400, `${file} must hold a JSON object`);
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+      throw new RequestError(400, `${file} must hold a JSON object`);
     const c = parseModelConfig(raw as Record<string, unknown>, file);
     return {
-      architecture: ((raw as { architectures?: string[] }).architectures)?.[0] ?? c.modelType, modelType: c.modelType, parameters: parameterCount(c),
-      dtype: (raw as { torch_dtype?: string }).torch_dtype ?? 'float32', layers: c.numLayers, hidden: c.hiddenSize, vocab: c.vocabSize, ...guessTemplate(dir, c.modelType),
+      architecture: (raw as { architectures?: string[] }).architectures?.[0] ?? c.modelType,
+      modelType: c.modelType,
+      parameters: parameterCount(c),
+      dtype: (raw as { torch_dtype?: string }).torch_dtype ?? 'float32',
+      layers: c.numLayers,
+      hidden: c.hiddenSize,
+      vocab: c.vocabSize,
+      ...guessTemplate(dir, c.modelType),
     };
   });
 
   app.get('/api/datasets', async (req): Promise<DatasetInfo[]> => {
     const dir = checked((req.query as { dir?: string }).dir ?? 'data', 'dataset_dir');
     const info = readDatasetInfo(dir);
-    return Object.entries(info).map(([name, e]) => ({ name, ranking: e.ranking === true, kto: Boolean(e.columns?.kto_tag), formatting: e.formatting ?? 'alpaca' }));
+    return Object.entries(info).map(([name, e]) => ({
+      name,
+      ranking: e.ranking === true,
+      kto: Boolean(e.columns?.kto_tag),
+      formatting: e.formatting ?? 'alpaca',
+    }));
   });
 
   app.post('/api/yaml', async (req) => {
@@ -179,10 +234,17 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     const file = path.join(boardDir, 'preview.yaml');
     writeTextAtomic(file, yaml);
     const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, [lmfBin, 'data', 'preview', file, '--n', '3'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+      const child = spawn(process.execPath, [lmfBin, 'data', 'preview', file, '--n', '3'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 120_000,
+      });
       let text = '';
-      child.stdout.on('data', (d: Buffer) => { text += d.toString(); });
-      child.stderr.on('data', (d: Buffer) => { text += d.toString(); });
+      child.stdout.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
       child.on('close', (c) => resolve({ code: c, out: text }));
     });
     if (code !== 0) throw new RequestError(400, out.trim());
@@ -200,7 +262,14 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
   app.get('/api/jobs', async () => jobs.history());
 
   const argsDir = path.join(boardDir, 'saved_args');
-  app.get('/api/args', async () => (existsSync(argsDir) ? readdirSync(argsDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort() : []));
+  app.get('/api/args', async () =>
+    existsSync(argsDir)
+      ? readdirSync(argsDir)
+          .filter((f) => f.endsWith('.json'))
+          .map((f) => f.slice(0, -5))
+          .sort()
+      : [],
+  );
   app.get('/api/args/:name', async (req) => {
     const name = (req.params as { name: string }).name;
     if (!/^[\w.-]+$/.test(name)) throw new RequestError(400, 'names use letters, digits, dot, dash and underscore');
@@ -210,7 +279,8 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
   });
   app.post('/api/args', async (req) => {
     const { name, args } = bodyOf(req) as { name: string; args: unknown };
-    if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) throw new RequestError(400, 'names use letters, digits, dot, dash and underscore');
+    if (typeof name !== 'string' || !/^[\w.-]+$/.test(name))
+      throw new RequestError(400, 'names use letters, digits, dot, dash and underscore');
     writeTextAtomic(path.join(argsDir, `${name}.json`), `${JSON.stringify(args, null, 2)}\n`);
     return { saved: name };
   });
@@ -234,7 +304,8 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     if (!target) throw new RequestError(409, 'load a model first');
     const body = bodyOf(req);
     const upstream = await fetch(`${target.url}/chat/completions`, {
-      method: 'POST', headers: { authorization: `Bearer ${target.key}`, 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { authorization: `Bearer ${target.key}`, 'content-type': 'application/json' },
       body: JSON.stringify({ ...body, model: target.model, stream: true }),
     });
     if (!upstream.ok || !upstream.body) {
@@ -255,7 +326,10 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
 
   const dist = path.join(root, 'web', 'dist');
   if (existsSync(dist)) await app.register(fastifyStatic, { root: dist });
-  else app.get('/', async () => { throw new RequestError(500, 'the page is not built: run bash scripts/setup.sh'); });
+  else
+    app.get('/', async () => {
+      throw new RequestError(500, 'the page is not built: run bash scripts/setup.sh');
+    });
   app.addHook('onClose', async () => {
     jobs.stopAll();
     chat.unload();

@@ -29,7 +29,10 @@ test('base + the fixture PEFT adapter: logits, loss and every LoRA gradient matc
     backward(loss);
   });
   for (const [name, layer] of layers) {
-    for (const [part, t] of [['lora_A', layer.A], ['lora_B', layer.B]] as const) {
+    for (const [part, t] of [
+      ['lora_A', layer.A],
+      ['lora_B', layer.B],
+    ] as const) {
       const want = golden.readNumbers(`grad.base_model.model.${name}.${part}.weight`);
       const err = maxAbsDiff(t.grad!.data, want) / (maxAbs(want) + 1e-8);
       assert.ok(err < 1e-3, `${name}.${part}: relative error ${err}`);
@@ -47,7 +50,10 @@ test('a saved adapter has PEFT names and config, and loads back to the same outp
     const settings = { r: 8, alpha: 16, dropout: 0, targetModules: 'all', useRslora: true };
     const layers = attachLora(model, settings, new Rng(5));
     assert.equal(layers.size, 2 * 7);
-    for (const l of layers.values()) l.B.data.forEach((_, i, b) => { b[i] = 0.01 * ((i % 7) - 3); });
+    for (const l of layers.values())
+      l.B.data.forEach((_, i, b) => {
+        b[i] = 0.01 * ((i % 7) - 3);
+      });
     savePeftAdapter(dir, layers, settings, '../model');
     const cfg = JSON.parse(readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
     assert.equal(cfg.peft_type, 'LORA');
@@ -83,7 +89,10 @@ test('merging an adapter into the base gives the logits of base + adapter', () =
     assert.ok(model.layers.every((l) => l.q.delta === null && l.v.delta === null));
     const merged = noGrad(() => withScope(() => model.logits(input).toArray()));
     // f32 merges exactly up to rounding; bf16 storage rounds the merged weights to bf16
-    assert.ok(maxAbsDiff(withAdapter, merged) < (dtype === 'f32' ? 1e-5 : 5e-2), `${dtype}: ${maxAbsDiff(withAdapter, merged)}`);
+    assert.ok(
+      maxAbsDiff(withAdapter, merged) < (dtype === 'f32' ? 1e-5 : 5e-2),
+      `${dtype}: ${maxAbsDiff(withAdapter, merged)}`,
+    );
     model.dispose();
   }
 });
@@ -94,13 +103,30 @@ test('DoRA: starts at the base model, magnitude gradient agrees with finite diff
   const input = { ids: Int32Array.from({ length: 12 }, (_, i) => (i * 41) % 256), batch: 1, seq: 12 };
   const { model } = loadModel(path.join(tinyDir, 'model'));
   const base = noGrad(() => withScope(() => model.logits(input).toArray()));
-  const settings = { r: 4, alpha: 8, dropout: 0, targetModules: ['q_proj', 'down_proj'], useRslora: false, useDora: true };
+  const settings = {
+    r: 4,
+    alpha: 8,
+    dropout: 0,
+    targetModules: ['q_proj', 'down_proj'],
+    useRslora: false,
+    useDora: true,
+  };
   const layers = attachLora(model, settings, new Rng(3));
-  assert.ok(maxAbsDiff(base, noGrad(() => withScope(() => model.logits(input).toArray()))) < 1e-5, 'B = 0 and m = ||W|| leave the model unchanged');
+  assert.ok(
+    maxAbsDiff(
+      base,
+      noGrad(() => withScope(() => model.logits(input).toArray())),
+    ) < 1e-5,
+    'B = 0 and m = ||W|| leave the model unchanged',
+  );
   const rng = new Rng(9);
   for (const l of layers.values()) {
-    l.B.data.forEach((_, i, b) => { b[i] = rng.normal() * 0.05; });
-    l.magnitude!.data.forEach((v, i, m) => { m[i] = v * (1 + 0.1 * rng.normal()); });
+    l.B.data.forEach((_, i, b) => {
+      b[i] = rng.normal() * 0.05;
+    });
+    l.magnitude!.data.forEach((v, i, m) => {
+      m[i] = v * (1 + 0.1 * rng.normal());
+    });
   }
   const targets = shiftLabels(input.ids, 1, 12);
   const lossOf = () => noGrad(() => withScope(() => model.loss(input, targets, tokenWeights(targets)).data[0]));
@@ -110,11 +136,17 @@ test('DoRA: starts at the base model, magnitude gradient agrees with finite diff
       const dir = Float32Array.from({ length: t.size }, () => rng.normal());
       const norm = Math.sqrt(dir.reduce((a, v) => a + v * v, 0));
       const orig = Float32Array.from(t.data);
-      const at = (e: number) => { t.data.set(orig.map((v, i) => v + (e * dir[i]) / norm)); return lossOf(); };
+      const at = (e: number) => {
+        t.data.set(orig.map((v, i) => v + (e * dir[i]) / norm));
+        return lossOf();
+      };
       const numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
       t.data.set(orig);
       const analytic = t.grad!.data.reduce((a, g, i) => a + (g * dir[i]) / norm, 0);
-      assert.ok(Math.abs(numeric - analytic) <= 2e-2 * Math.abs(analytic) + 2e-4, `finite difference ${numeric}, gradient ${analytic}`);
+      assert.ok(
+        Math.abs(numeric - analytic) <= 2e-2 * Math.abs(analytic) + 2e-4,
+        `finite difference ${numeric}, gradient ${analytic}`,
+      );
     }
   }
   const adapted = noGrad(() => withScope(() => model.logits(input).toArray()));
@@ -126,9 +158,21 @@ test('DoRA: starts at the base model, magnitude gradient agrees with finite diff
   st.close();
   const { model: again } = loadModel(path.join(tinyDir, 'model'));
   const loaded = loadPeftAdapter(again, dir);
-  assert.equal(maxAbsDiff(adapted, noGrad(() => withScope(() => again.logits(input).toArray()))), 0);
+  assert.equal(
+    maxAbsDiff(
+      adapted,
+      noGrad(() => withScope(() => again.logits(input).toArray())),
+    ),
+    0,
+  );
   mergeLora(again, loaded);
-  assert.ok(maxAbsDiff(adapted, noGrad(() => withScope(() => again.logits(input).toArray()))) < 1e-4, 'merged DoRA');
+  assert.ok(
+    maxAbsDiff(
+      adapted,
+      noGrad(() => withScope(() => again.logits(input).toArray())),
+    ) < 1e-4,
+    'merged DoRA',
+  );
   rmSync(dir, { recursive: true, force: true });
   model.dispose();
   again.dispose();
@@ -137,16 +181,33 @@ test('DoRA: starts at the base model, magnitude gradient agrees with finite diff
 test('modules_to_save (additional_target) are saved whole beside the adapter and loaded back', () => {
   const input = { ids: Int32Array.from({ length: 10 }, (_, i) => (i * 13) % 256), batch: 1, seq: 10 };
   const { model } = loadModel(path.join(tinyDir, 'model'));
-  const settings = { r: 2, alpha: 4, dropout: 0, targetModules: ['v_proj'], useRslora: false, modulesToSave: ['lm_head'] };
+  const settings = {
+    r: 2,
+    alpha: 4,
+    dropout: 0,
+    targetModules: ['v_proj'],
+    useRslora: false,
+    modulesToSave: ['lm_head'],
+  };
   const layers = attachLora(model, settings, new Rng(1));
-  model.lmHead!.data.forEach((v, i, a) => { (a as Float32Array)[i] = v * 1.5; });
+  model.lmHead!.data.forEach((v, i, a) => {
+    (a as Float32Array)[i] = v * 1.5;
+  });
   const changed = noGrad(() => withScope(() => model.logits(input).toArray()));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lmf-mts-'));
   savePeftAdapter(dir, layers, settings, '../model', savedModuleParameters(model, ['lm_head']));
-  assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).modules_to_save, ['lm_head']);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).modules_to_save, [
+    'lm_head',
+  ]);
   const { model: again } = loadModel(path.join(tinyDir, 'model'));
   loadPeftAdapter(again, dir);
-  assert.equal(maxAbsDiff(changed, noGrad(() => withScope(() => again.logits(input).toArray()))), 0);
+  assert.equal(
+    maxAbsDiff(
+      changed,
+      noGrad(() => withScope(() => again.logits(input).toArray())),
+    ),
+    0,
+  );
   rmSync(dir, { recursive: true, force: true });
   model.dispose();
   again.dispose();

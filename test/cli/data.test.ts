@@ -21,7 +21,10 @@ test('data preview marks the trained tokens', () => {
   const r = lmf('data', 'preview', config('dataset: identity\ntemplate: qwen3_nothink\ncutoff_len: 128\n'), '--n', '2');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /── #1: \d+ tokens, \d+ trained ──/);
-  assert.match(r.stdout, /<\|im_start\|>assistant\n⟦I am \{\{name\}\}, an assistant trained by \{\{author\}\} with LMFactory\.<\|im_end\|>\n⟧/);
+  assert.match(
+    r.stdout,
+    /<\|im_start\|>assistant\n⟦I am \{\{name\}\}, an assistant trained by \{\{author\}\} with LMFactory\.<\|im_end\|>\n⟧/,
+  );
   const dpo = lmf('data', 'preview', config('dataset: dpo_demo\nstage: dpo\ntemplate: qwen\n'), '--n', '1');
   assert.match(dpo.stdout, /#1 chosen[\s\S]*⟦7 \+ 5 = 12\.<\|im_end\|>\n⟧[\s\S]*#1 rejected[\s\S]*⟦7 \+ 5 = 13\./);
 });
@@ -33,7 +36,13 @@ test('data check summarises and lists each problem as file:row, exiting 1', () =
   assert.match(ok.stdout, /length histogram:/);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lmf-bad-'));
   writeFileSync(path.join(dir, 'dataset_info.json'), JSON.stringify({ d: { file_name: 'd.json' } }));
-  writeFileSync(path.join(dir, 'd.json'), JSON.stringify([{ instruction: 'a', output: 'b' }, { instruction: 'c', output: '' }]));
+  writeFileSync(
+    path.join(dir, 'd.json'),
+    JSON.stringify([
+      { instruction: 'a', output: 'b' },
+      { instruction: 'c', output: '' },
+    ]),
+  );
   const bad = lmf('data', 'check', config(`dataset: d\ntemplate: qwen\n`), `dataset_dir=${dir}`);
   assert.equal(bad.status, 1);
   assert.match(bad.stdout, /d\.json:2: empty response/);

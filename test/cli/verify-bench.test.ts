@@ -13,7 +13,14 @@ test('lmf verify passes on the single and the sharded folder, and with the PEFT 
   for (const args of [
     ['--model', path.join(tinyDir, 'model'), '--golden', path.join(tinyDir, 'golden.safetensors')],
     ['--model', path.join(tinyDir, 'model-sharded'), '--golden', path.join(tinyDir, 'golden.safetensors')],
-    ['--model', path.join(tinyDir, 'model'), '--adapter', path.join(tinyDir, 'lora-adapter'), '--golden', path.join(tinyDir, 'golden_lora.safetensors')],
+    [
+      '--model',
+      path.join(tinyDir, 'model'),
+      '--adapter',
+      path.join(tinyDir, 'lora-adapter'),
+      '--golden',
+      path.join(tinyDir, 'golden_lora.safetensors'),
+    ],
   ]) {
     const r = lmf('verify', ...args);
     assert.equal(r.status, 0, r.stderr);
@@ -26,13 +33,35 @@ test('lmf verify passes on the single and the sharded folder, and with the PEFT 
 });
 
 test('lmf verify exits 1 and names the tensor when a tolerance is not met', () => {
-  const r = lmf('verify', '--model', path.join(tinyDir, 'model'), '--golden', path.join(tinyDir, 'golden.safetensors'), '--atol', '1e-12');
+  const r = lmf(
+    'verify',
+    '--model',
+    path.join(tinyDir, 'model'),
+    '--golden',
+    path.join(tinyDir, 'golden.safetensors'),
+    '--atol',
+    '1e-12',
+  );
   assert.equal(r.status, 1);
   assert.match(r.stderr, /out of tolerance: logits/);
 });
 
 test('lmf bench on a model folder prints one JSON line with throughput and memory', () => {
-  const r = lmf('bench', '--model', path.join(tinyDir, 'model'), '--mode', 'full', '--dtype', 'f32', '--seq', '32', '--steps', '2', '--warmup', '1');
+  const r = lmf(
+    'bench',
+    '--model',
+    path.join(tinyDir, 'model'),
+    '--mode',
+    'full',
+    '--dtype',
+    'f32',
+    '--seq',
+    '32',
+    '--steps',
+    '2',
+    '--warmup',
+    '1',
+  );
   assert.equal(r.status, 0, r.stderr);
   const line = JSON.parse(r.stdout.trim());
   for (const key of ['tokens_per_s', 'step_s', 'gflops', 'peak_rss_mb']) assert.ok(line[key] > 0, key);

@@ -13,7 +13,13 @@ function file(text: string): string {
   return f;
 }
 
-function fails(text: string, code: string, pattern: RegExp, line?: number, overrides: Record<string, unknown> = {}): void {
+function fails(
+  text: string,
+  code: string,
+  pattern: RegExp,
+  line?: number,
+  overrides: Record<string, unknown> = {},
+): void {
   try {
     loadConfig(file(text), overrides);
   } catch (e) {
@@ -27,8 +33,12 @@ function fails(text: string, code: string, pattern: RegExp, line?: number, overr
 }
 
 test('a LLaMA-Factory YAML loads with its spellings (1e-4 as text, comma lists)', () => {
-  const c = loadConfig(file('model_name_or_path: m\nstage: sft\nfinetuning_type: lora\nlora_target: q_proj,v_proj\ndataset: a,b\n'
-    + 'learning_rate: 1.0e-4\nnum_train_epochs: 3.0\nbf16: true\nddp_timeout: 180000000\nreport_to: none\n'));
+  const c = loadConfig(
+    file(
+      'model_name_or_path: m\nstage: sft\nfinetuning_type: lora\nlora_target: q_proj,v_proj\ndataset: a,b\n' +
+        'learning_rate: 1.0e-4\nnum_train_epochs: 3.0\nbf16: true\nddp_timeout: 180000000\nreport_to: none\n',
+    ),
+  );
   assert.deepEqual(c.lora_target, ['q_proj', 'v_proj']);
   assert.deepEqual(c.dataset, ['a', 'b']);
   assert.equal(c.learning_rate, 1e-4);
@@ -36,7 +46,12 @@ test('a LLaMA-Factory YAML loads with its spellings (1e-4 as text, comma lists)'
 });
 
 test('unknown and misspelt keys are named with their line and the closest key', () => {
-  fails('model_name_or_path: m\nstage: sft\nlearning_rat: 1e-4\n', 'unknown_key', /unknown key "learning_rat" \| did you mean "learning_rate"/, 3);
+  fails(
+    'model_name_or_path: m\nstage: sft\nlearning_rat: 1e-4\n',
+    'unknown_key',
+    /unknown key "learning_rat" \| did you mean "learning_rate"/,
+    3,
+  );
   fails('model_name_or_path: m\nzzz_unheard_of: 1\n', 'unknown_key', /unknown key "zzz_unheard_of"/);
 });
 

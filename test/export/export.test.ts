@@ -40,7 +40,10 @@ async function llamaCppGreedy(model: LlamaModel, request: GenerationRequest): Pr
 
 function exportTo(name: string, extra: string): string {
   const file = path.join(work, `${name}.yaml`);
-  writeFileSync(file, `model_name_or_path: ${base}\nadapter_name_or_path: ${adapter}\ntemplate: llama2\nexport_dir: ${path.join(work, name)}\n${extra}`);
+  writeFileSync(
+    file,
+    `model_name_or_path: ${base}\nadapter_name_or_path: ${adapter}\ntemplate: llama2\nexport_dir: ${path.join(work, name)}\n${extra}`,
+  );
   lmf('export', file);
   return path.join(work, name);
 }
@@ -48,9 +51,12 @@ function exportTo(name: string, extra: string): string {
 before(async () => {
   await makeTinyModelFolder(base);
   const sft = path.join(work, 'sft.yaml');
-  writeFileSync(sft, `model_name_or_path: ${base}\nstage: sft\ndataset: tool_demo\ndataset_dir: data\ntemplate: llama2\ncutoff_len: 512\n`
-    + `output_dir: ${adapter}\nfinetuning_type: lora\nlora_rank: 32\nper_device_train_batch_size: 3\nlearning_rate: 1.0e-2\n`
-    + 'max_steps: 150\nlr_scheduler_type: cosine\nwarmup_steps: 10\nlogging_steps: 50\nseed: 1\n');
+  writeFileSync(
+    sft,
+    `model_name_or_path: ${base}\nstage: sft\ndataset: tool_demo\ndataset_dir: data\ntemplate: llama2\ncutoff_len: 512\n` +
+      `output_dir: ${adapter}\nfinetuning_type: lora\nlora_rank: 32\nper_device_train_batch_size: 3\nlearning_rate: 1.0e-2\n` +
+      'max_steps: 150\nlr_scheduler_type: cosine\nwarmup_steps: 10\nlogging_steps: 50\nseed: 1\n',
+  );
   lmf('train', sft);
   llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
 });
@@ -64,14 +70,24 @@ test('the merged export gives the logits of base + adapter; export_size splits i
   const dir = exportTo('merged', 'infer_dtype: float32\nexport_size: 0.002\n');
   const files = readdirSync(dir);
   assert.ok(files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length >= 2, files.join(', '));
-  for (const f of ['model.safetensors.index.json', 'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) assert.ok(files.includes(f), f);
+  for (const f of [
+    'model.safetensors.index.json',
+    'config.json',
+    'generation_config.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+  ])
+    assert.ok(files.includes(f), f);
   assert.equal(JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')).torch_dtype, 'float32');
   assert.ok(!readdirSync(work).some((f) => f.includes('.tmp-')), 'no temporary folder is left');
 
   const withAdapter = loadInference({ model: base, adapters: [adapter], template: 'llama2' });
   const merged = loadInference({ model: dir, template: 'llama2' });
   const ids = withAdapter.template.encodePrompt(withAdapter.tokenizer, [{ role: 'user', content: 'Say hello.' }]);
-  const logits = (m: typeof merged) => noGrad(() => withScope(() => Float32Array.from(m.model.logits({ ids: Int32Array.from(ids), batch: 1, seq: ids.length }).data)));
+  const logits = (m: typeof merged) =>
+    noGrad(() =>
+      withScope(() => Float32Array.from(m.model.logits({ ids: Int32Array.from(ids), batch: 1, seq: ids.length }).data)),
+    );
   const diff = maxAbsDiff(logits(withAdapter), logits(merged));
   assert.ok(diff < 1e-4, `max |logit difference| ${diff}`);
   withAdapter.dispose();
@@ -91,12 +107,21 @@ for (const type of ['f16', 'bf16', 'q8_0'] as const) {
 
     const model = await llama.loadModel({ modelPath: file });
     try {
-      assert.deepEqual([...model.tokenize(`[INST] ${prompt} [/INST]`, true, 'trimLeadingSpace')], request.prompt.slice(1),
-        'llama.cpp tokenizes the prompt as the Llama-2 tokenizer does (after BOS)');
+      assert.deepEqual(
+        [...model.tokenize(`[INST] ${prompt} [/INST]`, true, 'trimLeadingSpace')],
+        request.prompt.slice(1),
+        'llama.cpp tokenizes the prompt as the Llama-2 tokenizer does (after BOS)',
+      );
       const out = await llamaCppGreedy(model, request);
       if (type === 'q8_0') {
         // 8-bit weights move the logits enough to change later tokens of an untrained model; the start must agree
-        assert.equal(model.detokenize(out as never).trim().slice(0, 10), expected.text.trim().slice(0, 10));
+        assert.equal(
+          model
+            .detokenize(out as never)
+            .trim()
+            .slice(0, 10),
+          expected.text.trim().slice(0, 10),
+        );
       } else {
         assert.deepEqual(out, expected.ids);
       }
@@ -107,9 +132,16 @@ for (const type of ['f16', 'bf16', 'q8_0'] as const) {
 }
 
 test('GGUF of a Qwen2-type model (q/k/v biases, untied head, NeoX rotary layout) answers as LMFactory does', async () => {
-  const qwen = await makeTinyModelFolder(path.join(work, 'qwen2'), { model_type: 'qwen2', tie_word_embeddings: false }, 4);
+  const qwen = await makeTinyModelFolder(
+    path.join(work, 'qwen2'),
+    { model_type: 'qwen2', tie_word_embeddings: false },
+    4,
+  );
   const file = path.join(work, 'qwen2.yaml');
-  writeFileSync(file, `model_name_or_path: ${qwen}\ntemplate: llama2\nexport_dir: ${path.join(work, 'qwen2-gguf')}\nexport_gguf: f16\n`);
+  writeFileSync(
+    file,
+    `model_name_or_path: ${qwen}\ntemplate: llama2\nexport_dir: ${path.join(work, 'qwen2-gguf')}\nexport_gguf: f16\n`,
+  );
   lmf('export', file);
   const ours = loadInference({ model: path.join(work, 'qwen2-gguf'), template: 'llama2' });
   const request = chatRequest(ours, [{ role: 'user', content: 'Name three rivers.' }], { settings: greedy });

@@ -17,7 +17,12 @@ function tinyCopy(): string {
   return dir;
 }
 
-function expectLmfError(fn: () => unknown, code: string, pattern: RegExp, context: Partial<Record<'file' | 'tensor' | 'key', RegExp>> = {}): void {
+function expectLmfError(
+  fn: () => unknown,
+  code: string,
+  pattern: RegExp,
+  context: Partial<Record<'file' | 'tensor' | 'key', RegExp>> = {},
+): void {
   try {
     fn();
   } catch (err) {
@@ -34,7 +39,10 @@ test('a truncated safetensors file names the file and the tensor that does not f
   const dir = tinyCopy();
   const file = path.join(dir, 'model.safetensors');
   truncateSync(file, Math.floor(readFileSync(file).length * 0.8));
-  expectLmfError(() => loadModel(dir), 'bad_safetensors', /file has only \d+ bytes/, { file: /model\.safetensors$/, tensor: /./ });
+  expectLmfError(() => loadModel(dir), 'bad_safetensors', /file has only \d+ bytes/, {
+    file: /model\.safetensors$/,
+    tensor: /./,
+  });
   rmSync(dir, { recursive: true });
 });
 
@@ -56,13 +64,20 @@ test('a missing tensor and a wrong shape name the tensor', () => {
   const dir = tinyCopy();
   const file = path.join(dir, 'model.safetensors');
   const st = SafetensorsFile.open(path.join(tinyDir, 'model', 'model.safetensors'));
-  const tensors = new Map([...st.entries.keys()].filter((n) => n !== 'model.layers.1.mlp.up_proj.weight')
-    .map((n) => [n, { tensor: st.read(n, 'f32'), dtype: 'F32' as const }]));
+  const tensors = new Map(
+    [...st.entries.keys()]
+      .filter((n) => n !== 'model.layers.1.mlp.up_proj.weight')
+      .map((n) => [n, { tensor: st.read(n, 'f32'), dtype: 'F32' as const }]),
+  );
   writeSafetensors(file, tensors);
-  expectLmfError(() => loadModel(dir), 'missing_tensor', /no such tensor/, { tensor: /layers\.1\.mlp\.up_proj\.weight/ });
+  expectLmfError(() => loadModel(dir), 'missing_tensor', /no such tensor/, {
+    tensor: /layers\.1\.mlp\.up_proj\.weight/,
+  });
   tensors.set('model.layers.1.mlp.up_proj.weight', { tensor: Tensor.zeros([160, 32], 'f32'), dtype: 'F32' });
   writeSafetensors(file, tensors);
-  expectLmfError(() => loadModel(dir), 'shape_mismatch', /\[160,32\] in the file, \[160,64\] expected/, { tensor: /up_proj/ });
+  expectLmfError(() => loadModel(dir), 'shape_mismatch', /\[160,32\] in the file, \[160,64\] expected/, {
+    tensor: /up_proj/,
+  });
   st.close();
   rmSync(dir, { recursive: true });
 });
@@ -83,8 +98,20 @@ test('config.json problems: missing, unsupported model_type, inconsistent heads'
 test('the CLI prints the problem in plain words and exits non-zero, without a stack trace', () => {
   const dir = tinyCopy();
   truncateSync(path.join(dir, 'model.safetensors'), 1000);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'verify', '--model', dir,
-    '--golden', path.join(tinyDir, 'golden.safetensors')], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/main-entry.ts',
+      'verify',
+      '--model',
+      dir,
+      '--golden',
+      path.join(tinyDir, 'golden.safetensors'),
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 1);
   assert.match(r.stderr, /error \[bad_safetensors\] .*model\.safetensors/);
   assert.match(r.stderr, /hint: /);

@@ -17,16 +17,41 @@ import { withScope, type Tensor } from '../../src/tensor/tensor.js';
 import { maxAbsDiff } from '../helpers.js';
 
 const base = {
-  vocab_size: 96, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-6, max_position_embeddings: 128, bos_token_id: 1, eos_token_id: 2,
+  vocab_size: 96,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  max_position_embeddings: 128,
+  bos_token_id: 1,
+  eos_token_id: 2,
 };
 
 const families: Record<string, Record<string, unknown>> = {
   qwen2: { ...base, model_type: 'qwen2', rope_theta: 1000000, tie_word_embeddings: true, use_sliding_window: false },
-  mistral: { ...base, model_type: 'mistral', rope_theta: 10000, sliding_window: 4096, head_dim: 16, num_attention_heads: 4 },
+  mistral: {
+    ...base,
+    model_type: 'mistral',
+    rope_theta: 10000,
+    sliding_window: 4096,
+    head_dim: 16,
+    num_attention_heads: 4,
+  },
   'llama (llama3 rope scaling, biases)': {
-    ...base, model_type: 'llama', rope_theta: 500000, attention_bias: true, mlp_bias: true,
-    rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 },
+    ...base,
+    model_type: 'llama',
+    rope_theta: 500000,
+    attention_bias: true,
+    mlp_bias: true,
+    rope_scaling: {
+      rope_type: 'llama3',
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 64,
+    },
   },
   'llama (linear rope scaling)': { ...base, model_type: 'llama', rope_scaling: { type: 'linear', factor: 2 } },
 };
@@ -44,7 +69,10 @@ for (const [name, raw] of Object.entries(families)) {
       const built = initLlama(config, 'f32', 3, 0.2);
       // bias and norm values other than their init, so that their gradients are exercised
       for (const [pname, p] of built.namedParameters()) {
-        if (p.shape.length === 1) p.data.forEach((_, i, a) => { a[i] = (pname.endsWith('bias') ? 0 : 1) + 0.1 * Math.sin(i + 1); });
+        if (p.shape.length === 1)
+          p.data.forEach((_, i, a) => {
+            a[i] = (pname.endsWith('bias') ? 0 : 1) + 0.1 * Math.sin(i + 1);
+          });
       }
       saveModelFolder(built, dir, { dtype: 'F32', shardBytes: 40_000 });
       assert.ok(readdirSync(dir).includes('model.safetensors.index.json'));
@@ -54,14 +82,18 @@ for (const [name, raw] of Object.entries(families)) {
       const rng = new Rng(4);
       const ids = Int32Array.from({ length: 2 * seq }, () => rng.int(config.vocabSize));
       const input = { ids, batch: 2, seq };
-      withScope(() => assert.equal(maxAbsDiff(noGrad(() => built.logits(input)).data, noGrad(() => model.logits(input)).data), 0));
+      withScope(() =>
+        assert.equal(maxAbsDiff(noGrad(() => built.logits(input)).data, noGrad(() => model.logits(input)).data), 0),
+      );
       if (config.qkvBias) assert.ok(model.layers[0].q.bias && model.layers[0].k.bias && model.layers[0].v.bias);
       if (config.modelType === 'qwen2') assert.equal(model.layers[0].o.bias, null);
 
       const params = model.namedParameters();
       for (const [, p] of params) p.requiresGrad = true;
       withScope(() => backward(lossOf(model, ids, seq)));
-      const checked = params.filter(([n]) => /embed|layers\.1\.self_attn\.[qk]_proj|layers\.0\.mlp\.down|norm\.weight$|bias/.test(n));
+      const checked = params.filter(([n]) =>
+        /embed|layers\.1\.self_attn\.[qk]_proj|layers\.0\.mlp\.down|norm\.weight$|bias/.test(n),
+      );
       assert.ok(checked.length >= 4);
       for (const [pname, p] of checked) {
         // a unit direction, so the step stays small for every tensor size
@@ -77,9 +109,13 @@ for (const [name, raw] of Object.entries(families)) {
         const numeric = (at(eps) - at(-eps)) / (2 * eps);
         (p.data as Float32Array).set(orig);
         let analytic = 0;
-        p.grad!.data.forEach((g, i) => { analytic += g * dir[i]; });
-        assert.ok(Math.abs(numeric - analytic) <= 1e-2 * Math.abs(analytic) + 2e-4,
-          `${pname}: finite difference ${numeric}, gradient ${analytic}`);
+        p.grad!.data.forEach((g, i) => {
+          analytic += g * dir[i];
+        });
+        assert.ok(
+          Math.abs(numeric - analytic) <= 1e-2 * Math.abs(analytic) + 2e-4,
+          `${pname}: finite difference ${numeric}, gradient ${analytic}`,
+        );
       }
       model.dispose();
       built.dispose();
@@ -90,7 +126,8 @@ for (const [name, raw] of Object.entries(families)) {
 }
 
 test('rope frequencies follow Hugging Face for default, linear and llama3 scaling', () => {
-  const c = (extra: Record<string, unknown>) => parseModelConfig({ ...base, model_type: 'llama', num_attention_heads: 2, ...extra }, 't');
+  const c = (extra: Record<string, unknown>) =>
+    parseModelConfig({ ...base, model_type: 'llama', num_attention_heads: 2, ...extra }, 't');
   const plain = ropeInvFreq(c({ rope_theta: 10000 }));
   assert.equal(plain.length, 8);
   assert.equal(plain[0], 1);
@@ -98,7 +135,18 @@ test('rope frequencies follow Hugging Face for default, linear and llama3 scalin
   const linear = ropeInvFreq(c({ rope_theta: 10000, rope_scaling: { type: 'linear', factor: 4 } }));
   linear.forEach((f, i) => assert.equal(f, Math.fround(plain[i] / 4)));
   // llama3: wavelengths below original/high_freq_factor kept, above original/low_freq_factor divided, blended between
-  const l3 = ropeInvFreq(c({ rope_theta: 10000, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } }));
+  const l3 = ropeInvFreq(
+    c({
+      rope_theta: 10000,
+      rope_scaling: {
+        rope_type: 'llama3',
+        factor: 8,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 64,
+      },
+    }),
+  );
   plain.forEach((f, i) => {
     const wl = (2 * Math.PI) / f;
     if (wl < 16) assert.equal(l3[i], f);
@@ -109,6 +157,9 @@ test('rope frequencies follow Hugging Face for default, linear and llama3 scalin
 
 test('mistral: a sequence longer than the sliding window is refused with the fix', () => {
   const model = initLlama(parseModelConfig({ ...families.mistral, sliding_window: 8 }, 't'), 'f32', 1);
-  assert.throws(() => withScope(() => model.logits({ ids: new Int32Array(10), batch: 1, seq: 10 })), /sliding window 8/);
+  assert.throws(
+    () => withScope(() => model.logits({ ids: new Int32Array(10), batch: 1, seq: 10 })),
+    /sliding window 8/,
+  );
   model.dispose();
 });

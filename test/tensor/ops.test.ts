@@ -17,7 +17,11 @@ function maxAbs(a: ArrayLike<number>): number {
 function makeInputs(spec: OpSpec, rng: Rng): Tensor<'f32'>[] {
   return spec.inputs.map((shape) => {
     const n = shape.reduce((a, b) => a * b, 1);
-    const t = Tensor.from(Array.from({ length: n }, () => rng.normal() * 0.8), shape, 'f32');
+    const t = Tensor.from(
+      Array.from({ length: n }, () => rng.normal() * 0.8),
+      shape,
+      'f32',
+    );
     t.requiresGrad = true;
     return t;
   });
@@ -30,92 +34,124 @@ function projected(out: Tensor<'f32'>, r: Float64Array): number {
 }
 
 for (const [name, spec] of Object.entries(opSpecs)) {
-  test(`${name}: forward matches the plain reference`, () => withScope(() => {
-    const inputs = makeInputs(spec, new Rng(1));
-    const out = noGrad(() => spec.apply(inputs));
-    const ref = spec.reference(inputs.map((t) => Float64Array.from(t.data)));
-    assert.equal(out.size, ref.length);
-    const err = maxAbs(ref.map((v, i) => v - out.data[i]));
-    assert.ok(err <= 1e-5 * (1 + maxAbs(ref)), `${name}: max error ${err}`);
-  }));
+  test(`${name}: forward matches the plain reference`, () =>
+    withScope(() => {
+      const inputs = makeInputs(spec, new Rng(1));
+      const out = noGrad(() => spec.apply(inputs));
+      const ref = spec.reference(inputs.map((t) => Float64Array.from(t.data)));
+      assert.equal(out.size, ref.length);
+      const err = maxAbs(ref.map((v, i) => v - out.data[i]));
+      assert.ok(err <= 1e-5 * (1 + maxAbs(ref)), `${name}: max error ${err}`);
+    }));
 
-  test(`${name}: backward matches central finite differences`, () => withScope(() => {
-    const rng = new Rng(2);
-    const inputs = makeInputs(spec, rng);
-    const out = spec.apply(inputs);
-    const r = Float64Array.from({ length: out.size }, () => rng.normal());
-    backward(out, Tensor.from(r, out.shape, 'f32'));
-    const eps = 1e-2;
-    inputs.forEach((input, k) => {
-      const analytic = input.grad!.toArray();
-      const numeric = new Float64Array(input.size);
-      for (let i = 0; i < input.size; i++) {
-        const orig = input.data[i];
-        input.data[i] = orig + eps;
-        const plus = noGrad(() => projected(spec.apply(inputs), r));
-        input.data[i] = orig - eps;
-        const minus = noGrad(() => projected(spec.apply(inputs), r));
-        input.data[i] = orig;
-        numeric[i] = (plus - minus) / (2 * eps);
-      }
-      const err = maxAbs(numeric.map((v, i) => v - analytic[i]));
-      assert.ok(err <= 1e-2 * (maxAbs(numeric) + 1e-3), `${name} input ${k}: max error ${err} vs scale ${maxAbs(numeric)}`);
-    });
-    inputs.forEach((t) => t.dispose());
-  }));
+  test(`${name}: backward matches central finite differences`, () =>
+    withScope(() => {
+      const rng = new Rng(2);
+      const inputs = makeInputs(spec, rng);
+      const out = spec.apply(inputs);
+      const r = Float64Array.from({ length: out.size }, () => rng.normal());
+      backward(out, Tensor.from(r, out.shape, 'f32'));
+      const eps = 1e-2;
+      inputs.forEach((input, k) => {
+        const analytic = input.grad!.toArray();
+        const numeric = new Float64Array(input.size);
+        for (let i = 0; i < input.size; i++) {
+          const orig = input.data[i];
+          input.data[i] = orig + eps;
+          const plus = noGrad(() => projected(spec.apply(inputs), r));
+          input.data[i] = orig - eps;
+          const minus = noGrad(() => projected(spec.apply(inputs), r));
+          input.data[i] = orig;
+          numeric[i] = (plus - minus) / (2 * eps);
+        }
+        const err = maxAbs(numeric.map((v, i) => v - analytic[i]));
+        assert.ok(
+          err <= 1e-2 * (maxAbs(numeric) + 1e-3),
+          `${name} input ${k}: max error ${err} vs scale ${maxAbs(numeric)}`,
+        );
+      });
+      inputs.forEach((t) => t.dispose());
+    }));
 }
 
 // The examples above fit in one 64×64 tile; these shapes span several tiles of the native attention kernel
 // (partial blocks, causal edges, packed segments), checked by directional derivatives.
-test('attention: multi-tile forward and backward', () => withScope(() => {
-  const rng = new Rng(3);
-  const shape = { batch: 2, seq: 150, heads: 4, kvHeads: 2, headDim: 16 };
-  const N = shape.batch * shape.seq;
-  const segs = Array.from({ length: N }, (_, i) => (i % shape.seq < 70 ? 1 : 2));
-  const segments = Tensor.from(segs, [N], 'i32');
-  const mk = (cols: number) => {
-    const t = Tensor.from(Array.from({ length: N * cols }, () => rng.normal()), [N, cols], 'f32');
-    t.requiresGrad = true;
-    return t;
-  };
-  const q = mk(64), k = mk(32), v = mk(32);
-  const out = attention(q, k, v, { ...shape, segments });
-  const ref = attentionReference(Float64Array.from(q.data), Float64Array.from(k.data), Float64Array.from(v.data), shape, segs);
-  assert.ok(maxAbs(ref.map((x, i) => x - out.data[i])) < 1e-5);
-  const r = Float64Array.from({ length: out.size }, () => rng.normal());
-  backward(out, Tensor.from(r, out.shape, 'f32'));
-  const eps = 1e-3;
-  for (const x of [q, k, v]) {
-    const dir = Float32Array.from({ length: x.size }, () => rng.normal());
-    const orig = Float32Array.from(x.data);
-    const at = (s: number) => {
-      for (let i = 0; i < x.size; i++) x.data[i] = orig[i] + s * dir[i];
-      return noGrad(() => projected(attention(q, k, v, { ...shape, segments }), r));
+test('attention: multi-tile forward and backward', () =>
+  withScope(() => {
+    const rng = new Rng(3);
+    const shape = { batch: 2, seq: 150, heads: 4, kvHeads: 2, headDim: 16 };
+    const N = shape.batch * shape.seq;
+    const segs = Array.from({ length: N }, (_, i) => (i % shape.seq < 70 ? 1 : 2));
+    const segments = Tensor.from(segs, [N], 'i32');
+    const mk = (cols: number) => {
+      const t = Tensor.from(
+        Array.from({ length: N * cols }, () => rng.normal()),
+        [N, cols],
+        'f32',
+      );
+      t.requiresGrad = true;
+      return t;
     };
-    const numeric = (at(eps) - at(-eps)) / (2 * eps);
-    x.data.set(orig);
-    let analytic = 0;
-    const g = x.grad!.data;
-    for (let i = 0; i < x.size; i++) analytic += g[i] * dir[i];
-    assert.ok(Math.abs(numeric - analytic) <= 2e-3 * Math.abs(analytic) + 1e-3, `directional ${numeric} vs ${analytic}`);
-  }
-}));
+    const q = mk(64),
+      k = mk(32),
+      v = mk(32);
+    const out = attention(q, k, v, { ...shape, segments });
+    const ref = attentionReference(
+      Float64Array.from(q.data),
+      Float64Array.from(k.data),
+      Float64Array.from(v.data),
+      shape,
+      segs,
+    );
+    assert.ok(maxAbs(ref.map((x, i) => x - out.data[i])) < 1e-5);
+    const r = Float64Array.from({ length: out.size }, () => rng.normal());
+    backward(out, Tensor.from(r, out.shape, 'f32'));
+    const eps = 1e-3;
+    for (const x of [q, k, v]) {
+      const dir = Float32Array.from({ length: x.size }, () => rng.normal());
+      const orig = Float32Array.from(x.data);
+      const at = (s: number) => {
+        for (let i = 0; i < x.size; i++) x.data[i] = orig[i] + s * dir[i];
+        return noGrad(() => projected(attention(q, k, v, { ...shape, segments }), r));
+      };
+      const numeric = (at(eps) - at(-eps)) / (2 * eps);
+      x.data.set(orig);
+      let analytic = 0;
+      const g = x.grad!.data;
+      for (let i = 0; i < x.size; i++) analytic += g[i] * dir[i];
+      assert.ok(
+        Math.abs(numeric - analytic) <= 2e-3 * Math.abs(analytic) + 1e-3,
+        `directional ${numeric} vs ${analytic}`,
+      );
+    }
+  }));
 
 test('few-row matmuls (the decoding kernel) equal the oneDNN path, f32 and bf16, with tails and bias', () => {
   const rng = new Rng(5);
   for (const dtype of [NativeDType.f32, NativeDType.bf16]) {
-    for (const [N, K] of [[37, 77], [64, 576], [3, 40]]) {
+    for (const [N, K] of [
+      [37, 77],
+      [64, 576],
+      [3, 40],
+    ]) {
       const rows = 8;
       const a = Float32Array.from({ length: rows * K }, () => rng.normal());
       const w = Float32Array.from({ length: N * K }, () => rng.normal());
       const bias = Float32Array.from({ length: N }, () => rng.normal());
-      const [aIn, wIn] = dtype === NativeDType.bf16 ? [Tensor.from(a, [rows, K], 'f32').toBf16().data, Tensor.from(w, [N, K], 'f32').toBf16().data] : [a, w];
+      const [aIn, wIn] =
+        dtype === NativeDType.bf16
+          ? [Tensor.from(a, [rows, K], 'f32').toBf16().data, Tensor.from(w, [N, K], 'f32').toBf16().data]
+          : [a, w];
       const all = new Float32Array(rows * N);
       native.matmul(aIn, wIn, all, rows, N, K, false, true, false, bias, dtype); // 8 rows: oneDNN
       for (let M = 1; M <= 4; M++) {
         const few = Float32Array.from({ length: M * N }, () => 1);
         native.matmul(aIn, wIn, few, M, N, K, false, true, true, bias, dtype); // accumulate onto ones
-        for (let i = 0; i < M * N; i++) assert.ok(Math.abs(few[i] - 1 - all[i]) < 1e-5 * (Math.abs(all[i]) + Math.sqrt(K)), `dtype ${dtype} N ${N} K ${K} M ${M} at ${i}: ${few[i] - 1} vs ${all[i]}`);
+        for (let i = 0; i < M * N; i++)
+          assert.ok(
+            Math.abs(few[i] - 1 - all[i]) < 1e-5 * (Math.abs(all[i]) + Math.sqrt(K)),
+            `dtype ${dtype} N ${N} K ${K} M ${M} at ${i}: ${few[i] - 1} vs ${all[i]}`,
+          );
       }
     }
   }

@@ -19,7 +19,8 @@ const targets = shiftLabels(batch.readNumbers('labels'), 2, 16);
 
 function runSteps(model: LlamaModel, groups: ParamGroup[]): { losses: number[]; norms: number[] } {
   const opt = new AdamW(groups);
-  const losses: number[] = [], norms: number[] = [];
+  const losses: number[] = [],
+    norms: number[] = [];
   for (let s = 0; s < 5; s++) {
     withScope(() => {
       const loss = model.loss({ ids, batch: 2, seq: 16 }, targets, tokenWeights(targets));
@@ -59,7 +60,9 @@ test('full fine-tuning: lr 1e-3, weight decay 0.01 on matrices, five steps', () 
 test('LoRA from the fixture adapter: lr 1e-2, five steps', () => {
   const { model } = loadModel(path.join(tinyDir, 'model'));
   const layers = loadPeftAdapter(model, path.join(tinyDir, 'lora-adapter'));
-  const { losses, norms } = runSteps(model, [{ params: [...layers.values()].flatMap((l) => [l.A, l.B]), lr: 1e-2, weightDecay: 0 }]);
+  const { losses, norms } = runSteps(model, [
+    { params: [...layers.values()].flatMap((l) => [l.A, l.B]), lr: 1e-2, weightDecay: 0 },
+  ]);
   assertClose('lora.losses', losses, golden.readNumbers('lora.losses'), false);
   assertClose('lora.grad_norms', norms, golden.readNumbers('lora.grad_norms'), true);
   model.dispose();

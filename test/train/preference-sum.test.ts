@@ -18,7 +18,11 @@ test.after(() => rmSync(work, { recursive: true, force: true }));
 const modelDir = path.join(work, 'tiny');
 const dataDir = path.join(work, 'data');
 
-interface Row { instruction: string; chosen: string; rejected: string }
+interface Row {
+  instruction: string;
+  chosen: string;
+  rejected: string;
+}
 
 /** 1,400 distinct (a, b, wrong answer) triples over single digits: 1,200 to train on, 200 held out. */
 function makeData(): Row[] {
@@ -26,7 +30,8 @@ function makeData(): Row[] {
   const seen = new Set<string>();
   const rows: Row[] = [];
   while (rows.length < 1400) {
-    const a = rng.int(10), b = rng.int(10);
+    const a = rng.int(10),
+      b = rng.int(10);
     let wrong = a + b;
     while (wrong === a + b) wrong = rng.int(19);
     if (seen.has(`${a},${b},${wrong}`)) continue;
@@ -36,10 +41,18 @@ function makeData(): Row[] {
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(path.join(dataDir, 'train.json'), JSON.stringify(rows.slice(0, 1200)));
   writeFileSync(path.join(dataDir, 'heldout.json'), JSON.stringify(rows.slice(1200)));
-  const columns = { formatting: 'alpaca', ranking: true, columns: { prompt: 'instruction', chosen: 'chosen', rejected: 'rejected' } };
-  writeFileSync(path.join(dataDir, 'dataset_info.json'), JSON.stringify({
-    sum_train: { file_name: 'train.json', ...columns }, sum_heldout: { file_name: 'heldout.json', ...columns },
-  }));
+  const columns = {
+    formatting: 'alpaca',
+    ranking: true,
+    columns: { prompt: 'instruction', chosen: 'chosen', rejected: 'rejected' },
+  };
+  writeFileSync(
+    path.join(dataDir, 'dataset_info.json'),
+    JSON.stringify({
+      sum_train: { file_name: 'train.json', ...columns },
+      sum_heldout: { file_name: 'heldout.json', ...columns },
+    }),
+  );
   return rows.slice(1200);
 }
 
@@ -48,17 +61,28 @@ await makeTinyModelFolder(modelDir);
 
 function train(stage: 'rm' | 'dpo', extra: string): Record<string, number>[] {
   const file = path.join(work, `${stage}.yaml`);
-  writeFileSync(file, `model_name_or_path: ${modelDir}\nstage: ${stage}\ndataset: sum_train\neval_dataset: sum_heldout\n`
-    + `dataset_dir: ${dataDir}\ntemplate: empty\ncutoff_len: 32\noutput_dir: ${path.join(work, stage)}\nfinetuning_type: full\n`
-    + 'per_device_train_batch_size: 16\nper_device_eval_batch_size: 50\nlearning_rate: 1.0e-3\nnum_train_epochs: 6\n'
-    + `lr_scheduler_type: cosine\nwarmup_ratio: 0.05\nlogging_steps: 30\neval_steps: 30\neval_on_start: true\nseed: 1\n${extra}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], { encoding: 'utf8' });
+  writeFileSync(
+    file,
+    `model_name_or_path: ${modelDir}\nstage: ${stage}\ndataset: sum_train\neval_dataset: sum_heldout\n` +
+      `dataset_dir: ${dataDir}\ntemplate: empty\ncutoff_len: 32\noutput_dir: ${path.join(work, stage)}\nfinetuning_type: full\n` +
+      'per_device_train_batch_size: 16\nper_device_eval_batch_size: 50\nlearning_rate: 1.0e-3\nnum_train_epochs: 6\n' +
+      `lr_scheduler_type: cosine\nwarmup_ratio: 0.05\nlogging_steps: 30\neval_steps: 30\neval_on_start: true\nseed: 1\n${extra}`,
+  );
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
-  return readFileSync(path.join(work, stage, 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return readFileSync(path.join(work, stage, 'trainer_log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }
 
 function curve(log: Record<string, number>[], key: string): string {
-  return log.filter((r) => key in r).map((r) => `${r.current_steps}:${r[key].toFixed(3)}`).join(' ');
+  return log
+    .filter((r) => key in r)
+    .map((r) => `${r.current_steps}:${r[key].toFixed(3)}`)
+    .join(' ');
 }
 
 test('rm: held-out accuracy rises from chance to >= 90%, and lmf score ranks answers as the evaluation did', (t) => {
@@ -73,17 +97,45 @@ test('rm: held-out accuracy rises from chance to >= 90%, and lmf score ranks ans
   const head = ValueHead.load(out);
   let correct = 0;
   for (const row of heldout) {
-    const [chosen, rejected] = scoreAnswers(m, head, [{ role: 'user', content: row.instruction }], [row.chosen, row.rejected]);
+    const [chosen, rejected] = scoreAnswers(
+      m,
+      head,
+      [{ role: 'user', content: row.instruction }],
+      [row.chosen, row.rejected],
+    );
     if (chosen > rejected) correct++;
   }
   m.dispose();
   head.dispose();
-  assert.equal(correct / heldout.length, acc[acc.length - 1], 'scoring one pair at a time agrees with the batched evaluation');
+  assert.equal(
+    correct / heldout.length,
+    acc[acc.length - 1],
+    'scoring one pair at a time agrees with the batched evaluation',
+  );
 
-  const cli = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'score', '--model', out, '--template', 'empty',
-    '--prompt', '3+4=', '7', '16'], { encoding: 'utf8' });
+  const cli = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/main-entry.ts',
+      'score',
+      '--model',
+      out,
+      '--template',
+      'empty',
+      '--prompt',
+      '3+4=',
+      '7',
+      '16',
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(cli.status, 0, cli.stderr);
-  const [right, wrong] = cli.stdout.trim().split('\n').map((l) => JSON.parse(l) as { answer: string; score: number });
+  const [right, wrong] = cli.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { answer: string; score: number });
   assert.deepEqual([right.answer, wrong.answer], ['7', '16']);
   assert.ok(right.score > wrong.score, `3+4=7 scores ${right.score}, 3+4=16 scores ${wrong.score}`);
 });
@@ -96,6 +148,9 @@ test('dpo: held-out reward accuracy rises to >= 90% against the frozen reference
   // at the start the policy is the reference: every implicit reward is 0, so no pair is ranked (accuracy 0)
   assert.equal(acc[0]['eval_rewards/accuracies'], 0);
   assert.equal(acc[0]['eval_rewards/margins'], 0);
-  assert.ok(acc[acc.length - 1]['eval_rewards/accuracies'] >= 0.9, `final ${acc[acc.length - 1]['eval_rewards/accuracies']}`);
+  assert.ok(
+    acc[acc.length - 1]['eval_rewards/accuracies'] >= 0.9,
+    `final ${acc[acc.length - 1]['eval_rewards/accuracies']}`,
+  );
   assert.ok(acc[acc.length - 1]['eval_rewards/margins'] > 0);
 });

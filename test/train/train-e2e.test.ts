@@ -18,9 +18,12 @@ await makeTinyModelFolder(modelDir);
 
 function yaml(name: string, extra: string): string {
   const file = path.join(work, `${name}.yaml`);
-  writeFileSync(file, `model_name_or_path: ${modelDir}\nstage: sft\ndataset: identity\ndataset_dir: data\ntemplate: llama2\ncutoff_len: 96\n`
-    + `output_dir: ${path.join(work, name)}\noverwrite_output_dir: true\nper_device_train_batch_size: 2\n`
-    + `seed: 7\n${extra}`);
+  writeFileSync(
+    file,
+    `model_name_or_path: ${modelDir}\nstage: sft\ndataset: identity\ndataset_dir: data\ntemplate: llama2\ncutoff_len: 96\n` +
+      `output_dir: ${path.join(work, name)}\noverwrite_output_dir: true\nper_device_train_batch_size: 2\n` +
+      `seed: 7\n${extra}`,
+  );
   return file;
 }
 
@@ -29,14 +32,31 @@ function lmf(...args: string[]) {
 }
 
 function losses(name: string): number[] {
-  return readFileSync(path.join(work, name, 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss);
+  return readFileSync(path.join(work, name, 'trainer_log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).loss);
 }
 
-for (const [method, extra] of [['lora', 'plot_loss: true\nlogging_steps: 1\nfinetuning_type: lora\nlora_rank: 8\nlora_target: all\nlearning_rate: 1.0e-2\nnum_train_epochs: 4\n'],
-  ['dora', 'logging_steps: 1\nfinetuning_type: lora\nuse_dora: true\nlora_rank: 8\nlearning_rate: 1.0e-2\nnum_train_epochs: 4\n'],
-  ['lora-extra', 'logging_steps: 1\nfinetuning_type: lora\nlora_rank: 8\nadditional_target: embed_tokens\nbf16: true\nlearning_rate: 3.0e-3\nnum_train_epochs: 4\n'],
+for (const [method, extra] of [
+  [
+    'lora',
+    'plot_loss: true\nlogging_steps: 1\nfinetuning_type: lora\nlora_rank: 8\nlora_target: all\nlearning_rate: 1.0e-2\nnum_train_epochs: 4\n',
+  ],
+  [
+    'dora',
+    'logging_steps: 1\nfinetuning_type: lora\nuse_dora: true\nlora_rank: 8\nlearning_rate: 1.0e-2\nnum_train_epochs: 4\n',
+  ],
+  [
+    'lora-extra',
+    'logging_steps: 1\nfinetuning_type: lora\nlora_rank: 8\nadditional_target: embed_tokens\nbf16: true\nlearning_rate: 3.0e-3\nnum_train_epochs: 4\n',
+  ],
   ['full', 'logging_steps: 1\nfinetuning_type: full\nweight_decay: 0.01\nlearning_rate: 3.0e-3\nnum_train_epochs: 4\n'],
-  ['freeze', 'logging_steps: 1\nfinetuning_type: freeze\nfreeze_trainable_layers: 1\nlearning_rate: 3.0e-3\nnum_train_epochs: 4\n']] as const) {
+  [
+    'freeze',
+    'logging_steps: 1\nfinetuning_type: freeze\nfreeze_trainable_layers: 1\nlearning_rate: 3.0e-3\nnum_train_epochs: 4\n',
+  ],
+] as const) {
   test(`sft with ${method}: the loss falls and the output loads back`, () => {
     const r = lmf('train', yaml(method, extra));
     assert.equal(r.status, 0, r.stderr);
@@ -44,7 +64,8 @@ for (const [method, extra] of [['lora', 'plot_loss: true\nlogging_steps: 1\nfine
     assert.equal(l.length, 12);
     assert.ok(l[l.length - 1] < l[0] - 0.3, `loss ${l[0]} -> ${l[l.length - 1]}`);
     const out = path.join(work, method);
-    for (const f of ['trainer_state.json', 'all_results.json', 'tokenizer.json']) assert.ok(existsSync(path.join(out, f)), f);
+    for (const f of ['trainer_state.json', 'all_results.json', 'tokenizer.json'])
+      assert.ok(existsSync(path.join(out, f)), f);
     if (method === 'lora-extra') {
       const { model } = loadModel(modelDir);
       loadPeftAdapter(model, out);
@@ -69,14 +90,17 @@ for (const [method, extra] of [['lora', 'plot_loss: true\nlogging_steps: 1\nfine
 }
 
 test('a run killed with SIGKILL and resumed logs exactly the losses of an uninterrupted run', async () => {
-  const extra = 'finetuning_type: lora\nlora_rank: 4\nlora_dropout: 0.1\ngradient_accumulation_steps: 2\nsave_steps: 2\nnum_train_epochs: 20\nlogging_steps: 1\n'
-    + 'lr_scheduler_type: cosine\nwarmup_steps: 2\nlearning_rate: 1.0e-2\n';
+  const extra =
+    'finetuning_type: lora\nlora_rank: 4\nlora_dropout: 0.1\ngradient_accumulation_steps: 2\nsave_steps: 2\nnum_train_epochs: 20\nlogging_steps: 1\n' +
+    'lr_scheduler_type: cosine\nwarmup_steps: 2\nlearning_rate: 1.0e-2\n';
   assert.equal(lmf('train', yaml('whole', extra)).status, 0);
   const want = losses('whole');
   const file = yaml('killed', extra);
   const out = path.join(work, 'killed');
   const signal = await new Promise<string | null>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], { stdio: 'ignore' });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], {
+      stdio: 'ignore',
+    });
     const timer = setInterval(() => {
       if (existsSync(path.join(out, 'checkpoint-4'))) {
         child.kill('SIGKILL');
@@ -102,10 +126,15 @@ test('an existing output_dir is refused unless overwrite or resume is set', () =
 });
 
 test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the step', async () => {
-  const file = yaml('interrupted', 'finetuning_type: lora\nlearning_rate: 1.0e-3\nnum_train_epochs: 500\nlogging_steps: 1\n');
+  const file = yaml(
+    'interrupted',
+    'finetuning_type: lora\nlearning_rate: 1.0e-3\nnum_train_epochs: 500\nlogging_steps: 1\n',
+  );
   const out = path.join(work, 'interrupted');
   const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     let sent = false;
     child.stderr.on('data', (d: Buffer) => {
@@ -120,7 +149,13 @@ test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the ste
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /interrupted by SIGINT: checkpoint saved to .*checkpoint-\d+/);
   assert.ok(readFileSync(path.join(out, 'trainer_log.jsonl'), 'utf8').length > 0);
-  const nan = lmf('train', yaml('nan', 'finetuning_type: full\nlearning_rate: 1.0e+8\nmax_grad_norm: 0\nnum_train_epochs: 30\nlogging_steps: 1\n'));
+  const nan = lmf(
+    'train',
+    yaml(
+      'nan',
+      'finetuning_type: full\nlearning_rate: 1.0e+8\nmax_grad_norm: 0\nnum_train_epochs: 30\nlogging_steps: 1\n',
+    ),
+  );
   assert.equal(nan.status, 1);
   assert.match(nan.stderr, /error \[nan_loss\] the loss became (NaN|Infinity) at step \d+/);
 });
@@ -128,20 +163,50 @@ test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the ste
 test('pt: documents packed into blocks; full, LoRA and freeze training lower the loss; NEFTune noise changes the run', () => {
   const dir = path.join(work, 'ptdata');
   mkdirSync(dir, { recursive: true });
-  const sentences = ['The committee met on Monday to discuss the budget.', 'Rain is expected in the north by evening.',
-    'The library opens at nine and closes at five.', 'Prices rose slightly in the third quarter.'];
-  writeFileSync(path.join(dir, 'docs.jsonl'), Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: `${sentences[i % 4]} ${sentences[(i + 1) % 4]}` })).join('\n'));
-  writeFileSync(path.join(dir, 'dataset_info.json'), JSON.stringify({ docs: { file_name: 'docs.jsonl', columns: { prompt: 'text' } } }));
+  const sentences = [
+    'The committee met on Monday to discuss the budget.',
+    'Rain is expected in the north by evening.',
+    'The library opens at nine and closes at five.',
+    'Prices rose slightly in the third quarter.',
+  ];
+  writeFileSync(
+    path.join(dir, 'docs.jsonl'),
+    Array.from({ length: 40 }, (_, i) =>
+      JSON.stringify({ text: `${sentences[i % 4]} ${sentences[(i + 1) % 4]}` }),
+    ).join('\n'),
+  );
+  writeFileSync(
+    path.join(dir, 'dataset_info.json'),
+    JSON.stringify({ docs: { file_name: 'docs.jsonl', columns: { prompt: 'text' } } }),
+  );
   const base = `finetuning_type: full\nlearning_rate: 3.0e-3\nnum_train_epochs: 3\nlogging_steps: 1\n`;
   const r = lmf('train', yaml('pt', base), 'stage=pt', `dataset_dir=${dir}`, 'dataset=docs', 'cutoff_len=32');
   assert.equal(r.status, 0, r.stderr);
   const l = losses('pt');
   assert.ok(l[l.length - 1] < l[0] - 1, `pt loss ${l[0]} -> ${l[l.length - 1]}`);
-  const n = lmf('train', yaml('pt-neft', base), 'stage=pt', `dataset_dir=${dir}`, 'dataset=docs', 'cutoff_len=32', 'neftune_noise_alpha=1');
+  const n = lmf(
+    'train',
+    yaml('pt-neft', base),
+    'stage=pt',
+    `dataset_dir=${dir}`,
+    'dataset=docs',
+    'cutoff_len=32',
+    'neftune_noise_alpha=1',
+  );
   assert.equal(n.status, 0, n.stderr);
   const ln = losses('pt-neft');
-  for (const [name, method] of [['pt-lora', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 1.0e-2\n'], ['pt-freeze', 'finetuning_type: freeze\nfreeze_trainable_layers: 1\nlearning_rate: 3.0e-3\n']]) {
-    const m = lmf('train', yaml(name, `${method}num_train_epochs: 3\nlogging_steps: 1\n`), 'stage=pt', `dataset_dir=${dir}`, 'dataset=docs', 'cutoff_len=32');
+  for (const [name, method] of [
+    ['pt-lora', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 1.0e-2\n'],
+    ['pt-freeze', 'finetuning_type: freeze\nfreeze_trainable_layers: 1\nlearning_rate: 3.0e-3\n'],
+  ]) {
+    const m = lmf(
+      'train',
+      yaml(name, `${method}num_train_epochs: 3\nlogging_steps: 1\n`),
+      'stage=pt',
+      `dataset_dir=${dir}`,
+      'dataset=docs',
+      'cutoff_len=32',
+    );
     assert.equal(m.status, 0, m.stderr);
     const lm = losses(name);
     assert.ok(lm[lm.length - 1] < lm[0] - 0.3, `${name} loss ${lm[0]} -> ${lm[lm.length - 1]}`);
@@ -151,21 +216,49 @@ test('pt: documents packed into blocks; full, LoRA and freeze training lower the
 });
 
 test('continuing from an adapter, and a new adapter over merged ones, start where the first run ended', () => {
-  const first = lmf('train', yaml('lora-a', 'finetuning_type: lora\nlearning_rate: 1.0e-2\nnum_train_epochs: 6\nlogging_steps: 1\nlr_scheduler_type: constant\n'));
+  const first = lmf(
+    'train',
+    yaml(
+      'lora-a',
+      'finetuning_type: lora\nlearning_rate: 1.0e-2\nnum_train_epochs: 6\nlogging_steps: 1\nlr_scheduler_type: constant\n',
+    ),
+  );
   assert.equal(first.status, 0, first.stderr);
   const end = losses('lora-a').at(-1)!;
-  for (const [name, extra] of [['lora-b', ''], ['lora-c', 'create_new_adapter: true\n']] as const) {
-    const r = lmf('train', yaml(name, `finetuning_type: lora\nlearning_rate: 1.0e-3\nnum_train_epochs: 1\nlogging_steps: 1\nadapter_name_or_path: ${path.join(work, 'lora-a')}\n${extra}`));
+  for (const [name, extra] of [
+    ['lora-b', ''],
+    ['lora-c', 'create_new_adapter: true\n'],
+  ] as const) {
+    const r = lmf(
+      'train',
+      yaml(
+        name,
+        `finetuning_type: lora\nlearning_rate: 1.0e-3\nnum_train_epochs: 1\nlogging_steps: 1\nadapter_name_or_path: ${path.join(work, 'lora-a')}\n${extra}`,
+      ),
+    );
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(Math.abs(losses(name)[0] - end) < 0.5, `${name}: starts at ${losses(name)[0]}, the first run ended at ${end}`);
+    assert.ok(
+      Math.abs(losses(name)[0] - end) < 0.5,
+      `${name}: starts at ${losses(name)[0]}, the first run ended at ${end}`,
+    );
   }
 });
 
 test('dpo with LoRA: the reference is the base (adapters off); rewards and accuracies are logged and improve', () => {
-  const r = lmf('train', yaml('dpo', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 15\nlogging_steps: 1\npref_beta: 0.5\n'),
-    'stage=dpo', 'dataset=dpo_demo');
+  const r = lmf(
+    'train',
+    yaml(
+      'dpo',
+      'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 15\nlogging_steps: 1\npref_beta: 0.5\n',
+    ),
+    'stage=dpo',
+    'dataset=dpo_demo',
+  );
   assert.equal(r.status, 0, r.stderr);
-  const log = readFileSync(path.join(work, 'dpo', 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log = readFileSync(path.join(work, 'dpo', 'trainer_log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.ok(Math.abs(log[0].loss - Math.log(2)) < 1e-3, 'the first step starts at the reference: loss ln 2');
   assert.ok(log[0]['rewards/margins'] === 0);
   const last = log[log.length - 1];
@@ -175,10 +268,17 @@ test('dpo with LoRA: the reference is the base (adapters off); rewards and accur
 });
 
 test('rm: a value head on the model, pairwise loss, accuracy logged, value_head.safetensors with TRL names', () => {
-  const r = lmf('train', yaml('rm', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 15\nlogging_steps: 1\n'),
-    'stage=rm', 'dataset=dpo_demo');
+  const r = lmf(
+    'train',
+    yaml('rm', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 15\nlogging_steps: 1\n'),
+    'stage=rm',
+    'dataset=dpo_demo',
+  );
   assert.equal(r.status, 0, r.stderr);
-  const log = readFileSync(path.join(work, 'rm', 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log = readFileSync(path.join(work, 'rm', 'trainer_log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.ok(log.at(-1).loss < log[0].loss - 0.2, `loss ${log[0].loss} -> ${log.at(-1).loss}`);
   assert.equal(log.at(-1).accuracy, 1);
   const head = ValueHead.load(path.join(work, 'rm'));
@@ -187,15 +287,31 @@ test('rm: a value head on the model, pairwise loss, accuracy logged, value_head.
 });
 
 test('kto: desirable and undesirable answers against the LoRA-off reference, KL logged, evaluation margins grow', () => {
-  const r = lmf('train', yaml('kto', 'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 20\nlogging_steps: 1\npref_beta: 0.5\n'),
-    'stage=kto', 'dataset=kto_demo', 'eval_dataset=kto_demo', 'eval_steps=5', 'eval_on_start=true');
+  const r = lmf(
+    'train',
+    yaml(
+      'kto',
+      'finetuning_type: lora\nlora_rank: 8\nlearning_rate: 5.0e-3\nnum_train_epochs: 20\nlogging_steps: 1\npref_beta: 0.5\n',
+    ),
+    'stage=kto',
+    'dataset=kto_demo',
+    'eval_dataset=kto_demo',
+    'eval_steps=5',
+    'eval_on_start=true',
+  );
   assert.equal(r.status, 0, r.stderr);
-  const all = readFileSync(path.join(work, 'kto', 'trainer_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const all = readFileSync(path.join(work, 'kto', 'trainer_log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const log = all.filter((l) => 'loss' in l);
   assert.ok(Math.abs(log[0].loss - 0.5) < 1e-3, 'at the reference every term is 1 - sigmoid(0) = 0.5');
   assert.ok(log.at(-1).loss < log[0].loss - 0.1, `loss ${log[0].loss} -> ${log.at(-1).loss}`);
   assert.ok(typeof log.at(-1).kl === 'number');
   const evals = all.filter((l) => 'eval_rewards/margins' in l);
   assert.equal(evals[0]['eval_rewards/margins'], 0, 'at the start the policy is the reference');
-  assert.ok(evals.at(-1)['eval_rewards/margins'] > 0 && typeof evals.at(-1).eval_kl === 'number', JSON.stringify(evals.at(-1)));
+  assert.ok(
+    evals.at(-1)['eval_rewards/margins'] > 0 && typeof evals.at(-1).eval_kl === 'number',
+    JSON.stringify(evals.at(-1)),
+  );
 });

@@ -29,14 +29,26 @@ export function LossChart({ records }: { records: LogRecord[] }) {
 
   useEffect(() => {
     if (!box.current) return;
-    plot.current = new uPlot({
-      width: Math.max(320, box.current.clientWidth), height: 260, scales: { x: { time: false } },
-      axes: [{ label: t('step') }, { label: t('loss') }],
-      series: [{}, { label: t('loss'), stroke: '#9ab' }, { label: t('smoothed'), stroke: '#1f6feb', width: 2 },
-        { label: t('evalLoss'), stroke: '#d1242f', points: { show: true, size: 7 }, paths: () => null }],
-    }, data, box.current);
+    plot.current = new uPlot(
+      {
+        width: Math.max(320, box.current.clientWidth),
+        height: 260,
+        scales: { x: { time: false } },
+        axes: [{ label: t('step') }, { label: t('loss') }],
+        series: [
+          {},
+          { label: t('loss'), stroke: '#9ab' },
+          { label: t('smoothed'), stroke: '#1f6feb', width: 2 },
+          { label: t('evalLoss'), stroke: '#d1242f', points: { show: true, size: 7 }, paths: () => null },
+        ],
+      },
+      data,
+      box.current,
+    );
     return () => plot.current?.destroy();
   }, [lang]); // the labels are built in: a new language rebuilds the chart
-  useEffect(() => { plot.current?.setData(data); }, [records]);
+  useEffect(() => {
+    plot.current?.setData(data);
+  }, [records]);
   return <div className="chart" ref={box} data-points={raw.length} />;
 }

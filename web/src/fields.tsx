@@ -15,12 +15,23 @@ interface Bound {
   set: (key: string, value: Args[string]) => void;
 }
 
-export function Text({ label, name, args, set, placeholder }: Bound & { label: Key; name: string; placeholder?: string }) {
+export function Text({
+  label,
+  name,
+  args,
+  set,
+  placeholder,
+}: Bound & { label: Key; name: string; placeholder?: string }) {
   const t = useT();
   return (
     <label className="field">
       <span>{t(label)}</span>
-      <input name={name} value={String(args[name] ?? '')} placeholder={placeholder} onChange={(e) => set(name, e.target.value)} />
+      <input
+        name={name}
+        value={String(args[name] ?? '')}
+        placeholder={placeholder}
+        onChange={(e) => set(name, e.target.value)}
+      />
     </label>
   );
 }
@@ -30,13 +41,24 @@ export function Num({ label, name, args, set, step }: Bound & { label: Key; name
   return (
     <label className="field">
       <span>{t(label)}</span>
-      <input name={name} type="number" step={step ?? 'any'} value={args[name] === undefined ? '' : String(args[name])}
-        onChange={(e) => set(name, e.target.value === '' ? '' : Number(e.target.value))} />
+      <input
+        name={name}
+        type="number"
+        step={step ?? 'any'}
+        value={args[name] === undefined ? '' : String(args[name])}
+        onChange={(e) => set(name, e.target.value === '' ? '' : Number(e.target.value))}
+      />
     </label>
   );
 }
 
-export function Choice({ label, name, args, set, options }: Bound & { label: Key; name: string; options: (string | [string, string])[] }) {
+export function Choice({
+  label,
+  name,
+  args,
+  set,
+  options,
+}: Bound & { label: Key; name: string; options: (string | [string, string])[] }) {
   const t = useT();
   return (
     <label className="field">
@@ -44,7 +66,11 @@ export function Choice({ label, name, args, set, options }: Bound & { label: Key
       <select name={name} value={String(args[name] ?? '')} onChange={(e) => set(name, e.target.value)}>
         {options.map((o) => {
           const [value, text] = Array.isArray(o) ? o : [o, o];
-          return <option key={value} value={value}>{text}</option>;
+          return (
+            <option key={value} value={value}>
+              {text}
+            </option>
+          );
         })}
       </select>
     </label>

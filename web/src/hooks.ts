@@ -4,7 +4,11 @@ import { api, type DatasetInfo } from './api';
 
 export type Notice = { kind: 'error' | 'info'; text: string } | null;
 
-export function useRunner(): { message: Notice; say: (n: Notice) => void; run: (what: () => Promise<void>) => Promise<void> } {
+export function useRunner(): {
+  message: Notice;
+  say: (n: Notice) => void;
+  run: (what: () => Promise<void>) => Promise<void>;
+} {
   const [message, say] = useState<Notice>(null);
   const run = async (what: () => Promise<void>) => {
     say(null);

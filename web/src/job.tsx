@@ -38,19 +38,40 @@ export function JobPanel({ view, chart }: { view: JobView; chart: boolean }) {
   const last = [...records].reverse().find((r) => typeof r.loss === 'number') ?? records[records.length - 1];
   let status = t('idle');
   if (job?.status === 'running') {
-    status = last ? t('running', { current: last.current_steps, total: last.total_steps, elapsed: last.elapsed_time, remaining: last.remaining_time }) : `${job.command.join(' ')} …`;
+    status = last
+      ? t('running', {
+          current: last.current_steps,
+          total: last.total_steps,
+          elapsed: last.elapsed_time,
+          remaining: last.remaining_time,
+        })
+      : `${job.command.join(' ')} …`;
   } else if (job?.status === 'finished') status = t('finished');
   else if (job?.status === 'failed') status = t('failed', { code: job.exitCode ?? '?' });
   else if (job?.status === 'aborted') status = t('aborted');
   return (
     <div className="job">
-      <div className="status" data-status={job?.status ?? 'idle'}>{status}</div>
-      <progress max={100} value={job?.status === 'finished' ? 100 : last?.percentage ?? 0} />
+      <div className="status" data-status={job?.status ?? 'idle'}>
+        {status}
+      </div>
+      <progress max={100} value={job?.status === 'finished' ? 100 : (last?.percentage ?? 0)} />
       {last && (
         <div className="stats">
-          {typeof last.loss === 'number' && <span>{t('loss')}: {last.loss.toFixed(4)}</span>}
-          {typeof last.tokens_per_s === 'number' && <span>{Math.round(last.tokens_per_s)} {t('tokensPerS')}</span>}
-          {typeof last.lr === 'number' && <span>{t('lr')}: {last.lr.toExponential(2)}</span>}
+          {typeof last.loss === 'number' && (
+            <span>
+              {t('loss')}: {last.loss.toFixed(4)}
+            </span>
+          )}
+          {typeof last.tokens_per_s === 'number' && (
+            <span>
+              {Math.round(last.tokens_per_s)} {t('tokensPerS')}
+            </span>
+          )}
+          {typeof last.lr === 'number' && (
+            <span>
+              {t('lr')}: {last.lr.toExponential(2)}
+            </span>
+          )}
         </div>
       )}
       {job?.error && <pre className="error">{job.error}</pre>}

@@ -13,7 +13,12 @@ export interface EncodedKto {
   desirable: boolean;
 }
 
-export function encodeKto(t: AnyTemplate, tok: TextTokenizer, examples: AlignedExample[], o: ProcessOptions): EncodedKto[] {
+export function encodeKto(
+  t: AnyTemplate,
+  tok: TextTokenizer,
+  examples: AlignedExample[],
+  o: ProcessOptions,
+): EncodedKto[] {
   const encoded = examples.map((e) => encodeOneTurn(t, tok, e, e.response[0], o));
   return encoded.map(([prompt, answer], i) => {
     const [, klAnswer] = encoded[(i + encoded.length - 1) % encoded.length];

@@ -4,7 +4,15 @@
  */
 import type { AlignedExample } from '../messages.js';
 import type { TextTokenizer } from '../tokenizer.js';
-import { efficientEos, encodeOptions, IGNORE, inferSeqlen, type AnyTemplate, type Encoded, type ProcessOptions } from './common.js';
+import {
+  efficientEos,
+  encodeOptions,
+  IGNORE,
+  inferSeqlen,
+  type AnyTemplate,
+  type Encoded,
+  type ProcessOptions,
+} from './common.js';
 
 export interface EncodedPair {
   chosen: Encoded;
@@ -12,8 +20,13 @@ export interface EncodedPair {
 }
 
 /** Prompt ids and answer ids of a one-turn encoding (everything before the last message is prompt). */
-export function encodeOneTurn(t: AnyTemplate, tok: TextTokenizer, e: AlignedExample, answer: AlignedExample['response'][number],
-  o: ProcessOptions): [number[], number[]] {
+export function encodeOneTurn(
+  t: AnyTemplate,
+  tok: TextTokenizer,
+  e: AlignedExample,
+  answer: AlignedExample['response'][number],
+  o: ProcessOptions,
+): [number[], number[]] {
   const pairs = t.encodeMultiturn(tok, [...e.prompt, answer], encodeOptions(e, o));
   const prompt = pairs.flatMap(([s, tg], i) => (i < pairs.length - 1 ? [...s, ...tg] : s));
   const target = [...pairs[pairs.length - 1][1]];

@@ -31,8 +31,10 @@ export function packDocuments(tok: TextTokenizer, docs: number[][], cutoffLen: n
 }
 
 export function truncateDocuments(docs: number[][], cutoffLen: number): Encoded[] {
-  return docs.filter((d) => d.length > 0).map((d) => {
-    const ids = d.slice(0, cutoffLen);
-    return { ids, labels: ids.slice() };
-  });
+  return docs
+    .filter((d) => d.length > 0)
+    .map((d) => {
+      const ids = d.slice(0, cutoffLen);
+      return { ids, labels: ids.slice() };
+    });
 }

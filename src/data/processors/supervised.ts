@@ -5,10 +5,23 @@
  */
 import type { AlignedExample } from '../messages.js';
 import type { TextTokenizer } from '../tokenizer.js';
-import { efficientEos, encodeOptions, IGNORE, inferSeqlen, type AnyTemplate, type Encoded, type ProcessOptions } from './common.js';
+import {
+  efficientEos,
+  encodeOptions,
+  IGNORE,
+  inferSeqlen,
+  type AnyTemplate,
+  type Encoded,
+  type ProcessOptions,
+} from './common.js';
 import { pushAll } from '../../util/arrays.js';
 
-export function encodeSupervised(t: AnyTemplate, tok: TextTokenizer, e: AlignedExample, o: ProcessOptions): Encoded & { truncated: boolean } {
+export function encodeSupervised(
+  t: AnyTemplate,
+  tok: TextTokenizer,
+  e: AlignedExample,
+  o: ProcessOptions,
+): Encoded & { truncated: boolean } {
   let pairs = t.encodeMultiturn(tok, [...e.prompt, ...e.response], encodeOptions(e, o));
   const eff = efficientEos(t);
   const eos = t.eosId(tok);
@@ -29,7 +42,8 @@ export function encodeSupervised(t: AnyTemplate, tok: TextTokenizer, e: AlignedE
     total += sl + tl;
     let sourceLabels: number[];
     if (o.trainOnPrompt) sourceLabels = source;
-    else if (eff && turn !== 0 && eos !== null && sl > 0) sourceLabels = [eos, ...new Array<number>(sl - 1).fill(IGNORE)];
+    else if (eff && turn !== 0 && eos !== null && sl > 0)
+      sourceLabels = [eos, ...new Array<number>(sl - 1).fill(IGNORE)];
     else sourceLabels = new Array<number>(sl).fill(IGNORE);
     const targetLabels = o.maskHistory && turn !== 0 ? new Array<number>(tl).fill(IGNORE) : target;
     if (o.maskHistory) {

@@ -30,8 +30,12 @@ export function templateMismatch(named: ChatTemplate, tok: TextTokenizer): strin
     return null; // a chat_template that cannot be split into turns is not one to compare with
   }
   for (let turn = 0; turn < ours.length; turn++) {
-    for (const [part, k] of [['prompt', 0], ['answer', 1]] as const) {
-      const a = text(tok, ours[turn][k]), b = text(tok, theirs[turn]?.[k] ?? []);
+    for (const [part, k] of [
+      ['prompt', 0],
+      ['answer', 1],
+    ] as const) {
+      const a = text(tok, ours[turn][k]),
+        b = text(tok, theirs[turn]?.[k] ?? []);
       if (a === b) continue;
       return `template "${named.name}" renders turn ${turn + 1}'s ${part} as ${JSON.stringify(a)}, the tokenizer's chat_template as ${JSON.stringify(b)}`;
     }

@@ -18,14 +18,19 @@ export class JinjaChatTemplate {
   constructor(tok: TextTokenizer) {
     if (!tok.chatTemplate) {
       throw new LmfError('no_chat_template', 'no template is named and the tokenizer has no chat_template', {
-        key: 'template', hint: 'set template (for example default, alpaca, chatml, llama3, qwen)',
+        key: 'template',
+        hint: 'set template (for example default, alpaca, chatml, llama3, qwen)',
       });
     }
     this.tok = tok;
     try {
       this.template = new Template(tok.chatTemplate);
     } catch (err) {
-      throw new LmfError('bad_chat_template', `the tokenizer's chat_template does not parse (${(err as Error).message})`, { key: 'template' });
+      throw new LmfError(
+        'bad_chat_template',
+        `the tokenizer's chat_template does not parse (${(err as Error).message})`,
+        { key: 'template' },
+      );
     }
   }
 
@@ -46,13 +51,20 @@ export class JinjaChatTemplate {
         ...(o.enableThinking === false ? { enable_thinking: false } : {}),
       });
     } catch (err) {
-      throw new LmfError('bad_chat_template', `the tokenizer's chat_template failed to render (${(err as Error).message})`, { key: 'template' });
+      throw new LmfError(
+        'bad_chat_template',
+        `the tokenizer's chat_template failed to render (${(err as Error).message})`,
+        { key: 'template' },
+      );
     }
   }
 
   private notIncremental(): LmfError {
-    return new LmfError('bad_chat_template', 'the chat_template does not render a conversation as a growing prefix, so turns cannot be masked',
-      { key: 'template', hint: 'name a template that matches the model (for example qwen3, llama3)' });
+    return new LmfError(
+      'bad_chat_template',
+      'the chat_template does not render a conversation as a growing prefix, so turns cannot be masked',
+      { key: 'template', hint: 'name a template that matches the model (for example qwen3, llama3)' },
+    );
   }
 
   /**
@@ -69,7 +81,10 @@ export class JinjaChatTemplate {
     let consumed = '';
     for (let i = 0; i + 1 < messages.length; i += 2) {
       const prompt = this.render(messages.slice(0, i + 1), { ...o, addGenerationPrompt: true });
-      const continued = this.render([...messages.slice(0, i + 2), { role: 'user', content: sentinel }], { ...o, addGenerationPrompt: false });
+      const continued = this.render([...messages.slice(0, i + 2), { role: 'user', content: sentinel }], {
+        ...o,
+        addGenerationPrompt: false,
+      });
       const at = continued.indexOf(sentinel, prompt.length);
       if (!prompt.startsWith(consumed) || !continued.startsWith(prompt) || at < 0) throw this.notIncremental();
       const between = continued.slice(prompt.length, at);
@@ -77,7 +92,8 @@ export class JinjaChatTemplate {
       const ids = this.tok.encode(between);
       const headerIds = this.tok.encode(userHeader);
       let k = 0;
-      while (k < ids.length && k < headerIds.length && ids[ids.length - 1 - k] === headerIds[headerIds.length - 1 - k]) k++;
+      while (k < ids.length && k < headerIds.length && ids[ids.length - 1 - k] === headerIds[headerIds.length - 1 - k])
+        k++;
       const headerText = this.tok.decode(ids.slice(ids.length - k));
       if (!between.endsWith(headerText)) throw this.notIncremental();
       const answer = between.slice(0, between.length - headerText.length);

@@ -37,7 +37,8 @@ const qwenFamily: Partial<TemplateSpec> = {
   stopWords: ['<|im_end|>'],
   replaceEos: true,
 };
-const llama3User = '<|start_header_id|>user<|end_header_id|>\n\n{{content}}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n';
+const llama3User =
+  '<|start_header_id|>user<|end_header_id|>\n\n{{content}}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n';
 
 const specs: Record<string, Partial<TemplateSpec>> = {
   default: {
@@ -51,12 +52,14 @@ const specs: Record<string, Partial<TemplateSpec>> = {
   alpaca: {
     user: ['### Instruction:\n{{content}}\n\n### Response:\n'],
     assistant: ['{{content}}', EOS, '\n\n'],
-    defaultSystem: 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n',
+    defaultSystem:
+      'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n',
   },
   vicuna: {
     user: ['USER: {{content}} ASSISTANT:'],
-    defaultSystem: 'A chat between a curious user and an artificial intelligence assistant. '
-      + "The assistant gives helpful, detailed, and polite answers to the user's questions.",
+    defaultSystem:
+      'A chat between a curious user and an artificial intelligence assistant. ' +
+      "The assistant gives helpful, detailed, and polite answers to the user's questions.",
   },
   chatml: {
     ...chatml,
@@ -77,7 +80,9 @@ const specs: Record<string, Partial<TemplateSpec>> = {
     assistant: ['{{content}}<|eot_id|>'],
     system: ['<|start_header_id|>system<|end_header_id|>\n\n{{content}}<|eot_id|>'],
     function: ['{{content}}<|eot_id|>'],
-    observation: ['<|start_header_id|>ipython<|end_header_id|>\n\n{{content}}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n'],
+    observation: [
+      '<|start_header_id|>ipython<|end_header_id|>\n\n{{content}}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+    ],
     prefix: [BOS],
     stopWords: ['<|eot_id|>', '<|eom_id|>'],
     replaceEos: true,
@@ -119,7 +124,11 @@ const specs: Record<string, Partial<TemplateSpec>> = {
     defaultSystem: 'You are Zephyr, a helpful assistant.',
   },
   smollm: { ...chatml, stopWords: ['<|im_end|>'] },
-  smollm2: { ...chatml, stopWords: ['<|im_end|>'], defaultSystem: 'You are a helpful AI assistant named SmolLM, trained by Hugging Face.' },
+  smollm2: {
+    ...chatml,
+    stopWords: ['<|im_end|>'],
+    defaultSystem: 'You are a helpful AI assistant named SmolLM, trained by Hugging Face.',
+  },
 };
 
 export const templateNames = Object.keys(specs);
@@ -129,7 +138,8 @@ export function getTemplate(name: string): ChatTemplate {
   if (!spec) {
     const near = closest(name, templateNames);
     throw new LmfError('unknown_template', `template "${name}" does not exist`, {
-      key: 'template', hint: `${near ? `did you mean "${near}"? ` : ''}known templates: ${templateNames.join(', ')}; or leave it unset to use the tokenizer's chat_template`,
+      key: 'template',
+      hint: `${near ? `did you mean "${near}"? ` : ''}known templates: ${templateNames.join(', ')}; or leave it unset to use the tokenizer's chat_template`,
     });
   }
   const full = { ...base, ...spec, name };
@@ -138,7 +148,11 @@ export function getTemplate(name: string): ChatTemplate {
 }
 
 /** The named template, or the tokenizer's chat_template; pre-training needs none (documents are plain text). */
-export function resolveTemplate(name: string | null | undefined, tok: TextTokenizer, stage?: string): ChatTemplate | JinjaChatTemplate {
+export function resolveTemplate(
+  name: string | null | undefined,
+  tok: TextTokenizer,
+  stage?: string,
+): ChatTemplate | JinjaChatTemplate {
   if (name) return getTemplate(name);
   return stage === 'pt' ? getTemplate('empty') : new JinjaChatTemplate(tok);
 }

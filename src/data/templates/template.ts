@@ -40,7 +40,9 @@ export const BOS: Slot = { special: 'bos' };
 export const EOS: Slot = { special: 'eos' };
 
 function fill(slots: Slot[], content: string, idx: number): Slot[] {
-  return slots.map((s) => (typeof s === 'string' ? s.replaceAll('{{content}}', content).replaceAll('{{idx}}', String(idx)) : s));
+  return slots.map((s) =>
+    typeof s === 'string' ? s.replaceAll('{{content}}', content).replaceAll('{{idx}}', String(idx)) : s,
+  );
 }
 
 export interface EncodeOptions {
@@ -70,8 +72,13 @@ export class ChatTemplate {
     if (this.spec.replaceEos && this.spec.stopWords.length) {
       const id = tok.tokenId(this.spec.stopWords[0]);
       if (id === null) {
-        throw new LmfError('bad_template', `template ${this.name} stops on "${this.spec.stopWords[0]}", which is not a token of this tokenizer`,
-          { hint: 'pick the template that belongs to the model, or leave template unset to use the tokenizer\'s chat_template' });
+        throw new LmfError(
+          'bad_template',
+          `template ${this.name} stops on "${this.spec.stopWords[0]}", which is not a token of this tokenizer`,
+          {
+            hint: "pick the template that belongs to the model, or leave template unset to use the tokenizer's chat_template",
+          },
+        );
       }
       return id;
     }
@@ -100,7 +107,11 @@ export class ChatTemplate {
         if (id !== null) ids.push(id);
       } else {
         const id = tok.tokenId(s.token);
-        if (id === null) throw new LmfError('bad_template', `template ${this.name} needs the token ${s.token}, which this tokenizer lacks`);
+        if (id === null)
+          throw new LmfError(
+            'bad_template',
+            `template ${this.name} needs the token ${s.token}, which this tokenizer lacks`,
+          );
         ids.push(id);
       }
     }
@@ -126,15 +137,24 @@ export class ChatTemplate {
       }
       const idx = Math.floor(i / 2);
       switch (m.role) {
-        case 'user': pushAll(elements, fill(s.user, content, idx)); break;
-        case 'assistant': pushAll(elements, fill(s.assistant, content, idx)); break;
-        case 'observation': pushAll(elements, fill(s.observation ?? s.user, content, idx)); break;
+        case 'user':
+          pushAll(elements, fill(s.user, content, idx));
+          break;
+        case 'assistant':
+          pushAll(elements, fill(s.assistant, content, idx));
+          break;
+        case 'observation':
+          pushAll(elements, fill(s.observation ?? s.user, content, idx));
+          break;
         case 'function': {
           const text = formatCalls(s.toolFormat, parseFunctionCalls(content));
           pushAll(elements, fill(s.function ?? s.assistant, text, idx));
           break;
         }
-        case 'system': throw new LmfError('bad_messages', 'a system message may only come first', { hint: 'pass it as the system prompt' });
+        case 'system':
+          throw new LmfError('bad_messages', 'a system message may only come first', {
+            hint: 'pass it as the system prompt',
+          });
       }
       out.push(this.toIds(tok, elements));
     });
@@ -148,9 +168,10 @@ export class ChatTemplate {
    */
   encodeMultiturn(tok: TextTokenizer, messages: Message[], o: EncodeOptions = {}): [number[], number[]][] {
     const thinking = o.enableThinking ?? true;
-    const msgs = this.spec.reasoning && thinking === false
-      ? messages.map((m) => (m.role === 'assistant' ? { ...m, content: this.removeThought(m.content) } : m))
-      : messages;
+    const msgs =
+      this.spec.reasoning && thinking === false
+        ? messages.map((m) => (m.role === 'assistant' ? { ...m, content: this.removeThought(m.content) } : m))
+        : messages;
     const encoded = this.encodeMessages(tok, msgs, o);
     const pairs: [number[], number[]][] = [];
     for (let i = 0; i + 1 < encoded.length; i += 2) {

@@ -15,7 +15,10 @@ export interface FunctionCall {
 interface ToolSchema {
   name?: string;
   description?: string;
-  parameters?: { properties?: Record<string, { type?: string; description?: string; enum?: string[]; items?: { type?: string } }>; required?: string[] };
+  parameters?: {
+    properties?: Record<string, { type?: string; description?: string; enum?: string[]; items?: { type?: string } }>;
+    required?: string[];
+  };
 }
 
 /** Parses the tools column: a JSON string or an array of schemas (OpenAI-style or bare). */
@@ -23,7 +26,7 @@ export function parseTools(tools: string): Record<string, unknown>[] {
   if (!tools) return [];
   try {
     const parsed = JSON.parse(tools) as unknown;
-    return Array.isArray(parsed) ? parsed as Record<string, unknown>[] : [parsed as Record<string, unknown>];
+    return Array.isArray(parsed) ? (parsed as Record<string, unknown>[]) : [parsed as Record<string, unknown>];
   } catch (err) {
     throw new LmfError('bad_tools', `the tools column is not valid JSON (${(err as Error).message})`);
   }
@@ -35,14 +38,17 @@ export function parseFunctionCalls(content: string): FunctionCall[] {
   try {
     parsed = JSON.parse(content);
   } catch (err) {
-    throw new LmfError('bad_function_call', `a function_call turn is not valid JSON (${(err as Error).message})`,
-      { hint: 'write it as {"name": "...", "arguments": {...}} or a list of such objects' });
+    throw new LmfError('bad_function_call', `a function_call turn is not valid JSON (${(err as Error).message})`, {
+      hint: 'write it as {"name": "...", "arguments": {...}} or a list of such objects',
+    });
   }
   const calls = Array.isArray(parsed) ? parsed : [parsed];
   return calls.map((c) => {
     const call = c as { name?: unknown; arguments?: unknown };
     if (typeof call.name !== 'string') {
-      throw new LmfError('bad_function_call', 'a function call has no "name"', { hint: 'write it as {"name": "...", "arguments": {...}}' });
+      throw new LmfError('bad_function_call', 'a function call has no "name"', {
+        hint: 'write it as {"name": "...", "arguments": {...}}',
+      });
     }
     return { name: call.name, arguments: call.arguments ?? {} };
   });
@@ -55,11 +61,15 @@ function unwrap(tool: Record<string, unknown>): ToolSchema {
 /** Text appended to the system prompt that describes the tools. */
 export function formatTools(format: ToolFormat, tools: Record<string, unknown>[]): string {
   if (format === 'qwen') {
-    const text = tools.map((t) => `\n${pyJsonDumps(t.type === 'function' ? t : { type: 'function', function: t })}`).join('');
-    return '\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n'
-      + `You are provided with function signatures within <tools></tools> XML tags:\n<tools>${text}`
-      + '\n</tools>\n\nFor each function call, return a json object with function name and arguments within '
-      + '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>';
+    const text = tools
+      .map((t) => `\n${pyJsonDumps(t.type === 'function' ? t : { type: 'function', function: t })}`)
+      .join('');
+    return (
+      '\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n' +
+      `You are provided with function signatures within <tools></tools> XML tags:\n<tools>${text}` +
+      '\n</tools>\n\nFor each function call, return a json object with function name and arguments within ' +
+      '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+    );
   }
   let toolText = '';
   const names: string[] = [];
@@ -75,15 +85,19 @@ export function formatTools(format: ToolFormat, tools: Record<string, unknown>[]
     toolText += `> Tool Name: ${tool.name}\nTool Description: ${tool.description ?? ''}\nTool Args:\n${params}\n`;
     names.push(tool.name ?? '');
   }
-  return `You have access to the following tools:\n${toolText}Use the following format if using a tool:\n\`\`\`\n`
-    + `Action: tool name (one of [${names.join(', ')}]).\nAction Input: the input to the tool, in a JSON format representing the kwargs `
-    + '(e.g. ```{"input": "hello world", "num_beams": 5}```).\n```\n';
+  return (
+    `You have access to the following tools:\n${toolText}Use the following format if using a tool:\n\`\`\`\n` +
+    `Action: tool name (one of [${names.join(', ')}]).\nAction Input: the input to the tool, in a JSON format representing the kwargs ` +
+    '(e.g. ```{"input": "hello world", "num_beams": 5}```).\n```\n'
+  );
 }
 
 /** The text of an assistant turn that calls functions. */
 export function formatCalls(format: ToolFormat, calls: FunctionCall[]): string {
   if (format === 'qwen') {
-    return calls.map((c) => `<tool_call>\n${pyJsonDumps({ name: c.name, arguments: c.arguments })}\n</tool_call>`).join('\n');
+    return calls
+      .map((c) => `<tool_call>\n${pyJsonDumps({ name: c.name, arguments: c.arguments })}\n</tool_call>`)
+      .join('\n');
   }
   return calls.map((c) => `Action: ${c.name}\nAction Input: ${pyJsonDumps(c.arguments)}`).join('\n');
 }

@@ -19,7 +19,10 @@ export function add(a: Tensor<'f32'>, b: Tensor<'f32'>, alpha = 1): Tensor<'f32'
 }
 
 export const addSpec: OpSpec = {
-  inputs: [[3, 4], [3, 4]],
+  inputs: [
+    [3, 4],
+    [3, 4],
+  ],
   apply: ([a, b]) => add(a, b, 0.5),
   reference: ([a, b]) => a.map((v, i) => v + 0.5 * b[i]),
 };

@@ -23,7 +23,9 @@ export interface AttentionShape {
 export function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, s: AttentionShape): Tensor<'f32'> {
   const { batch: B, seq: T, heads: H, kvHeads: KV, headDim: D } = s;
   if (q.size !== B * T * H * D || k.size !== B * T * KV * D || v.size !== k.size || H % KV !== 0) {
-    throw new Error(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not match B=${B} T=${T} H=${H} KV=${KV} D=${D}`);
+    throw new Error(
+      `attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not match B=${B} T=${T} H=${H} KV=${KV} D=${D}`,
+    );
   }
   const seg = s.segments?.data ?? null;
   const scale = 1 / Math.sqrt(D);
@@ -34,15 +36,39 @@ export function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, 
     const dq = Tensor.empty(q.shape, 'f32');
     const dk = Tensor.empty(k.shape, 'f32');
     const dv = Tensor.empty(v.shape, 'f32');
-    native.attentionBackward(q.data, k.data, v.data, out.data, g.data, lse.data, dq.data, dk.data, dv.data,
-      B, T, T, H, KV, D, 0, seg, seg, scale);
+    native.attentionBackward(
+      q.data,
+      k.data,
+      v.data,
+      out.data,
+      g.data,
+      lse.data,
+      dq.data,
+      dk.data,
+      dv.data,
+      B,
+      T,
+      T,
+      H,
+      KV,
+      D,
+      0,
+      seg,
+      seg,
+      scale,
+    );
     return [needs[0] ? dq : null, needs[1] ? dk : null, needs[2] ? dv : null];
   });
 }
 
 /** Plain reference: full score matrix, masked softmax. */
-export function attentionReference(q: Float64Array, k: Float64Array, v: Float64Array, s: AttentionShape,
-  segments: ArrayLike<number> | null): Float64Array {
+export function attentionReference(
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  s: AttentionShape,
+  segments: ArrayLike<number> | null,
+): Float64Array {
   const { batch: B, seq: T, heads: H, kvHeads: KV, headDim: D } = s;
   const out = new Float64Array(q.length);
   for (let b = 0; b < B; b++) {
@@ -74,7 +100,11 @@ const exampleShape = { batch: 2, seq: 5, heads: 4, kvHeads: 2, headDim: 4 };
 const exampleSegments = [1, 1, 2, 2, 2, 1, 1, 1, 1, 0];
 
 export const attentionSpec: OpSpec = {
-  inputs: [[10, 16], [10, 8], [10, 8]],
+  inputs: [
+    [10, 16],
+    [10, 8],
+    [10, 8],
+  ],
   apply: ([q, k, v]) => attention(q, k, v, { ...exampleShape, segments: Tensor.from(exampleSegments, [10], 'i32') }),
   reference: ([q, k, v]) => attentionReference(q, k, v, exampleShape, exampleSegments),
 };

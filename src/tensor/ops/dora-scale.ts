@@ -7,7 +7,12 @@ import { gradTarget, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import type { OpSpec } from './spec.js';
 
-export function doraScale(y: Tensor<'f32'>, m: Tensor<'f32'>, nInv: Float32Array, bias: Tensor<'f32'> | null): Tensor<'f32'> {
+export function doraScale(
+  y: Tensor<'f32'>,
+  m: Tensor<'f32'>,
+  nInv: Float32Array,
+  bias: Tensor<'f32'> | null,
+): Tensor<'f32'> {
   const O = m.size;
   const rows = y.size / O;
   if (!Number.isInteger(rows) || nInv.length !== O || (bias && bias.size !== O)) {
@@ -15,14 +20,16 @@ export function doraScale(y: Tensor<'f32'>, m: Tensor<'f32'>, nInv: Float32Array
   }
   const out = Tensor.empty(y.shape, 'f32');
   for (let r = 0; r < rows; r++) {
-    for (let o = 0; o < O; o++) out.data[r * O + o] = y.data[r * O + o] * m.data[o] * nInv[o] + (bias ? bias.data[o] : 0);
+    for (let o = 0; o < O; o++)
+      out.data[r * O + o] = y.data[r * O + o] * m.data[o] * nInv[o] + (bias ? bias.data[o] : 0);
   }
   const inputs = bias ? [y, m, bias] : [y, m];
   return record(out, 'doraScale', inputs, (g, needs) => {
     let dy: Grad | null = null;
     if (needs[0]) {
       dy = Tensor.empty(y.shape, 'f32');
-      for (let r = 0; r < rows; r++) for (let o = 0; o < O; o++) dy.data[r * O + o] = g.data[r * O + o] * m.data[o] * nInv[o];
+      for (let r = 0; r < rows; r++)
+        for (let o = 0; o < O; o++) dy.data[r * O + o] = g.data[r * O + o] * m.data[o] * nInv[o];
     }
     const vectorGrad = (t: Tensor<'f32'>, value: (r: number, o: number) => number): Grad | null => {
       const target = gradTarget(t);

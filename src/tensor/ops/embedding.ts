@@ -9,8 +9,14 @@ export function embedding(table: Tensor, ids: Tensor<'i32'>, paddingIdx = -1): T
   if (table.dtype === 'i32') throw new Error('embedding: the table must be f32 or bf16');
   const n = ids.size;
   const out = Tensor.empty([n, C], 'f32');
-  native.embeddingForward(ids.data, table.data as Float32Array | Uint16Array, out.data, n, C,
-    table.dtype === 'bf16' ? NativeDType.bf16 : NativeDType.f32);
+  native.embeddingForward(
+    ids.data,
+    table.data as Float32Array | Uint16Array,
+    out.data,
+    n,
+    C,
+    table.dtype === 'bf16' ? NativeDType.bf16 : NativeDType.f32,
+  );
   return record(out, 'embedding', [table], (g) => {
     const dt = gradTarget(table);
     native.embeddingBackward(ids.data, g.data, dt.grad.data, n, C, paddingIdx);

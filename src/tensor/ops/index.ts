@@ -16,8 +16,23 @@ import { ropeSpec } from './rope.js';
 import type { OpSpec } from './spec.js';
 import { swigluSpec } from './swiglu.js';
 
-export type OpName = 'linear' | 'add' | 'rmsnorm' | 'rope' | 'attention' | 'swiglu' | 'embedding' | 'lmHeadLoss'
-  | 'lmHeadLogProbs' | 'dropout' | 'loraLinear' | 'doraScale' | 'gatherRows' | 'preferenceLoss' | 'rewardLoss' | 'ktoLoss';
+export type OpName =
+  | 'linear'
+  | 'add'
+  | 'rmsnorm'
+  | 'rope'
+  | 'attention'
+  | 'swiglu'
+  | 'embedding'
+  | 'lmHeadLoss'
+  | 'lmHeadLogProbs'
+  | 'dropout'
+  | 'loraLinear'
+  | 'doraScale'
+  | 'gatherRows'
+  | 'preferenceLoss'
+  | 'rewardLoss'
+  | 'ktoLoss';
 
 export const opSpecs = {
   linear: linearSpec,

@@ -64,7 +64,13 @@ export function gradInput(g: Grad, p: Projection): { data: Float32Array | Uint16
 }
 
 /** dx (+)= g W */
-export function inputGrad(gIn: Float32Array | Uint16Array, p: Projection, w: Tensor, dx: Grad, accumulate: boolean): void {
+export function inputGrad(
+  gIn: Float32Array | Uint16Array,
+  p: Projection,
+  w: Tensor,
+  dx: Grad,
+  accumulate: boolean,
+): void {
   const [N, K] = w.shape;
   native.matmul(gIn, matmulWeight(w).data, dx.data, p.rows, K, N, false, false, accumulate, null, p.dtype);
 }
@@ -110,7 +116,9 @@ export const linearSpec: OpSpec = {
   inputs: [[5, 3], [4, 3], [4]],
   apply: ([x, w, b]) => linear(x, w, b),
   reference([x, w, b]) {
-    const rows = 5, K = 3, N = 4;
+    const rows = 5,
+      K = 3,
+      N = 4;
     const y = new Float64Array(rows * N);
     for (let r = 0; r < rows; r++) {
       for (let n = 0; n < N; n++) {

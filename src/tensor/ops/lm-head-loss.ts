@@ -42,8 +42,20 @@ export function lmHeadLoss(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>, 
   const dx = grad && x.requiresGrad ? Tensor.empty(x.shape, 'f32') : null;
   const dw = grad && w.requiresGrad ? Tensor.zeros(w.shape, 'f32') : null;
   const rowWeights = grad ? Tensor.from(weights, [N], 'f32') : null;
-  native.lmHeadCrossEntropy(x.data, wd.data, targets.data, rowWeights?.data ?? null, logp.data, dx?.data ?? null,
-    dw?.data ?? null, N, C, V, wd.dtype, chunkRows(V));
+  native.lmHeadCrossEntropy(
+    x.data,
+    wd.data,
+    targets.data,
+    rowWeights?.data ?? null,
+    logp.data,
+    dx?.data ?? null,
+    dw?.data ?? null,
+    N,
+    C,
+    V,
+    wd.dtype,
+    chunkRows(V),
+  );
   let loss = 0;
   for (let t = 0; t < N; t++) loss -= weights[t] * logp.data[t];
   const out = Tensor.from([loss], [1], 'f32');
@@ -70,7 +82,20 @@ export function lmHeadLogProbs(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32
   const [N, C, V] = checkShapes('lmHeadLogProbs', x, w, targets);
   const wd = matmulWeight(w);
   const logp = Tensor.empty([N], 'f32');
-  native.lmHeadCrossEntropy(x.data, wd.data, targets.data, null, logp.data, null, null, N, C, V, wd.dtype, chunkRows(V));
+  native.lmHeadCrossEntropy(
+    x.data,
+    wd.data,
+    targets.data,
+    null,
+    logp.data,
+    null,
+    null,
+    N,
+    C,
+    V,
+    wd.dtype,
+    chunkRows(V),
+  );
   return record(logp, 'lmHeadLogProbs', [x, w], (g, needs) => {
     // d(sum g*logp) = d(sum (-g) * CE)
     const rowWeights = Tensor.empty([N], 'f32');
@@ -78,8 +103,20 @@ export function lmHeadLogProbs(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32
     const dx = needs[0] ? Tensor.empty(x.shape, 'f32') : null;
     const dw = needs[1] ? gradTarget(w) : null;
     const scratch = Tensor.empty([N], 'f32');
-    native.lmHeadCrossEntropy(x.data, wd.data, targets.data, rowWeights.data, scratch.data, dx?.data ?? null,
-      dw?.grad.data ?? null, N, C, V, wd.dtype, chunkRows(V));
+    native.lmHeadCrossEntropy(
+      x.data,
+      wd.data,
+      targets.data,
+      rowWeights.data,
+      scratch.data,
+      dx?.data ?? null,
+      dw?.grad.data ?? null,
+      N,
+      C,
+      V,
+      wd.dtype,
+      chunkRows(V),
+    );
     scratch.dispose();
     rowWeights.dispose();
     return [dx, dw?.result ?? null];
@@ -106,7 +143,10 @@ function referenceLogProbs(x: Float64Array, w: Float64Array, targets: number[], 
 }
 
 export const lmHeadLossSpec: OpSpec = {
-  inputs: [[5, 4], [6, 4]],
+  inputs: [
+    [5, 4],
+    [6, 4],
+  ],
   apply: ([x, w]) => lmHeadLoss(x, w, Tensor.from(exampleTargets, [5], 'i32'), exampleWeights),
   reference([x, w]) {
     const lp = referenceLogProbs(x, w, exampleTargets, 4, 6);
@@ -117,7 +157,10 @@ export const lmHeadLossSpec: OpSpec = {
 const logProbTargets = exampleInts(5, 6, 3);
 
 export const lmHeadLogProbsSpec: OpSpec = {
-  inputs: [[5, 4], [6, 4]],
+  inputs: [
+    [5, 4],
+    [6, 4],
+  ],
   apply: ([x, w]) => lmHeadLogProbs(x, w, Tensor.from(logProbTargets, [5], 'i32')),
   reference: ([x, w]) => referenceLogProbs(x, w, logProbTargets, 4, 6),
 };

@@ -13,8 +13,15 @@ import type { OpSpec } from './spec.js';
 
 const f32 = NativeDType.f32;
 
-export function loraLinear(x: Tensor<'f32'>, xd: Tensor<'f32'>, w: Tensor, bias: Tensor<'f32'> | null,
-  A: Tensor<'f32'>, B: Tensor<'f32'>, scale: number): Tensor<'f32'> {
+export function loraLinear(
+  x: Tensor<'f32'>,
+  xd: Tensor<'f32'>,
+  w: Tensor,
+  bias: Tensor<'f32'> | null,
+  A: Tensor<'f32'>,
+  B: Tensor<'f32'>,
+  scale: number,
+): Tensor<'f32'> {
   checkLinear('loraLinear', x, w, bias);
   const [r, K] = A.shape;
   const N = w.shape[0];
@@ -70,8 +77,19 @@ export function loraLinear(x: Tensor<'f32'>, xd: Tensor<'f32'>, w: Tensor, bias:
   });
 }
 
-function reference(x: Float64Array, xd: Float64Array, w: Float64Array, b: Float64Array, A: Float64Array, B: Float64Array): Float64Array {
-  const rows = 5, K = 3, N = 4, r = 2, scale = 1.5;
+function reference(
+  x: Float64Array,
+  xd: Float64Array,
+  w: Float64Array,
+  b: Float64Array,
+  A: Float64Array,
+  B: Float64Array,
+): Float64Array {
+  const rows = 5,
+    K = 3,
+    N = 4,
+    r = 2,
+    scale = 1.5;
   const y = new Float64Array(rows * N);
   for (let i = 0; i < rows; i++) {
     const u = Array.from({ length: r }, (_, k) => {

@@ -29,8 +29,14 @@ export interface PreferenceStats {
 }
 
 /** Sum of log p over each row's answer tokens, and how many there are. */
-export function sequenceLogps(logp: Float32Array, targets: Int32Array, rows: number, seq: number): { sums: number[]; counts: number[] } {
-  const sums = new Array<number>(rows).fill(0), counts = new Array<number>(rows).fill(0);
+export function sequenceLogps(
+  logp: Float32Array,
+  targets: Int32Array,
+  rows: number,
+  seq: number,
+): { sums: number[]; counts: number[] } {
+  const sums = new Array<number>(rows).fill(0),
+    counts = new Array<number>(rows).fill(0);
   for (let r = 0; r < rows; r++) {
     for (let t = 0; t < seq; t++) {
       if (targets[r * seq + t] < 0) continue;
@@ -45,28 +51,39 @@ export function averaged(loss: PrefSettings['loss']): boolean {
   return loss === 'ipo' || loss === 'orpo' || loss === 'simpo';
 }
 
-export function preferenceLossOp(tokenLogp: Tensor<'f32'>, b: PreferenceBatch, s: PrefSettings): { loss: Tensor<'f32'>; stats: PreferenceStats } {
+export function preferenceLossOp(
+  tokenLogp: Tensor<'f32'>,
+  b: PreferenceBatch,
+  s: PrefSettings,
+): { loss: Tensor<'f32'>; stats: PreferenceStats } {
   const P = b.pairs;
   const { sums, counts } = sequenceLogps(tokenLogp.data, b.targets, 2 * P, b.seq);
   const avg = averaged(s.loss);
   const rows = sums.map((v, r) => Scalar.of(avg ? v / Math.max(1, counts[r]) : v));
   const pairs: PairValues[] = Array.from({ length: P }, (_, i) => ({
-    chosen: rows[i], rejected: rows[P + i], refChosen: b.refChosen?.[i], refRejected: b.refRejected?.[i],
+    chosen: rows[i],
+    rejected: rows[P + i],
+    refChosen: b.refChosen?.[i],
+    refRejected: b.refRejected?.[i],
     chosenAvg: avg ? rows[i] : undefined,
   }));
-  if (s.ftx > 0 && !avg) pairs.forEach((p, i) => { p.chosenAvg = rows[i].mul(1 / Math.max(1, counts[i])); });
+  if (s.ftx > 0 && !avg)
+    pairs.forEach((p, i) => {
+      p.chosenAvg = rows[i].mul(1 / Math.max(1, counts[i]));
+    });
   const loss = preferenceLoss(pairs, s);
   loss.backward();
   const value = rows.map((r) => r.value);
   const stats: PreferenceStats = {
-    chosen: value.slice(0, P), rejected: value.slice(P),
+    chosen: value.slice(0, P),
+    rejected: value.slice(P),
     rewardsChosen: value.slice(0, P).map((v, i) => s.beta * (v - (b.refChosen?.[i] ?? 0))),
     rewardsRejected: value.slice(P).map((v, i) => s.beta * (v - (b.refRejected?.[i] ?? 0))),
   };
   const out = record(Tensor.from([loss.value], [1], 'f32'), 'preferenceLoss', [tokenLogp], (g) => {
     const d = Tensor.zeros(tokenLogp.shape, 'f32');
     for (let r = 0; r < 2 * P; r++) {
-      const perToken = g.data[0] * rows[r].grad / (avg ? Math.max(1, counts[r]) : 1);
+      const perToken = (g.data[0] * rows[r].grad) / (avg ? Math.max(1, counts[r]) : 1);
       for (let t = 0; t < b.seq; t++) if (b.targets[r * b.seq + t] >= 0) d.data[r * b.seq + t] = perToken;
     }
     return [d];
@@ -76,7 +93,9 @@ export function preferenceLossOp(tokenLogp: Tensor<'f32'>, b: PreferenceBatch, s
 
 /** Targets of a small example: rows of 5 tokens, answers from position 2 on (row 1 one token shorter). */
 function exampleTargets(rows: number, seq: number): Int32Array {
-  return Int32Array.from({ length: rows * seq }, (_, i) => ((i % seq) >= 2 && !((i / seq | 0) === 1 && i % seq === seq - 1) ? 7 : -100));
+  return Int32Array.from({ length: rows * seq }, (_, i) =>
+    i % seq >= 2 && !(((i / seq) | 0) === 1 && i % seq === seq - 1) ? 7 : -100,
+  );
 }
 
 const specTargets = exampleTargets(4, 5);
@@ -87,14 +106,23 @@ export const preferenceLossSpec: OpSpec = {
   inputs: [[4, 5]],
   apply: ([logp]) => preferenceLossOp(logp, { targets: specTargets, pairs: 2, seq: 5, ...specRef }, specSettings).loss,
   reference: ([logp]) => {
-    const sums = [0, 0, 0, 0], counts = [0, 0, 0, 0];
-    specTargets.forEach((t, i) => { if (t >= 0) { sums[(i / 5) | 0] += logp[i]; counts[(i / 5) | 0]++; } });
+    const sums = [0, 0, 0, 0],
+      counts = [0, 0, 0, 0];
+    specTargets.forEach((t, i) => {
+      if (t >= 0) {
+        sums[(i / 5) | 0] += logp[i];
+        counts[(i / 5) | 0]++;
+      }
+    });
     const logSigmoid = (x: number) => -Math.log1p(Math.exp(-x));
     let loss = 0;
     for (let i = 0; i < 2; i++) {
-      const z = (sums[i] - specRef.refChosen[i]) - (sums[2 + i] - specRef.refRejected[i]);
+      const z = sums[i] - specRef.refChosen[i] - (sums[2 + i] - specRef.refRejected[i]);
       const s = specSettings;
-      loss += -(1 - s.labelSmoothing) * logSigmoid(s.beta * z) - s.labelSmoothing * logSigmoid(-s.beta * z) - s.ftx * sums[i] / counts[i];
+      loss +=
+        -(1 - s.labelSmoothing) * logSigmoid(s.beta * z) -
+        s.labelSmoothing * logSigmoid(-s.beta * z) -
+        (s.ftx * sums[i]) / counts[i];
     }
     return Float64Array.of(loss / 2);
   },

@@ -20,14 +20,21 @@ export function rewardLossOp(rewards: Tensor<'f32'>, pairs: number): RewardLoss 
   const r = Array.from(rewards.data, (v) => Scalar.of(v));
   const loss = rewardLoss(Array.from({ length: pairs }, (_, i) => ({ chosen: r[i], rejected: r[pairs + i] })));
   loss.backward();
-  let correct = 0, chosen = 0, rejected = 0;
+  let correct = 0,
+    chosen = 0,
+    rejected = 0;
   for (let i = 0; i < pairs; i++) {
     if (r[i].value > r[pairs + i].value) correct++;
     chosen += r[i].value / pairs;
     rejected += r[pairs + i].value / pairs;
   }
-  const out = record(Tensor.from([loss.value], [1], 'f32'), 'rewardLoss', [rewards], (g) =>
-    [Tensor.from(r.map((x) => g.data[0] * x.grad), rewards.shape, 'f32')]);
+  const out = record(Tensor.from([loss.value], [1], 'f32'), 'rewardLoss', [rewards], (g) => [
+    Tensor.from(
+      r.map((x) => g.data[0] * x.grad),
+      rewards.shape,
+      'f32',
+    ),
+  ]);
   return { loss: out, accuracy: correct / pairs, chosen, rejected };
 }
 

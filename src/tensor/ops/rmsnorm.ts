@@ -6,7 +6,8 @@ import type { OpSpec } from './spec.js';
 
 export function rmsnorm(x: Tensor<'f32'>, w: Tensor<'f32'>, eps: number): Tensor<'f32'> {
   const C = w.size;
-  if (x.shape[x.shape.length - 1] !== C) throw new Error(`rmsnorm: input [${x.shape}] does not match weight [${w.shape}]`);
+  if (x.shape[x.shape.length - 1] !== C)
+    throw new Error(`rmsnorm: input [${x.shape}] does not match weight [${w.shape}]`);
   const rows = x.size / C;
   const out = Tensor.empty(x.shape, 'f32');
   const rstd = Tensor.empty([rows], 'f32');
@@ -24,7 +25,8 @@ export const rmsnormSpec: OpSpec = {
   inputs: [[3, 8], [8]],
   apply: ([x, w]) => rmsnorm(x, w, 1e-5),
   reference([x, w]) {
-    const C = 8, y = new Float64Array(x.length);
+    const C = 8,
+      y = new Float64Array(x.length);
     for (let r = 0; r < x.length / C; r++) {
       let ss = 0;
       for (let c = 0; c < C; c++) ss += x[r * C + c] ** 2;

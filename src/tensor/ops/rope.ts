@@ -17,7 +17,8 @@ export interface RopeTables {
 
 /** cos and sin of position * inv_freq for each token, [tokens, headDim / 2]. */
 export function ropeTables(positions: Tensor<'i32'>, invFreq: Tensor<'f32'>): RopeTables {
-  const tokens = positions.size, half = invFreq.size;
+  const tokens = positions.size,
+    half = invFreq.size;
   const cos = Tensor.empty([tokens, half], 'f32');
   const sin = Tensor.empty([tokens, half], 'f32');
   native.ropeTable(positions.data, invFreq.data, cos.data, sin.data, tokens, half);
@@ -44,15 +45,19 @@ const exampleInvFreq = [1, 0.1];
 
 export const ropeSpec: OpSpec = {
   inputs: [[4, 2 * 4]],
-  apply: ([x]) => rope(x, ropeTables(Tensor.from(examplePositions, [4], 'i32'), Tensor.from(exampleInvFreq, [2], 'f32')), 2),
+  apply: ([x]) =>
+    rope(x, ropeTables(Tensor.from(examplePositions, [4], 'i32'), Tensor.from(exampleInvFreq, [2], 'f32')), 2),
   reference([x]) {
-    const y = new Float64Array(x.length), D = 4, half = 2;
+    const y = new Float64Array(x.length),
+      D = 4,
+      half = 2;
     for (let t = 0; t < 4; t++) {
       for (let h = 0; h < 2; h++) {
         const o = (t * 2 + h) * D;
         for (let j = 0; j < half; j++) {
           const a = Math.fround(examplePositions[t] * Math.fround(exampleInvFreq[j]));
-          const c = Math.cos(a), s = Math.sin(a);
+          const c = Math.cos(a),
+            s = Math.sin(a);
           y[o + j] = x[o + j] * c - x[o + j + half] * s;
           y[o + j + half] = x[o + j + half] * c + x[o + j] * s;
         }

@@ -17,7 +17,10 @@ export function swiglu(gate: Tensor<'f32'>, up: Tensor<'f32'>): Tensor<'f32'> {
 }
 
 export const swigluSpec: OpSpec = {
-  inputs: [[3, 5], [3, 5]],
+  inputs: [
+    [3, 5],
+    [3, 5],
+  ],
   apply: ([g, u]) => swiglu(g, u),
   reference: ([g, u]) => g.map((x, i) => (x / (1 + Math.exp(-x))) * u[i]),
 };

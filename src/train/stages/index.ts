@@ -11,13 +11,23 @@ import { asObjective, type Objective } from './stage.js';
 
 export type { MicroContext, Objective, StepResult } from './stage.js';
 
-export function makeObjective(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Objective {
+export function makeObjective(
+  model: CausalLM,
+  set: ProcessedSet,
+  c: TrainConfig,
+  padId: number,
+  setup: MethodSetup,
+): Objective {
   const gas = c.gradient_accumulation_steps;
   switch (c.stage) {
     case 'pt':
-    case 'sft': return asObjective(languageModelling(model, set, c, padId), gas);
-    case 'rm': return asObjective(rewardModelling(model, set, c, padId), gas);
-    case 'dpo': return asObjective(preference(model, set, c, padId, setup), gas);
-    case 'kto': return asObjective(kto(model, set, c, padId, setup), gas);
+    case 'sft':
+      return asObjective(languageModelling(model, set, c, padId), gas);
+    case 'rm':
+      return asObjective(rewardModelling(model, set, c, padId), gas);
+    case 'dpo':
+      return asObjective(preference(model, set, c, padId, setup), gas);
+    case 'kto':
+      return asObjective(kto(model, set, c, padId, setup), gas);
   }
 }

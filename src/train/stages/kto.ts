@@ -23,19 +23,39 @@ export interface KtoBatch {
 
 type KtoExamples = Extract<ProcessedSet, { kind: 'kto' }>['examples'];
 
-export function kto(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number, setup: MethodSetup): Stage<KtoBatch> {
+export function kto(
+  model: CausalLM,
+  set: ProcessedSet,
+  c: TrainConfig,
+  padId: number,
+  setup: MethodSetup,
+): Stage<KtoBatch> {
   const plan = (s: ProcessedSet, batchSize: number) => {
     if (s.kind !== 'kto') throw new LmfError('internal', `kto needs kto data, not ${s.kind}`);
     return planUnits(s.examples, batchSize, c.seed, (items: KtoExamples): KtoBatch => {
       const input = padBatch([...items.map((e) => e.example), ...items.map((e) => e.kl)], padId);
-      return { input, targets: shiftLabels(input.labels, input.batch, input.seq), n: items.length, desirable: items.map((e) => e.desirable) };
+      return {
+        input,
+        targets: shiftLabels(input.labels, input.batch, input.seq),
+        n: items.length,
+        desirable: items.map((e) => e.desirable),
+      };
     });
   };
   const train = plan(set, c.per_device_train_batch_size);
   const refModel = loadReference(c, setup);
-  const settings = { beta: c.pref_beta, desirableWeight: c.kto_chosen_weight, undesirableWeight: c.kto_rejected_weight };
+  const settings = {
+    beta: c.pref_beta,
+    desirableWeight: c.kto_chosen_weight,
+    undesirableWeight: c.kto_rejected_weight,
+  };
   const batchLoss = (b: KtoBatch, dropoutStep?: number): KtoLoss => {
-    const refSums = sequenceLogps(referenceLogps(model, refModel, setup, b.input, b.targets), b.targets, 2 * b.n, b.input.seq).sums;
+    const refSums = sequenceLogps(
+      referenceLogps(model, refModel, setup, b.input, b.targets),
+      b.targets,
+      2 * b.n,
+      b.input.seq,
+    ).sums;
     const logp = model.tokenLogProbs({ ...b.input, dropoutStep }, b.targets);
     return ktoLossOp(logp, { targets: b.targets, n: b.n, seq: b.input.seq, refSums, desirable: b.desirable }, settings);
   };
@@ -44,20 +64,26 @@ export function kto(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: n
     batchesPerEpoch: train.batchesPerEpoch,
     epoch: (e) => train.epoch(e),
     step(micro, ctx) {
-      let loss = 0, kl = 0;
-      micro.forEach((b, k) => withScope(() => {
-        const r = batchLoss(b, ctx.dropoutStep(k));
-        loss += r.loss.data[0] / micro.length;
-        kl += r.kl / micro.length;
-        backward(r.loss, Tensor.from([1 / micro.length], [1], 'f32'));
-      }));
+      let loss = 0,
+        kl = 0;
+      micro.forEach((b, k) =>
+        withScope(() => {
+          const r = batchLoss(b, ctx.dropoutStep(k));
+          loss += r.loss.data[0] / micro.length;
+          kl += r.kl / micro.length;
+          backward(r.loss, Tensor.from([1 / micro.length], [1], 'f32'));
+        }),
+      );
       return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: { kl } };
     },
     evaluation: {
       batches: (evalSet) => plan(evalSet, c.per_device_eval_batch_size).epoch(0),
       score(batches) {
-        let loss = 0, kl = 0, n = 0;
-        const chosen: number[] = [], rejected: number[] = [];
+        let loss = 0,
+          kl = 0,
+          n = 0;
+        const chosen: number[] = [],
+          rejected: number[] = [];
         noGrad(() => {
           for (const b of batches) {
             withScope(() => {
@@ -70,8 +96,13 @@ export function kto(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: n
           }
         });
         const mean = (xs: number[]) => (xs.length ? xs.reduce((a, x) => a + x, 0) / xs.length : 0);
-        return { eval_loss: loss / Math.max(1, n), eval_kl: kl / Math.max(1, n), 'eval_rewards/chosen': mean(chosen), 'eval_rewards/rejected': mean(rejected),
-          'eval_rewards/margins': mean(chosen) - mean(rejected) };
+        return {
+          eval_loss: loss / Math.max(1, n),
+          eval_kl: kl / Math.max(1, n),
+          'eval_rewards/chosen': mean(chosen),
+          'eval_rewards/rejected': mean(rejected),
+          'eval_rewards/margins': mean(chosen) - mean(rejected),
+        };
       },
     },
     dispose: () => refModel?.dispose(),

@@ -18,10 +18,20 @@ export interface PairBatch {
 export function collatePairs(pairs: EncodedPair[], padId: number): PairBatch {
   const rows = [...pairs.map((p) => p.chosen), ...pairs.map((p) => p.rejected)];
   const input = padBatch(rows, padId);
-  return { input, targets: shiftLabels(input.labels, input.batch, input.seq), pairs: pairs.length, lengths: rows.map((r) => r.ids.length) };
+  return {
+    input,
+    targets: shiftLabels(input.labels, input.batch, input.seq),
+    pairs: pairs.length,
+    lengths: rows.map((r) => r.ids.length),
+  };
 }
 
-export function planPairs(set: ProcessedSet, batchSize: number, c: TrainConfig, padId: number): { batchesPerEpoch: number; epoch(e: number): PairBatch[] } {
+export function planPairs(
+  set: ProcessedSet,
+  batchSize: number,
+  c: TrainConfig,
+  padId: number,
+): { batchesPerEpoch: number; epoch(e: number): PairBatch[] } {
   if (set.kind !== 'pairwise') throw new LmfError('internal', `stage ${c.stage} needs pairwise data, not ${set.kind}`);
   return planUnits(set.pairs, batchSize, c.seed, (p) => collatePairs(p, padId));
 }

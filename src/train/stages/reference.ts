@@ -9,17 +9,27 @@ import type { MethodSetup } from '../methods.js';
 
 /** A separate frozen model for full and freeze tuning (or ref_model); null when LoRA's base serves. */
 export function loadReference(c: TrainConfig, setup: MethodSetup): CausalLM | null {
-  return setup.lora && !c.ref_model ? null : loadModel(c.ref_model ?? c.model_name_or_path, { dtype: c.bf16 ? 'bf16' : 'f32' }).model;
+  return setup.lora && !c.ref_model
+    ? null
+    : loadModel(c.ref_model ?? c.model_name_or_path, { dtype: c.bf16 ? 'bf16' : 'f32' }).model;
 }
 
 /** The reference's per-token log-probabilities of the targets, without gradient. */
-export function referenceLogps(model: CausalLM, refModel: CausalLM | null, setup: MethodSetup, input: TokenBatch, targets: Int32Array): Float32Array {
-  return noGrad(() => withScope(() => {
-    if (!refModel) setLoraEnabled(setup.lora!.layers, false);
-    try {
-      return Float32Array.from((refModel ?? model).tokenLogProbs(input, targets).data);
-    } finally {
-      if (!refModel) setLoraEnabled(setup.lora!.layers, true);
-    }
-  }));
+export function referenceLogps(
+  model: CausalLM,
+  refModel: CausalLM | null,
+  setup: MethodSetup,
+  input: TokenBatch,
+  targets: Int32Array,
+): Float32Array {
+  return noGrad(() =>
+    withScope(() => {
+      if (!refModel) setLoraEnabled(setup.lora!.layers, false);
+      try {
+        return Float32Array.from((refModel ?? model).tokenLogProbs(input, targets).data);
+      } finally {
+        if (!refModel) setLoraEnabled(setup.lora!.layers, true);
+      }
+    }),
+  );
 }

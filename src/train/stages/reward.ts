@@ -22,22 +22,33 @@ export function rewardModelling(model: CausalLM, set: ProcessedSet, c: TrainConf
     batchesPerEpoch: plan.batchesPerEpoch,
     epoch: (e) => plan.epoch(e),
     step(micro, ctx) {
-      let loss = 0, accuracy = 0, chosen = 0, rejected = 0;
-      micro.forEach((b, k) => withScope(() => {
-        const r = rewardLossOp(forward(b, ctx.dropoutStep(k)), b.pairs);
-        loss += r.loss.data[0] / micro.length;
-        accuracy += r.accuracy / micro.length;
-        chosen += r.chosen / micro.length;
-        rejected += r.rejected / micro.length;
-        backward(r.loss, Tensor.from([1 / micro.length], [1], 'f32'));
-      }));
-      return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: { accuracy, 'rewards/chosen': chosen, 'rewards/rejected': rejected } };
+      let loss = 0,
+        accuracy = 0,
+        chosen = 0,
+        rejected = 0;
+      micro.forEach((b, k) =>
+        withScope(() => {
+          const r = rewardLossOp(forward(b, ctx.dropoutStep(k)), b.pairs);
+          loss += r.loss.data[0] / micro.length;
+          accuracy += r.accuracy / micro.length;
+          chosen += r.chosen / micro.length;
+          rejected += r.rejected / micro.length;
+          backward(r.loss, Tensor.from([1 / micro.length], [1], 'f32'));
+        }),
+      );
+      return {
+        loss,
+        tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0),
+        metrics: { accuracy, 'rewards/chosen': chosen, 'rewards/rejected': rejected },
+      };
     },
     evaluation: {
       // for a reward model the headline figure is the share of pairs ranked right
       batches: (evalSet) => pairEvalBatches(evalSet, c, padId),
       score(batches) {
-        let correct = 0, pairs = 0, loss = 0;
+        let correct = 0,
+          pairs = 0,
+          loss = 0;
         noGrad(() => {
           for (const b of batches) {
             withScope(() => {

@@ -67,10 +67,12 @@ export function asObjective<B>(stage: Stage<B>, gradientAccumulation: number): O
       const first = (step % stepsPerEpoch) * gradientAccumulation;
       return stage.step(current.batches.slice(first, first + gradientAccumulation), ctx);
     },
-    evaluator: evaluation && ((set) => {
-      const batches = evaluation.batches(set);
-      return () => evaluation.score(batches);
-    }),
+    evaluator:
+      evaluation &&
+      ((set) => {
+        const batches = evaluation.batches(set);
+        return () => evaluation.score(batches);
+      }),
     parameters: stage.parameters,
     save: stage.save?.bind(stage),
     dispose: () => stage.dispose(),
