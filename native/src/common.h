@@ -29,12 +29,59 @@ inline int64_t i64(const Napi::Value& v) { return v.As<Napi::Number>().Int64Valu
 inline double f64(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
 inline bool boolean(const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); }
 
-// Element types shared with the JavaScript side (src/tensor/dtype.ts).
-enum DType : int { F32 = 0, BF16 = 1 };
+// A binding's arguments, checked: each buffer must be a typed array of at least the elements the sizes imply.
+// The first failure throws a JavaScript TypeError naming the kernel and the argument; `ok()` then tells the
+// binding to return without calling its kernel, which never sees a buffer smaller than its sizes.
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* kernel) : info_(info), kernel_(kernel) {}
 
-// C[M,N] (+)= op(A) · op(B) (+ bias) through oneDNN; throws dnnl::error (see matmul.cc).
-void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
-          bool accumulate, const float* bias, DType dtype);
+  // A size or other number argument (0 after a failure).
+  int64_t size(int i) {
+    if (info_[i].IsNumber()) return i64(info_[i]);
+    fail(i, "must be a number");
+    return 0;
+  }
+  double number(int i) {
+    if (info_[i].IsNumber()) return f64(info_[i]);
+    fail(i, "must be a number");
+    return 0.0;
+  }
+
+  // A buffer of `count` elements of T (null/undefined allowed when `optional`).
+  template <typename T>
+  T* buffer(int i, int64_t count, const char* name, bool optional = false) {
+    const Napi::Value& v = info_[i];
+    if (v.IsNull() || v.IsUndefined()) {
+      if (!optional) fail(name, "is missing");
+      return nullptr;
+    }
+    if (!v.IsTypedArray()) return fail(name, "must be a typed array"), nullptr;
+    if (count < 0 || byteLength(v) < static_cast<size_t>(count) * sizeof(T)) return fail(name, "is smaller than its sizes"), nullptr;
+    return ptr<T>(v);
+  }
+
+  // A condition on the sizes; false fails with `what`.
+  void check(bool cond, const char* what) {
+    if (!cond) fail(nullptr, what);
+  }
+
+  bool ok() const { return !failed_; }
+
+ private:
+  void fail(int i, const char* what) { fail(("argument " + std::to_string(i)).c_str(), what); }
+  void fail(const char* name, const char* what) {
+    if (failed_) return;
+    failed_ = true;
+    std::string msg = std::string("lmf_native: ") + kernel_ + ": " + (name ? std::string(name) + " " : "") + what;
+    Napi::TypeError::New(info_.Env(), msg).ThrowAsJavaScriptException();
+  }
+
+  const Napi::CallbackInfo& info_;
+  const char* kernel_;
+  bool failed_ = false;
+};
+
 
 // Registration hooks, one per source file.
 void registerMemory(Napi::Env env, Napi::Object exports);

@@ -1,100 +1,34 @@
-// Cross-entropy fused with the output projection. Rows (tokens) that have a target are processed in
-// chunks of `chunk` rows: logits for one chunk [chunk, V] exist at a time, never for the whole batch.
-// With row weights given, the gradient of sum_r weight[r] * CE[r] is produced in the same pass:
-// dX (rows without a target get zeros) and dW (accumulated). Without them only log-probabilities are made.
-#include <omp.h>
-#include <algorithm>
-#include <cmath>
-#include <vector>
+// The N-API binding of cross_entropy_kernels.h: arguments checked against their sizes, then the kernel.
+#include <string>
 #include <dnnl.hpp>
 #include "common.h"
-#include "vecmath.h"
+#include "cross_entropy_kernels.h"
 
 namespace lmf {
 
 // lmHeadCrossEntropy(x[N,C], W[V,C], targets:Int32Array[N], weights|null, logp[N], dx|null, dW|null,
 //                    N, C, V, dtype, chunk)
-// logp[r] = log softmax(x_r W^T)[target_r], 0 where target_r < 0.
 static Napi::Value LmHeadCrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const float* x = ptr<float>(info[0]);
-  const void* W = ptr<void>(info[1]);
-  const int32_t* targets = ptr<int32_t>(info[2]);
-  const float* weights = ptr<float>(info[3]);
-  float* logp = ptr<float>(info[4]);
-  float* dx = ptr<float>(info[5]);
-  float* dW = ptr<float>(info[6]);
-  int64_t N = i64(info[7]), C = i64(info[8]), V = i64(info[9]);
-  DType dtype = static_cast<DType>(i64(info[10]));
-  int64_t chunk = std::max<int64_t>(1, i64(info[11]));
-  bool grad = weights != nullptr;
-
-  std::vector<int64_t> rows;
-  for (int64_t r = 0; r < N; r++) {
-    logp[r] = 0.0f;
-    if (targets[r] >= 0) {
-      if (!require(env, targets[r] < V, "cross-entropy: target id " + std::to_string(targets[r]) +
-                                            " is outside the vocabulary of " + std::to_string(V)))
-        return env.Undefined();
-      rows.push_back(r);
-    }
-  }
-  if (dx) std::memset(dx, 0, static_cast<size_t>(N * C) * 4);
-  const int64_t R = std::min<int64_t>(chunk, static_cast<int64_t>(rows.size()));
-  if (R == 0) return env.Undefined();
-  // Scratch kept between calls (grow-only): fresh pages on every step would cost a page fault each.
-  static std::vector<float> xc, logits, dxc;
-  static std::vector<uint16_t> xb, gb;
-  auto grow = [](auto& v, size_t n) { if (v.size() < n) v.resize(n); };
-  grow(xc, R * C);
-  grow(logits, R * V);
-  if (grad) grow(dxc, R * C);
-  if (dtype == BF16) grow(xb, R * C);
-  if (dtype == BF16 && grad) grow(gb, R * V);
-
+  Args a(info, "lmHeadCrossEntropy");
+  int64_t N = a.size(7), C = a.size(8), V = a.size(9);
+  DType dtype = static_cast<DType>(a.size(10));
+  int64_t chunk = std::max<int64_t>(1, a.size(11));
+  a.check(N >= 0 && C > 0 && V > 0, "needs N >= 0, C > 0 and V > 0");
+  const float* x = a.buffer<float>(0, N * C, "x");
+  const void* W = dtype == BF16 ? static_cast<const void*>(a.buffer<uint16_t>(1, V * C, "W")) : a.buffer<float>(1, V * C, "W");
+  const int32_t* targets = a.buffer<int32_t>(2, N, "targets");
+  const float* weights = a.buffer<float>(3, N, "weights", true);
+  float* logp = a.buffer<float>(4, N, "logp");
+  float* dx = a.buffer<float>(5, N * C, "dx", true);
+  float* dW = a.buffer<float>(6, V * C, "dW", true);
+  if (!a.ok()) return env.Undefined();
+  for (int64_t r = 0; r < N; r++)
+    if (!require(env, targets[r] < V, "cross-entropy: target id " + std::to_string(targets[r]) +
+                                          " is outside the vocabulary of " + std::to_string(V)))
+      return env.Undefined();
   try {
-    for (int64_t start = 0; start < static_cast<int64_t>(rows.size()); start += R) {
-      int64_t n = std::min<int64_t>(R, static_cast<int64_t>(rows.size()) - start);
-      for (int64_t i = 0; i < n; i++) std::memcpy(&xc[i * C], x + rows[start + i] * C, C * 4);
-      const void* xin = xc.data();
-      if (dtype == BF16) {
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n * C; i++) xb[i] = f32_to_bf16(xc[i]);
-        xin = xb.data();
-      }
-      gemm(xin, W, logits.data(), n, V, C, false, true, false, nullptr, dtype);
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; i++) {
-        FlushDenormals ftz;
-        float* z = &logits[i * V];
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < V; j++) mx = std::max(mx, z[j]);
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < V; j++) sum += exp_approx(z[j] - mx);
-        float lse = mx + std::log(sum);
-        int64_t r = rows[start + i];
-        logp[r] = z[targets[r]] - lse;
-        if (grad) {  // d(weight * CE)/dz = weight * (softmax - onehot)
-          float wr = weights[r];
-#pragma omp simd
-          for (int64_t j = 0; j < V; j++) z[j] = wr * exp_approx(z[j] - lse);
-          z[targets[r]] -= wr;
-        }
-      }
-      if (!grad) continue;
-      const void* g = logits.data();
-      if (dtype == BF16) {
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n * V; i++) gb[i] = f32_to_bf16(logits[i]);
-        g = gb.data();
-      }
-      if (dx) {
-        gemm(g, W, dxc.data(), n, C, V, false, false, false, nullptr, dtype);
-        for (int64_t i = 0; i < n; i++) std::memcpy(dx + rows[start + i] * C, &dxc[i * C], C * 4);
-      }
-      if (dW) gemm(g, xin, dW, V, C, n, true, false, true, nullptr, dtype);
-    }
+    lmHeadCrossEntropy(x, W, targets, weights, logp, dx, dW, N, C, V, dtype, chunk);
   } catch (const dnnl::error& e) {
     Napi::Error::New(env, std::string("oneDNN matmul failed: ") + e.what()).ThrowAsJavaScriptException();
   }

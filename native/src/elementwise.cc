@@ -1,179 +1,143 @@
-// Element-wise kernels: dtype conversion, residual adds, SwiGLU, embedding gather and scatter-add.
-#include <omp.h>
-#include <vector>
+// The N-API bindings of elementwise_kernels.h: arguments checked against their sizes, then the kernel.
+#include <string>
 #include "common.h"
-#include "vecmath.h"
+#include "elementwise_kernels.h"
 
 namespace lmf {
 
-// Loops shorter than this run on one thread: waking the pool costs more than it saves.
-static constexpr int64_t kParallelMin = 1 << 15;
-
+// toBf16(src, dst, n)
 static Napi::Value ToBf16(const Napi::CallbackInfo& info) {
-  const float* src = ptr<float>(info[0]);
-  uint16_t* dst = ptr<uint16_t>(info[1]);
-  int64_t n = i64(info[2]);
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i]);
+  Args a(info, "toBf16");
+  int64_t n = a.size(2);
+  a.check(n >= 0, "needs n >= 0");
+  const float* src = a.buffer<float>(0, n, "src");
+  uint16_t* dst = a.buffer<uint16_t>(1, n, "dst");
+  if (a.ok()) toBf16(src, dst, n);
   return info.Env().Undefined();
 }
 
+// toF32(src, dst, n)
 static Napi::Value ToF32(const Napi::CallbackInfo& info) {
-  const uint16_t* src = ptr<uint16_t>(info[0]);
-  float* dst = ptr<float>(info[1]);
-  int64_t n = i64(info[2]);
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(src[i]);
+  Args a(info, "toF32");
+  int64_t n = a.size(2);
+  a.check(n >= 0, "needs n >= 0");
+  const uint16_t* src = a.buffer<uint16_t>(0, n, "src");
+  float* dst = a.buffer<float>(1, n, "dst");
+  if (a.ok()) toF32(src, dst, n);
   return info.Env().Undefined();
 }
 
-// countNonFinite(x, n, dtype): how many of x[0..n) are NaN or infinite (exponent bits all ones), f32 or bf16.
-// A load-time check of every weight: one pass over memory that was just read from disk.
+// countNonFinite(x, n, dtype): how many of x[0..n) are NaN or infinite, f32 or bf16
 static Napi::Value CountNonFinite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int64_t n = i64(info[1]);
-  DType dtype = static_cast<DType>(i64(info[2]));
-  size_t el = dtype == BF16 ? 2 : 4;
-  if (!require(env, n >= 0 && byteLength(info[0]) >= static_cast<size_t>(n) * el, "countNonFinite: x is smaller than n"))
-    return env.Undefined();
-  int64_t bad = 0;
-  if (dtype == BF16) {
-    const uint16_t* x = ptr<uint16_t>(info[0]);
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static) reduction(+ : bad)
-    for (int64_t i = 0; i < n; i++) bad += (x[i] & 0x7f80u) == 0x7f80u;
-  } else {
-    const uint32_t* x = ptr<uint32_t>(info[0]);
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static) reduction(+ : bad)
-    for (int64_t i = 0; i < n; i++) bad += (x[i] & 0x7f800000u) == 0x7f800000u;
-  }
+  Args a(info, "countNonFinite");
+  int64_t n = a.size(1);
+  bool bf16 = static_cast<DType>(a.size(2)) == BF16;
+  a.check(n >= 0, "needs n >= 0");
+  const void* x = bf16 ? static_cast<const void*>(a.buffer<uint16_t>(0, n, "x")) : a.buffer<uint32_t>(0, n, "x");
+  if (!a.ok()) return env.Undefined();
+  int64_t bad = bf16 ? countNonFiniteBf16(static_cast<const uint16_t*>(x), n) : countNonFiniteF32(static_cast<const uint32_t*>(x), n);
   return Napi::Number::New(env, static_cast<double>(bad));
 }
 
-// axpby(x, y, out, n, a, b): out = a*x + b*y  (out may alias x or y; y may be null, meaning out = a*x)
+// axpby(x, y|null, out, n, a, b): out = a*x + b*y
 static Napi::Value Axpby(const Napi::CallbackInfo& info) {
-  const float* x = ptr<float>(info[0]);
-  const float* y = ptr<float>(info[1]);
-  float* out = ptr<float>(info[2]);
-  int64_t n = i64(info[3]);
-  float a = static_cast<float>(f64(info[4])), b = static_cast<float>(f64(info[5]));
-  if (y) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-    for (int64_t i = 0; i < n; i++) out[i] = a * x[i] + b * y[i];
-  } else {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-    for (int64_t i = 0; i < n; i++) out[i] = a * x[i];
-  }
+  Args a(info, "axpby");
+  int64_t n = a.size(3);
+  a.check(n >= 0, "needs n >= 0");
+  const float* x = a.buffer<float>(0, n, "x");
+  const float* y = a.buffer<float>(1, n, "y", true);
+  float* out = a.buffer<float>(2, n, "out");
+  float alpha = static_cast<float>(a.number(4)), beta = static_cast<float>(a.number(5));
+  if (a.ok()) axpby(x, y, out, n, alpha, beta);
   return info.Env().Undefined();
 }
 
+// fill(x, n, value)
 static Napi::Value Fill(const Napi::CallbackInfo& info) {
-  float* x = ptr<float>(info[0]);
-  int64_t n = i64(info[1]);
-  float v = static_cast<float>(f64(info[2]));
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) x[i] = v;
+  Args a(info, "fill");
+  int64_t n = a.size(1);
+  a.check(n >= 0, "needs n >= 0");
+  float* x = a.buffer<float>(0, n, "x");
+  float v = static_cast<float>(a.number(2));
+  if (a.ok()) fill(x, n, v);
   return info.Env().Undefined();
 }
 
-#pragma omp declare simd notinbranch
-static inline float sigmoid(float g) { return 1.0f / (1.0f + exp_approx(-g)); }
-
-// swigluForward(gate, up, out, n): out = silu(gate) * up
+// swigluForward(gate, up, out, n)
 static Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
-  const float* g = ptr<float>(info[0]);
-  const float* u = ptr<float>(info[1]);
-  float* out = ptr<float>(info[2]);
-  int64_t n = i64(info[3]);
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) out[i] = g[i] * sigmoid(g[i]) * u[i];
+  Args a(info, "swigluForward");
+  int64_t n = a.size(3);
+  a.check(n >= 0, "needs n >= 0");
+  const float* g = a.buffer<float>(0, n, "gate");
+  const float* u = a.buffer<float>(1, n, "up");
+  float* out = a.buffer<float>(2, n, "out");
+  if (a.ok()) swigluForward(g, u, out, n);
   return info.Env().Undefined();
 }
 
 // swigluBackward(gate, up, dout, dgate, dup, n)
 static Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
-  const float* g = ptr<float>(info[0]);
-  const float* u = ptr<float>(info[1]);
-  const float* dout = ptr<float>(info[2]);
-  float* dg = ptr<float>(info[3]);
-  float* du = ptr<float>(info[4]);
-  int64_t n = i64(info[5]);
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    float s = sigmoid(g[i]);
-    float d = dout[i];
-    du[i] = d * g[i] * s;
-    dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
-  }
+  Args a(info, "swigluBackward");
+  int64_t n = a.size(5);
+  a.check(n >= 0, "needs n >= 0");
+  const float* g = a.buffer<float>(0, n, "gate");
+  const float* u = a.buffer<float>(1, n, "up");
+  const float* dout = a.buffer<float>(2, n, "dout");
+  float* dg = a.buffer<float>(3, n, "dgate");
+  float* du = a.buffer<float>(4, n, "dup");
+  if (a.ok()) swigluBackward(g, u, dout, dg, du, n);
   return info.Env().Undefined();
 }
 
-// embeddingForward(ids:Int32Array, table, out, N, C, dtype): out[t] = table[ids[t]]
+// embeddingForward(ids, table, out, N, C, dtype): every id is checked against the table's rows first
 static Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int32_t* ids = ptr<int32_t>(info[0]);
-  float* out = ptr<float>(info[2]);
-  int64_t N = i64(info[3]), C = i64(info[4]);
-  DType dtype = static_cast<DType>(i64(info[5]));
-  int64_t rows = static_cast<int64_t>(byteLength(info[1]) / (dtype == BF16 ? 2 : 4)) / C;
+  Args a(info, "embeddingForward");
+  int64_t N = a.size(3), C = a.size(4);
+  bool bf16 = static_cast<DType>(a.size(5)) == BF16;
+  a.check(N >= 0 && C > 0, "needs N >= 0 and C > 0");
+  const int32_t* ids = a.buffer<int32_t>(0, N, "ids");
+  float* out = a.buffer<float>(2, N * C, "out");
+  if (!a.ok() || !require(env, info[1].IsTypedArray(), "embedding: the table must be a typed array")) return env.Undefined();
+  int64_t rows = static_cast<int64_t>(byteLength(info[1]) / (bf16 ? 2 : 4)) / C;
   for (int64_t t = 0; t < N; t++)
     if (!require(env, ids[t] >= 0 && ids[t] < rows, "embedding: token id " + std::to_string(ids[t]) +
                                                         " is outside the vocabulary of " + std::to_string(rows)))
       return env.Undefined();
-  if (dtype == BF16) {
-    const uint16_t* w = ptr<uint16_t>(info[1]);
-#pragma omp parallel for if (N * C > kParallelMin) schedule(static)
-    for (int64_t t = 0; t < N; t++)
-      for (int64_t c = 0; c < C; c++) out[t * C + c] = bf16_to_f32(w[ids[t] * C + c]);
-  } else {
-    const float* w = ptr<float>(info[1]);
-#pragma omp parallel for if (N * C > kParallelMin) schedule(static)
-    for (int64_t t = 0; t < N; t++) std::memcpy(out + t * C, w + ids[t] * C, C * 4);
-  }
+  if (bf16) embeddingForwardBf16(ids, ptr<uint16_t>(info[1]), out, N, C);
+  else embeddingForwardF32(ids, ptr<float>(info[1]), out, N, C);
   return env.Undefined();
 }
 
-// embeddingBackward(ids, dout, dtable, N, C, paddingIdx): dtable[ids[t]] += dout[t], except the padding row.
-// Threads split the columns so that no two threads ever add into the same element.
+// embeddingBackward(ids, dout, dtable, N, C, paddingIdx)
 static Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
-  const int32_t* ids = ptr<int32_t>(info[0]);
-  const float* dout = ptr<float>(info[1]);
-  float* dw = ptr<float>(info[2]);
-  int64_t N = i64(info[3]), C = i64(info[4]), pad = i64(info[5]);
-#pragma omp parallel if (N * C > kParallelMin)
-  {
-    int nt = omp_get_num_threads(), me = omp_get_thread_num();
-    int64_t c0 = C * me / nt, c1 = C * (me + 1) / nt;
-    for (int64_t t = 0; t < N; t++) {
-      if (ids[t] == pad) continue;
-      float* row = dw + ids[t] * C;
-      const float* g = dout + t * C;
-#pragma omp simd
-      for (int64_t c = c0; c < c1; c++) row[c] += g[c];
-    }
-  }
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  Args a(info, "embeddingBackward");
+  int64_t N = a.size(3), C = a.size(4), pad = a.size(5);
+  a.check(N >= 0 && C > 0, "needs N >= 0 and C > 0");
+  const int32_t* ids = a.buffer<int32_t>(0, N, "ids");
+  const float* dout = a.buffer<float>(1, N * C, "dout");
+  if (!a.ok() || !require(env, info[2].IsTypedArray(), "embedding: dtable must be a typed array")) return env.Undefined();
+  int64_t rows = static_cast<int64_t>(byteLength(info[2]) / 4) / C;
+  for (int64_t t = 0; t < N; t++)
+    if (!require(env, ids[t] == pad || (ids[t] >= 0 && ids[t] < rows), "embedding: token id " + std::to_string(ids[t]) +
+                                                                         " is outside the vocabulary of " + std::to_string(rows)))
+      return env.Undefined();
+  embeddingBackward(ids, dout, ptr<float>(info[2]), N, C, pad);
+  return env.Undefined();
 }
 
-// Counter-based random bits: the same (seed, index) always gives the same value, on any thread, so the
-// dropout mask never needs to be stored; the backward pass regenerates it.
-static inline uint32_t hash32(uint64_t seed, uint64_t i) {
-  uint64_t z = seed * 0x9e3779b97f4a7c15ull + i;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return static_cast<uint32_t>((z ^ (z >> 31)) >> 32);
-}
-
-// dropout(x, out, n, p, seed): out = x / (1 - p) where kept, 0 where dropped (also the backward on dout).
+// dropout(x, out, n, p, seed)
 static Napi::Value Dropout(const Napi::CallbackInfo& info) {
-  const float* x = ptr<float>(info[0]);
-  float* out = ptr<float>(info[1]);
-  int64_t n = i64(info[2]);
-  double p = f64(info[3]);
-  uint64_t seed = static_cast<uint64_t>(i64(info[4]));
-  const uint32_t threshold = static_cast<uint32_t>(p * 4294967296.0);
-  const float keep = static_cast<float>(1.0 / (1.0 - p));
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) out[i] = hash32(seed, static_cast<uint64_t>(i)) < threshold ? 0.0f : x[i] * keep;
+  Args a(info, "dropout");
+  int64_t n = a.size(2);
+  double p = a.number(3);
+  a.check(n >= 0 && p >= 0 && p < 1, "needs n >= 0 and 0 <= p < 1");
+  const float* x = a.buffer<float>(0, n, "x");
+  float* out = a.buffer<float>(1, n, "out");
+  uint64_t seed = static_cast<uint64_t>(a.size(4));
+  if (a.ok()) dropout(x, out, n, p, seed);
   return info.Env().Undefined();
 }
 

@@ -16,6 +16,13 @@ namespace lmf {
 // thread), so a slot is never used by two calls at once; threads inside a kernel use distinct slots.
 float* scratch(int slot, size_t floats);
 
+// Element types shared with the JavaScript side (src/tensor/dtype.ts).
+enum DType : int { F32 = 0, BF16 = 1 };
+
+// C[M,N] (+)= op(A) · op(B) (+ bias) through oneDNN; throws dnnl::error (see matmul.cc).
+void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
+          bool accumulate, const float* bias, DType dtype);
+
 // internal linkage: each instruction-set translation unit keeps its own compiled copy
 namespace {
 

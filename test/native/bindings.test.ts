@@ -38,5 +38,40 @@ test('attention refuses buffers smaller than the shape, missing buffers and mism
 test('countNonFinite checks its buffer against n', () => {
   assert.equal(native.countNonFinite(new Float32Array([1, Number.NaN, Number.NEGATIVE_INFINITY, 2]), 4, 0), 2);
   assert.equal(native.countNonFinite(new Uint16Array([0x3f80, 0x7fc0, 0xff80]), 3, 1), 2);
-  assert.throws(() => native.countNonFinite(new Float32Array(2), 3, 0), /countNonFinite: x is smaller than n/);
+  assert.throws(() => native.countNonFinite(new Float32Array(2), 3, 0), /countNonFinite: x is smaller than its sizes/);
+});
+
+test('every other kernel checks its buffers too: norm, rope, element-wise, cross-entropy, AdamW', () => {
+  const f = (n: number) => new Float32Array(n);
+  assert.throws(
+    () => native.rmsnormForward(f(12), f(4), f(11), null, 3, 4, 1e-5),
+    /rmsnormForward: out is smaller than its sizes/,
+  );
+  assert.throws(
+    () => native.rmsnormBackward(f(12), f(12), f(4), f(2), f(12), null, 3, 4),
+    /rmsnormBackward: rstd is smaller/,
+  );
+  assert.throws(() => native.rope(f(10), f(4), f(4), 2, 1, 6, false), /rope: x is smaller/);
+  assert.throws(() => native.ropeTable(new Int32Array(1), f(3), f(6), f(6), 2, 3), /ropeTable: positions is smaller/);
+  assert.throws(() => native.swigluForward(f(4), f(3), f(4), 4), /swigluForward: up is smaller/);
+  assert.throws(() => native.axpby(f(4), f(4), f(2), 4, 1, 1), /axpby: out is smaller/);
+  assert.throws(() => native.toBf16(f(4), new Uint16Array(3), 4), /toBf16: dst is smaller/);
+  assert.throws(() => native.dropout(f(4), f(4), 4, 1.5, 1), /dropout: needs n >= 0 and 0 <= p < 1/);
+  assert.throws(
+    () => native.embeddingBackward(new Int32Array([5]), f(4), f(8), 1, 4, -1),
+    /token id 5 is outside the vocabulary of 2/,
+  );
+  assert.throws(
+    () => native.lmHeadCrossEntropy(f(8), f(12), new Int32Array(2), null, f(1), null, null, 2, 4, 3, 0, 8),
+    /lmHeadCrossEntropy: logp is smaller/,
+  );
+  assert.throws(
+    () =>
+      native.adamw([f(4)], [f(3)], [f(4)], [f(4)], new Float64Array(1), new Float64Array(1), 0.9, 0.999, 1e-8, 1, 1),
+    /adamw: the gradient and moments of parameter 0 are smaller/,
+  );
+  assert.throws(
+    () => native.sumSquares([f(2), new Uint16Array(2) as unknown as Float32Array]),
+    /optimizer: arrays\[1\] must be a Float32Array/,
+  );
 });

@@ -1,0 +1,87 @@
+// Cross-entropy fused with the output projection. Rows (tokens) that have a target are processed in
+// chunks of `chunk` rows: logits for one chunk [chunk, V] exist at a time, never for the whole batch.
+// With row weights given, the gradient of sum_r weight[r] * CE[r] is produced in the same pass:
+// dX (rows without a target get zeros) and dW (accumulated). Without them only log-probabilities are made.
+// Plain pointers and sizes (targets already checked against V); cross_entropy.cc binds it. Matmuls go through
+// gemm (oneDNN), which throws dnnl::error.
+#pragma once
+#include <omp.h>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+#include "kernel_support.h"
+#include "vecmath.h"
+
+namespace lmf {
+namespace {
+
+// logp[r] = log softmax(x_r W^T)[target_r], 0 where target_r < 0; x [N, C], W [V, C] (f32 or bf16)
+inline void lmHeadCrossEntropy(const float* x, const void* W, const int32_t* targets, const float* weights, float* logp,
+                               float* dx, float* dW, int64_t N, int64_t C, int64_t V, DType dtype, int64_t chunk) {
+  bool grad = weights != nullptr;
+
+  std::vector<int64_t> rows;
+  for (int64_t r = 0; r < N; r++) {
+    logp[r] = 0.0f;
+    if (targets[r] >= 0) rows.push_back(r);
+  }
+  if (dx) std::memset(dx, 0, static_cast<size_t>(N * C) * 4);
+  const int64_t R = std::min<int64_t>(chunk, static_cast<int64_t>(rows.size()));
+  if (R == 0) return;
+  // Scratch kept between calls (grow-only): fresh pages on every step would cost a page fault each.
+  static std::vector<float> xc, logits, dxc;
+  static std::vector<uint16_t> xb, gb;
+  auto grow = [](auto& v, size_t n) { if (v.size() < n) v.resize(n); };
+  grow(xc, R * C);
+  grow(logits, R * V);
+  if (grad) grow(dxc, R * C);
+  if (dtype == BF16) grow(xb, R * C);
+  if (dtype == BF16 && grad) grow(gb, R * V);
+
+  for (int64_t start = 0; start < static_cast<int64_t>(rows.size()); start += R) {
+    int64_t n = std::min<int64_t>(R, static_cast<int64_t>(rows.size()) - start);
+    for (int64_t i = 0; i < n; i++) std::memcpy(&xc[i * C], x + rows[start + i] * C, C * 4);
+    const void* xin = xc.data();
+    if (dtype == BF16) {
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n * C; i++) xb[i] = f32_to_bf16(xc[i]);
+      xin = xb.data();
+    }
+    gemm(xin, W, logits.data(), n, V, C, false, true, false, nullptr, dtype);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      FlushDenormals ftz;
+      float* z = &logits[i * V];
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < V; j++) mx = std::max(mx, z[j]);
+      float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < V; j++) sum += exp_approx(z[j] - mx);
+      float lse = mx + std::log(sum);
+      int64_t r = rows[start + i];
+      logp[r] = z[targets[r]] - lse;
+      if (grad) {  // d(weight * CE)/dz = weight * (softmax - onehot)
+        float wr = weights[r];
+#pragma omp simd
+        for (int64_t j = 0; j < V; j++) z[j] = wr * exp_approx(z[j] - lse);
+        z[targets[r]] -= wr;
+      }
+    }
+    if (!grad) continue;
+    const void* g = logits.data();
+    if (dtype == BF16) {
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n * V; i++) gb[i] = f32_to_bf16(logits[i]);
+      g = gb.data();
+    }
+    if (dx) {
+      gemm(g, W, dxc.data(), n, C, V, false, false, false, nullptr, dtype);
+      for (int64_t i = 0; i < n; i++) std::memcpy(dx + rows[start + i] * C, &dxc[i * C], C * 4);
+    }
+    if (dW) gemm(g, xin, dW, V, C, n, true, false, true, nullptr, dtype);
+  }
+}
+
+}  // namespace
+}  // namespace lmf
