@@ -7,6 +7,7 @@ import { writeTextAtomic } from '../io/atomic.js';
 import { loadFromConfig } from '../infer/load.js';
 import { evaluateChoices, loadTask, scoreLines, type ChoiceReport } from './choice.js';
 import { ensureDir } from '../io/dirs.js';
+import { writeManifest } from '../io/manifest.js';
 
 export function runChoiceEval(c: TrainConfig, print: (line: string) => void): ChoiceReport {
   if (!c.task)
@@ -35,6 +36,7 @@ export function runChoiceEval(c: TrainConfig, print: (line: string) => void): Ch
       ensureDir(c.save_dir);
       writeTextAtomic(path.join(c.save_dir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
       writeTextAtomic(path.join(c.save_dir, 'results.log'), `${scoreLines(report.scores)}\n`);
+      writeManifest(c.save_dir, 'eval', c);
     }
     return report;
   } finally {

@@ -105,6 +105,7 @@ test('lmf eval: accuracy per subject, category and on average equals the hand co
   assert.deepEqual(saved.subjects.algebra.predictions, ['B', 'B', 'B', 'B']);
   assert.equal(saved.subjects.history.correct, 2);
   assert.equal(readFileSync(path.join(saveDir, 'results.log'), 'utf8'), r.stdout);
+  assert.equal(JSON.parse(readFileSync(path.join(saveDir, 'run.json'), 'utf8')).command, 'eval');
 
   const again = lmf('eval', config);
   assert.equal(again.status, 1);
