@@ -16,9 +16,10 @@ import {
   rmsnorm,
   rope,
   ropeTables,
+  type RopeTables,
   swiglu,
 } from '../tensor/ops/index.js';
-import { Linear } from '../nn/linear.js';
+import { Linear, type ForwardPass } from '../nn/linear.js';
 import { ropeInvFreq, type ModelConfig } from './config.js';
 import type { WeightFolder } from './weights.js';
 import { KvCache } from './kv-cache.js';
@@ -54,6 +55,21 @@ export class DecoderLayer {
     readonly down: Linear,
   ) {}
 
+  /**
+   * The block: h + o(attend(rope(q(x)), rope(k(x)), v(x))) with x = norm(h), then + down(swiglu(gate(m), up(m)))
+   * with m = norm(h). Training and the KV-cache path both call it; `attend` is causal attention over the batch,
+   * or each sequence against its cache.
+   */
+  forward(h: Tensor<'f32'>, c: ModelConfig, tables: RopeTables, attend: Attend, pass: ForwardPass = {}): Tensor<'f32'> {
+    const x = rmsnorm(h, this.inputNorm, c.rmsNormEps);
+    const q = rope(this.q.forward(x, pass), tables, c.numHeads); // [N, H*D]
+    const k = rope(this.k.forward(x, pass), tables, c.numKvHeads); // [N, KV*D]
+    const v = this.v.forward(x, pass);
+    const a = add(h, this.o.forward(attend(q, k, v), pass));
+    const m = rmsnorm(a, this.postNorm, c.rmsNormEps);
+    return add(a, this.down.forward(swiglu(this.gate.forward(m, pass), this.up.forward(m, pass)), pass));
+  }
+
   /** Hugging Face module names of the projections, as adapters and freeze settings name them. */
   projections(): [string, Linear][] {
     return [
@@ -67,6 +83,9 @@ export class DecoderLayer {
     ];
   }
 }
+
+/** Attention of a block's rotated queries and keys and its values [N, heads*headDim] → [N, H*D]. */
+type Attend = (q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>) => Tensor<'f32'>;
 
 interface Batch {
   B: number;
@@ -157,15 +176,8 @@ export class LlamaModel {
     let h = embedding(this.embedTokens, b.ids, c.padTokenId ?? -1); // [B*T, C]
     if (input.embeddingNoise) h = add(h, neftuneNoise(h.size, b.T * c.hiddenSize, input.embeddingNoise));
     const pass = { dropoutStep: input.dropoutStep };
-    for (const layer of this.layers) {
-      const x = rmsnorm(h, layer.inputNorm, c.rmsNormEps);
-      const q = rope(layer.q.forward(x, pass), tables, c.numHeads); // [B*T, H*D]
-      const k = rope(layer.k.forward(x, pass), tables, c.numKvHeads); // [B*T, KV*D]
-      const v = layer.v.forward(x, pass);
-      h = add(h, layer.o.forward(attention(q, k, v, shape), pass));
-      const m = rmsnorm(h, layer.postNorm, c.rmsNormEps);
-      h = add(h, layer.down.forward(swiglu(layer.gate.forward(m, pass), layer.up.forward(m, pass)), pass));
-    }
+    const causal: Attend = (q, k, v) => attention(q, k, v, shape);
+    for (const layer of this.layers) h = layer.forward(h, c, tables, causal, pass);
     return rmsnorm(h, this.norm, c.rmsNormEps);
   }
 
@@ -192,15 +204,12 @@ export class LlamaModel {
     const tables = ropeTables(Tensor.from(positions, [N], 'i32'), this.invFreq);
     let h = embedding(this.embedTokens, Tensor.from(tokens.flat(), [N], 'i32'), c.padTokenId ?? -1);
     this.layers.forEach((layer, l) => {
-      const x = rmsnorm(h, layer.inputNorm, c.rmsNormEps);
-      const q = rope(layer.q.forward(x), tables, c.numHeads);
-      const k = rope(layer.k.forward(x), tables, c.numKvHeads);
-      const v = layer.v.forward(x);
-      const att = Tensor.empty(q.shape, 'f32');
-      caches.forEach((cache, s) => cache.attend(l, q, k, v, att, starts[s], counts[s], c.numHeads, c.headDim));
-      h = add(h, layer.o.forward(att));
-      const m = rmsnorm(h, layer.postNorm, c.rmsNormEps);
-      h = add(h, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m))));
+      const cached: Attend = (q, k, v) => {
+        const att = Tensor.empty(q.shape, 'f32');
+        caches.forEach((cache, s) => cache.attend(l, q, k, v, att, starts[s], counts[s], c.numHeads, c.headDim));
+        return att;
+      };
+      h = layer.forward(h, c, tables, cached);
     });
     caches.forEach((cache, s) => cache.commit(counts[s]));
     const last = Tensor.empty([tokens.length, c.hiddenSize], 'f32');
