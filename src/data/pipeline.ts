@@ -72,7 +72,7 @@ async function readDataset(
 ): Promise<AlignedExample[]> {
   if (kind === 'pairwise' && !attr.ranking) {
     throw new LmfError('dataset_stage', `dataset "${attr.name}" is not a preference dataset, which this stage needs`, {
-      key: attr.name,
+      key: 'dataset',
       hint: 'set "ranking": true in dataset_info.json for chosen/rejected data',
     });
   }
@@ -80,7 +80,7 @@ async function readDataset(
     throw new LmfError(
       'dataset_stage',
       `dataset "${attr.name}" is a preference dataset (ranking: true), which this stage cannot use`,
-      { key: attr.name, hint: 'use stage rm or dpo for it' },
+      { key: 'dataset', hint: 'use stage rm or dpo for it' },
     );
   }
   const rows = await loadRows(attr.path);
@@ -133,8 +133,10 @@ function splitValidation(items: AlignedExample[], valSize: number, rng: Rng): [A
   if (n <= 0 || n >= items.length) {
     throw new LmfError(
       'bad_value',
-      `val_size ${valSize} leaves ${items.length - n} of ${items.length} examples for training`,
-      { key: 'val_size' },
+      n <= 0
+        ? `val_size ${valSize} takes no example of ${items.length} for evaluation`
+        : `val_size ${valSize} takes ${n} examples for evaluation and leaves none of ${items.length} for training`,
+      { key: 'val_size', hint: 'a fraction below 1 (0.1 = 10%) or a row count smaller than the dataset' },
     );
   }
   const order = rng.shuffle(items.map((_, i) => i));
