@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Builds what LMFactory runs from, only where it is out of date: `node scripts/build.mjs [native] [ts] [web]`
-// (all three by default). npm's install and prepare scripts call it, so an `npm ci`, `npm link`, npx or a
+// (all three by default; --force rebuilds them even when current). npm's install and prepare scripts call it, so an `npm ci`, `npm link`, npx or a
 // global install of the tarball never recompiles what is current.
-//   native: the addon, rebuilt when binding.gyp, native/src or the Node ABI changed; node-gyp builds in
+//   native: the addon, rebuilt when binding.gyp, native/, oneDNN's version, node-addon-api or the Node ABI changed; node-gyp builds in
 //           build/, and the result is copied to build/lmf_native.node under a temporary name and renamed, so an
 //           interrupted build never leaves a half-written addon where LMFactory loads it.
 //   ts:     dist/ from src/ (tsc), when a source is newer than the last build.
@@ -15,6 +15,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   utimesSync,
   writeFileSync,
@@ -59,10 +60,16 @@ function buildNative() {
   const target = path.join('build', 'lmf_native.node');
   const stampFile = path.join('build', 'lmf_native.stamp');
   const hash = createHash('sha256');
-  for (const f of ['binding.gyp', ...files('native')]) hash.update(f).update(readFileSync(f));
+  // the sources, and what else the binary depends on: the oneDNN headers' version, node-addon-api, the Node ABI
+  const dnnlVersion = ['/usr/include/oneapi/dnnl/dnnl_version.h', '/usr/include/dnnl_version.h'].filter(existsSync);
+  const addonApi = path.join('node_modules', 'node-addon-api', 'package.json');
+  for (const f of ['binding.gyp', ...files('native'), ...dnnlVersion, ...(existsSync(addonApi) ? [addonApi] : [])]) {
+    hash.update(f).update(readFileSync(f));
+  }
   hash.update(`${process.versions.modules} ${process.arch} ${process.platform}`);
   const stamp = hash.digest('hex');
-  if (existsSync(target) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return;
+  const current = existsSync(target) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
+  if (current && !force) return;
   // the node-gyp npm runs install scripts with, else the copy bundled with npm beside this node, else npm's exec
   const bundled = path.join(
     path.dirname(process.execPath),
@@ -93,11 +100,10 @@ function buildNative() {
 function buildTs() {
   const tsc = tool('tsc');
   if (!tsc) return;
-  if (
-    existsSync('dist/cli/main.js') &&
-    newestMtime(['src', 'tsconfig.json', 'package.json']) <= statSync('dist/cli/main.js').mtimeMs
-  )
-    return;
+  const built = existsSync('dist/cli/main.js') ? statSync('dist/cli/main.js').mtimeMs : 0;
+  if (!force && built && newestMtime(['src', 'tsconfig.json', 'package.json']) <= built) return;
+  // from scratch: a source deleted or moved must not leave its old output in dist/ (nor in the package)
+  rmSync('dist', { recursive: true, force: true });
   run(tsc, ['-p', 'tsconfig.json']);
   // tsc may leave an unchanged output's time alone: mark the build as done now
   const now = new Date();
@@ -108,16 +114,22 @@ function buildWeb() {
   const vite = tool('vite');
   if (!vite) return;
   const marker = path.join('web', 'dist', 'index.html');
-  if (
-    existsSync(marker) &&
-    newestMtime(['web/src', 'web/index.html', 'web/vite.config.ts']) <= statSync(marker).mtimeMs
-  )
-    return;
+  const inputs = [
+    'web/src',
+    'web/index.html',
+    'web/vite.config.ts',
+    'web/tsconfig.json',
+    'src/wire.ts',
+    'package-lock.json',
+  ];
+  if (!force && existsSync(marker) && newestMtime(inputs) <= statSync(marker).mtimeMs) return;
   run(vite, ['build', 'web', '--logLevel', 'warn']);
 }
 
 const steps = { native: buildNative, ts: buildTs, web: buildWeb };
-const asked = process.argv.slice(2);
+// --force rebuilds the steps asked for even when they look current
+const force = process.argv.includes('--force');
+const asked = process.argv.slice(2).filter((a) => a !== '--force');
 for (const name of asked.length ? asked : Object.keys(steps)) {
   if (!steps[name]) {
     process.stderr.write(`build: unknown step ${name} (native, ts, web)\n`);

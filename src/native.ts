@@ -1,6 +1,6 @@
 /** The native addon (native/src), loaded once. Kernels take typed arrays over native memory and sizes. */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { LmfError } from './errors.js';
@@ -13,7 +13,8 @@ type I32 = Int32Array;
 export const NativeDType = { f32: 0, bf16: 1 } as const;
 
 export interface NativeAddon {
-  info(): { onednn: string; threads: number; isa: string };
+  /** isa: our kernels' instruction set; bf16Matmul: oneDNN's own bf16 matmuls, or operands widened to f32 */
+  info(): { onednn: string; threads: number; isa: string; onednnIsa?: string; bf16Matmul: 'onednn' | 'widened' };
   threads(n?: number): number;
   alloc(bytes: number, zero: boolean): ArrayBuffer;
   free(buffer: ArrayBuffer): void;
@@ -114,6 +115,25 @@ export interface NativeAddon {
   ): void;
 }
 
+/**
+ * The x86-64 build assumes AVX2 and FMA (x86-64-v3): on an older CPU (or a virtual one that hides them) loading
+ * it would die of an illegal instruction, so say so first.
+ */
+function refuseCpuWithoutAvx2(): void {
+  if (process.arch !== 'x64' || process.platform !== 'linux' || !existsSync('/proc/cpuinfo')) return;
+  const flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1].split(/\s+/) ?? [];
+  const missing = ['avx2', 'fma'].filter((f) => !flags.includes(f));
+  if (flags.length && missing.length) {
+    throw new LmfError(
+      'cpu_unsupported',
+      `this CPU lacks ${missing.join(' and ')}, which LMFactory's x86-64 kernels need`,
+      {
+        hint: 'run on a CPU with AVX2 and FMA (Intel since Haswell, AMD since Zen), or expose them to the virtual machine',
+      },
+    );
+  }
+}
+
 function load(): NativeAddon {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
   // scripts/build.mjs puts the finished addon here, renamed into place whole
@@ -124,6 +144,7 @@ function load(): NativeAddon {
       hint: 'run `bash scripts/setup.sh` (or `node scripts/build.mjs native`) in the project folder; it needs libdnnl-dev and g++',
     });
   }
+  refuseCpuWithoutAvx2();
   const require = createRequire(import.meta.url);
   try {
     return require(file) as NativeAddon;

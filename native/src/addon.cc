@@ -19,6 +19,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   o.Set("threads", omp_get_max_threads());
   o.Set("isa", std::string(kernels().name));
+  o.Set("bf16Matmul", std::string(onednnHasBf16() ? "onednn" : "widened"));
 #if defined(__x86_64__)
   o.Set("onednnIsa", std::string(dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_bf16 ? "avx512_core_bf16"
                            : dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core  ? "avx512_core"
@@ -38,7 +39,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // a forced path holds for oneDNN's own code generation too, so that each path can be measured whole
   if (std::getenv("LMF_ISA") && *std::getenv("LMF_ISA")) {
     static const dnnl::cpu_isa onednn[] = {dnnl::cpu_isa::avx2, dnnl::cpu_isa::avx512_core, dnnl::cpu_isa::avx512_core_bf16};
-    dnnl::set_max_cpu_isa(onednn[kernels().level]);
+    try {
+      dnnl::set_max_cpu_isa(onednn[kernels().level]);
+    } catch (const dnnl::error& e) {
+      Napi::Error::New(env, std::string("lmf_native: LMF_ISA could not cap oneDNN: ") + e.what()).ThrowAsJavaScriptException();
+      return exports;
+    }
   }
 #endif
   exports.Set("threads", Napi::Function::New(env, Threads));

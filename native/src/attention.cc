@@ -6,61 +6,52 @@
 namespace lmf {
 
 namespace {
-// Reads the shape from info[first..first+9]: B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale.
-AttentionShape shapeAt(const Napi::CallbackInfo& info, int first) {
-  return AttentionShape{i64(info[first]), i64(info[first + 1]), i64(info[first + 2]), i64(info[first + 3]),
-                        i64(info[first + 4]), i64(info[first + 5]), i64(info[first + 6]), ptr<int32_t>(info[first + 7]),
-                        ptr<int32_t>(info[first + 8]), static_cast<float>(f64(info[first + 9]))};
-}
-
-// Each named f32 (or i32) buffer must hold `count` elements; throws a JavaScript TypeError naming it otherwise.
-bool holds(const Napi::Env& env, const Napi::Value& v, int64_t count, const char* name) {
-  if (v.IsNull() || v.IsUndefined()) return require(env, false, std::string("attention: ") + name + " is missing");
-  return require(env, v.IsTypedArray() && count >= 0 && byteLength(v) >= static_cast<size_t>(count) * 4,
-                 std::string("attention: ") + name + " is smaller than its shape");
-}
-
-bool validShape(const Napi::Env& env, const Napi::CallbackInfo& info, const AttentionShape& s, int first) {
-  if (!require(env, s.B > 0 && s.Tq > 0 && s.Tk > 0 && s.H > 0 && s.KV > 0 && s.D > 0 && s.H % s.KV == 0 && s.qOffset >= 0,
-               "attention: sizes must be positive and heads a multiple of key/value heads"))
-    return false;
+// The shape at info[first..first+9] (B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale), checked: sizes
+// positive, heads a multiple of key/value heads, segment ids for both sides or neither and as long as the rows.
+AttentionShape shapeAt(Args& a, const Napi::CallbackInfo& info, int first) {
+  AttentionShape s{a.size(first), a.size(first + 1), a.size(first + 2), a.size(first + 3), a.size(first + 4),
+                   a.size(first + 5), a.size(first + 6), nullptr, nullptr, static_cast<float>(a.number(first + 9))};
+  a.check(s.B > 0 && s.Tq > 0 && s.Tk > 0 && s.H > 0 && s.KV > 0 && s.D > 0 && s.H % s.KV == 0 && s.qOffset >= 0,
+          "sizes must be positive and heads a multiple of key/value heads");
   bool segQ = !(info[first + 7].IsNull() || info[first + 7].IsUndefined());
   bool segK = !(info[first + 8].IsNull() || info[first + 8].IsUndefined());
-  if (!require(env, segQ == segK, "attention: segment ids are given for both queries and keys, or for neither")) return false;
-  return !segQ || (holds(env, info[first + 7], s.B * s.Tq, "segQ") && holds(env, info[first + 8], s.B * s.Tk, "segK"));
+  a.check(segQ == segK, "segment ids are given for both queries and keys, or for neither");
+  s.segQ = a.buffer<int32_t>(first + 7, Args::product({s.B, s.Tq}), "segQ", true);
+  s.segK = a.buffer<int32_t>(first + 8, Args::product({s.B, s.Tk}), "segK", true);
+  return s;
 }
 }  // namespace
 
 // attentionForward(q, k, v, out, lse|null, B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale)
 static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  AttentionShape s = shapeAt(info, 5);
-  if (!validShape(env, info, s, 5)) return env.Undefined();
-  int64_t qn = s.B * s.Tq * s.H * s.D, kn = s.B * s.Tk * s.KV * s.D;
-  if (!holds(env, info[0], qn, "q") || !holds(env, info[1], kn, "k") || !holds(env, info[2], kn, "v") ||
-      !holds(env, info[3], qn, "out"))
-    return env.Undefined();
-  bool hasLse = !(info[4].IsNull() || info[4].IsUndefined());
-  if (hasLse && !holds(env, info[4], s.B * s.H * s.Tq, "lse")) return env.Undefined();
-  kernels().attentionForward(ptr<float>(info[0]), ptr<float>(info[1]), ptr<float>(info[2]), ptr<float>(info[3]),
-                             ptr<float>(info[4]), s);
-  return env.Undefined();
+  Args a(info, "attention");
+  AttentionShape s = shapeAt(a, info, 5);
+  int64_t qn = Args::product({s.B, s.Tq, s.H, s.D}), kn = Args::product({s.B, s.Tk, s.KV, s.D});
+  const float* q = a.buffer<float>(0, qn, "q");
+  const float* k = a.buffer<float>(1, kn, "k");
+  const float* v = a.buffer<float>(2, kn, "v");
+  float* out = a.buffer<float>(3, qn, "out");
+  float* lse = a.buffer<float>(4, Args::product({s.B, s.H, s.Tq}), "lse", true);
+  if (a.ok()) kernels().attentionForward(q, k, v, out, lse, s);
+  return info.Env().Undefined();
 }
 
 // attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, B, Tq, Tk, H, KV, D, qOffset, segQ, segK, scale)
 static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  AttentionShape s = shapeAt(info, 9);
-  if (!validShape(env, info, s, 9)) return env.Undefined();
-  int64_t qn = s.B * s.Tq * s.H * s.D, kn = s.B * s.Tk * s.KV * s.D;
-  const char* names[] = {"q", "k", "v", "out", "dout", "lse", "dq", "dk", "dv"};
-  const int64_t counts[] = {qn, kn, kn, qn, qn, s.B * s.H * s.Tq, qn, kn, kn};
-  for (int i = 0; i < 9; i++)
-    if (!holds(env, info[i], counts[i], names[i])) return env.Undefined();
-  kernels().attentionBackward(ptr<float>(info[0]), ptr<float>(info[1]), ptr<float>(info[2]), ptr<float>(info[3]),
-                              ptr<float>(info[4]), ptr<float>(info[5]), ptr<float>(info[6]), ptr<float>(info[7]),
-                              ptr<float>(info[8]), s);
-  return env.Undefined();
+  Args a(info, "attention");
+  AttentionShape s = shapeAt(a, info, 9);
+  int64_t qn = Args::product({s.B, s.Tq, s.H, s.D}), kn = Args::product({s.B, s.Tk, s.KV, s.D});
+  const float* q = a.buffer<float>(0, qn, "q");
+  const float* k = a.buffer<float>(1, kn, "k");
+  const float* v = a.buffer<float>(2, kn, "v");
+  const float* out = a.buffer<float>(3, qn, "out");
+  const float* dout = a.buffer<float>(4, qn, "dout");
+  const float* lse = a.buffer<float>(5, Args::product({s.B, s.H, s.Tq}), "lse");
+  float* dq = a.buffer<float>(6, qn, "dq");
+  float* dk = a.buffer<float>(7, kn, "dk");
+  float* dv = a.buffer<float>(8, kn, "dv");
+  if (a.ok()) kernels().attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, s);
+  return info.Env().Undefined();
 }
 
 void registerAttention(Napi::Env env, Napi::Object exports) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include "kernel_support.h"
 
@@ -61,6 +62,14 @@ class Args {
     return ptr<T>(v);
   }
 
+  // The product of sizes, or -1 (which no buffer holds) when one is negative or the product overflows.
+  static int64_t product(std::initializer_list<int64_t> sizes) {
+    int64_t p = 1;
+    for (int64_t s : sizes)
+      if (s < 0 || __builtin_mul_overflow(p, s, &p)) return -1;
+    return p;
+  }
+
   // A condition on the sizes; false fails with `what`.
   void check(bool cond, const char* what) {
     if (!cond) fail(nullptr, what);
@@ -82,6 +91,9 @@ class Args {
   bool failed_ = false;
 };
 
+
+// Whether oneDNN runs bf16 matmuls itself (AVX-512 and up), or they are widened to f32 (matmul.cc).
+bool onednnHasBf16();
 
 // Registration hooks, one per source file.
 void registerMemory(Napi::Env env, Napi::Object exports);

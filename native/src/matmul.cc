@@ -68,6 +68,8 @@ int64_t bucketRows(int64_t M) {
 }
 constexpr int kSlotPadA = 120, kSlotPadC = 121, kSlotWideA = 122, kSlotWideB = 123;
 
+}  // namespace
+
 // oneDNN implements bf16 matmuls from AVX-512 on; below that (AVX2, and arm64 here) bf16 operands are widened
 // to f32 first.
 bool onednnHasBf16() {
@@ -79,6 +81,7 @@ bool onednnHasBf16() {
   return has;
 }
 
+namespace {
 float* widened(int slot, const void* src, int64_t n) {
   const auto* h = static_cast<const uint16_t*>(src);
   float* out = scratch(slot, static_cast<size_t>(n));
@@ -138,16 +141,18 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
 // matmul(A, B, C, M, N, K, transA, transB, accumulate, bias|null, dtype)
 static Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int64_t M = i64(info[3]), N = i64(info[4]), K = i64(info[5]);
-  DType dtype = static_cast<DType>(i64(info[10]));
-  size_t el = dtype == BF16 ? 2 : 4;
-  if (!require(env, byteLength(info[0]) >= static_cast<size_t>(M * K) * el, "matmul: A is smaller than M*K") ||
-      !require(env, byteLength(info[1]) >= static_cast<size_t>(K * N) * el, "matmul: B is smaller than K*N") ||
-      !require(env, byteLength(info[2]) >= static_cast<size_t>(M * N) * 4, "matmul: C is smaller than M*N"))
-    return env.Undefined();
+  Args a(info, "matmul");
+  int64_t M = a.size(3), N = a.size(4), K = a.size(5), dt = a.size(10);
+  a.check(dt == F32 || dt == BF16, "dtype must be 0 (f32) or 1 (bf16)");
+  DType dtype = dt == BF16 ? BF16 : F32;
+  int64_t mk = Args::product({M, K}), kn = Args::product({K, N}), mn = Args::product({M, N});
+  const void* A = dtype == BF16 ? static_cast<const void*>(a.buffer<uint16_t>(0, mk, "A")) : a.buffer<float>(0, mk, "A");
+  const void* B = dtype == BF16 ? static_cast<const void*>(a.buffer<uint16_t>(1, kn, "B")) : a.buffer<float>(1, kn, "B");
+  float* C = a.buffer<float>(2, mn, "C");
+  const float* bias = a.buffer<float>(9, N, "bias", true);
+  if (!a.ok()) return env.Undefined();
   try {
-    gemm(ptr<void>(info[0]), ptr<void>(info[1]), ptr<float>(info[2]), M, N, K, boolean(info[6]), boolean(info[7]),
-         boolean(info[8]), ptr<float>(info[9]), dtype);
+    gemm(A, B, C, M, N, K, boolean(info[6]), boolean(info[7]), boolean(info[8]), bias, dtype);
   } catch (const dnnl::error& e) {
     Napi::Error::New(env, std::string("oneDNN matmul failed: ") + e.what()).ThrowAsJavaScriptException();
   }

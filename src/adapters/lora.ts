@@ -92,7 +92,8 @@ export class LoraLayer implements LinearDelta {
       );
     }
     const seed = (Math.imul(pass?.dropoutStep ?? 0, 0x9e3779b1) + this.index) >>> 0;
-    const xd = this.dropoutP > 0 && this.A.requiresGrad ? dropout(x, this.dropoutP, seed) : x;
+    // dropout in training passes only (they carry the step); evaluation and inference see the whole input
+    const xd = this.dropoutP > 0 && pass?.dropoutStep !== undefined ? dropout(x, this.dropoutP, seed) : x;
     return loraLinear(x, xd, layer.weight, layer.bias, this.A, this.B, this.scale);
   }
 

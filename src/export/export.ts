@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
 import { writeTextAtomic } from '../io/atomic.js';
-import { ensureDir, refuseOverlap, removeStaleTemps } from '../io/dirs.js';
+import { alive, ensureDir, refuseOverlap, removeStaleTemps } from '../io/dirs.js';
 import { readManifest, writeManifest } from '../io/manifest.js';
 import { loadInference } from '../infer/load.js';
 import { saveModelFolder } from '../models/save.js';
@@ -50,6 +50,7 @@ export function exportModel(c: TrainConfig, print: (line: string) => void = () =
     { key: 'model_name_or_path', path: c.model_name_or_path },
     ...(c.adapter_name_or_path ?? []).map((a) => ({ key: 'adapter_name_or_path', path: a })),
   ]);
+  restoreInterruptedExport(target, print);
   refuseForeignContents(target);
   const m = loadInference({
     model: c.model_name_or_path,
@@ -59,7 +60,7 @@ export function exportModel(c: TrainConfig, print: (line: string) => void = () =
     mergeAll: true,
   });
   ensureDir(path.dirname(target), 'export_dir');
-  removeStaleTemps(path.dirname(target));
+  removeStaleTemps(path.dirname(target), `${path.basename(target)}.tmp-`);
   const tmp = `${target}.tmp-${process.pid}`;
   try {
     rmSync(tmp, { recursive: true, force: true });
@@ -105,6 +106,22 @@ export function exportModel(c: TrainConfig, print: (line: string) => void = () =
     m.dispose();
   }
   return { dir: target, files: readdirSync(target).sort() };
+}
+
+/**
+ * An export killed between its two renames left export_dir missing and the previous export beside it as
+ * `NAME.tmp-PID-previous`: put it back before anything else, so that no cleanup can take it.
+ */
+function restoreInterruptedExport(target: string, print: (line: string) => void): void {
+  if (existsSync(target) || !existsSync(path.dirname(target))) return;
+  const prefix = `${path.basename(target)}.tmp-`;
+  const previous = readdirSync(path.dirname(target)).find((n) => {
+    const m = /\.tmp-(\d+)-previous$/.exec(n);
+    return n.startsWith(prefix) && m !== null && !alive(Number(m[1]));
+  });
+  if (!previous) return;
+  renameSync(path.join(path.dirname(target), previous), target);
+  print(`restored the previous export of ${target} that an interrupted export had moved aside`);
 }
 
 /** An existing export_dir must be empty or an earlier export of ours: replacing it must not delete the user's files. */

@@ -2,7 +2,19 @@
  * Folders we write into: created safely, never overlapping the inputs they were made from, and cleaned of the
  * temporary files that a killed run left behind.
  */
-import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { LmfError, fromSystemError } from '../errors.js';
 
@@ -62,16 +74,32 @@ export function requireModelFolder(dir: string): void {
   }
 }
 
-/** The real path of p, resolving links through its longest existing prefix (p itself need not exist). */
-export function realPath(p: string): string {
+function lexists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The real path of p, resolving links through its longest existing prefix (p itself need not exist); a
+ * dangling link is followed to where it points, so a path through it cannot pass for one inside a folder.
+ */
+export function realPath(p: string, depth = 0): string {
   const abs = path.resolve(p);
   const tail: string[] = [];
   let at = abs;
-  while (!existsSync(at)) {
+  while (!lexists(at)) {
     tail.unshift(path.basename(at));
     const parent = path.dirname(at);
     if (parent === at) return abs;
     at = parent;
+  }
+  if (!existsSync(at) && depth < 40) {
+    // a dangling symbolic link: resolve it (relative to its folder) and go on from there
+    return path.join(realPath(path.resolve(path.dirname(at), readlinkSync(at)), depth + 1), ...tail);
   }
   return path.join(realpathSync(at), ...tail);
 }
@@ -79,7 +107,7 @@ export function realPath(p: string): string {
 /** Whether `inner` is `outer` or lies inside it (both absolute, resolved). */
 export function contains(outer: string, inner: string): boolean {
   const rel = path.relative(outer, inner);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
 export interface NamedPath {
@@ -110,7 +138,8 @@ export function refuseOverlap(output: NamedPath, inputs: (NamedPath | null | und
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this id runs on this machine (ours counts). */
+export function alive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
@@ -120,15 +149,71 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes `NAME.tmp-PID` files and folders in dir whose process is gone (left by a killed run); returns their names. */
-export function removeStaleTemps(dir: string): string[] {
+/**
+ * Removes `NAME.tmp-PID` files and folders in dir whose process is gone (left by a killed run of ours); with
+ * `prefix`, only those whose NAME starts with it. Returns their names.
+ */
+export function removeStaleTemps(dir: string, prefix = ''): string[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
   const removed: string[] = [];
   for (const name of readdirSync(dir)) {
     const m = /\.tmp-(\d+)(?:-previous)?$/.exec(name);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || !name.startsWith(prefix) || alive(Number(m[1]))) continue;
     rmSync(path.join(dir, name), { recursive: true, force: true });
     removed.push(name);
   }
   return removed;
+}
+
+/** The lock file of a folder one run writes (train's output_dir). */
+export const LOCK_FILE = '.lmf.lock';
+
+/**
+ * Claims `dir` for this process: `.lmf.lock` made exclusively, holding this host and process id. Another live
+ * run's lock is refused naming it; a lock left by a process of this host that is gone is taken over. The lock
+ * goes at exit (or through the returned release).
+ */
+export function lockFolder(dir: string, key: string): () => void {
+  const file = path.join(dir, LOCK_FILE);
+  const mine = JSON.stringify({ host: hostname(), pid: process.pid });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      writeFileSync(file, mine, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw fromSystemError(err, key) ?? err;
+      let holder: { host?: string; pid?: number } = {};
+      try {
+        holder = JSON.parse(readFileSync(file, 'utf8')) as typeof holder;
+      } catch {
+        // unreadable: written by a run killed mid-write, taken over below
+      }
+      const gone = holder.host === undefined || (holder.host === hostname() && !alive(Number(holder.pid)));
+      if (!gone) {
+        throw new LmfError(
+          'output_busy',
+          `another run (process ${holder.pid} on ${holder.host}) is writing this folder`,
+          {
+            file: dir,
+            key,
+            hint: `wait for it to finish, or choose another ${key}; if that run is gone, delete ${file}`,
+          },
+        );
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  let held = true;
+  const release = () => {
+    if (!held) return;
+    held = false;
+    process.removeListener('exit', release);
+    try {
+      if (readFileSync(file, 'utf8') === mine) rmSync(file, { force: true });
+    } catch {
+      // already gone
+    }
+  };
+  process.on('exit', release);
+  return release;
 }

@@ -237,6 +237,14 @@ export class SafetensorsFile {
   }
 }
 
+/** Values an F16 file cannot hold (|x| > 65504 would become infinite). */
+function beyondF16(t: Tensor): number {
+  const values = t.toArray();
+  let n = 0;
+  for (let i = 0; i < values.length; i++) if (Math.abs(values[i]) > 65504) n++;
+  return n;
+}
+
 function nonFiniteCount(t: Tensor): number {
   if (t.dtype === 'i32') return 0;
   return native.countNonFinite(
@@ -281,13 +289,17 @@ export function writeSafetensors(
   const bytesPer = { F32: 4, BF16: 2, F16: 2 } as const;
   for (const name of names) {
     const { tensor, dtype } = tensors.get(name)!;
-    const bad = nonFiniteCount(tensor);
+    const bad = nonFiniteCount(tensor) + (dtype === 'F16' ? beyondF16(tensor) : 0);
     if (bad) {
-      throw new LmfError('non_finite_output', `refusing to write a tensor with ${bad} NaN or infinite values`, {
-        file,
-        tensor: name,
-        hint: 'training diverged: lower learning_rate or set max_grad_norm, and resume from an earlier checkpoint',
-      });
+      throw new LmfError(
+        'non_finite_output',
+        `refusing to write a tensor with ${bad} NaN or infinite values${dtype === 'F16' ? " (or beyond F16's ±65504)" : ''}`,
+        {
+          file,
+          tensor: name,
+          hint: 'training diverged: lower learning_rate or set max_grad_norm, and resume from an earlier checkpoint',
+        },
+      );
     }
     const n = tensor.size * bytesPer[dtype];
     header[name] = { dtype, shape: [...tensor.shape], data_offsets: [offset, offset + n] };

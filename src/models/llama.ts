@@ -19,6 +19,7 @@ import {
   type RopeTables,
   swiglu,
 } from '../tensor/ops/index.js';
+import { LmfError } from '../errors.js';
 import { Linear, type ForwardPass } from '../nn/linear.js';
 import { ropeInvFreq, type ModelConfig } from './config.js';
 import type { WeightFolder } from './weights.js';
@@ -146,9 +147,10 @@ export class LlamaModel {
     if (input.ids.length !== B * T) throw new Error(`model input: ${input.ids.length} ids for batch ${B} × seq ${T}`);
     const window = this.config.slidingWindow;
     if (window !== null && T > window) {
-      throw new Error(
-        `sequence length ${T} exceeds the model's sliding window ${window}; set cutoff_len to at most ${window}`,
-      );
+      throw new LmfError('sequence_too_long', `sequence length ${T} exceeds the model's sliding window ${window}`, {
+        key: 'cutoff_len',
+        hint: `set cutoff_len to at most ${window}`,
+      });
     }
     const positions = input.positions ?? Int32Array.from({ length: B * T }, (_, i) => i % T);
     return {

@@ -110,14 +110,16 @@ export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][]
   if (!existsSync(file))
     throw new LmfError('bad_checkpoint', 'the checkpoint has no trainable.safetensors', { file: dir });
   const weights = SafetensorsFile.open(file);
-  const moments = SafetensorsFile.open(path.join(dir, 'optimizer.safetensors'));
+  let moments: SafetensorsFile | null = null;
   try {
+    const optimizer = SafetensorsFile.open(path.join(dir, 'optimizer.safetensors'));
+    moments = optimizer;
     const { m, v } = opt.state();
     trainable.forEach(([name, t], i) => {
       for (const [src, key, into] of [
         [weights, name, t],
-        [moments, `exp_avg.${name}`, m[i]],
-        [moments, `exp_avg_sq.${name}`, v[i]],
+        [optimizer, `exp_avg.${name}`, m[i]],
+        [optimizer, `exp_avg_sq.${name}`, v[i]],
       ] as const) {
         const entry = src.entries.get(key);
         if (!entry || entry.shape.join() !== t.shape.join()) {
@@ -135,7 +137,7 @@ export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][]
     opt.step = Number(moments.metadata.step ?? 0);
   } finally {
     weights.close();
-    moments.close();
+    moments?.close();
   }
   return readTrainerState(dir);
 }

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
-import { refuseOverlap, removeStaleTemps } from '../io/dirs.js';
+import { ensureDir, LOCK_FILE, lockFolder, refuseOverlap, removeStaleTemps } from '../io/dirs.js';
 import { checkpointDirs, readTrainerState, type RunIdentity } from './checkpoint.js';
 
 /** Keys that make a checkpoint another model, data or method: resuming across a change of one is refused. */
@@ -103,6 +103,8 @@ export interface PreparedOutput {
   resumeDir: string | null;
   /** this run's id: it owns the checkpoints it writes, and only those are rotated */
   runId: string;
+  /** gives up the folder's lock (also done at exit) */
+  release: () => void;
 }
 
 export function prepareOutputDir(c: TrainConfig, print: (l: string) => void): PreparedOutput {
@@ -119,8 +121,6 @@ export function prepareOutputDir(c: TrainConfig, print: (l: string) => void): Pr
     ...(c.adapter_name_or_path ?? []).map((a) => ({ key: 'adapter_name_or_path', path: a })),
     c.ref_model ? { key: 'ref_model', path: c.ref_model } : null,
   ]);
-  const stale = removeStaleTemps(dir);
-  if (stale.length) print(`removed what an interrupted run left in ${dir}: ${stale.join(', ')}`);
   const resume = c.resume_from_checkpoint;
   let resumeDir: string | null = null;
   if (typeof resume === 'string') {
@@ -142,16 +142,18 @@ export function prepareOutputDir(c: TrainConfig, print: (l: string) => void): Pr
   if (resumeDir) {
     const saved = readTrainerState(resumeDir).lmf_run;
     checkResumable(resumeDir, saved, c, print);
-    return { resumeDir, runId: saved?.run_id ?? newRunId() };
+    return { resumeDir, runId: saved?.run_id ?? newRunId(), release: claim(dir, print) };
   }
-  if (existsSync(dir) && readdirSync(dir).length) {
-    if (!c.overwrite_output_dir) {
-      throw new LmfError('output_exists', 'output_dir exists and is not empty', {
-        file: dir,
-        key: 'output_dir',
-        hint: 'set overwrite_output_dir: true, resume_from_checkpoint: true, or choose another output_dir',
-      });
-    }
+  const occupied = existsSync(dir) && readdirSync(dir).some((n) => n !== LOCK_FILE);
+  if (occupied && !c.overwrite_output_dir) {
+    throw new LmfError('output_exists', 'output_dir exists and is not empty', {
+      file: dir,
+      key: 'output_dir',
+      hint: 'set overwrite_output_dir: true, resume_from_checkpoint: true, or choose another output_dir',
+    });
+  }
+  const release = claim(dir, print);
+  if (occupied) {
     // an earlier run's checkpoints and log would otherwise mix with this run's (and win its rotation)
     const old = [...checkpointDirs(dir, true).map((d) => d.dir), path.join(dir, 'trainer_log.jsonl')].filter((p) =>
       existsSync(p),
@@ -160,5 +162,17 @@ export function prepareOutputDir(c: TrainConfig, print: (l: string) => void): Pr
     if (old.length)
       print(`overwrite_output_dir: removed the earlier run's ${old.map((p) => path.basename(p)).join(', ')}`);
   }
-  return { resumeDir: null, runId: newRunId() };
+  return { resumeDir: null, runId: newRunId(), release };
+}
+
+/**
+ * Makes output_dir, takes its lock (one run writes a folder at a time), then removes what a killed run of ours
+ * left there: only now is the folder known to be this run's to tidy.
+ */
+function claim(dir: string, print: (l: string) => void): () => void {
+  ensureDir(dir, 'output_dir');
+  const release = lockFolder(dir, 'output_dir');
+  const stale = removeStaleTemps(dir);
+  if (stale.length) print(`removed what an interrupted run left in ${dir}: ${stale.join(', ')}`);
+  return release;
 }

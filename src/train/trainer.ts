@@ -14,7 +14,6 @@ import { LmfError } from '../errors.js';
 import { loadModel, type CausalLM } from '../models/registry.js';
 import { native } from '../native.js';
 import { writeTextAtomic } from '../io/atomic.js';
-import { ensureDir } from '../io/dirs.js';
 import { AdamW } from './adamw.js';
 import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { reportDroppedRows } from './data-report.js';
@@ -44,15 +43,30 @@ function loadForTraining(c: TrainConfig): CausalLM {
 
 export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ state: TrainerState; outputDir: string }> {
   const print = o.print ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const { resumeDir, runId } = prepareOutputDir(c, print);
-  ensureDir(c.output_dir, 'output_dir');
+  const { resumeDir, runId, release } = prepareOutputDir(c, print);
+  try {
+    return await trainIn(c, print, resumeDir, runId);
+  } finally {
+    release();
+  }
+}
+
+async function trainIn(
+  c: TrainConfig,
+  print: (line: string) => void,
+  resumeDir: string | null,
+  runId: string,
+): Promise<{ state: TrainerState; outputDir: string }> {
   const data = await prepareData(c);
   reportDroppedRows(data, c, print);
   warnTemplateMismatch(c, data, print);
-  if (c.bf16 && native.info().isa !== 'avx512bf16') {
-    print(
-      `notice: this CPU has no bf16 dot products (kernel path ${native.info().isa}): bf16 operands are widened to f32, so bf16 runs no faster than f32`,
-    );
+  const { isa, bf16Matmul } = native.info();
+  if (c.bf16 && (bf16Matmul === 'widened' || isa === 'avx512')) {
+    const how =
+      bf16Matmul === 'widened'
+        ? 'oneDNN has no bf16 matmul here, so operands are widened to f32'
+        : 'this CPU has no bf16 dot products, so oneDNN emulates them';
+    print(`notice: bf16 on kernel path ${isa}: ${how}; bf16 runs at about f32 speed`);
   }
   const padId = data.tokenizer.padId ?? 0;
   checkTokenizerFits(data.tokenizer, readModelConfig(c.model_name_or_path).vocabSize, c.model_name_or_path);
@@ -106,11 +120,16 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   const rowsPerBatch = c.per_device_train_batch_size * objective.rowsPerUnit;
   print(describeEstimate(estimateStepMemory(model, setup, rowsPerBatch * maxOf(data.stats.lengths))));
 
-  // schedulers and Kubernetes send SIGTERM before killing: both save a checkpoint after the step in flight
+  // schedulers and Kubernetes send SIGTERM before killing: both save a checkpoint after the step in flight. The
+  // handlers then go, so that a later signal has its default effect and ends the process at once, even in the
+  // middle of a step or of writing the checkpoint (JavaScript handlers only run between them); a second signal
+  // that arrived during the same step is dropped with the handler and does not cost the checkpoint.
   let interrupted: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) process.exit(signal === 'SIGTERM' ? 143 : 130);
+    if (interrupted) return;
     interrupted = signal;
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     print(`${signal}: a checkpoint is saved after this step (send it again to stop at once)`);
   };
   process.on('SIGINT', onSignal);

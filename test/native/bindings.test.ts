@@ -13,7 +13,7 @@ test('attention refuses buffers smaller than the shape, missing buffers and mism
   native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25);
   assert.throws(
     () => native.attentionForward(q, kv.subarray(1), kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25),
-    /attention: k is smaller than its shape/,
+    /attention: k is smaller than its sizes/,
   );
   assert.throws(
     () => native.attentionForward(q, kv, kv, out.subarray(0, 10), lse, B, T, T, H, KV, D, 0, null, null, 0.25),
