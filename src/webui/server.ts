@@ -225,7 +225,7 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     const { kind, args } = bodyOf(req) as { kind: JobKind; args: unknown };
     if (!(kind in requiredFor)) throw new RequestError(400, `unknown job kind "${kind}"`);
     const { yaml } = toYaml(kind, args);
-    return { yaml, command: `npx lmf ${kind} ${kind}.yaml` };
+    return { yaml, command: `lmf ${kind} ${kind}.yaml` };
   });
 
   app.post('/api/data-preview', async (req) => {
