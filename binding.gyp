@@ -18,7 +18,8 @@
         "native/src/norm_rope.cc",
         "native/src/attention.cc",
         "native/src/cross_entropy.cc",
-        "native/src/optim.cc"
+        "native/src/optim.cc",
+        "native/src/sampling.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "ldflags": ["-fopenmp"],

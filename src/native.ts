@@ -100,6 +100,17 @@ export interface NativeAddon {
     chunk: number,
   ): void;
   sumSquares(arrays: F32[]): number;
+  /** the next token: repetition penalty on `seen`, temperature, top-k (0: none), top-p, a draw u in [0, 1) */
+  sampleToken(
+    logits: F32,
+    v: number,
+    seen: I32 | null,
+    penalty: number,
+    temperature: number,
+    topK: number,
+    topP: number,
+    u: number,
+  ): number;
   adamw(
     params: F32[],
     grads: F32[],

@@ -56,6 +56,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerAttention(env, exports);
   registerCrossEntropy(env, exports);
   registerOptim(env, exports);
+  registerSampling(env, exports);
   return exports;
 }
 

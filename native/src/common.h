@@ -103,5 +103,6 @@ void registerNormRope(Napi::Env env, Napi::Object exports);
 void registerAttention(Napi::Env env, Napi::Object exports);
 void registerCrossEntropy(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
+void registerSampling(Napi::Env env, Napi::Object exports);
 
 }  // namespace lmf

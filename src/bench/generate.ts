@@ -10,7 +10,7 @@ import { native } from '../native.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Rng } from '../tensor/random.js';
 import { withScope } from '../tensor/tensor.js';
-import { argmax } from '../infer/sampling.js';
+import { chooseToken } from '../infer/sampling.js';
 
 export interface GenerateBenchOptions {
   model: string;
@@ -19,6 +19,10 @@ export interface GenerateBenchOptions {
   seq: number;
   batch: number;
   newTokens: number;
+  /** sampling (LLaMA-Factory's defaults: temperature 0.95, top_p 0.7); greedy when temperature is 0 */
+  temperature?: number;
+  topP?: number;
+  topK?: number;
 }
 
 export interface GenerateBenchResult {
@@ -34,6 +38,9 @@ export interface GenerateBenchResult {
   prefill_cold_tokens_per_s: number;
   decode_tokens_per_s: number;
   decode_ms_per_step: number;
+  /** sampling settings, and the time choosing each token took (inside decode_ms_per_step) */
+  sampling: string;
+  sample_ms_per_token: number;
 }
 
 export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
@@ -44,11 +51,27 @@ export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
     const V = model.config.vocabSize;
     const prompts = Array.from({ length: o.batch }, () => Array.from({ length: o.seq }, () => rng.int(V)));
     let caches = prompts.map(() => model.newCache());
+    const temperature = o.temperature ?? 0;
+    const params = {
+      doSample: temperature > 0,
+      temperature,
+      topP: o.topP ?? 1,
+      topK: o.topK ?? 0,
+      repetitionPenalty: 1,
+    };
+    const noContext = new Set<number>();
+    const draws = new Rng(1);
+    let sampleMs = 0;
     const run = (tokens: number[][]): number[] =>
       noGrad(() =>
         withScope(() => {
           const logits = model.extend(tokens, caches);
-          return tokens.map((_, s) => argmax(logits.data.subarray(s * V, (s + 1) * V)));
+          const t = performance.now();
+          const next = tokens.map((_, s) =>
+            chooseToken(logits.data.subarray(s * V, (s + 1) * V), noContext, params, draws),
+          );
+          sampleMs += performance.now() - t;
+          return next;
         }),
       );
     // the first prompt of a length builds its matmul primitives (cold); a server has seen the length before (warm)
@@ -60,6 +83,7 @@ export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
     let next = run(prompts);
     const prefill = (performance.now() - t0) / 1000;
     next = run(next.map((t) => [t])); // the first decode step warms the one-row matmul primitives
+    sampleMs = 0;
     const t1 = performance.now();
     for (let i = 1; i < o.newTokens; i++) next = run(next.map((t) => [t]));
     const decode = (performance.now() - t1) / 1000;
@@ -76,6 +100,8 @@ export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
       prefill_cold_tokens_per_s: round((o.batch * o.seq) / cold),
       decode_tokens_per_s: round((o.batch * steps) / decode),
       decode_ms_per_step: round((1000 * decode) / steps),
+      sampling: params.doSample ? `temperature ${temperature}, top_p ${params.topP}, top_k ${params.topK}` : 'greedy',
+      sample_ms_per_token: Math.round((1000 * sampleMs) / (steps * o.batch)) / 1000,
     };
   } finally {
     model.dispose();

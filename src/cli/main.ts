@@ -4,7 +4,7 @@
  * `lmf --version` start at once and each command loads only its own modules.
  */
 import { Command, Option } from 'commander';
-import { nonNegativeInt, positiveInt, positiveNumber } from './parse.js';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './parse.js';
 import { lmfVersion as version } from '../version.js';
 import { fromSystemError, LmfError } from '../errors.js';
 import { availableParallelism } from 'node:os';
@@ -71,6 +71,9 @@ export function buildProgram(): Command {
       positiveInt,
       128,
     )
+    .option('--temperature <x>', 'generate mode: sample at this temperature (0: greedy)', nonNegativeNumber, 0)
+    .option('--top-p <x>', 'generate mode: top_p when sampling', positiveNumber, 1)
+    .option('--top-k <n>', 'generate mode: top_k when sampling (0: none)', nonNegativeInt, 0)
     .action(
       async (o: {
         model: string;
@@ -82,6 +85,9 @@ export function buildProgram(): Command {
         warmup: number;
         loraRank: number;
         newTokens: number;
+        temperature: number;
+        topP: number;
+        topK: number;
       }) => {
         const result =
           o.mode === 'generate'

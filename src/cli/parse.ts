@@ -16,3 +16,9 @@ export function positiveNumber(value: string): number {
   if (!(n > 0)) throw new InvalidArgumentError('expected a positive number');
   return n;
 }
+
+export function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (!(n >= 0)) throw new InvalidArgumentError('expected a number >= 0');
+  return n;
+}

@@ -1,8 +1,9 @@
 /**
  * Choosing the next token from a row of logits, with Hugging Face's processors in Hugging Face's order:
  * repetition penalty, temperature, top-k, top-p, then a draw from a seeded generator (or argmax when not
- * sampling).
+ * sampling). The draw walks the kept tokens by id: a seed gives one answer, every kept token its share.
  */
+import { native } from '../native.js';
 import type { Rng } from '../tensor/random.js';
 
 export interface SamplingParams {
@@ -15,40 +16,26 @@ export interface SamplingParams {
   repetitionPenalty: number;
 }
 
-/** Tokens further than this (in temperature-scaled logits) below the best hold under e^-30 of the mass each. */
-const NEGLIGIBLE = 30;
-
+/**
+ * The next token: greedy (argmax after the repetition penalty) when not sampling, else one native pass over the
+ * vocabulary (src/native: penalty, temperature, top-k, top-p by partial selection, the seeded draw).
+ */
 export function chooseToken(logits: Float32Array, context: ReadonlySet<number>, p: SamplingParams, rng: Rng): number {
-  const scores = p.repetitionPenalty !== 1 ? penalised(logits, context, p.repetitionPenalty) : logits;
-  if (!p.doSample || p.temperature <= 0) return argmax(scores);
-  let best = -Infinity;
-  for (let v = 0; v < scores.length; v++) if (scores[v] > best) best = scores[v];
-  const floor = best - NEGLIGIBLE * p.temperature;
-  const candidates: number[] = [];
-  for (let v = 0; v < scores.length; v++) if (scores[v] >= floor) candidates.push(v);
-  candidates.sort((a, b) => scores[b] - scores[a] || a - b);
-  const kept = p.topK > 0 ? candidates.slice(0, p.topK) : candidates;
-  const weights = kept.map((v) => Math.exp((scores[v] - best) / p.temperature));
-  const total = weights.reduce((a, w) => a + w, 0);
-  // top-p: the smallest prefix whose mass reaches top_p (at least one token)
-  let n = kept.length;
-  if (p.topP < 1) {
-    let mass = 0;
-    for (let i = 0; i < kept.length; i++) {
-      mass += weights[i] / total;
-      if (mass >= p.topP) {
-        n = i + 1;
-        break;
-      }
-    }
+  if (!p.doSample || p.temperature <= 0) {
+    return argmax(p.repetitionPenalty !== 1 ? penalised(logits, context, p.repetitionPenalty) : logits);
   }
-  const prefixMass = weights.slice(0, n).reduce((a, w) => a + w, 0);
-  let u = rng.uniform() * prefixMass;
-  for (let i = 0; i < n; i++) {
-    u -= weights[i];
-    if (u < 0) return kept[i];
-  }
-  return kept[n - 1];
+  const seen =
+    p.repetitionPenalty !== 1 ? Int32Array.from([...context].filter((v) => v >= 0 && v < logits.length)) : null;
+  return native.sampleToken(
+    logits,
+    logits.length,
+    seen,
+    p.repetitionPenalty,
+    p.temperature,
+    p.topK,
+    p.topP,
+    rng.uniform(),
+  );
 }
 
 function penalised(logits: Float32Array, context: ReadonlySet<number>, penalty: number): Float32Array {

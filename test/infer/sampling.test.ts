@@ -1,0 +1,76 @@
+// The native sampler against a plain reference: the kept set of top-k and top-p (Hugging Face's order: score, then
+// id), each kept token's share of the draw, the repetition penalty, and determinism.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { native } from '../../src/native.js';
+import { Rng } from '../../src/tensor/random.js';
+
+/** The reference: sort every token, keep top-k, then the smallest prefix reaching top-p; weights exp((s - max) / T). */
+function reference(scores: Float32Array, T: number, topK: number, topP: number): Map<number, number> {
+  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
+  const kept = topK > 0 ? order.slice(0, topK) : order;
+  const best = scores[order[0]];
+  const w = kept.map((v) => Math.exp((scores[v] - best) / T));
+  const total = w.reduce((a, x) => a + x, 0);
+  let n = kept.length;
+  if (topP < 1) {
+    let mass = 0;
+    for (let i = 0; i < kept.length; i++) {
+      mass += w[i] / total;
+      if (mass >= topP) {
+        n = i + 1;
+        break;
+      }
+    }
+  }
+  const mass = w.slice(0, n).reduce((a, x) => a + x, 0);
+  return new Map(kept.slice(0, n).map((v, i) => [v, w[i] / mass]));
+}
+
+/** Each token's share of u over a fine even grid of [0, 1). */
+function shares(logits: Float32Array, T: number, topK: number, topP: number, steps = 20000): Map<number, number> {
+  const out = new Map<number, number>();
+  for (let i = 0; i < steps; i++) {
+    const t = native.sampleToken(logits, logits.length, null, 1, T, topK, topP, (i + 0.5) / steps);
+    out.set(t, (out.get(t) ?? 0) + 1 / steps);
+  }
+  return out;
+}
+
+test('top-k and top-p keep the tokens the reference keeps, each drawn in proportion to its weight', () => {
+  const rng = new Rng(3);
+  const logits = Float32Array.from({ length: 3000 }, () => rng.normal() * 2);
+  logits[17] = logits[18] = 4.5; // a tie: the lower id comes first
+  for (const [T, topK, topP] of [
+    [0.95, 0, 0.7],
+    [0.7, 50, 1],
+    [1.3, 40, 0.9],
+    [0.5, 0, 0.05],
+    [1, 0, 1],
+  ] as const) {
+    const want = reference(logits, T, topK, topP);
+    const got = shares(logits, T, topK, topP);
+    // every token drawn is kept; every kept token with a share the grid can see is drawn
+    for (const v of got.keys()) assert.ok(want.has(v), `token ${v} drawn but not kept (T=${T} k=${topK} p=${topP})`);
+    for (const [v, share] of want)
+      if (share > 2 / 20000) assert.ok(got.has(v), `kept token ${v} never drawn (T=${T} k=${topK} p=${topP})`);
+    for (const [v, share] of want)
+      assert.ok(Math.abs((got.get(v) ?? 0) - share) <= 2e-4, `token ${v}: ${got.get(v)} vs ${share}`);
+  }
+});
+
+test('the repetition penalty divides seen positive scores and multiplies seen negative ones; a draw is reproducible', () => {
+  const logits = Float32Array.from([2, -2, 1.9, 0]);
+  const seen = Int32Array.from([0]);
+  // with a tiny top-p only the best token is kept: token 0 falls to 1.33 below token 2
+  assert.equal(native.sampleToken(logits, 4, seen, 1.5, 1, 0, 1e-6, 0.5), 2);
+  assert.equal(native.sampleToken(logits, 4, null, 1, 1, 0, 1e-6, 0.5), 0);
+  const big = Float32Array.from({ length: 152000 }, (_, i) => Math.sin(i) * 3);
+  const a = native.sampleToken(big, big.length, null, 1, 0.95, 0, 0.7, 0.123);
+  assert.equal(native.sampleToken(big, big.length, null, 1, 0.95, 0, 0.7, 0.123), a);
+  assert.throws(
+    () => native.sampleToken(logits, 4, Int32Array.from([9]), 1.5, 1, 0, 1, 0.5),
+    /a seen id is outside the vocabulary/,
+  );
+  assert.throws(() => native.sampleToken(logits, 4, null, 1, 0, 0, 1, 0.5), /needs temperature > 0/);
+});
