@@ -168,7 +168,7 @@ function load(): NativeAddon {
       {
         file,
         hint: forced
-          ? 'unset LMF_ISA or choose a path `lmf env` lists as supported'
+          ? 'unset LMF_ISA (the best path is then chosen), or name a lower one: avx2 runs on every supported x86-64 CPU'
           : 'rebuild it for this Node and CPU: `node scripts/build.mjs native` in the project folder (needs libdnnl-dev and g++)',
       },
     );

@@ -27,7 +27,8 @@ namespace {
 
 constexpr int64_t BQ = 64, BK = 64;
 // scratch slots (common.h) of the backward pass
-constexpr int kSlotQ = 100, kSlotDout = 101, kSlotDelta = 102, kSlotDk = 103, kSlotDv = 104, kSlotDq = 110;
+// (one dQ slot per thread from kSlotDq up: above every other kernel's slots, whatever the thread count)
+constexpr int kSlotQ = 100, kSlotDout = 101, kSlotDelta = 102, kSlotDk = 103, kSlotDv = 104, kSlotDq = 1000;
 
 struct Shape : AttentionShape {
   int64_t group() const { return H / KV; }
