@@ -1,7 +1,7 @@
 /** The native addon (native/src), loaded once. Kernels take typed arrays over native memory and sizes. */
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from './version.js';
 import path from 'node:path';
 import { LmfError } from './errors.js';
 
@@ -146,9 +146,8 @@ function refuseCpuWithoutAvx2(): void {
 }
 
 function load(): NativeAddon {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
   // scripts/build.mjs puts the finished addon here, renamed into place whole
-  const file = path.join(root, 'build', 'lmf_native.node');
+  const file = path.join(packageRoot, 'build', 'lmf_native.node');
   if (!existsSync(file)) {
     throw new LmfError('native_missing', 'the native addon is not built', {
       file,

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { TrainConfig } from '../config/schema.js';
 import { writeFileAtomic, writeAll } from '../io/atomic.js';
-import { combinedDigest } from '../io/digest.js';
+import { combinedDigest, fileDigests, type FileDigest } from '../io/digest.js';
 import type { RowProblem } from './formats.js';
 import type { DataStats, ProcessedSet } from './pipeline.js';
 
@@ -27,14 +27,26 @@ export function cacheDir(): string {
   return process.env.LMF_CACHE ?? path.join(os.homedir(), '.cache', 'lmfactory', 'tokenized');
 }
 
+/** The files prepared data is made from, hashed once: for the cache key and the run manifest. */
+export interface DataInputs {
+  /** dataset_info.json, then every dataset file */
+  data: FileDigest[];
+  /** tokenizer.json and tokenizer_config.json; empty when the tokenizer has no folder */
+  tokenizer: FileDigest[];
+}
+
+export function dataInputs(c: TrainConfig, datasetPaths: string[], tokenizerDir: string | null): DataInputs {
+  return {
+    data: [path.join(c.dataset_dir, 'dataset_info.json'), ...datasetPaths].flatMap(fileDigests),
+    tokenizer: tokenizerDir
+      ? ['tokenizer.json', 'tokenizer_config.json'].flatMap((f) => fileDigests(path.join(tokenizerDir, f)))
+      : [],
+  };
+}
+
 /** The key of a prepared-data result; null when the inputs cannot be pinned down (no tokenizer folder). */
-export function cacheKey(
-  c: TrainConfig,
-  datasetPaths: string[],
-  tokenizerDir: string | null,
-  templateId: string,
-): string | null {
-  if (!tokenizerDir) return null;
+export function cacheKey(c: TrainConfig, inputs: DataInputs, templateId: string): string | null {
+  if (!inputs.tokenizer.length) return null;
   const h = createHash('sha256');
   h.update(
     JSON.stringify({
@@ -55,13 +67,7 @@ export function cacheKey(
       seed: c.seed,
     }),
   );
-  h.update(
-    combinedDigest([
-      path.join(c.dataset_dir, 'dataset_info.json'),
-      ...datasetPaths,
-      ...['tokenizer.json', 'tokenizer_config.json'].map((f) => path.join(tokenizerDir, f)),
-    ]),
-  );
+  h.update(combinedDigest([...inputs.data, ...inputs.tokenizer]));
   return h.digest('hex').slice(0, 32);
 }
 

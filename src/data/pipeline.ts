@@ -6,7 +6,7 @@
 import { LmfError } from '../errors.js';
 import type { TrainConfig } from '../config/schema.js';
 import { Rng } from '../tensor/random.js';
-import { cacheKey, readCache, writeCache } from './cache.js';
+import { cacheKey, dataInputs, readCache, writeCache, type DataInputs } from './cache.js';
 import { resolveDatasets, type DatasetAttr } from './dataset-info.js';
 import { checkColumns, convertRow, type RowProblem, type StageKind } from './formats.js';
 import { loadRows } from './loaders.js';
@@ -45,6 +45,8 @@ export interface PreparedData {
   tokenizer: TextTokenizer;
   /** true when the tokenised data came from the cache */
   fromCache: boolean;
+  /** the data and tokenizer files it was made from, with their hashes */
+  inputs: DataInputs;
 }
 
 export function stageKind(stage: TrainConfig['stage']): StageKind {
@@ -350,14 +352,14 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
     resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir).map((a) => [a.name, a]),
   );
   const templateId = templateFingerprint(template, tokenizer);
-  const key = cacheKey(
+  const inputs = dataInputs(
     c,
     [...attrs.values()].map((a) => a.path),
     tokenizer instanceof HfTokenizer ? tokenizer.dir : null,
-    templateId,
   );
+  const key = cacheKey(c, inputs, templateId);
   const cached = key && !c.overwrite_cache ? readCache(key) : null;
-  if (cached) return { ...cached, template, tokenizer, fromCache: true };
+  if (cached) return { ...cached, template, tokenizer, fromCache: true, inputs };
   const rng = new Rng(c.seed);
   const problems: RowProblem[] = [];
   const counts = { read: 0 };
@@ -399,5 +401,5 @@ export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<
   stats.lengths = lengthsOf(train);
   const evalSet = evalItems.length ? await processAll(kind, evalItems, template, tokenizer, c) : null;
   if (key) writeCache(key, { train, eval: evalSet, problems, stats });
-  return { train, eval: evalSet, problems, stats, template, tokenizer, fromCache: false };
+  return { train, eval: evalSet, problems, stats, template, tokenizer, fromCache: false, inputs };
 }

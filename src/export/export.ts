@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
 import { writeTextAtomic } from '../io/atomic.js';
-import { alive, ensureDir, refuseOverlap, removeStaleTemps } from '../io/dirs.js';
+import { alive, ensureDir, refuseOverlap, removeStaleTemps, tempPath } from '../io/dirs.js';
 import { readManifest, writeManifest } from '../io/manifest.js';
 import { loadInference } from '../infer/load.js';
 import { saveModelFolder } from '../models/save.js';
@@ -61,7 +61,7 @@ export function exportModel(c: TrainConfig, print: (line: string) => void = () =
   });
   ensureDir(path.dirname(target), 'export_dir');
   removeStaleTemps(path.dirname(target), `${path.basename(target)}.tmp-`);
-  const tmp = `${target}.tmp-${process.pid}`;
+  const tmp = tempPath(target);
   try {
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);

@@ -2,12 +2,12 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { LmfError } from '../errors.js';
-import { ensureDir } from './dirs.js';
+import { ensureDir, tempPath } from './dirs.js';
 
 /** Calls write(fd) on a temporary file and moves it into place only if everything was written. */
 export function writeFileAtomic(file: string, write: (fd: number) => void): void {
   ensureDir(path.dirname(file));
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = tempPath(file);
   let fd: number | null = null;
   try {
     fd = openSync(tmp, 'w');

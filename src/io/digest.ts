@@ -20,9 +20,9 @@ export function fileDigests(p: string): FileDigest[] {
   return [{ file: p, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }];
 }
 
-/** One digest over several inputs' digests (names included). */
-export function combinedDigest(paths: string[]): string {
+/** One digest over several files' digests (names included). */
+export function combinedDigest(digests: FileDigest[]): string {
   const h = createHash('sha256');
-  for (const p of paths) for (const d of fileDigests(p)) h.update(`${d.file}\0${d.sha256}\0`);
+  for (const d of digests) h.update(`${d.file}\0${d.sha256}\0`);
   return h.digest('hex');
 }

@@ -149,6 +149,11 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** Where this process writes `target` before renaming it into place: `NAME.tmp-PID`, as removeStaleTemps knows it. */
+export function tempPath(target: string): string {
+  return `${target}.tmp-${process.pid}`;
+}
+
 /**
  * Removes `NAME.tmp-PID` files and folders in dir whose process is gone (left by a killed run of ours); with
  * `prefix`, only those whose NAME starts with it. Returns their names.

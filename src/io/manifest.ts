@@ -7,8 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { lmfVersion } from '../version.js';
+import { lmfVersion, packageRoot } from '../version.js';
 import { writeTextAtomic } from './atomic.js';
 
 export const MANIFEST = 'run.json';
@@ -27,9 +26,8 @@ let commit: string | null | undefined;
 
 function lmfCommit(): string | null {
   if (commit === undefined) {
-    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-    const r = existsSync(path.join(root, '.git'))
-      ? spawnSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8' })
+    const r = existsSync(path.join(packageRoot, '.git'))
+      ? spawnSync('git', ['-C', packageRoot, 'rev-parse', 'HEAD'], { encoding: 'utf8' })
       : null;
     commit = r?.status === 0 ? r.stdout.trim() : null;
   }

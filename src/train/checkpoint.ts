@@ -8,6 +8,7 @@ import path from 'node:path';
 import { LmfError } from '../errors.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { writeTextAtomic } from '../io/atomic.js';
+import { tempPath } from '../io/dirs.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { AdamW } from './adamw.js';
 import type { LogRecord } from './trainer-log.js';
@@ -81,7 +82,7 @@ export function saveCheckpoint(
   keep: number | undefined,
 ): string {
   const final = path.join(outputDir, `checkpoint-${state.global_step}`);
-  const tmp = `${final}.tmp-${process.pid}`;
+  const tmp = tempPath(final);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   writeModel(tmp);

@@ -3,22 +3,18 @@
  * tokenizer and template), and its check that a named template renders as the tokenizer's chat_template.
  */
 import { createHash } from 'node:crypto';
-import path from 'node:path';
 import type { TrainConfig } from '../config/schema.js';
-import { resolveDatasets } from '../data/dataset-info.js';
 import { templateFingerprint, type PreparedData } from '../data/pipeline.js';
 import { templateMismatch } from '../data/templates/compare.js';
-import { combinedDigest, fileDigests } from '../io/digest.js';
+import { combinedDigest } from '../io/digest.js';
 import { writeManifest } from '../io/manifest.js';
 import { native } from '../native.js';
 
 export function writeTrainManifest(c: TrainConfig, data: PreparedData): void {
-  const datasets = resolveDatasets([...(c.dataset ?? []), ...(c.eval_dataset ?? [])], c.dataset_dir);
+  // the digests prepareData made for its cache key: no data file is read twice
   writeManifest(c.output_dir, 'train', c, {
-    data: [path.join(c.dataset_dir, 'dataset_info.json'), ...datasets.map((d) => d.path)].flatMap(fileDigests),
-    tokenizer_sha256: combinedDigest(
-      ['tokenizer.json', 'tokenizer_config.json'].map((f) => path.join(c.model_name_or_path, f)),
-    ),
+    data: data.inputs.data,
+    tokenizer_sha256: combinedDigest(data.inputs.tokenizer),
     template: {
       name: data.template.name,
       sha256: createHash('sha256').update(templateFingerprint(data.template, data.tokenizer)).digest('hex'),

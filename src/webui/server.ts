@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../version.js';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { stringify } from 'yaml';
@@ -23,8 +23,6 @@ import { BusyError, JobRunner, type JobKind } from './jobs.js';
 import { PathGuard, pathKeys } from './paths.js';
 import type { DatasetInfo, ModelInfo } from '../wire.js';
 import { ensureDir } from '../io/dirs.js';
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface WebuiOptions {
   host: string;
@@ -99,7 +97,7 @@ function readJsonFile(file: string): unknown {
 export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
   const guard = new PathGuard([process.cwd(), ...o.roots]);
   const boardDir = path.resolve(o.boardDir ?? 'lmfactory_board');
-  const lmfBin = path.join(root, 'bin', 'lmf.js');
+  const lmfBin = path.join(packageRoot, 'bin', 'lmf.js');
   const jobs = new JobRunner(boardDir, lmfBin);
   const chat = new ChatProcess(boardDir, lmfBin);
   const app = Fastify({ bodyLimit: 1024 * 1024 });
@@ -324,7 +322,7 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     reply.raw.end();
   });
 
-  const dist = path.join(root, 'web', 'dist');
+  const dist = path.join(packageRoot, 'web', 'dist');
   if (existsSync(dist)) await app.register(fastifyStatic, { root: dist });
   else
     app.get('/', async () => {
