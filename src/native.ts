@@ -41,12 +41,23 @@ export interface NativeAddon {
   dropout(x: F32, out: F32, n: number, p: number, seed: number): void;
   swigluForward(gate: F32, up: F32, out: F32, n: number): void;
   swigluBackward(gate: F32, up: F32, dout: F32, dgate: F32, dup: F32, n: number): void;
+  gegluForward(gate: F32, up: F32, out: F32, n: number): void;
+  gegluBackward(gate: F32, up: F32, dout: F32, dgate: F32, dup: F32, n: number): void;
   embeddingForward(ids: I32, table: Buf, out: F32, n: number, c: number, dtype: number): void;
   embeddingBackward(ids: I32, dout: F32, dtable: F32, n: number, c: number, paddingIdx: number): void;
   rmsnormForward(x: F32, w: F32, out: F32, rstd: F32 | null, rows: number, c: number, eps: number): void;
   rmsnormBackward(dout: F32, x: F32, w: F32, rstd: F32, dx: F32, dw: F32 | null, rows: number, c: number): void;
   ropeTable(positions: I32, invFreq: F32, cos: F32, sin: F32, tokens: number, half: number): void;
-  rope(x: F32, cos: F32, sin: F32, tokens: number, heads: number, headDim: number, inverse: boolean): void;
+  rope(
+    x: F32,
+    cos: F32,
+    sin: F32,
+    tokens: number,
+    heads: number,
+    headDim: number,
+    rotaryDim: number,
+    inverse: boolean,
+  ): void;
   attentionForward(
     q: F32,
     k: F32,
@@ -63,6 +74,8 @@ export interface NativeAddon {
     segQ: I32 | null,
     segK: I32 | null,
     scale: number,
+    window: number,
+    softcap: number,
   ): void;
   attentionBackward(
     q: F32,
@@ -84,6 +97,8 @@ export interface NativeAddon {
     segQ: I32 | null,
     segK: I32 | null,
     scale: number,
+    window: number,
+    softcap: number,
   ): void;
   lmHeadCrossEntropy(
     x: F32,

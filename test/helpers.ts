@@ -8,6 +8,14 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const fixtures = path.resolve(root, '..', 'shared', 'fixtures');
 export const tinyDir = path.join(fixtures, 'llama-tiny');
 
+/** One tiny fixture per model family beyond LLaMA, written by reference/torch/golden_families.py. */
+export const familyFixtureDirs = ['qwen3-tiny', 'gemma3-tiny', 'phi3-tiny', 'smollm3-tiny'].map((name) =>
+  path.join(root, 'test', 'fixtures', name),
+);
+
+/** Every golden fixture: LLaMA's (shared) and each family's. */
+export const goldenFixtureDirs = [tinyDir, ...familyFixtureDirs];
+
 export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
@@ -33,7 +41,7 @@ export async function makeTinyModelFolder(
   seed = 1,
 ): Promise<string> {
   const { parseModelConfig } = await import('../src/models/config.js');
-  const { initLlama } = await import('../src/models/init.js');
+  const { initModel } = await import('../src/models/init.js');
   const { saveModelFolder } = await import('../src/models/save.js');
   const { copyFileSync } = await import('node:fs');
   const config = parseModelConfig(
@@ -52,7 +60,7 @@ export async function makeTinyModelFolder(
     },
     dir,
   );
-  const m = initLlama(config, 'f32', seed);
+  const m = initModel(config, 'f32', seed);
   saveModelFolder(m, dir, { dtype: 'F32' });
   m.dispose();
   for (const f of ['tokenizer.json', 'tokenizer_config.json'])

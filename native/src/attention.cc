@@ -6,11 +6,15 @@
 namespace lmf {
 
 namespace {
-// The shape at info[first..first+9] (B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale), checked: sizes
-// positive, heads a multiple of key/value heads, segment ids for both sides or neither and as long as the rows.
+// The shape at info[first..first+11] (B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale, window, softcap),
+// checked: sizes positive, heads a multiple of key/value heads, segment ids for both sides or neither and as long
+// as the rows, window and softcap not negative (0 = none).
 AttentionShape shapeAt(Args& a, const Napi::CallbackInfo& info, int first) {
   AttentionShape s{a.size(first), a.size(first + 1), a.size(first + 2), a.size(first + 3), a.size(first + 4),
                    a.size(first + 5), a.size(first + 6), nullptr, nullptr, static_cast<float>(a.number(first + 9))};
+  s.window = a.size(first + 10);
+  s.softcap = static_cast<float>(a.number(first + 11));
+  a.check(s.window >= 0 && s.softcap >= 0.0f, "window and softcap must not be negative");
   a.check(s.B > 0 && s.Tq > 0 && s.Tk > 0 && s.H > 0 && s.KV > 0 && s.D > 0 && s.H % s.KV == 0 && s.qOffset >= 0,
           "sizes must be positive and heads a multiple of key/value heads");
   bool segQ = !(info[first + 7].IsNull() || info[first + 7].IsUndefined());
@@ -22,7 +26,7 @@ AttentionShape shapeAt(Args& a, const Napi::CallbackInfo& info, int first) {
 }
 }  // namespace
 
-// attentionForward(q, k, v, out, lse|null, B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale)
+// attentionForward(q, k, v, out, lse|null, B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale, window, softcap)
 static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Args a(info, "attention");
   AttentionShape s = shapeAt(a, info, 5);
@@ -36,7 +40,7 @@ static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, B, Tq, Tk, H, KV, D, qOffset, segQ, segK, scale)
+// attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, B, Tq, Tk, H, KV, D, qOffset, segQ, segK, scale, window, softcap)
 static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Args a(info, "attention");
   AttentionShape s = shapeAt(a, info, 9);

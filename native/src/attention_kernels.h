@@ -3,8 +3,10 @@
 // backward pass recomputes the scores block by block from it.
 //
 // Layouts: q, out, dq [B, Tq, H, D]; k, v, dk, dv [B, Tk, KV, D]; lse [B, H, Tq].
-// Query i (0-based) stands at key position i + qOffset; it sees key j when j <= i + qOffset and, when
-// segment ids are given, when both tokens belong to the same segment (packed sequences, padding).
+// Query i (0-based) stands at key position i + qOffset; it sees key j when j <= i + qOffset, when j is less
+// than `window` positions back (sliding-window layers; window 0 = unlimited) and, when segment ids are given,
+// when both tokens belong to the same segment (packed sequences, padding). With a softcap the scores become
+// softcap * tanh(score / softcap) before the softmax, and the backward pass multiplies by the tanh's slope.
 // Query head h reads key/value head h / (H / KV), as Hugging Face's repeat_kv.
 //
 // Plain pointers and sizes, compiled once per instruction set inside LMF_ISA_NS (native/src/isa/*.cc): the
@@ -35,11 +37,31 @@ struct Shape : AttentionShape {
   int64_t qRow(int64_t b, int64_t i, int64_t h) const { return ((b * Tq + i) * H + h) * D; }
   int64_t kRow(int64_t b, int64_t j, int64_t g) const { return ((b * Tk + j) * KV + g) * D; }
   bool visible(int64_t b, int64_t i, int64_t j) const {
-    return j <= i + qOffset && (!segQ || segQ[b * Tq + i] == segK[b * Tk + j]);
+    return j <= i + qOffset && (window == 0 || i + qOffset - j < window) &&
+           (!segQ || segQ[b * Tq + i] == segK[b * Tk + j]);
   }
   // Number of keys the last query of [i0, i0+n) can see: the key range a query block has to visit.
   int64_t keyEnd(int64_t i0, int64_t n) const { return std::min(Tk, i0 + n + qOffset); }
+  // The first key the first query of a block can see, rounded down to a key block.
+  int64_t keyBegin(int64_t i0) const {
+    if (window == 0) return 0;
+    int64_t j = std::max<int64_t>(0, i0 + qOffset - window + 1);
+    return j / BK * BK;
+  }
+  // One past the last query that can see a key of [j0, j0+nk).
+  int64_t queryEnd(int64_t j0, int64_t nk) const {
+    return window == 0 ? Tq : std::min(Tq, j0 + nk - 1 + window - qOffset);
+  }
 };
+
+// Soft-capping of a block of scores in place; `slope` (when given) receives d capped / d raw = 1 - tanh^2.
+void softcapScores(float* s, int64_t n, float cap, float* slope) {
+  for (int64_t j = 0; j < n; j++) {
+    float t = std::tanh(s[j] / cap);
+    s[j] = cap * t;
+    if (slope) slope[j] = 1.0f - t * t;
+  }
+}
 
 // Copies n rows of D values, strided by `stride`, into a contiguous [n, D] block, times `mul`.
 void gather(const float* src, int64_t stride, int64_t n, int64_t D, float mul, float* dst) {
@@ -53,14 +75,14 @@ void gatherT(const float* src, int64_t stride, int64_t n, int64_t D, float* dst)
     for (int64_t d = 0; d < D; d++) dst[d * BK + r] = src[r * stride + d];
 }
 // True when every key of [j0, j0+nk) is visible to every query of [i0, i0+nq): no mask needed.
-bool fullyVisible(const Shape& sh, int64_t i0, int64_t j0, int64_t nk) {
-  return !sh.segQ && j0 + nk - 1 <= i0 + sh.qOffset;
+bool fullyVisible(const Shape& sh, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
+  return !sh.segQ && j0 + nk - 1 <= i0 + sh.qOffset && (sh.window == 0 || i0 + nq - 1 + sh.qOffset - j0 < sh.window);
 }
 
 // P = exp(S - lse) on visible entries, 0 elsewhere (and past nk).
 void probabilities(const Shape& sh, int64_t b, int64_t i0, int64_t nq, int64_t j0, int64_t nk, const float* lse,
                    const float* S, float* P) {
-  bool full = fullyVisible(sh, i0, j0, nk);
+  bool full = fullyVisible(sh, i0, nq, j0, nk);
   for (int64_t i = 0; i < nq; i++) {
     float l = lse[i0 + i];
     const float* s = S + i * BK;
@@ -95,12 +117,13 @@ void attentionForward(const float* q, const float* k, const float* v, float* out
       std::fill(m.begin(), m.end(), -INFINITY);
       std::fill(l.begin(), l.end(), 0.0f);
       int64_t kEnd = sh.keyEnd(i0, nq);
-      for (int64_t j0 = 0; j0 < kEnd; j0 += BK) {
+      for (int64_t j0 = sh.keyBegin(i0); j0 < kEnd; j0 += BK) {
         int64_t nk = std::min(BK, kEnd - j0);
         gatherT(k + sh.kRow(b, j0, g), sh.KV * D, nk, D, kt.data());
         gather(v + sh.kRow(b, j0, g), sh.KV * D, nk, D, 1.0f, vb.data());
         tileGemm(qs.data(), D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
-        bool full = fullyVisible(sh, i0, j0, nk);
+        if (sh.softcap > 0.0f) softcapScores(s.data(), BQ * BK, sh.softcap, nullptr);
+        bool full = fullyVisible(sh, i0, nq, j0, nk);
         for (int64_t i = 0; i < nq; i++) {
           float* si = s.data() + i * BK;
           float* pi = p.data() + i * BK;
@@ -180,6 +203,7 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
     float* myDQ = dQ[omp_get_thread_num()];
     std::fill(myDQ, myDQ + headSize, 0.0f);
     std::vector<float> kt(D * BK), vt(D * BK), kb(BK * D), s(BQ * BK), p(BQ * BK), dK(BK * D), dV(BK * D);
+    std::vector<float> slope(sh.softcap > 0.0f ? BQ * BK : 0);
     // static round-robin: each task always lands on the same thread in the same order, so the
     // per-thread dQ sums (and the whole backward) are bit-for-bit reproducible
 #pragma omp for schedule(static, 1)
@@ -197,11 +221,13 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
       std::fill(dK.begin(), dK.end(), 0.0f);
       std::fill(dV.begin(), dV.end(), 0.0f);
       int64_t iFirst = std::max<int64_t>(0, j0 - sh.qOffset);  // earlier queries cannot see this block
-      for (int64_t i0 = (iFirst / BQ) * BQ; i0 < Tq; i0 += BQ) {
+      int64_t iEnd = sh.queryEnd(j0, nk);  // later queries are past the window
+      for (int64_t i0 = (iFirst / BQ) * BQ; i0 < iEnd; i0 += BQ) {
         int64_t nq = std::min(BQ, Tq - i0);
         const float* qi = qh + i0 * D;
         const float* dOi = dOh + i0 * D;
         tileGemm(qi, D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
+        if (sh.softcap > 0.0f) softcapScores(s.data(), BQ * BK, sh.softcap, slope.data());
         probabilities(sh, b, i0, nq, j0, nk, lse, s.data(), p.data());
         tileGemm<true>(p.data(), BK, dOi, D, dV.data(), D, nk, D, nq, true);  // dV += P^T dO
         tileGemm(dOi, D, vt.data(), BK, s.data(), BK, nq, BK, D, false);      // s <- dP = dO V^T
@@ -211,6 +237,11 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
           const float* dpi = s.data() + i * BK;
 #pragma omp simd
           for (int64_t j = 0; j < BK; j++) pi[j] *= dpi[j] - di;  // p <- dS
+          if (sh.softcap > 0.0f) {
+            const float* sl = slope.data() + i * BK;
+#pragma omp simd
+            for (int64_t j = 0; j < BK; j++) pi[j] *= sl[j];  // through the cap to the raw score
+          }
         }
         tileGemm<true>(p.data(), BK, qi, D, dK.data(), D, nk, D, nq, true);        // dK += dS^T q (q pre-scaled)
         tileGemm(p.data(), BK, kb.data(), D, dQh + i0 * D, D, nq, D, nk, true);  // dQ += dS K

@@ -90,6 +90,32 @@ static Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// gegluForward(gate, up, out, n)
+static Napi::Value GegluForward(const Napi::CallbackInfo& info) {
+  Args a(info, "gegluForward");
+  int64_t n = a.size(3);
+  a.check(n >= 0, "needs n >= 0");
+  const float* g = a.buffer<float>(0, n, "gate");
+  const float* u = a.buffer<float>(1, n, "up");
+  float* out = a.buffer<float>(2, n, "out");
+  if (a.ok()) gegluForward(g, u, out, n);
+  return info.Env().Undefined();
+}
+
+// gegluBackward(gate, up, dout, dgate, dup, n)
+static Napi::Value GegluBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "gegluBackward");
+  int64_t n = a.size(5);
+  a.check(n >= 0, "needs n >= 0");
+  const float* g = a.buffer<float>(0, n, "gate");
+  const float* u = a.buffer<float>(1, n, "up");
+  const float* dout = a.buffer<float>(2, n, "dout");
+  float* dg = a.buffer<float>(3, n, "dgate");
+  float* du = a.buffer<float>(4, n, "dup");
+  if (a.ok()) gegluBackward(g, u, dout, dg, du, n);
+  return info.Env().Undefined();
+}
+
 // embeddingForward(ids, table, out, N, C, dtype): every id is checked against the table's rows first
 static Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -150,6 +176,8 @@ void registerElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("dropout", Napi::Function::New(env, Dropout));
   exports.Set("swigluForward", Napi::Function::New(env, SwigluForward));
   exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward));
+  exports.Set("gegluForward", Napi::Function::New(env, GegluForward));
+  exports.Set("gegluBackward", Napi::Function::New(env, GegluBackward));
   exports.Set("embeddingForward", Napi::Function::New(env, EmbeddingForward));
   exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
 }

@@ -1,4 +1,4 @@
-// Element-wise kernels: dtype conversion, non-finite count, scaled adds, SwiGLU, embedding gather and
+// Element-wise kernels: dtype conversion, non-finite count, scaled adds, SwiGLU, GeGLU, embedding gather and
 // scatter-add, dropout. Plain pointers and sizes; elementwise.cc binds them.
 #pragma once
 #include <omp.h>
@@ -69,6 +69,29 @@ inline void swigluBackward(const float* g, const float* u, const float* dout, fl
     float d = dout[i];
     du[i] = d * g[i] * s;
     dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
+  }
+}
+
+// GELU with the tanh approximation, as 0.5x(1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi)(x + 0.044715x^3).
+constexpr float kGeluC = 0.7978845608028654f, kGeluA = 0.044715f;
+
+// out = gelu_tanh(gate) * up (Gemma's GeGLU)
+inline void gegluForward(const float* g, const float* u, float* out, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float x = g[i];
+    out[i] = x * sigmoid(2.0f * kGeluC * (x + kGeluA * x * x * x)) * u[i];
+  }
+}
+
+inline void gegluBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float x = g[i], d = dout[i];
+    float s = sigmoid(2.0f * kGeluC * (x + kGeluA * x * x * x));
+    float slope = s + x * s * (1.0f - s) * 2.0f * kGeluC * (1.0f + 3.0f * kGeluA * x * x);
+    du[i] = d * x * s;
+    dg[i] = d * u[i] * slope;
   }
 }
 

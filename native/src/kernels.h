@@ -16,6 +16,10 @@ struct AttentionShape {
   const int32_t* segQ;
   const int32_t* segK;
   float scale;
+  // keys further back than this from the query are hidden (sliding-window layers); 0 = no window
+  int64_t window = 0;
+  // scores pass through softcap * tanh(score / softcap) before the softmax (Gemma 2); 0 = none
+  float softcap = 0.0f;
 };
 
 #define LMF_DECLARE_KERNELS(ns)                                                                                    \

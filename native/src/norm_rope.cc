@@ -46,15 +46,16 @@ static Napi::Value RopeTable(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// rope(x, cos, sin, tokens, heads, headDim, inverse)
+// rope(x, cos, sin, tokens, heads, headDim, rotaryDim, inverse)
 static Napi::Value Rope(const Napi::CallbackInfo& info) {
   Args a(info, "rope");
-  int64_t N = a.size(3), H = a.size(4), D = a.size(5);
-  a.check(N >= 0 && H > 0 && D > 0 && D % 2 == 0, "needs tokens >= 0, heads > 0 and an even headDim");
+  int64_t N = a.size(3), H = a.size(4), D = a.size(5), R = a.size(6);
+  a.check(N >= 0 && H > 0 && R > 0 && R % 2 == 0 && R <= D,
+          "needs tokens >= 0, heads > 0 and an even rotaryDim no larger than headDim");
   float* x = a.buffer<float>(0, N * H * D, "x");
-  const float* cs = a.buffer<float>(1, N * (D / 2), "cos");
-  const float* sn = a.buffer<float>(2, N * (D / 2), "sin");
-  if (a.ok()) rope(x, cs, sn, N, H, D, boolean(info[6]));
+  const float* cs = a.buffer<float>(1, N * (R / 2), "cos");
+  const float* sn = a.buffer<float>(2, N * (R / 2), "sin");
+  if (a.ok()) rope(x, cs, sn, N, H, D, R, boolean(info[7]));
   return info.Env().Undefined();
 }
 

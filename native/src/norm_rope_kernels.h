@@ -69,10 +69,11 @@ inline void ropeTable(const int32_t* pos, const float* invFreq, float* cs, float
     }
 }
 
-// Rotates x [tokens, heads, headDim] in place (rotate-half); inverse rotates by -angle: the backward pass.
-inline void rope(float* x, const float* cs, const float* sn, int64_t N, int64_t H, int64_t D, bool inverse) {
+// Rotates the first R values of each head of x [tokens, heads, headDim D] in place (rotate-half over R; R < D
+// is partial rotary, the rest of the head passes through); inverse rotates by -angle: the backward pass.
+inline void rope(float* x, const float* cs, const float* sn, int64_t N, int64_t H, int64_t D, int64_t R, bool inverse) {
   const float sign = inverse ? -1.0f : 1.0f;
-  int64_t half = D / 2;
+  int64_t half = R / 2;
 #pragma omp parallel for if (N * H * D > 16384) schedule(static)
   for (int64_t t = 0; t < N; t++) {
     const float* c = cs + t * half;

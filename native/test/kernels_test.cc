@@ -63,6 +63,8 @@ void testGemv(const KernelTable& t) {
 struct Case {
   int64_t B, Tq, Tk, H, KV, D, qOffset;
   bool segments;
+  int64_t window = 0;
+  float softcap = 0.0f;
 };
 
 // Plain attention in double: out, lse and, given dout, the gradients.
@@ -81,15 +83,21 @@ void reference(const Case& c, const std::vector<float>& q, const std::vector<flo
       for (int64_t i = 0; i < c.Tq; i++) {
         int64_t g = h / group;
         const float* qi = &q[((b * c.Tq + i) * c.H + h) * D];
-        std::vector<double> s(c.Tk, -INFINITY), p(c.Tk, 0);
+        std::vector<double> s(c.Tk, -INFINITY), p(c.Tk, 0), slope(c.Tk, 1);
         double mx = -INFINITY;
         for (int64_t j = 0; j < c.Tk; j++) {
-          bool visible = j <= i + c.qOffset && (!c.segments || sq[b * c.Tq + i] == sk[b * c.Tk + j]);
+          bool visible = j <= i + c.qOffset && (c.window == 0 || i + c.qOffset - j < c.window) &&
+                         (!c.segments || sq[b * c.Tq + i] == sk[b * c.Tk + j]);
           if (!visible) continue;
           const float* kj = &k[((b * c.Tk + j) * c.KV + g) * D];
           double dot = 0;
           for (int64_t d = 0; d < D; d++) dot += static_cast<double>(qi[d]) * kj[d];
           s[j] = dot * scale;
+          if (c.softcap > 0) {
+            double t = std::tanh(s[j] / c.softcap);
+            s[j] = c.softcap * t;
+            slope[j] = 1 - t * t;
+          }
           mx = std::max(mx, s[j]);
         }
         double sum = 0;
@@ -110,7 +118,7 @@ void reference(const Case& c, const std::vector<float>& q, const std::vector<flo
           delta += p[j] * dp[j];
         }
         for (int64_t j = 0; j < c.Tk; j++) {
-          double ds = p[j] * (dp[j] - delta) * scale;
+          double ds = p[j] * (dp[j] - delta) * slope[j] * scale;
           const float* kj = &k[((b * c.Tk + j) * c.KV + g) * D];
           for (int64_t d = 0; d < D; d++) {
             dq[((b * c.Tq + i) * c.H + h) * D + d] += ds * kj[d];
@@ -121,7 +129,12 @@ void reference(const Case& c, const std::vector<float>& q, const std::vector<flo
 }
 
 void testAttention(const KernelTable& t) {
-  const Case cases[] = {{2, 70, 70, 4, 2, 16, 0, false}, {1, 5, 133, 4, 1, 32, 128, false}, {2, 90, 90, 2, 2, 16, 0, true}};
+  const Case cases[] = {{2, 70, 70, 4, 2, 16, 0, false},
+                        {1, 5, 133, 4, 1, 32, 128, false},
+                        {2, 90, 90, 2, 2, 16, 0, true},
+                        {1, 200, 200, 2, 1, 16, 0, false, 70},         // sliding window across key blocks
+                        {1, 3, 150, 2, 2, 16, 147, false, 40},          // window with a cache
+                        {2, 80, 80, 2, 1, 16, 0, true, 30, 2.5f}};      // window, packing and a softcap
   for (const Case& c : cases) {
     std::vector<float> q = randn(c.B * c.Tq * c.H * c.D), k = randn(c.B * c.Tk * c.KV * c.D), v = randn(k.size());
     std::vector<float> dout = randn(q.size());
@@ -130,14 +143,15 @@ void testAttention(const KernelTable& t) {
     for (int64_t j = 0; j < c.B * c.Tk; j++) sk[j] = static_cast<int32_t>((j % c.Tk) / 37);
     float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
     AttentionShape shape{c.B, c.Tq, c.Tk, c.H, c.KV, c.D, c.qOffset, c.segments ? sq.data() : nullptr,
-                         c.segments ? sk.data() : nullptr, scale};
+                         c.segments ? sk.data() : nullptr, scale, c.window, c.softcap};
     std::vector<float> out(q.size()), lse(c.B * c.H * c.Tq), dq(q.size()), dk(k.size()), dv(v.size());
     t.attentionForward(q.data(), k.data(), v.data(), out.data(), lse.data(), shape);
     t.attentionBackward(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(), dv.data(), shape);
     std::vector<double> rOut, rLse, rDq, rDk, rDv;
     reference(c, q, k, v, sq, sk, scale, dout, rOut, rLse, rDq, rDk, rDv);
     std::string name = std::string(t.name) + " attention T" + std::to_string(c.Tq) + "x" + std::to_string(c.Tk) +
-                       (c.segments ? " packed" : "") + (c.qOffset ? " offset" : "");
+                       (c.segments ? " packed" : "") + (c.qOffset ? " offset" : "") +
+                       (c.window ? " window" + std::to_string(c.window) : "") + (c.softcap > 0 ? " softcap" : "");
     check(name + " out", out, rOut, 1e-5);
     check(name + " lse", lse, rLse, 1e-5);
     check(name + " dq", dq, rDq, 1e-4);

@@ -186,21 +186,24 @@ export function linearModules(model: CausalLM): [string, Linear][] {
   return out;
 }
 
-/** The projection names a target list can use: q_proj, k_proj, … down_proj. */
-export const projectionNames = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+/** The projection names a target list can use: q_proj, k_proj, … down_proj (Phi-3: qkv_proj, gate_up_proj). */
+export function projectionNames(model: CausalLM): string[] {
+  return [...new Set(model.layers[0].projections().map(([name]) => name.split('.').pop()!))];
+}
 
 /**
  * Attaches fresh LoRA layers to every matching projection and returns them by module name. The base
  * model is frozen; A and B want gradients.
  */
 export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<string, LoraLayer> {
+  const known = projectionNames(model);
   if (Array.isArray(s.targetModules)) {
     for (const t of s.targetModules) {
       const short = t.split('.').pop()!;
-      if (t !== 'all' && t !== 'all-linear' && !projectionNames.includes(short)) {
+      if (t !== 'all' && t !== 'all-linear' && !known.includes(short)) {
         throw new LmfError('bad_lora_target', `LoRA target "${t}" is not a projection of this model`, {
           key: 'lora_target',
-          hint: `use all, or some of: ${projectionNames.join(', ')}`,
+          hint: `use all, or some of: ${known.join(', ')}`,
         });
       }
     }
@@ -248,7 +251,7 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
   if (layers.size === 0) {
     throw new LmfError('bad_lora_target', `no module matches the LoRA targets ${JSON.stringify(s.targetModules)}`, {
       key: 'lora_target',
-      hint: `use all, or some of: ${projectionNames.join(', ')}`,
+      hint: `use all, or some of: ${known.join(', ')}`,
     });
   }
   for (const [, p] of model.namedParameters()) p.requiresGrad = false;

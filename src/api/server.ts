@@ -120,8 +120,7 @@ export function buildApiServer(m: InferenceModel, o: ApiOptions): FastifyInstanc
     const body = parsed.data;
     const conv = toConversation(body);
     const stop = typeof body.stop === 'string' ? [body.stop] : body.stop;
-    // a model with a sliding window (Mistral) attends at most that far: the context ends there
-    const limit = Math.min(m.model.config.maxPositions, m.model.config.slidingWindow ?? Infinity);
+    const limit = m.model.config.maxPositions;
     const system = conv.system ?? o.defaultSystem;
     const verdict = await checkPromptLength(
       m.tokenizer,

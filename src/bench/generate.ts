@@ -3,7 +3,7 @@
  * folder. Prefill: one call over the prompt (cold, then warm); decode: one token per call per sequence, timed
  * after the first.
  */
-import { initLlama, presetConfig } from '../models/init.js';
+import { initModel, presetConfig } from '../models/init.js';
 import { presets } from '../models/presets.js';
 import { loadModel } from '../models/registry.js';
 import { native } from '../native.js';
@@ -45,7 +45,7 @@ export interface GenerateBenchResult {
 
 export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
   const model =
-    o.model in presets ? initLlama(presetConfig(o.model), o.dtype, 0) : loadModel(o.model, { dtype: o.dtype }).model;
+    o.model in presets ? initModel(presetConfig(o.model), o.dtype, 0) : loadModel(o.model, { dtype: o.dtype }).model;
   try {
     const rng = new Rng(0);
     const V = model.config.vocabSize;

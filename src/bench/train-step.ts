@@ -5,9 +5,9 @@
  */
 import { attachLora } from '../adapters/lora.js';
 import { type ModelConfig } from '../models/config.js';
-import { initLlama, presetConfig } from '../models/init.js';
+import { initModel, presetConfig } from '../models/init.js';
 import { presets } from '../models/presets.js';
-import { shiftLabels, tokenWeights, type LlamaModel } from '../models/llama.js';
+import { shiftLabels, tokenWeights, type DecoderModel } from '../models/decoder.js';
 import { loadModel } from '../models/registry.js';
 import { native } from '../native.js';
 import { backward, noGrad } from '../tensor/autograd.js';
@@ -61,10 +61,10 @@ export function matmulParams(c: ModelConfig): number {
   return c.numLayers * (2 * C * qDim + 2 * C * kvDim + 3 * C * c.intermediateSize) + C * c.vocabSize;
 }
 
-function buildModel(o: BenchOptions): { model: LlamaModel; name: string } {
+function buildModel(o: BenchOptions): { model: DecoderModel; name: string } {
   // LoRA and inference in bf16 keep the frozen base in bf16; full bf16 keeps f32 master weights.
   const storage = o.dtype === 'bf16' && o.mode !== 'full' ? 'bf16' : 'f32';
-  if (o.model in presets) return { model: initLlama(presetConfig(o.model), storage, 0), name: o.model };
+  if (o.model in presets) return { model: initModel(presetConfig(o.model), storage, 0), name: o.model };
   return { model: loadModel(o.model, { dtype: storage }).model, name: o.model };
 }
 

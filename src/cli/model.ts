@@ -35,7 +35,7 @@ export function initCommand(): Command {
         vocab?: number;
         seed: number;
       }) => {
-        const [{ HfTokenizer }, { parseModelConfig }, { initLlama }, { saveModelFolder }, { ensureDir }] =
+        const [{ HfTokenizer }, { parseModelConfig }, { initModel }, { saveModelFolder }, { ensureDir }] =
           await Promise.all([
             import('../data/tokenizer.js'),
             import('../models/config.js'),
@@ -69,7 +69,7 @@ export function initCommand(): Command {
           pad_token_id: null,
           hidden_act: 'silu',
         };
-        const model = initLlama(parseModelConfig(raw, o.out), 'f32', o.seed);
+        const model = initModel(parseModelConfig(raw, o.out), 'f32', o.seed);
         ensureDir(o.out);
         saveModelFolder(model, o.out, { dtype: 'F32' });
         for (const f of ['tokenizer.json', 'tokenizer_config.json'])

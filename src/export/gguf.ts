@@ -10,6 +10,9 @@ import path from 'node:path';
 import { GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata } from '@huggingface/gguf';
 import { LmfError } from '../errors.js';
 import { writeAll, writeFileAtomic } from '../io/atomic.js';
+import type { ModelConfig } from '../models/config.js';
+import type { GgufLayout } from '../models/family.js';
+import { familyById } from '../models/families/index.js';
 import type { CausalLM } from '../models/registry.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../tensor/dtype.js';
 import { withScope, type Tensor } from '../tensor/tensor.js';
@@ -23,7 +26,7 @@ const ALIGN = 32;
 
 type Entry = { type: GGUFValueType; value: unknown; subType?: GGUFValueType };
 
-function hfToGgufName(name: string): string {
+function hfToGgufName(name: string, sandwichNorms: boolean): string {
   const fixed: Record<string, string> = {
     'model.embed_tokens.weight': 'token_embd.weight',
     'model.norm.weight': 'output_norm.weight',
@@ -33,7 +36,12 @@ function hfToGgufName(name: string): string {
   const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
   const parts: Record<string, string> = {
     input_layernorm: 'attn_norm',
-    post_attention_layernorm: 'ffn_norm',
+    // LLaMA's post-attention norm is the MLP's input norm; Gemma's normalises attention's output
+    post_attention_layernorm: sandwichNorms ? 'post_attention_norm' : 'ffn_norm',
+    pre_feedforward_layernorm: 'ffn_norm',
+    post_feedforward_layernorm: 'post_ffw_norm',
+    'self_attn.q_norm': 'attn_q_norm',
+    'self_attn.k_norm': 'attn_k_norm',
     'self_attn.q_proj': 'attn_q',
     'self_attn.k_proj': 'attn_k',
     'self_attn.v_proj': 'attn_v',
@@ -180,12 +188,31 @@ function ggufString(s: string): Uint8Array {
 
 const pad = (n: number) => (ALIGN - (n % ALIGN)) % ALIGN;
 
+/**
+ * The family's GGUF layout, when this model's options are ones the writer covers: one rotary setting on every
+ * layer, without scaling, windows or soft-capping (llama.cpp keeps those in keys this writer does not emit yet).
+ */
+function ggufLayout(c: ModelConfig): GgufLayout {
+  const family = familyById(c.family);
+  const refuse = (why: string) =>
+    new LmfError('export_unsupported', `GGUF export of ${family.title} models ${why}`, {
+      hint: 'export to a Hugging Face folder (export_dir) and convert it with llama.cpp',
+    });
+  if (!family.gguf) throw refuse('is not available yet');
+  const first = c.layerSpecs[0].rope;
+  if (c.layerSpecs.some((l) => l.window !== null || l.rope !== first) || !first)
+    throw refuse('with sliding windows or per-layer rotary settings is not available yet');
+  if (first.scaling || first.rotaryDim !== c.headDim)
+    throw refuse('with rope scaling or partial rotary is not available yet');
+  return family.gguf;
+}
+
 /** Writes `file` from the model (f32 weights) and the tokenizer files in `tokenizerDir`. */
 export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, type: GgufType, name: string): void {
   const c = model.config;
-  if (c.ropeScaling || c.slidingWindow !== null)
-    throw new LmfError('export_unsupported', 'GGUF export does not write rope scaling or sliding-window settings yet');
-  const arch = c.modelType === 'qwen2' ? 'qwen2' : 'llama';
+  const layout = ggufLayout(c);
+  const arch = layout.arch;
+  const rope = c.layerSpecs[0].rope!;
   const params = model.namedParameters().filter(([n]) => !(n === 'lm_head.weight' && c.tieWordEmbeddings));
   const tensors = params.map(([hfName, t]) => {
     const matrix = t.shape.length === 2;
@@ -198,7 +225,7 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
           : t.shape[1] % 32 === 0
             ? GGML.Q8_0
             : GGML.F16;
-    return { hfName, name: hfToGgufName(hfName), tensor: t, ggmlType };
+    return { hfName, name: hfToGgufName(hfName, c.sandwichNorms), tensor: t, ggmlType };
   });
   const meta: Record<string, Entry> = {
     'general.architecture': { type: GGUFValueType.STRING, value: arch },
@@ -214,7 +241,7 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
     [`${arch}.attention.key_length`]: { type: GGUFValueType.UINT32, value: c.headDim },
     [`${arch}.attention.value_length`]: { type: GGUFValueType.UINT32, value: c.headDim },
     [`${arch}.rope.dimension_count`]: { type: GGUFValueType.UINT32, value: c.headDim },
-    [`${arch}.rope.freq_base`]: { type: GGUFValueType.FLOAT32, value: c.ropeTheta },
+    [`${arch}.rope.freq_base`]: { type: GGUFValueType.FLOAT32, value: rope.theta },
     [`${arch}.attention.layer_norm_rms_epsilon`]: { type: GGUFValueType.FLOAT32, value: c.rmsNormEps },
     [`${arch}.vocab_size`]: { type: GGUFValueType.UINT32, value: c.vocabSize },
     ...tokenizerMetadata(tokenizerDir, model),
@@ -258,15 +285,16 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
     }
     writeAll(fd, new Uint8Array(pad(written)));
     tensors.forEach((t, i) => {
-      withScope(() => writeAll(fd, encode(values(t.hfName, t.tensor, arch, c.numHeads, c.numKvHeads), t.ggmlType)));
+      withScope(() => writeAll(fd, encode(values(t.hfName, t.tensor, layout, c.numHeads, c.numKvHeads), t.ggmlType)));
       writeAll(fd, new Uint8Array(pad(sizes[i])));
     });
   });
 }
 
-function values(hfName: string, t: Tensor, arch: string, heads: number, kvHeads: number): Float32Array {
+function values(hfName: string, t: Tensor, layout: GgufLayout, heads: number, kvHeads: number): Float32Array {
   const data = (t.dtype === 'f32' ? t : t.toF32()).data as Float32Array;
-  if (arch !== 'llama') return data;
+  if (layout.normShift && /norm\.weight$/.test(hfName)) return data.map((v) => v + layout.normShift);
+  if (!layout.interleaveQK) return data;
   if (/self_attn\.q_proj\.(weight|bias)$/.test(hfName))
     return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, heads);
   if (/self_attn\.k_proj\.(weight|bias)$/.test(hfName))

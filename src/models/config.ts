@@ -1,14 +1,15 @@
 /**
- * config.json of LLaMA-family models (model_type llama, mistral, qwen2), parsed with Hugging Face's
- * defaults, and the rotary frequencies it implies (default, linear and llama3 rope_scaling).
+ * A model's config.json, read the way its family's Hugging Face config class reads it: the keys every decoder
+ * shares are parsed here, the family (src/models/families/) fills its defaults and sets the architecture
+ * options the shared decoder block reads. Also the rotary frequencies a rope setting implies.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { LmfError } from '../errors.js';
 import { requireModelFolder } from '../io/dirs.js';
-
-export const supportedModelTypes = ['llama', 'mistral', 'qwen2'] as const;
+import type { Family } from './family.js';
+import { families, refusedModelTypes } from './families/index.js';
 
 const ropeScalingSchema = z
   .object({
@@ -18,8 +19,13 @@ const ropeScalingSchema = z
     low_freq_factor: z.number().optional(),
     high_freq_factor: z.number().optional(),
     original_max_position_embeddings: z.number().optional(),
+    short_factor: z.array(z.number()).optional(),
+    long_factor: z.array(z.number()).optional(),
+    attention_factor: z.number().optional(),
   })
   .loose();
+
+export type RopeScaling = z.infer<typeof ropeScalingSchema>;
 
 const rawConfigSchema = z
   .object({
@@ -51,8 +57,23 @@ const rawConfigSchema = z
 
 export type RawModelConfig = z.infer<typeof rawConfigSchema>;
 
-export interface ModelConfig {
-  modelType: (typeof supportedModelTypes)[number];
+/** Rotary frequencies: base and scaling (null: the default frequencies). */
+export interface RopeSpec {
+  theta: number;
+  scaling: RopeScaling | null;
+  /** values of each head that rotate (Phi-3's partial_rotary_factor; the head dim otherwise) */
+  rotaryDim: number;
+}
+
+/** What one layer does differently: its attention window and its rotary setting (null: no rotation). */
+export interface LayerSpec {
+  window: number | null;
+  rope: RopeSpec | null;
+}
+
+/** The keys every decoder family shares. */
+export interface BaseConfig {
+  modelType: string;
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -61,43 +82,74 @@ export interface ModelConfig {
   numKvHeads: number;
   headDim: number;
   rmsNormEps: number;
-  ropeTheta: number;
-  ropeScaling: z.infer<typeof ropeScalingSchema> | null;
   tieWordEmbeddings: boolean;
-  /** q, k, v biases (Qwen2 always has them) */
-  qkvBias: boolean;
-  oBias: boolean;
-  mlpBias: boolean;
   padTokenId: number | null;
   eosTokenIds: number[];
   bosTokenId: number | null;
   maxPositions: number;
-  /** Mistral-style sliding window, when the model uses one */
-  slidingWindow: number | null;
-  /** the file as read, written back unchanged (but for edits) when the model is saved */
+  /** the file as read (with the family's defaults filled in), written back unchanged but for edits */
   raw: Record<string, unknown>;
+}
+
+/** The architecture options a family sets; the shared block (decoder.ts) reads nothing else. */
+export interface ArchitectureOptions {
+  /** q, k, v biases; o_proj bias; MLP biases */
+  qkvBias: boolean;
+  oBias: boolean;
+  mlpBias: boolean;
+  /** q and k packed in one qkv_proj, gate and up in one gate_up_proj (Phi-3) */
+  fusedProjections: boolean;
+  /** norms scale by (1 + weight) (Gemma) rather than by weight */
+  normOffset: 0 | 1;
+  /** RMSNorm over head_dim on q and k before the rotation (Qwen3, Gemma 3) */
+  qkNorm: boolean;
+  /** norms after attention and around the MLP too (Gemma: four norms per layer) */
+  sandwichNorms: boolean;
+  activation: 'silu' | 'gelu_tanh';
+  /** embeddings are multiplied by this (Gemma: sqrt(hidden_size) in the weights' precision) */
+  embedScale: number;
+  /** attention scores are q·k times this */
+  attentionScale: number;
+  /** Gemma 2's soft-capping of attention scores and of the final logits; null = none */
+  attentionSoftcap: number | null;
+  finalSoftcap: number | null;
+  layerSpecs: LayerSpec[];
+}
+
+export interface ModelConfig extends BaseConfig, ArchitectureOptions {
+  /** the family's id in the registry (families/index.ts) */
+  family: string;
 }
 
 function bad(file: string, key: string, message: string, hint?: string): LmfError {
   return new LmfError('bad_model_config', message, { file, key, hint });
 }
 
+/** An LmfError about one key of config.json (families use it for their refusals). */
+export const configError = bad;
+
+export function familyOf(modelType: string, file: string): Family {
+  const family = families.find((f) => f.modelTypes.includes(modelType));
+  if (family) return family;
+  const refused = refusedModelTypes[modelType];
+  const supported = families.flatMap((f) => f.modelTypes).join(', ');
+  if (refused) throw bad(file, 'model_type', `model_type "${modelType}" is not supported: ${refused}`);
+  throw bad(file, 'model_type', `model_type "${modelType}" is not supported`, `supported: ${supported}`);
+}
+
 export function parseModelConfig(raw: unknown, file: string): ModelConfig {
-  const parsed = rawConfigSchema.safeParse(raw);
+  const typed = z.object({ model_type: z.string() }).loose().safeParse(raw);
+  if (!typed.success) throw bad(file, 'model_type', 'config.json has no model_type');
+  const family = familyOf(typed.data.model_type, file);
+  const withDefaults = { ...family.defaults, ...family.textConfig(typed.data, file) };
+  for (const [key, value] of Object.entries(withDefaults))
+    if (value === null && key in family.defaults) withDefaults[key] = family.defaults[key];
+  const parsed = rawConfigSchema.safeParse(withDefaults);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw bad(file, issue.path.join('.'), issue.message);
   }
   const c = parsed.data;
-  if (!(supportedModelTypes as readonly string[]).includes(c.model_type)) {
-    throw bad(
-      file,
-      'model_type',
-      `model_type "${c.model_type}" is not supported`,
-      `supported: ${supportedModelTypes.join(', ')} (LLaMA, Mistral, Qwen2/Qwen2.5 and models built on them such as SmolLM)`,
-    );
-  }
-  const modelType = c.model_type as ModelConfig['modelType'];
   const numKvHeads = c.num_key_value_heads ?? c.num_attention_heads;
   if (c.num_attention_heads % numKvHeads !== 0) {
     throw bad(
@@ -110,18 +162,10 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw bad(file, 'head_dim', `head_dim ${headDim} must be an even integer`);
   }
-  if ((c.hidden_act ?? 'silu') !== 'silu')
-    throw bad(file, 'hidden_act', `hidden_act "${c.hidden_act}" is not supported (silu only)`);
   if ((c.pretraining_tp ?? 1) !== 1) throw bad(file, 'pretraining_tp', 'pretraining_tp > 1 is not supported');
-  const scaling = c.rope_scaling ?? null;
-  const kind = scaling ? (scaling.rope_type ?? scaling.type ?? 'default') : 'default';
-  if (!['default', 'linear', 'llama3'].includes(kind)) {
-    throw bad(file, 'rope_scaling', `rope_scaling type "${kind}" is not supported`, 'supported: linear, llama3');
-  }
   const eos = c.eos_token_id;
-  const useWindow = modelType === 'mistral' || (modelType === 'qwen2' && c.use_sliding_window === true);
-  return {
-    modelType,
+  const base: BaseConfig = {
+    modelType: c.model_type,
     vocabSize: c.vocab_size,
     hiddenSize: c.hidden_size,
     intermediateSize: c.intermediate_size,
@@ -130,19 +174,14 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
     numKvHeads,
     headDim,
     rmsNormEps: c.rms_norm_eps ?? 1e-6,
-    ropeTheta: c.rope_theta ?? 10000,
-    ropeScaling: scaling,
     tieWordEmbeddings: c.tie_word_embeddings ?? false,
-    qkvBias: modelType === 'qwen2' ? true : (c.attention_bias ?? false),
-    oBias: modelType === 'qwen2' ? false : (c.attention_bias ?? false),
-    mlpBias: c.mlp_bias ?? false,
     padTokenId: c.pad_token_id ?? null,
     eosTokenIds: eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos],
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     maxPositions: c.max_position_embeddings ?? 2048,
-    slidingWindow: useWindow ? (c.sliding_window ?? null) : null,
     raw: raw as Record<string, unknown>,
   };
+  return { ...base, ...family.architecture(c, base, file), family: family.id };
 }
 
 export function readModelConfig(dir: string): ModelConfig {
@@ -166,29 +205,73 @@ export function readModelConfig(dir: string): ModelConfig {
   return parseModelConfig(raw, file);
 }
 
-/** Rotary inverse frequencies [headDim/2] in f32 arithmetic, as Hugging Face's rope init functions. */
-export function ropeInvFreq(c: ModelConfig): Float32Array {
-  const half = c.headDim / 2;
-  const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    inv[i] = Math.fround(1 / Math.fround(c.ropeTheta ** Math.fround((2 * i) / c.headDim)));
+/** The rope type a scaling block names ('default' when none). */
+export function ropeType(s: RopeScaling | null): string {
+  return s ? (s.rope_type ?? s.type ?? 'default') : 'default';
+}
+
+/** Refuses a rope type the engine does not compute, by name. */
+export function checkRopeType(s: RopeScaling | null, supported: readonly string[], file: string): void {
+  const kind = ropeType(s);
+  if (kind !== 'default' && !supported.includes(kind)) {
+    throw bad(
+      file,
+      'rope_scaling',
+      `rope_scaling type "${kind}" is not supported`,
+      `supported: ${supported.join(', ')}`,
+    );
   }
-  const s = c.ropeScaling;
-  const kind = s ? (s.rope_type ?? s.type ?? 'default') : 'default';
-  if (!s || kind === 'default') return inv;
+}
+
+/**
+ * Rotary inverse frequencies [rotaryDim/2] in f32 arithmetic and the factor cos and sin are multiplied by, as
+ * Hugging Face's rope init functions compute them for a sequence of `seqLen` positions (longrope picks its
+ * short or long factors by length).
+ */
+export function ropeInvFreq(
+  r: RopeSpec,
+  c: Pick<ModelConfig, 'maxPositions'>,
+  seqLen = 0,
+): { inv: Float32Array; attentionFactor: number } {
+  const dim = r.rotaryDim;
+  const half = dim / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = Math.fround(1 / Math.fround(r.theta ** Math.fround((2 * i) / dim)));
+  const s = r.scaling;
+  const kind = ropeType(s);
+  if (!s || kind === 'default') return { inv, attentionFactor: 1 };
   const factor = s.factor ?? 1;
-  if (kind === 'linear') return inv.map((f) => Math.fround(f / factor));
+  if (kind === 'linear') return { inv: inv.map((f) => Math.fround(f / factor)), attentionFactor: 1 };
+  if (kind === 'longrope') {
+    // Phi-3 keeps the pretrained length beside max_position_embeddings; the ratio is the extension factor
+    const original = s.original_max_position_embeddings ?? c.maxPositions;
+    const extension = s.original_max_position_embeddings ? c.maxPositions / original : factor;
+    const attentionFactor =
+      s.attention_factor ?? (extension <= 1 ? 1 : Math.sqrt(1 + Math.log(extension) / Math.log(original)));
+    const ext = seqLen > original ? s.long_factor : s.short_factor;
+    if (!ext || ext.length !== half) throw new Error(`longrope factors must have ${half} entries`);
+    const longInv = new Float32Array(half);
+    for (let i = 0; i < half; i++) {
+      longInv[i] = Math.fround(
+        1 / Math.fround(Math.fround(ext[i]) * Math.fround(r.theta ** Math.fround((2 * i) / dim))),
+      );
+    }
+    return { inv: longInv, attentionFactor };
+  }
   // llama3: long wavelengths divided by factor, short ones kept, a smooth blend between
   const lo = s.low_freq_factor ?? 1,
     hi = s.high_freq_factor ?? 4;
   const old = s.original_max_position_embeddings ?? 8192;
   const loWl = old / lo,
     hiWl = old / hi;
-  return inv.map((f) => {
-    const wl = (2 * Math.PI) / f;
-    if (wl < hiWl) return f;
-    if (wl > loWl) return Math.fround(f / factor);
-    const smooth = (old / wl - lo) / (hi - lo);
-    return Math.fround((1 - smooth) * (f / factor) + smooth * f);
-  });
+  return {
+    inv: inv.map((f) => {
+      const wl = (2 * Math.PI) / f;
+      if (wl < hiWl) return f;
+      if (wl > loWl) return Math.fround(f / factor);
+      const smooth = (old / wl - lo) / (hi - lo);
+      return Math.fround((1 - smooth) * (f / factor) + smooth * f);
+    }),
+    attentionFactor: 1,
+  };
 }

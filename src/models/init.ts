@@ -4,13 +4,13 @@
  */
 import { presets } from './presets.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
-import { buildLlama, type LlamaModel, type WeightDType } from './llama.js';
+import { buildDecoder, type DecoderModel, type WeightDType } from './decoder.js';
 import { Rng } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
-export function initLlama(config: ModelConfig, dtype: WeightDType, seed: number, std = 0.02): LlamaModel {
+export function initModel(config: ModelConfig, dtype: WeightDType, seed: number, std = 0.02): DecoderModel {
   const rng = new Rng(seed);
-  return buildLlama(
+  return buildDecoder(
     config,
     (name, shape, dt) => {
       // values go straight into native memory: a JavaScript copy of every weight would double the peak

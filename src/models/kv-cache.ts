@@ -5,6 +5,10 @@
  */
 import { native } from '../native.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { attentionOptions, type AttentionShape } from '../tensor/ops/attention.js';
+
+/** The layer's attention settings: head size, score scale, sliding window, softcap. */
+export type CachedAttention = Pick<AttentionShape, 'headDim' | 'scale' | 'window' | 'softcap'>;
 
 export class KvCache {
   /** tokens stored */
@@ -52,8 +56,9 @@ export class KvCache {
     from: number,
     n: number,
     heads: number,
-    headDim: number,
+    options: CachedAttention,
   ): void {
+    const headDim = options.headDim;
     const r = this.rowSize,
       qr = heads * headDim;
     this.keys[layer].set(k.data.subarray(from * r, (from + n) * r), this.length * r);
@@ -74,7 +79,7 @@ export class KvCache {
       this.length,
       null,
       null,
-      1 / Math.sqrt(headDim),
+      ...attentionOptions(options),
     );
   }
 

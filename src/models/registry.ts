@@ -1,15 +1,11 @@
-/** Model families by config.json model_type, and loading a Hugging Face folder into one. */
-import { readModelConfig, type ModelConfig } from './config.js';
-import { loadLlama, type BuildOptions, type LlamaModel } from './llama.js';
+/** Loading a Hugging Face folder into the decoder its family describes. */
+import { readModelConfig } from './config.js';
+import { loadDecoder, type BuildOptions, type DecoderModel } from './decoder.js';
+import { familyById } from './families/index.js';
 import { WeightFolder } from './weights.js';
 
-export type CausalLM = LlamaModel;
-
-const families: Record<ModelConfig['modelType'], (c: ModelConfig, w: WeightFolder, o: BuildOptions) => CausalLM> = {
-  llama: loadLlama,
-  mistral: loadLlama,
-  qwen2: loadLlama,
-};
+/** The causal language model every family loads into. */
+export type CausalLM = DecoderModel;
 
 export interface LoadedModel {
   model: CausalLM;
@@ -22,11 +18,13 @@ const derived = /(^|\.)rotary_emb\.inv_freq$/;
 
 export function loadModel(dir: string, opts: BuildOptions = { dtype: 'f32' }): LoadedModel {
   const config = readModelConfig(dir);
+  const family = familyById(config.family);
   const weights = WeightFolder.open(dir);
   try {
-    const model = families[config.modelType](config, weights, opts);
-    const used = new Set(model.namedParameters().map(([n]) => n));
-    if (config.tieWordEmbeddings) used.add('lm_head.weight');
+    const rename = family.checkpointName?.(weights.names()) ?? ((n: string) => n);
+    const model = loadDecoder(config, weights, opts, rename);
+    const used = new Set(model.namedParameters().map(([n]) => rename(n)));
+    if (config.tieWordEmbeddings) used.add(rename('lm_head.weight'));
     const unused = weights.names().filter((n) => !used.has(n) && !derived.test(n));
     return { model, unused };
   } finally {

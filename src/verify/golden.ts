@@ -6,7 +6,7 @@
 import { loadPeftAdapter } from '../adapters/peft.js';
 import { LmfError } from '../errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
-import { shiftLabels, tokenWeights } from '../models/llama.js';
+import { shiftLabels, tokenWeights } from '../models/decoder.js';
 import { loadModel } from '../models/registry.js';
 import { backward } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';

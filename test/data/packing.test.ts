@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { knapsack, packRows, padBatch } from '../../src/data/collator.js';
 import { parseModelConfig } from '../../src/models/config.js';
-import { initLlama } from '../../src/models/init.js';
+import { initModel } from '../../src/models/init.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { Rng } from '../../src/tensor/random.js';
 import { withScope } from '../../src/tensor/tensor.js';
@@ -26,7 +26,7 @@ test('greedy knapsack fills bins without exceeding the capacity and leaves no ex
 });
 
 test('a packed row gives every sequence the logits it has alone (positions restart, no cross attention)', () => {
-  const model = initLlama(
+  const model = initModel(
     parseModelConfig(
       {
         model_type: 'llama',

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { HfTokenizer } from '../../src/data/tokenizer.js';
 import { bleu4, similarity, words } from '../../src/eval/similarity.js';
 import { parseModelConfig } from '../../src/models/config.js';
-import { initLlama } from '../../src/models/init.js';
+import { initModel } from '../../src/models/init.js';
 import { saveModelFolder } from '../../src/models/save.js';
 import { lenmlTokenizerDir, makeTinyModelFolder } from '../helpers.js';
 
@@ -25,7 +25,7 @@ function alwaysB(dir: string): void {
   const tokDir = lenmlTokenizerDir('llama2');
   const tok = HfTokenizer.fromDir(tokDir);
   const b = tok.encode('B').at(-1)!;
-  const model = initLlama(
+  const model = initModel(
     parseModelConfig(
       {
         model_type: 'llama',

@@ -175,7 +175,7 @@ test('two adapters at inference stay separate (summed per layer) and give the lo
     noGrad(() => withScope(() => Float32Array.from(m.model.logits({ ids, batch: 1, seq: ids.length }).data)));
   const stacked = loadInference({ model: dir, adapters });
   assert.ok(
-    stacked.model.layers[0].q.delta?.constructor.name === 'StackedDelta',
+    stacked.model.layers[0].projections()[0][1].delta?.constructor.name === 'StackedDelta',
     'q_proj carries both adapters, unmerged',
   );
   const merged = loadInference({ model: dir, adapters, mergeAll: true });

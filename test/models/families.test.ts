@@ -7,8 +7,8 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseModelConfig, ropeInvFreq } from '../../src/models/config.js';
-import { initLlama } from '../../src/models/init.js';
-import { shiftLabels, tokenWeights, type LlamaModel } from '../../src/models/llama.js';
+import { initModel } from '../../src/models/init.js';
+import { shiftLabels, tokenWeights, type DecoderModel } from '../../src/models/decoder.js';
 import { loadModel } from '../../src/models/registry.js';
 import { saveModelFolder } from '../../src/models/save.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
@@ -56,7 +56,7 @@ const families: Record<string, Record<string, unknown>> = {
   'llama (linear rope scaling)': { ...base, model_type: 'llama', rope_scaling: { type: 'linear', factor: 2 } },
 };
 
-function lossOf(model: LlamaModel, ids: Int32Array, seq: number): Tensor<'f32'> {
+function lossOf(model: DecoderModel, ids: Int32Array, seq: number): Tensor<'f32'> {
   const targets = shiftLabels(ids, 2, seq);
   return model.loss({ ids, batch: 2, seq }, targets, tokenWeights(targets));
 }
@@ -66,7 +66,7 @@ for (const [name, raw] of Object.entries(families)) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lmf-family-'));
     try {
       const config = parseModelConfig(raw, 'test');
-      const built = initLlama(config, 'f32', 3, 0.2);
+      const built = initModel(config, 'f32', 3, 0.2);
       // bias and norm values other than their init, so that their gradients are exercised
       for (const [pname, p] of built.namedParameters()) {
         if (p.shape.length === 1)
@@ -85,8 +85,10 @@ for (const [name, raw] of Object.entries(families)) {
       withScope(() =>
         assert.equal(maxAbsDiff(noGrad(() => built.logits(input)).data, noGrad(() => model.logits(input)).data), 0),
       );
-      if (config.qkvBias) assert.ok(model.layers[0].q.bias && model.layers[0].k.bias && model.layers[0].v.bias);
-      if (config.modelType === 'qwen2') assert.equal(model.layers[0].o.bias, null);
+      const attn = model.layers[0].proj.attention;
+      assert.ok('q' in attn);
+      if (config.qkvBias) assert.ok(attn.q.bias && attn.k.bias && attn.v.bias);
+      if (config.modelType === 'qwen2') assert.equal(model.layers[0].proj.o.bias, null);
 
       const params = model.namedParameters();
       for (const [, p] of params) p.requiresGrad = true;
@@ -126,27 +128,27 @@ for (const [name, raw] of Object.entries(families)) {
 }
 
 test('rope frequencies follow Hugging Face for default, linear and llama3 scaling', () => {
-  const c = (extra: Record<string, unknown>) =>
-    parseModelConfig({ ...base, model_type: 'llama', num_attention_heads: 2, ...extra }, 't');
-  const plain = ropeInvFreq(c({ rope_theta: 10000 }));
+  const c = (extra: Record<string, unknown>) => {
+    const config = parseModelConfig({ ...base, model_type: 'llama', num_attention_heads: 2, ...extra }, 't');
+    return ropeInvFreq(config.layerSpecs[0].rope!, config).inv;
+  };
+  const plain = c({ rope_theta: 10000 });
   assert.equal(plain.length, 8);
   assert.equal(plain[0], 1);
   assert.ok(Math.abs(plain[1] - 10000 ** (-2 / 16)) < 1e-7);
-  const linear = ropeInvFreq(c({ rope_theta: 10000, rope_scaling: { type: 'linear', factor: 4 } }));
+  const linear = c({ rope_theta: 10000, rope_scaling: { type: 'linear', factor: 4 } });
   linear.forEach((f, i) => assert.equal(f, Math.fround(plain[i] / 4)));
   // llama3: wavelengths below original/high_freq_factor kept, above original/low_freq_factor divided, blended between
-  const l3 = ropeInvFreq(
-    c({
-      rope_theta: 10000,
-      rope_scaling: {
-        rope_type: 'llama3',
-        factor: 8,
-        low_freq_factor: 1,
-        high_freq_factor: 4,
-        original_max_position_embeddings: 64,
-      },
-    }),
-  );
+  const l3 = c({
+    rope_theta: 10000,
+    rope_scaling: {
+      rope_type: 'llama3',
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 64,
+    },
+  });
   plain.forEach((f, i) => {
     const wl = (2 * Math.PI) / f;
     if (wl < 16) assert.equal(l3[i], f);
@@ -155,11 +157,18 @@ test('rope frequencies follow Hugging Face for default, linear and llama3 scalin
   });
 });
 
-test('mistral: a sequence longer than the sliding window is refused with the fix', () => {
-  const model = initLlama(parseModelConfig({ ...families.mistral, sliding_window: 8 }, 't'), 'f32', 1);
-  assert.throws(
-    () => withScope(() => model.logits({ ids: new Int32Array(10), batch: 1, seq: 10 })),
-    /sliding window 8/,
-  );
+test('mistral: with a sliding window of 4, a one-layer model forgets token 0 from position 4 on', () => {
+  const config = parseModelConfig({ ...families.mistral, sliding_window: 4, num_hidden_layers: 1 }, 't');
+  const model = initModel(config, 'f32', 1, 0.3);
+  const ids = Int32Array.from({ length: 10 }, (_, i) => 5 + i);
+  const changed = Int32Array.from(ids);
+  changed[0] = 50;
+  const V = config.vocabSize;
+  withScope(() => {
+    const a = noGrad(() => model.logits({ ids, batch: 1, seq: 10 })).data;
+    const b = noGrad(() => model.logits({ ids: changed, batch: 1, seq: 10 })).data;
+    assert.ok(maxAbsDiff(a.subarray(3 * V, 4 * V), b.subarray(3 * V, 4 * V)) > 1e-4, 'position 3 still sees token 0');
+    assert.equal(maxAbsDiff(a.subarray(4 * V), b.subarray(4 * V)), 0);
+  });
   model.dispose();
 });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { shiftLabels, tokenWeights } from '../../src/models/llama.js';
+import { shiftLabels, tokenWeights } from '../../src/models/decoder.js';
 import { loadModel } from '../../src/models/registry.js';
 import { backward } from '../../src/tensor/autograd.js';
 import { withScope } from '../../src/tensor/tensor.js';

@@ -1,7 +1,8 @@
 /**
  * attention: causal grouped-query attention over q [B*T, H*D], k and v [B*T, KV*D] (the projections'
- * own layout), softmax(q k^T / sqrt(D)) v per head. Tokens with different segment ids never see each other
- * (packed sequences, padding). Tiled in native code; the T×T matrix is never stored and the backward
+ * own layout), softmax(q k^T * scale) v per head (scale 1/sqrt(D) unless the family sets its own). Tokens with
+ * different segment ids never see each other (packed sequences, padding); a sliding window hides keys `window`
+ * or more positions back; a softcap passes scores through softcap * tanh(score / softcap). Tiled in native code; the T×T matrix is never stored and the backward
  * recomputes it from the saved log-sum-exp.
  */
 import { native } from '../../native.js';
@@ -18,6 +19,17 @@ export interface AttentionShape {
   headDim: number;
   /** [B*T] segment id per token; null means one causal sequence per row. */
   segments?: Tensor<'i32'> | null;
+  /** scores are q·k times this; default 1/sqrt(headDim) */
+  scale?: number;
+  /** sliding window: a query sees the `window` most recent positions, itself included; null = all */
+  window?: number | null;
+  /** Gemma 2's attention logit soft-capping; null = none */
+  softcap?: number | null;
+}
+
+/** The kernel's last three arguments: scale, window (0 = none), softcap (0 = none). */
+export function attentionOptions(s: Pick<AttentionShape, 'scale' | 'window' | 'softcap' | 'headDim'>) {
+  return [s.scale ?? 1 / Math.sqrt(s.headDim), s.window ?? 0, s.softcap ?? 0] as const;
 }
 
 export function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, s: AttentionShape): Tensor<'f32'> {
@@ -28,10 +40,28 @@ export function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, 
     );
   }
   const seg = s.segments?.data ?? null;
-  const scale = 1 / Math.sqrt(D);
+  const [scale, window, softcap] = attentionOptions(s);
   const out = Tensor.empty(q.shape, 'f32');
   const lse = Tensor.empty([B, H, T], 'f32');
-  native.attentionForward(q.data, k.data, v.data, out.data, lse.data, B, T, T, H, KV, D, 0, seg, seg, scale);
+  native.attentionForward(
+    q.data,
+    k.data,
+    v.data,
+    out.data,
+    lse.data,
+    B,
+    T,
+    T,
+    H,
+    KV,
+    D,
+    0,
+    seg,
+    seg,
+    scale,
+    window,
+    softcap,
+  );
   return record(out, 'attention', [q, k, v], (g, needs) => {
     const dq = Tensor.empty(q.shape, 'f32');
     const dk = Tensor.empty(k.shape, 'f32');
@@ -56,6 +86,8 @@ export function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, 
       seg,
       seg,
       scale,
+      window,
+      softcap,
     );
     return [needs[0] ? dq : null, needs[1] ? dk : null, needs[2] ? dv : null];
   });
@@ -70,6 +102,7 @@ export function attentionReference(
   segments: ArrayLike<number> | null,
 ): Float64Array {
   const { batch: B, seq: T, heads: H, kvHeads: KV, headDim: D } = s;
+  const [scale, window, softcap] = attentionOptions(s);
   const out = new Float64Array(q.length);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
@@ -79,10 +112,11 @@ export function attentionReference(
         const scores: number[] = [];
         for (let j = 0; j <= i; j++) {
           if (segments && segments[b * T + i] !== segments[b * T + j]) continue;
+          if (window > 0 && i - j >= window) continue;
           let d = 0;
           for (let c = 0; c < D; c++) d += q[((b * T + i) * H + h) * D + c] * k[((b * T + j) * KV + g) * D + c];
           visible.push(j);
-          scores.push(d / Math.sqrt(D));
+          scores.push(softcap > 0 ? softcap * Math.tanh((d * scale) / softcap) : d * scale);
         }
         const mx = maxOf(scores);
         const sum = scores.reduce((a, x) => a + Math.exp(x - mx), 0);
@@ -96,7 +130,7 @@ export function attentionReference(
   return out;
 }
 
-const exampleShape = { batch: 2, seq: 5, heads: 4, kvHeads: 2, headDim: 4 };
+const exampleShape = { batch: 2, seq: 5, heads: 4, kvHeads: 2, headDim: 4, scale: 0.3, window: 3, softcap: 2 };
 const exampleSegments = [1, 1, 2, 2, 2, 1, 1, 1, 1, 0];
 
 export const attentionSpec: OpSpec = {

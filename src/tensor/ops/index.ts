@@ -1,10 +1,13 @@
 /** Every differentiable op, in one table the compiler checks: a new op without a spec does not build. */
 import { addSpec } from './add.js';
+import { affineSpec } from './affine.js';
 import { attentionSpec } from './attention.js';
+import { columnsSpec } from './columns.js';
 import { doraScaleSpec } from './dora-scale.js';
 import { dropoutSpec } from './dropout.js';
 import { embeddingSpec } from './embedding.js';
 import { gatherRowsSpec } from './gather-rows.js';
+import { gegluSpec } from './geglu.js';
 import { ktoLossSpec } from './kto-loss.js';
 import { linearSpec } from './linear.js';
 import { lmHeadLogProbsSpec, lmHeadLossSpec } from './lm-head-loss.js';
@@ -23,6 +26,9 @@ export type OpName =
   | 'rope'
   | 'attention'
   | 'swiglu'
+  | 'geglu'
+  | 'affine'
+  | 'columns'
   | 'embedding'
   | 'lmHeadLoss'
   | 'lmHeadLogProbs'
@@ -41,6 +47,9 @@ export const opSpecs = {
   rope: ropeSpec,
   attention: attentionSpec,
   swiglu: swigluSpec,
+  geglu: gegluSpec,
+  affine: affineSpec,
+  columns: columnsSpec,
   embedding: embeddingSpec,
   lmHeadLoss: lmHeadLossSpec,
   lmHeadLogProbs: lmHeadLogProbsSpec,
@@ -54,11 +63,14 @@ export const opSpecs = {
 } satisfies Record<OpName, OpSpec>;
 
 export { add } from './add.js';
-export { attention, type AttentionShape } from './attention.js';
+export { affine } from './affine.js';
+export { attention, attentionOptions, type AttentionShape } from './attention.js';
+export { columns } from './columns.js';
 export { doraScale } from './dora-scale.js';
 export { dropout } from './dropout.js';
 export { embedding } from './embedding.js';
 export { gatherRows } from './gather-rows.js';
+export { geglu } from './geglu.js';
 export { ktoLossOp, type KtoBatchValues, type KtoLoss } from './kto-loss.js';
 export { linear } from './linear.js';
 export { lmHeadLogProbs, lmHeadLoss } from './lm-head-loss.js';

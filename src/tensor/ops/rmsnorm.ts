@@ -1,4 +1,8 @@
-/** rmsnorm: y = w * x / sqrt(mean(x^2) + eps) over the last dimension (Hugging Face LlamaRMSNorm, f32 math). */
+/**
+ * rmsnorm: y = w * x / sqrt(mean(x^2) + eps) over groups of w.size values (Hugging Face LlamaRMSNorm, f32 math):
+ * the hidden size for a layer's norm, or head_dim across [tokens, heads * head_dim] for Qwen3's and Gemma's
+ * q_norm and k_norm.
+ */
 import { native } from '../../native.js';
 import { gradTarget, record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
@@ -6,7 +10,7 @@ import type { OpSpec } from './spec.js';
 
 export function rmsnorm(x: Tensor<'f32'>, w: Tensor<'f32'>, eps: number): Tensor<'f32'> {
   const C = w.size;
-  if (x.shape[x.shape.length - 1] !== C)
+  if (x.shape[x.shape.length - 1] % C !== 0)
     throw new Error(`rmsnorm: input [${x.shape}] does not match weight [${w.shape}]`);
   const rows = x.size / C;
   const out = Tensor.empty(x.shape, 'f32');

@@ -1,6 +1,7 @@
 /**
  * rope: rotary position embedding, Hugging Face's rotate-half convention, on x [tokens, heads * headDim]
- * with one position per token (positions restart per packed sequence). The cos/sin table is made once per
+ * with one position per token (positions restart per packed sequence). The tables may cover fewer dimensions
+ * than a head (partial rotary, Phi-3): the first rotaryDim values of each head turn, the rest pass through. The cos/sin table is made once per
  * batch (ropeTables) and shared by every layer. The backward is the inverse rotation.
  */
 import { native } from '../../native.js';
@@ -10,7 +11,8 @@ import { exampleInts, type OpSpec } from './spec.js';
 
 export interface RopeTables {
   tokens: number;
-  headDim: number;
+  /** values of each head that turn: twice the number of frequencies */
+  rotaryDim: number;
   cos: Tensor<'f32'>;
   sin: Tensor<'f32'>;
 }
@@ -22,20 +24,22 @@ export function ropeTables(positions: Tensor<'i32'>, invFreq: Tensor<'f32'>): Ro
   const cos = Tensor.empty([tokens, half], 'f32');
   const sin = Tensor.empty([tokens, half], 'f32');
   native.ropeTable(positions.data, invFreq.data, cos.data, sin.data, tokens, half);
-  return { tokens, headDim: 2 * half, cos, sin };
+  return { tokens, rotaryDim: 2 * half, cos, sin };
 }
 
-export function rope(x: Tensor<'f32'>, t: RopeTables, heads: number): Tensor<'f32'> {
-  if (x.size !== t.tokens * heads * t.headDim) {
-    throw new Error(`rope: input [${x.shape}] does not match ${t.tokens} tokens × ${heads} heads × ${t.headDim}`);
+export function rope(x: Tensor<'f32'>, t: RopeTables, heads: number, headDim = t.rotaryDim): Tensor<'f32'> {
+  if (x.size !== t.tokens * heads * headDim || t.rotaryDim > headDim) {
+    throw new Error(
+      `rope: input [${x.shape}] does not match ${t.tokens} tokens × ${heads} heads × ${headDim} (rotary ${t.rotaryDim})`,
+    );
   }
   const out = Tensor.empty(x.shape, 'f32');
   out.data.set(x.data);
-  native.rope(out.data, t.cos.data, t.sin.data, t.tokens, heads, t.headDim, false);
+  native.rope(out.data, t.cos.data, t.sin.data, t.tokens, heads, headDim, t.rotaryDim, false);
   return record(out, 'rope', [x], (g) => {
     const dx = Tensor.empty(x.shape, 'f32');
     dx.data.set(g.data);
-    native.rope(dx.data, t.cos.data, t.sin.data, t.tokens, heads, t.headDim, true);
+    native.rope(dx.data, t.cos.data, t.sin.data, t.tokens, heads, headDim, t.rotaryDim, true);
     return [dx];
   });
 }
@@ -43,13 +47,14 @@ export function rope(x: Tensor<'f32'>, t: RopeTables, heads: number): Tensor<'f3
 const examplePositions = exampleInts(4, 50);
 const exampleInvFreq = [1, 0.1];
 
+/** Heads of 6 values of which the first 4 turn: partial rotary covers the full case too. */
 export const ropeSpec: OpSpec = {
-  inputs: [[4, 2 * 4]],
+  inputs: [[4, 2 * 6]],
   apply: ([x]) =>
-    rope(x, ropeTables(Tensor.from(examplePositions, [4], 'i32'), Tensor.from(exampleInvFreq, [2], 'f32')), 2),
+    rope(x, ropeTables(Tensor.from(examplePositions, [4], 'i32'), Tensor.from(exampleInvFreq, [2], 'f32')), 2, 6),
   reference([x]) {
-    const y = new Float64Array(x.length),
-      D = 4,
+    const y = Float64Array.from(x),
+      D = 6,
       half = 2;
     for (let t = 0; t < 4; t++) {
       for (let h = 0; h < 2; h++) {

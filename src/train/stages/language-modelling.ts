@@ -3,7 +3,7 @@ import type { TrainConfig } from '../../config/schema.js';
 import type { TokenBatch } from '../../data/collator.js';
 import type { ProcessedSet } from '../../data/pipeline.js';
 import { LmfError } from '../../errors.js';
-import { shiftLabels } from '../../models/llama.js';
+import { shiftLabels } from '../../models/decoder.js';
 import type { CausalLM } from '../../models/registry.js';
 import { backward, noGrad } from '../../tensor/autograd.js';
 import { withScope } from '../../tensor/tensor.js';

@@ -4,7 +4,7 @@ import { padBatch, type TokenBatch } from '../../data/collator.js';
 import type { ProcessedSet } from '../../data/pipeline.js';
 import type { EncodedPair } from '../../data/processors/pairwise.js';
 import { LmfError } from '../../errors.js';
-import { shiftLabels } from '../../models/llama.js';
+import { shiftLabels } from '../../models/decoder.js';
 import { planUnits } from '../batches.js';
 
 export interface PairBatch {

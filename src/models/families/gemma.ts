@@ -1,0 +1,151 @@
+/**
+ * Gemma 3 (Gemma3ForCausalLM: gemma-3-270m, gemma-3-1b; and the text tower of Gemma3ForConditionalGeneration)
+ * and Gemma 2 (Gemma2ForCausalLM). Both: embeddings times sqrt(hidden_size), RMSNorm scaling by (1 + weight),
+ * four norms per layer (input, post-attention, pre- and post-feed-forward), scores scaled by
+ * query_pre_attn_scalar^-0.5, GeGLU with tanh-approximate GELU, and local (sliding-window) layers between
+ * global ones. Gemma 3 adds q_norm/k_norm and a rotary base of its own on local layers (rope_local_base_freq);
+ * Gemma 2 soft-caps attention scores and the final logits.
+ */
+import { z } from 'zod';
+import {
+  checkRopeType,
+  configError,
+  type ArchitectureOptions,
+  type BaseConfig,
+  type RawModelConfig,
+  type RopeSpec,
+} from '../config.js';
+import type { Family } from '../family.js';
+
+const gemmaKeys = z
+  .object({
+    hidden_activation: z.string().nullish(),
+    hidden_act: z.string().nullish(),
+    query_pre_attn_scalar: z.number().positive(),
+    layer_types: z.array(z.enum(['sliding_attention', 'full_attention'])).nullish(),
+    sliding_window_pattern: z.number().int().positive().nullish(),
+    rope_local_base_freq: z.number().positive().nullish(),
+    attn_logit_softcapping: z.number().positive().nullish(),
+    final_logit_softcapping: z.number().positive().nullish(),
+  })
+  .loose();
+
+/** The options both generations share; `pattern` says which layers are local when layer_types is absent. */
+function gemmaArchitecture(c: RawModelConfig, base: BaseConfig, file: string, generation: 2 | 3): ArchitectureOptions {
+  const parsed = gemmaKeys.safeParse(c);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw configError(file, issue.path.join('.'), issue.message);
+  }
+  const g = parsed.data;
+  const act = g.hidden_activation ?? g.hidden_act ?? 'gelu_pytorch_tanh';
+  if (act !== 'gelu_pytorch_tanh' && act !== 'gelu_tanh')
+    throw configError(file, 'hidden_activation', `hidden_activation "${act}" is not supported (gelu_pytorch_tanh)`);
+  const scaling = c.rope_scaling ?? null;
+  checkRopeType(scaling, ['linear'], file);
+  // Gemma 2: every other layer local; Gemma 3: five local, then one global
+  const pattern = generation === 2 ? 2 : (g.sliding_window_pattern ?? 6);
+  const types =
+    g.layer_types ??
+    Array.from({ length: base.numLayers }, (_, i) =>
+      (i + 1) % pattern !== 0 ? 'sliding_attention' : 'full_attention',
+    );
+  if (types.length !== base.numLayers)
+    throw configError(file, 'layer_types', `layer_types has ${types.length} entries for ${base.numLayers} layers`);
+  const global: RopeSpec = { theta: c.rope_theta ?? 10000, scaling, rotaryDim: base.headDim };
+  const local: RopeSpec =
+    generation === 3 ? { theta: g.rope_local_base_freq ?? 10000, scaling: null, rotaryDim: base.headDim } : global;
+  const window = c.sliding_window ?? null;
+  return {
+    qkvBias: c.attention_bias ?? false,
+    oBias: c.attention_bias ?? false,
+    mlpBias: false,
+    fusedProjections: false,
+    normOffset: 1,
+    qkNorm: generation === 3,
+    sandwichNorms: true,
+    activation: 'gelu_tanh',
+    // Hugging Face casts sqrt(hidden_size) to the activations' dtype: f32 here
+    embedScale: Math.fround(Math.sqrt(base.hiddenSize)),
+    attentionScale: g.query_pre_attn_scalar ** -0.5,
+    attentionSoftcap: g.attn_logit_softcapping ?? null,
+    finalSoftcap: g.final_logit_softcapping ?? null,
+    layerSpecs: types.map((t) =>
+      t === 'sliding_attention' ? { window, rope: local } : { window: null, rope: global },
+    ),
+  };
+}
+
+const gemmaTemplate = (generation: 2 | 3) => (chat: string) =>
+  chat.includes('<start_of_turn>') ? (generation === 3 ? 'gemma3' : 'gemma2') : null;
+
+const textPrefixes = [
+  // transformers >= 4.52 save format, then the format the Hub's gemma-3 checkpoints were published in
+  { model: 'model.language_model.', head: 'lm_head.weight' },
+  { model: 'language_model.model.', head: 'language_model.lm_head.weight' },
+];
+
+export const gemma3: Family = {
+  id: 'gemma3',
+  title: 'Gemma 3',
+  modelTypes: ['gemma3_text', 'gemma3'],
+  defaults: {
+    vocab_size: 262208,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1000000,
+    rope_local_base_freq: 10000,
+    tie_word_embeddings: true,
+    max_position_embeddings: 131072,
+    head_dim: 256,
+    query_pre_attn_scalar: 256,
+    sliding_window: 4096,
+    pad_token_id: 0,
+    bos_token_id: 2,
+    eos_token_id: 1,
+  },
+  textConfig(raw, file) {
+    if (raw.model_type !== 'gemma3') return raw;
+    // Gemma3ForConditionalGeneration: the text tower's keys sit under text_config
+    const text = raw.text_config;
+    if (!text || typeof text !== 'object') throw configError(file, 'text_config', 'a gemma3 config needs text_config');
+    return {
+      ...(text as Record<string, unknown>),
+      model_type: 'gemma3_text',
+      architectures: ['Gemma3ForCausalLM'],
+      tie_word_embeddings: (text as Record<string, unknown>).tie_word_embeddings ?? raw.tie_word_embeddings ?? true,
+    };
+  },
+  architecture: (c, base, file) => gemmaArchitecture(c, base, file, 3),
+  checkpointName(names) {
+    const found = textPrefixes.find((p) => names.some((n) => n.startsWith(p.model)));
+    if (!found) return (n) => n;
+    return (n) => (n === 'lm_head.weight' ? found.head : n.replace(/^model\./, found.model));
+  },
+  gguf: { arch: 'gemma3', interleaveQK: false, normShift: 1 },
+  template: gemmaTemplate(3),
+};
+
+export const gemma2: Family = {
+  id: 'gemma2',
+  title: 'Gemma 2',
+  modelTypes: ['gemma2'],
+  defaults: {
+    vocab_size: 256000,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    tie_word_embeddings: true,
+    max_position_embeddings: 8192,
+    head_dim: 256,
+    query_pre_attn_scalar: 256,
+    sliding_window: 4096,
+    attn_logit_softcapping: 50,
+    final_logit_softcapping: 30,
+    pad_token_id: 0,
+    bos_token_id: 2,
+    eos_token_id: 1,
+  },
+  textConfig: (raw) => raw,
+  architecture: (c, base, file) => gemmaArchitecture(c, base, file, 2),
+  gguf: { arch: 'gemma2', interleaveQK: false, normShift: 1 },
+  template: gemmaTemplate(2),
+};

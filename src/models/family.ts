@@ -1,0 +1,46 @@
+/**
+ * What a model family is: the config.json model_type values it reads, Hugging Face's defaults for their keys,
+ * the architecture options it sets for the shared decoder (decoder.ts), where its checkpoints keep their
+ * tensors, its GGUF layout for llama.cpp and the LLaMA-Factory template its chat_template implies. One module
+ * per family under families/, registered in families/index.ts.
+ */
+import type { ArchitectureOptions, BaseConfig, RawModelConfig } from './config.js';
+
+/** How llama.cpp names and lays out this family in a GGUF file. */
+export interface GgufLayout {
+  /** general.architecture */
+  arch: string;
+  /** llama.cpp's llama arch rotates interleaved pairs: q and k rows are permuted per head on export */
+  interleaveQK: boolean;
+  /** added to every norm weight on export (llama.cpp stores Gemma's 1 + weight) */
+  normShift: number;
+}
+
+export interface Family {
+  /** the id configs and messages name it by */
+  id: string;
+  /** what users know it as */
+  title: string;
+  /** config.json model_type values read by this family */
+  modelTypes: readonly string[];
+  /** Hugging Face's config class defaults for keys a config.json may leave out */
+  defaults: Record<string, unknown>;
+  /** the text model's keys: a multimodal checkpoint's text_config; the file itself otherwise */
+  textConfig(raw: Record<string, unknown>, file: string): Record<string, unknown>;
+  /** the architecture options, from the parsed keys; refuses options it does not implement by name */
+  architecture(c: RawModelConfig, base: BaseConfig, file: string): ArchitectureOptions;
+  /**
+   * Where the checkpoint keeps our parameter `name` (Hugging Face's text-model names), given the names the
+   * checkpoint holds; absent when they are the same.
+   */
+  checkpointName?(names: readonly string[]): (name: string) => string;
+  /** the GGUF layout, or null when export to GGUF is not available for this family */
+  gguf: GgufLayout | null;
+  /** the LLaMA-Factory template a tokenizer's chat_template implies, or null when it says nothing */
+  template(chatTemplate: string): string | null;
+}
+
+/** Every layer alike: one window (or none) and the model's rotary setting. */
+export function uniformLayers(base: BaseConfig, spec: ArchitectureOptions['layerSpecs'][number]) {
+  return Array.from({ length: base.numLayers }, () => spec);
+}
