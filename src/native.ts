@@ -113,6 +113,7 @@ export interface NativeAddon {
     v: number,
     dtype: number,
     chunk: number,
+    softcap: number,
   ): void;
   sumSquares(arrays: F32[]): number;
   /** the next token: repetition penalty on `seen`, temperature, top-k (0: none), top-p, a draw u in [0, 1) */

@@ -9,7 +9,7 @@ export const fixtures = path.resolve(root, '..', 'shared', 'fixtures');
 export const tinyDir = path.join(fixtures, 'llama-tiny');
 
 /** One tiny fixture per model family beyond LLaMA, written by reference/torch/golden_families.py. */
-export const familyFixtureDirs = ['qwen3-tiny', 'gemma3-tiny', 'phi3-tiny', 'smollm3-tiny'].map((name) =>
+export const familyFixtureDirs = ['qwen3-tiny', 'gemma3-tiny', 'gemma2-tiny', 'phi3-tiny', 'smollm3-tiny'].map((name) =>
   path.join(root, 'test', 'fixtures', name),
 );
 

@@ -2,7 +2,9 @@
 // chunks of `chunk` rows: logits for one chunk [chunk, V] exist at a time, never for the whole batch.
 // With row weights given, the gradient of sum_r weight[r] * CE[r] is produced in the same pass:
 // dX (rows without a target get zeros) and dW (accumulated). Without them only log-probabilities are made.
-// Plain pointers and sizes (targets already checked against V); cross_entropy.cc binds it. Matmuls go through
+// With a softcap (Gemma 2's final_logit_softcapping) the logits are softcap * tanh(logit / softcap) and the
+// gradient passes through the tanh's slope. Plain pointers and sizes (targets already checked against V);
+// cross_entropy.cc binds it. Matmuls go through
 // gemm (oneDNN), which throws dnnl::error.
 #pragma once
 #include <omp.h>
@@ -18,7 +20,8 @@ namespace {
 
 // logp[r] = log softmax(x_r W^T)[target_r], 0 where target_r < 0; x [N, C], W [V, C] (f32 or bf16)
 inline void lmHeadCrossEntropy(const float* x, const void* W, const int32_t* targets, const float* weights, float* logp,
-                               float* dx, float* dW, int64_t N, int64_t C, int64_t V, DType dtype, int64_t chunk) {
+                               float* dx, float* dW, int64_t N, int64_t C, int64_t V, DType dtype, int64_t chunk,
+                               float softcap) {
   bool grad = weights != nullptr;
 
   std::vector<int64_t> rows;
@@ -30,12 +33,13 @@ inline void lmHeadCrossEntropy(const float* x, const void* W, const int32_t* tar
   const int64_t R = std::min<int64_t>(chunk, static_cast<int64_t>(rows.size()));
   if (R == 0) return;
   // Scratch kept between calls (grow-only): fresh pages on every step would cost a page fault each.
-  static std::vector<float> xc, logits, dxc;
+  static std::vector<float> xc, logits, dxc, slope;
   static std::vector<uint16_t> xb, gb;
   auto grow = [](auto& v, size_t n) { if (v.size() < n) v.resize(n); };
   grow(xc, R * C);
   grow(logits, R * V);
   if (grad) grow(dxc, R * C);
+  if (softcap > 0.0f) grow(slope, R * V);
   if (dtype == BF16) grow(xb, R * C);
   if (dtype == BF16 && grad) grow(gb, R * V);
 
@@ -53,6 +57,14 @@ inline void lmHeadCrossEntropy(const float* x, const void* W, const int32_t* tar
     for (int64_t i = 0; i < n; i++) {
       FlushDenormals ftz;
       float* z = &logits[i * V];
+      if (softcap > 0.0f) {
+        float* sl = &slope[i * V];
+        for (int64_t j = 0; j < V; j++) {
+          float t = std::tanh(z[j] / softcap);
+          z[j] = softcap * t;
+          sl[j] = 1.0f - t * t;
+        }
+      }
       float mx = -INFINITY;
       for (int64_t j = 0; j < V; j++) mx = std::max(mx, z[j]);
       float sum = 0.0f;
@@ -61,11 +73,16 @@ inline void lmHeadCrossEntropy(const float* x, const void* W, const int32_t* tar
       float lse = mx + std::log(sum);
       int64_t r = rows[start + i];
       logp[r] = z[targets[r]] - lse;
-      if (grad) {  // d(weight * CE)/dz = weight * (softmax - onehot)
+      if (grad) {  // d(weight * CE)/dz = weight * (softmax - onehot), through the cap's slope when capped
         float wr = weights[r];
 #pragma omp simd
         for (int64_t j = 0; j < V; j++) z[j] = wr * exp_approx(z[j] - lse);
         z[targets[r]] -= wr;
+        if (softcap > 0.0f) {
+          const float* sl = &slope[i * V];
+#pragma omp simd
+          for (int64_t j = 0; j < V; j++) z[j] *= sl[j];
+        }
       }
     }
     if (!grad) continue;

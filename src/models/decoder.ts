@@ -22,6 +22,7 @@ import {
   rmsnorm,
   rope,
   ropeTables,
+  softcap,
   type RopeTables,
   swiglu,
 } from '../tensor/ops/index.js';
@@ -316,7 +317,7 @@ export class DecoderModel {
         s * c.hiddenSize,
       ),
     );
-    return linear(this.finalNorm(last), this.outputWeight);
+    return this.head(this.finalNorm(last));
   }
 
   /** An empty KV cache shaped for this model. */
@@ -324,9 +325,15 @@ export class DecoderModel {
     return new KvCache(this.layers.length, this.config.numKvHeads * this.config.headDim);
   }
 
+  /** Logits of final hidden states, soft-capped when the family caps them (Gemma 2). */
+  private head(h: Tensor<'f32'>): Tensor<'f32'> {
+    const z = linear(h, this.outputWeight);
+    return this.config.finalSoftcap ? softcap(z, this.config.finalSoftcap) : z;
+  }
+
   /** Full logits [B*T, V] (inference and checks; training uses loss() and never holds them). */
   logits(input: ModelInput): Tensor<'f32'> {
-    return linear(this.hidden(input), this.outputWeight);
+    return this.head(this.hidden(input));
   }
 
   /**
@@ -335,12 +342,14 @@ export class DecoderModel {
    */
   loss(input: ModelInput, targets: Int32Array, weights: Float32Array): Tensor<'f32'> {
     const h = this.hidden(input);
-    return lmHeadLoss(h, this.outputWeight, Tensor.from(targets, [targets.length], 'i32'), weights);
+    const t = Tensor.from(targets, [targets.length], 'i32');
+    return lmHeadLoss(h, this.outputWeight, t, weights, this.config.finalSoftcap);
   }
 
   /** log p(target_t) per token, [B*T] (0 where the target is ignored). */
   tokenLogProbs(input: ModelInput, targets: Int32Array): Tensor<'f32'> {
-    return lmHeadLogProbs(this.hidden(input), this.outputWeight, Tensor.from(targets, [targets.length], 'i32'));
+    const t = Tensor.from(targets, [targets.length], 'i32');
+    return lmHeadLogProbs(this.hidden(input), this.outputWeight, t, this.config.finalSoftcap);
   }
 
   dispose(): void {

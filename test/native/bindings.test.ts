@@ -10,27 +10,49 @@ test('attention refuses buffers smaller than the shape, missing buffers and mism
     kv = new Float32Array(B * T * KV * D),
     out = new Float32Array(B * T * H * D);
   const lse = new Float32Array(B * H * T);
-  native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25);
+  native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0);
   assert.throws(
-    () => native.attentionForward(q, kv.subarray(1), kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25),
+    () => native.attentionForward(q, kv.subarray(1), kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0),
     /attention: k is smaller than its sizes/,
   );
   assert.throws(
-    () => native.attentionForward(q, kv, kv, out.subarray(0, 10), lse, B, T, T, H, KV, D, 0, null, null, 0.25),
+    () => native.attentionForward(q, kv, kv, out.subarray(0, 10), lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0),
     /attention: out is smaller/,
   );
   assert.throws(
-    () => native.attentionForward(q, kv, kv, out, lse, B, T, T, H, 3, D, 0, null, null, 0.25),
+    () => native.attentionForward(q, kv, kv, out, lse, B, T, T, H, 3, D, 0, null, null, 0.25, 0, 0),
     /heads a multiple of key\/value heads/,
   );
   assert.throws(
-    () => native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, new Int32Array(T), null, 0.25),
+    () => native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, new Int32Array(T), null, 0.25, 0, 0),
     /for both queries and keys, or for neither/,
   );
   const g = new Float32Array(q.length);
   assert.throws(
     () =>
-      native.attentionBackward(q, kv, kv, out, g, lse.subarray(1), g, kv, kv, B, T, T, H, KV, D, 0, null, null, 0.25),
+      native.attentionBackward(
+        q,
+        kv,
+        kv,
+        out,
+        g,
+        lse.subarray(1),
+        g,
+        kv,
+        kv,
+        B,
+        T,
+        T,
+        H,
+        KV,
+        D,
+        0,
+        null,
+        null,
+        0.25,
+        0,
+        0,
+      ),
     /attention: lse is smaller/,
   );
 });
@@ -51,7 +73,8 @@ test('every other kernel checks its buffers too: norm, rope, element-wise, cross
     () => native.rmsnormBackward(f(12), f(12), f(4), f(2), f(12), null, 3, 4),
     /rmsnormBackward: rstd is smaller/,
   );
-  assert.throws(() => native.rope(f(10), f(4), f(4), 2, 1, 6, false), /rope: x is smaller/);
+  assert.throws(() => native.rope(f(10), f(4), f(4), 2, 1, 6, 4, false), /rope: x is smaller/);
+  assert.throws(() => native.rope(f(12), f(8), f(8), 2, 1, 6, 8, false), /rotaryDim no larger than headDim/);
   assert.throws(() => native.ropeTable(new Int32Array(1), f(3), f(6), f(6), 2, 3), /ropeTable: positions is smaller/);
   assert.throws(() => native.swigluForward(f(4), f(3), f(4), 4), /swigluForward: up is smaller/);
   assert.throws(() => native.axpby(f(4), f(4), f(2), 4, 1, 1), /axpby: out is smaller/);
@@ -62,7 +85,7 @@ test('every other kernel checks its buffers too: norm, rope, element-wise, cross
     /token id 5 is outside the vocabulary of 2/,
   );
   assert.throws(
-    () => native.lmHeadCrossEntropy(f(8), f(12), new Int32Array(2), null, f(1), null, null, 2, 4, 3, 0, 8),
+    () => native.lmHeadCrossEntropy(f(8), f(12), new Int32Array(2), null, f(1), null, null, 2, 4, 3, 0, 8, 0),
     /lmHeadCrossEntropy: logp is smaller/,
   );
   assert.throws(

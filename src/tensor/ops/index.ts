@@ -15,6 +15,7 @@ import { loraLinearSpec } from './lora-linear.js';
 import { preferenceLossSpec } from './preference-loss.js';
 import { rewardLossSpec } from './reward-loss.js';
 import { rmsnormSpec } from './rmsnorm.js';
+import { softcapSpec } from './softcap.js';
 import { ropeSpec } from './rope.js';
 import type { OpSpec } from './spec.js';
 import { swigluSpec } from './swiglu.js';
@@ -29,6 +30,7 @@ export type OpName =
   | 'geglu'
   | 'affine'
   | 'columns'
+  | 'softcap'
   | 'embedding'
   | 'lmHeadLoss'
   | 'lmHeadLogProbs'
@@ -50,6 +52,7 @@ export const opSpecs = {
   geglu: gegluSpec,
   affine: affineSpec,
   columns: columnsSpec,
+  softcap: softcapSpec,
   embedding: embeddingSpec,
   lmHeadLoss: lmHeadLossSpec,
   lmHeadLogProbs: lmHeadLogProbsSpec,
@@ -78,5 +81,6 @@ export { loraLinear } from './lora-linear.js';
 export { averaged, preferenceLossOp, sequenceLogps, type PreferenceBatch } from './preference-loss.js';
 export { rewardLossOp } from './reward-loss.js';
 export { rmsnorm } from './rmsnorm.js';
+export { softcap } from './softcap.js';
 export { rope, ropeTables, type RopeTables } from './rope.js';
 export { swiglu } from './swiglu.js';

@@ -7,6 +7,7 @@
  *   gradient. Targets are already shifted; target < 0 is ignored.
  * lmHeadLogProbs: log p(target_t) per token [N]; its backward recomputes the logits chunk by chunk
  *   (sequence log-probabilities for preference losses).
+ * Both take an optional softcap (Gemma 2's final_logit_softcapping): logits become softcap * tanh(logit / softcap).
  */
 import { native } from '../../native.js';
 import { gradTarget, isLeaf, leafGrad, needsGrad, record, type Grad } from '../autograd.js';
@@ -33,7 +34,13 @@ function scaleInto(g: number, src: Grad, into: Grad): void {
   native.axpby(src.data, into.data, into.data, src.size, g, 1);
 }
 
-export function lmHeadLoss(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>, weights: Float32Array): Tensor<'f32'> {
+export function lmHeadLoss(
+  x: Tensor<'f32'>,
+  w: Tensor,
+  targets: Tensor<'i32'>,
+  weights: Float32Array,
+  softcap: number | null = null,
+): Tensor<'f32'> {
   const [N, C, V] = checkShapes('lmHeadLoss', x, w, targets);
   if (weights.length !== N) throw new Error(`lmHeadLoss: ${weights.length} weights for ${N} tokens`);
   const wd = matmulWeight(w);
@@ -55,6 +62,7 @@ export function lmHeadLoss(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>, 
     V,
     wd.dtype,
     chunkRows(V),
+    softcap ?? 0,
   );
   let loss = 0;
   for (let t = 0; t < N; t++) loss -= weights[t] * logp.data[t];
@@ -78,7 +86,12 @@ export function lmHeadLoss(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>, 
   });
 }
 
-export function lmHeadLogProbs(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32'>): Tensor<'f32'> {
+export function lmHeadLogProbs(
+  x: Tensor<'f32'>,
+  w: Tensor,
+  targets: Tensor<'i32'>,
+  softcap: number | null = null,
+): Tensor<'f32'> {
   const [N, C, V] = checkShapes('lmHeadLogProbs', x, w, targets);
   const wd = matmulWeight(w);
   const logp = Tensor.empty([N], 'f32');
@@ -95,6 +108,7 @@ export function lmHeadLogProbs(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32
     V,
     wd.dtype,
     chunkRows(V),
+    softcap ?? 0,
   );
   return record(logp, 'lmHeadLogProbs', [x, w], (g, needs) => {
     // d(sum g*logp) = d(sum (-g) * CE)
@@ -116,6 +130,7 @@ export function lmHeadLogProbs(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32
       V,
       wd.dtype,
       chunkRows(V),
+      softcap ?? 0,
     );
     scratch.dispose();
     rowWeights.dispose();
@@ -126,14 +141,21 @@ export function lmHeadLogProbs(x: Tensor<'f32'>, w: Tensor, targets: Tensor<'i32
 const exampleTargets = [3, -100, 0, 5, 1];
 const exampleWeights = Float32Array.from([0.5, 0, 0.25, 1, 2]);
 
-function referenceLogProbs(x: Float64Array, w: Float64Array, targets: number[], C: number, V: number): Float64Array {
+function referenceLogProbs(
+  x: Float64Array,
+  w: Float64Array,
+  targets: number[],
+  C: number,
+  V: number,
+  softcap = 0,
+): Float64Array {
   const out = new Float64Array(targets.length);
   targets.forEach((t, r) => {
     if (t < 0) return;
     const z = Array.from({ length: V }, (_, v) => {
       let s = 0;
       for (let c = 0; c < C; c++) s += x[r * C + c] * w[v * C + c];
-      return s;
+      return softcap ? softcap * Math.tanh(s / softcap) : s;
     });
     const mx = maxOf(z);
     const lse = mx + Math.log(z.reduce((a, b) => a + Math.exp(b - mx), 0));
@@ -161,6 +183,6 @@ export const lmHeadLogProbsSpec: OpSpec = {
     [5, 4],
     [6, 4],
   ],
-  apply: ([x, w]) => lmHeadLogProbs(x, w, Tensor.from(logProbTargets, [5], 'i32')),
-  reference: ([x, w]) => referenceLogProbs(x, w, logProbTargets, 4, 6),
+  apply: ([x, w]) => lmHeadLogProbs(x, w, Tensor.from(logProbTargets, [5], 'i32'), 1.5),
+  reference: ([x, w]) => referenceLogProbs(x, w, logProbTargets, 4, 6, 1.5),
 };
