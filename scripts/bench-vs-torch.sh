@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Training throughput of LMFactory beside the PyTorch reference (../shared/reference/torch), in one run,
-# on the SmolLM2-135M shape, sequence 512, batch 1. PyTorch runs with OpenBLAS's OpenMP build (its best
+# on the SmolLM2-135M shape, sequence 512, batch 1; then LoRA bf16 on the Qwen3-0.6B and Gemma-3-270m shapes
+# beside reference/torch/bench_families.py (set LMF_BENCH_FAMILIES=0 to skip those). PyTorch runs with OpenBLAS's OpenMP build (its best
 # profile here; Debian's default threading makes its f32 2-3.8x slower). Needs Debian's python3-torch.
 # usage: bash scripts/bench-vs-torch.sh [OUT.jsonl]
 set -euo pipefail
@@ -35,3 +36,14 @@ row "lora f32" "$(torch --mode lora)" "$(ours --mode lora --dtype f32)"
 row "full f32" "$(torch --mode full)" "$(ours --mode full --dtype f32)"
 row "full bf16" "$(torch --mode full --bf16)" "$(ours --mode full --dtype bf16)"
 row "infer f32" "$(torch --mode infer)" "$(ours --mode infer --dtype f32)"
+
+families() {  # families PRESET...: LoRA bf16 (base in bf16), sequence 512, the preset's shape in both engines
+  for preset in "$@"; do
+    node --import tsx -e "import('./src/models/presets.ts').then((m) => console.log(JSON.stringify(m.presets['$preset'])))" >"$work/$preset.json"
+    local t
+    t=$(LD_LIBRARY_PATH="$omp" PYTHONPATH="reference/torch:$ref" /usr/bin/python3 reference/torch/bench_families.py \
+      --config "$work/$preset.json" --bf16 --base-dtype bf16 --seq 512 --steps 3 --warmup 1)
+    row "$preset lora bf16 (base in bf16)" "$t" "$(node bin/lmf.js bench --model "$preset" --mode lora --dtype bf16 --seq 512 --batch 1 --steps 3 --warmup 1)"
+  done
+}
+[ "${LMF_BENCH_FAMILIES:-1}" = 0 ] || families qwen3-0.6b gemma3-270m

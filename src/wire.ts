@@ -59,6 +59,8 @@ export interface JobState {
 export interface ModelInfo {
   architecture: string;
   modelType: string;
+  /** the model family as users know it (Qwen3, Gemma 3 …) */
+  family: string;
   parameters: number;
   dtype: string;
   layers: number;

@@ -17,7 +17,8 @@ import { readDatasetInfo } from '../data/dataset-info.js';
 import { templateNames } from '../data/templates/registry.js';
 import { LmfError } from '../errors.js';
 import { writeTextAtomic } from '../io/atomic.js';
-import { parseModelConfig } from '../models/config.js';
+import { parseModelConfig, type ModelConfig } from '../models/config.js';
+import { familyById } from '../models/families/index.js';
 import { ChatProcess } from './chat.js';
 import { BusyError, JobRunner, type JobKind } from './jobs.js';
 import { PathGuard, pathKeys } from './paths.js';
@@ -52,16 +53,17 @@ const requiredFor: Record<JobKind, string[]> = {
 const outputKey: Record<JobKind, string> = { train: 'output_dir', eval: 'save_dir', export: 'export_dir' };
 
 /** A rough parameter count from config.json (embeddings, projections, norms). */
-function parameterCount(c: ReturnType<typeof parseModelConfig>): number {
+function parameterCount(c: ModelConfig): number {
   const C = c.hiddenSize,
     q = c.numHeads * c.headDim,
     kv = c.numKvHeads * c.headDim;
-  const layer = C * q * 2 + C * kv * 2 + 3 * C * c.intermediateSize + 2 * C;
+  const norms = (c.sandwichNorms ? 4 : 2) * C + (c.qkNorm ? 2 * c.headDim : 0);
+  const layer = C * q * 2 + C * kv * 2 + 3 * C * c.intermediateSize + norms;
   return c.vocabSize * C * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * layer + C;
 }
 
-/** The template a model folder most likely wants, from its chat_template's markers and model_type. */
-function guessTemplate(dir: string, modelType: string): { template: string; base: boolean } {
+/** The template a model folder most likely wants: its family's reading of the chat_template, else a base model. */
+function guessTemplate(dir: string, c: ModelConfig): { template: string; base: boolean } {
   let chat = '';
   try {
     chat =
@@ -70,11 +72,8 @@ function guessTemplate(dir: string, modelType: string): { template: string; base
   } catch {
     /* no tokenizer_config.json */
   }
-  if (chat.includes('<|start_header_id|>')) return { template: 'llama3', base: false };
-  if (chat.includes('<|im_start|>')) return { template: modelType === 'qwen2' ? 'qwen' : 'chatml', base: false };
-  if (chat.includes('<start_of_turn>')) return { template: 'gemma', base: false };
-  if (chat.includes('[INST]')) return { template: modelType === 'mistral' ? 'mistral' : 'llama2', base: false };
-  return { template: 'default', base: true };
+  const template = chat ? familyById(c.family).template(chat) : null;
+  return template ? { template, base: false } : { template: 'default', base: true };
 }
 
 /** The request's JSON body as an object: `null`, a list or a bare value is refused with 400. */
@@ -199,12 +198,13 @@ export async function buildWebui(o: WebuiOptions): Promise<FastifyInstance> {
     return {
       architecture: (raw as { architectures?: string[] }).architectures?.[0] ?? c.modelType,
       modelType: c.modelType,
+      family: familyById(c.family).title,
       parameters: parameterCount(c),
       dtype: (raw as { torch_dtype?: string }).torch_dtype ?? 'float32',
       layers: c.numLayers,
       hidden: c.hiddenSize,
       vocab: c.vocabSize,
-      ...guessTemplate(dir, c.modelType),
+      ...guessTemplate(dir, c),
     };
   });
 

@@ -86,7 +86,10 @@ async function walkThrough(page: Page): Promise<void> {
   await page.screenshot({ path: path.join(shots, '0-first-visit.png'), fullPage: true });
   const tiny = path.join(work, 'tiny');
   await fill(page, 'model_name_or_path', tiny);
-  await page.getByTestId('model-info').filter({ hasText: 'llama · 2.1M parameters · float32 · 2 layers' }).waitFor();
+  await page
+    .getByTestId('model-info')
+    .filter({ hasText: 'LLaMA (llama) · 2.1M parameters · float32 · 2 layers' })
+    .waitFor();
   await page.locator('select[name="template"]').first().selectOption('llama2');
   await page.locator('input[name="dataset:identity"]').check();
   for (const [name, value] of [

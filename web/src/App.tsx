@@ -50,6 +50,7 @@ function ModelBar({
       <div className="modelinfo" data-testid="model-info">
         {info &&
           t('modelInfo', {
+            family: info.family,
             arch: info.architecture,
             params: `${(info.parameters / 1e6).toFixed(1)}M`,
             dtype: info.dtype,
