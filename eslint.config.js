@@ -22,7 +22,8 @@ const layers = {
   train: ['native', 'tensor', 'io', 'nn', 'models', 'adapters', 'config', 'data'],
   export: ['native', 'tensor', 'io', 'models', 'config', 'infer'],
   eval: ['tensor', 'io', 'config', 'data', 'infer'],
-  verify: ['native', 'tensor', 'io', 'models', 'adapters'],
+  // verify replays the reference's training steps with the trainer's optimizer
+  verify: ['native', 'tensor', 'io', 'models', 'adapters', 'train'],
   api: ['config', 'data', 'infer'],
   bench: ['native', 'tensor', 'io', 'models', 'adapters', 'config', 'data', 'infer', 'train'],
   webui: ['io', 'models', 'config', 'data', 'wire'],

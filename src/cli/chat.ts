@@ -5,15 +5,18 @@
 import { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import type { Message } from '../data/messages.js';
-import { loadConfigFrom } from './config.js';
+import { loadConfigFrom, settingsHelp } from './config.js';
 
 export function chatCommand(): Command {
   return new Command('chat')
     .description('chat with a model (and its adapters) in the terminal, as the YAML config says')
-    .argument('<config>', 'YAML with model_name_or_path, adapter_name_or_path, template, generation keys')
-    .argument('[overrides...]', 'key=value overrides, e.g. temperature=0.3')
-    .action(async (file: string, overrides: string[]) => {
-      const c = await loadConfigFrom(file, overrides);
+    .argument(
+      '[settings...]',
+      settingsHelp('YAML with model_name_or_path, adapter_name_or_path, template, generation keys'),
+    )
+    .allowUnknownOption()
+    .action(async (args: string[]) => {
+      const c = await loadConfigFrom(args);
       const [{ GenerationEngine }, { chatRequest, configSettings, loadFromConfig }] = await Promise.all([
         import('../infer/generate.js'),
         import('../infer/load.js'),

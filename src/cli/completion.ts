@@ -22,7 +22,7 @@ function entries(program: Command): Entry[] {
       out.push({
         path: p,
         options: [...options, '--help'],
-        config: sub.registeredArguments.some((a) => a.name() === 'config'),
+        config: sub.registeredArguments.some((a) => a.name() === 'settings'),
       });
       walk(sub, p);
     }
@@ -62,6 +62,7 @@ ${all
 ${cases}
   esac
   if [[ "$cur" == -* ]]; then
+    [ "$config" = 1 ] && opts="$opts ${configKeys.map((k) => `--${k}`).join(' ')}"
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
   elif [ -n "$subs" ] && [ "$COMP_CWORD" -eq 2 ]; then
     COMPREPLY=($(compgen -W "$subs" -- "$cur"))

@@ -1,7 +1,59 @@
-/** A command's config: the YAML file and key=value overrides, loaded (and its schema imported) when a command runs. */
+/**
+ * A command's settings from its command line, LLaMA-Factory's way: an optional YAML file first, then any mix
+ * of key=value and --key value (a bare --flag is true; --flag false works); later settings win over earlier
+ * ones and over the file. Loaded (and the schema imported) when a command runs.
+ */
 import type { TrainConfig } from '../config/schema.js';
+import { LmfError } from '../errors.js';
 
-export async function loadConfigFrom(file: string, overrides: string[]): Promise<TrainConfig> {
-  const { loadConfig, parseOverrides } = await import('../config/load.js');
-  return loadConfig(file, parseOverrides(overrides));
+export interface ConfigArgs {
+  /** the YAML file, or null when every setting is on the command line */
+  file: string | null;
+  /** key → value text, in command-line order */
+  settings: [string, string][];
+}
+
+export function splitConfigArgs(args: readonly string[]): ConfigArgs {
+  let i = 0;
+  const first = args[0];
+  const file = first !== undefined && !first.startsWith('-') && !first.includes('=') ? first : null;
+  if (file !== null) i = 1;
+  const settings: [string, string][] = [];
+  for (; i < args.length; i++) {
+    const a = args[i];
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      if (eq > 2) {
+        settings.push([a.slice(2, eq), a.slice(eq + 1)]);
+      } else {
+        const next = args[i + 1];
+        const bare = next === undefined || next.startsWith('--');
+        settings.push([a.slice(2), bare ? 'true' : next]);
+        if (!bare) i++;
+      }
+      continue;
+    }
+    const eq = a.indexOf('=');
+    if (eq <= 0) {
+      throw new LmfError('bad_override', `"${a}" is neither key=value nor --key value`, {
+        hint:
+          file === null && i === 0
+            ? 'give the YAML file first, then settings such as learning_rate=1e-4 or --learning_rate 1e-4'
+            : 'write settings as key=value or --key value, e.g. learning_rate=1e-4',
+      });
+    }
+    settings.push([a.slice(0, eq), a.slice(eq + 1)]);
+  }
+  return { file, settings };
+}
+
+export async function loadConfigFrom(args: readonly string[]): Promise<TrainConfig> {
+  const { loadConfig, parseSettings } = await import('../config/load.js');
+  const { file, settings } = splitConfigArgs(args);
+  return loadConfig(file, parseSettings(settings));
+}
+
+/** The help line of a command's settings argument. */
+export function settingsHelp(file: string): string {
+  return `${file}, then key=value or --key value settings (or only settings, no file)`;
 }

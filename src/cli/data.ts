@@ -1,9 +1,9 @@
 /** `lmf data preview` and `lmf data check`: what the trainer will see, before it trains. */
 import { Command } from 'commander';
-import { loadConfigFrom } from './config.js';
+import { loadConfigFrom, settingsHelp } from './config.js';
 
-async function prepared(file: string, overrides: string[]) {
-  const [c, { prepareData }] = await Promise.all([loadConfigFrom(file, overrides), import('../data/pipeline.js')]);
+async function prepared(args: string[]) {
+  const [c, { prepareData }] = await Promise.all([loadConfigFrom(args), import('../data/pipeline.js')]);
   return prepareData(c);
 }
 
@@ -12,11 +12,11 @@ export function dataCommand(): Command {
   data
     .command('preview')
     .description('print rendered examples with the trained tokens marked, and their token counts')
-    .argument('<config>', 'training YAML (model_name_or_path, dataset, template, cutoff_len …)')
-    .argument('[overrides...]', 'key=value overrides')
+    .argument('[settings...]', settingsHelp('training YAML (model_name_or_path, dataset, template, cutoff_len …)'))
+    .allowUnknownOption()
     .option('--n <n>', 'examples to show', (v) => Number(v), 3)
-    .action(async (file: string, overrides: string[], o: { n: number }) => {
-      const d = await prepared(file, overrides);
+    .action(async (args: string[], o: { n: number }) => {
+      const d = await prepared(args);
       const { markTrained, previewExamples } = await import('../data/report.js');
       const color = process.stdout.isTTY === true;
       process.stdout.write(`template: ${d.template.name}; trained tokens are ${color ? 'green' : 'between ⟦ and ⟧'}\n`);
@@ -30,10 +30,10 @@ export function dataCommand(): Command {
   data
     .command('check')
     .description('validate every row; print a summary and each problem as file:row: what is wrong')
-    .argument('<config>', 'training YAML')
-    .argument('[overrides...]', 'key=value overrides')
-    .action(async (file: string, overrides: string[]) => {
-      const d = await prepared(file, overrides);
+    .argument('[settings...]', settingsHelp('training YAML'))
+    .allowUnknownOption()
+    .action(async (args: string[]) => {
+      const d = await prepared(args);
       const { checkSummary } = await import('../data/report.js');
       process.stdout.write(`${checkSummary(d).join('\n')}\n`);
       for (const p of d.problems) process.stdout.write(`${p.file}:${p.row}: ${p.message}\n`);

@@ -16,7 +16,7 @@ import { chatCommand } from './chat.js';
 import { dataCommand } from './data.js';
 import { generateCommand, initCommand, scoreCommand } from './model.js';
 import { completionCommand } from './completion.js';
-import { loadConfigFrom } from './config.js';
+import { loadConfigFrom, settingsHelp } from './config.js';
 
 export function buildProgram(): Command {
   const program = new Command('lmf')
@@ -28,10 +28,13 @@ export function buildProgram(): Command {
   program
     .command('verify')
     .description(
-      'check a model folder (and adapter) against a golden dump of logits, loss and gradients; prints a JSON report',
+      'check a model folder (and adapter) against a golden dump from the PyTorch reference (logits, loss and gradients; five training steps; DPO); prints a JSON report',
     )
     .requiredOption('--model <dir>', 'Hugging Face model folder')
-    .requiredOption('--golden <file>', 'golden safetensors file with input_ids, labels, logits, loss, grad.<name>')
+    .requiredOption(
+      '--golden <file>',
+      'golden safetensors file: a batch (input_ids, labels, logits, loss, grad.<name>), golden_train or golden_dpo',
+    )
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')
     .option('--atol <x>', 'absolute tolerance for logits and loss', positiveNumber, 1e-4)
     .option('--grad-rtol <x>', "gradient tolerance relative to each tensor's largest value", positiveNumber, 1e-3)
@@ -113,10 +116,10 @@ export function buildProgram(): Command {
     .description(
       'train a model as the YAML says (stage pt, sft, rm, dpo or kto; full, freeze or lora); with do_predict, answer eval_dataset and score it',
     )
-    .argument('<config>', "training YAML with LLaMA-Factory's keys")
-    .argument('[overrides...]', 'key=value overrides, e.g. learning_rate=1e-4 max_steps=10')
-    .action(async (file: string, overrides: string[]) => {
-      const c = await loadConfigFrom(file, overrides);
+    .argument('[settings...]', settingsHelp("training YAML with LLaMA-Factory's keys"))
+    .allowUnknownOption()
+    .action(async (args: string[]) => {
+      const c = await loadConfigFrom(args);
       if (c.do_train ?? !c.do_predict) await (await import('../train/trainer.js')).train(c);
       if (c.do_predict) {
         const { predict } = await import('../eval/predict.js');
@@ -131,16 +134,18 @@ export function buildProgram(): Command {
       'multiple-choice benchmark (MMLU, CMMLU, C-Eval layout) from local files: accuracy per subject, category and on average',
     )
     .argument(
-      '<config>',
-      'YAML with model_name_or_path, adapter_name_or_path, template, task, task_dir, n_shot, lang, save_dir',
+      '[settings...]',
+      settingsHelp(
+        'YAML with model_name_or_path, adapter_name_or_path, template, task, task_dir, n_shot, lang, save_dir',
+      ),
     )
-    .argument('[overrides...]', 'key=value overrides')
-    .action(async (file: string, overrides: string[]) => {
+    .allowUnknownOption()
+    .action(async (args: string[]) => {
       const [{ runChoiceEval }, { scoreLines }] = await Promise.all([
         import('../eval/run.js'),
         import('../eval/choice.js'),
       ]);
-      const report = runChoiceEval(await loadConfigFrom(file, overrides), (l) => process.stderr.write(`${l}\n`));
+      const report = runChoiceEval(await loadConfigFrom(args), (l) => process.stderr.write(`${l}\n`));
       process.stdout.write(`${scoreLines(report.scores)}\n`);
     });
 
@@ -150,13 +155,15 @@ export function buildProgram(): Command {
       'merge adapters into the base model and write a Hugging Face folder (and GGUF with export_gguf) to export_dir',
     )
     .argument(
-      '<config>',
-      'YAML with model_name_or_path, adapter_name_or_path, export_dir, export_size, infer_dtype, export_gguf',
+      '[settings...]',
+      settingsHelp(
+        'YAML with model_name_or_path, adapter_name_or_path, export_dir, export_size, infer_dtype, export_gguf',
+      ),
     )
-    .argument('[overrides...]', 'key=value overrides')
-    .action(async (file: string, overrides: string[]) => {
+    .allowUnknownOption()
+    .action(async (args: string[]) => {
       const { exportModel } = await import('../export/export.js');
-      const result = exportModel(await loadConfigFrom(file, overrides), (l) => process.stderr.write(`${l}\n`));
+      const result = exportModel(await loadConfigFrom(args), (l) => process.stderr.write(`${l}\n`));
       process.stdout.write(`exported to ${result.dir}: ${result.files.join(', ')}\n`);
     });
 

@@ -11,11 +11,11 @@ import { GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata } from '@h
 import { LmfError } from '../errors.js';
 import { writeAll, writeFileAtomic } from '../io/atomic.js';
 import type { ModelConfig } from '../models/config.js';
-import type { GgufLayout } from '../models/family.js';
+import type { GgufLayout, GgufValue } from '../models/family.js';
 import { familyById } from '../models/families/index.js';
 import type { CausalLM } from '../models/registry.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../tensor/dtype.js';
-import { withScope, type Tensor } from '../tensor/tensor.js';
+import { Tensor, withScope } from '../tensor/tensor.js';
 
 export type GgufType = 'f16' | 'bf16' | 'q8_0';
 
@@ -49,6 +49,9 @@ function hfToGgufName(name: string, sandwichNorms: boolean): string {
     'mlp.gate_proj': 'ffn_gate',
     'mlp.up_proj': 'ffn_up',
     'mlp.down_proj': 'ffn_down',
+    // Phi-3's fused projections
+    'self_attn.qkv_proj': 'attn_qkv',
+    'mlp.gate_up_proj': 'ffn_up',
   };
   if (!m || !parts[m[2]]) throw new LmfError('export_unsupported', `no GGUF name for tensor ${name}`);
   return `blk.${m[1]}.${parts[m[2]]}.${m[3]}`;
@@ -188,23 +191,22 @@ function ggufString(s: string): Uint8Array {
 
 const pad = (n: number) => (ALIGN - (n % ALIGN)) % ALIGN;
 
-/**
- * The family's GGUF layout, when this model's options are ones the writer covers: one rotary setting on every
- * layer, without scaling, windows or soft-capping (llama.cpp keeps those in keys this writer does not emit yet).
- */
+/** The family's GGUF layout, when llama.cpp computes this model's options as we do. */
 function ggufLayout(c: ModelConfig): GgufLayout {
   const family = familyById(c.family);
-  const refuse = (why: string) =>
-    new LmfError('export_unsupported', `GGUF export of ${family.title} models ${why}`, {
+  const why = family.gguf ? family.gguf.unsupported(c) : 'is not available yet';
+  if (!family.gguf || why) {
+    throw new LmfError('export_unsupported', `GGUF export of ${family.title} models ${why}`, {
       hint: 'export to a Hugging Face folder (export_dir) and convert it with llama.cpp',
     });
-  if (!family.gguf) throw refuse('is not available yet');
-  const first = c.layerSpecs[0].rope;
-  if (c.layerSpecs.some((l) => l.window !== null || l.rope !== first) || !first)
-    throw refuse('with sliding windows or per-layer rotary settings is not available yet');
-  if (first.scaling || first.rotaryDim !== c.headDim)
-    throw refuse('with rope scaling or partial rotary is not available yet');
+  }
   return family.gguf;
+}
+
+function entry(v: GgufValue): Entry {
+  if ('u32' in v) return { type: GGUFValueType.UINT32, value: v.u32 };
+  if ('f32' in v) return { type: GGUFValueType.FLOAT32, value: v.f32 };
+  return { type: GGUFValueType.STRING, value: v.str };
 }
 
 /** Writes `file` from the model (f32 weights) and the tokenizer files in `tokenizerDir`. */
@@ -212,21 +214,27 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   const c = model.config;
   const layout = ggufLayout(c);
   const arch = layout.arch;
-  const rope = c.layerSpecs[0].rope!;
+  const rope = c.layerSpecs.find((l) => l.rope)!.rope!;
   const params = model.namedParameters().filter(([n]) => !(n === 'lm_head.weight' && c.tieWordEmbeddings));
-  const tensors = params.map(([hfName, t]) => {
-    const matrix = t.shape.length === 2;
-    const ggmlType = !matrix
-      ? GGML.F32
-      : type === 'f16'
-        ? GGML.F16
-        : type === 'bf16'
-          ? GGML.BF16
-          : t.shape[1] % 32 === 0
-            ? GGML.Q8_0
-            : GGML.F16;
-    return { hfName, name: hfToGgufName(hfName, c.sandwichNorms), tensor: t, ggmlType };
-  });
+  const extra = (layout.tensors?.(c) ?? []).map(
+    (t) => [t.name, Tensor.from(t.values, [t.values.length], 'f32')] as [string, Tensor],
+  );
+  const tensors = [
+    ...params.map(([hfName, t]) => {
+      const matrix = t.shape.length === 2;
+      const ggmlType = !matrix
+        ? GGML.F32
+        : type === 'f16'
+          ? GGML.F16
+          : type === 'bf16'
+            ? GGML.BF16
+            : t.shape[1] % 32 === 0
+              ? GGML.Q8_0
+              : GGML.F16;
+      return { hfName, name: hfToGgufName(hfName, c.sandwichNorms), tensor: t, ggmlType };
+    }),
+    ...extra.map(([name, tensor]) => ({ hfName: name, name, tensor, ggmlType: GGML.F32 })),
+  ];
   const meta: Record<string, Entry> = {
     'general.architecture': { type: GGUFValueType.STRING, value: arch },
     'general.name': { type: GGUFValueType.STRING, value: name },
@@ -244,6 +252,7 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
     [`${arch}.rope.freq_base`]: { type: GGUFValueType.FLOAT32, value: rope.theta },
     [`${arch}.attention.layer_norm_rms_epsilon`]: { type: GGUFValueType.FLOAT32, value: c.rmsNormEps },
     [`${arch}.vocab_size`]: { type: GGUFValueType.UINT32, value: c.vocabSize },
+    ...Object.fromEntries(Object.entries(layout.keys?.(c) ?? {}).map(([k, v]) => [`${arch}.${k}`, entry(v)])),
     ...tokenizerMetadata(tokenizerDir, model),
   };
   const header = serializeGgufMetadata(
@@ -276,19 +285,23 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
     infos.push(ggufString(t.name), info);
     offset += sizes[i] + pad(sizes[i]);
   });
-  writeFileAtomic(file, (fd) => {
-    writeAll(fd, header);
-    let written = header.length;
-    for (const b of infos) {
-      writeAll(fd, b);
-      written += b.length;
-    }
-    writeAll(fd, new Uint8Array(pad(written)));
-    tensors.forEach((t, i) => {
-      withScope(() => writeAll(fd, encode(values(t.hfName, t.tensor, layout, c.numHeads, c.numKvHeads), t.ggmlType)));
-      writeAll(fd, new Uint8Array(pad(sizes[i])));
+  try {
+    writeFileAtomic(file, (fd) => {
+      writeAll(fd, header);
+      let written = header.length;
+      for (const b of infos) {
+        writeAll(fd, b);
+        written += b.length;
+      }
+      writeAll(fd, new Uint8Array(pad(written)));
+      tensors.forEach((t, i) => {
+        withScope(() => writeAll(fd, encode(values(t.hfName, t.tensor, layout, c.numHeads, c.numKvHeads), t.ggmlType)));
+        writeAll(fd, new Uint8Array(pad(sizes[i])));
+      });
     });
-  });
+  } finally {
+    for (const [, t] of extra) t.dispose();
+  }
 }
 
 function values(hfName: string, t: Tensor, layout: GgufLayout, heads: number, kvHeads: number): Float32Array {

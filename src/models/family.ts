@@ -4,7 +4,10 @@
  * tensors, its GGUF layout for llama.cpp and the LLaMA-Factory template its chat_template implies. One module
  * per family under families/, registered in families/index.ts.
  */
-import type { ArchitectureOptions, BaseConfig, RawModelConfig } from './config.js';
+import type { ArchitectureOptions, BaseConfig, ModelConfig, RawModelConfig } from './config.js';
+
+/** A GGUF metadata value: an unsigned count, a float or a string. */
+export type GgufValue = { u32: number } | { f32: number } | { str: string };
 
 /** How llama.cpp names and lays out this family in a GGUF file. */
 export interface GgufLayout {
@@ -14,6 +17,30 @@ export interface GgufLayout {
   interleaveQK: boolean;
   /** added to every norm weight on export (llama.cpp stores Gemma's 1 + weight) */
   normShift: number;
+  /**
+   * Why llama.cpp would compute this model otherwise (it fixes some options per architecture: Gemma 3's
+   * local/global pattern, SmolLM3's no-rope step), or null when the file can say everything.
+   */
+  unsupported(c: ModelConfig): string | null;
+  /** keys after `<arch>.` beyond the ones every architecture has (windows, soft-caps, rope scaling) */
+  keys?(c: ModelConfig): Record<string, GgufValue>;
+  /** tensors beyond the parameters (Phi-3's longrope factors) */
+  tensors?(c: ModelConfig): { name: string; values: Float32Array }[];
+}
+
+/** The model's one rotary setting when every layer shares it (null otherwise, or when a layer has none). */
+export function sharedRope(c: ModelConfig): ArchitectureOptions['layerSpecs'][number]['rope'] {
+  const first = c.layerSpecs[0].rope;
+  return c.layerSpecs.every((l) => l.rope === first) ? first : null;
+}
+
+/** The plain case: one rotary setting without scaling on every layer, no windows. */
+export function plainLayers(c: ModelConfig): string | null {
+  const rope = sharedRope(c);
+  if (!rope) return 'with per-layer rotary settings';
+  if (c.layerSpecs.some((l) => l.window !== null)) return 'with sliding windows';
+  if (rope.scaling) return 'with rope scaling';
+  return null;
 }
 
 export interface Family {

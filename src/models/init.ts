@@ -16,7 +16,8 @@ export function initModel(config: ModelConfig, dtype: WeightDType, seed: number,
       // values go straight into native memory: a JavaScript copy of every weight would double the peak
       const t = Tensor.empty(shape, 'f32');
       const values = t.data;
-      if (name.endsWith('norm.weight')) values.fill(1);
+      // norms start as the identity: weight 1, or 0 where the family scales by (1 + weight)
+      if (name.endsWith('norm.weight')) values.fill(config.normOffset ? 0 : 1);
       else if (name.endsWith('.bias')) values.fill(0);
       else for (let i = 0; i < values.length; i++) values[i] = rng.normal() * std;
       if (dt === 'f32') return t;

@@ -3,6 +3,7 @@ import { readModelConfig } from './config.js';
 import { loadDecoder, type BuildOptions, type DecoderModel } from './decoder.js';
 import { familyById } from './families/index.js';
 import { WeightFolder } from './weights.js';
+import { notice } from '../util/notice.js';
 
 /** The causal language model every family loads into. */
 export type CausalLM = DecoderModel;
@@ -26,8 +27,17 @@ export function loadModel(dir: string, opts: BuildOptions = { dtype: 'f32' }): L
     const used = new Set(model.namedParameters().map(([n]) => rename(n)));
     if (config.tieWordEmbeddings) used.add(rename('lm_head.weight'));
     const unused = weights.names().filter((n) => !used.has(n) && !derived.test(n));
+    if (unused.length)
+      notice(`${dir}: ${unused.length} tensors not used by the ${family.title} model (${groups(unused)})`);
     return { model, unused };
   } finally {
     weights.close();
   }
+}
+
+/** Names grouped by their first two parts (model.vision_tower.*), the first few listed. */
+function groups(names: string[]): string {
+  const prefixes = [...new Set(names.map((n) => n.split('.').slice(0, 2).join('.')))];
+  const shown = prefixes.slice(0, 3).map((p) => `${p}.*`);
+  return prefixes.length > 3 ? `${shown.join(', ')} and ${prefixes.length - 3} more` : shown.join(', ');
 }

@@ -1,7 +1,8 @@
 /**
- * `lmf verify`: runs the batch stored in a golden file (input_ids, labels) through a model folder (and
- * optionally a PEFT adapter) and compares logits, loss and every gradient with the stored values.
- * This is how a new model family is checked against a reference dump.
+ * `lmf verify`: checks a model folder (and optionally a PEFT adapter) against a golden file from the PyTorch
+ * reference. A batch file (input_ids, labels) compares logits, loss and every gradient; golden_train files
+ * (full.losses, lora.losses) replay five optimiser steps (steps.ts); golden_dpo files (chosen_ids …) the DPO
+ * loss (dpo.ts). This is how a new model family is checked against a reference dump.
  */
 import { loadPeftAdapter } from '../adapters/peft.js';
 import { LmfError } from '../errors.js';
@@ -11,59 +12,24 @@ import { loadModel } from '../models/registry.js';
 import { backward } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { withScope } from '../tensor/tensor.js';
+import { verifyDpo } from './dpo.js';
+import {
+  adapterParameters,
+  compare,
+  reportOf,
+  type TensorReport,
+  type VerifyOptions,
+  type VerifyReport,
+} from './report.js';
+import { verifySteps } from './steps.js';
 
-export interface TensorReport {
-  name: string;
-  max_abs_diff: number;
-  /** max |ours - golden| / max |golden| */
-  max_rel_diff: number;
-  tolerance: number;
-  /** which of the two differences the tolerance applies to */
-  measure: 'abs' | 'rel';
-  ok: boolean;
-}
-
-export interface VerifyReport {
-  model: string;
-  golden: string;
-  adapter: string | null;
-  ok: boolean;
-  tensors: TensorReport[];
-}
-
-export interface VerifyOptions {
-  model: string;
-  golden: string;
-  adapter?: string;
-  /** absolute tolerance for logits and loss */
-  atol: number;
-  /** tolerance for gradients, relative to the golden tensor's largest value */
-  gradRtol: number;
-}
-
-function compare(
-  name: string,
-  ours: ArrayLike<number>,
-  want: Float64Array,
-  tolerance: number,
-  measure: 'abs' | 'rel',
-): TensorReport {
-  if (ours.length !== want.length) {
-    throw new LmfError('golden_mismatch', `${ours.length} values computed, ${want.length} stored`, { tensor: name });
-  }
-  let diff = 0,
-    scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(ours[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  const rel = diff / (scale + 1e-12);
-  const value = measure === 'abs' ? diff : rel;
-  return { name, max_abs_diff: diff, max_rel_diff: rel, tolerance, measure, ok: value <= tolerance };
-}
+export type { VerifyOptions, VerifyReport } from './report.js';
 
 export function verifyGolden(o: VerifyOptions): VerifyReport {
   const golden = SafetensorsFile.open(o.golden);
+  if (golden.entries.has('chosen_ids')) return withClose(golden, () => verifyDpo(o, golden));
+  if (golden.entries.has('full.losses') || golden.entries.has('lora.losses'))
+    return withClose(golden, () => verifySteps(o, golden));
   const { model } = loadModel(o.model, { dtype: 'f32' });
   try {
     for (const name of ['input_ids', 'labels']) {
@@ -76,14 +42,7 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
     const [batch, seq] = shape;
     let trainable: [string, Tensor][];
     if (o.adapter) {
-      const layers = loadPeftAdapter(model, o.adapter, o.model);
-      trainable = [...layers].flatMap(
-        ([name, l]) =>
-          [
-            [`base_model.model.${name}.lora_A.weight`, l.A],
-            [`base_model.model.${name}.lora_B.weight`, l.B],
-          ] as [string, Tensor][],
-      );
+      trainable = adapterParameters(loadPeftAdapter(model, o.adapter, o.model));
     } else {
       trainable = model.namedParameters();
       for (const [, p] of trainable) p.requiresGrad = true;
@@ -119,15 +78,17 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
         },
       );
     }
-    return {
-      model: o.model,
-      golden: o.golden,
-      adapter: o.adapter ?? null,
-      ok: reports.every((r) => r.ok),
-      tensors: reports,
-    };
+    return reportOf(o, reports);
   } finally {
     golden.close();
     model.dispose();
+  }
+}
+
+function withClose<R>(file: SafetensorsFile, fn: () => R): R {
+  try {
+    return fn();
+  } finally {
+    file.close();
   }
 }

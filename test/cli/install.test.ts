@@ -58,6 +58,7 @@ test('lmf completion bash completes commands, subcommands, options and config ke
   assert.equal(complete('lmf', 'tr'), 'train');
   assert.equal(complete('lmf', 'data', 'ch'), 'check');
   assert.equal(complete('lmf', 'train', 'x.yaml', 'learning_r'), 'learning_rate=');
+  assert.equal(complete('lmf', 'train', '--learning_r'), '--learning_rate');
   assert.equal(complete('lmf', 'data', 'check', 'x.yaml', 'cutoff'), 'cutoff_len=');
   assert.equal(complete('lmf', 'bench', '--mo'), '--model --mode');
   const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'completion', 'fish'], {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { tinyDir } from '../helpers.js';
+import { familyFixtureDirs, tinyDir } from '../helpers.js';
 
 function lmf(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
@@ -30,6 +30,32 @@ test('lmf verify passes on the single and the sharded folder, and with the PEFT 
     assert.ok(names.includes('logits') && names.includes('loss'));
     assert.equal(names.filter((n: string) => n.startsWith('grad.')).length, args.includes('--adapter') ? 8 : 21);
   }
+});
+
+test('lmf verify replays the golden training steps and the DPO loss of a family fixture', () => {
+  const dir = familyFixtureDirs.find((d) => d.endsWith('qwen3-tiny'))!;
+  for (const [file, first] of [
+    ['golden_train.safetensors', 'full.losses'],
+    ['golden_dpo.safetensors', 'reference_chosen_logps'],
+  ]) {
+    const r = lmf(
+      'verify',
+      '--model',
+      path.join(dir, 'model'),
+      '--adapter',
+      path.join(dir, 'lora-adapter'),
+      '--golden',
+      path.join(dir, file),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.ok, true);
+    assert.equal(report.tensors[0].name, first);
+  }
+  // LoRA steps without the adapter they started from: one line saying what to pass
+  const r = lmf('verify', '--model', path.join(dir, 'model'), '--golden', path.join(dir, 'golden_dpo.safetensors'));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /pass --adapter/);
 });
 
 test('lmf verify exits 1 and names the tensor when a tolerance is not met', () => {

@@ -142,6 +142,7 @@ test('every named template renders a conversation on a tokenizer that has its to
     'deepseek',
     'zephyr',
     'smollm',
+    'phi4',
   ]) {
     const enc = encodeSupervised(getTemplate(name), qwen, example, opts);
     assert.ok(
@@ -156,6 +157,14 @@ test('every named template renders a conversation on a tokenizer that has its to
       name,
     );
   }
+  const phi4 = encodeSupervised(getTemplate('phi4'), qwen, example, opts);
+  assert.ok(
+    qwen
+      .decode(phi4.ids)
+      .startsWith(
+        `<|im_start|>system<|im_sep|>${system}<|im_end|><|im_start|>user<|im_sep|>What is the capital of France?<|im_end|><|im_start|>assistant<|im_sep|>Paris.<|im_end|>`,
+      ),
+  );
   const mistral = encodeSupervised(getTemplate('mistral'), llama3, example, opts);
   assert.equal(
     llama3.decode(mistral.ids.slice(0, 40)).startsWith(`<|begin_of_text|>[INST] ${system}\n\nWhat is the capital`),

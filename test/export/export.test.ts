@@ -131,26 +131,57 @@ for (const type of ['f16', 'bf16', 'q8_0'] as const) {
   });
 }
 
-test('GGUF of a Qwen2-type model (q/k/v biases, untied head, NeoX rotary layout) answers as LMFactory does', async () => {
-  const qwen = await makeTinyModelFolder(
-    path.join(work, 'qwen2'),
-    { model_type: 'qwen2', tie_word_embeddings: false },
-    4,
-  );
-  const file = path.join(work, 'qwen2.yaml');
-  writeFileSync(
-    file,
-    `model_name_or_path: ${qwen}\ntemplate: llama2\nexport_dir: ${path.join(work, 'qwen2-gguf')}\nexport_gguf: f16\n`,
-  );
-  lmf('export', file);
-  const ours = loadInference({ model: path.join(work, 'qwen2-gguf'), template: 'llama2' });
-  const request = chatRequest(ours, [{ role: 'user', content: 'Name three rivers.' }], { settings: greedy });
-  const expected = generate(ours.model, ours.tokenizer, [request])[0];
-  ours.dispose();
-  const model = await llama.loadModel({ modelPath: path.join(work, 'qwen2-gguf', 'model.gguf') });
-  try {
-    assert.deepEqual(await llamaCppGreedy(model, request), expected.ids);
-  } finally {
-    await model.dispose();
-  }
-});
+/** Model types beside LLaMA, each with the options its GGUF layout writes, as small random folders. */
+const ggufFamilies: Record<string, Record<string, unknown>> = {
+  'Qwen2 (q/k/v biases, untied head, NeoX rotary layout)': { model_type: 'qwen2', tie_word_embeddings: false },
+  'Qwen3 (q/k norms, head_dim of its own)': { model_type: 'qwen3', head_dim: 24 },
+  'Gemma 3 (sliding window, (1 + w) norms, GeGLU, embedding scale)': {
+    model_type: 'gemma3_text',
+    head_dim: 16,
+    query_pre_attn_scalar: 16,
+    sliding_window: 6,
+    num_hidden_layers: 6,
+    rope_theta: 1000000,
+  },
+  'Gemma 2 (alternating windows, attention and final soft-caps)': {
+    model_type: 'gemma2',
+    head_dim: 16,
+    query_pre_attn_scalar: 16,
+    sliding_window: 6,
+    attn_logit_softcapping: 5,
+    final_logit_softcapping: 3,
+  },
+  'Phi-3 (fused projections, partial rotary, longrope)': {
+    model_type: 'phi3',
+    partial_rotary_factor: 0.5,
+    max_position_embeddings: 16384,
+    original_max_position_embeddings: 4096,
+    rope_scaling: { type: 'longrope', short_factor: [1, 1.2, 1.5, 2], long_factor: [1, 2, 4, 8] },
+  },
+  'SmolLM3 (no rotation on every fourth layer)': { model_type: 'smollm3', num_hidden_layers: 4 },
+};
+
+for (const [i, [name, overrides]] of Object.entries(ggufFamilies).entries()) {
+  test(`GGUF of ${name} answers as LMFactory does`, async () => {
+    // a neutral folder name: llama.cpp looks for Phi's <|end|> token when the model's name says phi, and these
+    // test models carry Llama-2's tokenizer
+    const folder = path.join(work, `family-${i}`);
+    await makeTinyModelFolder(folder, overrides, 4);
+    const file = path.join(work, `family-${i}.yaml`);
+    writeFileSync(
+      file,
+      `model_name_or_path: ${folder}\ntemplate: llama2\nexport_dir: ${folder}-gguf\nexport_gguf: f16\n`,
+    );
+    lmf('export', file);
+    const ours = loadInference({ model: `${folder}-gguf`, template: 'llama2' });
+    const request = chatRequest(ours, [{ role: 'user', content: 'Name three rivers.' }], { settings: greedy });
+    const expected = generate(ours.model, ours.tokenizer, [request])[0];
+    ours.dispose();
+    const model = await llama.loadModel({ modelPath: path.join(`${folder}-gguf`, 'model.gguf') });
+    try {
+      assert.deepEqual(await llamaCppGreedy(model, request), expected.ids);
+    } finally {
+      await model.dispose();
+    }
+  });
+}

@@ -3,11 +3,16 @@
 // the KV-cache path against recomputation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { LmfError } from '../../src/errors.js';
+import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
+import { parseModelConfig } from '../../src/models/config.js';
 import { verifyGolden } from '../../src/verify/golden.js';
 import { loadModel } from '../../src/models/registry.js';
 import { noGrad } from '../../src/tensor/autograd.js';
-import { withScope } from '../../src/tensor/tensor.js';
+import { Tensor, withScope } from '../../src/tensor/tensor.js';
 import { familyFixtureDirs, maxAbsDiff } from '../helpers.js';
 
 for (const dir of familyFixtureDirs) {
@@ -54,3 +59,53 @@ for (const dir of familyFixtureDirs) {
     model.dispose();
   });
 }
+
+test('a Gemma3ForConditionalGeneration checkpoint loads its text tower (either prefix) and skips the vision weights', () => {
+  const dir = familyFixtureDirs.find((d) => d.endsWith('gemma3-tiny'))!;
+  const text = loadModel(path.join(dir, 'model')).model;
+  const ids = Int32Array.from({ length: 12 }, (_, i) => 3 + i * 7);
+  const want = noGrad(() => withScope(() => text.logits({ ids, batch: 1, seq: 12 }).toArray()));
+  const textConfig = JSON.parse(readFileSync(path.join(dir, 'model', 'config.json'), 'utf8'));
+  for (const prefix of ['model.language_model.', 'language_model.model.']) {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'lmf-gemma3-mm-'));
+    try {
+      const tensors = new Map<string, TensorToWrite>(
+        text.namedParameters().map(([n, t]) => [n.replace(/^model\./, prefix), { tensor: t, dtype: 'F32' }]),
+      );
+      tensors.set('model.vision_tower.patch_embedding.weight', { tensor: Tensor.zeros([4, 4], 'f32'), dtype: 'F32' });
+      writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });
+      const { model_type: _, architectures: __, ...textKeys } = textConfig;
+      writeFileSync(
+        path.join(out, 'config.json'),
+        JSON.stringify({
+          model_type: 'gemma3',
+          architectures: ['Gemma3ForConditionalGeneration'],
+          text_config: textKeys,
+          vision_config: { model_type: 'siglip_vision_model' },
+        }),
+      );
+      const loaded = loadModel(out);
+      assert.deepEqual(loaded.unused, ['model.vision_tower.patch_embedding.weight']);
+      assert.equal(loaded.model.config.modelType, 'gemma3_text');
+      const got = noGrad(() => withScope(() => loaded.model.logits({ ids, batch: 1, seq: 12 }).toArray()));
+      assert.equal(maxAbsDiff(got, want), 0, prefix);
+      loaded.model.dispose();
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }
+  text.dispose();
+});
+
+test('model types: unknown ones list the supported, known unimplemented ones say why, an unsupported rope type is named', () => {
+  const base = { vocab_size: 32, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2 };
+  assert.throws(
+    () => parseModelConfig({ ...base, model_type: 'falcon' }, 'c.json'),
+    (e: LmfError) => /not supported/.test(e.message) && /qwen3, gemma3_text/.test(e.context.hint ?? ''),
+  );
+  assert.throws(() => parseModelConfig({ ...base, model_type: 'qwen3_moe' }, 'c.json'), /mixture-of-experts/);
+  assert.throws(
+    () => parseModelConfig({ ...base, model_type: 'qwen3', rope_scaling: { rope_type: 'yarn', factor: 4 } }, 'c.json'),
+    /rope_scaling type "yarn" is not supported/,
+  );
+});

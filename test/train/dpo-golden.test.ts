@@ -1,69 +1,28 @@
-// DPO (sigmoid, beta 0.1) against PyTorch: policy = base + the fixture LoRA adapter, reference = the same base
-// with the adapter switched off (no second copy of the model).
+// DPO (sigmoid, beta 0.1) against PyTorch on every fixture, through the code of `lmf verify --golden
+// golden_dpo.safetensors`: policy = base + the fixture LoRA adapter, reference = the same base with the adapter
+// switched off (no second copy of the model). The four log-probability vectors within 1e-4, the loss within
+// 1e-5, every LoRA gradient within 1e-3 of the tensor's largest value.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { setLoraEnabled } from '../../src/adapters/lora.js';
-import { loadPeftAdapter } from '../../src/adapters/peft.js';
-import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { shiftLabels } from '../../src/models/decoder.js';
-import { loadModel } from '../../src/models/registry.js';
-import { backward, noGrad } from '../../src/tensor/autograd.js';
-import { withScope } from '../../src/tensor/tensor.js';
-import { preferenceLossOp } from '../../src/tensor/ops/preference-loss.js';
-import { goldenFixtureDirs, maxAbs, maxAbsDiff } from '../helpers.js';
+import { verifyGolden } from '../../src/verify/golden.js';
+import { goldenFixtureDirs } from '../helpers.js';
 
 for (const dir of goldenFixtureDirs) {
-  test(`${path.basename(dir)}: DPO sigmoid loss, the four log-probability vectors and every LoRA gradient match PyTorch`, () => {
-    const g = SafetensorsFile.open(path.join(dir, 'golden_dpo.safetensors'));
-    const { model } = loadModel(path.join(dir, 'model'));
-    const layers = loadPeftAdapter(model, path.join(dir, 'lora-adapter'));
-    const [P, T] = g.entries.get('chosen_ids')!.shape;
-    const ids = Int32Array.from([...g.readNumbers('chosen_ids'), ...g.readNumbers('rejected_ids')]);
-    const targets = shiftLabels([...g.readNumbers('chosen_labels'), ...g.readNumbers('rejected_labels')], 2 * P, T);
-    const input = { ids, batch: 2 * P, seq: T };
-    const sums = (logp: Float32Array) =>
-      Array.from({ length: 2 * P }, (_, r) => {
-        let s = 0;
-        for (let t = 0; t < T; t++) if (targets[r * T + t] >= 0) s += logp[r * T + t];
-        return s;
-      });
-    setLoraEnabled(layers, false);
-    const ref = noGrad(() => withScope(() => sums(model.tokenLogProbs(input, targets).data)));
-    setLoraEnabled(layers, true);
-    const close = (ours: number[], name: string) =>
-      assert.ok(maxAbsDiff(ours, g.readNumbers(name)) < 1e-4, `${name}: ${ours} vs ${[...g.readNumbers(name)]}`);
-    close(ref.slice(0, P), 'reference_chosen_logps');
-    close(ref.slice(P), 'reference_rejected_logps');
-    withScope(() => {
-      const logp = model.tokenLogProbs(input, targets);
-      const { loss, stats } = preferenceLossOp(
-        logp,
-        {
-          targets,
-          pairs: P,
-          seq: T,
-          refChosen: Float64Array.from(ref.slice(0, P)),
-          refRejected: Float64Array.from(ref.slice(P)),
-        },
-        { loss: 'sigmoid', beta: g.readNumbers('beta')[0], labelSmoothing: 0, simpoGamma: 0.5, ftx: 0 },
-      );
-      close(stats.chosen, 'policy_chosen_logps');
-      close(stats.rejected, 'policy_rejected_logps');
-      assert.ok(Math.abs(loss.data[0] - g.readNumbers('loss')[0]) < 1e-5, `loss ${loss.data[0]}`);
-      backward(loss);
+  test(`${path.basename(dir)}: DPO loss, the four log-probability vectors and every LoRA gradient match PyTorch`, () => {
+    const report = verifyGolden({
+      model: path.join(dir, 'model'),
+      golden: path.join(dir, 'golden_dpo.safetensors'),
+      adapter: path.join(dir, 'lora-adapter'),
+      atol: 1e-4,
+      gradRtol: 1e-3,
     });
-    for (const [name, l] of layers) {
-      for (const [part, t] of [
-        ['lora_A', l.A],
-        ['lora_B', l.B],
-      ] as const) {
-        const want = g.readNumbers(`grad.base_model.model.${name}.${part}.weight`);
-        const err = maxAbsDiff(t.grad!.data, want) / (maxAbs(want) + 1e-12);
-        assert.ok(err < 1e-3, `${name}.${part}: ${err}`);
-      }
-    }
-    model.dispose();
-    g.close();
+    const names = report.tensors.map((t) => t.name);
+    for (const n of ['reference_chosen_logps', 'reference_rejected_logps', 'policy_chosen_logps', 'loss'])
+      assert.ok(names.includes(n), n);
+    assert.equal(report.tensors.find((t) => t.name === 'loss')!.tolerance, 1e-5);
+    assert.ok(names.filter((n) => n.startsWith('grad.')).length >= 8);
+    const bad = report.tensors.filter((t) => !t.ok).map((t) => `${t.name}: ${t.max_abs_diff} (${t.max_rel_diff})`);
+    assert.deepEqual(bad, []);
   });
 }

@@ -106,6 +106,31 @@ const specs: Record<string, Partial<TemplateSpec>> = {
     replaceEos: true,
     systemInFirstUser: true,
   },
+  // LLaMA-Factory's gemma3 is gemma's text format (it adds an image plugin, not a different rendering)
+  gemma3: {
+    user: ['<start_of_turn>user\n{{content}}<end_of_turn>\n<start_of_turn>model\n'],
+    assistant: ['{{content}}<end_of_turn>\n'],
+    system: ['{{content}}\n\n'],
+    observation: ['<start_of_turn>tool\n{{content}}<end_of_turn>\n<start_of_turn>model\n'],
+    prefix: [BOS],
+    stopWords: ['<end_of_turn>'],
+    replaceEos: true,
+    systemInFirstUser: true,
+  },
+  phi4: {
+    user: ['<|im_start|>user<|im_sep|>{{content}}<|im_end|><|im_start|>assistant<|im_sep|>'],
+    assistant: ['{{content}}<|im_end|>'],
+    system: ['<|im_start|>system<|im_sep|>{{content}}<|im_end|>'],
+    stopWords: ['<|im_end|>'],
+    replaceEos: true,
+  },
+  phi4_mini: {
+    user: ['<|user|>{{content}}<|end|><|assistant|>'],
+    assistant: ['{{content}}<|end|>'],
+    system: ['<|system|>{{content}}<|end|>'],
+    stopWords: ['<|end|>'],
+    replaceEos: true,
+  },
   phi: {
     user: ['<|user|>\n{{content}}<|end|>\n<|assistant|>\n'],
     assistant: ['{{content}}<|end|>\n'],

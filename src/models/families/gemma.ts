@@ -10,6 +10,8 @@ import { z } from 'zod';
 import {
   checkRopeType,
   configError,
+  ropeType as ropeTypeOf,
+  type ModelConfig,
   type ArchitectureOptions,
   type BaseConfig,
   type RawModelConfig,
@@ -76,8 +78,15 @@ function gemmaArchitecture(c: RawModelConfig, base: BaseConfig, file: string, ge
   };
 }
 
+/** llama.cpp scales Gemma's scores by head_dim^-0.5: query_pre_attn_scalar must be head_dim. */
+function headDimScale(c: ModelConfig): string | null {
+  return Math.abs(c.attentionScale - c.headDim ** -0.5) > 1e-9
+    ? 'with query_pre_attn_scalar other than head_dim'
+    : null;
+}
+
 const gemmaTemplate = (generation: 2 | 3) => (chat: string) =>
-  chat.includes('<start_of_turn>') ? (generation === 3 ? 'gemma3' : 'gemma2') : null;
+  chat.includes('<start_of_turn>') ? (generation === 3 ? 'gemma3' : 'gemma') : null;
 
 const textPrefixes = [
   // transformers >= 4.52 save format, then the format the Hub's gemma-3 checkpoints were published in
@@ -121,7 +130,32 @@ export const gemma3: Family = {
     if (!found) return (n) => n;
     return (n) => (n === 'lm_head.weight' ? found.head : n.replace(/^model\./, found.model));
   },
-  gguf: { arch: 'gemma3', interleaveQK: false, normShift: 1 },
+  gguf: {
+    arch: 'gemma3',
+    interleaveQK: false,
+    normShift: 1,
+    unsupported(c) {
+      // llama.cpp's gemma3: five local layers then a global one, local rope base 10000, scores by head_dim
+      const global = c.layerSpecs.find((l) => l.window === null)?.rope ?? c.layerSpecs[0].rope!;
+      const pattern = c.layerSpecs.every((l, i) => (l.window === null) === ((i + 1) % 6 === 0));
+      if (!pattern) return 'with a local/global pattern other than every sixth layer global';
+      if (c.layerSpecs.some((l) => l.window !== null && (l.rope!.theta !== 10000 || l.rope!.scaling)))
+        return 'with a local rope base other than 10000';
+      if (global.scaling && ropeTypeOf(global.scaling) !== 'linear') return 'with this rope scaling';
+      return headDimScale(c);
+    },
+    keys(c) {
+      const global = c.layerSpecs.find((l) => l.window === null)?.rope ?? c.layerSpecs[0].rope!;
+      const window = c.layerSpecs.find((l) => l.window !== null)?.window;
+      return {
+        'rope.freq_base': { f32: global.theta },
+        ...(window ? { 'attention.sliding_window': { u32: window } } : {}),
+        ...(global.scaling
+          ? { 'rope.scaling.type': { str: 'linear' }, 'rope.scaling.factor': { f32: global.scaling.factor ?? 1 } }
+          : {}),
+      };
+    },
+  },
   template: gemmaTemplate(3),
 };
 
@@ -146,6 +180,23 @@ export const gemma2: Family = {
   },
   textConfig: (raw) => raw,
   architecture: (c, base, file) => gemmaArchitecture(c, base, file, 2),
-  gguf: { arch: 'gemma2', interleaveQK: false, normShift: 1 },
+  gguf: {
+    arch: 'gemma2',
+    interleaveQK: false,
+    normShift: 1,
+    unsupported(c) {
+      const alternate = c.layerSpecs.every((l, i) => (l.window === null) === (i % 2 === 1));
+      if (!alternate) return 'with a local/global pattern other than alternating';
+      return headDimScale(c);
+    },
+    keys(c) {
+      const window = c.layerSpecs.find((l) => l.window !== null)?.window;
+      return {
+        ...(window ? { 'attention.sliding_window': { u32: window } } : {}),
+        ...(c.attentionSoftcap ? { attn_logit_softcapping: { f32: c.attentionSoftcap } } : {}),
+        ...(c.finalSoftcap ? { final_logit_softcapping: { f32: c.finalSoftcap } } : {}),
+      };
+    },
+  },
   template: gemmaTemplate(2),
 };

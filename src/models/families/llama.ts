@@ -9,7 +9,7 @@ import {
   type BaseConfig,
   type RawModelConfig,
 } from '../config.js';
-import { uniformLayers, type Family } from '../family.js';
+import { plainLayers, uniformLayers, type Family } from '../family.js';
 
 /** The options of a plain LLaMA-style decoder; the families derived from it change what differs. */
 export function llamaArchitecture(c: RawModelConfig, base: BaseConfig, file: string): ArchitectureOptions {
@@ -52,6 +52,6 @@ export const llama: Family = {
   defaults: { rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, max_position_embeddings: 2048 },
   textConfig: (raw) => raw,
   architecture: llamaArchitecture,
-  gguf: { arch: 'llama', interleaveQK: true, normShift: 0 },
+  gguf: { arch: 'llama', interleaveQK: true, normShift: 0, unsupported: plainLayers },
   template: llamaTemplate,
 };

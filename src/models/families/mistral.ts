@@ -1,6 +1,6 @@
 /** Mistral (MistralForCausalLM): LLaMA with a sliding attention window on every layer. */
 import { llamaArchitecture } from './llama.js';
-import type { Family } from '../family.js';
+import { plainLayers, type Family } from '../family.js';
 
 export const mistral: Family = {
   id: 'mistral',
@@ -13,6 +13,6 @@ export const mistral: Family = {
     const window = c.sliding_window ?? null;
     return { ...options, layerSpecs: options.layerSpecs.map((l) => ({ ...l, window })) };
   },
-  gguf: { arch: 'llama', interleaveQK: true, normShift: 0 },
+  gguf: { arch: 'llama', interleaveQK: true, normShift: 0, unsupported: plainLayers },
   template: (chat) => (chat.includes('[INST]') ? 'mistral' : chat.includes('<|im_start|>') ? 'chatml' : null),
 };

@@ -4,7 +4,7 @@
  * each head turns), rope_scaling longrope (short or long factors by sequence length, cos and sin times the
  * attention factor), and a sliding window when sliding_window is set.
  */
-import { checkRopeType, configError, type RopeScaling } from '../config.js';
+import { checkRopeType, configError, ropeInvFreq, type RopeScaling } from '../config.js';
 import { llamaArchitecture } from './llama.js';
 import type { Family } from '../family.js';
 
@@ -54,7 +54,35 @@ export const phi3: Family = {
     const window = c.sliding_window ?? null;
     return { ...options, fusedProjections: true, layerSpecs: options.layerSpecs.map(() => ({ window, rope })) };
   },
-  gguf: { arch: 'phi3', interleaveQK: false, normShift: 0 },
+  gguf: {
+    arch: 'phi3',
+    interleaveQK: false,
+    normShift: 0,
+    unsupported: () => null,
+    keys(c) {
+      const rope = c.layerSpecs[0].rope!;
+      const window = c.layerSpecs[0].window;
+      const s = rope.scaling;
+      return {
+        'rope.dimension_count': { u32: rope.rotaryDim },
+        ...(window ? { 'attention.sliding_window': { u32: window } } : {}),
+        ...(s
+          ? {
+              'rope.scaling.attn_factor': { f32: ropeInvFreq(rope, c).attentionFactor },
+              'rope.scaling.original_context_length': { u32: s.original_max_position_embeddings ?? c.maxPositions },
+            }
+          : {}),
+      };
+    },
+    tensors(c) {
+      const s = c.layerSpecs[0].rope!.scaling;
+      if (!s) return [];
+      return [
+        { name: 'rope_factors_long.weight', values: Float32Array.from(s.long_factor!) },
+        { name: 'rope_factors_short.weight', values: Float32Array.from(s.short_factor!) },
+      ];
+    },
+  },
   template: (chat) =>
     chat.includes('<|im_sep|>')
       ? 'phi4'

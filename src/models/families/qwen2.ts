@@ -3,7 +3,7 @@
  * window on the layers from max_window_layers up when use_sliding_window is set.
  */
 import { llamaArchitecture } from './llama.js';
-import type { Family } from '../family.js';
+import { plainLayers, type Family } from '../family.js';
 import type { ArchitectureOptions, BaseConfig, RawModelConfig } from '../config.js';
 
 /** Qwen's sliding window: layers at or above max_window_layers use it when use_sliding_window is true. */
@@ -33,6 +33,6 @@ export const qwen2: Family = {
     const options = llamaArchitecture({ ...c, attention_bias: false }, base, file);
     return qwenWindows(c, base, { ...options, qkvBias: true, oBias: false });
   },
-  gguf: { arch: 'qwen2', interleaveQK: false, normShift: 0 },
+  gguf: { arch: 'qwen2', interleaveQK: false, normShift: 0, unsupported: plainLayers },
   template: (chat) => qwenTemplate(chat, false),
 };

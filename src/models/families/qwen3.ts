@@ -4,7 +4,7 @@
  */
 import { llamaArchitecture } from './llama.js';
 import { qwenTemplate, qwenWindows } from './qwen2.js';
-import type { Family } from '../family.js';
+import { plainLayers, type Family } from '../family.js';
 
 export const qwen3: Family = {
   id: 'qwen3',
@@ -22,6 +22,6 @@ export const qwen3: Family = {
   architecture(c, base, file) {
     return qwenWindows(c, base, { ...llamaArchitecture(c, base, file), qkNorm: true });
   },
-  gguf: { arch: 'qwen3', interleaveQK: false, normShift: 0 },
+  gguf: { arch: 'qwen3', interleaveQK: false, normShift: 0, unsupported: plainLayers },
   template: (chat) => qwenTemplate(chat, true),
 };

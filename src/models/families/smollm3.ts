@@ -34,6 +34,18 @@ export const smollm3: Family = {
       throw configError(file, 'use_sliding_window', 'SmolLM3 with use_sliding_window is not supported');
     return { ...options, layerSpecs: options.layerSpecs.map((l, i) => ({ ...l, rope: useRope[i] ? l.rope : null })) };
   },
-  gguf: { arch: 'smollm3', interleaveQK: false, normShift: 0 },
+  gguf: {
+    arch: 'smollm3',
+    // llama.cpp converts SmolLM3 as LLaMA (q and k permuted) and skips the rotation on every fourth layer
+    interleaveQK: true,
+    normShift: 0,
+    unsupported(c) {
+      const every4th = c.layerSpecs.every((l, i) => (l.rope === null) === ((i + 1) % 4 === 0));
+      if (!every4th) return 'with no-rope layers other than every fourth (llama.cpp fixes that step)';
+      if (c.layerSpecs.some((l) => l.window !== null || (l.rope && l.rope.scaling)))
+        return 'with windows or rope scaling';
+      return null;
+    },
+  },
   template: (chat) => (chat.includes('<|im_start|>') ? 'smollm3' : null),
 };
