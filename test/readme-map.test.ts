@@ -9,7 +9,7 @@ const map = readme.slice(readme.indexOf('## Map'), readme.indexOf('## Design not
 const rows = [...map.matchAll(/^\| `([^`]+\/)` \| (.*) \|$/gm)].map(([, folder, text]) => ({ folder, text }));
 /** A backticked file or subfolder name: `name.ext` or `name/` (not `Tensor`, `lmf api`, `isa/*.cc` …). */
 const named = (text: string) =>
-  new Set([...text.matchAll(/`([\w.-]+(?:\.(?:ts|tsx|cc|h|mjs|sh)|\/))`/g)].map((m) => m[1]));
+  new Set([...text.matchAll(/`([\w.-]+(?:\.(?:ts|tsx|cc|h|mjs|sh|py)|\/))`/g)].map((m) => m[1]));
 
 test('every folder the map lists matches its files, and every source folder is listed', () => {
   assert.ok(rows.length > 10, 'the map has rows');
