@@ -30,12 +30,15 @@ export interface BenchOptions {
   steps: number;
   warmup: number;
   loraRank: number;
+  /** recompute each layer's activations in the backward pass */
+  gradientCheckpointing?: boolean;
 }
 
 export interface BenchResult {
   model: string;
   mode: BenchMode;
   dtype: string;
+  gradient_checkpointing: boolean;
   seq: number;
   batch: number;
   steps: number;
@@ -75,6 +78,7 @@ function median(xs: number[]): number {
 
 export function runBench(o: BenchOptions): BenchResult {
   const { model, name } = buildModel(o);
+  model.gradientCheckpointing = o.gradientCheckpointing === true;
   const c = model.config;
   const params = model.namedParameters().map(([, p]) => p);
   let trainable: Tensor<'f32'>[] = [];
@@ -130,6 +134,7 @@ export function runBench(o: BenchOptions): BenchResult {
     model: name,
     mode: o.mode,
     dtype: o.dtype,
+    gradient_checkpointing: model.gradientCheckpointing,
     seq: o.seq,
     batch: o.batch,
     steps: o.steps,

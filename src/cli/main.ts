@@ -68,6 +68,7 @@ export function buildProgram(): Command {
     .option('--steps <n>', 'timed steps', positiveInt, 5)
     .option('--warmup <n>', 'untimed steps first', nonNegativeInt, 2)
     .option('--lora-rank <n>', 'LoRA rank (alpha = 2 x rank, all projections)', positiveInt, 8)
+    .option('--gradient-checkpointing', 'lora/full: recompute each layer in the backward pass (less memory)', false)
     .option(
       '--new-tokens <n>',
       'generate mode: tokens decoded per sequence (the prompt is --seq tokens)',
@@ -87,6 +88,7 @@ export function buildProgram(): Command {
         steps: number;
         warmup: number;
         loraRank: number;
+        gradientCheckpointing: boolean;
         newTokens: number;
         temperature: number;
         topP: number;

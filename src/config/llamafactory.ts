@@ -53,12 +53,8 @@ export const foreignKeys: Record<string, ForeignKey> = {
     },
     (v) => notice(`${engine}; this setting has no effect`, v),
   ),
-  disable_gradient_checkpointing: notice(
-    'activations are kept for the backward pass (gradient checkpointing is not implemented yet)',
-    false,
-  ),
   gradient_checkpointing: notice(
-    'activations are kept for the backward pass (gradient checkpointing is not implemented yet)',
+    'gradient checkpointing is on unless disable_gradient_checkpointing: true (as LLaMA-Factory)',
     false,
   ),
   // the Hugging Face Hub

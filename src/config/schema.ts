@@ -116,6 +116,8 @@ export const configShape = {
   bf16: bool.default(false),
   fp16: bool.default(false),
   neftune_noise_alpha: num.pipe(z.number().min(0)).optional(),
+  /** LLaMA-Factory's: layers recompute their activations in the backward pass unless this is true */
+  disable_gradient_checkpointing: bool.default(false),
   resume_from_checkpoint: z.union([bool, z.string()]).optional(),
   /** accepted for LLaMA-Factory configs (distributed runs are not supported; one process) */
   ddp_timeout: int.optional(),

@@ -8,6 +8,7 @@
  */
 import { trim } from '../tensor/pool.js';
 import { Rng } from '../tensor/random.js';
+import { checkpointed } from '../tensor/checkpoint.js';
 import { persistent, Tensor } from '../tensor/tensor.js';
 import {
   add,
@@ -185,6 +186,9 @@ interface Batch {
 }
 
 export class DecoderModel {
+  /** recompute each layer's activations in the backward pass instead of keeping them (training only) */
+  gradientCheckpointing = false;
+
   constructor(
     readonly config: ModelConfig,
     readonly embedTokens: Tensor,
@@ -279,7 +283,8 @@ export class DecoderModel {
     this.layers.forEach((layer, l) => {
       const spec = c.layerSpecs[l];
       const attend: Attend = (q, k, v) => attention(q, k, v, { ...shape, window: spec.window });
-      h = layer.forward(h, { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, attend, pass });
+      const ctx = { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, attend, pass };
+      h = this.gradientCheckpointing ? checkpointed(h, (x) => layer.forward(x, ctx)) : layer.forward(h, ctx);
     });
     return this.finalNorm(h);
   }

@@ -30,6 +30,11 @@ export function noGrad<R>(fn: () => R): R {
   }
 }
 
+/** True while ops record their backward (outside noGrad). */
+export function isRecording(): boolean {
+  return gradEnabled;
+}
+
 /** True when an op with these inputs must record its backward. */
 export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boolean {
   return gradEnabled && inputs.some((t) => t?.requiresGrad === true);

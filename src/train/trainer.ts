@@ -38,6 +38,7 @@ function loadForTraining(c: TrainConfig): CausalLM {
   // (modules trained whole beside LoRA need f32 storage, so additional_target keeps the base in f32)
   const storage = c.bf16 && c.finetuning_type === 'lora' && !c.additional_target?.length ? 'bf16' : 'f32';
   const { model } = loadModel(c.model_name_or_path, { dtype: storage });
+  model.gradientCheckpointing = !c.disable_gradient_checkpointing;
   return model;
 }
 
