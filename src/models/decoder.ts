@@ -14,6 +14,9 @@ import {
   add,
   affine,
   attention,
+  attentionForward,
+  attentionFromSaved,
+  type AttentionResult,
   columns,
   embedding,
   geglu,
@@ -282,9 +285,25 @@ export class DecoderModel {
     const pass = { dropoutStep: input.dropoutStep };
     this.layers.forEach((layer, l) => {
       const spec = c.layerSpecs[l];
-      const attend: Attend = (q, k, v) => attention(q, k, v, { ...shape, window: spec.window });
-      const ctx = { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, attend, pass };
-      h = this.gradientCheckpointing ? checkpointed(h, (x) => layer.forward(x, ctx)) : layer.forward(h, ctx);
+      const layerShape = { ...shape, window: spec.window };
+      const ctx = { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, pass };
+      if (!this.gradientCheckpointing) {
+        h = layer.forward(h, { ...ctx, attend: (q, k, v) => attention(q, k, v, layerShape) });
+        return;
+      }
+      // the recomputation reuses attention's output and log-sum-exp from the first run (its costliest part)
+      let saved: AttentionResult | null = null;
+      h = checkpointed(h, (x, run) =>
+        layer.forward(x, {
+          ...ctx,
+          attend: (q, k, v) => {
+            if (run.recompute && saved) return attentionFromSaved(q, k, v, layerShape, saved);
+            const r = attentionForward(q, k, v, layerShape);
+            saved = { out: run.keep(r.out), lse: run.keep(r.lse) };
+            return r.out;
+          },
+        }),
+      );
     });
     return this.finalNorm(h);
   }

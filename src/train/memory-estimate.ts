@@ -24,9 +24,10 @@ export function estimateStepMemory(model: CausalLM, setup: MethodSetup, tokensPe
   const q = c.numHeads * c.headDim,
     kv = c.numKvHeads * c.headDim;
   const perTokenLayer = 4 * (8 * c.hiddenSize + 2 * q + 4 * kv + 4 * c.intermediateSize);
-  // with gradient checkpointing a layer keeps only its input; one layer's activations exist at a time
+  // with gradient checkpointing a layer keeps its input and attention's output; one layer's activations exist
+  // at a time
   const activations = model.gradientCheckpointing
-    ? tokensPerMicroBatch * (c.numLayers * 4 * c.hiddenSize + perTokenLayer)
+    ? tokensPerMicroBatch * (c.numLayers * 4 * (c.hiddenSize + q) + perTokenLayer)
     : tokensPerMicroBatch * c.numLayers * perTokenLayer;
   const logits = 32 * 2 ** 20 + tokensPerMicroBatch * c.hiddenSize * 8;
   const bytes = weights + loraWeights + optimizer + activations + logits;

@@ -32,7 +32,23 @@ export function attentionOptions(s: Pick<AttentionShape, 'scale' | 'window' | 's
   return [s.scale ?? 1 / Math.sqrt(s.headDim), s.window ?? 0, s.softcap ?? 0] as const;
 }
 
+/** What attention's forward pass leaves for its backward: the output and the log-sum-exp of every score row. */
+export interface AttentionResult {
+  out: Tensor<'f32'>;
+  lse: Tensor<'f32'>;
+}
+
 export function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, s: AttentionShape): Tensor<'f32'> {
+  return attentionFromSaved(q, k, v, s, attentionForward(q, k, v, s));
+}
+
+/** The forward pass alone (nothing recorded): output and log-sum-exp, for a backward that comes later. */
+export function attentionForward(
+  q: Tensor<'f32'>,
+  k: Tensor<'f32'>,
+  v: Tensor<'f32'>,
+  s: AttentionShape,
+): AttentionResult {
   const { batch: B, seq: T, heads: H, kvHeads: KV, headDim: D } = s;
   if (q.size !== B * T * H * D || k.size !== B * T * KV * D || v.size !== k.size || H % KV !== 0) {
     throw new Error(
@@ -62,6 +78,24 @@ export function attention(q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>, 
     window,
     softcap,
   );
+  return { out, lse };
+}
+
+/**
+ * Attention whose forward pass was already run on these q, k, v (gradient checkpointing recomputes a layer
+ * but not its attention): records the backward from the saved output and log-sum-exp.
+ */
+export function attentionFromSaved(
+  q: Tensor<'f32'>,
+  k: Tensor<'f32'>,
+  v: Tensor<'f32'>,
+  s: AttentionShape,
+  saved: AttentionResult,
+): Tensor<'f32'> {
+  const { batch: B, seq: T, heads: H, kvHeads: KV, headDim: D } = s;
+  const seg = s.segments?.data ?? null;
+  const [scale, window, softcap] = attentionOptions(s);
+  const { out, lse } = saved;
   return record(out, 'attention', [q, k, v], (g, needs) => {
     const dq = Tensor.empty(q.shape, 'f32');
     const dk = Tensor.empty(k.shape, 'f32');

@@ -67,7 +67,14 @@ export const opSpecs = {
 
 export { add } from './add.js';
 export { affine } from './affine.js';
-export { attention, attentionOptions, type AttentionShape } from './attention.js';
+export {
+  attention,
+  attentionForward,
+  attentionFromSaved,
+  attentionOptions,
+  type AttentionResult,
+  type AttentionShape,
+} from './attention.js';
 export { columns } from './columns.js';
 export { doraScale } from './dora-scale.js';
 export { dropout } from './dropout.js';
