@@ -48,9 +48,20 @@ export function splitConfigArgs(args: readonly string[]): ConfigArgs {
 }
 
 export async function loadConfigFrom(args: readonly string[]): Promise<TrainConfig> {
-  const { loadConfig, parseSettings } = await import('../config/load.js');
+  const [{ loadConfig, parseSettings }, { resolveModelPath }] = await Promise.all([
+    import('../config/load.js'),
+    import('../io/hub-cache.js'),
+  ]);
   const { file, settings } = splitConfigArgs(args);
-  return loadConfig(file, parseSettings(settings));
+  const c = loadConfig(file, parseSettings(settings));
+  // Hub ids (org/name) become the cached snapshot's folder, as huggingface_hub lays it out
+  const local = (id: string) => resolveModelPath(id, c.model_revision);
+  return {
+    ...c,
+    model_name_or_path: local(c.model_name_or_path),
+    adapter_name_or_path: c.adapter_name_or_path?.map(local),
+    ref_model: c.ref_model === undefined ? undefined : local(c.ref_model),
+  };
 }
 
 /** The help line of a command's settings argument. */

@@ -58,9 +58,8 @@ export const foreignKeys: Record<string, ForeignKey> = {
     false,
   ),
   // the Hugging Face Hub
-  cache_dir: notice('model_name_or_path is read as a local folder', null),
-  model_revision: refuse(notYet('downloading a revision from the Hugging Face Hub'), 'main'),
-  hf_hub_token: notice('model_name_or_path is read as a local folder', null),
+  cache_dir: notice('Hub ids are looked up in HF_HUB_CACHE (or HF_HOME/hub); set those instead', null),
+  hf_hub_token: notice('Hub ids are read from the local Hugging Face cache; nothing is downloaded', null),
   ms_hub_token: refuse('ModelScope is not supported'),
   om_hub_token: refuse('Modelers is not supported'),
   export_hub_model_id: refuse(noNetwork),

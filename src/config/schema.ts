@@ -32,6 +32,8 @@ export const configShape = {
   // model
   model_name_or_path: z.string(),
   adapter_name_or_path: nameList.optional(),
+  /** the Hugging Face cache's revision (branch, tag or commit) of Hub ids */
+  model_revision: z.string().default('main'),
   /** accepted for LLaMA-Factory configs; no remote code is ever run */
   trust_remote_code: bool.default(false),
   // method
