@@ -17,6 +17,7 @@ import { dataCommand } from './data.js';
 import { generateCommand, initCommand, scoreCommand } from './model.js';
 import { completionCommand } from './completion.js';
 import { loadConfigFrom, settingsHelp } from './config.js';
+import { expandCommand } from './expand.js';
 
 export function buildProgram(): Command {
   const program = new Command('lmf')
@@ -176,6 +177,7 @@ export function buildProgram(): Command {
   program.addCommand(chatCommand());
   program.addCommand(apiCommand());
   program.addCommand(webuiCommand());
+  program.addCommand(expandCommand());
   program.addCommand(completionCommand(() => program));
 
   program

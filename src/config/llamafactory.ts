@@ -268,7 +268,6 @@ export const foreignKeys: Record<string, ForeignKey> = {
       use_dft_loss: false,
       use_asft_loss: false,
       use_eaft_loss: false,
-      use_llama_pro: false,
       pissa_init: false,
       pissa_convert: false,
     },

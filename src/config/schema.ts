@@ -57,6 +57,8 @@ export const configShape = {
   freeze_trainable_layers: int.default(2),
   freeze_trainable_modules: nameList.default(['all']),
   freeze_extra_modules: nameList.optional(),
+  /** LLaMA Pro: with finetuning_type freeze, train only the blocks `lmf expand` added (freeze_trainable_layers of them) */
+  use_llama_pro: bool.default(false),
   // preference stages
   pref_beta: num.pipe(z.number().positive()).default(0.1),
   pref_loss: z.enum(prefLosses).default('sigmoid'),

@@ -4,10 +4,18 @@
  * on the chosen projections (new, or continued from adapter_name_or_path). Weight decay applies to matrices
  * only, never to biases or norm weights (Hugging Face Trainer).
  */
-import { attachLora, mergeLora, savedModuleParameters, type LoraLayer, type LoraSettings } from '../adapters/lora.js';
+import {
+  attachLora,
+  mergeLora,
+  projectionNames,
+  savedModuleParameters,
+  type LoraLayer,
+  type LoraSettings,
+} from '../adapters/lora.js';
 import { loadPeftAdapter, readAdapterConfig, settingsFromConfig } from '../adapters/peft.js';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
+import { expandedLayerIds } from '../models/expand.js';
 import type { CausalLM } from '../models/registry.js';
 import { Rng } from '../tensor/random.js';
 import { persistent, type Tensor } from '../tensor/tensor.js';
@@ -58,6 +66,18 @@ function freezeLayers(numLayers: number, n: number): Set<number> {
   return new Set(idx);
 }
 
+/**
+ * The LoRA targets: lora_target's names, or with use_llama_pro those names on the expanded blocks only (a
+ * regular expression over module names, as PEFT writes one in adapter_config.json).
+ */
+function loraTargets(model: CausalLM, c: TrainConfig): string[] | string {
+  const everything = c.lora_target.length === 1 && c.lora_target[0] === 'all';
+  if (!c.use_llama_pro) return everything ? 'all' : c.lora_target;
+  const names = everything ? projectionNames(model) : c.lora_target;
+  const ids = expandedLayerIds(model.layers.length, c.freeze_trainable_layers);
+  return `model\\.layers\\.(${ids.join('|')})\\.(self_attn|mlp)\\.(${names.join('|')})`;
+}
+
 export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
   const all = model.namedParameters();
   for (const [, p] of all) p.requiresGrad = false;
@@ -81,7 +101,7 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
         r: c.lora_rank,
         alpha: c.lora_alpha ?? 2 * c.lora_rank,
         dropout: c.lora_dropout,
-        targetModules: c.lora_target.length === 1 && c.lora_target[0] === 'all' ? 'all' : c.lora_target,
+        targetModules: loraTargets(model, c),
         useRslora: c.use_rslora,
         useDora: c.use_dora,
       };
@@ -119,7 +139,10 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
   }
   let chosen = all;
   if (c.finetuning_type === 'freeze') {
-    const layers = freezeLayers(model.layers.length, c.freeze_trainable_layers);
+    // LLaMA Pro trains only the blocks `lmf expand` added: one every num_layers / freeze_trainable_layers
+    const layers = c.use_llama_pro
+      ? new Set(expandedLayerIds(model.layers.length, c.freeze_trainable_layers))
+      : freezeLayers(model.layers.length, c.freeze_trainable_layers);
     const modules = c.freeze_trainable_modules;
     const extra = c.freeze_extra_modules ?? [];
     chosen = all.filter(([name]) => {
