@@ -106,17 +106,6 @@ const specs: Record<string, Partial<TemplateSpec>> = {
     replaceEos: true,
     systemInFirstUser: true,
   },
-  // LLaMA-Factory's gemma3 is gemma's text format (it adds an image plugin, not a different rendering)
-  gemma3: {
-    user: ['<start_of_turn>user\n{{content}}<end_of_turn>\n<start_of_turn>model\n'],
-    assistant: ['{{content}}<end_of_turn>\n'],
-    system: ['{{content}}\n\n'],
-    observation: ['<start_of_turn>tool\n{{content}}<end_of_turn>\n<start_of_turn>model\n'],
-    prefix: [BOS],
-    stopWords: ['<end_of_turn>'],
-    replaceEos: true,
-    systemInFirstUser: true,
-  },
   phi4: {
     user: ['<|im_start|>user<|im_sep|>{{content}}<|im_end|><|im_start|>assistant<|im_sep|>'],
     assistant: ['{{content}}<|im_end|>'],
@@ -155,6 +144,8 @@ const specs: Record<string, Partial<TemplateSpec>> = {
     defaultSystem: 'You are a helpful AI assistant named SmolLM, trained by Hugging Face.',
   },
 };
+// LLaMA-Factory's gemma3 renders text as gemma does (it adds an image plugin, not a different format)
+specs.gemma3 = specs.gemma;
 
 export const templateNames = Object.keys(specs);
 

@@ -7,7 +7,6 @@ import { doraScaleSpec } from './dora-scale.js';
 import { dropoutSpec } from './dropout.js';
 import { embeddingSpec } from './embedding.js';
 import { gatherRowsSpec } from './gather-rows.js';
-import { gegluSpec } from './geglu.js';
 import { ktoLossSpec } from './kto-loss.js';
 import { linearSpec } from './linear.js';
 import { lmHeadLogProbsSpec, lmHeadLossSpec } from './lm-head-loss.js';
@@ -18,7 +17,7 @@ import { rmsnormSpec } from './rmsnorm.js';
 import { softcapSpec } from './softcap.js';
 import { ropeSpec } from './rope.js';
 import type { OpSpec } from './spec.js';
-import { swigluSpec } from './swiglu.js';
+import { gegluSpec, swigluSpec } from './gated.js';
 
 export type OpName =
   | 'linear'
@@ -80,7 +79,6 @@ export { doraScale } from './dora-scale.js';
 export { dropout } from './dropout.js';
 export { embedding } from './embedding.js';
 export { gatherRows } from './gather-rows.js';
-export { geglu } from './geglu.js';
 export { ktoLossOp, type KtoBatchValues, type KtoLoss } from './kto-loss.js';
 export { linear } from './linear.js';
 export { lmHeadLogProbs, lmHeadLoss } from './lm-head-loss.js';
@@ -90,4 +88,4 @@ export { rewardLossOp } from './reward-loss.js';
 export { rmsnorm } from './rmsnorm.js';
 export { softcap } from './softcap.js';
 export { rope, ropeTables, type RopeTables } from './rope.js';
-export { swiglu } from './swiglu.js';
+export { geglu, swiglu } from './gated.js';
