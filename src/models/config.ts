@@ -141,9 +141,8 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   const typed = z.object({ model_type: z.string() }).loose().safeParse(raw);
   if (!typed.success) throw bad(file, 'model_type', 'config.json has no model_type');
   const family = familyOf(typed.data.model_type, file);
+  // a key the file sets to null keeps null (Python's None): Hugging Face's classes read it as unset, not as default
   const withDefaults = { ...family.defaults, ...family.textConfig(typed.data, file) };
-  for (const [key, value] of Object.entries(withDefaults))
-    if (value === null && key in family.defaults) withDefaults[key] = family.defaults[key];
   const parsed = rawConfigSchema.safeParse(withDefaults);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
