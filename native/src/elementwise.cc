@@ -64,21 +64,24 @@ static Napi::Value Fill(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// swigluForward(gate, up, out, n)
-static Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
-  Args a(info, "swigluForward");
+// The gated activations (SwiGLU, GeGLU) share one binding shape:
+// <name>Forward(gate, up, out, n) and <name>Backward(gate, up, dout, dgate, dup, n).
+using GatedForward = void (*)(const float*, const float*, float*, int64_t);
+using GatedBackward = void (*)(const float*, const float*, const float*, float*, float*, int64_t);
+
+static Napi::Value gatedForward(const Napi::CallbackInfo& info, const char* name, GatedForward kernel) {
+  Args a(info, name);
   int64_t n = a.size(3);
   a.check(n >= 0, "needs n >= 0");
   const float* g = a.buffer<float>(0, n, "gate");
   const float* u = a.buffer<float>(1, n, "up");
   float* out = a.buffer<float>(2, n, "out");
-  if (a.ok()) swigluForward(g, u, out, n);
+  if (a.ok()) kernel(g, u, out, n);
   return info.Env().Undefined();
 }
 
-// swigluBackward(gate, up, dout, dgate, dup, n)
-static Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "swigluBackward");
+static Napi::Value gatedBackward(const Napi::CallbackInfo& info, const char* name, GatedBackward kernel) {
+  Args a(info, name);
   int64_t n = a.size(5);
   a.check(n >= 0, "needs n >= 0");
   const float* g = a.buffer<float>(0, n, "gate");
@@ -86,33 +89,7 @@ static Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   const float* dout = a.buffer<float>(2, n, "dout");
   float* dg = a.buffer<float>(3, n, "dgate");
   float* du = a.buffer<float>(4, n, "dup");
-  if (a.ok()) swigluBackward(g, u, dout, dg, du, n);
-  return info.Env().Undefined();
-}
-
-// gegluForward(gate, up, out, n)
-static Napi::Value GegluForward(const Napi::CallbackInfo& info) {
-  Args a(info, "gegluForward");
-  int64_t n = a.size(3);
-  a.check(n >= 0, "needs n >= 0");
-  const float* g = a.buffer<float>(0, n, "gate");
-  const float* u = a.buffer<float>(1, n, "up");
-  float* out = a.buffer<float>(2, n, "out");
-  if (a.ok()) gegluForward(g, u, out, n);
-  return info.Env().Undefined();
-}
-
-// gegluBackward(gate, up, dout, dgate, dup, n)
-static Napi::Value GegluBackward(const Napi::CallbackInfo& info) {
-  Args a(info, "gegluBackward");
-  int64_t n = a.size(5);
-  a.check(n >= 0, "needs n >= 0");
-  const float* g = a.buffer<float>(0, n, "gate");
-  const float* u = a.buffer<float>(1, n, "up");
-  const float* dout = a.buffer<float>(2, n, "dout");
-  float* dg = a.buffer<float>(3, n, "dgate");
-  float* du = a.buffer<float>(4, n, "dup");
-  if (a.ok()) gegluBackward(g, u, dout, dg, du, n);
+  if (a.ok()) kernel(g, u, dout, dg, du, n);
   return info.Env().Undefined();
 }
 
@@ -174,10 +151,18 @@ void registerElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("axpby", Napi::Function::New(env, Axpby));
   exports.Set("fill", Napi::Function::New(env, Fill));
   exports.Set("dropout", Napi::Function::New(env, Dropout));
-  exports.Set("swigluForward", Napi::Function::New(env, SwigluForward));
-  exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward));
-  exports.Set("gegluForward", Napi::Function::New(env, GegluForward));
-  exports.Set("gegluBackward", Napi::Function::New(env, GegluBackward));
+  exports.Set("swigluForward", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+                 return gatedForward(i, "swigluForward", swigluForward);
+               }));
+  exports.Set("swigluBackward", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+                 return gatedBackward(i, "swigluBackward", swigluBackward);
+               }));
+  exports.Set("gegluForward", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+                 return gatedForward(i, "gegluForward", gegluForward);
+               }));
+  exports.Set("gegluBackward", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+                 return gatedBackward(i, "gegluBackward", gegluBackward);
+               }));
   exports.Set("embeddingForward", Napi::Function::New(env, EmbeddingForward));
   exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
 }

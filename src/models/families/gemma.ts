@@ -78,6 +78,11 @@ function gemmaArchitecture(c: RawModelConfig, base: BaseConfig, file: string, ge
   };
 }
 
+/** The rotary setting of the global layers (every layer's when none is global). */
+function globalRope(c: ModelConfig): RopeSpec {
+  return c.layerSpecs.find((l) => l.window === null)?.rope ?? c.layerSpecs[0].rope!;
+}
+
 /** llama.cpp scales Gemma's scores by head_dim^-0.5: query_pre_attn_scalar must be head_dim. */
 function headDimScale(c: ModelConfig): string | null {
   return Math.abs(c.attentionScale - c.headDim ** -0.5) > 1e-9
@@ -136,7 +141,7 @@ export const gemma3: Family = {
     normShift: 1,
     unsupported(c) {
       // llama.cpp's gemma3: five local layers then a global one, local rope base 10000, scores by head_dim
-      const global = c.layerSpecs.find((l) => l.window === null)?.rope ?? c.layerSpecs[0].rope!;
+      const global = globalRope(c);
       const pattern = c.layerSpecs.every((l, i) => (l.window === null) === ((i + 1) % 6 === 0));
       if (!pattern) return 'with a local/global pattern other than every sixth layer global';
       if (c.layerSpecs.some((l) => l.window !== null && (l.rope!.theta !== 10000 || l.rope!.scaling)))
@@ -145,7 +150,7 @@ export const gemma3: Family = {
       return headDimScale(c);
     },
     keys(c) {
-      const global = c.layerSpecs.find((l) => l.window === null)?.rope ?? c.layerSpecs[0].rope!;
+      const global = globalRope(c);
       const window = c.layerSpecs.find((l) => l.window !== null)?.window;
       return {
         'rope.freq_base': { f32: global.theta },
