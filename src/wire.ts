@@ -10,6 +10,10 @@ export type TrainStage = (typeof stages)[number];
 /** dpo's pref_loss choices. */
 export const prefLosses = ['sigmoid', 'hinge', 'ipo', 'orpo', 'simpo'] as const;
 
+/** The values of LLaMA-Factory's `rope_scaling` key (the context stretch it asks of a model). */
+export const ropeScalingKinds = ['linear', 'dynamic', 'yarn', 'llama3'] as const;
+export type RopeScalingKind = (typeof ropeScalingKinds)[number];
+
 /** One line of trainer_log.jsonl: LLaMA-Factory's fields, throughput and the stage's metrics. */
 export interface LogRecord {
   current_steps: number;

@@ -9,9 +9,15 @@ export const fixtures = path.resolve(root, '..', 'shared', 'fixtures');
 export const tinyDir = path.join(fixtures, 'llama-tiny');
 
 /** One tiny fixture per model family beyond LLaMA, written by reference/torch/golden_families.py. */
-export const familyFixtureDirs = ['qwen3-tiny', 'gemma3-tiny', 'gemma2-tiny', 'phi3-tiny', 'smollm3-tiny'].map((name) =>
-  path.join(root, 'test', 'fixtures', name),
-);
+export const familyFixtureDirs = [
+  'qwen3-tiny',
+  'gemma3-tiny',
+  'gemma2-tiny',
+  'phi3-tiny',
+  'smollm3-tiny',
+  'llama-yarn-tiny',
+  'llama-dynamic-tiny',
+].map((name) => path.join(root, 'test', 'fixtures', name));
 
 /** Every golden fixture: LLaMA's (shared) and each family's. */
 export const goldenFixtureDirs = [tinyDir, ...familyFixtureDirs];

@@ -62,7 +62,8 @@ def default_inv_freq(theta, dim):
 
 
 class Rotary:
-    """cos/sin [T, dim] for positions 0..T-1; `scaling` per HF rope init functions (linear, longrope)."""
+    """cos/sin [T, dim] for positions 0..T-1; `scaling` per HF rope init functions (linear, dynamic, yarn,
+    longrope). Dynamic NTK grows its base when T passes max_position_embeddings (HF's dynamic_rope_update)."""
     def __init__(self, c, theta, scaling, dim):
         self.c, self.theta, self.scaling, self.dim = c, theta, scaling, dim
 
@@ -73,6 +74,29 @@ class Rotary:
             return default_inv_freq(self.theta, dim), 1.0
         if kind == "linear":
             return default_inv_freq(self.theta, dim) / s["factor"], 1.0
+        if kind == "dynamic":
+            mp, factor = self.c["max_position_embeddings"], s["factor"]
+            L = max(seq_len, mp)
+            base = self.theta * ((factor * L / mp) - (factor - 1)) ** (dim / (dim - 2))
+            return default_inv_freq(base, dim), 1.0
+        if kind == "yarn":
+            orig = s.get("original_max_position_embeddings") or self.c["max_position_embeddings"]
+            factor = s.get("factor") or self.c["max_position_embeddings"] / orig
+            att = s.get("attention_factor")
+            if att is None:
+                att = 1.0 if factor <= 1 else 0.1 * math.log(factor) + 1.0
+            fast, slow = s.get("beta_fast") or 32, s.get("beta_slow") or 1
+            corr = lambda turns: (dim * math.log(orig / (turns * 2 * math.pi))) / (2 * math.log(self.theta))
+            low, high = corr(fast), corr(slow)
+            if s.get("truncate", True):
+                low, high = math.floor(low), math.ceil(high)
+            low, high = max(low, 0), min(high, dim - 1)
+            if low == high:
+                high += 0.001
+            ramp = torch.clamp((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
+            keep = 1 - ramp
+            pos = self.theta ** (torch.arange(0, dim, 2).float() / dim)
+            return (1.0 / (factor * pos)) * (1 - keep) + (1.0 / pos) * keep, att
         if kind == "longrope":
             if "original_max_position_embeddings" in self.c:
                 orig = self.c["original_max_position_embeddings"]

@@ -12,7 +12,8 @@ OUT_DIR/<preset>/
   golden_dpo.safetensors    DPO sigmoid, beta 0.1, policy = base + adapter, reference = base: the four summed
                             log-probability vectors, loss, grad.<PEFT name> (same layout as llama-tiny's)
 Shapes are chosen to exercise each family's options: head_dim != hidden/heads, sequences longer than the sliding
-window, partial rotary, longrope past its original length, layers without rotation."""
+window, partial rotary, longrope past its original length, layers without rotation, YaRN's ramp across the
+rotary pairs, dynamic NTK past max_position_embeddings."""
 import argparse, json, math, os
 import torch
 import torch.nn as nn
@@ -43,6 +44,12 @@ PRESETS = {
                       rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False, hidden_act="silu",
                       rope_scaling={"type": "longrope", "short_factor": [1.0, 1.1, 1.3, 1.6, 2.0, 2.5],
                                     "long_factor": [1.0, 1.5, 2.5, 4.0, 6.0, 9.0]}),
+    "llama-yarn-tiny": dict(TINY, architectures=["LlamaForCausalLM"], model_type="llama", rope_theta=10000.0,
+                            rms_norm_eps=1e-6, tie_word_embeddings=False, hidden_act="silu",
+                            rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64}),
+    "llama-dynamic-tiny": dict(TINY, architectures=["LlamaForCausalLM"], model_type="llama", max_position_embeddings=8,
+                               rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=False, hidden_act="silu",
+                               rope_scaling={"type": "dynamic", "factor": 2.0}),
     "smollm3-tiny": dict(TINY, architectures=["SmolLM3ForCausalLM"], model_type="smollm3", num_hidden_layers=4,
                          no_rope_layer_interval=2, rope_theta=2000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
                          hidden_act="silu", use_sliding_window=False),

@@ -74,7 +74,6 @@ export const foreignKeys: Record<string, ForeignKey> = {
   init_special_tokens: refuse(notYet('initialising added tokens'), 'noise_init'),
   adapter_folder: refuse(notYet('adapter_folder (use adapter_name_or_path)')),
   // architecture changes
-  rope_scaling: refuse(notYet('rope_scaling as a training key (a model config.json with rope_scaling is read)')),
   shift_attn: refuse(notYet('shift short attention (S^2-Attn)'), false),
   mixture_of_depths: refuse(notYet('mixture of depths')),
   train_from_scratch: refuse('start from scratch with `lmf init` (a randomly initialised model folder)', false),

@@ -3,7 +3,7 @@
  * unchanged. Validated at the edge (config/load.ts); everything inside receives a TrainConfig.
  */
 import { z } from 'zod';
-import { prefLosses, stages } from '../wire.js';
+import { prefLosses, ropeScalingKinds, stages } from '../wire.js';
 
 /** LLaMA-Factory reads YAML with PyYAML, where 1e-4 is a string: accept numbers written either way. */
 const num = z.preprocess(
@@ -36,6 +36,8 @@ export const configShape = {
   model_revision: z.string().default('main'),
   /** accepted for LLaMA-Factory configs; no remote code is ever run */
   trust_remote_code: bool.default(false),
+  /** LLaMA-Factory's: stretch the model's context to cutoff_len with this rope scaling (at inference: by 2) */
+  rope_scaling: z.enum(ropeScalingKinds).nullable().default(null),
   // method
   stage: z.enum(stages).default('sft'),
   /** default: train unless the config only asks for do_predict */

@@ -32,7 +32,7 @@ export async function predict(c: TrainConfig, print: (line: string) => void): Pr
       { key: 'predict_with_generate' },
     );
   }
-  const m = loadFromConfig(c);
+  const m = loadFromConfig(c, c.cutoff_len);
   try {
     const { examples } = await preparePredictData(c, m.tokenizer, m.template);
     const settings = configSettings(c, m);

@@ -58,6 +58,7 @@ export function exportModel(c: TrainConfig, print: (line: string) => void = () =
     template: c.template,
     dtype: 'f32',
     mergeAll: true,
+    ropeScaling: c.rope_scaling ? { kind: c.rope_scaling, modelMaxLength: null } : null,
   });
   ensureDir(path.dirname(target), 'export_dir');
   removeStaleTemps(path.dirname(target), `${path.basename(target)}.tmp-`);

@@ -20,6 +20,7 @@ import {
   type GenerationSettings,
 } from './settings.js';
 import type { TrainConfig } from '../config/schema.js';
+import type { RopeScalingKind } from '../wire.js';
 import { readModelConfig } from '../models/config.js';
 
 export interface InferenceSpec {
@@ -31,6 +32,8 @@ export interface InferenceSpec {
   dtype?: 'f32' | 'bf16';
   /** fold every adapter into the weights, the last one too (export) */
   mergeAll?: boolean;
+  /** LLaMA-Factory's rope_scaling key: stretch the context to modelMaxLength (null: by 2, as at inference) */
+  ropeScaling?: { kind: RopeScalingKind; modelMaxLength: number | null } | null;
 }
 
 export interface InferenceModel {
@@ -65,14 +68,18 @@ export function chatRequest(m: InferenceModel, messages: Message[], o: ChatOptio
   };
 }
 
-/** The model a config names (model_name_or_path, adapter_name_or_path, template, infer_dtype). */
-export function loadFromConfig(c: TrainConfig): InferenceModel {
+/**
+ * The model a config names (model_name_or_path, adapter_name_or_path, template, infer_dtype, rope_scaling);
+ * `cutoffLen` when it serves a training run (do_predict), whose rope stretch follows cutoff_len.
+ */
+export function loadFromConfig(c: TrainConfig, cutoffLen: number | null = null): InferenceModel {
   const torchDtype = readModelConfig(c.model_name_or_path).raw.torch_dtype;
   return loadInference({
     model: c.model_name_or_path,
     adapters: c.adapter_name_or_path,
     template: c.template,
     dtype: inferDtype(c.infer_dtype, typeof torchDtype === 'string' ? torchDtype : undefined),
+    ropeScaling: c.rope_scaling ? { kind: c.rope_scaling, modelMaxLength: cutoffLen } : null,
   });
 }
 
@@ -85,7 +92,7 @@ export function loadInference(spec: InferenceSpec): InferenceModel {
   const dtype = spec.dtype ?? 'f32';
   const tokenizer = HfTokenizer.fromDir(spec.model);
   checkTokenizerFits(tokenizer, readModelConfig(spec.model).vocabSize, spec.model);
-  const { model } = loadModel(spec.model, { dtype });
+  const { model } = loadModel(spec.model, { dtype, ropeScaling: spec.ropeScaling });
   try {
     const adapters = spec.adapters ?? [];
     // DoRA rescales the whole adapted weight, so it cannot be one term of a sum: such stacks are merged in order

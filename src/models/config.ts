@@ -1,7 +1,7 @@
 /**
  * A model's config.json, read the way its family's Hugging Face config class reads it: the keys every decoder
  * shares are parsed here, the family (src/models/families/) fills its defaults and sets the architecture
- * options the shared decoder block reads. Also the rotary frequencies a rope setting implies.
+ * options the shared decoder block reads.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,23 +9,8 @@ import { z } from 'zod';
 import { LmfError } from '../errors.js';
 import { requireModelFolder } from '../io/dirs.js';
 import type { Family } from './family.js';
+import { ropeScalingSchema, type RopeSpec } from './rope.js';
 import { families, refusedModelTypes } from './families/index.js';
-
-const ropeScalingSchema = z
-  .object({
-    rope_type: z.string().optional(),
-    type: z.string().optional(),
-    factor: z.number().optional(),
-    low_freq_factor: z.number().optional(),
-    high_freq_factor: z.number().optional(),
-    original_max_position_embeddings: z.number().optional(),
-    short_factor: z.array(z.number()).optional(),
-    long_factor: z.array(z.number()).optional(),
-    attention_factor: z.number().optional(),
-  })
-  .loose();
-
-export type RopeScaling = z.infer<typeof ropeScalingSchema>;
 
 const rawConfigSchema = z
   .object({
@@ -56,14 +41,6 @@ const rawConfigSchema = z
   .loose();
 
 export type RawModelConfig = z.infer<typeof rawConfigSchema>;
-
-/** Rotary frequencies: base and scaling (null: the default frequencies). */
-export interface RopeSpec {
-  theta: number;
-  scaling: RopeScaling | null;
-  /** values of each head that rotate (Phi-3's partial_rotary_factor; the head dim otherwise) */
-  rotaryDim: number;
-}
 
 /** What one layer does differently: its attention window and its rotary setting (null: no rotation). */
 export interface LayerSpec {
@@ -183,7 +160,11 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   return { ...base, ...family.architecture(c, base, file), family: family.id };
 }
 
-export function readModelConfig(dir: string): ModelConfig {
+/** A folder's config.json, parsed; `edit` may rewrite the file's keys first (LLaMA-Factory's rope_scaling key). */
+export function readModelConfig(
+  dir: string,
+  edit: (raw: Record<string, unknown>) => Record<string, unknown> = (raw) => raw,
+): ModelConfig {
   const file = path.join(dir, 'config.json');
   requireModelFolder(dir);
   let text: string;
@@ -201,76 +182,7 @@ export function readModelConfig(dir: string): ModelConfig {
   } catch (err) {
     throw new LmfError('bad_model_config', `config.json is not valid JSON (${(err as Error).message})`, { file });
   }
-  return parseModelConfig(raw, file);
-}
-
-/** The rope type a scaling block names ('default' when none). */
-export function ropeType(s: RopeScaling | null): string {
-  return s ? (s.rope_type ?? s.type ?? 'default') : 'default';
-}
-
-/** Refuses a rope type the engine does not compute, by name. */
-export function checkRopeType(s: RopeScaling | null, supported: readonly string[], file: string): void {
-  const kind = ropeType(s);
-  if (kind !== 'default' && !supported.includes(kind)) {
-    throw bad(
-      file,
-      'rope_scaling',
-      `rope_scaling type "${kind}" is not supported`,
-      `supported: ${supported.join(', ')}`,
-    );
-  }
-}
-
-/**
- * Rotary inverse frequencies [rotaryDim/2] in f32 arithmetic and the factor cos and sin are multiplied by, as
- * Hugging Face's rope init functions compute them for a sequence of `seqLen` positions (longrope picks its
- * short or long factors by length).
- */
-export function ropeInvFreq(
-  r: RopeSpec,
-  c: Pick<ModelConfig, 'maxPositions'>,
-  seqLen = 0,
-): { inv: Float32Array; attentionFactor: number } {
-  const dim = r.rotaryDim;
-  const half = dim / 2;
-  const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) inv[i] = Math.fround(1 / Math.fround(r.theta ** Math.fround((2 * i) / dim)));
-  const s = r.scaling;
-  const kind = ropeType(s);
-  if (!s || kind === 'default') return { inv, attentionFactor: 1 };
-  const factor = s.factor ?? 1;
-  if (kind === 'linear') return { inv: inv.map((f) => Math.fround(f / factor)), attentionFactor: 1 };
-  if (kind === 'longrope') {
-    // Phi-3 keeps the pretrained length beside max_position_embeddings; the ratio is the extension factor
-    const original = s.original_max_position_embeddings ?? c.maxPositions;
-    const extension = s.original_max_position_embeddings ? c.maxPositions / original : factor;
-    const attentionFactor =
-      s.attention_factor ?? (extension <= 1 ? 1 : Math.sqrt(1 + Math.log(extension) / Math.log(original)));
-    const ext = seqLen > original ? s.long_factor : s.short_factor;
-    if (!ext || ext.length !== half) throw new Error(`longrope factors must have ${half} entries`);
-    const longInv = new Float32Array(half);
-    for (let i = 0; i < half; i++) {
-      longInv[i] = Math.fround(
-        1 / Math.fround(Math.fround(ext[i]) * Math.fround(r.theta ** Math.fround((2 * i) / dim))),
-      );
-    }
-    return { inv: longInv, attentionFactor };
-  }
-  // llama3: long wavelengths divided by factor, short ones kept, a smooth blend between
-  const lo = s.low_freq_factor ?? 1,
-    hi = s.high_freq_factor ?? 4;
-  const old = s.original_max_position_embeddings ?? 8192;
-  const loWl = old / lo,
-    hiWl = old / hi;
-  return {
-    inv: inv.map((f) => {
-      const wl = (2 * Math.PI) / f;
-      if (wl < hiWl) return f;
-      if (wl > loWl) return Math.fround(f / factor);
-      const smooth = (old / wl - lo) / (hi - lo);
-      return Math.fround((1 - smooth) * (f / factor) + smooth * f);
-    }),
-    attentionFactor: 1,
-  };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new LmfError('bad_model_config', 'config.json must hold a JSON object', { file });
+  return parseModelConfig(edit(raw as Record<string, unknown>), file);
 }

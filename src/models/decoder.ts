@@ -32,7 +32,8 @@ import {
 } from '../tensor/ops/index.js';
 import { Linear, type ForwardPass } from '../nn/linear.js';
 import { maxOf } from '../util/arrays.js';
-import { ropeInvFreq, type ModelConfig, type RopeSpec } from './config.js';
+import type { ModelConfig } from './config.js';
+import { ropeInvFreq, type RopeSpec } from './rope.js';
 import type { WeightFolder } from './weights.js';
 import { KvCache } from './kv-cache.js';
 

@@ -2,6 +2,8 @@
 import { readModelConfig } from './config.js';
 import { loadDecoder, type BuildOptions, type DecoderModel } from './decoder.js';
 import { familyById } from './families/index.js';
+import type { RopeScalingKind } from '../wire.js';
+import { stretchContext } from './rope.js';
 import { WeightFolder } from './weights.js';
 import { notice } from '../util/notice.js';
 
@@ -17,8 +19,19 @@ export interface LoadedModel {
 /** Tensors that checkpoints carry but the model recomputes. */
 const derived = /(^|\.)rotary_emb\.inv_freq$/;
 
-export function loadModel(dir: string, opts: BuildOptions = { dtype: 'f32' }): LoadedModel {
-  const config = readModelConfig(dir);
+export interface LoadOptions extends BuildOptions {
+  /** LLaMA-Factory's rope_scaling key: stretch the context for this cutoff_len (null: inference, by 2) */
+  ropeScaling?: { kind: RopeScalingKind; modelMaxLength: number | null } | null;
+}
+
+export function loadModel(dir: string, opts: LoadOptions = { dtype: 'f32' }): LoadedModel {
+  const stretch = opts.ropeScaling;
+  const config = readModelConfig(dir, (raw) => {
+    if (!stretch) return raw;
+    const stretched = stretchContext(raw, stretch.kind, stretch.modelMaxLength);
+    notice(`${dir}: ${stretched.message}`);
+    return stretched.raw ?? raw;
+  });
   const family = familyById(config.family);
   const weights = WeightFolder.open(dir);
   try {

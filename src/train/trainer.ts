@@ -11,12 +11,12 @@ import { prepareData } from '../data/pipeline.js';
 import { checkTokenizerFits } from '../data/tokenizer.js';
 import { readModelConfig } from '../models/config.js';
 import { LmfError } from '../errors.js';
-import { loadModel, type CausalLM } from '../models/registry.js';
 import { native } from '../native.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import { AdamW } from './adamw.js';
 import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { reportDroppedRows } from './data-report.js';
+import { loadTrainedModel } from './load-model.js';
 import { warnTemplateMismatch, writeTrainManifest } from './manifest.js';
 import { prepareOutputDir, runIdentity } from './output-dir.js';
 import { describeEstimate, estimateStepMemory } from './memory-estimate.js';
@@ -31,15 +31,6 @@ import { maxOf } from '../util/arrays.js';
 export interface TrainOptions {
   /** where progress lines go (stderr by default) */
   print?: (line: string) => void;
-}
-
-function loadForTraining(c: TrainConfig): CausalLM {
-  // LoRA with bf16 keeps the frozen base in bf16; full and freeze keep f32 master weights (+ bf16 copies)
-  // (modules trained whole beside LoRA need f32 storage, so additional_target keeps the base in f32)
-  const storage = c.bf16 && c.finetuning_type === 'lora' && !c.additional_target?.length ? 'bf16' : 'f32';
-  const { model } = loadModel(c.model_name_or_path, { dtype: storage });
-  model.gradientCheckpointing = !c.disable_gradient_checkpointing;
-  return model;
 }
 
 export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ state: TrainerState; outputDir: string }> {
@@ -71,7 +62,7 @@ async function trainIn(
   }
   const padId = data.tokenizer.padId ?? 0;
   checkTokenizerFits(data.tokenizer, readModelConfig(c.model_name_or_path).vocabSize, c.model_name_or_path);
-  const model = loadForTraining(c);
+  const model = loadTrainedModel(c);
   const setup: MethodSetup = setupMethod(model, c);
   const objective = makeObjective(model, data.train, c, padId, setup);
   const evaluator = data.eval ? (objective.evaluator?.(data.eval) ?? null) : null;

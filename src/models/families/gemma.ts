@@ -8,15 +8,13 @@
  */
 import { z } from 'zod';
 import {
-  checkRopeType,
   configError,
-  ropeType as ropeTypeOf,
   type ModelConfig,
   type ArchitectureOptions,
   type BaseConfig,
   type RawModelConfig,
-  type RopeSpec,
 } from '../config.js';
+import { checkRopeType, ropeType as ropeTypeOf, type RopeSpec } from '../rope.js';
 import type { Family } from '../family.js';
 
 const gemmaKeys = z
@@ -44,7 +42,7 @@ function gemmaArchitecture(c: RawModelConfig, base: BaseConfig, file: string, ge
   if (act !== 'gelu_pytorch_tanh' && act !== 'gelu_tanh')
     throw configError(file, 'hidden_activation', `hidden_activation "${act}" is not supported (gelu_pytorch_tanh)`);
   const scaling = c.rope_scaling ?? null;
-  checkRopeType(scaling, ['linear'], file);
+  checkRopeType(scaling, ['linear', 'dynamic', 'yarn'], file);
   // Gemma 2: every other layer local; Gemma 3: five local, then one global
   const pattern = generation === 2 ? 2 : (g.sliding_window_pattern ?? 6);
   const types =

@@ -1,14 +1,9 @@
 /**
  * LLaMA (LlamaForCausalLM) and the models built on it (SmolLM2, TinyLlama, DeepSeek-R1-Distill-Llama):
- * RMSNorm, rotate-half RoPE with default, linear or llama3 scaling, grouped-query attention, SwiGLU.
+ * RMSNorm, rotate-half RoPE with default, linear, dynamic NTK, YaRN or llama3 scaling, grouped-query attention, SwiGLU.
  */
-import {
-  checkRopeType,
-  configError,
-  type ArchitectureOptions,
-  type BaseConfig,
-  type RawModelConfig,
-} from '../config.js';
+import { configError, type ArchitectureOptions, type BaseConfig, type RawModelConfig } from '../config.js';
+import { checkRopeType } from '../rope.js';
 import { plainLayers, uniformLayers, type Family } from '../family.js';
 
 /** The options of a plain LLaMA-style decoder; the families derived from it change what differs. */
@@ -16,7 +11,7 @@ export function llamaArchitecture(c: RawModelConfig, base: BaseConfig, file: str
   if ((c.hidden_act ?? 'silu') !== 'silu')
     throw configError(file, 'hidden_act', `hidden_act "${c.hidden_act}" is not supported (silu only)`);
   const scaling = c.rope_scaling ?? null;
-  checkRopeType(scaling, ['linear', 'llama3'], file);
+  checkRopeType(scaling, ['linear', 'dynamic', 'yarn', 'llama3'], file);
   return {
     qkvBias: c.attention_bias ?? false,
     oBias: c.attention_bias ?? false,

@@ -4,7 +4,8 @@
  * each head turns), rope_scaling longrope (short or long factors by sequence length, cos and sin times the
  * attention factor), and a sliding window when sliding_window is set.
  */
-import { checkRopeType, configError, ropeInvFreq, type RopeScaling } from '../config.js';
+import { configError } from '../config.js';
+import { checkRopeType, ropeInvFreq, type RopeScaling } from '../rope.js';
 import { llamaArchitecture } from './llama.js';
 import type { Family } from '../family.js';
 

@@ -2,16 +2,15 @@
 import { setLoraEnabled } from '../../adapters/lora.js';
 import type { TrainConfig } from '../../config/schema.js';
 import type { TokenBatch } from '../../data/collator.js';
-import { loadModel, type CausalLM } from '../../models/registry.js';
+import type { CausalLM } from '../../models/registry.js';
+import { loadFrozenReference } from '../load-model.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { withScope } from '../../tensor/tensor.js';
 import type { MethodSetup } from '../methods.js';
 
 /** A separate frozen model for full and freeze tuning (or ref_model); null when LoRA's base serves. */
 export function loadReference(c: TrainConfig, setup: MethodSetup): CausalLM | null {
-  return setup.lora && !c.ref_model
-    ? null
-    : loadModel(c.ref_model ?? c.model_name_or_path, { dtype: c.bf16 ? 'bf16' : 'f32' }).model;
+  return setup.lora && !c.ref_model ? null : loadFrozenReference(c);
 }
 
 /** The reference's per-token log-probabilities of the targets, without gradient. */
