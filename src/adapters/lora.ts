@@ -26,6 +26,8 @@ export interface LoraSettings {
   /** per-module rank and alpha overrides (PEFT's rank_pattern / alpha_pattern) */
   rankPattern?: Record<string, number>;
   alphaPattern?: Record<string, number>;
+  /** PEFT's init_lora_weights: true (A random, B zero), or PiSSA's "pissa" / "pissa_niter_N" (adapters/pissa.ts) */
+  initLoraWeights?: true | string;
 }
 
 export class LoraLayer implements LinearDelta {

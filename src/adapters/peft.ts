@@ -13,6 +13,7 @@ import { writeTextAtomic } from '../io/atomic.js';
 import type { CausalLM } from '../models/registry.js';
 import { Rng } from '../tensor/random.js';
 import { attachLora, savedModuleParameters, type LoraLayer, type LoraSettings } from './lora.js';
+import { initPissa, pissaIterations } from './pissa.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 const PREFIX = 'base_model.model.';
@@ -31,6 +32,7 @@ const adapterConfigSchema = z
     modules_to_save: z.array(z.string()).nullish(),
     rank_pattern: z.record(z.string(), z.number()).optional(),
     alpha_pattern: z.record(z.string(), z.number()).optional(),
+    init_lora_weights: z.union([z.boolean(), z.string()]).optional(),
     base_model_name_or_path: z.string().nullish(),
   })
   .loose();
@@ -93,16 +95,32 @@ export function settingsFromConfig(c: AdapterConfig): LoraSettings {
     rankPattern: c.rank_pattern,
     alphaPattern: c.alpha_pattern,
     modulesToSave: c.modules_to_save ?? undefined,
+    initLoraWeights: typeof c.init_lora_weights === 'string' ? c.init_lora_weights : true,
   };
 }
 
-/** Attaches the adapter in `dir` to the model and fills A and B from its file. */
-/** Attaches the adapter in `dir`; with the base's path, warns when the adapter was trained on another base. */
+/** init_lora_weights values whose adapters load onto the base as they are (the rest rewrite the base first). */
+const plainInits = new Set<unknown>([undefined, true, false, 'gaussian']);
+
+/**
+ * Attaches the adapter in `dir` and fills A and B from its file; with the base's path, warns when the adapter
+ * was trained on another base. A PiSSA adapter first turns the base into the residual its training started from.
+ */
 export function loadPeftAdapter(model: CausalLM, dir: string, basePath?: string): Map<string, LoraLayer> {
   const mismatch = basePath === undefined ? null : adapterBaseMismatch(dir, basePath);
   if (mismatch) notice(mismatch);
   const config = readAdapterConfig(dir);
-  const layers = attachLora(model, settingsFromConfig(config), new Rng(0));
+  const settings = settingsFromConfig(config);
+  const pissa = pissaIterations(settings.initLoraWeights);
+  if (pissa === undefined && !plainInits.has(config.init_lora_weights)) {
+    throw new LmfError('unsupported', `init_lora_weights "${config.init_lora_weights}" is not supported`, {
+      file: path.join(dir, 'adapter_config.json'),
+      key: 'init_lora_weights',
+      hint: 'this initialisation rewrites the base model at load; convert the adapter to plain LoRA with PEFT',
+    });
+  }
+  const layers = attachLora(model, settings, new Rng(0));
+  if (pissa !== undefined) initPissa(model, layers, pissa);
   const file = path.join(dir, 'adapter_model.safetensors');
   if (!existsSync(file)) {
     throw new LmfError('adapter_missing', 'adapter_model.safetensors not found', {
@@ -227,7 +245,7 @@ export function savePeftAdapter(
     use_rslora: s.useRslora,
     use_dora: s.useDora ?? false,
     fan_in_fan_out: false,
-    init_lora_weights: true,
+    init_lora_weights: s.initLoraWeights ?? true,
     inference_mode: true,
     modules_to_save: s.modulesToSave?.length ? s.modulesToSave : null,
     layers_to_transform: null,

@@ -55,6 +55,12 @@ export const configShape = {
   use_dora: bool.default(false),
   loraplus_lr_ratio: num.pipe(z.number().positive()).optional(),
   create_new_adapter: bool.default(false),
+  /** PiSSA: new adapters start from each weight's principal singular directions, the base keeps the residual */
+  pissa_init: bool.default(false),
+  /** power iterations of PiSSA's randomized SVD; -1: the exact decomposition */
+  pissa_iter: int.pipe(z.number().min(-1)).default(16),
+  /** also write pissa_converted/: the trained PiSSA adapter as a plain LoRA (rank 2r) for the original model */
+  pissa_convert: bool.default(false),
   // freeze
   freeze_trainable_layers: int.default(2),
   freeze_trainable_modules: nameList.default(['all']),

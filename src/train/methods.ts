@@ -13,8 +13,10 @@ import {
   type LoraSettings,
 } from '../adapters/lora.js';
 import { loadPeftAdapter, readAdapterConfig, settingsFromConfig } from '../adapters/peft.js';
+import { initPissa, pissaInitName, snapshotLayers } from '../adapters/pissa.js';
 import type { TrainConfig } from '../config/schema.js';
 import { LmfError } from '../errors.js';
+import { notice } from '../util/notice.js';
 import { expandedLayerIds } from '../models/expand.js';
 import type { CausalLM } from '../models/registry.js';
 import { Rng } from '../tensor/random.js';
@@ -34,7 +36,12 @@ export interface MethodSetup {
   groups: ParamGroup[];
   /** name -> tensor of every trainable parameter (checkpoint order) */
   trainable: [string, Tensor<'f32'>][];
-  lora: { layers: Map<string, LoraLayer>; settings: LoraSettings } | null;
+  lora: {
+    layers: Map<string, LoraLayer>;
+    settings: LoraSettings;
+    /** PiSSA's starting adapter, kept when pissa_convert asks for a plain LoRA at the end */
+    pissaStart?: Map<string, { A: Float32Array; B: Float32Array }>;
+  } | null;
 }
 
 function decays(name: string, t: Tensor): boolean {
@@ -78,12 +85,31 @@ function loraTargets(model: CausalLM, c: TrainConfig): string[] | string {
   return `model\\.layers\\.(${ids.join('|')})\\.(self_attn|mlp)\\.(${names.join('|')})`;
 }
 
+/** LLaMA-Factory's refusals for PiSSA: LoRA only, and no stage whose reference model is the base with adapters off. */
+function checkPissa(c: TrainConfig): void {
+  if (!c.pissa_init) {
+    if (c.pissa_convert) notice('pissa_convert: without pissa_init there is no PiSSA adapter to convert');
+    return;
+  }
+  const refuse = (message: string, key: string) => {
+    throw new LmfError('bad_value', message, { key, hint: 'set pissa_init: false' });
+  };
+  if (c.finetuning_type !== 'lora') refuse('pissa_init is only valid for LoRA training', 'finetuning_type');
+  const usesReference = c.stage === 'kto' || (c.stage === 'dpo' && !['orpo', 'simpo'].includes(c.pref_loss));
+  if (usesReference)
+    refuse(`PiSSA cannot train stage ${c.stage}: its reference model is the base, which PiSSA changes`, 'stage');
+  if (c.adapter_name_or_path?.length && !c.create_new_adapter)
+    notice('pissa_init: the adapter from adapter_name_or_path is trained further; PiSSA only starts new adapters');
+}
+
 export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
+  checkPissa(c);
   const all = model.namedParameters();
   for (const [, p] of all) p.requiresGrad = false;
   if (c.finetuning_type === 'lora') {
     let layers: Map<string, LoraLayer>;
     let settings: LoraSettings;
+    let pissaStart: Map<string, { A: Float32Array; B: Float32Array }> | undefined;
     // as LLaMA-Factory: every adapter but the last is merged into the base; the last one is trained further,
     // or merged too when create_new_adapter asks for a fresh adapter on top
     const adapters = c.adapter_name_or_path ?? [];
@@ -104,8 +130,13 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
         targetModules: loraTargets(model, c),
         useRslora: c.use_rslora,
         useDora: c.use_dora,
+        ...(c.pissa_init ? { initLoraWeights: pissaInitName(c.pissa_iter) } : {}),
       };
       layers = attachLora(model, settings, new Rng(c.seed));
+      if (c.pissa_init) {
+        initPissa(model, layers, c.pissa_iter === -1 ? null : c.pissa_iter);
+        if (c.pissa_convert) pissaStart = snapshotLayers(layers);
+      }
     }
     const trainable = [...layers].flatMap(
       ([name, l]) =>
@@ -135,7 +166,7 @@ export function setupMethod(model: CausalLM, c: TrainConfig): MethodSetup {
     const groups = groupsOf(trainable, c, (name) =>
       ratio && name.endsWith('lora_B.weight') ? c.learning_rate * ratio : c.learning_rate,
     );
-    return { groups, trainable, lora: { layers, settings } };
+    return { groups, trainable, lora: { layers, settings, pissaStart } };
   }
   let chosen = all;
   if (c.finetuning_type === 'freeze') {

@@ -22,7 +22,7 @@ import { prepareOutputDir, runIdentity } from './output-dir.js';
 import { describeEstimate, estimateStepMemory } from './memory-estimate.js';
 import { attachBf16Copies, setupMethod, type MethodSetup } from './methods.js';
 import { makeObjective } from './stages/index.js';
-import { saveTrainedModel, writeJson } from './outputs.js';
+import { savePissaFolder, saveTrainedModel, writeJson } from './outputs.js';
 import { plotLosses } from './plot.js';
 import { lrFactor, warmupSteps } from './scheduler.js';
 import { appendLog, duration, progressLine, type LogRecord } from './trainer-log.js';
@@ -64,6 +64,7 @@ async function trainIn(
   checkTokenizerFits(data.tokenizer, readModelConfig(c.model_name_or_path).vocabSize, c.model_name_or_path);
   const model = loadTrainedModel(c);
   const setup: MethodSetup = setupMethod(model, c);
+  savePissaFolder('pissa_init', setup, c);
   const objective = makeObjective(model, data.train, c, padId, setup);
   const evaluator = data.eval ? (objective.evaluator?.(data.eval) ?? null) : null;
   const evaluate = (): Record<string, number> => evaluator?.() ?? {};
@@ -213,6 +214,7 @@ async function trainIn(
       return { state, outputDir: c.output_dir };
     }
     writeModel(c.output_dir);
+    savePissaFolder('pissa_converted', setup, c);
     const runtime = (performance.now() - start) / 1000;
     const losses = state.log_history.filter((r) => r.loss !== undefined);
     const results: Record<string, number> = {
