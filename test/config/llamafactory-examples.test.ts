@@ -1,4 +1,5 @@
-// LLaMA-Factory's text-only example configs, written again as our own files with the same keys (their sections,
+// LLaMA-Factory's text-only example configs (train_lora, train_full, inference, merge_lora, extras/loraplus, pissa,
+// llama_pro, nlg_eval), written again as our own files with the same keys (their sections,
 // their LLaMA-Factory-only keys such as dataloader_num_workers, save_only_model, deepspeed, ddp_timeout and
 // resume_from_checkpoint: null), run two steps each on a tiny model with only model, data, output and length
 // changed. They must load and train without edits.
@@ -9,6 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { predict } from '../../src/eval/predict.js';
+import { exportModel } from '../../src/export/export.js';
+import { generate } from '../../src/infer/generate.js';
+import { chatRequest, configSettings, loadFromConfig } from '../../src/infer/load.js';
 import { train } from '../../src/train/trainer.js';
 import { makeTinyModelFolder } from '../helpers.js';
 
@@ -98,6 +102,12 @@ const examples: Record<string, string> = {
   ),
   'train_full sft': example('stage: sft\ndo_train: true\nfinetuning_type: full', 'identity', 'OUT'),
   'extras/loraplus': example(`${lora}\nloraplus_lr_ratio: 16.0`, 'identity', 'OUT'),
+  'extras/pissa': example(
+    `${lora}\npissa_init: true\npissa_iter: 16\npissa_convert: true`,
+    'identity',
+    'OUT',
+    'overwrite_cache: true\n',
+  ),
   'extras/llama_pro': example(
     'stage: sft\ndo_train: true\nfinetuning_type: freeze\nfreeze_trainable_layers: 2\nfreeze_trainable_modules: all\nuse_llama_pro: true',
     'identity',
@@ -119,8 +129,58 @@ for (const [name, text] of Object.entries(examples)) {
     const { state } = await train(c, { print: quiet });
     assert.equal(state.global_step, 2);
     assert.ok(existsSync(path.join(out, 'trainer_log.jsonl')));
+    if (name === 'extras/pissa') assert.ok(existsSync(path.join(out, 'pissa_converted', 'adapter_model.safetensors')));
   });
 }
+
+test('LLaMA-Factory examples inference (chat with the LoRA) and merge_lora (export) run as written', async () => {
+  const model = await makeTinyModelFolder(path.join(work, 'model-infer'));
+  const adapter = path.join(work, 'out-infer-lora');
+  const sft = path.join(work, 'infer-sft.yaml');
+  writeFileSync(sft, example(lora, 'identity', adapter).replace('MODEL', model));
+  await train(loadConfig(sft, { max_steps: 1, cutoff_len: 64 }), { print: quiet });
+  const inference = path.join(work, 'inference.yaml');
+  writeFileSync(
+    inference,
+    `model_name_or_path: ${model}
+adapter_name_or_path: ${adapter}
+template: llama2
+infer_backend: huggingface  # choices: [huggingface, vllm, sglang, ktransformers]
+trust_remote_code: true
+`,
+  );
+  const c = loadConfig(inference, { max_new_tokens: 3 });
+  const m = loadFromConfig(c);
+  try {
+    const [answer] = generate(m.model, m.tokenizer, [
+      chatRequest(m, [{ role: 'user', content: 'Who are you?' }], { settings: configSettings(c, m) }),
+    ]);
+    assert.ok(answer.ids.length > 0);
+  } finally {
+    m.dispose();
+  }
+  const merge = path.join(work, 'merge.yaml');
+  const merged = path.join(work, 'merged');
+  writeFileSync(
+    merge,
+    `### Note: DO NOT use quantized model or quantization_bit when merging lora adapters
+
+### model
+model_name_or_path: ${model}
+adapter_name_or_path: ${adapter}
+template: llama2
+trust_remote_code: true
+
+### export
+export_dir: ${merged}
+export_size: 5
+export_device: cpu  # choices: [cpu, auto]
+export_legacy_format: false
+`,
+  );
+  exportModel(loadConfig(merge, {}));
+  assert.ok(existsSync(path.join(merged, 'config.json')));
+});
 
 test('LLaMA-Factory example nlg_eval (predict with generate) runs as written', async () => {
   const model = await makeTinyModelFolder(path.join(work, 'model-predict'));
