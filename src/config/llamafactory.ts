@@ -205,7 +205,6 @@ export const foreignKeys: Record<string, ForeignKey> = {
   ),
   ignore_pad_token_for_loss: notice('padding never counts in the loss', true),
   streaming: refuse(notYet('streaming datasets'), false),
-  tokenized_path: refuse(notYet('tokenized_path (tokenised data is cached under dataset_dir automatically)')),
   eval_on_each_dataset: refuse(notYet('evaluating each eval dataset apart'), false),
   tool_format: refuse(notYet("tool_format (the template's own tool format is used)")),
   preserve_thinking: refuse(notYet('preserve_thinking'), false),

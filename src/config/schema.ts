@@ -92,6 +92,8 @@ export const configShape = {
   interleave_probs: numList.optional(),
   enable_thinking: bool.nullable().default(true),
   overwrite_cache: bool.default(false),
+  /** LLaMA-Factory's: a folder that keeps the tokenised data; when it holds some, the datasets are not read */
+  tokenized_path: z.string().optional(),
   /** LMFactory's: training stops when more than this share of the rows are invalid (they are dropped otherwise) */
   max_invalid_ratio: num.pipe(z.number().min(0).max(1)).default(0.2),
   preprocessing_num_workers: int.pipe(z.number().positive()).optional(),

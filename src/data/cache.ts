@@ -9,7 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { TrainConfig } from '../config/schema.js';
+import { LmfError } from '../errors.js';
 import { writeFileAtomic, writeAll } from '../io/atomic.js';
+import { ensureDir } from '../io/dirs.js';
 import { combinedDigest, fileDigests, type FileDigest } from '../io/digest.js';
 import type { RowProblem } from './formats.js';
 import type { DataStats, ProcessedSet } from './pipeline.js';
@@ -82,6 +84,52 @@ export function readCache(key: string): CachedData | null {
 }
 
 export function writeCache(key: string, data: CachedData): void {
-  const bytes = gzipSync(Buffer.from(JSON.stringify(data), 'utf8'), { level: 1 });
-  writeFileAtomic(path.join(cacheDir(), `${key}.json.gz`), (fd) => writeAll(fd, bytes));
+  writeGzippedJson(path.join(cacheDir(), `${key}.json.gz`), data);
+}
+
+function writeGzippedJson(file: string, value: unknown): void {
+  const bytes = gzipSync(Buffer.from(JSON.stringify(value), 'utf8'), { level: 1 });
+  writeFileAtomic(file, (fd) => writeAll(fd, bytes));
+}
+
+/** LLaMA-Factory's tokenized_path: prepared data saved to a folder of the user's, and read back from it. */
+const tokenizedFile = 'lmf_tokenized.json.gz';
+
+export interface TokenizedFolder {
+  data: CachedData;
+  inputs: DataInputs;
+}
+
+/** The prepared data a tokenized_path holds, or null when the folder has none yet. */
+export function readTokenizedFolder(dir: string): TokenizedFolder | null {
+  const file = path.join(dir, tokenizedFile);
+  if (!existsSync(file)) {
+    if (existsSync(path.join(dir, 'dataset_dict.json')) || existsSync(path.join(dir, 'dataset_info.json')))
+      throw new LmfError(
+        'bad_value',
+        'tokenized_path holds a Hugging Face datasets folder (LLaMA-Factory writes those)',
+        {
+          file: dir,
+          key: 'tokenized_path',
+          hint: 'LMFactory writes its own tokenized data there: point tokenized_path at a new folder',
+        },
+      );
+    return null;
+  }
+  try {
+    return JSON.parse(gunzipSync(readFileSync(file)).toString('utf8')) as TokenizedFolder;
+  } catch (err) {
+    throw new LmfError('bad_value', `tokenized data cannot be read (${(err as Error).message})`, {
+      file,
+      key: 'tokenized_path',
+      hint: 'delete the folder to tokenize again',
+    });
+  }
+}
+
+export function writeTokenizedFolder(dir: string, saved: TokenizedFolder): string {
+  ensureDir(dir, 'tokenized_path');
+  const file = path.join(dir, tokenizedFile);
+  writeGzippedJson(file, saved);
+  return file;
 }

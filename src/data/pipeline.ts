@@ -4,9 +4,18 @@
  * stage's processor with the template and tokenizer.
  */
 import { LmfError } from '../errors.js';
+import { notice } from '../util/notice.js';
 import type { TrainConfig } from '../config/schema.js';
 import { Rng } from '../tensor/random.js';
-import { cacheKey, dataInputs, readCache, writeCache, type DataInputs } from './cache.js';
+import {
+  cacheKey,
+  dataInputs,
+  readCache,
+  readTokenizedFolder,
+  writeCache,
+  writeTokenizedFolder,
+  type DataInputs,
+} from './cache.js';
 import { resolveDatasets, type DatasetAttr } from './dataset-info.js';
 import { checkColumns, convertRow, type RowProblem, type StageKind } from './formats.js';
 import { loadRows } from './loaders.js';
@@ -340,6 +349,32 @@ export async function preparePredictData(
 }
 
 export async function prepareData(c: TrainConfig, tok?: TextTokenizer): Promise<PreparedData> {
+  const saved = c.tokenized_path ? readTokenizedFolder(c.tokenized_path) : null;
+  if (saved) {
+    const tokenizer = tok ?? HfTokenizer.fromDir(c.model_name_or_path);
+    if (saved.data.train.kind !== stageKind(c.stage))
+      throw new LmfError(
+        'bad_value',
+        `tokenized_path holds ${saved.data.train.kind} data; stage ${c.stage} needs other`,
+        {
+          file: c.tokenized_path,
+          key: 'tokenized_path',
+        },
+      );
+    notice(`data: read from tokenized_path ${c.tokenized_path}; the other data settings are ignored`);
+    const template = resolveTemplate(c.template, tokenizer, c.stage);
+    return { ...saved.data, template, tokenizer, fromCache: true, inputs: saved.inputs };
+  }
+  const prepared = await prepareFromDatasets(c, tok);
+  if (c.tokenized_path) {
+    const { train, eval: evalSet, problems, stats, inputs } = prepared;
+    const file = writeTokenizedFolder(c.tokenized_path, { data: { train, eval: evalSet, problems, stats }, inputs });
+    notice(`data: tokenized data saved to ${file}; later runs with tokenized_path: ${c.tokenized_path} read it`);
+  }
+  return prepared;
+}
+
+async function prepareFromDatasets(c: TrainConfig, tok?: TextTokenizer): Promise<PreparedData> {
   if (!c.dataset?.length)
     throw new LmfError('bad_value', 'dataset is required', {
       key: 'dataset',

@@ -133,6 +133,44 @@ for (const [name, text] of Object.entries(examples)) {
   });
 }
 
+test('LLaMA-Factory example train_lora preprocess (tokenized_path) saves the tokenised data, and a later run reads it', async () => {
+  const model = await makeTinyModelFolder(path.join(work, 'model-preprocess'));
+  const tokenized = path.join(work, 'tokenized', 'sft');
+  const file = path.join(work, 'preprocess.yaml');
+  writeFileSync(
+    file,
+    `### model
+model_name_or_path: ${model}
+trust_remote_code: true
+
+### method
+stage: sft
+do_train: true
+finetuning_type: lora
+lora_rank: 8
+lora_target: all
+
+### dataset
+dataset: identity
+template: llama2
+cutoff_len: 2048
+max_samples: 1000
+preprocessing_num_workers: 16
+tokenized_path: ${tokenized}
+
+### output (not used)
+output_dir: ${path.join(work, 'out-preprocess')}
+overwrite_output_dir: true
+`,
+  );
+  const first = await train(loadConfig(file, { max_steps: 1, cutoff_len: 64 }), { print: quiet });
+  assert.equal(first.state.global_step, 1);
+  assert.ok(existsSync(path.join(tokenized, 'lmf_tokenized.json.gz')));
+  // the datasets are not read again: a name that does not exist changes nothing
+  const again = loadConfig(file, { max_steps: 1, cutoff_len: 64, dataset: 'no_such_dataset' });
+  assert.equal((await train(again, { print: quiet })).state.global_step, 1);
+});
+
 test('LLaMA-Factory examples inference (chat with the LoRA) and merge_lora (export) run as written', async () => {
   const model = await makeTinyModelFolder(path.join(work, 'model-infer'));
   const adapter = path.join(work, 'out-infer-lora');
