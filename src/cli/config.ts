@@ -48,19 +48,19 @@ export function splitConfigArgs(args: readonly string[]): ConfigArgs {
 }
 
 export async function loadConfigFrom(args: readonly string[]): Promise<TrainConfig> {
-  const [{ loadConfig, parseSettings }, { resolveModelPath }] = await Promise.all([
+  const [{ loadConfig, parseSettings }, { resolveHubPath }] = await Promise.all([
     import('../config/load.js'),
-    import('../io/hub-cache.js'),
+    import('../io/hub-download.js'),
   ]);
   const { file, settings } = splitConfigArgs(args);
   const c = loadConfig(file, parseSettings(settings));
-  // Hub ids (org/name) become the cached snapshot's folder, as huggingface_hub lays it out
-  const local = (id: string) => resolveModelPath(id, c.model_revision);
+  // Hub ids (org/name) become the cached snapshot's folder, as huggingface_hub lays it out (downloaded if absent)
+  const local = (id: string) => resolveHubPath(id, { revision: c.model_revision });
   return {
     ...c,
-    model_name_or_path: local(c.model_name_or_path),
-    adapter_name_or_path: c.adapter_name_or_path?.map(local),
-    ref_model: c.ref_model === undefined ? undefined : local(c.ref_model),
+    model_name_or_path: await local(c.model_name_or_path),
+    adapter_name_or_path: c.adapter_name_or_path && (await Promise.all(c.adapter_name_or_path.map(local))),
+    ref_model: c.ref_model === undefined ? undefined : await local(c.ref_model),
   };
 }
 

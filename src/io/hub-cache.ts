@@ -2,12 +2,12 @@
  * Hugging Face Hub ids (org/name) found where huggingface_hub keeps them, so that models Python tools
  * downloaded are used where they lie: HF_HUB_CACHE, else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub or
  * ~/.cache/huggingface/hub; a repository is models--org--name with refs/<revision> naming a commit and
- * snapshots/<commit>/ holding its files. A local folder of that name always wins.
+ * snapshots/<commit>/ holding its files. A local folder of that name always wins. (Downloading what is not
+ * cached: hub-download.ts.)
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LmfError } from '../errors.js';
 
 /** org/name (one slash, no leading dot or slash): the shape of a Hub id. */
 const hubId = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
@@ -28,31 +28,26 @@ function isDir(p: string): boolean {
   }
 }
 
-/**
- * The local folder for `nameOrPath`: itself when it exists (or is not shaped like a Hub id), else the cached
- * snapshot of that revision. A Hub id that is not cached stops with the id and the folders searched.
- */
-export function resolveModelPath(
-  nameOrPath: string,
-  revision = 'main',
-  kind: 'model' | 'dataset' = 'model',
+/** A Hub id (org/name) that is not a local path. */
+export function isHubId(nameOrPath: string): boolean {
+  return !existsSync(nameOrPath) && hubId.test(nameOrPath);
+}
+
+/** The cached snapshot of a repository at a revision (null when absent), and the folders searched. */
+export function findCachedSnapshot(
+  id: string,
+  revision: string,
+  kind: 'model' | 'dataset',
   env: NodeJS.ProcessEnv = process.env,
-): string {
-  if (existsSync(nameOrPath) || !hubId.test(nameOrPath)) return nameOrPath;
+): { snapshot: string | null; searched: string[] } {
   const searched: string[] = [];
   for (const cache of hubCacheDirs(env)) {
-    const repo = path.join(cache, `${kind}s--${nameOrPath.replace('/', '--')}`);
+    const repo = path.join(cache, `${kind}s--${id.replace('/', '--')}`);
     searched.push(repo);
     const ref = path.join(repo, 'refs', revision);
     const commit = existsSync(ref) ? readFileSync(ref, 'utf8').trim() : revision;
     const snapshot = path.join(repo, 'snapshots', commit);
-    if (isDir(snapshot)) return snapshot;
+    if (isDir(snapshot)) return { snapshot, searched };
   }
-  throw new LmfError(
-    'model_not_cached',
-    `"${nameOrPath}" (revision ${revision}) is neither a folder nor in the Hugging Face cache`,
-    {
-      hint: `searched ${searched.join(', ')}; download it there (huggingface-cli download ${nameOrPath}) or give a local folder`,
-    },
-  );
+  return { snapshot: null, searched };
 }

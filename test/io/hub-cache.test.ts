@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hubCacheDirs, resolveModelPath } from '../../src/io/hub-cache.js';
+import { hubCacheDirs } from '../../src/io/hub-cache.js';
+import { resolveHubPath } from '../../src/io/hub-download.js';
 import { makeTinyModelFolder } from '../helpers.js';
 
 test('org/name resolves to the cached snapshot of its revision; HF_HUB_CACHE, then HF_HOME/hub', async () => {
@@ -22,13 +23,14 @@ test('org/name resolves to the cached snapshot of its revision; HF_HUB_CACHE, th
 
   assert.deepEqual(hubCacheDirs({ HF_HOME: home }), [cache]);
   assert.deepEqual(hubCacheDirs({ HF_HUB_CACHE: '/x' }), ['/x']);
-  const env = { HF_HOME: home };
-  assert.equal(resolveModelPath('acme/tiny-llama', 'main', 'model', env), path.join(repo, 'snapshots', 'c0ffee'));
-  assert.equal(resolveModelPath('acme/tiny-llama', 'v2', 'model', env), path.join(repo, 'snapshots', 'beef01'));
-  assert.equal(resolveModelPath('acme/tiny-llama', 'beef01', 'model', env), path.join(repo, 'snapshots', 'beef01'));
-  assert.equal(resolveModelPath(home, 'main', 'model', env), home); // a folder is itself
-  assert.throws(
-    () => resolveModelPath('acme/missing', 'main', 'model', env),
+  const env = { HF_HOME: home, HF_HUB_OFFLINE: '1' };
+  const resolve = (id: string, revision: string) => resolveHubPath(id, { revision, env });
+  assert.equal(await resolve('acme/tiny-llama', 'main'), path.join(repo, 'snapshots', 'c0ffee'));
+  assert.equal(await resolve('acme/tiny-llama', 'v2'), path.join(repo, 'snapshots', 'beef01'));
+  assert.equal(await resolve('acme/tiny-llama', 'beef01'), path.join(repo, 'snapshots', 'beef01'));
+  assert.equal(await resolve(home, 'main'), home); // a folder is itself
+  await assert.rejects(
+    resolve('acme/missing', 'main'),
     (e: Error & { context?: { hint?: string } }) =>
       /"acme\/missing" \(revision main\) is neither a folder nor in the Hugging Face cache/.test(e.message) &&
       (e.context?.hint ?? '').includes(path.join(cache, 'models--acme--missing')),
