@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { LmfError } from '../errors.js';
+import { hubDatasetFiles, type HubDataset } from './hub-datasets.js';
 import { closest } from '../util/closest.js';
 
 const columnsSchema = z.strictObject({
@@ -55,8 +56,11 @@ export type DatasetEntry = z.infer<typeof entrySchema>;
 
 export interface DatasetAttr {
   name: string;
-  /** absolute path of the file or folder */
+  /** absolute path of the file or folder; for a Hub dataset, hf://datasets/<id> */
   path: string;
+  /** a Hub dataset (hf_hub_url): where its files are chosen from; `files` holds them once fetched */
+  hub?: HubDataset;
+  files?: string[];
   formatting: 'alpaca' | 'sharegpt' | 'openai';
   ranking: boolean;
   split: string;
@@ -110,6 +114,21 @@ export function readDatasetInfo(datasetDir: string): Record<string, DatasetEntry
   return out;
 }
 
+/** Why an entry's location cannot be read here (null when it can). */
+function remoteRefusal(e: DatasetEntry): string | null {
+  if (e.ms_hub_url) return `ms_hub_url ${e.ms_hub_url}: ModelScope is not supported`;
+  if (e.om_hub_url) return `om_hub_url ${e.om_hub_url}: Modelers is not supported`;
+  if (e.file_name) return null;
+  if (e.script_url) return `script_url ${e.script_url}: loading scripts are not run`;
+  if (e.cloud_file_name) return `cloud_file_name ${e.cloud_file_name}: S3 and GCS are not read`;
+  return null;
+}
+
+/** Fetches the files of every Hub dataset among `attrs` (into the Hugging Face cache), in place. */
+export async function fetchHubFiles(attrs: DatasetAttr[], print?: (line: string) => void): Promise<void> {
+  for (const a of attrs) if (a.hub && !a.files) a.files = await hubDatasetFiles(a.hub, process.env, print);
+}
+
 /** Resolves the dataset names of a config (comma-separated) against the catalogue. */
 export function resolveDatasets(names: string[], datasetDir: string): DatasetAttr[] {
   const info = readDatasetInfo(datasetDir);
@@ -124,18 +143,16 @@ export function resolveDatasets(names: string[], datasetDir: string): DatasetAtt
         hint: near ? `did you mean "${near}"?` : `defined: ${Object.keys(info).join(', ') || 'none'}`,
       });
     }
-    if (!e.file_name) {
-      const remote = e.hf_hub_url ?? e.ms_hub_url ?? e.om_hub_url ?? e.cloud_file_name ?? e.script_url;
-      throw new LmfError(
-        'remote_dataset',
-        `dataset "${name}" lives at ${remote ?? 'no location'}, which cannot be downloaded here`,
-        {
-          file,
-          key: name,
-          hint: 'download the files yourself and point file_name at them',
-        },
-      );
-    }
+    // as LLaMA-Factory: a Hub location wins over file_name
+    const refused = !e.hf_hub_url && remoteRefusal(e);
+    if (refused)
+      throw new LmfError('remote_dataset', `dataset "${name}": ${refused}`, {
+        file,
+        key: name,
+        hint: 'download the files yourself and point file_name at them (or use hf_hub_url)',
+      });
+    if (!e.file_name && !e.hf_hub_url)
+      throw new LmfError('bad_dataset_info', `dataset "${name}" names no file_name or hf_hub_url`, { file, key: name });
     const formatting = e.formatting ?? 'alpaca';
     const sharegptDefaults =
       formatting === 'openai'
@@ -161,9 +178,13 @@ export function resolveDatasets(names: string[], datasetDir: string): DatasetAtt
       formatting === 'alpaca'
         ? { prompt: 'instruction', query: 'input', response: 'output', history: undefined, ...e.columns }
         : { messages: 'conversations', ...e.columns };
+    const hub = e.hf_hub_url
+      ? { id: e.hf_hub_url, subset: e.subset, split: e.split ?? 'train', folder: e.folder }
+      : undefined;
     return {
       name,
-      path: path.resolve(datasetDir, e.file_name),
+      path: hub ? `hf://datasets/${hub.id}` : path.resolve(datasetDir, e.file_name!),
+      hub,
       formatting,
       ranking: e.ranking ?? false,
       split: e.split ?? 'train',

@@ -5,6 +5,7 @@
  */
 import { LmfError } from '../errors.js';
 import { notice } from '../util/notice.js';
+import { pushAll } from '../util/arrays.js';
 import type { TrainConfig } from '../config/schema.js';
 import { Rng } from '../tensor/random.js';
 import {
@@ -16,9 +17,9 @@ import {
   writeTokenizedFolder,
   type DataInputs,
 } from './cache.js';
-import { resolveDatasets, type DatasetAttr } from './dataset-info.js';
+import { fetchHubFiles, resolveDatasets, type DatasetAttr } from './dataset-info.js';
 import { checkColumns, convertRow, type RowProblem, type StageKind } from './formats.js';
-import { loadRows } from './loaders.js';
+import { loadRows, type Row } from './loaders.js';
 import type { AlignedExample, Message } from './messages.js';
 import type { Encoded, ProcessOptions, AnyTemplate } from './processors/common.js';
 import { encodeKto, type EncodedKto } from './processors/kto.js';
@@ -94,7 +95,8 @@ async function readDataset(
       { key: 'dataset', hint: 'use stage rm or dpo for it' },
     );
   }
-  const rows = await loadRows(attr.path);
+  const rows: Row[] = [];
+  for (const f of attr.files ?? [attr.path]) pushAll(rows, await loadRows(f));
   if (!rows.length)
     throw new LmfError('empty_dataset', `dataset "${attr.name}" has no rows`, {
       file: attr.path,
@@ -340,7 +342,9 @@ export async function preparePredictData(
   if (!names?.length)
     throw new LmfError('bad_value', 'prediction needs eval_dataset (or dataset)', { key: 'eval_dataset' });
   const problems: RowProblem[] = [];
-  const items = await loadMixed(resolveDatasets(names, c.dataset_dir), 'sft', c, new Rng(c.seed), problems, {
+  const attrs = resolveDatasets(names, c.dataset_dir);
+  await fetchHubFiles(attrs);
+  const items = await loadMixed(attrs, 'sft', c, new Rng(c.seed), problems, {
     read: 0,
   });
   const set = await processAll('sft', items, template, tokenizer, c);
@@ -383,13 +387,13 @@ async function prepareFromDatasets(c: TrainConfig, tok?: TextTokenizer): Promise
   const tokenizer = tok ?? HfTokenizer.fromDir(c.model_name_or_path);
   const template = resolveTemplate(c.template, tokenizer, c.stage);
   const kind = stageKind(c.stage);
-  const attrs = new Map(
-    resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir).map((a) => [a.name, a]),
-  );
+  const resolved = resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir);
+  await fetchHubFiles(resolved);
+  const attrs = new Map(resolved.map((a) => [a.name, a]));
   const templateId = templateFingerprint(template, tokenizer);
   const inputs = dataInputs(
     c,
-    [...attrs.values()].map((a) => a.path),
+    [...attrs.values()].flatMap((a) => a.files ?? [a.path]),
     tokenizer instanceof HfTokenizer ? tokenizer.dir : null,
   );
   const key = cacheKey(c, inputs, templateId);

@@ -84,8 +84,8 @@ export interface SnapshotRequest {
   id: string;
   kind: RepoKind;
   revision: string;
-  /** picks the files to fetch from the repository's list */
-  files: (all: string[]) => string[];
+  /** picks the files to fetch from the repository's list; `readText` reads a small file of it (a dataset card) */
+  files: (all: string[], readText: (file: string) => Promise<string | null>) => string[] | Promise<string[]>;
   access: HubAccess;
   cacheDir?: string;
   print?: (line: string) => void;
@@ -111,14 +111,21 @@ export async function downloadSnapshot(r: SnapshotRequest): Promise<string> {
     for await (const e of entries) if (e.type === 'file') out.push(e.path);
     return out;
   });
-  const files = r.files(listed);
+  const repo = { type: r.kind, name: r.id } as const;
+  const readText = async (file: string) => {
+    if (!listed.includes(file)) return null;
+    const blob = await hubCall(r, () => downloadFile({ ...params, repo, path: file, revision: commit }));
+    return blob ? blob.text() : null;
+  };
+  const files = await r.files(listed, readText);
+  const snapshot = path.join(repoDir, 'snapshots', commit);
   if (!files.length)
     throw new LmfError('hub_no_files', `${r.id} has no file LMFactory can read`, {
       hint: `the repository lists ${listed.slice(0, 8).join(', ') || 'nothing'}`,
     });
   const blobs: [string, string][] = [];
   for (const file of files) {
-    const repo = { type: r.kind, name: r.id } as const;
+    if (existsSync(path.join(snapshot, file))) continue; // linked by an earlier download of this commit
     const meta = await hubCall(r, () => fileDownloadInfo({ ...params, repo, path: file, revision: commit }));
     if (!meta) throw new LmfError('hub_no_files', `${r.id} lists ${file} but the Hub does not serve it`);
     const blob = path.join(repoDir, 'blobs', normalizeEtag(meta.etag));
@@ -133,7 +140,6 @@ export async function downloadSnapshot(r: SnapshotRequest): Promise<string> {
     }
     blobs.push([file, blob]);
   }
-  const snapshot = path.join(repoDir, 'snapshots', commit);
   for (const [file, blob] of blobs) link(blob, path.join(snapshot, file));
   if (r.revision !== commit) writeTextAtomic(path.join(repoDir, 'refs', r.revision), commit);
   return snapshot;
