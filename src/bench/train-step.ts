@@ -141,11 +141,11 @@ export function runBench(o: BenchOptions): BenchResult {
     threads: native.threads(),
     params: params.reduce((a, p) => a + p.size, 0),
     trainable_params: trainable.reduce((a, p) => a + p.size, 0),
-    tokens_per_s: round(tokens / med, 1),
+    tokens_per_s: significant(tokens / med),
     step_s: round(med, 4),
     step_s_min: round(minOf(times), 4),
     step_s_max: round(maxOf(times), 4),
-    gflops: round((flopsPerToken * tokens) / med / 1e9, 1),
+    gflops: significant((flopsPerToken * tokens) / med / 1e9),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     peak_native_mb: Math.round(memoryStats().peakBytes / 2 ** 20),
     first_loss: losses[0],
@@ -154,6 +154,11 @@ export function runBench(o: BenchOptions): BenchResult {
   optimizer?.dispose();
   model.dispose();
   return result;
+}
+
+/** Four significant digits: a tiny model's rates stay nonzero, a large one's keep no false precision. */
+function significant(x: number): number {
+  return Number(x.toPrecision(4));
 }
 
 function round(x: number, digits: number): number {

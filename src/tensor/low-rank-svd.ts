@@ -16,16 +16,18 @@ export interface LowRankSvd {
   Vh: Float32Array;
 }
 
-/** Iterations an exact decomposition may take before it is declared settled. */
-const maxSettleIterations = 300;
+/** Iterations the exact mode may take; its values settle to `settled` (relative to the largest) well before on
+ * trained weights, whose spectra fall off, and stop here on flat (random) ones. */
+const maxSettleIterations = 100;
+const settled = 1e-6;
 
 /**
  * W ≈ U diag(S) Vh for W [m, n] (row-major f32) and rank r. `iterations`: power iterations on a sketch of r
- * columns (torch.svd_lowrank's niter); null: a sketch with room to spare, iterated until the r values settle to
- * f32 precision (the exact decomposition's leading part).
+ * columns (torch.svd_lowrank's niter); null: a sketch of 2r + 8 columns iterated until the r values settle to
+ * 1e-6 of the largest (the exact decomposition's leading part).
  */
 export function lowRankSvd(w: Float32Array, m: number, n: number, r: number, iterations: number | null, rng: Rng) {
-  const q = iterations === null ? Math.min(r + 8, m, n) : r;
+  const q = iterations === null ? Math.min(2 * r + 8, m, n) : r;
   const sketch = Float32Array.from({ length: n * q }, () => rng.normal());
   const y = new Float32Array(m * q);
   const z = new Float32Array(n * q);
@@ -38,8 +40,8 @@ export function lowRankSvd(w: Float32Array, m: number, n: number, r: number, ite
     product(w, z, y, m, q, n, false); // W Z
     orthonormalize(y, m, q);
     if (iterations === null) {
-      const values = projectedSvd(w, y, m, n, q).S.subarray(0, r);
-      if (previous && values.every((s, j) => Math.abs(s - previous![j]) <= 1e-7 * values[0])) break;
+      const values = projectedGram(w, y, m, n, q).S.subarray(0, r);
+      if (previous && values.every((s, j) => Math.abs(s - previous![j]) <= settled * values[0])) break;
       previous = values;
     }
   }
@@ -54,8 +56,8 @@ function product(a: Float32Array, b: Float32Array, c: Float32Array, rows: number
   native.matmul(a, b, c, rows, cols, k, t, false, false, null, NativeDType.f32);
 }
 
-/** The SVD of W restricted to the orthonormal basis Q [m, q]: B = Qᵀ W, B = P diag(S) Vh, U = Q P. */
-function projectedSvd(w: Float32Array, basis: Float32Array, m: number, n: number, q: number) {
+/** B = Qᵀ W [q, n] for the orthonormal basis Q [m, q], its Gram matrix's eigenvectors and B's singular values. */
+function projectedGram(w: Float32Array, basis: Float32Array, m: number, n: number, q: number) {
   const b = new Float32Array(q * n);
   native.matmul(basis, w, b, q, n, m, true, false, false, null, NativeDType.f32);
   const gram = new Float64Array(q * q);
@@ -69,6 +71,12 @@ function projectedSvd(w: Float32Array, basis: Float32Array, m: number, n: number
   const { values, vectors } = symmetricEigen(gram, q);
   const order = [...values.keys()].sort((x, y) => values[y] - values[x]);
   const S = Float64Array.from(order, (i) => Math.sqrt(Math.max(values[i], 0)));
+  return { b, vectors, order, S };
+}
+
+/** The SVD of W restricted to the orthonormal basis Q [m, q]: B = Qᵀ W = P diag(S) Vh, U = Q P. */
+function projectedSvd(w: Float32Array, basis: Float32Array, m: number, n: number, q: number) {
+  const { b, vectors, order, S } = projectedGram(w, basis, m, n, q);
   const Vh = new Float32Array(q * n);
   const row = new Float64Array(n);
   order.forEach((e, j) => {
@@ -91,27 +99,35 @@ function projectedSvd(w: Float32Array, basis: Float32Array, m: number, n: number
   return { U, S, Vh };
 }
 
-/** Orthonormal columns in place (modified Gram-Schmidt in f64, run twice: accurate to f64 rounding). */
+/**
+ * Orthonormal columns in place: classical Gram-Schmidt run twice per column (CGS2, as orthogonal as modified
+ * Gram-Schmidt) in f64 over the row-major matrix, each sweep one pass over the rows.
+ */
 export function orthonormalize(x: Float32Array, rows: number, cols: number): void {
-  const col = Array.from({ length: cols }, (_, j) => Float64Array.from({ length: rows }, (_, i) => x[i * cols + j]));
-  for (let pass = 0; pass < 2; pass++) {
-    for (let j = 0; j < cols; j++) {
-      const v = col[j];
-      for (let p = 0; p < j; p++) {
-        const u = col[p];
-        let dot = 0;
-        for (let i = 0; i < rows; i++) dot += u[i] * v[i];
-        for (let i = 0; i < rows; i++) v[i] -= dot * u[i];
+  const a = Float64Array.from(x);
+  const dots = new Float64Array(cols);
+  for (let j = 0; j < cols; j++) {
+    for (let pass = 0; pass < 2; pass++) {
+      dots.fill(0);
+      for (let i = 0; i < rows; i++) {
+        const row = i * cols;
+        const v = a[row + j];
+        for (let p = 0; p < j; p++) dots[p] += a[row + p] * v;
       }
-      let norm = 0;
-      for (let i = 0; i < rows; i++) norm += v[i] * v[i];
-      norm = Math.sqrt(norm);
-      // a column the others already span (rank below the sketch) becomes zero rather than noise
-      const inv = norm > 1e-300 ? 1 / norm : 0;
-      for (let i = 0; i < rows; i++) v[i] *= inv;
+      for (let i = 0; i < rows; i++) {
+        const row = i * cols;
+        let s = a[row + j];
+        for (let p = 0; p < j; p++) s -= dots[p] * a[row + p];
+        a[row + j] = s;
+      }
     }
+    let norm = 0;
+    for (let i = 0; i < rows; i++) norm += a[i * cols + j] ** 2;
+    // a column the others already span (rank below the sketch) becomes zero rather than noise
+    const inv = norm > 1e-300 ? 1 / Math.sqrt(norm) : 0;
+    for (let i = 0; i < rows; i++) a[i * cols + j] *= inv;
   }
-  for (let j = 0; j < cols; j++) for (let i = 0; i < rows; i++) x[i * cols + j] = col[j][i];
+  x.set(a);
 }
 
 /** Eigen-decomposition of a symmetric n×n matrix by cyclic Jacobi rotations: A = V diag(values) Vᵀ. */
