@@ -99,7 +99,8 @@ export async function startHubServer(repos: ServedRepo[]): Promise<HubServer> {
     }
     res.writeHead(200, { ...headers, 'Content-Length': String(bytes.length) });
     if (dropOnce.delete(rel)) {
-      res.write(bytes.subarray(0, bytes.length >> 1), () => res.socket?.destroy());
+      // half the body, a moment for it to arrive, then the connection is cut
+      res.write(bytes.subarray(0, bytes.length >> 1), () => setTimeout(() => res.socket?.destroy(), 200));
       return;
     }
     res.end(bytes);
