@@ -16,6 +16,8 @@ export interface NativeAddon {
   /** isa: our kernels' instruction set; bf16Matmul: oneDNN's own bf16 matmuls, or operands widened to f32 */
   info(): { onednn: string; threads: number; isa: string; onednnIsa?: string; bf16Matmul: 'onednn' | 'widened' };
   threads(n?: number): number;
+  /** the kernel path's measured GFLOP/s on every thread: f32 FMAs, or bf16 dot products (0: the path has none) */
+  peakGflops(bf16: boolean): number;
   alloc(bytes: number, zero: boolean): ArrayBuffer;
   free(buffer: ArrayBuffer): void;
   memoryStats(resetPeak?: boolean): { liveBytes: number; peakBytes: number; liveBuffers: number };

@@ -32,6 +32,7 @@ struct AttentionShape {
                         const AttentionShape& shape);                                                              \
   void attentionBackward(const float* q, const float* k, const float* v, const float* out, const float* dout,       \
                          const float* lse, float* dq, float* dk, float* dv, const AttentionShape& shape);           \
+  double peakGflops(bool bf16);                                                                                    \
   }
 #if defined(__x86_64__)
 LMF_DECLARE_KERNELS(avx2)
@@ -53,6 +54,8 @@ struct KernelTable {
   void (*attentionForward)(const float*, const float*, const float*, float*, float*, const AttentionShape&);
   void (*attentionBackward)(const float*, const float*, const float*, const float*, const float*, const float*, float*,
                             float*, float*, const AttentionShape&);
+  // the measured GFLOP/s of f32 FMAs (bf16 = false) or bf16 dot products on every thread; 0 = no bf16 dot product
+  double (*peakGflops)(bool bf16);
 };
 
 // Every path of this architecture, slowest first, and how many this CPU (and its operating system) supports.

@@ -17,6 +17,7 @@ import { withScope, type Tensor } from '../tensor/tensor.js';
 import { AdamW } from '../train/adamw.js';
 import { attachBf16Copies } from '../train/methods.js';
 import { maxOf, minOf } from '../util/arrays.js';
+import { measuredPeak } from './peak.js';
 
 export type BenchMode = 'full' | 'lora' | 'infer';
 
@@ -49,7 +50,11 @@ export interface BenchResult {
   step_s: number;
   step_s_min: number;
   step_s_max: number;
+  /** model FLOPs per second (matmuls and attention; README: Speed) */
   gflops: number;
+  /** the arithmetic peak of this path measured in the same run: bf16 dot products for bf16, else f32 FMAs */
+  peak_gflops: number;
+  peak_fraction: number;
   peak_rss_mb: number;
   peak_native_mb: number;
   first_loss: number | null;
@@ -62,6 +67,20 @@ export function matmulParams(c: ModelConfig): number {
     qDim = c.numHeads * c.headDim,
     kvDim = c.numKvHeads * c.headDim;
   return c.numLayers * (2 * C * qDim + 2 * C * kvDim + 3 * C * c.intermediateSize) + C * c.vocabSize;
+}
+
+/**
+ * Attention's forward FLOPs per token at sequence length T: QKᵀ and PV cost 2·heads·head_dim each per key a
+ * query sees, and a causal query sees (i + 1) keys (at most the layer's window).
+ */
+export function attentionFlopsPerToken(c: ModelConfig, T: number): number {
+  let total = 0;
+  for (const spec of c.layerSpecs) {
+    const w = Math.min(spec.window ?? T, T);
+    const visible = (w * (w + 1)) / 2 + (T - w) * w;
+    total += 4 * c.numHeads * c.headDim * (visible / T);
+  }
+  return total;
 }
 
 function buildModel(o: BenchOptions): { model: DecoderModel; name: string } {
@@ -129,7 +148,11 @@ export function runBench(o: BenchOptions): BenchResult {
   const med = median(times);
   const tokens = o.batch * o.seq;
   const N = matmulParams(c);
-  const flopsPerToken = o.mode === 'full' ? 6 * N : o.mode === 'lora' ? 4 * N + 6 * loraParams : 2 * N;
+  // training runs attention forward and backward (dQ, dK, dV: twice the forward's products) in every mode
+  const attention = attentionFlopsPerToken(c, o.seq) * (o.mode === 'infer' ? 1 : 3);
+  const flopsPerToken = (o.mode === 'full' ? 6 * N : o.mode === 'lora' ? 4 * N + 6 * loraParams : 2 * N) + attention;
+  const gflops = (flopsPerToken * tokens) / med / 1e9;
+  const peak = measuredPeak(o.dtype);
   const result: BenchResult = {
     model: name,
     mode: o.mode,
@@ -145,7 +168,9 @@ export function runBench(o: BenchOptions): BenchResult {
     step_s: round(med, 4),
     step_s_min: round(minOf(times), 4),
     step_s_max: round(maxOf(times), 4),
-    gflops: significant((flopsPerToken * tokens) / med / 1e9),
+    gflops: significant(gflops),
+    peak_gflops: significant(peak),
+    peak_fraction: round(gflops / peak, 3),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     peak_native_mb: Math.round(memoryStats().peakBytes / 2 ** 20),
     first_loss: losses[0],

@@ -103,6 +103,15 @@ export function buildProgram(): Command {
       },
     );
   bench
+    .command('peak')
+    .description(
+      "this machine's arithmetic peak on the kernel path: f32 FMAs and bf16 dot products on every thread (GFLOP/s); prints one JSON line",
+    )
+    .action(async () => {
+      const { runPeakBench } = await import('../bench/peak.js');
+      process.stdout.write(`${JSON.stringify(runPeakBench())}\n`);
+    });
+  bench
     .command('data')
     .description('templating + tokenising speed for alpaca-style examples of about 200 tokens; prints one JSON line')
     .requiredOption('--tokenizer <dir>', 'folder with tokenizer.json and tokenizer_config.json')

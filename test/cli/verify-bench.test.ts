@@ -90,8 +90,14 @@ test('lmf bench on a model folder prints one JSON line with throughput and memor
   );
   assert.equal(r.status, 0, r.stderr);
   const line = JSON.parse(r.stdout.trim());
-  for (const key of ['tokens_per_s', 'step_s', 'gflops', 'peak_rss_mb']) assert.ok(line[key] > 0, key);
+  for (const key of ['tokens_per_s', 'step_s', 'gflops', 'peak_gflops', 'peak_fraction', 'peak_rss_mb'])
+    assert.ok(line[key] > 0, key);
+  assert.ok(line.peak_fraction < 1, 'no step beats the arithmetic peak measured in the same run');
   assert.ok(line.last_loss < line.first_loss, 'three AdamW steps on one batch lower its loss');
+  const peak = JSON.parse(lmf('bench', 'peak').stdout.trim());
+  assert.ok(peak.f32_gflops > 0 && peak.threads > 0 && typeof peak.isa === 'string');
+  // bf16 dot products exist on the avx512bf16 and neonbf16 paths only
+  assert.equal(peak.bf16_gflops === null, !/bf16$/.test(peak.isa));
   const bad = lmf('bench', '--mode', 'sideways');
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /Allowed choices are lora, full, infer/);

@@ -2,3 +2,4 @@
 #define LMF_ISA_NS avx512
 #include "../attention_kernels.h"
 #include "../gemv_kernels.h"
+#include "../peak_kernels.h"
