@@ -2,7 +2,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The repository root. */
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** ../shared/fixtures beside the repository (CI lays shared/ next to the clone). */
 export const fixtures = path.resolve(root, '..', 'shared', 'fixtures');
