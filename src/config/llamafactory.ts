@@ -22,7 +22,8 @@ const engine = 'LMFactory runs its own CPU engine';
 const multimodal = 'images, video and audio are not supported (text models only)';
 const noNetwork = 'LMFactory does not upload or report to remote services';
 const oneProcess = 'training runs in one process on this machine';
-const quantization = 'quantized bases (QLoRA) are not supported yet';
+const quantization =
+  'training on a 4-bit or 8-bit base (QLoRA) is not built yet; a folder saved by bitsandbytes (-bnb-4bit) loads, dequantised';
 const notYet = (what: string) => `${what} is not implemented yet`;
 
 /** Every key with the same treatment, by LLaMA-Factory's default. */

@@ -13,6 +13,7 @@ import { writeTextAtomic } from '../io/atomic.js';
 import { alive, ensureDir, refuseOverlap, removeStaleTemps, tempPath } from '../io/dirs.js';
 import { readManifest, writeManifest } from '../io/manifest.js';
 import { loadInference } from '../infer/load.js';
+import { readModelConfig } from '../models/config.js';
 import { saveModelFolder } from '../models/save.js';
 import { writeGguf } from './gguf.js';
 
@@ -44,6 +45,11 @@ export function exportModel(c: TrainConfig, print: (line: string) => void = () =
   if (!c.export_dir)
     throw new LmfError('missing_key', 'export needs export_dir: the folder to write the merged model to', {
       key: 'export_dir',
+    });
+  if (readModelConfig(c.model_name_or_path).raw.quantization_config)
+    throw new LmfError('unsupported', 'a quantized model cannot be merged and exported', {
+      key: 'model_name_or_path',
+      hint: 'point model_name_or_path at the unquantized base the adapter was trained for (as LLaMA-Factory says)',
     });
   const target = path.resolve(c.export_dir);
   refuseOverlap({ key: 'export_dir', path: c.export_dir }, [

@@ -122,6 +122,16 @@ export class SafetensorsFile {
     closeSync(this.fd);
   }
 
+  /** A tensor's bytes as stored (packed quantised weights, their statistics, JSON packed into U8). */
+  readRaw(name: string): Uint8Array {
+    const entry = this.entries.get(name);
+    if (!entry)
+      throw new LmfError('missing_tensor', 'the tensor is not in this file', { file: this.file, tensor: name });
+    const raw = new Uint8Array(entry.bytes);
+    this.readBytes(entry, raw, name);
+    return raw;
+  }
+
   private readBytes(entry: TensorEntry, into: Uint8Array, name: string): void {
     let done = 0;
     while (done < entry.bytes) {

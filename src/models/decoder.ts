@@ -34,7 +34,6 @@ import { Linear, type ForwardPass } from '../nn/linear.js';
 import { maxOf } from '../util/arrays.js';
 import type { ModelConfig } from './config.js';
 import { ropeInvFreq, type RopeSpec } from './rope.js';
-import type { WeightFolder } from './weights.js';
 import { KvCache } from './kv-cache.js';
 
 /** One batch of token ids [B, T], with optional per-token positions and segment ids (packing, padding). */
@@ -477,17 +476,4 @@ function layerNormNames(c: ModelConfig): Partial<Record<keyof LayerNorms, string
       : { mlpIn: 'post_attention_layernorm' }),
     ...(c.qkNorm ? { q: 'self_attn.q_norm', k: 'self_attn.k_norm' } : {}),
   };
-}
-
-/**
- * Loads a model from a weight folder; every tensor's presence and shape is checked. `checkpointName` maps
- * our names to the checkpoint's (a multimodal checkpoint keeps the text model under its own prefix).
- */
-export function loadDecoder(
-  config: ModelConfig,
-  weights: WeightFolder,
-  opts: BuildOptions,
-  checkpointName: (name: string) => string = (n) => n,
-): DecoderModel {
-  return buildDecoder(config, (name, shape, dtype) => weights.read(checkpointName(name), shape, dtype), opts);
 }

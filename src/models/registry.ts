@@ -1,6 +1,8 @@
 /** Loading a Hugging Face folder into the decoder its family describes. */
 import { readModelConfig } from './config.js';
-import { loadDecoder, type BuildOptions, type DecoderModel } from './decoder.js';
+import { buildDecoder, type BuildOptions, type DecoderModel } from './decoder.js';
+import { bnbCompanions, checkpointQuantization, readBnbWeight } from './quant/bnb-checkpoint.js';
+import { pushAll } from '../util/arrays.js';
 import { familyById } from './families/index.js';
 import type { RopeScalingKind } from '../wire.js';
 import { stretchContext } from './rope.js';
@@ -26,18 +28,36 @@ export interface LoadOptions extends BuildOptions {
 
 export function loadModel(dir: string, opts: LoadOptions = { dtype: 'f32' }): LoadedModel {
   const stretch = opts.ropeScaling;
+  let quantized: string | null = null;
   const config = readModelConfig(dir, (raw) => {
-    if (!stretch) return raw;
-    const stretched = stretchContext(raw, stretch.kind, stretch.modelMaxLength);
+    // a bitsandbytes folder's weights come back dequantised: the model (and anything saved from it) is plain
+    quantized = checkpointQuantization(raw, dir);
+    const { quantization_config: _, ...plain } = raw;
+    if (!stretch) return plain;
+    const stretched = stretchContext(plain, stretch.kind, stretch.modelMaxLength);
     notice(`${dir}: ${stretched.message}`);
-    return stretched.raw ?? raw;
+    return stretched.raw ?? plain;
   });
   const family = familyById(config.family);
   const weights = WeightFolder.open(dir);
   try {
     const rename = family.checkpointName?.(weights.names()) ?? ((n: string) => n);
-    const model = loadDecoder(config, weights, opts, rename);
-    const used = new Set(model.namedParameters().map(([n]) => rename(n)));
+    const companions: string[] = [];
+    const model = buildDecoder(
+      config,
+      (name, shape, dtype) => {
+        const stored = rename(name);
+        const dequantized = quantized ? readBnbWeight(weights, stored, shape, dtype) : null;
+        if (dequantized) pushAll(companions, bnbCompanions(weights, stored));
+        return dequantized ?? weights.read(stored, shape, dtype);
+      },
+      opts,
+    );
+    if (companions.length)
+      notice(
+        `${dir}: bitsandbytes weights dequantised to ${opts.dtype} at load (training on the 4-bit form itself is not built yet)`,
+      );
+    const used = new Set([...model.namedParameters().map(([n]) => rename(n)), ...companions]);
     if (config.tieWordEmbeddings) used.add(rename('lm_head.weight'));
     const unused = weights.names().filter((n) => !used.has(n) && !derived.test(n));
     if (unused.length)

@@ -86,6 +86,12 @@ export class WeightFolder {
     return this.where.get(name)!.read(name, dtype);
   }
 
+  /** A tensor's bytes as stored, with its entry (dtype, shape) and file. */
+  raw(name: string): { entry: TensorEntry & { file: string }; bytes: Uint8Array } {
+    const entry = this.entry(name);
+    return { entry, bytes: this.where.get(name)!.readRaw(name) };
+  }
+
   close(): void {
     for (const f of this.files.values()) f.close();
   }

@@ -3,7 +3,10 @@
 // rows and every dequantisation, byte for byte and bit for bit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import type { LmfError } from '../../src/errors.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import {
   dequantize4bit,
@@ -15,7 +18,10 @@ import {
   quantizeInt8Rows,
   type FourBitType,
 } from '../../src/models/quant/bnb.js';
-import { root } from '../helpers.js';
+import { loadModel } from '../../src/models/registry.js';
+import { noGrad } from '../../src/tensor/autograd.js';
+import { withScope } from '../../src/tensor/tensor.js';
+import { maxAbsDiff, root } from '../helpers.js';
 
 const golden = SafetensorsFile.open(path.join(root, 'test', 'fixtures', 'bnb', 'golden_bnb.safetensors'));
 const f32 = (name: string) => Float32Array.from(golden.readNumbers(name));
@@ -66,3 +72,56 @@ for (const [name, [rows, cols]] of Object.entries(shapes)) {
     sameBits(dequantizeInt8Rows(q, rows, cols, new Float32Array(w.length)), f32(`${name}.int8.dequant`), 'dequant');
   });
 }
+
+for (const quant of ['nf4-tiny', 'fp4-tiny', 'int8-tiny']) {
+  test(`a folder saved by bitsandbytes (${quant}) loads, every tensor used, with the reference's logits`, () => {
+    const dir = path.join(root, 'test', 'fixtures', 'bnb', quant);
+    const gold = SafetensorsFile.open(path.join(dir, 'golden.safetensors'));
+    const { model, unused } = loadModel(path.join(dir, 'model'));
+    assert.deepEqual(unused, []);
+    const ids = Int32Array.from(gold.readNumbers('input_ids'));
+    const logits = noGrad(() => withScope(() => model.logits({ ids, batch: 1, seq: ids.length }).toArray()));
+    assert.ok(maxAbsDiff(logits, gold.readNumbers('logits')) < 1e-4);
+    assert.equal(model.config.raw.quantization_config, undefined, 'what is saved from it is a plain model');
+    model.dispose();
+    gold.close();
+  });
+}
+
+test('a damaged quant_state or another quantisation method is named with its tensor and file', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lmf-bnb-'));
+  const source = path.join(root, 'test', 'fixtures', 'bnb', 'nf4-tiny', 'model');
+  cpSync(source, dir, { recursive: true });
+  const file = path.join(dir, 'model.safetensors');
+  const bytes = readFileSync(file);
+  const marker = Buffer.from('"quant_type": "nf4"');
+  const pos = bytes.indexOf(marker, Number(bytes.readBigUInt64LE(0)) + 8);
+  assert.ok(pos > 0);
+  bytes.write('"quant_type": "nf5"', pos); // same length: the file stays well formed, the state does not
+  writeFileSync(file, bytes);
+  assert.throws(
+    () => loadModel(dir),
+    (e: LmfError) =>
+      e.code === 'bad_quant_state' &&
+      /quant_state\.bitsandbytes__nf4$/.test(e.context.tensor ?? '') &&
+      e.context.file === file,
+  );
+  const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ ...config, quantization_config: { quant_method: 'gptq' } }),
+  );
+  assert.throws(() => loadModel(dir), /quant_method "gptq" is not supported/);
+});
+
+test('export refuses to merge into a quantized base and names the fix', async () => {
+  const { exportModel } = await import('../../src/export/export.js');
+  const { loadConfig } = await import('../../src/config/load.js');
+  const model = path.join(root, 'test', 'fixtures', 'bnb', 'nf4-tiny', 'model');
+  const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'lmf-bnb-export-')), 'merged');
+  assert.throws(
+    () => exportModel(loadConfig(null, { model_name_or_path: model, export_dir: out })),
+    (e: LmfError) =>
+      /quantized model cannot be merged/.test(e.message) && /unquantized base/.test(e.context.hint ?? ''),
+  );
+});
