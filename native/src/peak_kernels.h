@@ -76,7 +76,10 @@ constexpr bool kHasBf16Dot = true;
 constexpr double kBf16FlopsPerStep = kChains * 16.0;
 float bf16Chains(int64_t steps) {
   float32x4_t acc[kChains];
-  const bfloat16x8_t x = vreinterpretq_bf16_u16(vdupq_n_u16(0x3f80)), y = vreinterpretq_bf16_u16(vdupq_n_u16(0x3380));
+  // the bit patterns come through a volatile so that the compiler cannot fold them into an fp16 vector immediate
+  // (an FMOV .8h the bf16-only target cannot assemble)
+  volatile uint16_t one = 0x3f80, small = 0x3380;
+  const bfloat16x8_t x = vreinterpretq_bf16_u16(vdupq_n_u16(one)), y = vreinterpretq_bf16_u16(vdupq_n_u16(small));
   for (int i = 0; i < kChains; i++) acc[i] = vdupq_n_f32(static_cast<float>(i));
   for (int64_t s = 0; s < steps; s++)
 #pragma GCC unroll 12
