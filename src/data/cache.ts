@@ -37,9 +37,10 @@ export interface DataInputs {
   tokenizer: FileDigest[];
 }
 
-export function dataInputs(c: TrainConfig, datasetPaths: string[], tokenizerDir: string | null): DataInputs {
+export function dataInputs(catalogue: string | null, datasetPaths: string[], tokenizerDir: string | null): DataInputs {
+  const info = catalogue === null ? [] : [path.join(catalogue, 'dataset_info.json')];
   return {
-    data: [path.join(c.dataset_dir, 'dataset_info.json'), ...datasetPaths].flatMap(fileDigests),
+    data: [...info, ...datasetPaths].flatMap(fileDigests),
     tokenizer: tokenizerDir
       ? ['tokenizer.json', 'tokenizer_config.json'].flatMap((f) => fileDigests(path.join(tokenizerDir, f)))
       : [],

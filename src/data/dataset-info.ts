@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { LmfError } from '../errors.js';
+import { resolveHubPath } from '../io/hub-download.js';
 import { hubDatasetFiles, type HubDataset } from './hub-datasets.js';
 import { closest } from '../util/closest.js';
 
@@ -129,10 +130,43 @@ export async function fetchHubFiles(attrs: DatasetAttr[], print?: (line: string)
   for (const a of attrs) if (a.hub && !a.files) a.files = await hubDatasetFiles(a.hub, process.env, print);
 }
 
-/** Resolves the dataset names of a config (comma-separated) against the catalogue. */
-export function resolveDatasets(names: string[], datasetDir: string): DatasetAttr[] {
-  const info = readDatasetInfo(datasetDir);
-  const file = path.join(datasetDir, 'dataset_info.json');
+/**
+ * The folder holding dataset_info.json for LLaMA-Factory's dataset_dir forms: a folder; `REMOTE:<repo>`, whose
+ * dataset_info.json and the files it names come from that Hub dataset repository (into the Hugging Face cache);
+ * `ONLINE` (null): every dataset name is a Hub dataset id.
+ */
+export async function catalogueDir(datasetDir: string, print?: (line: string) => void): Promise<string | null> {
+  if (datasetDir === 'ONLINE') return null;
+  if (!datasetDir.startsWith('REMOTE:')) return datasetDir;
+  const id = datasetDir.slice('REMOTE:'.length);
+  return resolveHubPath(id, {
+    kind: 'dataset',
+    print,
+    files: async (all, readText) => {
+      const text = await readText('dataset_info.json');
+      if (text === null)
+        throw new LmfError('dataset_info_missing', `the dataset repository ${id} has no dataset_info.json`, {
+          key: 'dataset_dir',
+        });
+      let entries: Record<string, { file_name?: string }>;
+      try {
+        entries = JSON.parse(text) as Record<string, { file_name?: string }>;
+      } catch (err) {
+        throw new LmfError('bad_dataset_info', `dataset_info.json of ${id} is not JSON (${(err as Error).message})`, {
+          key: 'dataset_dir',
+        });
+      }
+      const named = Object.values(entries).flatMap((e) => (e.file_name ? [e.file_name.replace(/\/+$/, '')] : []));
+      return ['dataset_info.json', ...all.filter((f) => named.some((n) => f === n || f.startsWith(`${n}/`)))];
+    },
+  });
+}
+
+/** Resolves the dataset names of a config (comma-separated) against the catalogue (null: ONLINE, Hub ids). */
+export function resolveDatasets(names: string[], datasetDir: string | null): DatasetAttr[] {
+  const info: Record<string, DatasetEntry> =
+    datasetDir === null ? Object.fromEntries(names.map((n) => [n, { hf_hub_url: n }])) : readDatasetInfo(datasetDir);
+  const file = datasetDir === null ? 'dataset_dir: ONLINE' : path.join(datasetDir, 'dataset_info.json');
   return names.map((name) => {
     const e = info[name];
     if (!e) {
@@ -183,7 +217,7 @@ export function resolveDatasets(names: string[], datasetDir: string): DatasetAtt
       : undefined;
     return {
       name,
-      path: hub ? `hf://datasets/${hub.id}` : path.resolve(datasetDir, e.file_name!),
+      path: hub ? `hf://datasets/${hub.id}` : path.resolve(datasetDir ?? '.', e.file_name!),
       hub,
       formatting,
       ranking: e.ranking ?? false,

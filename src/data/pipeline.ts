@@ -17,7 +17,7 @@ import {
   writeTokenizedFolder,
   type DataInputs,
 } from './cache.js';
-import { fetchHubFiles, resolveDatasets, type DatasetAttr } from './dataset-info.js';
+import { catalogueDir, fetchHubFiles, resolveDatasets, type DatasetAttr } from './dataset-info.js';
 import { checkColumns, convertRow, type RowProblem, type StageKind } from './formats.js';
 import { loadRows, type Row } from './loaders.js';
 import type { AlignedExample, Message } from './messages.js';
@@ -342,7 +342,7 @@ export async function preparePredictData(
   if (!names?.length)
     throw new LmfError('bad_value', 'prediction needs eval_dataset (or dataset)', { key: 'eval_dataset' });
   const problems: RowProblem[] = [];
-  const attrs = resolveDatasets(names, c.dataset_dir);
+  const attrs = resolveDatasets(names, await catalogueDir(c.dataset_dir));
   await fetchHubFiles(attrs);
   const items = await loadMixed(attrs, 'sft', c, new Rng(c.seed), problems, {
     read: 0,
@@ -387,12 +387,13 @@ async function prepareFromDatasets(c: TrainConfig, tok?: TextTokenizer): Promise
   const tokenizer = tok ?? HfTokenizer.fromDir(c.model_name_or_path);
   const template = resolveTemplate(c.template, tokenizer, c.stage);
   const kind = stageKind(c.stage);
-  const resolved = resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], c.dataset_dir);
+  const catalogue = await catalogueDir(c.dataset_dir);
+  const resolved = resolveDatasets([...c.dataset, ...(c.eval_dataset ?? [])], catalogue);
   await fetchHubFiles(resolved);
   const attrs = new Map(resolved.map((a) => [a.name, a]));
   const templateId = templateFingerprint(template, tokenizer);
   const inputs = dataInputs(
-    c,
+    catalogue,
     [...attrs.values()].flatMap((a) => a.files ?? [a.path]),
     tokenizer instanceof HfTokenizer ? tokenizer.dir : null,
   );

@@ -51,7 +51,7 @@ export async function resolveHubPath(
   o: {
     revision?: string;
     kind?: RepoKind;
-    files?: (all: string[]) => string[];
+    files?: SnapshotRequest['files'];
     env?: NodeJS.ProcessEnv;
     print?: (line: string) => void;
   } = {},

@@ -138,3 +138,36 @@ test('an hf_hub_url dataset downloads its split’s files into the cache and tra
     await server.close();
   }
 });
+
+test('dataset_dir REMOTE:<repo> reads dataset_info.json and the files it names from a Hub dataset; ONLINE takes names as ids', async () => {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-hub-remote-'));
+  const repo = path.join(work, 'demo');
+  mkdirSync(path.join(repo, 'extra'), { recursive: true });
+  writeFileSync(path.join(repo, 'dataset_info.json'), JSON.stringify({ greet: { file_name: 'greet.jsonl' } }));
+  const rows = Array.from({ length: 4 }, (_, i) => JSON.stringify({ instruction: `hi ${i}`, output: `hello ${i}` }));
+  writeFileSync(path.join(repo, 'greet.jsonl'), rows.join('\n'));
+  writeFileSync(path.join(repo, 'extra', 'unrelated.jsonl'), rows.join('\n'));
+  const plain = path.join(work, 'plain');
+  mkdirSync(plain);
+  writeFileSync(path.join(plain, 'train.jsonl'), rows.slice(0, 3).join('\n'));
+  const server = await startHubServer([
+    { kind: 'dataset', id: 'acme/demo', dir: repo, commit: 'd'.repeat(40) },
+    { kind: 'dataset', id: 'acme/plain', dir: plain, commit: 'e'.repeat(40) },
+  ]);
+  const model = await makeTinyModelFolder(path.join(work, 'model'));
+  const saved = { ...process.env };
+  Object.assign(process.env, { HF_ENDPOINT: server.endpoint, HF_HUB_CACHE: path.join(work, 'cache') });
+  try {
+    const common = { model_name_or_path: model, template: 'llama2', overwrite_cache: true };
+    const remote = await prepareData(
+      loadConfig(null, { ...common, dataset: 'greet', dataset_dir: 'REMOTE:acme/demo' }),
+    );
+    assert.equal(remote.stats.examples, 4);
+    assert.ok(!server.log.some((r) => r.url.includes('unrelated')), 'only the files dataset_info.json names');
+    const online = await prepareData(loadConfig(null, { ...common, dataset: 'acme/plain', dataset_dir: 'ONLINE' }));
+    assert.equal(online.stats.examples, 3);
+  } finally {
+    process.env = saved;
+    await server.close();
+  }
+});
