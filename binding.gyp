@@ -19,7 +19,8 @@
         "native/src/attention.cc",
         "native/src/cross_entropy.cc",
         "native/src/optim.cc",
-        "native/src/sampling.cc"
+        "native/src/sampling.cc",
+        "native/src/quant.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "ldflags": ["-fopenmp"],

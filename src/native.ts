@@ -35,6 +35,28 @@ export interface NativeAddon {
     dtype: number,
   ): void;
   toBf16(src: F32, dst: Uint16Array, n: number): void;
+  /** rows row0.. of a [*, cols] bitsandbytes 4-bit weight, dequantised into out (f32, or bf16 bits when outBf16 is 1) */
+  dequantize4bitRows(
+    packed: Uint8Array,
+    absmax: F32,
+    table: F32,
+    blocksize: number,
+    cols: number,
+    row0: number,
+    rows: number,
+    out: F32 | Uint16Array,
+    outBf16: 0 | 1,
+  ): void;
+  /** rows row0.. of an LLM.int8 weight [*, cols] with its row scales, dequantised into out */
+  dequantizeInt8Rows(
+    codes: Int8Array,
+    scales: F32,
+    cols: number,
+    row0: number,
+    rows: number,
+    out: F32 | Uint16Array,
+    outBf16: 0 | 1,
+  ): void;
   toF32(src: Uint16Array, dst: F32, n: number): void;
   /** how many values are NaN or ±Infinity (dtype: NativeDType) */
   countNonFinite(x: Buf, n: number, dtype: number): number;

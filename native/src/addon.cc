@@ -65,6 +65,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerCrossEntropy(env, exports);
   registerOptim(env, exports);
   registerSampling(env, exports);
+  registerQuant(env, exports);
   return exports;
 }
 

@@ -104,5 +104,6 @@ void registerAttention(Napi::Env env, Napi::Object exports);
 void registerCrossEntropy(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
 void registerSampling(Napi::Env env, Napi::Object exports);
+void registerQuant(Napi::Env env, Napi::Object exports);
 
 }  // namespace lmf

@@ -23,7 +23,13 @@ using F32Vec = __m512;
 constexpr int kF32Lanes = 16;
 inline F32Vec f32Set(float v) { return _mm512_set1_ps(v); }
 inline F32Vec f32Fma(F32Vec a, F32Vec b, F32Vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline float f32Sum(F32Vec v) { return _mm512_reduce_add_ps(v); }
+inline float f32Sum(F32Vec v) {
+  float t[16];
+  _mm512_storeu_ps(t, v);
+  float s = 0;
+  for (float x : t) s += x;
+  return s;
+}
 #elif defined(__AVX2__)
 using F32Vec = __m256;
 constexpr int kF32Lanes = 8;
@@ -67,7 +73,7 @@ float bf16Chains(int64_t steps) {
 #pragma GCC unroll 12
     for (int i = 0; i < kChains; i++) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
   float sum = 0;
-  for (int i = 0; i < kChains; i++) sum += _mm512_reduce_add_ps(acc[i]);
+  for (int i = 0; i < kChains; i++) sum += f32Sum(acc[i]);
   return sum;
 }
 #elif defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)

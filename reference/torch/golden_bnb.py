@@ -51,7 +51,8 @@ def main(out):
 def write_bnb_folder(out, quant, double_quant=True):
     """A tiny LLaMA saved as transformers + bitsandbytes save it (quant: "nf4", "fp4" or "int8"): every projection
     quantized in bnb's layout, embeddings, norms and lm_head plain bf16; golden.safetensors holds input_ids and the
-    logits of the reference model whose projections are the dequantised weights."""
+    logits of the reference model whose projections are the dequantised weights; lora-adapter/ and
+    golden_lora.safetensors the QLoRA golden (write_qlora_golden)."""
     import json
     from families_ref import CausalLM, state_dict_for_save
     torch.manual_seed(3)
@@ -106,7 +107,35 @@ def write_bnb_folder(out, quant, double_quant=True):
     with torch.no_grad():
         logits, _ = ref(ids)
     save_safetensors({"input_ids": ids.float(), "logits": logits}, os.path.join(out, "golden.safetensors"))
+    write_qlora_golden(out, ref, ids, g)
     print(out, quant, "double" if double_quant else "")
+
+
+def write_qlora_golden(out, ref, ids, g):
+    """QLoRA's golden: a rank-4 adapter on every projection of the dequantised model, and its logits, loss and the
+    gradients of every A and B (what training on the quantized base must reproduce)."""
+    import json
+    from golden_families import linear_modules, with_lora
+    adapter = {}
+    for pre, parent, name in linear_modules(ref):
+        lin = getattr(parent, name)
+        adapter[pre + ".lora_A.weight"] = torch.randn(4, lin.in_features, generator=g) * 0.1
+        adapter[pre + ".lora_B.weight"] = torch.randn(lin.out_features, 4, generator=g) * 0.1
+    ldir = os.path.join(out, "lora-adapter")
+    os.makedirs(ldir, exist_ok=True)
+    save_safetensors(adapter, os.path.join(ldir, "adapter_model.safetensors"), {"format": "pt"})
+    targets = sorted({k.split(".")[-3] for k in adapter})
+    json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 4, "lora_alpha": 8, "lora_dropout": 0.0,
+               "target_modules": targets, "bias": "none", "use_rslora": False, "use_dora": False,
+               "fan_in_fan_out": False, "base_model_name_or_path": "../model"},
+              open(os.path.join(ldir, "adapter_config.json"), "w"), indent=2)
+    mods = with_lora(ref, adapter)
+    labels = ids.clone(); labels[:, :3] = -100
+    logits, loss = ref(ids, labels); loss.backward()
+    gl = {"input_ids": ids.float(), "labels": labels.float(), "logits": logits.detach(), "loss": loss.detach().reshape(1)}
+    for pre, l in mods:
+        gl["grad." + pre + ".lora_A.weight"] = l.lora_A.grad.clone(); gl["grad." + pre + ".lora_B.weight"] = l.lora_B.grad.clone()
+    save_safetensors(gl, os.path.join(out, "golden_lora.safetensors"))
 
 
 if __name__ == "__main__":

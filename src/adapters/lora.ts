@@ -83,6 +83,7 @@ export class LoraLayer implements LinearDelta {
    * exactly the masks an uninterrupted one would.
    */
   forward(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'> {
+    if (layer.quantized) return this.onQuantizedBase(x, layer, pass);
     if (this.magnitude) {
       // DoRA: y = m / ||W + s B A||_row * (x W^T + s (x A^T) B^T) + bias
       const nInv = this.adaptedRowNorms(layer.weight).map((n) => 1 / n);
@@ -93,10 +94,18 @@ export class LoraLayer implements LinearDelta {
         layer.bias,
       );
     }
+    return loraLinear(x, this.dropped(x, pass), layer.weight, layer.bias, this.A, this.B, this.scale);
+  }
+
+  /** The adapter's input: dropout in training passes only (they carry the step); evaluation sees it whole. */
+  private dropped(x: Tensor<'f32'>, pass?: ForwardPass): Tensor<'f32'> {
     const seed = (Math.imul(pass?.dropoutStep ?? 0, 0x9e3779b1) + this.index) >>> 0;
-    // dropout in training passes only (they carry the step); evaluation and inference see the whole input
-    const xd = this.dropoutP > 0 && pass?.dropoutStep !== undefined ? dropout(x, this.dropoutP, seed) : x;
-    return loraLinear(x, xd, layer.weight, layer.bias, this.A, this.B, this.scale);
+    return this.dropoutP > 0 && pass?.dropoutStep !== undefined ? dropout(x, this.dropoutP, seed) : x;
+  }
+
+  /** QLoRA: the quantized base's own projection plus scale · (dropout(x) Aᵀ) Bᵀ, unfused. */
+  private onQuantizedBase(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'> {
+    return add(layer.base(x), linear(linear(this.dropped(x, pass), this.A), this.B), this.scale);
   }
 
   /** scale · (x Aᵀ) Bᵀ alone, without the base (a further adapter of a stack; inference only: scales in place). */
@@ -213,6 +222,11 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
   const layers = new Map<string, LoraLayer>();
   for (const [name, lin] of linearModules(model)) {
     if (!matchesTarget(name, s.targetModules)) continue;
+    if (s.useDora && lin.quantized)
+      throw new LmfError('unsupported', 'DoRA on a quantized base (QLoRA) is not supported yet', {
+        key: 'use_dora',
+        hint: 'use plain LoRA with quantization_bit, or DoRA on the unquantized model',
+      });
     const r = patternValue(s.rankPattern, name) ?? s.r;
     const alpha = patternValue(s.alphaPattern, name) ?? s.alpha;
     const bound = 1 / Math.sqrt(lin.inFeatures);

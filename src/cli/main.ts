@@ -39,18 +39,32 @@ export function buildProgram(): Command {
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')
     .option('--atol <x>', 'absolute tolerance for logits and loss', positiveNumber, 1e-4)
     .option('--grad-rtol <x>', "gradient tolerance relative to each tensor's largest value", positiveNumber, 1e-3)
-    .action(async (o: { model: string; golden: string; adapter?: string; atol: number; gradRtol: number }) => {
-      const { verifyGolden } = await import('../verify/golden.js');
-      const report = verifyGolden(o);
-      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      const bad = report.tensors.filter((t) => !t.ok);
-      process.stderr.write(
-        report.ok
-          ? `verify: ${report.tensors.length} tensors within tolerance\n`
-          : `verify: ${bad.length} of ${report.tensors.length} tensors out of tolerance: ${bad.map((t) => t.name).join(', ')}\n`,
-      );
-      process.exitCode = report.ok ? 0 : 1;
-    });
+    .addOption(
+      new Option('--quantization-bit <bits>', 'QLoRA: quantize the base (4: NF4 with double quantization, 8: int8)')
+        .choices(['4', '8'])
+        .argParser((v) => Number(v) as 4 | 8),
+    )
+    .action(
+      async (o: {
+        model: string;
+        golden: string;
+        adapter?: string;
+        atol: number;
+        gradRtol: number;
+        quantizationBit?: 4 | 8;
+      }) => {
+        const { verifyGolden } = await import('../verify/golden.js');
+        const report = verifyGolden(o);
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        const bad = report.tensors.filter((t) => !t.ok);
+        process.stderr.write(
+          report.ok
+            ? `verify: ${report.tensors.length} tensors within tolerance\n`
+            : `verify: ${bad.length} of ${report.tensors.length} tensors out of tolerance: ${bad.map((t) => t.name).join(', ')}\n`,
+        );
+        process.exitCode = report.ok ? 0 : 1;
+      },
+    );
 
   const bench = program
     .command('bench')

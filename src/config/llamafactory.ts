@@ -22,8 +22,6 @@ const engine = 'LMFactory runs its own CPU engine';
 const multimodal = 'images, video and audio are not supported (text models only)';
 const noNetwork = 'LMFactory does not upload or report to remote services';
 const oneProcess = 'training runs in one process on this machine';
-const quantization =
-  'training on a 4-bit or 8-bit base (QLoRA) is not built yet; a folder saved by bitsandbytes (-bnb-4bit) loads, dequantised';
 const notYet = (what: string) => `${what} is not implemented yet`;
 
 /** Every key with the same treatment, by LLaMA-Factory's default. */
@@ -78,22 +76,19 @@ export const foreignKeys: Record<string, ForeignKey> = {
   shift_attn: refuse(notYet('shift short attention (S^2-Attn)'), false),
   mixture_of_depths: refuse(notYet('mixture of depths')),
   train_from_scratch: refuse('start from scratch with `lmf init` (a randomly initialised model folder)', false),
-  // quantization (QLoRA) and quantized export
+  // quantization beyond QLoRA's base (quantization_bit and its settings are read: config/schema.ts)
+  quantization_device_map: notice('the model runs on the CPU; this setting has no effect', null),
   ...all(
     {
-      quantization_bit: null,
-      quantization_method: 'bnb',
-      quantization_type: 'nf4',
-      double_quantization: true,
-      quantization_device_map: null,
       export_quantization_bit: null,
       export_quantization_dataset: null,
       export_quantization_nsamples: 128,
       export_quantization_maxlen: 1024,
-      ref_model_quantization_bit: null,
-      reward_model_quantization_bit: null,
     },
-    (v) => refuse(quantization, v),
+    (v) => refuse('quantized export (GPTQ) is not supported; export_gguf writes q8_0', v),
+  ),
+  ...all({ ref_model_quantization_bit: null, reward_model_quantization_bit: null }, (v) =>
+    refuse('a quantized reference or reward model is not supported; quantization_bit applies to the trained model', v),
   ),
   // multimodal
   ...all(

@@ -55,6 +55,18 @@ export const configShape = {
   use_dora: bool.default(false),
   loraplus_lr_ratio: num.pipe(z.number().positive()).optional(),
   create_new_adapter: bool.default(false),
+  /** QLoRA: the frozen base quantized to 4 or 8 bits as it loads (LoRA only) */
+  quantization_bit: z
+    .preprocess(
+      (v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
+      z.union([z.literal(4), z.literal(8)]),
+    )
+    .nullable()
+    .default(null),
+  /** bnb (bitsandbytes' formats); LLaMA-Factory's other methods are refused by name */
+  quantization_method: z.string().default('bnb'),
+  quantization_type: z.enum(['nf4', 'fp4']).default('nf4'),
+  double_quantization: bool.default(true),
   /** PiSSA: new adapters start from each weight's principal singular directions, the base keeps the residual */
   pissa_init: bool.default(false),
   /** power iterations of PiSSA's randomized SVD; -1: the exact decomposition */

@@ -21,6 +21,8 @@ import {
 } from './settings.js';
 import type { TrainConfig } from '../config/schema.js';
 import type { RopeScalingKind } from '../wire.js';
+import type { BuildOptions } from '../models/decoder.js';
+import { quantizeFor } from '../models/quant/quantize.js';
 import { readModelConfig } from '../models/config.js';
 
 export interface InferenceSpec {
@@ -34,6 +36,8 @@ export interface InferenceSpec {
   mergeAll?: boolean;
   /** LLaMA-Factory's rope_scaling key: stretch the context to modelMaxLength (null: by 2, as at inference) */
   ropeScaling?: { kind: RopeScalingKind; modelMaxLength: number | null } | null;
+  /** quantization_bit: the projections quantized as they load */
+  quantize?: BuildOptions['quantize'];
 }
 
 export interface InferenceModel {
@@ -74,12 +78,14 @@ export function chatRequest(m: InferenceModel, messages: Message[], o: ChatOptio
  */
 export function loadFromConfig(c: TrainConfig, cutoffLen: number | null = null): InferenceModel {
   const torchDtype = readModelConfig(c.model_name_or_path).raw.torch_dtype;
+  const dtype = inferDtype(c.infer_dtype, typeof torchDtype === 'string' ? torchDtype : undefined);
   return loadInference({
     model: c.model_name_or_path,
     adapters: c.adapter_name_or_path,
     template: c.template,
-    dtype: inferDtype(c.infer_dtype, typeof torchDtype === 'string' ? torchDtype : undefined),
+    dtype,
     ropeScaling: c.rope_scaling ? { kind: c.rope_scaling, modelMaxLength: cutoffLen } : null,
+    quantize: quantizeFor(c.quantization_bit, c.quantization_type, c.double_quantization, dtype),
   });
 }
 
@@ -92,7 +98,7 @@ export function loadInference(spec: InferenceSpec): InferenceModel {
   const dtype = spec.dtype ?? 'f32';
   const tokenizer = HfTokenizer.fromDir(spec.model);
   checkTokenizerFits(tokenizer, readModelConfig(spec.model).vocabSize, spec.model);
-  const { model } = loadModel(spec.model, { dtype, ropeScaling: spec.ropeScaling });
+  const { model } = loadModel(spec.model, { dtype, ropeScaling: spec.ropeScaling, quantize: spec.quantize });
   try {
     const adapters = spec.adapters ?? [];
     // DoRA rescales the whole adapted weight, so it cannot be one term of a sum: such stacks are merged in order

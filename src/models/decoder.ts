@@ -10,6 +10,7 @@ import { trim } from '../tensor/pool.js';
 import { Rng } from '../tensor/random.js';
 import { checkpointed } from '../tensor/checkpoint.js';
 import { persistent, Tensor } from '../tensor/tensor.js';
+import type { QuantizedMatrix } from '../tensor/quantized.js';
 import {
   add,
   affine,
@@ -206,14 +207,25 @@ export class DecoderModel {
     return this.lmHead ?? this.embedTokens;
   }
 
-  /** Every parameter by its Hugging Face name (a tied lm_head is not listed twice). */
+  /** The quantized weights of a QLoRA base by Hugging Face name (namedParameters leaves them out). */
+  quantizedWeights(): [string, QuantizedMatrix][] {
+    return this.layers.flatMap((layer, i) =>
+      layer
+        .projections()
+        .flatMap(([name, lin]) =>
+          lin.quantized ? [[`model.layers.${i}.${name}.weight`, lin.quantized] as [string, QuantizedMatrix]] : [],
+        ),
+    );
+  }
+
+  /** Every parameter by its Hugging Face name (a tied lm_head is not listed twice; quantized weights are not). */
   namedParameters(): [string, Tensor][] {
     const out: [string, Tensor][] = [['model.embed_tokens.weight', this.embedTokens]];
     this.layers.forEach((layer, i) => {
       const p = `model.layers.${i}.`;
       for (const [name, w] of layer.namedNorms()) out.push([p + name, w]);
       for (const [name, lin] of layer.projections()) {
-        out.push([`${p}${name}.weight`, lin.weight]);
+        if (!lin.quantized) out.push([`${p}${name}.weight`, lin.weight]);
         if (lin.bias) out.push([`${p}${name}.bias`, lin.bias]);
       }
     });
@@ -406,6 +418,10 @@ export function tokenWeights(targets: Int32Array, count?: number): Float32Array 
 export interface BuildOptions {
   /** storage of matrices (embeddings, projections, lm_head) */
   dtype: WeightDType;
+  /** QLoRA: every projection quantized as it is read (embeddings, norms and lm_head stay as they are) */
+  quantize?: (weight: Tensor) => QuantizedMatrix;
+  /** a checkpoint's own quantized projections (null for a plain one), taken as they are when quantizing */
+  quantizedSource?: (name: string, shape: number[]) => QuantizedMatrix | null;
 }
 
 /** Supplies each parameter by Hugging Face name and shape: from a folder, or freshly initialised. */
@@ -417,8 +433,17 @@ export function buildDecoder(config: ModelConfig, source: ParameterSource, opts:
   return persistent(() => {
     const matrix = (name: string, shape: number[]) => source(name, shape, opts.dtype);
     const vector = (name: string, n: number) => source(name, [n], 'f32') as Tensor<'f32'>;
+    const projection = (name: string, shape: number[]) => {
+      const stored = opts.quantize ? opts.quantizedSource?.(name, shape) : null;
+      if (stored) return stored;
+      const w = matrix(name, shape);
+      if (!opts.quantize) return w;
+      const q = opts.quantize(w);
+      w.dispose();
+      return q;
+    };
     const lin = (prefix: string, out: number, inF: number, bias: boolean) =>
-      new Linear(matrix(`${prefix}.weight`, [out, inF]), bias ? vector(`${prefix}.bias`, out) : null);
+      new Linear(projection(`${prefix}.weight`, [out, inF]), bias ? vector(`${prefix}.bias`, out) : null);
     const C = c.hiddenSize,
       I = c.intermediateSize,
       D = c.headDim,

@@ -1,7 +1,7 @@
 /** Loading a Hugging Face folder into the decoder its family describes. */
 import { readModelConfig } from './config.js';
 import { buildDecoder, type BuildOptions, type DecoderModel } from './decoder.js';
-import { bnbCompanions, checkpointQuantization, readBnbWeight } from './quant/bnb-checkpoint.js';
+import { bnbCompanions, checkpointQuantization, readBnbQuantized, readBnbWeight } from './quant/bnb-checkpoint.js';
 import { pushAll } from '../util/arrays.js';
 import { familyById } from './families/index.js';
 import type { RopeScalingKind } from '../wire.js';
@@ -51,13 +51,24 @@ export function loadModel(dir: string, opts: LoadOptions = { dtype: 'f32' }): Lo
         if (dequantized) pushAll(companions, bnbCompanions(weights, stored));
         return dequantized ?? weights.read(stored, shape, dtype);
       },
-      opts,
+      {
+        ...opts,
+        // quantization_bit on a bitsandbytes folder keeps its own codes and statistics
+        quantizedSource: (name, shape) => {
+          if (!quantized) return null;
+          const stored = readBnbQuantized(weights, rename(name), shape, opts.dtype === 'bf16' ? 'bf16' : 'f32');
+          if (stored) pushAll(companions, bnbCompanions(weights, rename(name)));
+          return stored;
+        },
+      },
     );
-    if (companions.length)
+    if (companions.length && !opts.quantize)
       notice(
-        `${dir}: bitsandbytes weights dequantised to ${opts.dtype} at load (training on the 4-bit form itself is not built yet)`,
+        `${dir}: bitsandbytes weights dequantised to ${opts.dtype} at load (quantization_bit keeps them quantized)`,
       );
-    const used = new Set([...model.namedParameters().map(([n]) => rename(n)), ...companions]);
+    const used = new Set(
+      [...model.namedParameters(), ...model.quantizedWeights()].map(([n]) => rename(n)).concat(companions),
+    );
     if (config.tieWordEmbeddings) used.add(rename('lm_head.weight'));
     const unused = weights.names().filter((n) => !used.has(n) && !derived.test(n));
     if (unused.length)

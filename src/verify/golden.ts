@@ -8,6 +8,7 @@ import { loadPeftAdapter } from '../adapters/peft.js';
 import { LmfError } from '../errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { shiftLabels, tokenWeights } from '../models/decoder.js';
+import { quantizeFor } from '../models/quant/quantize.js';
 import { loadModel } from '../models/registry.js';
 import { backward } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -30,7 +31,8 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
   if (golden.entries.has('chosen_ids')) return withClose(golden, () => verifyDpo(o, golden));
   if (golden.entries.has('full.losses') || golden.entries.has('lora.losses'))
     return withClose(golden, () => verifySteps(o, golden));
-  const { model } = loadModel(o.model, { dtype: 'f32' });
+  const quantize = quantizeFor(o.quantizationBit ?? null, 'nf4', true, 'f32');
+  const { model } = loadModel(o.model, { dtype: 'f32', quantize });
   try {
     for (const name of ['input_ids', 'labels']) {
       if (!golden.entries.has(name))

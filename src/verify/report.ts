@@ -30,6 +30,8 @@ export interface VerifyOptions {
   atol: number;
   /** tolerance for gradients, relative to the golden tensor's largest value */
   gradRtol: number;
+  /** QLoRA: the base's projections quantized to these bits with bitsandbytes' nf4 (4) or LLM.int8 (8) */
+  quantizationBit?: 4 | 8;
 }
 
 export function compare(

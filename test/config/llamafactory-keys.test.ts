@@ -114,14 +114,14 @@ test('a config with every foreign key at its default (or null) loads silently; o
     kind: 'notice',
     line: 'dataloader_num_workers: data is tokenised ahead and cached; this setting has no effect',
   });
-  writeFileSync(file, 'model_name_or_path: m\nstage: sft\nquantization_bit: 4\n');
+  writeFileSync(file, 'model_name_or_path: m\nstage: sft\nexport_quantization_bit: 4\n');
   assert.throws(
     () => loadConfig(file),
     (e: LmfError) =>
       e.code === 'unsupported_key' &&
-      e.context.key === 'quantization_bit' &&
+      e.context.key === 'export_quantization_bit' &&
       e.context.row === 3 &&
-      /QLoRA/.test(e.message),
+      /quantized export/.test(e.message),
   );
 });
 

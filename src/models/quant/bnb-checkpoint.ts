@@ -8,10 +8,10 @@
  */
 import { z } from 'zod';
 import { LmfError } from '../../errors.js';
-import { f32ToBf16Bits, f32ToF16Bits, f16BitsToF32 } from '../../tensor/dtype.js';
+import { QuantizedMatrix } from '../../tensor/quantized.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { WeightFolder } from '../weights.js';
-import { dequantize4bit, dequantizeAbsmax, dequantizeInt8Rows, type FourBitType } from './bnb.js';
+import { dequantizeAbsmax, fp4Table, nf4Table } from './bnb.js';
 
 /** Quantisation methods of other tools, refused by name (their weights are not bnb's layout). */
 const otherMethods = ['gptq', 'awq', 'aqlm', 'eetq', 'hqq', 'fp8', 'compressed-tensors', 'torchao', 'bitnet', 'quanto'];
@@ -70,31 +70,28 @@ function floats(weights: WeightFolder, name: string, count: number): Float32Arra
   return new Float32Array(bytes.buffer, bytes.byteOffset, count);
 }
 
-/** Rounds f32 values to the checkpoint's dtype and back, as bnb's dequantisation returns them. */
-function inDtype(values: Float32Array, dtype: string): Float32Array {
-  if (dtype === 'bfloat16')
-    return values.map((v) => new Float32Array(new Uint32Array([f32ToBf16Bits(v) << 16]).buffer)[0]);
-  if (dtype === 'float16') return values.map((v) => f16BitsToF32(f32ToF16Bits(v)));
-  return values;
+/** The dtype a checkpoint's quant_state names, as the rounding its dequantised values get. */
+function roundingOf(dtype: string): 'bf16' | 'f16' | null {
+  return dtype === 'bfloat16' ? 'bf16' : dtype === 'float16' ? 'f16' : null;
 }
 
 /**
- * The dequantised weight `name` of a bitsandbytes folder as an f32 or bf16 tensor of `shape`, or null when that
- * weight is stored plain. A statistic that is missing, the wrong size or an unknown quant_state stops with the
- * tensor and the file.
+ * The quantized weight `name` of a bitsandbytes folder as stored (statistics dequantised), or null when that
+ * weight is plain. A statistic that is missing or the wrong size, or an unknown quant_state, stops with the tensor
+ * and the file.
  */
-export function readBnbWeight(
+export function readBnbQuantized(
   weights: WeightFolder,
   name: string,
   shape: readonly number[],
-  dtype: 'f32' | 'bf16',
-): Tensor<'f32' | 'bf16'> | null {
+  compute: 'f32' | 'bf16',
+): QuantizedMatrix | null {
   const count = shape.reduce((a, b) => a * b, 1);
+  const dims: [number, number] = [shape[0], count / shape[0]];
   const stateName = [`${name}.quant_state.bitsandbytes__nf4`, `${name}.quant_state.bitsandbytes__fp4`].find((n) =>
     weights.has(n),
   );
   const scbName = `${name.replace(/\.weight$/, '')}.SCB`;
-  let values: Float32Array;
   if (stateName) {
     const { entry, bytes } = weights.raw(stateName);
     let parsed: unknown;
@@ -136,39 +133,40 @@ export function readBnbWeight(
     } else {
       absmax = floats(weights, `${name}.absmax`, blocks);
     }
-    values = inDtype(
-      dequantize4bit(
-        { packed: packed.bytes, absmax },
-        s.quant_type as FourBitType,
-        s.blocksize,
-        new Float32Array(count),
-      ),
-      s.dtype,
-    );
-  } else if (weights.has(scbName)) {
-    const codes = weights.raw(name);
-    if (codes.entry.dtype !== 'I8' || codes.bytes.length !== count)
-      throw corrupt(
-        codes.entry.file,
-        name,
-        `${codes.entry.dtype} [${codes.entry.shape}] where int8 [${shape}] is expected`,
-      );
-    const formatName = `${name.replace(/\.weight$/, '')}.weight_format`;
-    if (weights.has(formatName) && weights.raw(formatName).bytes.some((b) => b !== 0))
-      throw corrupt(
-        weights.entry(formatName).file,
-        formatName,
-        'a tiled int8 layout (bitsandbytes ≤ 0.44); only "row" is read',
-      );
-    const q = {
-      codes: new Int8Array(codes.bytes.buffer, codes.bytes.byteOffset, count),
-      scales: floats(weights, scbName, shape[0]),
-    };
-    values = dequantizeInt8Rows(q, shape[0], count / shape[0], new Float32Array(count));
-  } else {
-    return null;
+    const table = s.quant_type === 'nf4' ? nf4Table : fp4Table;
+    const data = { kind: s.quant_type, packed: packed.bytes, absmax, blocksize: s.blocksize, table } as const;
+    return new QuantizedMatrix(dims, data, compute, roundingOf(s.dtype));
   }
-  const t = Tensor.from(values, [...shape], 'f32');
+  if (!weights.has(scbName)) return null;
+  const codes = weights.raw(name);
+  if (codes.entry.dtype !== 'I8' || codes.bytes.length !== count)
+    throw corrupt(
+      codes.entry.file,
+      name,
+      `${codes.entry.dtype} [${codes.entry.shape}] where int8 [${shape}] is expected`,
+    );
+  const formatName = `${name.replace(/\.weight$/, '')}.weight_format`;
+  if (weights.has(formatName) && weights.raw(formatName).bytes.some((b) => b !== 0))
+    throw corrupt(
+      weights.entry(formatName).file,
+      formatName,
+      'a tiled int8 layout (bitsandbytes ≤ 0.44); only "row" is read',
+    );
+  const int8 = new Int8Array(codes.bytes.buffer, codes.bytes.byteOffset, count);
+  return new QuantizedMatrix(dims, { kind: 'int8', codes: int8, scales: floats(weights, scbName, shape[0]) }, compute);
+}
+
+/** The weight `name` of a bitsandbytes folder dequantised as bitsandbytes does (null when it is plain). */
+export function readBnbWeight(
+  weights: WeightFolder,
+  name: string,
+  shape: readonly number[],
+  dtype: 'f32' | 'bf16',
+): Tensor<'f32' | 'bf16'> | null {
+  const q = readBnbQuantized(weights, name, shape, 'f32');
+  if (!q) return null;
+  const t = Tensor.empty([...shape], 'f32');
+  q.dequantizeRows(0, shape[0], t.data);
   if (dtype === 'f32') return t;
   const out = t.toBf16();
   t.dispose();

@@ -3,7 +3,8 @@
  * share were quantized on GPUs): 4-bit NF4/FP4 in blocks of 64 with an f32 absmax each, two codes per byte (the
  * first in the high nibble); double quantization of the absmax values (their mean taken off, then 8-bit dynamic
  * codes in blocks of 256); 8-bit LLM.int8 rows (the weight rounded to fp16, then a row absmax and
- * round-half-even int8). Dequantisation follows bnb's formulas step by step in f32.
+ * round-half-even int8). Dequantisation (native/src/quant.cc, through tensor/quantized.ts) follows bnb's formulas
+ * step by step in f32.
  *
  * Where bnb's CUDA build uses a fast-math reciprocal we use the IEEE one: a code can differ only for a value
  * within an ulp of a threshold. The double-quantization offset is the mean of the absmax values summed in f64 and
@@ -80,22 +81,6 @@ export function quantize4bit(w: Float32Array, type: FourBitType, blocksize = 64)
   // an odd count pads the last low nibble with the code of 0.0
   if (n & 1) packed[n >> 1] |= type === 'nf4' ? 7 : 0;
   return { packed, absmax };
-}
-
-/** w[i] = f32(table[code(i)] · absmax[i / blocksize]); `absmax` already dequantised. */
-export function dequantize4bit(
-  blocks: { packed: Uint8Array; absmax: Float32Array },
-  type: FourBitType,
-  blocksize: number,
-  out: Float32Array,
-): Float32Array {
-  const table = type === 'nf4' ? nf4Table : fp4Table;
-  for (let i = 0; i < out.length; i++) {
-    const byte = blocks.packed[i >> 1];
-    const code = i & 1 ? byte & 15 : byte >> 4;
-    out[i] = f(table[code] * blocks.absmax[Math.floor(i / blocksize)]);
-  }
-  return out;
 }
 
 /**
@@ -205,12 +190,4 @@ export function quantizeInt8Rows(w: Float32Array, rows: number, cols: number): I
 function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** W[r, c] = f32(f32(code · scale[r]) · f32(1/127)), bnb's int8_vectorwise_dequant. */
-export function dequantizeInt8Rows(q: Int8Rows, rows: number, cols: number, out: Float32Array): Float32Array {
-  const inv127 = f(1 / 127);
-  for (let r = 0; r < rows; r++)
-    for (let c = 0; c < cols; c++) out[r * cols + c] = f(f(q.codes[r * cols + c] * q.scales[r]) * inv127);
-  return out;
 }

@@ -1,0 +1,114 @@
+/**
+ * A frozen weight [out, in] kept in bitsandbytes' 4-bit (NF4/FP4) or 8-bit (LLM.int8) form, and the projection
+ * that reads it: y = x·Wᵀ (+ bias) and, in the backward pass, dx = g·W. W is dequantised a panel of rows at a time
+ * into a scratch of about 4 MB that a matmul then reads (bf16 when the model computes in bf16), so no
+ * full-precision copy of the weight ever exists. The weight gets no gradient (QLoRA trains adapters on top).
+ */
+import { native, NativeDType } from '../native.js';
+import { needsGrad, record } from './autograd.js';
+import { f16BitsToF32, f32ToF16Bits } from './dtype.js';
+import { Tensor } from './tensor.js';
+
+export type QuantKind = 'nf4' | 'fp4' | 'int8';
+
+/** 4-bit: packed codes, one f32 absmax per block; int8: codes and one f32 scale per row. */
+export type QuantizedData =
+  | { kind: 'nf4' | 'fp4'; packed: Uint8Array; absmax: Float32Array; blocksize: number; table: Float32Array }
+  | { kind: 'int8'; codes: Int8Array; scales: Float32Array };
+
+/** Bytes of scratch a panel of dequantised rows may take. */
+const panelBytes = 4 << 20;
+
+export class QuantizedMatrix {
+  constructor(
+    readonly shape: [number, number],
+    readonly data: QuantizedData,
+    /** the precision the matmuls run in (bf16: the panel and the input rounded to bf16, f32 accumulation) */
+    readonly compute: 'f32' | 'bf16',
+    /** the dtype dequantised values are rounded to first: a checkpoint's own (bitsandbytes returns that dtype) */
+    readonly roundTo: 'bf16' | 'f16' | null = null,
+  ) {}
+
+  /** Bytes the quantized form holds (codes and statistics). */
+  get bytes(): number {
+    const d = this.data;
+    return d.kind === 'int8' ? d.codes.byteLength + d.scales.byteLength : d.packed.byteLength + d.absmax.byteLength;
+  }
+
+  /** Rows [row0, row0 + rows) dequantised into `out` (f32, or bf16 bits). */
+  dequantizeRows(row0: number, rows: number, out: Float32Array | Uint16Array): void {
+    const d = this.data;
+    const cols = this.shape[1];
+    if (out instanceof Float32Array && this.roundTo === 'bf16') {
+      const bits = new Uint16Array(rows * cols);
+      this.dequantizeRows(row0, rows, bits);
+      native.toF32(bits, out, bits.length);
+      return;
+    }
+    const bf16 = out instanceof Uint16Array ? 1 : 0;
+    if (d.kind === 'int8') native.dequantizeInt8Rows(d.codes, d.scales, cols, row0, rows, out, bf16);
+    else native.dequantize4bitRows(d.packed, d.absmax, d.table, d.blocksize, cols, row0, rows, out, bf16);
+    if (out instanceof Float32Array && this.roundTo === 'f16')
+      for (let i = 0; i < rows * cols; i++) out[i] = f16BitsToF32(f32ToF16Bits(out[i]));
+  }
+
+  /** Rows per panel: the scratch stays near panelBytes, and at least 16 rows. */
+  panelRows(): number {
+    const bytesPerRow = this.shape[1] * (this.compute === 'bf16' ? 2 : 4);
+    return Math.max(16, Math.floor(panelBytes / bytesPerRow));
+  }
+}
+
+function scratch(q: QuantizedMatrix, elements: number): Tensor<'f32'> | Tensor<'bf16'> {
+  return q.compute === 'bf16' ? Tensor.empty([elements], 'bf16') : Tensor.empty([elements], 'f32');
+}
+
+/** y[rows, N] = x[rows, K]·Wᵀ (+ bias) over panels of W's rows; dx = g·W likewise. */
+export function quantLinear(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<'f32'> | null = null): Tensor<'f32'> {
+  const [N, K] = q.shape;
+  if (x.shape[x.shape.length - 1] !== K) throw new Error(`quantLinear: input [${x.shape}] does not match [${q.shape}]`);
+  const rows = x.size / K;
+  const dtype = q.compute === 'bf16' ? NativeDType.bf16 : NativeDType.f32;
+  const xIn = q.compute === 'bf16' ? x.toBf16() : null;
+  const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
+  const P = Math.min(q.panelRows(), N);
+  const panel = scratch(q, P * K);
+  const part = Tensor.empty([rows * P], 'f32');
+  for (let n0 = 0; n0 < N; n0 += P) {
+    const p = Math.min(P, N - n0);
+    q.dequantizeRows(n0, p, panel.data);
+    const b = bias ? bias.data.subarray(n0, n0 + p) : null;
+    native.matmul(xIn?.data ?? x.data, panel.data, part.data, rows, p, K, false, true, false, b, dtype);
+    for (let r = 0; r < rows; r++) out.data.set(part.data.subarray(r * p, (r + 1) * p), r * N + n0);
+  }
+  xIn?.dispose();
+  if (!needsGrad([x, bias])) {
+    panel.dispose();
+    part.dispose();
+    return out;
+  }
+  const inputs = bias ? [x, bias] : [x];
+  return record(out, 'quantLinear', inputs, (g, needs) => {
+    let dx: Tensor<'f32'> | null = null;
+    if (needs[0]) {
+      dx = Tensor.zeros(x.shape, 'f32');
+      const gPart = Tensor.empty([rows * P], 'f32');
+      const gIn = q.compute === 'bf16' ? Tensor.empty([rows * P], 'bf16') : null;
+      for (let n0 = 0; n0 < N; n0 += P) {
+        const p = Math.min(P, N - n0);
+        q.dequantizeRows(n0, p, panel.data);
+        for (let r = 0; r < rows; r++) gPart.data.set(g.data.subarray(r * N + n0, r * N + n0 + p), r * p);
+        if (gIn) native.toBf16(gPart.data, gIn.data, rows * p);
+        native.matmul(gIn?.data ?? gPart.data, panel.data, dx.data, rows, K, p, false, false, true, null, dtype);
+      }
+      gPart.dispose();
+      gIn?.dispose();
+    }
+    let db: Tensor<'f32'> | null = null;
+    if (bias && needs[1]) {
+      db = Tensor.zeros([N], 'f32');
+      for (let r = 0; r < rows; r++) for (let n = 0; n < N; n++) db.data[n] += g.data[r * N + n];
+    }
+    return bias ? [dx, db] : [dx];
+  });
+}
