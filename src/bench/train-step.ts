@@ -8,6 +8,8 @@ import { type ModelConfig } from '../models/config.js';
 import { initModel, presetConfig } from '../models/init.js';
 import { presets } from '../models/presets.js';
 import { shiftLabels, tokenWeights, type DecoderModel } from '../models/decoder.js';
+import { LmfError } from '../errors.js';
+import { quantizeFor } from '../models/quant/quantize.js';
 import { loadModel } from '../models/registry.js';
 import { native } from '../native.js';
 import { backward, noGrad } from '../tensor/autograd.js';
@@ -33,6 +35,8 @@ export interface BenchOptions {
   loraRank: number;
   /** recompute each layer's activations in the backward pass */
   gradientCheckpointing?: boolean;
+  /** QLoRA: the base's projections in 4-bit NF4 (double quantization) or 8-bit int8 */
+  quantizationBit?: 4 | 8;
 }
 
 export interface BenchResult {
@@ -40,6 +44,7 @@ export interface BenchResult {
   mode: BenchMode;
   dtype: string;
   gradient_checkpointing: boolean;
+  quantization_bit: number | null;
   seq: number;
   batch: number;
   steps: number;
@@ -86,8 +91,9 @@ export function attentionFlopsPerToken(c: ModelConfig, T: number): number {
 function buildModel(o: BenchOptions): { model: DecoderModel; name: string } {
   // LoRA and inference in bf16 keep the frozen base in bf16; full bf16 keeps f32 master weights.
   const storage = o.dtype === 'bf16' && o.mode !== 'full' ? 'bf16' : 'f32';
-  if (o.model in presets) return { model: initModel(presetConfig(o.model), storage, 0), name: o.model };
-  return { model: loadModel(o.model, { dtype: storage }).model, name: o.model };
+  const quantize = quantizeFor(o.quantizationBit ?? null, 'nf4', true, o.dtype);
+  if (o.model in presets) return { model: initModel(presetConfig(o.model), storage, 0, 0.02, quantize), name: o.model };
+  return { model: loadModel(o.model, { dtype: storage, quantize }).model, name: o.model };
 }
 
 function median(xs: number[]): number {
@@ -96,6 +102,8 @@ function median(xs: number[]): number {
 }
 
 export function runBench(o: BenchOptions): BenchResult {
+  if (o.quantizationBit && o.mode === 'full')
+    throw new LmfError('bad_value', 'a quantized base can only be trained with LoRA', { hint: 'use --mode lora' });
   const { model, name } = buildModel(o);
   model.gradientCheckpointing = o.gradientCheckpointing === true;
   const c = model.config;
@@ -158,11 +166,14 @@ export function runBench(o: BenchOptions): BenchResult {
     mode: o.mode,
     dtype: o.dtype,
     gradient_checkpointing: model.gradientCheckpointing,
+    quantization_bit: o.quantizationBit ?? null,
     seq: o.seq,
     batch: o.batch,
     steps: o.steps,
     threads: native.threads(),
-    params: params.reduce((a, p) => a + p.size, 0),
+    params:
+      params.reduce((a, p) => a + p.size, 0) +
+      model.quantizedWeights().reduce((a, [, q]) => a + q.shape[0] * q.shape[1], 0),
     trainable_params: trainable.reduce((a, p) => a + p.size, 0),
     tokens_per_s: significant(tokens / med),
     step_s: round(med, 4),

@@ -84,6 +84,11 @@ export function buildProgram(): Command {
     .option('--warmup <n>', 'untimed steps first', nonNegativeInt, 2)
     .option('--lora-rank <n>', 'LoRA rank (alpha = 2 x rank, all projections)', positiveInt, 8)
     .option('--gradient-checkpointing', 'lora/full: recompute each layer in the backward pass (less memory)', false)
+    .addOption(
+      new Option('--quantization-bit <bits>', 'lora: QLoRA base (4: NF4 with double quantization, 8: int8)')
+        .choices(['4', '8'])
+        .argParser((v) => Number(v) as 4 | 8),
+    )
     .option(
       '--new-tokens <n>',
       'generate mode: tokens decoded per sequence (the prompt is --seq tokens)',
@@ -104,6 +109,7 @@ export function buildProgram(): Command {
         warmup: number;
         loraRank: number;
         gradientCheckpointing: boolean;
+        quantizationBit?: 4 | 8;
         newTokens: number;
         temperature: number;
         topP: number;

@@ -4,11 +4,18 @@
  */
 import { presets } from './presets.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
-import { buildDecoder, type DecoderModel, type WeightDType } from './decoder.js';
+import { buildDecoder, type BuildOptions, type DecoderModel, type WeightDType } from './decoder.js';
 import { Rng } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
-export function initModel(config: ModelConfig, dtype: WeightDType, seed: number, std = 0.02): DecoderModel {
+/** `quantize`: each projection goes straight into its quantized form as it is made (QLoRA benchmarks). */
+export function initModel(
+  config: ModelConfig,
+  dtype: WeightDType,
+  seed: number,
+  std = 0.02,
+  quantize?: BuildOptions['quantize'],
+): DecoderModel {
   const rng = new Rng(seed);
   return buildDecoder(
     config,
@@ -25,7 +32,7 @@ export function initModel(config: ModelConfig, dtype: WeightDType, seed: number,
       t.dispose();
       return low;
     },
-    { dtype },
+    { dtype, quantize },
   );
 }
 

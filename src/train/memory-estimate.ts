@@ -15,9 +15,13 @@ export interface MemoryEstimate {
 
 export function estimateStepMemory(model: CausalLM, setup: MethodSetup, tokensPerMicroBatch: number): MemoryEstimate {
   const c = model.config;
-  const weights = model
-    .namedParameters()
-    .reduce((a, [, p]) => a + p.size * (p.dtype === 'bf16' ? 2 : 4) + (p.shadow ? p.size * 2 : 0), 0);
+  // a QLoRA base's projections count at their quantized size, plus one dequantised panel (about 4 MB) at a time
+  const quantized = model.quantizedWeights().reduce((a, [, q]) => a + q.bytes, 0);
+  const weights =
+    quantized +
+    model
+      .namedParameters()
+      .reduce((a, [, p]) => a + p.size * (p.dtype === 'bf16' ? 2 : 4) + (p.shadow ? p.size * 2 : 0), 0);
   const trainable = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
   const loraWeights = setup.lora ? trainable * 4 : 0;
   const optimizer = trainable * 12; // gradient + two moments, f32
