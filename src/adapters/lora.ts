@@ -83,7 +83,6 @@ export class LoraLayer implements LinearDelta {
    * exactly the masks an uninterrupted one would.
    */
   forward(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'> {
-    if (layer.quantized) return this.onQuantizedBase(x, layer, pass);
     if (this.magnitude) {
       // DoRA: y = m / ||W + s B A||_row * (x W^T + s (x A^T) B^T) + bias
       const nInv = this.adaptedRowNorms(layer.weight).map((n) => 1 / n);
@@ -94,18 +93,14 @@ export class LoraLayer implements LinearDelta {
         layer.bias,
       );
     }
-    return loraLinear(x, this.dropped(x, pass), layer.weight, layer.bias, this.A, this.B, this.scale);
+    const base = layer.quantized ?? layer.weight;
+    return loraLinear(x, this.dropped(x, pass), base, layer.bias, this.A, this.B, this.scale);
   }
 
   /** The adapter's input: dropout in training passes only (they carry the step); evaluation sees it whole. */
   private dropped(x: Tensor<'f32'>, pass?: ForwardPass): Tensor<'f32'> {
     const seed = (Math.imul(pass?.dropoutStep ?? 0, 0x9e3779b1) + this.index) >>> 0;
     return this.dropoutP > 0 && pass?.dropoutStep !== undefined ? dropout(x, this.dropoutP, seed) : x;
-  }
-
-  /** QLoRA: the quantized base's own projection plus scale · (dropout(x) Aᵀ) Bᵀ, unfused. */
-  private onQuantizedBase(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'> {
-    return add(layer.base(x), linear(linear(this.dropped(x, pass), this.A), this.B), this.scale);
   }
 
   /** scale · (x Aᵀ) Bᵀ alone, without the base (a further adapter of a stack; inference only: scales in place). */

@@ -3,6 +3,7 @@ import { readModelConfig } from './config.js';
 import { buildDecoder, type BuildOptions, type DecoderModel } from './decoder.js';
 import { bnbCompanions, checkpointQuantization, readBnbQuantized, readBnbWeight } from './quant/bnb-checkpoint.js';
 import { pushAll } from '../util/arrays.js';
+import { panelCompute } from '../tensor/quantized.js';
 import { familyById } from './families/index.js';
 import type { RopeScalingKind } from '../wire.js';
 import { stretchContext } from './rope.js';
@@ -56,7 +57,8 @@ export function loadModel(dir: string, opts: LoadOptions = { dtype: 'f32' }): Lo
         // quantization_bit on a bitsandbytes folder keeps its own codes and statistics
         quantizedSource: (name, shape) => {
           if (!quantized) return null;
-          const stored = readBnbQuantized(weights, rename(name), shape, opts.dtype === 'bf16' ? 'bf16' : 'f32');
+          const compute = panelCompute(opts.dtype === 'bf16' ? 'bf16' : 'f32');
+          const stored = readBnbQuantized(weights, rename(name), shape, compute);
           if (stored) pushAll(companions, bnbCompanions(weights, rename(name)));
           return stored;
         },

@@ -59,12 +59,20 @@ export class QuantizedMatrix {
   }
 }
 
+/**
+ * The precision a quantized projection's matmuls run in: bf16 where oneDNN has bf16 matmuls; where it widens bf16
+ * operands to f32 anyway, panels are dequantised straight to f32 (the same speed, one conversion fewer).
+ */
+export function panelCompute(requested: 'f32' | 'bf16'): 'f32' | 'bf16' {
+  return requested === 'bf16' && native.info().bf16Matmul === 'onednn' ? 'bf16' : 'f32';
+}
+
 function scratch(q: QuantizedMatrix, elements: number): Tensor<'f32'> | Tensor<'bf16'> {
   return q.compute === 'bf16' ? Tensor.empty([elements], 'bf16') : Tensor.empty([elements], 'f32');
 }
 
-/** y[rows, N] = x[rows, K]·Wᵀ (+ bias) over panels of W's rows; dx = g·W likewise. */
-export function quantLinear(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<'f32'> | null = null): Tensor<'f32'> {
+/** y[rows, N] = x[rows, K]·Wᵀ (+ bias), a panel of W's rows at a time. */
+export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<'f32'> | null): Tensor<'f32'> {
   const [N, K] = q.shape;
   if (x.shape[x.shape.length - 1] !== K) throw new Error(`quantLinear: input [${x.shape}] does not match [${q.shape}]`);
   const rows = x.size / K;
@@ -82,33 +90,52 @@ export function quantLinear(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<'
     for (let r = 0; r < rows; r++) out.data.set(part.data.subarray(r * p, (r + 1) * p), r * N + n0);
   }
   xIn?.dispose();
-  if (!needsGrad([x, bias])) {
-    panel.dispose();
-    part.dispose();
-    return out;
+  part.dispose();
+  panel.dispose();
+  return out;
+}
+
+/** dx (+)= g[rows, N]·W, a panel of W's rows at a time. */
+export function quantInputGrad(g: Tensor<'f32'>, q: QuantizedMatrix, dx: Tensor<'f32'>, accumulate: boolean): void {
+  const [N, K] = q.shape;
+  const rows = g.size / N;
+  const dtype = q.compute === 'bf16' ? NativeDType.bf16 : NativeDType.f32;
+  const P = Math.min(q.panelRows(), N);
+  const panel = scratch(q, P * K);
+  const gPart = Tensor.empty([rows * P], 'f32');
+  const gIn = q.compute === 'bf16' ? Tensor.empty([rows * P], 'bf16') : null;
+  if (!accumulate) dx.data.fill(0);
+  for (let n0 = 0; n0 < N; n0 += P) {
+    const p = Math.min(P, N - n0);
+    q.dequantizeRows(n0, p, panel.data);
+    for (let r = 0; r < rows; r++) gPart.data.set(g.data.subarray(r * N + n0, r * N + n0 + p), r * p);
+    if (gIn) native.toBf16(gPart.data, gIn.data, rows * p);
+    native.matmul(gIn?.data ?? gPart.data, panel.data, dx.data, rows, K, p, false, false, true, null, dtype);
   }
+  gPart.dispose();
+  gIn?.dispose();
+  panel.dispose();
+}
+
+/** Column sums of g [rows, N]: a bias's gradient. */
+export function columnSums(g: Tensor<'f32'>, N: number): Tensor<'f32'> {
+  const db = Tensor.zeros([N], 'f32');
+  for (let i = 0; i < g.size; i++) db.data[i % N] += g.data[i];
+  return db;
+}
+
+/** x·Wᵀ (+ bias) with W quantized; the backward gives dx = g·W (W itself gets no gradient). */
+export function quantLinear(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<'f32'> | null = null): Tensor<'f32'> {
+  const out = quantProject(x, q, bias);
+  if (!needsGrad([x, bias])) return out;
   const inputs = bias ? [x, bias] : [x];
   return record(out, 'quantLinear', inputs, (g, needs) => {
     let dx: Tensor<'f32'> | null = null;
     if (needs[0]) {
-      dx = Tensor.zeros(x.shape, 'f32');
-      const gPart = Tensor.empty([rows * P], 'f32');
-      const gIn = q.compute === 'bf16' ? Tensor.empty([rows * P], 'bf16') : null;
-      for (let n0 = 0; n0 < N; n0 += P) {
-        const p = Math.min(P, N - n0);
-        q.dequantizeRows(n0, p, panel.data);
-        for (let r = 0; r < rows; r++) gPart.data.set(g.data.subarray(r * N + n0, r * N + n0 + p), r * p);
-        if (gIn) native.toBf16(gPart.data, gIn.data, rows * p);
-        native.matmul(gIn?.data ?? gPart.data, panel.data, dx.data, rows, K, p, false, false, true, null, dtype);
-      }
-      gPart.dispose();
-      gIn?.dispose();
+      dx = Tensor.empty(x.shape, 'f32');
+      quantInputGrad(g, q, dx, false);
     }
-    let db: Tensor<'f32'> | null = null;
-    if (bias && needs[1]) {
-      db = Tensor.zeros([N], 'f32');
-      for (let r = 0; r < rows; r++) for (let n = 0; n < N; n++) db.data[n] += g.data[r * N + n];
-    }
+    const db = bias && needs[1] ? columnSums(g, q.shape[0]) : null;
     return bias ? [dx, db] : [dx];
   });
 }

@@ -4,7 +4,7 @@
  * per block of 64: 0.5 bits per weight), which the dequantising matmuls read directly.
  */
 import { Tensor } from '../../tensor/tensor.js';
-import { QuantizedMatrix } from '../../tensor/quantized.js';
+import { panelCompute, QuantizedMatrix } from '../../tensor/quantized.js';
 import { dequantizeAbsmax, fp4Table, nf4Table, quantize4bit, quantizeAbsmax, quantizeInt8Rows } from './bnb.js';
 
 export interface QuantizeSpec {
@@ -23,14 +23,20 @@ export function quantizeFor(
   doubleQuantization: boolean,
   compute: 'f32' | 'bf16',
 ): ((w: Tensor) => QuantizedMatrix) | undefined {
-  return bits === null ? undefined : (w) => quantizeMatrix(w, { bits, type, doubleQuantization, compute });
+  const panels = panelCompute(compute);
+  return bits === null ? undefined : (w) => quantizeMatrix(w, { bits, type, doubleQuantization, compute: panels });
 }
 
 export function quantizeMatrix(w: Tensor, s: QuantizeSpec): QuantizedMatrix {
   const f32 = w.dtype === 'f32' ? (w as Tensor<'f32'>) : w.toF32();
-  const values = Float32Array.from(f32.data);
-  if (f32 !== w) f32.dispose();
-  const [rows, cols] = w.shape as [number, number];
+  try {
+    return quantizeValues(f32.data, w.shape as [number, number], s);
+  } finally {
+    if (f32 !== w) f32.dispose();
+  }
+}
+
+function quantizeValues(values: Float32Array, [rows, cols]: [number, number], s: QuantizeSpec): QuantizedMatrix {
   if (s.bits === 8) {
     const q = quantizeInt8Rows(values, rows, cols);
     return new QuantizedMatrix([rows, cols], { kind: 'int8', codes: q.codes, scales: q.scales }, s.compute);

@@ -4,10 +4,13 @@
  * size of the activation exists. With g the upstream gradient and u = xd A^T:
  *   dx = g W (+ scale (g B) A when xd is x),  dxd = scale (g B) A,
  *   dA = scale (g B)^T xd,  dB = scale g^T u.
+ * W may be a QLoRA base's quantized matrix: its products then go through dequantised panels, and it gets no
+ * gradient.
  */
 import { native, NativeDType } from '../../native.js';
 import { gradTarget, needsGrad, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
+import { columnSums, QuantizedMatrix, quantInputGrad, quantProject } from '../quantized.js';
 import { biasGrad, checkLinear, gradInput, inputGrad, project, weightGrad } from './linear.js';
 import type { OpSpec } from './spec.js';
 
@@ -16,32 +19,40 @@ const f32 = NativeDType.f32;
 export function loraLinear(
   x: Tensor<'f32'>,
   xd: Tensor<'f32'>,
-  w: Tensor,
+  w: Tensor | QuantizedMatrix,
   bias: Tensor<'f32'> | null,
   A: Tensor<'f32'>,
   B: Tensor<'f32'>,
   scale: number,
 ): Tensor<'f32'> {
-  checkLinear('loraLinear', x, w, bias);
+  // a QLoRA base reads its weight through dequantised panels and gets no gradient
+  const quant = w instanceof QuantizedMatrix ? w : null;
+  const dense = quant ? null : (w as Tensor);
+  if (dense) checkLinear('loraLinear', x, dense, bias);
   const [r, K] = A.shape;
   const N = w.shape[0];
   if (K !== w.shape[1] || B.shape[0] !== N || B.shape[1] !== r || xd.size !== x.size) {
     throw new Error(`loraLinear: A [${A.shape}] and B [${B.shape}] do not fit weight [${w.shape}]`);
   }
-  const p = project(x, w, bias);
-  const rows = p.rows;
+  const p = dense ? project(x, dense, bias) : null;
+  const out = p ? p.out : quantProject(x, quant!, bias);
+  const rows = x.size / K;
   const us = Tensor.empty([rows, r], 'f32'); // scale * xd A^T
   native.matmul(xd.data, A.data, us.data, rows, r, K, false, true, false, null, f32);
   native.axpby(us.data, null, us.data, us.size, scale, 0);
-  native.matmul(us.data, B.data, p.out.data, rows, N, r, false, true, true, null, f32);
+  native.matmul(us.data, B.data, out.data, rows, N, r, false, true, true, null, f32);
   const separateXd = xd !== x;
-  const inputs: Tensor[] = [x, w, A, B, ...(bias ? [bias] : []), ...(separateXd ? [xd] : [])];
-  if (!needsGrad(inputs)) return p.out;
-  return record(p.out, 'loraLinear', inputs, (g, needs) => {
-    const [needX, needW, needA, needB] = needs;
-    const needBias = bias ? needs[4] : false;
-    const needXd = separateXd ? needs[needs.length - 1] : false;
-    const gIn = gradInput(g, p);
+  const inputs: Tensor[] = [x, ...(dense ? [dense] : []), A, B, ...(bias ? [bias] : []), ...(separateXd ? [xd] : [])];
+  if (!needsGrad(inputs)) return out;
+  return record(out, 'loraLinear', inputs, (g, needs) => {
+    let i = 0;
+    const needX = needs[i++];
+    const needW = dense ? needs[i++] : false;
+    const needA = needs[i++];
+    const needB = needs[i++];
+    const needBias = bias ? needs[i++] : false;
+    const needXd = separateXd ? needs[i++] : false;
+    const gIn = p ? gradInput(g, p) : null;
     // gBs = scale * g B  [rows, r]
     const gBs = Tensor.empty([rows, r], 'f32');
     native.matmul(g.data, B.data, gBs.data, rows, r, N, false, false, false, null, f32);
@@ -49,10 +60,11 @@ export function loraLinear(
     let dx: Grad | null = null;
     if (needX) {
       dx = Tensor.empty(x.shape, 'f32');
-      inputGrad(gIn.data, p, w, dx, false);
+      if (p && dense && gIn) inputGrad(gIn.data, p, dense, dx, false);
+      else quantInputGrad(g, quant!, dx, false);
       if (!separateXd) native.matmul(gBs.data, A.data, dx.data, rows, K, r, false, false, true, null, f32);
     }
-    const dw = needW ? weightGrad(gIn.data, p, w) : null;
+    const dw = needW && p && dense && gIn ? weightGrad(gIn.data, p, dense) : null;
     let dA: Grad | null = null;
     if (needA) {
       const t = gradTarget(A);
@@ -65,15 +77,15 @@ export function loraLinear(
       native.matmul(g.data, us.data, t.grad.data, N, r, rows, true, false, true, null, f32);
       dB = t.result;
     }
-    const db = needBias && bias ? biasGrad(g, p, bias) : null;
+    const db = needBias && bias ? (p ? biasGrad(g, p, bias) : columnSums(g, N)) : null;
     let dxd: Grad | null = null;
     if (needXd) {
       dxd = Tensor.empty(xd.shape, 'f32');
       native.matmul(gBs.data, A.data, dxd.data, rows, K, r, false, false, false, null, f32);
     }
     gBs.dispose();
-    gIn.copy?.dispose();
-    return [dx, dw, dA, dB, ...(bias ? [db] : []), ...(separateXd ? [dxd] : [])];
+    gIn?.copy?.dispose();
+    return [dx, ...(dense ? [dw] : []), dA, dB, ...(bias ? [db] : []), ...(separateXd ? [dxd] : [])];
   });
 }
 

@@ -1,0 +1,87 @@
+// The quantized projection (QLoRA's base): forward equals x·Wᵀ on the dequantised weight (across several panels),
+// and the backward of quantLinear and of loraLinear on a quantized base agrees with finite differences.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fp4Table, nf4Table, quantize4bit } from '../../src/models/quant/bnb.js';
+import { backward } from '../../src/tensor/autograd.js';
+import { loraLinear } from '../../src/tensor/ops/index.js';
+import { QuantizedMatrix, quantLinear } from '../../src/tensor/quantized.js';
+import { Rng } from '../../src/tensor/random.js';
+import { Tensor, withScope } from '../../src/tensor/tensor.js';
+import { maxAbsDiff } from '../helpers.js';
+
+const rng = new Rng(5);
+const randn = (n: number, s = 1) => Float32Array.from({ length: n }, () => rng.normal() * s);
+
+function quantized(N: number, K: number, type: 'nf4' | 'fp4'): { q: QuantizedMatrix; w: Float32Array } {
+  const blocks = quantize4bit(randn(N * K, 0.1), type);
+  const table = type === 'nf4' ? nf4Table : fp4Table;
+  const q = new QuantizedMatrix([N, K], { kind: type, ...blocks, blocksize: 64, table }, 'f32');
+  const w = new Float32Array(N * K);
+  q.dequantizeRows(0, N, w);
+  return { q, w };
+}
+
+test('quantLinear equals x·Wᵀ + b on the dequantised weight, over several panels', () => {
+  const [rows, N, K] = [5, 3000, 400]; // 4 MB panels of 400 f32 columns hold 2621 rows: two panels
+  const { q, w } = quantized(N, K, 'nf4');
+  assert.ok(q.panelRows() < N);
+  const x = randn(rows * K);
+  const b = randn(N);
+  withScope(() => {
+    const y = quantLinear(Tensor.from(x, [rows, K], 'f32'), q, Tensor.from(b, [N], 'f32'));
+    const want = new Float32Array(rows * N);
+    for (let r = 0; r < rows; r++)
+      for (let n = 0; n < N; n++) {
+        let s = b[n];
+        for (let k = 0; k < K; k++) s += x[r * K + k] * w[n * K + k];
+        want[r * N + n] = s;
+      }
+    assert.ok(maxAbsDiff(y.data, want) < 1e-3);
+  });
+});
+
+test('the backward of quantLinear and of loraLinear on a quantized base matches finite differences', () => {
+  const [rows, N, K, r] = [3, 40, 64, 2];
+  const { q } = quantized(N, K, 'fp4');
+  const x0 = randn(rows * K);
+  const A0 = randn(r * K, 0.1);
+  const B0 = randn(N * r, 0.1);
+  const probe = randn(rows * N);
+  const loss = (xs: Float32Array, As: Float32Array, Bs: Float32Array, grads: boolean) =>
+    withScope(() => {
+      const x = Tensor.from(xs, [rows, K], 'f32');
+      const A = Tensor.from(As, [r, K], 'f32');
+      const B = Tensor.from(Bs, [N, r], 'f32');
+      for (const t of [x, A, B]) t.requiresGrad = grads;
+      const y = loraLinear(x, x, q, null, A, B, 2);
+      const base = quantLinear(x, q);
+      let s = 0;
+      for (let i = 0; i < y.size; i++) s += (y.data[i] + base.data[i]) * probe[i];
+      if (!grads) return { s, gx: null, gA: null };
+      // d/dy of sum((y + base) * probe) is probe for both outputs
+      backward(y, Tensor.from(probe, y.shape, 'f32'));
+      backward(base, Tensor.from(probe, base.shape, 'f32'));
+      return { s, gx: x.grad!.data.slice(), gA: A.grad!.data.slice() };
+    });
+  const { gx, gA } = loss(x0, A0, B0, true);
+  const eps = 1e-2;
+  for (const [name, v, g] of [
+    ['x', x0, gx!],
+    ['A', A0, gA!],
+  ] as const) {
+    for (const i of [0, 7, v.length - 1]) {
+      const up = v.slice();
+      const down = v.slice();
+      up[i] += eps;
+      down[i] -= eps;
+      const args = (t: Float32Array) =>
+        (name === 'x' ? [t, A0, B0] : [x0, t, B0]) as [Float32Array, Float32Array, Float32Array];
+      const numeric = (loss(...args(up), false).s - loss(...args(down), false).s) / (2 * eps);
+      assert.ok(
+        Math.abs(numeric - g[i]) < 2e-2 * Math.max(1, Math.abs(numeric)),
+        `${name}[${i}]: ${g[i]} vs ${numeric}`,
+      );
+    }
+  }
+});
