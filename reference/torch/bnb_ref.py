@@ -36,17 +36,24 @@ def fp4_codes(x):
     return torch.where(torch.isnan(x), torch.zeros_like(codes), codes)
 
 
-def quantize_4bit(w, quant_type, blocksize=64):
-    """-> packed uint8 [(n+1)//2], absmax f32 [ceil(n/blocksize)]"""
-    flat = w.detach().float().reshape(-1)
+def normalized_blocks(values, blocksize):
+    """Consecutive blocks of the flat f32 values (the last one partial): each block's absmax, and every value
+    times the reciprocal of its block's absmax (an all-zero block: 0 * inf = NaN), flat [n]."""
+    flat = values.detach().float().reshape(-1)
     n = flat.numel()
     nb = math.ceil(n / blocksize)
     padded = torch.zeros(nb * blocksize, dtype=torch.float32)
     padded[:n] = flat
     blocks = padded.view(nb, blocksize)
     absmax = blocks.abs().amax(1)
-    x = blocks * (1.0 / absmax)[:, None]
-    codes = (nf4_codes(x) if quant_type == "nf4" else fp4_codes(x)).reshape(-1)[:n]
+    return absmax, (blocks * (1.0 / absmax)[:, None]).reshape(-1)[:n]
+
+
+def quantize_4bit(w, quant_type, blocksize=64):
+    """-> packed uint8 [(n+1)//2], absmax f32 [ceil(n/blocksize)]"""
+    absmax, x = normalized_blocks(w, blocksize)
+    n = x.numel()
+    codes = nf4_codes(x) if quant_type == "nf4" else fp4_codes(x)
     if n % 2:
         codes = torch.cat([codes, torch.tensor([7 if quant_type == "nf4" else 0])])
     packed = (codes[0::2] << 4) | codes[1::2]
@@ -93,14 +100,7 @@ def dynamic_codes(x, table):
 def quantize_absmax(absmax, nested_blocksize=256):
     """double quantization -> (codes uint8, nested_absmax f32, offset f32, dynamic map)"""
     offset = absmax.double().mean().float()
-    r = absmax - offset
-    n = r.numel()
-    nb = math.ceil(n / nested_blocksize)
-    padded = torch.zeros(nb * nested_blocksize, dtype=torch.float32)
-    padded[:n] = r
-    blocks = padded.view(nb, nested_blocksize)
-    nested = blocks.abs().amax(1)
-    x = (blocks * (1.0 / nested)[:, None]).reshape(-1)[:n]
+    nested, x = normalized_blocks(absmax - offset, nested_blocksize)
     table = dynamic_map()
     return dynamic_codes(x, table).to(torch.uint8), nested, offset, table
 
