@@ -201,11 +201,8 @@ export class SafetensorsFile {
 
   /** Reads a tensor of any numeric dtype as plain numbers (small tensors: labels, ids, golden values). */
   readNumbers(name: string): Float64Array {
-    const entry = this.entries.get(name);
-    if (!entry)
-      throw new LmfError('missing_tensor', 'the tensor is not in this file', { file: this.file, tensor: name });
-    const raw = new Uint8Array(entry.bytes);
-    this.readBytes(entry, raw, name);
+    const raw = this.readRaw(name);
+    const entry = this.entries.get(name)!;
     const dv = new DataView(raw.buffer);
     const n = entry.bytes / fileBytes[entry.dtype];
     const out = new Float64Array(n);
