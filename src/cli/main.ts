@@ -9,6 +9,7 @@ import { lmfVersion as version } from '../version.js';
 import { fromSystemError, LmfError } from '../errors.js';
 import { availableParallelism } from 'node:os';
 import type { BenchMode } from '../bench/train-step.js';
+import type { VerifyOptions } from '../verify/report.js';
 import { presets } from '../models/presets.js';
 import { apiCommand } from './api.js';
 import { webuiCommand } from './webui.js';
@@ -18,6 +19,13 @@ import { generateCommand, initCommand, scoreCommand } from './model.js';
 import { completionCommand } from './completion.js';
 import { loadConfigFrom, settingsHelp } from './config.js';
 import { expandCommand } from './expand.js';
+
+/** --quantization-bit 4 (NF4 with double quantization) or 8 (LLM.int8), for the commands that quantize a base. */
+function quantizationBitOption(what: string): Option {
+  return new Option('--quantization-bit <bits>', `${what} (4: NF4 with double quantization, 8: int8)`)
+    .choices(['4', '8'])
+    .argParser((v) => Number(v) as 4 | 8);
+}
 
 export function buildProgram(): Command {
   const program = new Command('lmf')
@@ -39,32 +47,19 @@ export function buildProgram(): Command {
     .option('--adapter <dir>', 'PEFT LoRA adapter folder')
     .option('--atol <x>', 'absolute tolerance for logits and loss', positiveNumber, 1e-4)
     .option('--grad-rtol <x>', "gradient tolerance relative to each tensor's largest value", positiveNumber, 1e-3)
-    .addOption(
-      new Option('--quantization-bit <bits>', 'QLoRA: quantize the base (4: NF4 with double quantization, 8: int8)')
-        .choices(['4', '8'])
-        .argParser((v) => Number(v) as 4 | 8),
-    )
-    .action(
-      async (o: {
-        model: string;
-        golden: string;
-        adapter?: string;
-        atol: number;
-        gradRtol: number;
-        quantizationBit?: 4 | 8;
-      }) => {
-        const { verifyGolden } = await import('../verify/golden.js');
-        const report = verifyGolden(o);
-        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-        const bad = report.tensors.filter((t) => !t.ok);
-        process.stderr.write(
-          report.ok
-            ? `verify: ${report.tensors.length} tensors within tolerance\n`
-            : `verify: ${bad.length} of ${report.tensors.length} tensors out of tolerance: ${bad.map((t) => t.name).join(', ')}\n`,
-        );
-        process.exitCode = report.ok ? 0 : 1;
-      },
-    );
+    .addOption(quantizationBitOption('QLoRA: quantize the base'))
+    .action(async (o: VerifyOptions) => {
+      const { verifyGolden } = await import('../verify/golden.js');
+      const report = verifyGolden(o);
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      const bad = report.tensors.filter((t) => !t.ok);
+      process.stderr.write(
+        report.ok
+          ? `verify: ${report.tensors.length} tensors within tolerance\n`
+          : `verify: ${bad.length} of ${report.tensors.length} tensors out of tolerance: ${bad.map((t) => t.name).join(', ')}\n`,
+      );
+      process.exitCode = report.ok ? 0 : 1;
+    });
 
   const bench = program
     .command('bench')
@@ -84,11 +79,7 @@ export function buildProgram(): Command {
     .option('--warmup <n>', 'untimed steps first', nonNegativeInt, 2)
     .option('--lora-rank <n>', 'LoRA rank (alpha = 2 x rank, all projections)', positiveInt, 8)
     .option('--gradient-checkpointing', 'lora/full: recompute each layer in the backward pass (less memory)', false)
-    .addOption(
-      new Option('--quantization-bit <bits>', 'lora: QLoRA base (4: NF4 with double quantization, 8: int8)')
-        .choices(['4', '8'])
-        .argParser((v) => Number(v) as 4 | 8),
-    )
+    .addOption(quantizationBitOption('lora: QLoRA base'))
     .option(
       '--new-tokens <n>',
       'generate mode: tokens decoded per sequence (the prompt is --seq tokens)',

@@ -31,7 +31,8 @@ const splitKeywords: Record<string, string[]> = {
   test: ['test', 'testing', 'eval', 'evaluation'],
 };
 
-const cardConfigSchema = (value: unknown): CardConfig[] =>
+/** The entries of a card's `configs` list that are objects. */
+const asConfigs = (value: unknown): CardConfig[] =>
   Array.isArray(value) ? (value.filter((c) => c && typeof c === 'object') as CardConfig[]) : [];
 
 interface CardConfig {
@@ -46,7 +47,7 @@ function cardConfigs(card: string | null): CardConfig[] {
   const header = card && /^---\r?\n([\s\S]*?)\r?\n---/.exec(card);
   if (!header) return [];
   try {
-    return cardConfigSchema((parseYaml(header[1]) as { configs?: unknown } | null)?.configs);
+    return asConfigs((parseYaml(header[1]) as { configs?: unknown } | null)?.configs);
   } catch {
     return [];
   }

@@ -8,8 +8,17 @@
  * are written once every blob is complete). HF_ENDPOINT, HF_TOKEN (or the token file) and HF_HUB_OFFLINE are
  * honoured as huggingface_hub honours them.
  */
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync } from 'node:fs';
-import { copyFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import path from 'node:path';
 import { datasetInfo, downloadFile, fileDownloadInfo, HubApiError, listFiles, modelInfo } from '@huggingface/hub';
 import { LmfError } from '../errors.js';

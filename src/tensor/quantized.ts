@@ -6,6 +6,7 @@
  */
 import { native, NativeDType } from '../native.js';
 import { needsGrad, record } from './autograd.js';
+import { bf16Of, biasGrad } from './ops/linear.js';
 import { f16BitsToF32, f32ToF16Bits } from './dtype.js';
 import { Tensor } from './tensor.js';
 
@@ -77,7 +78,8 @@ export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<
   if (x.shape[x.shape.length - 1] !== K) throw new Error(`quantLinear: input [${x.shape}] does not match [${q.shape}]`);
   const rows = x.size / K;
   const dtype = q.compute === 'bf16' ? NativeDType.bf16 : NativeDType.f32;
-  const xIn = q.compute === 'bf16' ? x.toBf16() : null;
+  // the bf16 copy of x that every projection reading x shares (q, k and v), as dense projections do
+  const xIn = q.compute === 'bf16' ? bf16Of(x) : null;
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
   const P = Math.min(q.panelRows(), N);
   const panel = scratch(q, P * K);
@@ -89,7 +91,6 @@ export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<
     native.matmul(xIn?.data ?? x.data, panel.data, part.data, rows, p, K, false, true, false, b, dtype);
     for (let r = 0; r < rows; r++) out.data.set(part.data.subarray(r * p, (r + 1) * p), r * N + n0);
   }
-  xIn?.dispose();
   part.dispose();
   panel.dispose();
   return out;
@@ -117,13 +118,6 @@ export function quantInputGrad(g: Tensor<'f32'>, q: QuantizedMatrix, dx: Tensor<
   panel.dispose();
 }
 
-/** Column sums of g [rows, N]: a bias's gradient. */
-export function columnSums(g: Tensor<'f32'>, N: number): Tensor<'f32'> {
-  const db = Tensor.zeros([N], 'f32');
-  for (let i = 0; i < g.size; i++) db.data[i % N] += g.data[i];
-  return db;
-}
-
 /** x·Wᵀ (+ bias) with W quantized; the backward gives dx = g·W (W itself gets no gradient). */
 export function quantLinear(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<'f32'> | null = null): Tensor<'f32'> {
   const out = quantProject(x, q, bias);
@@ -135,7 +129,7 @@ export function quantLinear(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<'
       dx = Tensor.empty(x.shape, 'f32');
       quantInputGrad(g, q, dx, false);
     }
-    const db = bias && needs[1] ? columnSums(g, q.shape[0]) : null;
+    const db = bias && needs[1] ? biasGrad(g, x.size / q.shape[1], bias) : null;
     return bias ? [dx, db] : [dx];
   });
 }

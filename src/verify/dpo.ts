@@ -8,13 +8,13 @@ import { loadPeftAdapter } from '../adapters/peft.js';
 import { LmfError } from '../errors.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
 import { shiftLabels } from '../models/decoder.js';
-import { loadModel } from '../models/registry.js';
 import { backward, noGrad } from '../tensor/autograd.js';
 import { preferenceLossOp } from '../tensor/ops/index.js';
 import { withScope } from '../tensor/tensor.js';
 import {
   adapterParameters,
   compare,
+  loadVerifiedModel,
   reportOf,
   type TensorReport,
   type VerifyOptions,
@@ -28,7 +28,7 @@ export function verifyDpo(o: VerifyOptions, g: SafetensorsFile): VerifyReport {
       hint: 'pass --adapter (the fixture lora-adapter)',
     });
   }
-  const { model } = loadModel(o.model, { dtype: 'f32' });
+  const model = loadVerifiedModel(o, true);
   try {
     const layers = loadPeftAdapter(model, o.adapter, o.model);
     const [P, T] = g.entries.get('chosen_ids')!.shape;

@@ -8,8 +8,6 @@ import { loadPeftAdapter } from '../adapters/peft.js';
 import { LmfError } from '../errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { shiftLabels, tokenWeights } from '../models/decoder.js';
-import { quantizeFor } from '../models/quant/quantize.js';
-import { loadModel } from '../models/registry.js';
 import { backward } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { withScope } from '../tensor/tensor.js';
@@ -17,6 +15,7 @@ import { verifyDpo } from './dpo.js';
 import {
   adapterParameters,
   compare,
+  loadVerifiedModel,
   reportOf,
   type TensorReport,
   type VerifyOptions,
@@ -31,8 +30,7 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
   if (golden.entries.has('chosen_ids')) return withClose(golden, () => verifyDpo(o, golden));
   if (golden.entries.has('full.losses') || golden.entries.has('lora.losses'))
     return withClose(golden, () => verifySteps(o, golden));
-  const quantize = quantizeFor(o.quantizationBit ?? null, 'nf4', true, 'f32');
-  const { model } = loadModel(o.model, { dtype: 'f32', quantize });
+  const model = loadVerifiedModel(o, o.adapter !== undefined);
   try {
     for (const name of ['input_ids', 'labels']) {
       if (!golden.entries.has(name))

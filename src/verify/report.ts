@@ -1,6 +1,8 @@
 /** What `lmf verify` reports, and the comparison of one computed tensor with its golden values. */
 import { LmfError } from '../errors.js';
 import type { LoraLayer } from '../adapters/lora.js';
+import { quantizeFor } from '../models/quant/quantize.js';
+import { loadModel, type CausalLM } from '../models/registry.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface TensorReport {
@@ -32,6 +34,20 @@ export interface VerifyOptions {
   gradRtol: number;
   /** QLoRA: the base's projections quantized to these bits with bitsandbytes' nf4 (4) or LLM.int8 (8) */
   quantizationBit?: 4 | 8;
+}
+
+/**
+ * The model a check runs on, in f32. With quantizationBit its projections are quantized (QLoRA), which only a
+ * check of an adapter can use: a quantized base has no weights of its own to compare or to train.
+ */
+export function loadVerifiedModel(o: VerifyOptions, withAdapter: boolean): CausalLM {
+  if (o.quantizationBit && !withAdapter)
+    throw new LmfError('bad_value', 'a quantized base is checked through an adapter (QLoRA trains LoRA only)', {
+      file: o.golden,
+      hint: 'give --adapter and a golden file of LoRA numbers (golden_lora, golden_dpo)',
+    });
+  const quantize = quantizeFor(o.quantizationBit ?? null, 'nf4', true, 'f32');
+  return loadModel(o.model, { dtype: 'f32', quantize }).model;
 }
 
 export function compare(

@@ -9,12 +9,18 @@ import { loadPeftAdapter } from '../adapters/peft.js';
 import { LmfError } from '../errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { shiftLabels, tokenWeights, type DecoderModel } from '../models/decoder.js';
-import { loadModel } from '../models/registry.js';
 import { backward } from '../tensor/autograd.js';
 import { withScope, type Tensor } from '../tensor/tensor.js';
 import { AdamW, type ParamGroup } from '../train/adamw.js';
 import { maxOf } from '../util/arrays.js';
-import { compare, reportOf, type TensorReport, type VerifyOptions, type VerifyReport } from './report.js';
+import {
+  compare,
+  loadVerifiedModel,
+  reportOf,
+  type TensorReport,
+  type VerifyOptions,
+  type VerifyReport,
+} from './report.js';
 
 /** The batch the steps ran on: golden.safetensors beside the steps file. */
 function readBatch(stepsFile: string): { ids: Int32Array; targets: Int32Array; batch: number; seq: number } {
@@ -80,7 +86,7 @@ export function verifySteps(o: VerifyOptions, golden: SafetensorsFile): VerifyRe
     });
   };
   if (golden.entries.has('full.losses')) {
-    const { model } = loadModel(o.model, { dtype: 'f32' });
+    const model = loadVerifiedModel(o, false);
     try {
       const params = model.namedParameters().map(([, p]) => p as Tensor<'f32'>);
       for (const p of params) p.requiresGrad = true;
@@ -102,7 +108,7 @@ export function verifySteps(o: VerifyOptions, golden: SafetensorsFile): VerifyRe
     }
   }
   if (golden.entries.has('lora.losses') && o.adapter) {
-    const { model } = loadModel(o.model, { dtype: 'f32' });
+    const model = loadVerifiedModel(o, true);
     try {
       const layers = loadPeftAdapter(model, o.adapter, o.model);
       const params = [...layers.values()].flatMap((l) => [l.A, l.B]);

@@ -152,6 +152,16 @@ for (const quant of ['nf4-tiny', 'int8-tiny']) {
   });
 }
 
+test('verify refuses a quantized base without an adapter: it has no weights of its own to compare', async () => {
+  const { verifyGolden } = await import('../../src/verify/golden.js');
+  const dir = path.join(root, 'test', 'fixtures', 'bnb', 'nf4-tiny');
+  const o = { model: path.join(dir, 'model'), atol: 1e-4, gradRtol: 1e-3, quantizationBit: 4 as const };
+  assert.throws(
+    () => verifyGolden({ ...o, golden: path.join(dir, 'golden_lora.safetensors') }),
+    /a quantized base is checked through an adapter/,
+  );
+});
+
 test('QLoRA trains (quantization_bit 4 and 8): the loss falls, the base stays quantized, the adapter loads back', async () => {
   const { loadConfig } = await import('../../src/config/load.js');
   const { train } = await import('../../src/train/trainer.js');

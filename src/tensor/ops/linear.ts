@@ -21,7 +21,7 @@ export function matmulWeight(w: Tensor): { data: Float32Array | Uint16Array; dty
  * the same normed input). Activations are never written after they are made, so the copy stays valid.
  */
 const bf16Copies = new WeakMap<Tensor, Tensor<'bf16'>>();
-function bf16Of(x: Tensor<'f32'>): Tensor<'bf16'> {
+export function bf16Of(x: Tensor<'f32'>): Tensor<'bf16'> {
   let c = bf16Copies.get(x);
   if (!c || c.isDisposed) {
     c = x.toBf16();
@@ -83,12 +83,12 @@ export function weightGrad(gIn: Float32Array | Uint16Array, p: Projection, w: Te
   return target.result;
 }
 
-/** db += column sums of g (a matmul with a row of ones). */
-export function biasGrad(g: Grad, p: Projection, bias: Tensor<'f32'>): Grad | null {
+/** db += column sums of g [rows, N] (a matmul with a row of ones). */
+export function biasGrad(g: Grad, rows: number, bias: Tensor<'f32'>): Grad | null {
   const N = bias.size;
-  const ones = Tensor.from(new Float32Array(p.rows).fill(1), [p.rows], 'f32');
+  const ones = Tensor.from(new Float32Array(rows).fill(1), [rows], 'f32');
   const target = gradTarget(bias);
-  native.matmul(ones.data, g.data, target.grad.data, 1, N, p.rows, false, false, true, null, NativeDType.f32);
+  native.matmul(ones.data, g.data, target.grad.data, 1, N, rows, false, false, true, null, NativeDType.f32);
   ones.dispose();
   return target.result;
 }
@@ -106,7 +106,7 @@ export function linear(x: Tensor<'f32'>, w: Tensor, bias: Tensor<'f32'> | null =
       inputGrad(gIn.data, p, w, dx, false);
     }
     const dw = needs[1] ? weightGrad(gIn.data, p, w) : null;
-    const db = bias && needs[2] ? biasGrad(g, p, bias) : null;
+    const db = bias && needs[2] ? biasGrad(g, p.rows, bias) : null;
     gIn.copy?.dispose();
     return [dx, dw, db];
   });

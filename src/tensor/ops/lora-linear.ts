@@ -10,7 +10,7 @@
 import { native, NativeDType } from '../../native.js';
 import { gradTarget, needsGrad, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
-import { columnSums, QuantizedMatrix, quantInputGrad, quantProject } from '../quantized.js';
+import { QuantizedMatrix, quantInputGrad, quantProject } from '../quantized.js';
 import { biasGrad, checkLinear, gradInput, inputGrad, project, weightGrad } from './linear.js';
 import type { OpSpec } from './spec.js';
 
@@ -77,7 +77,7 @@ export function loraLinear(
       native.matmul(g.data, us.data, t.grad.data, N, r, rows, true, false, true, null, f32);
       dB = t.result;
     }
-    const db = needBias && bias ? (p ? biasGrad(g, p, bias) : columnSums(g, N)) : null;
+    const db = needBias && bias ? biasGrad(g, rows, bias) : null;
     let dxd: Grad | null = null;
     if (needXd) {
       dxd = Tensor.empty(xd.shape, 'f32');
