@@ -21,10 +21,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("isa", std::string(kernels().name));
   o.Set("bf16Matmul", std::string(onednnHasBf16() ? "onednn" : "widened"));
 #if defined(__x86_64__)
-  o.Set("onednnIsa", std::string(dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core_bf16 ? "avx512_core_bf16"
-                           : dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core  ? "avx512_core"
-                           : dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx2         ? "avx2"
-                                                                                          : "other"));
+  o.Set("onednnIsa", std::string(onednnIsaName()));
 #endif
   return o;
 }
@@ -43,9 +40,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     return exports;
   }
 #if defined(__x86_64__)
-  // a forced path holds for oneDNN's own code generation too, so that each path can be measured whole
+  // a forced path holds for oneDNN's own code generation too, so that each path can be measured whole; the top
+  // path leaves oneDNN uncapped, so that it keeps AMX where the CPU has it
   if (std::getenv("LMF_ISA") && *std::getenv("LMF_ISA")) {
-    static const dnnl::cpu_isa onednn[] = {dnnl::cpu_isa::avx2, dnnl::cpu_isa::avx512_core, dnnl::cpu_isa::avx512_core_bf16};
+    static const dnnl::cpu_isa onednn[] = {dnnl::cpu_isa::avx2, dnnl::cpu_isa::avx512_core, dnnl::cpu_isa::all};
     try {
       dnnl::set_max_cpu_isa(onednn[kernels().level]);
     } catch (const dnnl::error& e) {

@@ -92,8 +92,10 @@ class Args {
 };
 
 
-// Whether oneDNN runs bf16 matmuls itself (AVX-512 and up), or they are widened to f32 (matmul.cc).
+// Whether oneDNN runs bf16 matmuls itself (bf16 dot products or AMX), or they are widened to f32 (matmul.cc).
 bool onednnHasBf16();
+// x86-64: the instruction set oneDNN generates code for (its effective ISA, named as in its cpu_isa).
+const char* onednnIsaName();
 
 // Registration hooks, one per source file.
 void registerMemory(Napi::Env env, Napi::Object exports);

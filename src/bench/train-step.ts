@@ -57,9 +57,12 @@ export interface BenchResult {
   step_s_max: number;
   /** model FLOPs per second (matmuls and attention; README: Speed) */
   gflops: number;
-  /** the arithmetic peak of this path measured in the same run: bf16 dot products for bf16, else f32 FMAs */
-  peak_gflops: number;
-  peak_fraction: number;
+  /**
+   * the arithmetic peak of this path measured in the same run: bf16 dot products for bf16, else f32 FMAs; null
+   * for bf16 where oneDNN's matmuls run on AMX tiles (not measured)
+   */
+  peak_gflops: number | null;
+  peak_fraction: number | null;
   peak_rss_mb: number;
   peak_native_mb: number;
   first_loss: number | null;
@@ -180,8 +183,8 @@ export function runBench(o: BenchOptions): BenchResult {
     step_s_min: round(minOf(times), 4),
     step_s_max: round(maxOf(times), 4),
     gflops: significant(gflops),
-    peak_gflops: significant(peak),
-    peak_fraction: round(gflops / peak, 3),
+    peak_gflops: peak === null ? null : significant(peak),
+    peak_fraction: peak === null ? null : round(gflops / peak, 3),
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     peak_native_mb: Math.round(memoryStats().peakBytes / 2 ** 20),
     first_loss: losses[0],

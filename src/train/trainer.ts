@@ -53,12 +53,10 @@ async function trainIn(
   reportDroppedRows(data, c, print);
   warnTemplateMismatch(c, data, print);
   const { isa, bf16Matmul } = native.info();
-  if (c.bf16 && (bf16Matmul === 'widened' || isa === 'avx512')) {
-    const how =
-      bf16Matmul === 'widened'
-        ? 'oneDNN has no bf16 matmul here, so operands are widened to f32'
-        : 'this CPU has no bf16 dot products, so oneDNN emulates them';
-    print(`notice: bf16 on kernel path ${isa}: ${how}; bf16 runs at about f32 speed`);
+  if (c.bf16 && bf16Matmul === 'widened') {
+    print(
+      `notice: bf16 on kernel path ${isa}: this CPU has no bf16 dot products, so matmul operands are widened to f32; bf16 runs at about f32 speed`,
+    );
   }
   const padId = data.tokenizer.padId ?? 0;
   checkTokenizerFits(data.tokenizer, readModelConfig(c.model_name_or_path).vocabSize, c.model_name_or_path);
