@@ -35,6 +35,20 @@ export interface NativeAddon {
     dtype: number,
   ): void;
   toBf16(src: F32, dst: Uint16Array, n: number): void;
+  /**
+   * bitsandbytes' blockwise 4-bit quantisation of n values (f32, or bf16 bits when valuesBf16 is 1) with the NF4
+   * table (fp4 0) or FP4's decision tree (fp4 1): codes into packed, one absmax per block
+   */
+  quantize4bit(
+    values: F32 | Uint16Array,
+    valuesBf16: 0 | 1,
+    n: number,
+    fp4: 0 | 1,
+    blocksize: number,
+    nf4Table: F32,
+    packed: Uint8Array,
+    absmax: F32,
+  ): void;
   /** rows row0.. of a [*, cols] bitsandbytes 4-bit weight, dequantised into out (f32, or bf16 bits when outBf16 is 1) */
   dequantize4bitRows(
     packed: Uint8Array,
@@ -62,6 +76,8 @@ export interface NativeAddon {
   countNonFinite(x: Buf, n: number, dtype: number): number;
   axpby(x: F32, y: F32 | null, out: F32, n: number, a: number, b: number): void;
   fill(x: F32, n: number, value: number): void;
+  /** out[0..n) ~ N(0, std²), counter-based on (seed, offset + i), offset even: the same values for any thread count */
+  fillNormal(out: F32, n: number, seed: number, offset: number, std: number): void;
   dropout(x: F32, out: F32, n: number, p: number, seed: number): void;
   swigluForward(gate: F32, up: F32, out: F32, n: number): void;
   swigluBackward(gate: F32, up: F32, dout: F32, dgate: F32, dup: F32, n: number): void;

@@ -131,6 +131,18 @@ static Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// fillNormal(out, n, seed, offset, std)
+static Napi::Value FillNormal(const Napi::CallbackInfo& info) {
+  Args a(info, "fillNormal");
+  int64_t n = a.size(1), offset = a.size(3);
+  double std = a.number(4);
+  a.check(n >= 0 && offset >= 0 && offset % 2 == 0 && std >= 0, "needs n, std >= 0 and an even offset");
+  float* out = a.buffer<float>(0, n, "out");
+  uint64_t seed = static_cast<uint64_t>(a.size(2));
+  if (a.ok()) fillNormal(out, n, seed, static_cast<uint64_t>(offset), static_cast<float>(std));
+  return info.Env().Undefined();
+}
+
 // dropout(x, out, n, p, seed)
 static Napi::Value Dropout(const Napi::CallbackInfo& info) {
   Args a(info, "dropout");
@@ -151,6 +163,7 @@ void registerElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("axpby", Napi::Function::New(env, Axpby));
   exports.Set("fill", Napi::Function::New(env, Fill));
   exports.Set("dropout", Napi::Function::New(env, Dropout));
+  exports.Set("fillNormal", Napi::Function::New(env, FillNormal));
   exports.Set("swigluForward", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
                  return gatedForward(i, "swigluForward", swigluForward);
                }));

@@ -2,6 +2,8 @@
 // scatter-add, dropout. Plain pointers and sizes; elementwise.cc binds them.
 #pragma once
 #include <omp.h>
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include "kernel_support.h"
@@ -130,6 +132,24 @@ inline uint32_t hash32(uint64_t seed, uint64_t i) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return static_cast<uint32_t>((z ^ (z >> 31)) >> 32);
+}
+
+// out[i] ~ N(0, std²) from the counter hash: Box-Muller on the hashes of pair j = i / 2 gives r·cos to the even
+// element and r·sin to the odd one. The same values for any thread count, and any stretch of a tensor can be
+// filled alone (offset: the index of out[0], even)
+inline void fillNormal(float* out, int64_t n, uint64_t seed, uint64_t offset, float std) {
+  constexpr float kTwoPi = 6.2831853f, kScale = 1.0f / 4294967296.0f;
+  const int64_t pairs = (n + 1) / 2;
+#pragma omp parallel for if (n > kParallelMin) schedule(static)
+  for (int64_t j = 0; j < pairs; j++) {
+    uint64_t k = offset + 2 * static_cast<uint64_t>(j);
+    // u1 in (0, 1]: the f32 rounding of a hash near 2^32 lands on 1 (r = 0), never on 0
+    float u1 = (static_cast<float>(hash32(seed, k)) + 1.0f) * kScale, u2 = static_cast<float>(hash32(seed, k + 1)) * kScale;
+    float r = std::sqrt(-2.0f * std::log(std::min(u1, 1.0f))) * std, s, c;
+    sincosf(kTwoPi * u2, &s, &c);
+    out[2 * j] = r * c;
+    if (2 * j + 1 < n) out[2 * j + 1] = r * s;
+  }
 }
 
 // out = x / (1 - p) where kept, 0 where dropped (also the backward on dout)

@@ -1,7 +1,10 @@
-// Dequantising rows of a bitsandbytes-quantized weight (src/models/quant/bnb.ts) into f32 or bf16, for the
-// quantized projections' matmuls: a panel of rows at a time, so no full-precision copy of a weight exists.
+// bitsandbytes' blockwise 4-bit quantizer (src/models/quant/bnb.ts describes the formats), and dequantising rows
+// of a quantized weight into f32 or bf16 for the quantized projections' matmuls: a panel of rows at a time, so no
+// full-precision copy of a weight exists.
 // Each value is f32(table[code] * absmax[block]) (4-bit) or f32(f32(code * scale[row]) * f32(1/127)) (int8), the
 // same arithmetic as bnb's dequantisation; bf16 output rounds that f32 to nearest even.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include "common.h"
 #include "kernel_support.h"
@@ -18,6 +21,78 @@ void store(float v, float* f32Out, uint16_t* bf16Out, int64_t i) {
 }
 
 }  // namespace
+
+namespace {
+
+// bnb's NF4 thresholds: the f32 midpoints between neighbouring codes (a value on one goes to the lower code)
+struct Nf4Midpoints {
+  float v[15];
+  explicit Nf4Midpoints(const float* table) {
+    for (int i = 0; i < 15; i++) v[i] = (table[i] + table[i + 1]) / 2.0f;
+  }
+};
+
+// the number of midpoints below x (a count of comparisons, which vectorises); NaN (an all-zero block's 0 · ∞)
+// compares false everywhere: code 0, as on CUDA
+inline int nf4Code(float x, const float* mid) {
+  int code = 0;
+  for (int j = 0; j < 15; j++) code += x > mid[j];
+  return code;
+}
+
+// bnb's FP4 decision tree (its thresholds are not all exact midpoints): sign in bit 3
+int fp4Code(float x) {
+  if (x != x) return 0;
+  int sign = x < 0 ? 8 : 0;
+  float a = std::fabs(x);
+  if (a > static_cast<float>(0.29166667)) {
+    if (a > static_cast<float>(0.583333)) return (a > static_cast<float>(0.8333333) ? 3 : 2) + sign;
+    return (a > static_cast<float>(0.4166667) ? 5 : 4) + sign;
+  }
+  if (a > static_cast<float>(0.0859375)) return (a > static_cast<float>(0.20833333) ? 7 : 6) + sign;
+  return (a > static_cast<float>(0.00260417) ? 1 : 0) + sign;
+}
+
+}  // namespace
+
+// quantize4bit(values, valuesBf16, n, fp4, blocksize, nf4Table, packed, absmax): bnb's blockwise 4-bit
+// quantisation of n values (f32, or bf16 bits): each block's absmax, then every value times f32(1 / absmax) coded;
+// two codes per byte, the even element in the high nibble; an odd count pads the last low nibble with code(0).
+static Napi::Value Quantize4bit(const Napi::CallbackInfo& info) {
+  Args a(info, "quantize4bit");
+  bool fromBf16 = a.number(1) != 0, fp4 = a.number(3) != 0;
+  int64_t n = a.size(2), blocksize = a.size(4);
+  a.check(n >= 0 && blocksize > 0 && blocksize <= 256 && blocksize % 2 == 0, "needs n >= 0 and an even blocksize up to 256");
+  const float* f32In = fromBf16 ? nullptr : a.buffer<float>(0, n, "values");
+  const uint16_t* bf16In = fromBf16 ? a.buffer<uint16_t>(0, n, "values") : nullptr;
+  const float* table = a.buffer<float>(5, 16, "nf4Table");
+  int64_t blocks = (n + blocksize - 1) / blocksize;
+  uint8_t* packed = a.buffer<uint8_t>(6, (n + 1) / 2, "packed");
+  float* absmax = a.buffer<float>(7, blocks, "absmax");
+  if (!a.ok()) return info.Env().Undefined();
+  const Nf4Midpoints mid(table);
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+  for (int64_t b = 0; b < blocks; b++) {
+    // one block (blocksize <= 256): its values as f32, then its codes
+    int64_t start = b * blocksize, count = std::min(blocksize, n - start);
+    float x[256];
+    uint8_t code[256];
+    for (int64_t i = 0; i < count; i++) x[i] = bf16In ? bf16_to_f32(bf16In[start + i]) : f32In[start + i];
+    float m = 0;
+    for (int64_t i = 0; i < count; i++) m = std::max(m, std::fabs(x[i]));
+    absmax[b] = m;
+    const float inv = 1.0f / m;  // ∞ for an all-zero block
+    for (int64_t i = 0; i < count; i++) x[i] *= inv;
+    if (fp4)
+      for (int64_t i = 0; i < count; i++) code[i] = static_cast<uint8_t>(fp4Code(x[i]));
+    else
+      for (int64_t i = 0; i < count; i++) code[i] = static_cast<uint8_t>(nf4Code(x[i], mid.v));
+    const uint8_t pad = fp4 ? 0 : 7;  // an odd count pads the last low nibble with the code of 0.0
+    for (int64_t i = 0; i < count; i += 2)
+      packed[(start + i) >> 1] = static_cast<uint8_t>(code[i] << 4 | (i + 1 < count ? code[i + 1] : pad));
+  }
+  return info.Env().Undefined();
+}
 
 // dequantize4bitRows(packed, absmax, table, blocksize, cols, row0, rows, out, outBf16): rows row0.. of a [*, cols]
 // weight whose flat values are 4-bit codes, two per byte (the even element in the high nibble)
@@ -68,6 +143,7 @@ static Napi::Value DequantizeInt8Rows(const Napi::CallbackInfo& info) {
 }
 
 void registerQuant(Napi::Env env, Napi::Object exports) {
+  exports.Set("quantize4bit", Napi::Function::New(env, Quantize4bit));
   exports.Set("dequantize4bitRows", Napi::Function::New(env, Dequantize4bitRows));
   exports.Set("dequantizeInt8Rows", Napi::Function::New(env, DequantizeInt8Rows));
 }

@@ -5,6 +5,7 @@
 import { presets } from './presets.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { buildDecoder, type BuildOptions, type DecoderModel, type WeightDType } from './decoder.js';
+import { native } from '../native.js';
 import { Rng } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -20,17 +21,21 @@ export function initModel(
   return buildDecoder(
     config,
     (name, shape, dt) => {
-      // values go straight into native memory: a JavaScript copy of every weight would double the peak
-      const t = Tensor.empty(shape, 'f32');
-      const values = t.data;
-      // norms start as the identity: weight 1, or 0 where the family scales by (1 + weight)
-      if (name.endsWith('norm.weight')) values.fill(config.normOffset ? 0 : 1);
-      else if (name.endsWith('.bias')) values.fill(0);
-      else for (let i = 0; i < values.length; i++) values[i] = rng.normal() * std;
-      if (dt === 'f32') return t;
-      const low = t.toBf16();
-      t.dispose();
-      return low;
+      // values go straight into native memory, a chunk at a time: a whole f32 copy of a bf16 weight (2 GB for
+      // Llama-3-8B's embeddings) would set the peak of the load
+      const t = Tensor.empty(shape, dt);
+      const seed = rng.nextU32(); // each tensor its own stream, drawn in Hugging Face order
+      const chunk = new Float32Array(Math.min(t.size, 1 << 20));
+      for (let start = 0; start < t.size; start += chunk.length) {
+        const values = chunk.subarray(0, Math.min(chunk.length, t.size - start));
+        // norms start as the identity: weight 1, or 0 where the family scales by (1 + weight)
+        if (name.endsWith('norm.weight')) values.fill(config.normOffset ? 0 : 1);
+        else if (name.endsWith('.bias')) values.fill(0);
+        else native.fillNormal(values, values.length, seed, start, std);
+        if (t.dtype === 'f32') t.data.set(values, start);
+        else native.toBf16(values, t.data.subarray(start, start + values.length) as Uint16Array, values.length);
+      }
+      return t;
     },
     { dtype, quantize },
   );

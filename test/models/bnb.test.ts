@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { LmfError } from '../../src/errors.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { f32ToBf16Bits } from '../../src/tensor/dtype.js';
 import {
   dequantizeAbsmax,
   dynamicMap,
@@ -58,6 +59,16 @@ for (const [name, [rows, cols]] of Object.entries(shapes)) {
       sameBits(dequantized4(q.packed, q.absmax, type, rows, cols), f32(`${name}.${type}.dequant`), 'dequant');
     });
   }
+
+  test(`${name}: quantizing bf16 bits gives the codes of the same values in f32`, () => {
+    const bits = Uint16Array.from(f32(`${name}.w`), f32ToBf16Bits);
+    const values = new Float32Array(Uint32Array.from(bits, (h) => h << 16).buffer);
+    for (const type of ['nf4', 'fp4'] as FourBitType[]) {
+      const [a, b] = [quantize4bit(bits, type), quantize4bit(values, type)];
+      assert.deepEqual(a.packed, b.packed, type);
+      sameBits(a.absmax, b.absmax, `${type} absmax`);
+    }
+  });
 
   test(`${name}: double quantization of the NF4 absmax (offset, 8-bit codes, nested absmax) equals the reference`, () => {
     const w = f32(`${name}.w`);

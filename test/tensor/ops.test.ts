@@ -156,3 +156,28 @@ test('few-row matmuls (the decoding kernel) equal the oneDNN path, f32 and bf16,
     }
   }
 });
+
+test('fillNormal draws N(0, std²) whatever the chunking, from the seed alone', () => {
+  const n = 1 << 20;
+  const whole = new Float32Array(n);
+  native.fillNormal(whole, n, 42, 0, 0.5);
+  // the same stream filled in two odd-sized stretches (each starting at an even index)
+  const parts = new Float32Array(n);
+  native.fillNormal(parts.subarray(0, 1000), 1000, 42, 0, 0.5);
+  native.fillNormal(parts.subarray(1000), n - 1000, 42, 1000, 0.5);
+  assert.deepEqual(parts, whole);
+  let sum = 0,
+    sq = 0;
+  for (const v of whole) {
+    assert.ok(Number.isFinite(v));
+    sum += v;
+    sq += v * v;
+  }
+  const mean = sum / n,
+    std = Math.sqrt(sq / n - mean * mean);
+  assert.ok(Math.abs(mean) < 0.005 && Math.abs(std - 0.5) < 0.005, `mean ${mean}, std ${std}`);
+  const other = new Float32Array(8);
+  native.fillNormal(other, 8, 43, 0, 0.5);
+  assert.notDeepEqual(other, whole.subarray(0, 8));
+  assert.throws(() => native.fillNormal(whole, n, 42, 1, 0.5), /even offset/);
+});

@@ -10,6 +10,7 @@
  * within an ulp of a threshold. The double-quantization offset is the mean of the absmax values summed in f64 and
  * rounded once (torch's f32 reduction order cannot be reproduced; loading uses the stored offset).
  */
+import { native } from '../../native.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../tensor/dtype.js';
 
 export type FourBitType = 'nf4' | 'fp4';
@@ -28,30 +29,6 @@ export const fp4Table = Float32Array.from([0, 0.0625, 8, 12, 4, 6, 2, 3, 0, -0.0
   f(v / 12),
 );
 
-/** NF4 thresholds: the f32 midpoints between neighbouring codes (a value on one goes to the lower code). */
-const nf4Midpoints = Float32Array.from({ length: 15 }, (_, i) => f(f(nf4Table[i] + nf4Table[i + 1]) / 2));
-
-/** The nearest NF4 code of x in [-1, 1]; NaN (an all-zero block's 0 · ∞) gives code 0, as on CUDA. */
-export function nf4Code(x: number): number {
-  if (Number.isNaN(x)) return 0;
-  let code = 0;
-  while (code < 15 && x > nf4Midpoints[code]) code++;
-  return code;
-}
-
-/** bnb's FP4 decision tree (its thresholds are not all exact midpoints): sign in bit 3. */
-export function fp4Code(x: number): number {
-  if (Number.isNaN(x)) return 0;
-  const sign = x < 0 ? 8 : 0;
-  const a = Math.abs(x);
-  if (a > f(0.29166667)) {
-    if (a > f(0.583333)) return (a > f(0.8333333) ? 3 : 2) + sign;
-    return (a > f(0.4166667) ? 5 : 4) + sign;
-  }
-  if (a > f(0.0859375)) return (a > f(0.20833333) ? 7 : 6) + sign;
-  return (a > f(0.00260417) ? 1 : 0) + sign;
-}
-
 export interface FourBitBlocks {
   /** two codes per byte, the even element in the high nibble; [(n + 1) / 2] */
   packed: Uint8Array;
@@ -59,27 +36,27 @@ export interface FourBitBlocks {
   absmax: Float32Array;
 }
 
-/** Blockwise 4-bit quantisation of `w` (any shape, flattened row-major). */
-export function quantize4bit(w: Float32Array, type: FourBitType, blocksize = 64): FourBitBlocks {
+/**
+ * Blockwise 4-bit quantisation of `w` (any shape, flattened row-major; f32 values, or bf16 bits), natively and on
+ * every thread (native/src/quant.cc): NF4 takes the code below each f32 midpoint of neighbouring table values (a
+ * value on one goes to the lower code), FP4 bnb's own decision tree (its thresholds are not all exact midpoints);
+ * an all-zero block's 0 · ∞ is NaN and gets code 0, as on CUDA; an odd count pads the last low nibble with the
+ * code of 0.0.
+ */
+export function quantize4bit(w: Float32Array | Uint16Array, type: FourBitType, blocksize = 64): FourBitBlocks {
   const n = w.length;
-  const blocks = Math.ceil(n / blocksize);
-  const absmax = new Float32Array(blocks);
+  const absmax = new Float32Array(Math.ceil(n / blocksize));
   const packed = new Uint8Array((n + 1) >> 1);
-  const codeOf = type === 'nf4' ? nf4Code : fp4Code;
-  for (let b = 0; b < blocks; b++) {
-    const start = b * blocksize;
-    const end = Math.min(start + blocksize, n);
-    let m = 0;
-    for (let i = start; i < end; i++) m = Math.max(m, Math.abs(w[i]));
-    absmax[b] = m;
-    const inv = f(1 / m); // ∞ for an all-zero block: 0 · ∞ = NaN → code 0, as CUDA writes it
-    for (let i = start; i < end; i++) {
-      const code = codeOf(f(w[i] * inv));
-      packed[i >> 1] |= i & 1 ? code : code << 4;
-    }
-  }
-  // an odd count pads the last low nibble with the code of 0.0
-  if (n & 1) packed[n >> 1] |= type === 'nf4' ? 7 : 0;
+  native.quantize4bit(
+    w,
+    w instanceof Uint16Array ? 1 : 0,
+    n,
+    type === 'fp4' ? 1 : 0,
+    blocksize,
+    nf4Table,
+    packed,
+    absmax,
+  );
   return { packed, absmax };
 }
 
@@ -136,7 +113,8 @@ export function quantizeAbsmax(absmax: Float32Array, nestedBlocksize = 256): Nes
   let sum = 0;
   for (const a of absmax) sum += a;
   const offset = f(sum / absmax.length);
-  const residual = absmax.map((a) => f(a - offset));
+  const residual = new Float32Array(absmax.length);
+  for (let i = 0; i < absmax.length; i++) residual[i] = absmax[i] - offset;
   const blocks = Math.ceil(residual.length / nestedBlocksize);
   const nestedAbsmax = new Float32Array(blocks);
   const codes = new Uint8Array(residual.length);
@@ -154,9 +132,10 @@ export function quantizeAbsmax(absmax: Float32Array, nestedBlocksize = 256): Nes
 
 /** absmax[b] = f32(f32(map[code[b]] · nestedAbsmax[b / 256]) + offset). */
 export function dequantizeAbsmax(n: NestedAbsmax, map: Float32Array = dynamicMap): Float32Array {
-  return Float32Array.from(n.codes, (code, b) =>
-    f(f(map[code] * n.nestedAbsmax[Math.floor(b / n.nestedBlocksize)]) + n.offset),
-  );
+  const out = new Float32Array(n.codes.length);
+  for (let b = 0; b < out.length; b++)
+    out[b] = f(map[n.codes[b]] * n.nestedAbsmax[Math.floor(b / n.nestedBlocksize)]) + n.offset;
+  return out;
 }
 
 export interface Int8Rows {

@@ -28,25 +28,27 @@ export function quantizeFor(
 }
 
 export function quantizeMatrix(w: Tensor, s: QuantizeSpec): QuantizedMatrix {
+  const shape = w.shape as [number, number];
+  // the 4-bit quantizer reads bf16 as it is stored: no f32 copy of the weight
+  if (s.bits === 4 && w.dtype === 'bf16') return quantize4bitMatrix((w as Tensor<'bf16'>).data, shape, s);
   const f32 = w.dtype === 'f32' ? (w as Tensor<'f32'>) : w.toF32();
   try {
-    return quantizeValues(f32.data, w.shape as [number, number], s);
+    if (s.bits === 4) return quantize4bitMatrix(f32.data, shape, s);
+    const q = quantizeInt8Rows(f32.data, shape[0], shape[1]);
+    return new QuantizedMatrix(shape, { kind: 'int8', codes: q.codes, scales: q.scales }, s.compute);
   } finally {
     if (f32 !== w) f32.dispose();
   }
 }
 
-function quantizeValues(values: Float32Array, [rows, cols]: [number, number], s: QuantizeSpec): QuantizedMatrix {
-  if (s.bits === 8) {
-    const q = quantizeInt8Rows(values, rows, cols);
-    return new QuantizedMatrix([rows, cols], { kind: 'int8', codes: q.codes, scales: q.scales }, s.compute);
-  }
-  const blocks = quantize4bit(values, s.type);
+function quantize4bitMatrix(
+  values: Float32Array | Uint16Array,
+  shape: [number, number],
+  s: QuantizeSpec,
+): QuantizedMatrix {
+  const type = s.type;
+  const blocks = quantize4bit(values, type);
   const absmax = s.doubleQuantization ? dequantizeAbsmax(quantizeAbsmax(blocks.absmax)) : blocks.absmax;
-  const table = s.type === 'nf4' ? nf4Table : fp4Table;
-  return new QuantizedMatrix(
-    [rows, cols],
-    { kind: s.type, packed: blocks.packed, absmax, blocksize: 64, table },
-    s.compute,
-  );
+  const table = type === 'nf4' ? nf4Table : fp4Table;
+  return new QuantizedMatrix(shape, { kind: type, packed: blocks.packed, absmax, blocksize: 64, table }, s.compute);
 }
