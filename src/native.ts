@@ -61,6 +61,19 @@ export interface NativeAddon {
     out: F32 | Uint16Array,
     outBf16: 0 | 1,
   ): void;
+  /** out[M, N] = x[M, K]·Wᵀ (+ bias) for 1 to 4 rows, W in 4-bit codes read in place (decoding a QLoRA base) */
+  gemv4bit(
+    x: F32,
+    packed: Uint8Array,
+    absmax: F32,
+    table: F32,
+    blocksize: number,
+    out: F32,
+    M: number,
+    N: number,
+    K: number,
+    bias: F32 | null,
+  ): void;
   /** rows row0.. of an LLM.int8 weight [*, cols] with its row scales, dequantised into out */
   dequantizeInt8Rows(
     codes: Int8Array,

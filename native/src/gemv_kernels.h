@@ -1,6 +1,7 @@
 // Few-row products against a weight in Hugging Face's layout, C[m, n] (+)= A[m, :] · W[n, :] (+ bias[n]),
 // for decoding: with one to four rows of activations the work is reading W once, so the kernel streams W's
-// rows across the threads and keeps each row's dot products in registers; f32 accumulation always.
+// rows across the threads and keeps each row's dot products in registers; f32 accumulation always. W in f32, in
+// bf16, or in bitsandbytes' 4-bit codes (QLoRA bases: looked up in registers, never dequantised to memory).
 //
 // Plain pointers and sizes, no N-API. This header is compiled once per instruction set (native/src/isa/*.cc,
 // each with its own -march) inside the namespace LMF_ISA_NS; cpu.cc picks one at load time. The code below
@@ -17,6 +18,7 @@
 #include <omp.h>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 #include "kernel_support.h"
 #include "kernels.h"
 
@@ -153,7 +155,87 @@ void gemv(const T* A, const T* W, float* C, int64_t M, int64_t N, int64_t K, boo
     }
 }
 
+// bitsandbytes 4-bit weights: each group of 2·kGroupBytes codes (kGroupBytes bytes, the even element in the high
+// nibble) is looked up in the 16-entry table as two vectors, high nibbles and low nibbles, to be multiplied by the
+// even and the odd elements of x (split once per call); each block's sum is scaled by its absmax at the end
+#if defined(__AVX512F__)
+constexpr int kGroupBytes = 16;
+struct CodeTable {
+  __m512 t;
+  explicit CodeTable(const float* table) : t(_mm512_loadu_ps(table)) {}
+  // the table values of the high and the low nibbles of 16 bytes
+  void lookup(const uint8_t* p, Vec& hi, Vec& lo) const {
+    __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    hi = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), t);
+    lo = _mm512_permutexvar_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)), t);
+  }
+};
+#elif defined(__aarch64__)
+constexpr int kGroupBytes = 4;
+struct CodeTable {
+  const float* t;
+  explicit CodeTable(const float* table) : t(table) {}
+  void lookup(const uint8_t* p, Vec& hi, Vec& lo) const {
+    const float h[4] = {t[p[0] >> 4], t[p[1] >> 4], t[p[2] >> 4], t[p[3] >> 4]};
+    const float l[4] = {t[p[0] & 15], t[p[1] & 15], t[p[2] & 15], t[p[3] & 15]};
+    hi = vld1q_f32(h);
+    lo = vld1q_f32(l);
+  }
+};
+#else
+constexpr int kGroupBytes = 8;
+struct CodeTable {
+  __m256 low8, high8;  // table[0..8) and table[8..16)
+  explicit CodeTable(const float* table) : low8(_mm256_loadu_ps(table)), high8(_mm256_loadu_ps(table + 8)) {}
+  static __m256 pick(__m256 low8, __m256 high8, __m256i code) {
+    // bit 3 of the code, moved to the sign bit, chooses the half
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(low8, code), _mm256_permutevar8x32_ps(high8, code),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(code, 28)));
+  }
+  void lookup(const uint8_t* p, Vec& hi, Vec& lo) const {
+    __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    hi = pick(low8, high8, _mm256_srli_epi32(b, 4));
+    lo = pick(low8, high8, _mm256_and_si256(b, _mm256_set1_epi32(15)));
+  }
+};
+#endif
+
 }  // namespace
+
+void gemv4bit(const float* A, const uint8_t* packed, const float* absmax, const float* table, int64_t blocksize,
+              float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
+  // x split into its even and odd elements, the order the nibbles come in
+  const int64_t half = K / 2;
+  std::vector<float> split(static_cast<size_t>(M * K));
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t j = 0; j < half; j++) {
+      split[m * K + j] = A[m * K + 2 * j];
+      split[m * K + half + j] = A[m * K + 2 * j + 1];
+    }
+  const CodeTable codes(table);
+  const int64_t blockBytes = blocksize / 2, blocksPerRow = K / blocksize;
+#pragma omp parallel for schedule(static) if (N * K > (1 << 16))
+  for (int64_t n = 0; n < N; n++) {
+    const uint8_t* row = packed + n * half;
+    const float* scale = absmax + n * blocksPerRow;
+    float sum[kGemvMaxRows] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < blocksPerRow; b++) {
+      Vec block[kGemvMaxRows];
+      for (int64_t m = 0; m < M; m++) block[m] = zero();
+      for (int64_t g = b * blockBytes; g < (b + 1) * blockBytes; g += kGroupBytes) {
+        Vec hi, lo;
+        codes.lookup(row + g, hi, lo);
+        for (int64_t m = 0; m < M; m++)
+          block[m] = fma(lo, load(&split[m * K + half + g]), fma(hi, load(&split[m * K + g]), block[m]));
+      }
+      for (int64_t m = 0; m < M; m++) sum[m] += scale[b] * reduce(block[m]);
+    }
+    for (int64_t m = 0; m < M; m++) {
+      float v = sum[m] + (bias ? bias[n] : 0.0f);
+      C[m * N + n] = accumulate ? C[m * N + n] + v : v;
+    }
+  }
+}
 
 void gemvF32(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
   gemv(A, W, C, M, N, K, accumulate, bias);

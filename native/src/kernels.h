@@ -32,6 +32,8 @@ struct AttentionShape {
                         const AttentionShape& shape);                                                              \
   void attentionBackward(const float* q, const float* k, const float* v, const float* out, const float* dout,       \
                          const float* lse, float* dq, float* dk, float* dv, const AttentionShape& shape);           \
+  void gemv4bit(const float* A, const uint8_t* packed, const float* absmax, const float* table, int64_t blocksize,   \
+                float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias);                     \
   double peakGflops(bool bf16);                                                                                    \
   }
 #if defined(__x86_64__)
@@ -51,6 +53,10 @@ struct KernelTable {
   // C[M, N] (+)= A[M, :] · W[N, :] (+ bias) for M <= kGemvMaxRows
   void (*gemvF32)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*);
   void (*gemvBf16)(const uint16_t*, const uint16_t*, float*, int64_t, int64_t, int64_t, bool, const float*);
+  // C[M, N] (+)= A[M, :] · W[N, :] (+ bias) for M <= kGemvMaxRows, W in bitsandbytes' 4-bit codes with one absmax
+  // per block of `blocksize` (a multiple of 32 that divides K)
+  void (*gemv4bit)(const float*, const uint8_t*, const float*, const float*, int64_t, float*, int64_t, int64_t, int64_t,
+                   bool, const float*);
   void (*attentionForward)(const float*, const float*, const float*, float*, float*, const AttentionShape&);
   void (*attentionBackward)(const float*, const float*, const float*, const float*, const float*, const float*, float*,
                             float*, float*, const AttentionShape&);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include "common.h"
 #include "kernel_support.h"
+#include "kernels.h"
 
 namespace lmf {
 
@@ -142,7 +143,25 @@ static Napi::Value DequantizeInt8Rows(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// gemv4bit(x, packed, absmax, table, blocksize, out, M, N, K, bias): out[M, N] = x[M, K] · Wᵀ (+ bias) for a few
+// rows (decoding), W [N, K] in 4-bit codes looked up in registers (gemv_kernels.h)
+static Napi::Value Gemv4bit(const Napi::CallbackInfo& info) {
+  Args a(info, "gemv4bit");
+  int64_t blocksize = a.size(4), M = a.size(6), N = a.size(7), K = a.size(8);
+  a.check(M >= 1 && M <= kGemvMaxRows && N >= 0 && K > 0, "needs 1 to 4 rows, N >= 0 and K > 0");
+  a.check(blocksize > 0 && blocksize % 32 == 0 && K % blocksize == 0, "needs a blocksize that is a multiple of 32 and divides K");
+  const float* x = a.buffer<float>(0, M * K, "x");
+  const uint8_t* packed = a.buffer<uint8_t>(1, N * K / 2, "packed");
+  const float* absmax = a.buffer<float>(2, blocksize > 0 ? N * K / blocksize : 0, "absmax");
+  const float* table = a.buffer<float>(3, 16, "table");
+  float* out = a.buffer<float>(5, M * N, "out");
+  const float* bias = a.buffer<float>(9, N, "bias", true);
+  if (a.ok()) kernels().gemv4bit(x, packed, absmax, table, blocksize, out, M, N, K, false, bias);
+  return info.Env().Undefined();
+}
+
 void registerQuant(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemv4bit", Napi::Function::New(env, Gemv4bit));
   exports.Set("quantize4bit", Napi::Function::New(env, Quantize4bit));
   exports.Set("dequantize4bitRows", Napi::Function::New(env, Dequantize4bitRows));
   exports.Set("dequantizeInt8Rows", Napi::Function::New(env, DequantizeInt8Rows));

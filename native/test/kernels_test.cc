@@ -60,6 +60,33 @@ void testGemv(const KernelTable& t) {
   }
 }
 
+// 4-bit weights: random codes and absmax, blocks of 64 and of 128, a row count that is not a multiple of anything
+void testGemv4bit(const KernelTable& t) {
+  std::uniform_int_distribution<int> byte(0, 255);
+  const std::vector<float> table = randn(16, 0.5f);
+  for (int64_t blocksize : {64, 128})
+    for (int64_t M = 1; M <= kGemvMaxRows; M++) {
+      const int64_t N = 37, K = 256;
+      std::vector<uint8_t> packed(N * K / 2);
+      for (uint8_t& b : packed) b = static_cast<uint8_t>(byte(rng));
+      std::vector<float> absmax = randn(N * K / blocksize), A = randn(M * K), bias = randn(N), C(M * N, 1.0f);
+      std::vector<double> want(M * N);
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+          double s = 1.0 + bias[n];  // accumulating onto C = 1
+          for (int64_t k = 0; k < K; k++) {
+            int64_t i = n * K + k;
+            int code = i & 1 ? packed[i / 2] & 15 : packed[i / 2] >> 4;
+            s += static_cast<double>(A[m * K + k]) * table[code] * absmax[i / blocksize];
+          }
+          want[m * N + n] = s;
+        }
+      t.gemv4bit(A.data(), packed.data(), absmax.data(), table.data(), blocksize, C.data(), M, N, K, true, bias.data());
+      check(std::string(t.name) + " gemv 4-bit blocks " + std::to_string(blocksize) + " rows " + std::to_string(M), C,
+            want, 1e-5);
+    }
+}
+
 struct Case {
   int64_t B, Tq, Tk, H, KV, D, qOffset;
   bool segments;
@@ -171,6 +198,7 @@ int main() {
       continue;
     }
     testGemv(paths[i]);
+    testGemv4bit(paths[i]);
     testAttention(paths[i]);
   }
   std::printf("%d passed, %d failed\n", passed, failed);

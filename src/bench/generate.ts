@@ -5,6 +5,7 @@
  */
 import { initModel, presetConfig } from '../models/init.js';
 import { presets } from '../models/presets.js';
+import { quantizeFor } from '../models/quant/quantize.js';
 import { loadModel } from '../models/registry.js';
 import { native } from '../native.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -23,12 +24,15 @@ export interface GenerateBenchOptions {
   temperature?: number;
   topP?: number;
   topK?: number;
+  /** the projections in 4-bit NF4 (double quantization) or 8-bit int8, as `quantization_bit` serves them */
+  quantizationBit?: 4 | 8;
 }
 
 export interface GenerateBenchResult {
   model: string;
   mode: 'generate';
   dtype: string;
+  quantization_bit: number | null;
   prompt_tokens: number;
   batch: number;
   new_tokens: number;
@@ -44,8 +48,11 @@ export interface GenerateBenchResult {
 }
 
 export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
+  const quantize = quantizeFor(o.quantizationBit ?? null, 'nf4', true, o.dtype);
   const model =
-    o.model in presets ? initModel(presetConfig(o.model), o.dtype, 0) : loadModel(o.model, { dtype: o.dtype }).model;
+    o.model in presets
+      ? initModel(presetConfig(o.model), o.dtype, 0, 0.02, quantize)
+      : loadModel(o.model, { dtype: o.dtype, quantize }).model;
   try {
     const rng = new Rng(0);
     const V = model.config.vocabSize;
@@ -91,6 +98,7 @@ export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
     return {
       model: o.model,
       mode: 'generate',
+      quantization_bit: o.quantizationBit ?? null,
       dtype: o.dtype,
       prompt_tokens: o.seq,
       batch: o.batch,

@@ -79,7 +79,7 @@ export function buildProgram(): Command {
     .option('--warmup <n>', 'untimed steps first', nonNegativeInt, 2)
     .option('--lora-rank <n>', 'LoRA rank (alpha = 2 x rank, all projections)', positiveInt, 8)
     .option('--gradient-checkpointing', 'lora/full: recompute each layer in the backward pass (less memory)', false)
-    .addOption(quantizationBitOption('lora: QLoRA base'))
+    .addOption(quantizationBitOption('lora and generate: the base quantized (QLoRA)'))
     .option(
       '--new-tokens <n>',
       'generate mode: tokens decoded per sequence (the prompt is --seq tokens)',

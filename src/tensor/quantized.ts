@@ -2,7 +2,7 @@
  * A frozen weight [out, in] kept in bitsandbytes' 4-bit (NF4/FP4) or 8-bit (LLM.int8) form, and the projection
  * that reads it: y = x·Wᵀ (+ bias) and, in the backward pass, dx = g·W. W is dequantised a panel of rows at a time
  * into a scratch of about 4 MB that a matmul then reads (bf16 when the model computes in bf16), so no
- * full-precision copy of the weight ever exists. The weight gets no gradient (QLoRA trains adapters on top).
+ * full-precision copy of the weight ever exists; for the few rows of decoding, 4-bit codes are read in place. The weight gets no gradient (QLoRA trains adapters on top).
  */
 import { native, NativeDType } from '../native.js';
 import { needsGrad, record } from './autograd.js';
@@ -19,6 +19,8 @@ export type QuantizedData =
 
 /** Bytes of scratch a panel of dequantised rows may take. */
 const panelBytes = 4 << 20;
+/** Up to this many rows (decoding), a 4-bit projection reads its codes in place (native gemv4bit). */
+const fewRows = 4;
 
 export class QuantizedMatrix {
   constructor(
@@ -77,10 +79,16 @@ export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<
   const [N, K] = q.shape;
   if (x.shape[x.shape.length - 1] !== K) throw new Error(`quantLinear: input [${x.shape}] does not match [${q.shape}]`);
   const rows = x.size / K;
+  const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
+  const d = q.data;
+  if (rows <= fewRows && d.kind !== 'int8' && d.blocksize % 32 === 0 && K % d.blocksize === 0) {
+    // decoding: the codes are looked up in registers, f32 products (no panel, no rounding of the weight)
+    native.gemv4bit(x.data, d.packed, d.absmax, d.table, d.blocksize, out.data, rows, N, K, bias?.data ?? null);
+    return out;
+  }
   const dtype = q.compute === 'bf16' ? NativeDType.bf16 : NativeDType.f32;
   // the bf16 copy of x that every projection reading x shares (q, k and v), as dense projections do
   const xIn = q.compute === 'bf16' ? bf16Of(x) : null;
-  const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
   const P = Math.min(q.panelRows(), N);
   const panel = scratch(q, P * K);
   const part = Tensor.empty([rows * P], 'f32');

@@ -41,6 +41,28 @@ test('quantLinear equals x·Wᵀ + b on the dequantised weight, over several pan
   });
 });
 
+test('decoding rows (1 to 4) read 4-bit codes in place and equal x·Wᵀ + b on the dequantised weight', () => {
+  const [N, K] = [70, 320];
+  for (const type of ['nf4', 'fp4'] as const) {
+    const { q, w } = quantized(N, K, type);
+    const b = randn(N);
+    for (let rows = 1; rows <= 4; rows++) {
+      const x = randn(rows * K);
+      withScope(() => {
+        const y = quantLinear(Tensor.from(x, [rows, K], 'f32'), q, Tensor.from(b, [N], 'f32'));
+        const want = new Float64Array(rows * N);
+        for (let r = 0; r < rows; r++)
+          for (let n = 0; n < N; n++) {
+            let s = b[n];
+            for (let k = 0; k < K; k++) s += x[r * K + k] * w[n * K + k];
+            want[r * N + n] = s;
+          }
+        assert.ok(maxAbsDiff(y.data, want) < 1e-4, `${type}, ${rows} rows`);
+      });
+    }
+  }
+});
+
 test('the backward of quantLinear and of loraLinear on a quantized base matches finite differences', () => {
   const [rows, N, K, r] = [3, 40, 64, 2];
   const { q } = quantized(N, K, 'fp4');
