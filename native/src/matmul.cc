@@ -1,6 +1,8 @@
 // Matrix multiply through oneDNN: C[M,N] (+)= op(A)[M,K] · op(B)[K,N] (+ bias[N]).
 // A and B are f32 or bf16 (both the same type); C and bias are f32, so bf16 inputs accumulate in f32.
 // Primitives are cached by shape and flags: creating one costs far more than running a small one.
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -66,7 +68,10 @@ int64_t bucketRows(int64_t M) {
   int64_t step = M <= 512 ? 32 : 128;
   return (M + step - 1) / step * step;
 }
-constexpr int kSlotPadA = 120, kSlotPadC = 121, kSlotWideA = 122, kSlotWideB = 123;
+constexpr int kSlotPadA = 120, kSlotPadC = 121, kSlotWideA = 122, kSlotWideB = 123, kSlotWidePanel = 124;
+// Widened bf16 operands are made a panel of B at a time above this many values, so that the f32 copy of a large
+// weight (an LM head: 2 GB for Llama 3's) never exists whole
+constexpr int64_t kWidePanelFloats = int64_t{4} << 20;
 
 }  // namespace
 
@@ -116,6 +121,40 @@ float* widened(int slot, const void* src, int64_t n) {
 void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
           bool accumulate, const float* bias, DType dtype);
 
+// A bf16 product on widened f32 operands; a large B goes a panel of its rows at a time.
+static void gemmWidened(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA,
+                        bool transB, bool accumulate, const float* bias) {
+  const float* a = widened(kSlotWideA, A, M * K);
+  const auto* b = static_cast<const uint16_t*>(B);
+  if (K * N <= kWidePanelFloats || transA) {
+    gemm(a, widened(kSlotWideB, B, K * N), C, M, N, K, transA, transB, accumulate, bias, F32);
+    return;
+  }
+  if (transB) {
+    // B [N, K]: a panel of B's rows gives a panel of C's columns, computed apart and copied in
+    const int64_t P = std::max<int64_t>(1, kWidePanelFloats / K);
+    float* part = scratch(kSlotWidePanel, static_cast<size_t>(M * std::min(P, N)));
+    for (int64_t n0 = 0; n0 < N; n0 += P) {
+      const int64_t p = std::min(P, N - n0);
+      if (accumulate)
+        for (int64_t m = 0; m < M; m++) std::memcpy(part + m * p, C + m * N + n0, static_cast<size_t>(p) * 4);
+      gemm(a, widened(kSlotWideB, b + n0 * K, p * K), part, M, p, K, false, true, accumulate, bias ? bias + n0 : nullptr,
+           F32);
+      for (int64_t m = 0; m < M; m++) std::memcpy(C + m * N + n0, part + m * p, static_cast<size_t>(p) * 4);
+    }
+    return;
+  }
+  // B [K, N]: a panel of B's rows is a slice of the contraction, against the same columns of A
+  const int64_t P = std::max<int64_t>(1, kWidePanelFloats / N);
+  float* aPart = scratch(kSlotWidePanel, static_cast<size_t>(M * std::min(P, K)));
+  for (int64_t k0 = 0; k0 < K; k0 += P) {
+    const int64_t p = std::min(P, K - k0);
+    for (int64_t m = 0; m < M; m++) std::memcpy(aPart + m * p, a + m * K + k0, static_cast<size_t>(p) * 4);
+    gemm(aPart, widened(kSlotWideB, b + k0 * N, p * N), C, M, N, p, false, false, accumulate || k0 > 0,
+         k0 == 0 ? bias : nullptr, F32);
+  }
+}
+
 // C[M, N] through a primitive for `bucketRows(M)` rows: A and C go through zero-padded copies.
 static void gemmPadded(const void* A, const void* B, float* C, int64_t M, int64_t Mb, int64_t N, int64_t K, bool transB,
                        bool accumulate, const float* bias, DType dtype) {
@@ -143,7 +182,7 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
     return;
   }
   if (dtype == BF16 && !onednnHasBf16()) {
-    gemm(widened(kSlotWideA, A, M * K), widened(kSlotWideB, B, K * N), C, M, N, K, transA, transB, accumulate, bias, F32);
+    gemmWidened(A, B, C, M, N, K, transA, transB, accumulate, bias);
     return;
   }
   if (!transA && bucketRows(M) != M) {

@@ -157,6 +157,47 @@ test('few-row matmuls (the decoding kernel) equal the oneDNN path, f32 and bf16,
   }
 });
 
+test('bf16 matmuls with a weight larger than a panel (an LM head) equal f32 on the same values, both layouts', () => {
+  // over 4M values: where bf16 operands are widened to f32, B goes a panel of rows at a time
+  const rng = new Rng(9);
+  const [M, N, K] = [40, 4100, 1100];
+  const bits = (n: number) =>
+    Tensor.from(
+      Float32Array.from({ length: n }, () => rng.normal()),
+      [n],
+      'f32',
+    ).toBf16();
+  const [a, w] = [bits(M * K), bits(N * K)];
+  const [aF, wF] = [a.toF32().data, w.toF32().data];
+  const bias = Float32Array.from({ length: N }, () => rng.normal());
+  const g = bits(M * N);
+  const gF = g.toF32().data;
+  // y = a·wᵀ + bias, onto ones (transB), and dx = g·w, onto ones (B [N, K] as the contraction's rows)
+  const y = new Float32Array(M * N).fill(1);
+  native.matmul(a.data, w.data, y, M, N, K, false, true, true, bias, NativeDType.bf16);
+  const dx = new Float32Array(M * K).fill(1);
+  native.matmul(g.data, w.data, dx, M, K, N, false, false, true, null, NativeDType.bf16);
+  for (const [m, n] of [
+    [0, 0],
+    [17, 2049],
+    [M - 1, N - 1],
+  ]) {
+    let s = 1 + bias[n];
+    for (let k = 0; k < K; k++) s += aF[m * K + k] * wF[n * K + k];
+    assert.ok(Math.abs(y[m * N + n] - s) < 1e-3, `y[${m}, ${n}]: ${y[m * N + n]} vs ${s}`);
+  }
+  for (const [m, k] of [
+    [0, 0],
+    [23, 555],
+    [M - 1, K - 1],
+  ]) {
+    let s = 1;
+    for (let n = 0; n < N; n++) s += gF[m * N + n] * wF[n * K + k];
+    assert.ok(Math.abs(dx[m * K + k] - s) < 1e-2, `dx[${m}, ${k}]: ${dx[m * K + k]} vs ${s}`);
+  }
+  for (const t of [a, w, g]) t.dispose();
+});
+
 test('fillNormal draws N(0, std²) whatever the chunking, from the seed alone', () => {
   const n = 1 << 20;
   const whole = new Float32Array(n);
