@@ -239,3 +239,18 @@ test('lmf chat: streamed answers with history, "clear" and "exit" from piped inp
   assert.equal(r.stdout.match(/Assistant: /g)?.length, 2);
   assert.match(r.stdout, /History has been removed\./);
 });
+
+test('lmf chat with quantization_bit: 4 serves the model from its 4-bit codes', () => {
+  const config = path.join(work, 'chat-nf4.yaml');
+  writeFileSync(
+    config,
+    `model_name_or_path: ${trained}\ntemplate: default\ndo_sample: false\nmax_new_tokens: 24\nquantization_bit: 4\n`,
+  );
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'chat', config], {
+    input: 'How many euros are 20 dollars?\nexit\n',
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const answer = /Assistant: (.*)/.exec(r.stdout)?.[1] ?? '';
+  assert.ok(answer.trim().length > 0, r.stdout);
+});

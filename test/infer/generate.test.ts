@@ -1,4 +1,4 @@
-// Generation: the KV-cache path gives exactly the tokens of recomputing the whole sequence each step;
+// Generation: the KV-cache path gives exactly the tokens of recomputing the whole sequence each step (a 4-bit base too);
 // batching, seeds, stop strings and streaming behave as documented.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { generate, GenerationEngine, QueueFullError, type GenerationRequest } from '../../src/infer/generate.js';
 import { loadInference, type InferenceModel } from '../../src/infer/load.js';
+import { quantizeFor } from '../../src/models/quant/quantize.js';
 import { argmax, chooseToken } from '../../src/infer/sampling.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { Rng } from '../../src/tensor/random.js';
@@ -35,13 +36,16 @@ function recompute(m: InferenceModel, prompt: number[], n: number): number[] {
   return ids.slice(prompt.length);
 }
 
-for (const [family, overrides] of [
-  ['llama', {}],
-  ['qwen2 (q/k/v biases, untied head)', { model_type: 'qwen2', tie_word_embeddings: false }],
+for (const [family, overrides, bits] of [
+  ['llama', {}, null],
+  ['qwen2 (q/k/v biases, untied head)', { model_type: 'qwen2', tie_word_embeddings: false }, null],
+  // decoding reads the 4-bit codes in place; recomputing goes through dequantised panels
+  ['llama-nf4 (a 4-bit base, as quantization_bit serves it)', {}, 4],
 ] as const) {
   test(`${family}: greedy generation with the KV cache equals recomputing the sequence, alone and in a batch`, async () => {
     const dir = await makeTinyModelFolder(path.join(work, family.split(' ')[0]), overrides);
-    const m = loadInference({ model: dir, template: 'llama2' });
+    const m = loadInference({ model: dir, template: 'llama2', quantize: quantizeFor(bits, 'nf4', true, 'f32') });
+    if (bits) assert.ok(m.model.quantizedWeights().length > 0);
     const prompts = [
       'Tell me a story about a cat.',
       'Hi',
