@@ -34,7 +34,17 @@ using Vec = __m512;
 constexpr int kLanes = 16;
 inline Vec zero() { return _mm512_setzero_ps(); }
 inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline float reduce(Vec v) { return _mm512_reduce_add_ps(v); }
+inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline Vec broadcast(float v) { return _mm512_set1_ps(v); }
+// a tree of lane swaps (GCC 12's _mm512_reduce_add_ps warns of an uninitialised operand where it is inlined)
+inline float reduce(Vec v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  __m128 s = _mm512_castps512_ps128(v);
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
 inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
 // 16 bf16 values widened to f32: bf16 is the upper half of an f32
 inline Vec load(const uint16_t* p) {
@@ -45,6 +55,8 @@ using Vec = float32x4_t;
 constexpr int kLanes = 4;
 inline Vec zero() { return vdupq_n_f32(0.0f); }
 inline Vec fma(Vec a, Vec b, Vec c) { return vfmaq_f32(c, a, b); }
+inline Vec add(Vec a, Vec b) { return vaddq_f32(a, b); }
+inline Vec broadcast(float v) { return vdupq_n_f32(v); }
 inline float reduce(Vec v) { return vaddvq_f32(v); }
 inline Vec load(const float* p) { return vld1q_f32(p); }
 inline Vec load(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
@@ -53,6 +65,8 @@ using Vec = __m256;
 constexpr int kLanes = 8;
 inline Vec zero() { return _mm256_setzero_ps(); }
 inline Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+inline Vec broadcast(float v) { return _mm256_set1_ps(v); }
 inline float reduce(Vec v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -200,6 +214,31 @@ struct CodeTable {
 };
 #endif
 
+// one weight row against M rows of x (split into even and odd halves): per block, the high and the low nibbles
+// accumulate apart (independent chains), then the block's sum is scaled by its absmax into the row's accumulator
+template <int M>
+inline void dots4bit(const CodeTable& codes, const uint8_t* row, const float* scale, const float* split, int64_t K,
+                     int64_t blockBytes, int64_t blocksPerRow, float* out) {
+  const int64_t half = K / 2;
+  Vec acc[M];
+  for (int m = 0; m < M; m++) acc[m] = zero();
+  for (int64_t b = 0; b < blocksPerRow; b++) {
+    Vec evens[M], odds[M];
+    for (int m = 0; m < M; m++) evens[m] = odds[m] = zero();
+    for (int64_t g = b * blockBytes; g < (b + 1) * blockBytes; g += kGroupBytes) {
+      Vec hi, lo;
+      codes.lookup(row + g, hi, lo);
+      for (int m = 0; m < M; m++) {
+        evens[m] = fma(hi, load(split + m * K + g), evens[m]);
+        odds[m] = fma(lo, load(split + m * K + half + g), odds[m]);
+      }
+    }
+    const Vec s = broadcast(scale[b]);
+    for (int m = 0; m < M; m++) acc[m] = fma(add(evens[m], odds[m]), s, acc[m]);
+  }
+  for (int m = 0; m < M; m++) out[m] = reduce(acc[m]);
+}
+
 }  // namespace
 
 void gemv4bit(const float* A, const uint8_t* packed, const float* absmax, const float* table, int64_t blocksize,
@@ -214,22 +253,13 @@ void gemv4bit(const float* A, const uint8_t* packed, const float* absmax, const 
     }
   const CodeTable codes(table);
   const int64_t blockBytes = blocksize / 2, blocksPerRow = K / blocksize;
+  using Dots = void (*)(const CodeTable&, const uint8_t*, const float*, const float*, int64_t, int64_t, int64_t, float*);
+  const Dots dots[kGemvMaxRows] = {dots4bit<1>, dots4bit<2>, dots4bit<3>, dots4bit<4>};
+  const Dots rowDots = dots[M - 1];
 #pragma omp parallel for schedule(static) if (N * K > (1 << 16))
   for (int64_t n = 0; n < N; n++) {
-    const uint8_t* row = packed + n * half;
-    const float* scale = absmax + n * blocksPerRow;
-    float sum[kGemvMaxRows] = {0, 0, 0, 0};
-    for (int64_t b = 0; b < blocksPerRow; b++) {
-      Vec block[kGemvMaxRows];
-      for (int64_t m = 0; m < M; m++) block[m] = zero();
-      for (int64_t g = b * blockBytes; g < (b + 1) * blockBytes; g += kGroupBytes) {
-        Vec hi, lo;
-        codes.lookup(row + g, hi, lo);
-        for (int64_t m = 0; m < M; m++)
-          block[m] = fma(lo, load(&split[m * K + half + g]), fma(hi, load(&split[m * K + g]), block[m]));
-      }
-      for (int64_t m = 0; m < M; m++) sum[m] += scale[b] * reduce(block[m]);
-    }
+    float sum[kGemvMaxRows];
+    rowDots(codes, packed + n * half, absmax + n * blocksPerRow, split.data(), K, blockBytes, blocksPerRow, sum);
     for (int64_t m = 0; m < M; m++) {
       float v = sum[m] + (bias ? bias[n] : 0.0f);
       C[m * N + n] = accumulate ? C[m * N + n] + v : v;

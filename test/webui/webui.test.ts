@@ -106,8 +106,14 @@ async function walkThrough(page: Page): Promise<void> {
   ] as const) {
     await fill(page, name, value);
   }
+  // QLoRA is one choice in the model bar: it reaches the YAML (then back to no quantization for this run)
+  await page.locator('select[name="quantization_bit"]').selectOption('4');
+  await page.getByRole('button', { name: 'Preview YAML and command', exact: true }).click();
+  await page.locator('.preview pre').filter({ hasText: 'quantization_bit: 4' }).waitFor();
+  await page.locator('select[name="quantization_bit"]').selectOption('');
   await page.getByRole('button', { name: 'Preview YAML and command', exact: true }).click();
   await page.locator('.preview pre').filter({ hasText: 'model_name_or_path' }).waitFor();
+  assert.doesNotMatch(await page.locator('.preview pre').first().innerText(), /quantization_bit/);
   await page.getByRole('button', { name: 'Start', exact: true }).click();
   await page.waitForFunction(
     () => Number(document.querySelector('.chart')?.getAttribute('data-points') ?? 0) >= 3,

@@ -47,6 +47,13 @@ function ModelBar({
       <Text label="adapters" name="adapter_name_or_path" args={shared} set={set} />
       <Choice label="template" name="template" args={shared} set={set} options={['', ...templates]} />
       <Choice label="method" name="finetuning_type" args={shared} set={set} options={['lora', 'freeze', 'full']} />
+      <Choice
+        label="quantizationBit"
+        name="quantization_bit"
+        args={shared}
+        set={set}
+        options={[['', t('none')], '8', '4']}
+      />
       <div className="modelinfo" data-testid="model-info">
         {info &&
           t('modelInfo', {
