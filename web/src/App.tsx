@@ -51,7 +51,7 @@ function ModelBar({
         label="quantizationBit"
         name="quantization_bit"
         args={shared}
-        set={set}
+        set={(key, v) => set(key, v === '' ? '' : Number(v))}
         options={[['', t('none')], '8', '4']}
       />
       <div className="modelinfo" data-testid="model-info">
