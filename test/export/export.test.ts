@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getLlama, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { generate, type GenerationRequest } from '../../src/infer/generate.js';
-import { chatRequest, loadInference } from '../../src/infer/load.js';
+import { chatRequest, loadInference, type InferenceModel } from '../../src/infer/load.js';
 import { mergeSettings } from '../../src/infer/settings.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { withScope } from '../../src/tensor/tensor.js';
@@ -24,6 +24,25 @@ function lmf(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return r;
+}
+
+/**
+ * llama.cpp's greedy answer equals ours, or leaves it only where our own logits hold a near-tie between the two
+ * tokens (llama.cpp's different summation order decides those): returns the margin there, 0 when equal.
+ */
+function tieMargin(m: InferenceModel, prompt: number[], ours: number[], theirs: number[]): number {
+  const i = ours.findIndex((t, k) => t !== theirs[k]);
+  if (i === -1 && ours.length === theirs.length) return 0;
+  assert.ok(i !== -1 && i < theirs.length, `one answer stops early: ${ours} vs ${theirs}`);
+  const ids = Int32Array.from([...prompt, ...ours.slice(0, i)]);
+  return noGrad(() =>
+    withScope(() => {
+      const logits = m.model.logits({ ids, batch: 1, seq: ids.length });
+      const V = logits.shape[1];
+      const last = logits.data.subarray((ids.length - 1) * V, ids.length * V);
+      return last[ours[i]] - last[theirs[i]];
+    }),
+  );
 }
 
 /** llama.cpp's greedy answer to our prompt ids, up to 16 tokens (as many as LMFactory generates here). */
@@ -103,7 +122,6 @@ for (const type of ['f16', 'bf16', 'q8_0'] as const) {
     const prompt = 'How many euros are 20 dollars?';
     const request = chatRequest(ours, [{ role: 'user', content: prompt }], { settings: greedy });
     const expected = generate(ours.model, ours.tokenizer, [request])[0];
-    ours.dispose();
 
     const model = await llama.loadModel({ modelPath: file });
     try {
@@ -123,9 +141,11 @@ for (const type of ['f16', 'bf16', 'q8_0'] as const) {
           expected.text.trim().slice(0, 10),
         );
       } else {
-        assert.deepEqual(out, expected.ids);
+        const margin = tieMargin(ours, request.prompt, expected.ids, out);
+        assert.ok(margin < 1e-2, `llama.cpp answers ${out}, we answer ${expected.ids} (logit margin ${margin})`);
       }
     } finally {
+      ours.dispose();
       await model.dispose();
     }
   });
