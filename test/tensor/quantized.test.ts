@@ -22,6 +22,18 @@ function quantized(N: number, K: number, type: 'nf4' | 'fp4'): { q: QuantizedMat
   return { q, w };
 }
 
+/** x·Wᵀ + b in f64 */
+function projected(x: Float32Array, w: Float32Array, b: Float32Array, rows: number, N: number, K: number) {
+  const out = new Float64Array(rows * N);
+  for (let r = 0; r < rows; r++)
+    for (let n = 0; n < N; n++) {
+      let s = b[n];
+      for (let k = 0; k < K; k++) s += x[r * K + k] * w[n * K + k];
+      out[r * N + n] = s;
+    }
+  return out;
+}
+
 test('quantLinear equals x·Wᵀ + b on the dequantised weight, over several panels', () => {
   const [rows, N, K] = [5, 3000, 400]; // 4 MB panels of 400 f32 columns hold 2621 rows: two panels
   const { q, w } = quantized(N, K, 'nf4');
@@ -30,14 +42,7 @@ test('quantLinear equals x·Wᵀ + b on the dequantised weight, over several pan
   const b = randn(N);
   withScope(() => {
     const y = quantLinear(Tensor.from(x, [rows, K], 'f32'), q, Tensor.from(b, [N], 'f32'));
-    const want = new Float32Array(rows * N);
-    for (let r = 0; r < rows; r++)
-      for (let n = 0; n < N; n++) {
-        let s = b[n];
-        for (let k = 0; k < K; k++) s += x[r * K + k] * w[n * K + k];
-        want[r * N + n] = s;
-      }
-    assert.ok(maxAbsDiff(y.data, want) < 1e-3);
+    assert.ok(maxAbsDiff(y.data, projected(x, w, b, rows, N, K)) < 1e-3);
   });
 });
 
@@ -50,14 +55,7 @@ test('decoding rows (1 to 4) read 4-bit codes in place and equal x·Wᵀ + b on 
       const x = randn(rows * K);
       withScope(() => {
         const y = quantLinear(Tensor.from(x, [rows, K], 'f32'), q, Tensor.from(b, [N], 'f32'));
-        const want = new Float64Array(rows * N);
-        for (let r = 0; r < rows; r++)
-          for (let n = 0; n < N; n++) {
-            let s = b[n];
-            for (let k = 0; k < K; k++) s += x[r * K + k] * w[n * K + k];
-            want[r * N + n] = s;
-          }
-        assert.ok(maxAbsDiff(y.data, want) < 1e-4, `${type}, ${rows} rows`);
+        assert.ok(maxAbsDiff(y.data, projected(x, w, b, rows, N, K)) < 1e-4, `${type}, ${rows} rows`);
       });
     }
   }
