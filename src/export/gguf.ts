@@ -1,7 +1,7 @@
 /**
  * GGUF export for llama.cpp-based tools: llama.cpp's names (token_embd, blk.N.attn_q …), its dimension
  * order (innermost first), its rotary layout for the llama architecture (q and k rows interleaved per head,
- * as its converter permutes them), f16/bf16/q8_0 matrices with f32 norms, and the tokenizer and chat
+ * as its converter permutes them), f16/bf16/q8_0/q4_0 matrices with f32 norms, and the tokenizer and chat
  * template in the metadata. The metadata block is serialised by @huggingface/gguf; tensor infos and data
  * follow here.
  */
@@ -17,11 +17,13 @@ import type { CausalLM } from '../models/registry.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../tensor/dtype.js';
 import { Tensor, withScope } from '../tensor/tensor.js';
 
-export type GgufType = 'f16' | 'bf16' | 'q8_0';
+export type GgufType = 'f16' | 'bf16' | 'q8_0' | 'q4_0';
 
 /** ggml tensor types and llama.cpp file types */
-const GGML = { F32: 0, F16: 1, Q8_0: 8, BF16: 30 } as const;
-const FILE_TYPE: Record<GgufType, number> = { f16: 1, q8_0: 7, bf16: 32 };
+const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
+const FILE_TYPE: Record<GgufType, number> = { f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
+/** bytes of a block of 32 values: an f16 scale and the codes */
+const BLOCK_BYTES = { [GGML.Q8_0]: 34, [GGML.Q4_0]: 18 } as const;
 const ALIGN = 32;
 
 type Entry = { type: GGUFValueType; value: unknown; subType?: GGUFValueType };
@@ -82,6 +84,7 @@ function encode(values: Float32Array, type: number): Uint8Array {
     for (let i = 0; i < values.length; i++) bits[i] = convert(values[i]);
     return new Uint8Array(bits.buffer);
   }
+  if (type === GGML.Q4_0) return encodeQ4_0(values);
   // q8_0: blocks of 32 values as an f16 scale (max |x| / 127) and 32 signed bytes
   const blocks = values.length / 32;
   const out = new Uint8Array(blocks * 34);
@@ -93,6 +96,31 @@ function encode(values: Float32Array, type: number): Uint8Array {
     const inv = d ? 1 / d : 0;
     view.setUint16(b * 34, f32ToF16Bits(d), true);
     for (let i = 0; i < 32; i++) view.setInt8(b * 34 + 2 + i, Math.round(values[b * 32 + i] * inv));
+  }
+  return out;
+}
+
+/**
+ * q4_0: blocks of 32 values as an f16 scale d and 16 bytes of 4-bit codes, value = d · (code − 8). d is the
+ * block's value of largest magnitude over −8, so that value lands on code 0 exactly and the rest of the range is
+ * [−8, 7]·d; codes round to nearest (half up) and clamp at 15. Byte j holds value j in its low nibble and value
+ * j + 16 in its high nibble.
+ */
+function encodeQ4_0(values: Float32Array): Uint8Array {
+  const blocks = values.length / 32;
+  const out = new Uint8Array(blocks * BLOCK_BYTES[GGML.Q4_0]);
+  const view = new DataView(out.buffer);
+  const code = (v: number) => Math.min(15, Math.trunc(Math.fround(v + 8.5)));
+  for (let b = 0; b < blocks; b++) {
+    const x = values.subarray(b * 32, b * 32 + 32);
+    let extreme = 0;
+    for (const v of x) if (Math.abs(v) > Math.abs(extreme)) extreme = v;
+    const d = Math.fround(extreme / -8);
+    const inv = d ? Math.fround(1 / d) : 0;
+    const at = b * BLOCK_BYTES[GGML.Q4_0];
+    view.setUint16(at, f32ToF16Bits(d), true);
+    for (let j = 0; j < 16; j++)
+      out[at + 2 + j] = code(Math.fround(x[j] * inv)) | (code(Math.fround(x[j + 16] * inv)) << 4);
   }
   return out;
 }
@@ -228,9 +256,11 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
           ? GGML.F16
           : type === 'bf16'
             ? GGML.BF16
-            : t.shape[1] % 32 === 0
-              ? GGML.Q8_0
-              : GGML.F16;
+            : t.shape[1] % 32 !== 0
+              ? GGML.F16
+              : type === 'q8_0'
+                ? GGML.Q8_0
+                : GGML.Q4_0;
       return { hfName, name: hfToGgufName(hfName, c.sandwichNorms), tensor: t, ggmlType };
     }),
     ...extra.map(([name, tensor]) => ({ hfName: name, name, tensor, ggmlType: GGML.F32 })),
@@ -268,8 +298,8 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   const sizes = tensors.map((t) =>
     t.ggmlType === GGML.F32
       ? 4 * t.tensor.size
-      : t.ggmlType === GGML.Q8_0
-        ? (t.tensor.size / 32) * 34
+      : t.ggmlType === GGML.Q8_0 || t.ggmlType === GGML.Q4_0
+        ? (t.tensor.size / 32) * BLOCK_BYTES[t.ggmlType]
         : 2 * t.tensor.size,
   );
   const infos: Uint8Array[] = [];
