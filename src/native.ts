@@ -49,10 +49,23 @@ export interface NativeAddon {
     packed: Uint8Array,
     absmax: F32,
   ): void;
+  /** absmax of 4-bit blocks block0..block0+count from bitsandbytes' double quantization: f32(map[code]·nested) + offset */
+  expandAbsmax(
+    codes: Uint8Array,
+    nestedAbsmax: F32,
+    nestedBlocksize: number,
+    offset: number,
+    map: F32,
+    block0: number,
+    count: number,
+    out: F32,
+  ): void;
   /** rows row0.. of a [*, cols] bitsandbytes 4-bit weight, dequantised into out (f32, or bf16 bits when outBf16 is 1) */
   dequantize4bitRows(
     packed: Uint8Array,
+    /** the absmax of blocks block0.. (those the rows touch) */
     absmax: F32,
+    block0: number,
     table: F32,
     blocksize: number,
     cols: number,

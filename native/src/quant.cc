@@ -95,19 +95,21 @@ static Napi::Value Quantize4bit(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// dequantize4bitRows(packed, absmax, table, blocksize, cols, row0, rows, out, outBf16): rows row0.. of a [*, cols]
-// weight whose flat values are 4-bit codes, two per byte (the even element in the high nibble)
+// dequantize4bitRows(packed, absmax, block0, table, blocksize, cols, row0, rows, out, outBf16): rows row0.. of a
+// [*, cols] weight whose flat values are 4-bit codes, two per byte (the even element in the high nibble); absmax
+// holds the blocks from block0 on
 static Napi::Value Dequantize4bitRows(const Napi::CallbackInfo& info) {
   Args a(info, "dequantize4bitRows");
-  int64_t blocksize = a.size(3), cols = a.size(4), row0 = a.size(5), rows = a.size(6);
-  bool bf16 = a.number(8) != 0;
+  int64_t block0 = a.size(2), blocksize = a.size(4), cols = a.size(5), row0 = a.size(6), rows = a.size(7);
+  bool bf16 = a.number(9) != 0;
   a.check(blocksize > 0 && cols > 0 && row0 >= 0 && rows >= 0, "needs blocksize, cols > 0 and rows >= 0");
+  a.check(block0 >= 0 && block0 * blocksize <= row0 * cols, "needs absmax from a block at or before the first row");
   int64_t end = (row0 + rows) * cols;
   const uint8_t* packed = a.buffer<uint8_t>(0, (end + 1) / 2, "packed");
-  const float* absmax = a.buffer<float>(1, (end + blocksize - 1) / blocksize, "absmax");
-  const float* table = a.buffer<float>(2, 16, "table");
-  float* f32Out = bf16 ? nullptr : a.buffer<float>(7, rows * cols, "out");
-  uint16_t* bf16Out = bf16 ? a.buffer<uint16_t>(7, rows * cols, "out") : nullptr;
+  const float* absmax = a.buffer<float>(1, blocksize > 0 ? (end + blocksize - 1) / blocksize - block0 : 0, "absmax");
+  const float* table = a.buffer<float>(3, 16, "table");
+  float* f32Out = bf16 ? nullptr : a.buffer<float>(8, rows * cols, "out");
+  uint16_t* bf16Out = bf16 ? a.buffer<uint16_t>(8, rows * cols, "out") : nullptr;
   if (!a.ok()) return info.Env().Undefined();
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 15))
   for (int64_t r = 0; r < rows; r++) {
@@ -116,8 +118,32 @@ static Napi::Value Dequantize4bitRows(const Napi::CallbackInfo& info) {
       int64_t i = base + c;
       uint8_t byte = packed[i >> 1];
       int code = (i & 1) ? (byte & 15) : (byte >> 4);
-      store(table[code] * absmax[i / blocksize], f32Out, bf16Out, r * cols + c);
+      store(table[code] * absmax[i / blocksize - block0], f32Out, bf16Out, r * cols + c);
     }
+  }
+  return info.Env().Undefined();
+}
+
+// expandAbsmax(codes, nestedAbsmax, nestedBlocksize, offset, map, block0, count, out): bitsandbytes' double-
+// quantized absmax of blocks block0.. as f32: f32(map[code] · nested) + offset, each step rounded to f32 as
+// bitsandbytes computes it.
+static Napi::Value ExpandAbsmax(const Napi::CallbackInfo& info) {
+  Args a(info, "expandAbsmax");
+  int64_t nestedBlocksize = a.size(2), block0 = a.size(5), count = a.size(6);
+  const float offset = static_cast<float>(a.number(3));
+  a.check(nestedBlocksize > 0 && block0 >= 0 && count >= 0, "needs nestedBlocksize > 0, block0 and count >= 0");
+  const uint8_t* codes = a.buffer<uint8_t>(0, block0 + count, "codes");
+  const float* nested =
+      a.buffer<float>(1, nestedBlocksize > 0 ? (block0 + count + nestedBlocksize - 1) / nestedBlocksize : 0, "nestedAbsmax");
+  const float* map = a.buffer<float>(4, 256, "map");
+  float* out = a.buffer<float>(7, count, "out");
+  if (!a.ok()) return info.Env().Undefined();
+#pragma omp parallel for schedule(static) if (count > (1 << 16))
+  for (int64_t j = 0; j < count; j++) {
+    int64_t b = block0 + j;
+    // rounded on its own before the sum: a fused multiply-add (which -ffp-contract=fast would make) rounds once
+    volatile float scaled = map[codes[b]] * nested[b / nestedBlocksize];
+    out[j] = scaled + offset;
   }
   return info.Env().Undefined();
 }
@@ -164,6 +190,7 @@ void registerQuant(Napi::Env env, Napi::Object exports) {
   exports.Set("gemv4bit", Napi::Function::New(env, Gemv4bit));
   exports.Set("quantize4bit", Napi::Function::New(env, Quantize4bit));
   exports.Set("dequantize4bitRows", Napi::Function::New(env, Dequantize4bitRows));
+  exports.Set("expandAbsmax", Napi::Function::New(env, ExpandAbsmax));
   exports.Set("dequantizeInt8Rows", Napi::Function::New(env, DequantizeInt8Rows));
 }
 

@@ -12,10 +12,45 @@ import { Tensor } from './tensor.js';
 
 export type QuantKind = 'nf4' | 'fp4' | 'int8';
 
-/** 4-bit: packed codes, one f32 absmax per block; int8: codes and one f32 scale per row. */
+/**
+ * bitsandbytes' double quantization of the 4-bit blocks' absmax values, kept as it is (a byte per block):
+ * absmax[b] = f32(map[codes[b]] · nestedAbsmax[b / nestedBlocksize]) + offset, expanded a range at a time.
+ */
+export interface DoubleQuantizedAbsmax {
+  codes: Uint8Array;
+  nestedAbsmax: Float32Array;
+  offset: number;
+  nestedBlocksize: number;
+  /** the 256-entry 8-bit dynamic map */
+  map: Float32Array;
+}
+
+/** 4-bit: packed codes, one absmax per block (f32, or double-quantized); int8: codes and one f32 scale per row. */
 export type QuantizedData =
-  | { kind: 'nf4' | 'fp4'; packed: Uint8Array; absmax: Float32Array; blocksize: number; table: Float32Array }
+  | {
+      kind: 'nf4' | 'fp4';
+      packed: Uint8Array;
+      absmax: Float32Array | DoubleQuantizedAbsmax;
+      blocksize: number;
+      table: Float32Array;
+    }
   | { kind: 'int8'; codes: Int8Array; scales: Float32Array };
+
+/** Expanded absmax values, reused from call to call (each native call reads them at once). */
+let absmaxScratch = new Float32Array(0);
+
+/** The f32 absmax of blocks [block0, block0 + count). */
+export function absmaxRange(a: Float32Array | DoubleQuantizedAbsmax, block0: number, count: number): Float32Array {
+  if (a instanceof Float32Array) return a.subarray(block0, block0 + count);
+  if (absmaxScratch.length < count) absmaxScratch = new Float32Array(count);
+  const out = absmaxScratch.subarray(0, count);
+  native.expandAbsmax(a.codes, a.nestedAbsmax, a.nestedBlocksize, a.offset, a.map, block0, count, out);
+  return out;
+}
+
+function absmaxBytes(a: Float32Array | DoubleQuantizedAbsmax): number {
+  return a instanceof Float32Array ? a.byteLength : a.codes.byteLength + a.nestedAbsmax.byteLength;
+}
 
 /** Bytes of scratch a panel of dequantised rows may take. */
 const panelBytes = 4 << 20;
@@ -35,7 +70,7 @@ export class QuantizedMatrix {
   /** Bytes the quantized form holds (codes and statistics). */
   get bytes(): number {
     const d = this.data;
-    return d.kind === 'int8' ? d.codes.byteLength + d.scales.byteLength : d.packed.byteLength + d.absmax.byteLength;
+    return d.kind === 'int8' ? d.codes.byteLength + d.scales.byteLength : d.packed.byteLength + absmaxBytes(d.absmax);
   }
 
   /** Rows [row0, row0 + rows) dequantised into `out` (f32, or bf16 bits). */
@@ -50,7 +85,12 @@ export class QuantizedMatrix {
     }
     const bf16 = out instanceof Uint16Array ? 1 : 0;
     if (d.kind === 'int8') native.dequantizeInt8Rows(d.codes, d.scales, cols, row0, rows, out, bf16);
-    else native.dequantize4bitRows(d.packed, d.absmax, d.table, d.blocksize, cols, row0, rows, out, bf16);
+    else {
+      const block0 = Math.floor((row0 * cols) / d.blocksize);
+      const blocks = Math.ceil(((row0 + rows) * cols) / d.blocksize) - block0;
+      const absmax = absmaxRange(d.absmax, block0, blocks);
+      native.dequantize4bitRows(d.packed, absmax, block0, d.table, d.blocksize, cols, row0, rows, out, bf16);
+    }
     if (out instanceof Float32Array && this.roundTo === 'f16')
       for (let i = 0; i < rows * cols; i++) out[i] = f16BitsToF32(f32ToF16Bits(out[i]));
   }
@@ -83,7 +123,8 @@ export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<
   const d = q.data;
   if (rows <= fewRows && d.kind !== 'int8' && d.blocksize % 32 === 0 && K % d.blocksize === 0) {
     // decoding: the codes are looked up in registers, f32 products (no panel, no rounding of the weight)
-    native.gemv4bit(x.data, d.packed, d.absmax, d.table, d.blocksize, out.data, rows, N, K, bias?.data ?? null);
+    const absmax = absmaxRange(d.absmax, 0, (N * K) / d.blocksize);
+    native.gemv4bit(x.data, d.packed, absmax, d.table, d.blocksize, out.data, rows, N, K, bias?.data ?? null);
     return out;
   }
   const dtype = q.compute === 'bf16' ? NativeDType.bf16 : NativeDType.f32;

@@ -10,7 +10,6 @@ import type { LmfError } from '../../src/errors.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { f32ToBf16Bits } from '../../src/tensor/dtype.js';
 import {
-  dequantizeAbsmax,
   dynamicMap,
   fp4Table,
   nf4Table,
@@ -19,7 +18,7 @@ import {
   quantizeInt8Rows,
   type FourBitType,
 } from '../../src/models/quant/bnb.js';
-import { QuantizedMatrix } from '../../src/tensor/quantized.js';
+import { QuantizedMatrix, type DoubleQuantizedAbsmax } from '../../src/tensor/quantized.js';
 import { loadModel } from '../../src/models/registry.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { withScope } from '../../src/tensor/tensor.js';
@@ -30,12 +29,21 @@ const f32 = (name: string) => Float32Array.from(golden.readNumbers(name));
 const ints = (name: string) => Array.from(golden.readNumbers(name));
 const shapes: Record<string, [number, number]> = { big: [300, 70], odd: [7, 9], bf16: [64, 48] };
 
-/** The native dequantisation the quantized matmuls use, over the whole matrix. */
-function dequantized4(packed: Uint8Array, absmax: Float32Array, type: FourBitType, rows: number, cols: number) {
+/** The native dequantisation the quantized matmuls use, over the whole matrix and row by row (the same values). */
+function dequantized4(
+  packed: Uint8Array,
+  absmax: Float32Array | DoubleQuantizedAbsmax,
+  type: FourBitType,
+  rows: number,
+  cols: number,
+) {
   const table = type === 'nf4' ? nf4Table : fp4Table;
   const q = new QuantizedMatrix([rows, cols], { kind: type, packed, absmax, blocksize: 64, table }, 'f32');
   const out = new Float32Array(rows * cols);
   q.dequantizeRows(0, rows, out);
+  const byRow = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) q.dequantizeRows(r, 1, byRow.subarray(r * cols, (r + 1) * cols));
+  sameBits(byRow, out, 'row by row');
   return out;
 }
 
@@ -77,7 +85,7 @@ for (const [name, [rows, cols]] of Object.entries(shapes)) {
     assert.equal(nested.offset, f32(`${name}.nf4.offset`)[0]);
     assert.deepEqual(Array.from(nested.codes), ints(`${name}.nf4.nested_codes`));
     sameBits(nested.nestedAbsmax, f32(`${name}.nf4.nested_absmax`), 'nested absmax');
-    const absmax = dequantizeAbsmax(nested);
+    const absmax = { ...nested, map: dynamicMap };
     sameBits(dequantized4(q.packed, absmax, 'nf4', rows, cols), f32(`${name}.nf4.dq_dequant`), 'weights');
   });
 

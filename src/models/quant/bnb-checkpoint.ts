@@ -8,10 +8,10 @@
  */
 import { z } from 'zod';
 import { LmfError } from '../../errors.js';
-import { QuantizedMatrix } from '../../tensor/quantized.js';
+import { QuantizedMatrix, type DoubleQuantizedAbsmax } from '../../tensor/quantized.js';
 import { Tensor } from '../../tensor/tensor.js';
 import type { WeightFolder } from '../weights.js';
-import { dequantizeAbsmax, fp4Table, nf4Table } from './bnb.js';
+import { fp4Table, nf4Table } from './bnb.js';
 
 /** Quantisation methods of other tools, refused by name (their weights are not bnb's layout). */
 const otherMethods = ['gptq', 'awq', 'aqlm', 'eetq', 'hqq', 'fp8', 'compressed-tensors', 'torchao', 'bitnet', 'quanto'];
@@ -115,21 +115,19 @@ export function readBnbQuantized(
     if (packed.bytes.length !== (count + 1) >> 1)
       throw corrupt(packed.entry.file, name, `${packed.bytes.length} packed bytes for ${count} 4-bit values`);
     const blocks = Math.ceil(count / s.blocksize);
-    let absmax: Float32Array;
+    let absmax: Float32Array | DoubleQuantizedAbsmax;
     if (s.nested_offset !== undefined) {
       const codes = weights.raw(`${name}.absmax`);
       if (codes.bytes.length !== blocks)
         throw corrupt(codes.entry.file, `${name}.absmax`, `${codes.bytes.length} absmax codes for ${blocks} blocks`);
       const nestedBlocksize = s.nested_blocksize ?? 256;
-      absmax = dequantizeAbsmax(
-        {
-          codes: codes.bytes,
-          nestedAbsmax: floats(weights, `${name}.nested_absmax`, Math.ceil(blocks / nestedBlocksize)),
-          offset: Math.fround(s.nested_offset),
-          nestedBlocksize,
-        },
-        floats(weights, `${name}.nested_quant_map`, 256),
-      );
+      absmax = {
+        codes: codes.bytes,
+        nestedAbsmax: floats(weights, `${name}.nested_absmax`, Math.ceil(blocks / nestedBlocksize)),
+        offset: Math.fround(s.nested_offset),
+        nestedBlocksize,
+        map: floats(weights, `${name}.nested_quant_map`, 256),
+      };
     } else {
       absmax = floats(weights, `${name}.absmax`, blocks);
     }

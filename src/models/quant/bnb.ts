@@ -130,14 +130,6 @@ export function quantizeAbsmax(absmax: Float32Array, nestedBlocksize = 256): Nes
   return { codes, nestedAbsmax, offset, nestedBlocksize };
 }
 
-/** absmax[b] = f32(f32(map[code[b]] · nestedAbsmax[b / 256]) + offset). */
-export function dequantizeAbsmax(n: NestedAbsmax, map: Float32Array = dynamicMap): Float32Array {
-  const out = new Float32Array(n.codes.length);
-  for (let b = 0; b < out.length; b++)
-    out[b] = f(map[n.codes[b]] * n.nestedAbsmax[Math.floor(b / n.nestedBlocksize)]) + n.offset;
-  return out;
-}
-
 export interface Int8Rows {
   /** int8 codes [out, in] */
   codes: Int8Array;

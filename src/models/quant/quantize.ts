@@ -1,11 +1,12 @@
 /**
  * QLoRA's frozen base: a projection's weight quantized with bitsandbytes' formats (bnb.ts) as it is loaded.
- * Double quantization is applied as bnb applies it and the statistics are kept dequantised in memory (one f32
- * per block of 64: 0.5 bits per weight), which the dequantising matmuls read directly.
+ * Double quantization is applied as bnb applies it and kept as bnb keeps it (a byte per block of 64 and an f32
+ * per 256 blocks: 0.127 bits per weight instead of 0.5); the quantized projections expand the absmax values of
+ * the rows they read.
  */
 import { Tensor } from '../../tensor/tensor.js';
 import { panelCompute, QuantizedMatrix } from '../../tensor/quantized.js';
-import { dequantizeAbsmax, fp4Table, nf4Table, quantize4bit, quantizeAbsmax, quantizeInt8Rows } from './bnb.js';
+import { dynamicMap, fp4Table, nf4Table, quantize4bit, quantizeAbsmax, quantizeInt8Rows } from './bnb.js';
 
 export interface QuantizeSpec {
   bits: 4 | 8;
@@ -48,7 +49,7 @@ function quantize4bitMatrix(
 ): QuantizedMatrix {
   const type = s.type;
   const blocks = quantize4bit(values, type);
-  const absmax = s.doubleQuantization ? dequantizeAbsmax(quantizeAbsmax(blocks.absmax)) : blocks.absmax;
+  const absmax = s.doubleQuantization ? { ...quantizeAbsmax(blocks.absmax), map: dynamicMap } : blocks.absmax;
   const table = type === 'nf4' ? nf4Table : fp4Table;
   return new QuantizedMatrix(shape, { kind: type, packed: blocks.packed, absmax, blocksize: 64, table }, s.compute);
 }
