@@ -138,12 +138,14 @@ static Napi::Value ExpandAbsmax(const Napi::CallbackInfo& info) {
   const float* map = a.buffer<float>(4, 256, "map");
   float* out = a.buffer<float>(7, count, "out");
   if (!a.ok()) return info.Env().Undefined();
-#pragma omp parallel for schedule(static) if (count > (1 << 16))
-  for (int64_t j = 0; j < count; j++) {
-    int64_t b = block0 + j;
-    // rounded on its own before the sum: a fused multiply-add (which -ffp-contract=fast would make) rounds once
-    volatile float scaled = map[codes[b]] * nested[b / nestedBlocksize];
-    out[j] = scaled + offset;
+  // the products are stored (rounded) before the sums, in two passes: a fused multiply-add, which
+  // -ffp-contract=fast makes of one expression, would round once
+#pragma omp parallel if (count > (1 << 16))
+  {
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < count; j++) out[j] = map[codes[block0 + j]] * nested[(block0 + j) / nestedBlocksize];
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < count; j++) out[j] += offset;
   }
   return info.Env().Undefined();
 }
