@@ -2,7 +2,8 @@
  * A frozen weight [out, in] kept in bitsandbytes' 4-bit (NF4/FP4) or 8-bit (LLM.int8) form, and the projection
  * that reads it: y = x·Wᵀ (+ bias) and, in the backward pass, dx = g·W. W is dequantised a panel of rows at a time
  * into a scratch of about 4 MB that a matmul then reads (bf16 when the model computes in bf16), so no
- * full-precision copy of the weight ever exists; for the few rows of decoding, 4-bit codes are read in place. The weight gets no gradient (QLoRA trains adapters on top).
+ * full-precision copy of the weight ever exists; for the few rows of decoding, 4-bit codes are read in place.
+ * The weight gets no gradient (QLoRA trains adapters on top).
  */
 import { native, NativeDType } from '../native.js';
 import { needsGrad, record } from './autograd.js';
@@ -40,7 +41,7 @@ export type QuantizedData =
 let absmaxScratch = new Float32Array(0);
 
 /** The f32 absmax of blocks [block0, block0 + count). */
-export function absmaxRange(a: Float32Array | DoubleQuantizedAbsmax, block0: number, count: number): Float32Array {
+function absmaxRange(a: Float32Array | DoubleQuantizedAbsmax, block0: number, count: number): Float32Array {
   if (a instanceof Float32Array) return a.subarray(block0, block0 + count);
   if (absmaxScratch.length < count) absmaxScratch = new Float32Array(count);
   const out = absmaxScratch.subarray(0, count);
