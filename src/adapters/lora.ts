@@ -9,6 +9,7 @@ import { add, doraScale, dropout, linear, loraLinear } from '../tensor/ops/index
 import { needsGrad } from '../tensor/autograd.js';
 import type { Rng } from '../tensor/random.js';
 import { native, NativeDType } from '../native.js';
+import { QuantizedMatrix } from '../tensor/quantized.js';
 import { persistent, Tensor, withScope } from '../tensor/tensor.js';
 import { LmfError } from '../errors.js';
 
@@ -57,13 +58,27 @@ export class LoraLayer implements LinearDelta {
     this.magnitude = magnitude;
   }
 
-  /** Row norms of the adapted weight W + scale * B A, [out] (DoRA's denominator; no gradient flows through it). */
-  adaptedRowNorms(weight: Tensor): Float32Array {
+  /**
+   * Row norms of the adapted weight W + scale * B A, [out] (DoRA's denominator; no gradient flows through it). A
+   * quantized base is dequantised a panel of rows at a time, as its projections read it.
+   */
+  adaptedRowNorms(weight: Tensor | QuantizedMatrix): Float32Array {
     return withScope(() => {
-      const w = weight.dtype === 'f32' ? (weight as Tensor<'f32'>) : weight.toF32();
       const adapted = this.mergedDelta();
-      native.axpby(adapted.data, w.data, adapted.data, adapted.size, 1, 1);
       const [outF, inF] = adapted.shape;
+      if (weight instanceof QuantizedMatrix) {
+        const P = Math.min(outF, Math.max(1, Math.floor((4 << 20) / (4 * inF))));
+        const panel = new Float32Array(P * inF);
+        for (let row0 = 0; row0 < outF; row0 += P) {
+          const rows = Math.min(P, outF - row0);
+          weight.dequantizeRows(row0, rows, panel.subarray(0, rows * inF));
+          const target = adapted.data.subarray(row0 * inF, (row0 + rows) * inF);
+          native.axpby(target, panel, target, rows * inF, 1, 1);
+        }
+      } else {
+        const w = weight.dtype === 'f32' ? (weight as Tensor<'f32'>) : weight.toF32();
+        native.axpby(adapted.data, w.data, adapted.data, adapted.size, 1, 1);
+      }
       const norms = new Float32Array(outF);
       for (let o = 0; o < outF; o++) {
         let ss = 0;
@@ -85,9 +100,10 @@ export class LoraLayer implements LinearDelta {
   forward(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'> {
     if (this.magnitude) {
       // DoRA: y = m / ||W + s B A||_row * (x W^T + s (x A^T) B^T) + bias
-      const nInv = this.adaptedRowNorms(layer.weight).map((n) => 1 / n);
+      const base = layer.quantized ?? layer.weight;
+      const nInv = this.adaptedRowNorms(base).map((n) => 1 / n);
       return doraScale(
-        loraLinear(x, x, layer.weight, null, this.A, this.B, this.scale),
+        loraLinear(x, x, base, null, this.A, this.B, this.scale),
         this.magnitude,
         nInv,
         layer.bias,
@@ -217,11 +233,6 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
   const layers = new Map<string, LoraLayer>();
   for (const [name, lin] of linearModules(model)) {
     if (!matchesTarget(name, s.targetModules)) continue;
-    if (s.useDora && lin.quantized)
-      throw new LmfError('unsupported', 'DoRA on a quantized base (QLoRA) is not supported yet', {
-        key: 'use_dora',
-        hint: 'use plain LoRA with quantization_bit, or DoRA on the unquantized model',
-      });
     const r = patternValue(s.rankPattern, name) ?? s.r;
     const alpha = patternValue(s.alphaPattern, name) ?? s.alpha;
     const bound = 1 / Math.sqrt(lin.inFeatures);
@@ -245,7 +256,7 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
       );
       if (layer.magnitude) {
         // with B = 0 the adapted weight is W, so m = ||W||_row starts the model exactly where it was
-        layer.magnitude.data.set(layer.adaptedRowNorms(lin.weight));
+        layer.magnitude.data.set(layer.adaptedRowNorms(lin.quantized ?? lin.weight));
         layer.magnitude.requiresGrad = true;
       }
       return layer;

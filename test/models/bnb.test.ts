@@ -181,21 +181,26 @@ test('verify refuses a quantized base without an adapter: it has no weights of i
   );
 });
 
-test('QLoRA trains (quantization_bit 4 and 8): the loss falls, the base stays quantized, the adapter loads back', async () => {
+test('QLoRA trains (quantization_bit 4 and 8, and DoRA on 4): the loss falls, the adapter loads back', async () => {
   const { loadConfig } = await import('../../src/config/load.js');
   const { train } = await import('../../src/train/trainer.js');
   const { loadInference } = await import('../../src/infer/load.js');
   const { makeTinyModelFolder } = await import('../helpers.js');
   const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-qlora-'));
   const base = await makeTinyModelFolder(path.join(work, 'model'));
-  for (const bits of [4, 8]) {
-    const out = path.join(work, `out-${bits}`);
+  for (const [bits, dora] of [
+    [4, false],
+    [8, false],
+    [4, true],
+  ] as const) {
+    const out = path.join(work, `out-${bits}-${dora}`);
     const c = loadConfig(null, {
       model_name_or_path: base,
       dataset: 'identity',
       dataset_dir: 'data',
       template: 'llama2',
       quantization_bit: bits,
+      use_dora: dora,
       learning_rate: 5e-3,
       cutoff_len: 64,
       max_steps: 6,
@@ -204,7 +209,7 @@ test('QLoRA trains (quantization_bit 4 and 8): the loss falls, the base stays qu
     });
     const { state } = await train(c, { print: () => undefined });
     const losses = state.log_history.map((r) => r.loss!).filter((l) => l !== undefined);
-    assert.ok(losses[losses.length - 1] < losses[0], `${bits}-bit: ${losses.join(', ')}`);
+    assert.ok(losses[losses.length - 1] < losses[0], `${bits}-bit, DoRA ${dora}: ${losses.join(', ')}`);
     const m = loadInference({ model: base, adapters: [out] });
     m.model.dispose();
   }

@@ -8,6 +8,7 @@ import { loraLinear } from '../../src/tensor/ops/index.js';
 import { QuantizedMatrix, quantLinear } from '../../src/tensor/quantized.js';
 import { Rng } from '../../src/tensor/random.js';
 import { Tensor, withScope } from '../../src/tensor/tensor.js';
+import { maxOf } from '../../src/util/arrays.js';
 import { maxAbsDiff } from '../helpers.js';
 
 const rng = new Rng(5);
@@ -104,4 +105,32 @@ test('the backward of quantLinear and of loraLinear on a quantized base matches 
       );
     }
   }
+});
+
+test('DoRA on a quantized base equals DoRA on the same weights dequantised: output and every gradient', async () => {
+  const { LoraLayer } = await import('../../src/adapters/lora.js');
+  const { Linear } = await import('../../src/nn/linear.js');
+  const [rows, N, K, r] = [6, 40, 128, 4];
+  const { q, w } = quantized(N, K, 'nf4');
+  const x0 = randn(rows * K);
+  const [A0, B0] = [randn(r * K, 0.1), randn(N * r, 0.1)];
+  const probe = randn(rows * N);
+  const run = (base: Tensor | QuantizedMatrix) =>
+    withScope(() => {
+      const layer = new Linear(base, null);
+      const [A, B] = [Tensor.from(A0, [r, K], 'f32'), Tensor.from(B0, [N, r], 'f32')];
+      const dora = new LoraLayer(A, B, 2, 0, 0, Tensor.zeros([N], 'f32'));
+      dora.magnitude!.data.set(dora.adaptedRowNorms(base));
+      const x = Tensor.from(x0, [rows, K], 'f32');
+      for (const t of [x, A, B, dora.magnitude!]) t.requiresGrad = true;
+      const y = dora.forward(x, layer);
+      backward(y, Tensor.from(probe, y.shape, 'f32'));
+      return [y, x.grad!, A.grad!, B.grad!, dora.magnitude!.grad!].map((t) => t.data.slice());
+    });
+  const quant = run(q);
+  const dense = run(Tensor.from(w, [N, K], 'f32'));
+  ['y', 'dx', 'dA', 'dB', 'dm'].forEach((name, i) => {
+    const scale = maxOf(dense[i].map(Math.abs));
+    assert.ok(maxAbsDiff(quant[i], dense[i]) <= 1e-5 * scale, `${name}: ${maxAbsDiff(quant[i], dense[i])} of ${scale}`);
+  });
 });
