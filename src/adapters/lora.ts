@@ -102,12 +102,7 @@ export class LoraLayer implements LinearDelta {
       // DoRA: y = m / ||W + s B A||_row * (x W^T + s (x A^T) B^T) + bias
       const base = layer.quantized ?? layer.weight;
       const nInv = this.adaptedRowNorms(base).map((n) => 1 / n);
-      return doraScale(
-        loraLinear(x, x, base, null, this.A, this.B, this.scale),
-        this.magnitude,
-        nInv,
-        layer.bias,
-      );
+      return doraScale(loraLinear(x, x, base, null, this.A, this.B, this.scale), this.magnitude, nInv, layer.bias);
     }
     const base = layer.quantized ?? layer.weight;
     return loraLinear(x, this.dropped(x, pass), base, layer.bias, this.A, this.B, this.scale);
