@@ -67,7 +67,7 @@ export class LoraLayer implements LinearDelta {
       const adapted = this.mergedDelta();
       const [outF, inF] = adapted.shape;
       if (weight instanceof QuantizedMatrix) {
-        const P = Math.min(outF, Math.max(1, Math.floor((4 << 20) / (4 * inF))));
+        const P = Math.min(outF, weight.panelRows());
         const panel = new Float32Array(P * inF);
         for (let row0 = 0; row0 < outF; row0 += P) {
           const rows = Math.min(P, outF - row0);
@@ -98,13 +98,12 @@ export class LoraLayer implements LinearDelta {
    * exactly the masks an uninterrupted one would.
    */
   forward(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'> {
+    const base = layer.stored;
     if (this.magnitude) {
       // DoRA: y = m / ||W + s B A||_row * (x W^T + s (x A^T) B^T) + bias
-      const base = layer.quantized ?? layer.weight;
       const nInv = this.adaptedRowNorms(base).map((n) => 1 / n);
       return doraScale(loraLinear(x, x, base, null, this.A, this.B, this.scale), this.magnitude, nInv, layer.bias);
     }
-    const base = layer.quantized ?? layer.weight;
     return loraLinear(x, this.dropped(x, pass), base, layer.bias, this.A, this.B, this.scale);
   }
 
@@ -251,7 +250,7 @@ export function attachLora(model: CausalLM, s: LoraSettings, rng: Rng): Map<stri
       );
       if (layer.magnitude) {
         // with B = 0 the adapted weight is W, so m = ||W||_row starts the model exactly where it was
-        layer.magnitude.data.set(layer.adaptedRowNorms(lin.quantized ?? lin.weight));
+        layer.magnitude.data.set(layer.adaptedRowNorms(lin.stored));
         layer.magnitude.requiresGrad = true;
       }
       return layer;

@@ -22,6 +22,8 @@ export type GgufType = 'f16' | 'bf16' | 'q8_0' | 'q4_0';
 /** ggml tensor types and llama.cpp file types */
 const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
 const FILE_TYPE: Record<GgufType, number> = { f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
+/** the ggml type of a model's matrices for each export type (norms and other vectors stay f32) */
+const MATRIX_TYPE: Record<GgufType, number> = { f16: GGML.F16, bf16: GGML.BF16, q8_0: GGML.Q8_0, q4_0: GGML.Q4_0 };
 /** bytes of a block of 32 values: an f16 scale and the codes */
 const BLOCK_BYTES = { [GGML.Q8_0]: 34, [GGML.Q4_0]: 18 } as const;
 const ALIGN = 32;
@@ -87,15 +89,16 @@ function encode(values: Float32Array, type: number): Uint8Array {
   if (type === GGML.Q4_0) return encodeQ4_0(values);
   // q8_0: blocks of 32 values as an f16 scale (max |x| / 127) and 32 signed bytes
   const blocks = values.length / 32;
-  const out = new Uint8Array(blocks * 34);
+  const bytes = BLOCK_BYTES[GGML.Q8_0];
+  const out = new Uint8Array(blocks * bytes);
   const view = new DataView(out.buffer);
   for (let b = 0; b < blocks; b++) {
     let amax = 0;
     for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(values[b * 32 + i]));
     const d = amax / 127;
     const inv = d ? 1 / d : 0;
-    view.setUint16(b * 34, f32ToF16Bits(d), true);
-    for (let i = 0; i < 32; i++) view.setInt8(b * 34 + 2 + i, Math.round(values[b * 32 + i] * inv));
+    view.setUint16(b * bytes, f32ToF16Bits(d), true);
+    for (let i = 0; i < 32; i++) view.setInt8(b * bytes + 2 + i, Math.round(values[b * 32 + i] * inv));
   }
   return out;
 }
@@ -250,17 +253,9 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   const tensors = [
     ...params.map(([hfName, t]) => {
       const matrix = t.shape.length === 2;
-      const ggmlType = !matrix
-        ? GGML.F32
-        : type === 'f16'
-          ? GGML.F16
-          : type === 'bf16'
-            ? GGML.BF16
-            : t.shape[1] % 32 !== 0
-              ? GGML.F16
-              : type === 'q8_0'
-                ? GGML.Q8_0
-                : GGML.Q4_0;
+      // block types need rows in whole blocks of 32; other matrices stay f16
+      const wanted = MATRIX_TYPE[type];
+      const ggmlType = !matrix ? GGML.F32 : wanted in BLOCK_BYTES && t.shape[1] % 32 !== 0 ? GGML.F16 : wanted;
       return { hfName, name: hfToGgufName(hfName, c.sandwichNorms), tensor: t, ggmlType };
     }),
     ...extra.map(([name, tensor]) => ({ hfName: name, name, tensor, ggmlType: GGML.F32 })),

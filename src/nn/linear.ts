@@ -22,7 +22,8 @@ export interface LinearDelta {
 }
 
 export class Linear {
-  private readonly stored: Tensor | QuantizedMatrix;
+  /** The weight as it is kept: full precision, or a QLoRA base's quantized matrix (what projections read). */
+  readonly stored: Tensor | QuantizedMatrix;
   bias: Tensor<'f32'> | null;
   delta: LinearDelta | null = null;
 
