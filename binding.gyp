@@ -1,4 +1,7 @@
 {
+  "variables": {
+    "with_mpi%": "<!(node -e \"try{require('child_process').execSync('mpicc --showme:version',{stdio:'ignore'});console.log(1)}catch{console.log(0)}\")"
+  },
   "target_defaults": {
     "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
     "cflags!": ["-fno-exceptions"],
@@ -60,6 +63,16 @@
       "target_name": "lmf_kernels_neonbf16",
       "type": "static_library",
       "conditions": [["target_arch=='arm64'", {"sources": ["native/src/isa/neonbf16.cc"], "cflags_cc": ["-march=armv8.6-a+bf16"]}]]
+    },
+    {
+      "target_name": "lmf_mpi",
+      "conditions": [["with_mpi==1", {
+        "sources": ["native/mpi/collectives.cc"],
+        "defines": ["OMPI_SKIP_MPICXX"],
+        "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+        "cflags_cc": ["<!@(node -e \"try{process.stdout.write(require('child_process').execSync('mpicc --showme:compile'))}catch{}\")"],
+        "libraries": ["<!@(node -e \"try{process.stdout.write(require('child_process').execSync('mpicc --showme:link'))}catch{}\")"]
+      }], ["with_mpi==0", {"type": "none"}]]
     }
   ]
 }

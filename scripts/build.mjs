@@ -2,9 +2,10 @@
 // Builds what LMFactory runs from, only where it is out of date: `node scripts/build.mjs [native] [ts] [web]`
 // (all three by default; --force rebuilds them even when current). npm's install and prepare scripts call it, so an `npm ci`, `npm link`, npx or a
 // global install of the tarball never recompiles what is current.
-//   native: the addon, rebuilt when binding.gyp, native/, oneDNN's version, node-addon-api or the Node ABI changed; node-gyp builds in
-//           build/, and the result is copied to build/lmf_native.node under a temporary name and renamed, so an
-//           interrupted build never leaves a half-written addon where LMFactory loads it.
+//   native: the addon, rebuilt when binding.gyp, native/, oneDNN's version, node-addon-api, the Node ABI or the presence of
+//           Open MPI changed; node-gyp builds in build/, and the result is copied to build/lmf_native.node (and, where
+//           Open MPI's mpicc is installed, build/lmf_mpi.node) under a temporary name and renamed, so an interrupted
+//           build never leaves a half-written addon where LMFactory loads it.
 //   ts:     dist/ from src/ (tsc), when a source is newer than the last build.
 //   web:    web/dist/ (vite), likewise.
 import { spawnSync } from 'node:child_process';
@@ -66,7 +67,8 @@ function buildNative() {
   for (const f of ['binding.gyp', ...files('native'), ...dnnlVersion, ...(existsSync(addonApi) ? [addonApi] : [])]) {
     hash.update(f).update(readFileSync(f));
   }
-  hash.update(`${process.versions.modules} ${process.arch} ${process.platform}`);
+  const mpi = spawnSync('mpicc', ['--showme:version'], { encoding: 'utf8' });
+  hash.update(`${process.versions.modules} ${process.arch} ${process.platform} ${mpi.status === 0 ? mpi.stdout : 'no mpi'}`);
   const stamp = hash.digest('hex');
   const current = existsSync(target) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
   if (current && !force) return;
@@ -91,9 +93,17 @@ function buildNative() {
   const headers = nodedir && nodedir !== 'undefined' && nodedir !== 'null' ? [`--nodedir=${nodedir}`] : [];
   run(gyp[0], [...gyp[1], 'configure', '--loglevel=warn', ...headers]);
   run(gyp[0], [...gyp[1], 'build', '--jobs', 'max', '--loglevel=warn']);
-  const tmp = `${target}.tmp-${process.pid}`;
-  copyFileSync(path.join('build', 'Release', 'lmf_native.node'), tmp);
-  renameSync(tmp, target);
+  for (const addon of ['lmf_native.node', 'lmf_mpi.node']) {
+    const built = path.join('build', 'Release', addon);
+    const into = path.join('build', addon);
+    if (!existsSync(built)) {
+      rmSync(into, { force: true });
+      continue;
+    }
+    const tmp = `${into}.tmp-${process.pid}`;
+    copyFileSync(built, tmp);
+    renameSync(tmp, into);
+  }
   writeFileSync(stampFile, stamp);
 }
 
