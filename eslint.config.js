@@ -19,7 +19,8 @@ const layers = {
   adapters: ['native', 'tensor', 'io', 'nn', 'models'],
   data: ['tensor', 'io', 'config'],
   infer: ['native', 'tensor', 'io', 'models', 'adapters', 'config', 'data'],
-  train: ['native', 'tensor', 'io', 'nn', 'models', 'adapters', 'config', 'data'],
+  distributed: [],
+  train: ['native', 'tensor', 'io', 'nn', 'models', 'adapters', 'config', 'data', 'distributed'],
   export: ['native', 'tensor', 'io', 'models', 'config', 'infer'],
   eval: ['tensor', 'io', 'config', 'data', 'infer'],
   // verify replays the reference's training steps with the trainer's optimizer

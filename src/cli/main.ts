@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import { nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './parse.js';
 import { lmfVersion as version } from '../version.js';
+import { joinedWorld } from '../distributed/world.js';
 import { fromSystemError, LmfError } from '../errors.js';
 import { availableParallelism } from 'node:os';
 import type { BenchMode } from '../bench/train-step.js';
@@ -140,8 +141,13 @@ export function buildProgram(): Command {
       'train a model as the YAML says (stage pt, sft, rm, dpo or kto; full, freeze or lora); with do_predict, answer eval_dataset and score it',
     )
     .argument('[settings...]', settingsHelp("training YAML with LLaMA-Factory's keys"))
+    .option('--nproc <n>', 'data-parallel ranks on this machine, started through mpirun', positiveInt)
     .allowUnknownOption()
-    .action(async (args: string[]) => {
+    .action(async (args: string[], o: { nproc?: number }) => {
+      if (o.nproc && o.nproc > 1) {
+        process.exitCode = await (await import('./launch.js')).launchRanks(o.nproc, args);
+        return;
+      }
       const c = await loadConfigFrom(args);
       if (c.do_train ?? !c.do_predict) await (await import('../train/trainer.js')).train(c);
       if (c.do_predict) {
@@ -217,8 +223,11 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
+    joinedWorld()?.finalize();
   } catch (err) {
     const known = err instanceof LmfError ? err : fromSystemError(err);
+    const world = joinedWorld();
+    if (world && world.size > 1) process.stderr.write(`[rank ${world.rank}] `);
     if (known) {
       process.stderr.write(`${known.format()}\n`);
     } else {
@@ -231,5 +240,7 @@ export async function main(argv: string[]): Promise<void> {
         );
     }
     process.exitCode = 1;
+    // one rank's error ends the whole job (the others would wait for it forever); mpirun names the rank
+    if (world && world.size > 1) world.abort(1);
   }
 }

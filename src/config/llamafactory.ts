@@ -21,7 +21,7 @@ const refuse = (why: string, value: unknown = null): ForeignKey => ({ default: v
 const engine = 'LMFactory runs its own CPU engine';
 const multimodal = 'images, video and audio are not supported (text models only)';
 const noNetwork = 'LMFactory does not upload or report to remote services';
-const oneProcess = 'training runs in one process on this machine';
+const launcher = 'ranks are the processes mpirun, srun or `lmf train --nproc` starts, and meet through Open MPI';
 const notYet = (what: string) => `${what} is not implemented yet`;
 
 /** Every key with the same treatment, by LLaMA-Factory's default. */
@@ -174,7 +174,6 @@ export const foreignKeys: Record<string, ForeignKey> = {
   // distribution and launch
   ...all(
     {
-      deepspeed: null,
       fsdp: null,
       fsdp_config: null,
       fsdp_transformer_layer_cls_to_wrap: null,
@@ -185,7 +184,7 @@ export const foreignKeys: Record<string, ForeignKey> = {
       ray_init_kwargs: null,
       accelerator_config: null,
     },
-    (v) => notice(`${oneProcess}; this setting has no effect`, v),
+    (v) => notice(`${launcher}; this setting has no effect`, v),
   ),
   // data pipeline
   ...all(

@@ -145,8 +145,10 @@ export const configShape = {
   /** LLaMA-Factory's: layers recompute their activations in the backward pass unless this is true */
   disable_gradient_checkpointing: bool.default(false),
   resume_from_checkpoint: z.union([bool, z.string()]).optional(),
-  /** accepted for LLaMA-Factory configs (distributed runs are not supported; one process) */
+  /** accepted for LLaMA-Factory configs (no effect: a rank that stops ends the job through mpirun) */
   ddp_timeout: int.optional(),
+  /** a DeepSpeed JSON as LLaMA-Factory takes it: zero_optimization.stage 1 or 2 shards the optimiser (ZeRO-1) */
+  deepspeed: z.string().optional(),
   // generation (chat, api, predict): unset keys fall back to generation_config.json, then LLaMA-Factory's defaults
   do_sample: bool.optional(),
   temperature: num.pipe(z.number().min(0)).optional(),

@@ -18,6 +18,15 @@ export interface GradNode {
 }
 
 let gradEnabled = true;
+let leafDone: ((leaf: Tensor) => void) | null = null;
+
+/**
+ * While set, backward() calls fn for each parameter as soon as its gradient from that backward is complete
+ * (no node still to run reads it): data-parallel training starts reducing those gradients while backward goes on.
+ */
+export function onLeafGradDone(fn: ((leaf: Tensor) => void) | null): void {
+  leafDone = fn;
+}
 
 /** Runs fn without recording gradients (inference, evaluation, reference models). */
 export function noGrad<R>(fn: () => R): R {
@@ -106,14 +115,21 @@ export function backward(root: Tensor, seed?: Grad): void {
   if (!root.node) {
     accumulate(leafGrad(root), start);
     if (ownSeed) start.dispose();
+    leafDone?.(root);
     return;
   }
   grads.set(root, start);
   const order = topologicalOrder(root);
+  const finishedAt = leafDone ? lastUses(order) : null;
   for (let n = order.length - 1; n >= 0; n--) {
-    const out = order[n];
+    propagate(order[n]);
+    for (const leaf of finishedAt?.get(n) ?? []) leafDone!(leaf);
+  }
+  for (const g of grads.values()) g.dispose();
+
+  function propagate(out: Tensor): void {
     const g = grads.get(out);
-    if (!g) continue;
+    if (!g) return;
     grads.delete(out);
     const node = out.node!;
     const needs = node.inputs.map((i) => i.requiresGrad);
@@ -139,5 +155,15 @@ export function backward(root: Tensor, seed?: Grad): void {
     });
     if (!handedOut.has(g) && (g !== start || ownSeed)) g.dispose();
   }
-  for (const g of grads.values()) g.dispose();
+}
+
+/** For each node index, the parameters no node below it reads: their gradient is complete once it is processed. */
+function lastUses(order: Tensor[]): Map<number, Tensor[]> {
+  const first = new Map<Tensor, number>();
+  order.forEach((t, n) => {
+    for (const input of t.node!.inputs) if (isLeaf(input) && !first.has(input)) first.set(input, n);
+  });
+  const at = new Map<number, Tensor[]>();
+  for (const [leaf, n] of first) at.set(n, [...(at.get(n) ?? []), leaf]);
+  return at;
 }

@@ -18,7 +18,20 @@ export interface AdamWSettings {
   eps: number;
 }
 
-export class AdamW {
+/** What the trainer and checkpoints need of an optimiser (AdamW here, ZeRO-1's sharded AdamW in zero.ts). */
+export interface Optimizer {
+  step: number;
+  /** one update; returns the pre-clip global gradient norm */
+  update(lrScale: number, maxGradNorm: number | null): number;
+  zeroGrad(): void;
+  /** every parameter's moments, whole, in parameter order (collective under ZeRO-1: complete on rank 0) */
+  momentsForSave(): { m: Tensor<'f32'>[]; v: Tensor<'f32'>[]; release(): void };
+  /** parameter i's moments from a checkpoint, whole */
+  loadMoments(i: number, m: Float32Array, v: Float32Array): void;
+  dispose(): void;
+}
+
+export class AdamW implements Optimizer {
   readonly groups: ParamGroup[];
   readonly settings: AdamWSettings;
   step = 0;
@@ -81,9 +94,13 @@ export class AdamW {
     for (const p of this.params) if (p.grad) native.fill(p.grad.data, p.grad.size, 0);
   }
 
-  /** Moments for checkpoints, in parameter order. */
-  state(): { m: Tensor<'f32'>[]; v: Tensor<'f32'>[] } {
-    return { m: this.m, v: this.v };
+  momentsForSave(): { m: Tensor<'f32'>[]; v: Tensor<'f32'>[]; release(): void } {
+    return { m: this.m, v: this.v, release: () => {} };
+  }
+
+  loadMoments(i: number, m: Float32Array, v: Float32Array): void {
+    this.m[i].data.set(m);
+    this.v[i].data.set(v);
   }
 
   dispose(): void {

@@ -10,7 +10,7 @@ import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/saf
 import { writeTextAtomic } from '../io/atomic.js';
 import { tempPath } from '../io/dirs.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { AdamW } from './adamw.js';
+import type { Optimizer } from './adamw.js';
 import type { LogRecord } from './trainer-log.js';
 
 export interface TrainerState {
@@ -73,10 +73,11 @@ function ownCheckpoints(outputDir: string, runId: string | undefined): { step: n
   });
 }
 
+/** Writes checkpoint-N (rank 0 only; the moments are gathered beforehand under ZeRO-1). */
 export function saveCheckpoint(
   outputDir: string,
   trainable: [string, Tensor<'f32'>][],
-  opt: AdamW,
+  moments: { m: Tensor<'f32'>[]; v: Tensor<'f32'>[]; step: number },
   state: TrainerState,
   writeModel: (dir: string) => void,
   keep: number | undefined,
@@ -90,13 +91,12 @@ export function saveCheckpoint(
     path.join(tmp, 'trainable.safetensors'),
     new Map(trainable.map(([n, t]) => [n, { tensor: t, dtype: 'F32' } as TensorToWrite])),
   );
-  const { m, v } = opt.state();
-  const moments = new Map<string, TensorToWrite>();
+  const entries = new Map<string, TensorToWrite>();
   trainable.forEach(([n], i) => {
-    moments.set(`exp_avg.${n}`, { tensor: m[i], dtype: 'F32' });
-    moments.set(`exp_avg_sq.${n}`, { tensor: v[i], dtype: 'F32' });
+    entries.set(`exp_avg.${n}`, { tensor: moments.m[i], dtype: 'F32' });
+    entries.set(`exp_avg_sq.${n}`, { tensor: moments.v[i], dtype: 'F32' });
   });
-  writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { step: String(opt.step) });
+  writeSafetensors(path.join(tmp, 'optimizer.safetensors'), entries, { step: String(moments.step) });
   writeTextAtomic(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(state, null, 2)}\n`);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
@@ -106,7 +106,7 @@ export function saveCheckpoint(
   return final;
 }
 
-export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][], opt: AdamW): TrainerState {
+export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][], opt: Optimizer): TrainerState {
   const file = path.join(dir, 'trainable.safetensors');
   if (!existsSync(file))
     throw new LmfError('bad_checkpoint', 'the checkpoint has no trainable.safetensors', { file: dir });
@@ -115,13 +115,14 @@ export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][]
   try {
     const optimizer = SafetensorsFile.open(path.join(dir, 'optimizer.safetensors'));
     moments = optimizer;
-    const { m, v } = opt.state();
     trainable.forEach(([name, t], i) => {
-      for (const [src, key, into] of [
-        [weights, name, t],
-        [optimizer, `exp_avg.${name}`, m[i]],
-        [optimizer, `exp_avg_sq.${name}`, v[i]],
-      ] as const) {
+      const [w, m, v] = (
+        [
+          [weights, name],
+          [optimizer, `exp_avg.${name}`],
+          [optimizer, `exp_avg_sq.${name}`],
+        ] as const
+      ).map(([src, key]) => {
         const entry = src.entries.get(key);
         if (!entry || entry.shape.join() !== t.shape.join()) {
           throw new LmfError('bad_checkpoint', 'the checkpoint does not match this model and method', {
@@ -130,10 +131,11 @@ export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][]
             hint: 'resume with the same config the checkpoint was made with',
           });
         }
-        const loaded = src.read(key, 'f32');
-        into.data.set(loaded.data as Float32Array);
-        loaded.dispose();
-      }
+        return src.read(key, 'f32');
+      });
+      t.data.set(w.data as Float32Array);
+      opt.loadMoments(i, m.data as Float32Array, v.data as Float32Array);
+      for (const loaded of [w, m, v]) loaded.dispose();
     });
     opt.step = Number(moments.metadata.step ?? 0);
   } finally {

@@ -4,6 +4,10 @@
  * accumulated batch), clip, AdamW with the scheduled rate, log, evaluate, checkpoint. A NaN loss stops the
  * run naming the step and the last good checkpoint; SIGINT or SIGTERM saves a checkpoint and exits cleanly
  * (a second one exits at once).
+ *
+ * Launched as several ranks (mpirun, srun, `lmf train --nproc`), each rank runs its slice of every step's
+ * micro-batches, the gradients are summed over the ranks (gradient-sync.ts; ZeRO-1 shards the optimiser,
+ * zero.ts), and rank 0 alone writes the log, checkpoints and outputs.
  */
 import path from 'node:path';
 import type { TrainConfig } from '../config/schema.js';
@@ -13,9 +17,12 @@ import { readModelConfig } from '../models/config.js';
 import { LmfError } from '../errors.js';
 import { native } from '../native.js';
 import { writeTextAtomic } from '../io/atomic.js';
-import { AdamW } from './adamw.js';
+import { world as joinWorld, type World } from '../distributed/world.js';
+import { AdamW, type Optimizer } from './adamw.js';
 import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { checkSameRun, fromMain, ownsMicro, shareThreads, sumOverRanks, zeroStage } from './data-parallel.js';
 import { reportDroppedRows } from './data-report.js';
+import { GradientSync } from './gradient-sync.js';
 import { loadTrainedModel } from './load-model.js';
 import { warnTemplateMismatch, writeTrainManifest } from './manifest.js';
 import { prepareOutputDir, runIdentity } from './output-dir.js';
@@ -27,6 +34,7 @@ import { plotLosses } from './plot.js';
 import { lrFactor, warmupSteps } from './scheduler.js';
 import { appendLog, duration, progressLine, type LogRecord } from './trainer-log.js';
 import { maxOf } from '../util/arrays.js';
+import { ShardedAdamW } from './zero.js';
 
 export interface TrainOptions {
   /** where progress lines go (stderr by default) */
@@ -34,12 +42,22 @@ export interface TrainOptions {
 }
 
 export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ state: TrainerState; outputDir: string }> {
-  const print = o.print ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const { resumeDir, runId, release } = prepareOutputDir(c, print);
+  const world = joinWorld();
+  const own = o.print ?? ((l: string) => process.stderr.write(`${l}\n`));
+  // rank 0 speaks for the job (others only for what is theirs alone, before the ranks meet)
+  const print = world.isMain ? own : () => {};
+  shareThreads(world);
+  if (world.size > 1)
+    print(`data parallel: ${world.size} ranks × ${native.threads()} threads${zeroStage(c) ? ', ZeRO-1' : ''}`);
+  // rank 0 decides what to resume (and owns output_dir); the others are told
+  const prepared = world.isMain ? prepareOutputDir(c, print) : null;
+  const shared = JSON.parse(
+    fromMain(world, JSON.stringify({ resumeDir: prepared?.resumeDir ?? null, runId: prepared?.runId ?? '' })),
+  ) as { resumeDir: string | null; runId: string };
   try {
-    return await trainIn(c, print, resumeDir, runId);
+    return await trainIn(c, print, shared.resumeDir, shared.runId, world);
   } finally {
-    release();
+    prepared?.release();
   }
 }
 
@@ -48,8 +66,13 @@ async function trainIn(
   print: (line: string) => void,
   resumeDir: string | null,
   runId: string,
+  world: World,
 ): Promise<{ state: TrainerState; outputDir: string }> {
+  // rank 0 tokenises first (and fills the cache or tokenized_path); the others then read what it wrote
+  if (!world.isMain) world.barrier();
   const data = await prepareData(c);
+  if (world.isMain) world.barrier();
+  checkSameRun(world, c, data);
   reportDroppedRows(data, c, print);
   warnTemplateMismatch(c, data, print);
   const { isa, bf16Matmul } = native.info();
@@ -62,9 +85,12 @@ async function trainIn(
   checkTokenizerFits(data.tokenizer, readModelConfig(c.model_name_or_path).vocabSize, c.model_name_or_path);
   const model = loadTrainedModel(c);
   const setup: MethodSetup = setupMethod(model, c);
-  savePissaFolder('pissa_init', setup, c);
-  const objective = makeObjective(model, data.train, c, padId, setup);
-  const evaluator = data.eval ? (objective.evaluator?.(data.eval) ?? null) : null;
+  if (world.isMain) savePissaFolder('pissa_init', setup, c);
+  // one optimiser step takes gradient_accumulation_steps micro-batches per rank
+  const microPerStep = c.gradient_accumulation_steps * world.size;
+  const objective = makeObjective(model, data.train, c, padId, setup, microPerStep);
+  // rank 0 evaluates alone (the others wait at the next step's collectives)
+  const evaluator = data.eval && world.isMain ? (objective.evaluator?.(data.eval) ?? null) : null;
   const evaluate = (): Record<string, number> => evaluator?.() ?? {};
   // the log keeps LLaMA-Factory's per-step fields; perplexity is a final result only
   const evalFields = () =>
@@ -82,7 +108,19 @@ async function trainIn(
   const warmup = warmupSteps(c, total);
 
   if (c.bf16) attachBf16Copies(setup.trainable);
-  const opt = new AdamW(setup.groups, { beta1: c.adam_beta1, beta2: c.adam_beta2, eps: c.adam_epsilon });
+  const adamSettings = { beta1: c.adam_beta1, beta2: c.adam_beta2, eps: c.adam_epsilon };
+  const sync =
+    world.size > 1
+      ? new GradientSync(
+          world,
+          setup.groups.flatMap((g) => g.params),
+          !zeroStage(c),
+        )
+      : null;
+  const opt: Optimizer =
+    sync && zeroStage(c)
+      ? new ShardedAdamW(world, setup.groups, adamSettings, sync.buckets)
+      : new AdamW(setup.groups, adamSettings);
   let state: TrainerState = {
     global_step: 0,
     epoch_step: 0,
@@ -95,15 +133,16 @@ async function trainIn(
     state = loadCheckpoint(resumeDir, setup.trainable, opt);
     state.total_steps = total;
     // the log continues from the checkpoint: lines a killed run wrote after it are dropped
-    writeTextAtomic(
-      path.join(c.output_dir, 'trainer_log.jsonl'),
-      state.log_history.map((r) => `${JSON.stringify(r)}\n`).join(''),
-    );
+    if (world.isMain)
+      writeTextAtomic(
+        path.join(c.output_dir, 'trainer_log.jsonl'),
+        state.log_history.map((r) => `${JSON.stringify(r)}\n`).join(''),
+      );
     for (const [, p] of setup.trainable) if (p.shadow) native.toBf16(p.data, p.shadow.data, p.size);
     print(`resumed from ${resumeDir} at step ${state.global_step}`);
   }
   state.lmf_run = runIdentity(c, runId);
-  writeTrainManifest(c, data);
+  if (world.isMain) writeTrainManifest(c, data);
   const params = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
   print(
     `training ${c.stage}/${c.finetuning_type}: ${data.stats.examples} examples, ${total} steps, ${params.toLocaleString()} trainable parameters`,
@@ -114,22 +153,44 @@ async function trainIn(
   // schedulers and Kubernetes send SIGTERM before killing: both save a checkpoint after the step in flight. The
   // handlers then go, so that a later signal has its default effect and ends the process at once, even in the
   // middle of a step or of writing the checkpoint (JavaScript handlers only run between them); a second signal
-  // that arrived during the same step is dropped with the handler and does not cost the checkpoint.
-  let interrupted: NodeJS.Signals | null = null;
+  // that arrived during the same step is dropped with the handler and does not cost the checkpoint. SIGUSR2 does
+  // the same: mpirun forwards it to every rank (`lmf train --nproc` turns Ctrl-C into it).
+  const stopSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGUSR2'];
+  let interrupted: NodeJS.Signals | 'a signal to another rank' | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = signal;
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    for (const s of stopSignals) process.removeListener(s, onSignal);
     print(`${signal}: a checkpoint is saved after this step (send it again to stop at once)`);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const s of stopSignals) process.on(s, onSignal);
   const writeModel = (dir: string) => {
     saveTrainedModel(dir, model, setup, c);
     objective.save?.(dir);
   };
-  const checkpoint = () => saveCheckpoint(c.output_dir, setup.trainable, opt, state, writeModel, c.save_total_limit);
+  // every rank takes part (ZeRO-1 gathers the moments to rank 0), rank 0 writes
+  const checkpoint = () => {
+    const moments = opt.momentsForSave();
+    try {
+      return world.isMain
+        ? saveCheckpoint(
+            c.output_dir,
+            setup.trainable,
+            { ...moments, step: opt.step },
+            state,
+            writeModel,
+            c.save_total_limit,
+          )
+        : '';
+    } finally {
+      moments.release();
+    }
+  };
+  const log = (record: LogRecord) => {
+    if (world.isMain) appendLog(c.output_dir, record);
+    state.log_history.push(record);
+    print(progressLine(record));
+  };
 
   const start = performance.now();
   let windowLoss = 0,
@@ -147,18 +208,25 @@ async function trainIn(
       remaining_time: duration(0),
       ...evalFields(),
     };
-    appendLog(c.output_dir, record);
-    state.log_history.push(record);
-    print(progressLine(record));
+    log(record);
   }
   try {
     while (state.global_step < total && !interrupted) {
       const step = state.global_step;
-      const result = objective.step(step, {
-        dropoutStep: (k) => step * c.gradient_accumulation_steps + k,
+      const owned = objective.step(step, {
+        dropoutStep: (k) => step * microPerStep + k,
         noise: (k) =>
           c.neftune_noise_alpha ? { alpha: c.neftune_noise_alpha, seed: (step * 7919 + k + c.seed) >>> 0 } : undefined,
+        owns: ownsMicro(world, objective.microInStep(step)),
+        beginMicro: (last) => {
+          if (last) sync?.overlapFromHere();
+        },
       });
+      sync?.finish();
+      // every rank stops at the same step when any of them was interrupted
+      const summed = sumOverRanks(world, owned, interrupted !== null);
+      const result = summed.result;
+      if (summed.interrupted && !interrupted) interrupted = 'a signal to another rank';
       const stepLoss = result.loss;
       if (!Number.isFinite(stepLoss)) {
         const last = checkpointDirs(c.output_dir).pop();
@@ -195,9 +263,7 @@ async function trainIn(
         };
         for (const [k, v] of Object.entries(windowMetrics)) record[k] = round(v / windowSteps);
         if (evaluator && c.eval_steps && state.global_step % c.eval_steps === 0) Object.assign(record, evalFields());
-        appendLog(c.output_dir, record);
-        state.log_history.push(record);
-        print(progressLine(record));
+        log(record);
         windowLoss = 0;
         windowSteps = 0;
         windowTokens = 0;
@@ -211,6 +277,7 @@ async function trainIn(
       print(`interrupted by ${interrupted}: checkpoint saved to ${checkpoint()}`);
       return { state, outputDir: c.output_dir };
     }
+    if (!world.isMain) return { state, outputDir: c.output_dir };
     writeModel(c.output_dir);
     savePissaFolder('pissa_converted', setup, c);
     const runtime = (performance.now() - start) / 1000;
@@ -228,8 +295,7 @@ async function trainIn(
     print(`done: ${JSON.stringify(results)}`);
     return { state, outputDir: c.output_dir };
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    for (const s of stopSignals) process.removeListener(s, onSignal);
     opt.dispose();
     objective.dispose();
     model.dispose();

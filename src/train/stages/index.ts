@@ -17,8 +17,9 @@ export function makeObjective(
   c: TrainConfig,
   padId: number,
   setup: MethodSetup,
+  microPerStep: number,
 ): Objective {
-  const gas = c.gradient_accumulation_steps;
+  const gas = microPerStep;
   switch (c.stage) {
     case 'pt':
     case 'sft':

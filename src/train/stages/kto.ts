@@ -11,7 +11,7 @@ import { Tensor, withScope } from '../../tensor/tensor.js';
 import { planUnits } from '../batches.js';
 import type { MethodSetup } from '../methods.js';
 import { loadReference, referenceLogps } from './reference.js';
-import type { Stage } from './stage.js';
+import { eachOwned, type Stage } from './stage.js';
 
 export interface KtoBatch {
   input: TokenBatch;
@@ -65,16 +65,18 @@ export function kto(
     epoch: (e) => train.epoch(e),
     step(micro, ctx) {
       let loss = 0,
-        kl = 0;
-      micro.forEach((b, k) =>
+        kl = 0,
+        tokens = 0;
+      eachOwned(micro, ctx, (b, k) =>
         withScope(() => {
+          tokens += b.input.batch * b.input.seq;
           const r = batchLoss(b, ctx.dropoutStep(k));
           loss += r.loss.data[0] / micro.length;
           kl += r.kl / micro.length;
           backward(r.loss, Tensor.from([1 / micro.length], [1], 'f32'));
         }),
       );
-      return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: { kl } };
+      return { loss, tokens, metrics: { kl } };
     },
     evaluation: {
       batches: (evalSet) => plan(evalSet, c.per_device_eval_batch_size).epoch(0),

@@ -8,7 +8,7 @@ import type { CausalLM } from '../../models/registry.js';
 import { backward, noGrad } from '../../tensor/autograd.js';
 import { withScope } from '../../tensor/tensor.js';
 import { planBatches } from '../batches.js';
-import type { Stage } from './stage.js';
+import { eachOwned, type Stage } from './stage.js';
 
 export function languageModelling(
   model: CausalLM,
@@ -27,9 +27,11 @@ export function languageModelling(
     step(micro, ctx) {
       const targetsOf = micro.map((b) => shiftLabels(b.labels, b.batch, b.seq));
       const count = targetsOf.reduce((a, t) => a + t.reduce((s, x) => s + (x >= 0 ? 1 : 0), 0), 0);
-      let loss = 0;
-      micro.forEach((b, k) =>
+      let loss = 0,
+        tokens = 0;
+      eachOwned(micro, ctx, (b, k) =>
         withScope(() => {
+          tokens += b.batch * b.seq;
           const weights = Float32Array.from(targetsOf[k], (t) => (t >= 0 && count ? 1 / count : 0));
           const l = model.loss(
             { ...b, embeddingNoise: ctx.noise(k), dropoutStep: ctx.dropoutStep(k) },
@@ -40,7 +42,7 @@ export function languageModelling(
           if (l.requiresGrad) backward(l);
         }),
       );
-      return { loss, tokens: micro.reduce((a, b) => a + b.batch * b.seq, 0), metrics: {} };
+      return { loss, tokens, metrics: {} };
     },
     evaluation: {
       batches: (evalSet) => {

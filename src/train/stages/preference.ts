@@ -11,7 +11,7 @@ import { Tensor, withScope } from '../../tensor/tensor.js';
 import type { MethodSetup } from '../methods.js';
 import { pairEvalBatches, planPairs, type PairBatch } from './pairs.js';
 import { loadReference, referenceLogps } from './reference.js';
-import type { Stage } from './stage.js';
+import { eachOwned, type Stage } from './stage.js';
 
 export function preference(
   model: CausalLM,
@@ -79,16 +79,17 @@ export function preference(
     step(micro, ctx) {
       const sums = emptySums();
       let loss = 0,
-        pairs = 0;
-      micro.forEach((b, k) =>
+        tokens = 0;
+      eachOwned(micro, ctx, (b, k) =>
         withScope(() => {
           const l = pairLoss(b, sums, ctx.dropoutStep(k));
           loss += l.data[0] / micro.length;
           backward(l, Tensor.from([1 / micro.length], [1], 'f32'));
-          pairs += b.pairs;
+          tokens += b.input.batch * b.input.seq;
         }),
       );
-      return { loss, tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0), metrics: means(sums, pairs) };
+      const pairs = micro.reduce((a, b) => a + b.pairs, 0);
+      return { loss, tokens, metrics: means(sums, pairs) };
     },
     evaluation: {
       batches: (evalSet) => pairEvalBatches(evalSet, c, padId),

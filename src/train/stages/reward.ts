@@ -7,7 +7,7 @@ import { backward, noGrad } from '../../tensor/autograd.js';
 import { rewardLossOp } from '../../tensor/ops/index.js';
 import { Tensor, withScope } from '../../tensor/tensor.js';
 import { pairEvalBatches, planPairs, type PairBatch } from './pairs.js';
-import type { Stage } from './stage.js';
+import { eachOwned, type Stage } from './stage.js';
 
 export function rewardModelling(model: CausalLM, set: ProcessedSet, c: TrainConfig, padId: number): Stage<PairBatch> {
   const plan = planPairs(set, c.per_device_train_batch_size, c, padId);
@@ -25,9 +25,11 @@ export function rewardModelling(model: CausalLM, set: ProcessedSet, c: TrainConf
       let loss = 0,
         accuracy = 0,
         chosen = 0,
-        rejected = 0;
-      micro.forEach((b, k) =>
+        rejected = 0,
+        tokens = 0;
+      eachOwned(micro, ctx, (b, k) =>
         withScope(() => {
+          tokens += b.input.batch * b.input.seq;
           const r = rewardLossOp(forward(b, ctx.dropoutStep(k)), b.pairs);
           loss += r.loss.data[0] / micro.length;
           accuracy += r.accuracy / micro.length;
@@ -38,7 +40,7 @@ export function rewardModelling(model: CausalLM, set: ProcessedSet, c: TrainConf
       );
       return {
         loss,
-        tokens: micro.reduce((a, b) => a + b.input.batch * b.input.seq, 0),
+        tokens,
         metrics: { accuracy, 'rewards/chosen': chosen, 'rewards/rejected': rejected },
       };
     },

@@ -1,0 +1,77 @@
+/**
+ * Data parallelism's gradient exchange: the trainable parameters cut into buckets of about 25 MB, in reverse
+ * order (backward finishes the last layers first). During a step's last micro-batch each bucket is handed to
+ * the communication thread as soon as backward has finished its gradients, so the reduction overlaps the rest
+ * of backward; finish() sends what is left and waits. Buckets go out strictly in order, so every rank issues
+ * the same collectives in the same order whatever its timing.
+ *
+ * allreduce: every rank ends with the whole summed gradient (plain data parallelism); otherwise each rank ends
+ * with the sum of its own chunk of every bucket only (ZeRO-1, which updates just that chunk).
+ */
+import type { Ticket, World } from '../distributed/world.js';
+import { leafGrad, onLeafGradDone } from '../tensor/autograd.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+const BUCKET_BYTES = 25 << 20;
+
+export class GradientSync {
+  /** parameters of each bucket, in the order they are sent */
+  readonly buckets: Tensor<'f32'>[][] = [];
+  private readonly bucketOf = new Map<Tensor, number>();
+  private readonly finished: Set<Tensor>[];
+  private readonly inFlight: Ticket[] = [];
+  private next = 0;
+  /** buckets sent while backward still ran, over all steps (how much the overlap took) */
+  sentEarly = 0;
+
+  constructor(
+    private readonly world: World,
+    params: Tensor<'f32'>[],
+    private readonly allreduce: boolean,
+    bucketBytes = BUCKET_BYTES,
+  ) {
+    let current: Tensor<'f32'>[] = [];
+    let bytes = 0;
+    for (let i = params.length - 1; i >= 0; i--) {
+      // every rank has every gradient from the start, so that all of them reduce the same buffers
+      leafGrad(params[i]);
+      current.push(params[i]);
+      this.bucketOf.set(params[i], this.buckets.length);
+      bytes += params[i].size * 4;
+      if (bytes >= bucketBytes || i === 0) {
+        this.buckets.push(current);
+        current = [];
+        bytes = 0;
+      }
+    }
+    this.finished = this.buckets.map(() => new Set());
+  }
+
+  /** From now until finish(), buckets leave as backward completes them (call before the step's last micro-batch). */
+  overlapFromHere(): void {
+    onLeafGradDone((leaf) => {
+      const b = this.bucketOf.get(leaf);
+      if (b === undefined) return;
+      this.finished[b].add(leaf);
+      while (this.next < this.buckets.length && this.finished[this.next].size === this.buckets[this.next].length) {
+        this.send();
+        this.sentEarly++;
+      }
+    });
+  }
+
+  /** Sends the buckets not yet sent and waits for all of them: the step's gradients are then reduced. */
+  finish(): void {
+    onLeafGradDone(null);
+    while (this.next < this.buckets.length) this.send();
+    for (const ticket of this.inFlight) this.world.wait(ticket);
+    this.inFlight.length = 0;
+    this.next = 0;
+    for (const f of this.finished) f.clear();
+  }
+
+  private send(): void {
+    const arrays = this.buckets[this.next++].map((p) => leafGrad(p).data);
+    this.inFlight.push(this.world.reduce(arrays, this.allreduce));
+  }
+}
