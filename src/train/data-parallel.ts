@@ -104,7 +104,9 @@ export function checkSameRun(world: World, c: TrainConfig, data: PreparedData): 
           Buffer.compare(bytes.subarray(32 * i, 32 * i + 32), all[0].subarray(32 * i, 32 * i + 32)) ? r : -1,
         )
         .filter((r) => r >= 0);
-      return ranks.length ? `${n} (rank${ranks.length > 1 ? 's' : ''} ${ranks.join(', ')} differ from rank 0)` : null;
+      return ranks.length
+        ? `${n} (${ranks.length > 1 ? 'ranks' : 'rank'} ${ranks.join(', ')} ${ranks.length > 1 ? 'differ' : 'differs'} from rank 0)`
+        : null;
     })
     .filter((d) => d !== null);
   if (differ.length)

@@ -18,7 +18,8 @@ export function appendLog(outputDir: string, record: LogRecord): void {
   appendFileSync(path.join(outputDir, 'trainer_log.jsonl'), `${JSON.stringify(record)}\n`);
 }
 
-export function progressLine(r: LogRecord): string {
+/** ranks: the data-parallel world's size (tokens/s is then the whole job's) */
+export function progressLine(r: LogRecord, ranks = 1): string {
   const parts = [`step ${r.current_steps}/${r.total_steps}`];
   if (r.loss !== undefined) parts.push(`loss ${r.loss.toFixed(4)}`);
   if (r.eval_loss !== undefined) parts.push(`eval_loss ${r.eval_loss.toFixed(4)}`);
@@ -27,7 +28,8 @@ export function progressLine(r: LogRecord): string {
     if (typeof v === 'number') parts.push(`${key} ${v.toFixed(3)}`);
   }
   if (r.lr !== undefined) parts.push(`lr ${r.lr.toExponential(2)}`);
-  if (r.tokens_per_s !== undefined) parts.push(`${r.tokens_per_s.toFixed(0)} tok/s`);
+  if (r.tokens_per_s !== undefined)
+    parts.push(`${r.tokens_per_s.toFixed(0)} tok/s${ranks > 1 ? ` on ${ranks} ranks` : ''}`);
   parts.push(`epoch ${r.epoch.toFixed(2)}`, `${r.elapsed_time} elapsed`, `ETA ${r.remaining_time}`);
   return parts.join(' | ');
 }

@@ -156,10 +156,14 @@ async function trainIn(
   // that arrived during the same step is dropped with the handler and does not cost the checkpoint. SIGUSR2 does
   // the same: mpirun forwards it to every rank (`lmf train --nproc` turns Ctrl-C into it).
   const stopSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGUSR2'];
-  let interrupted: NodeJS.Signals | 'a signal to another rank' | null = null;
+  let signalled: NodeJS.Signals | null = null;
+  // alone, a signal stops the run after the step in flight; in a world, after the step in which the ranks learn
+  // of it (each step's figures carry it), so that every rank stops after the same step
+  let stopAgreed = false;
+  const stopping = () => (world.size === 1 ? signalled !== null : stopAgreed);
   const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = signal;
+    if (signalled) return;
+    signalled = signal;
     for (const s of stopSignals) process.removeListener(s, onSignal);
     print(`${signal}: a checkpoint is saved after this step (send it again to stop at once)`);
   };
@@ -189,7 +193,7 @@ async function trainIn(
   const log = (record: LogRecord) => {
     if (world.isMain) appendLog(c.output_dir, record);
     state.log_history.push(record);
-    print(progressLine(record));
+    print(progressLine(record, world.size));
   };
 
   const start = performance.now();
@@ -211,7 +215,7 @@ async function trainIn(
     log(record);
   }
   try {
-    while (state.global_step < total && !interrupted) {
+    while (state.global_step < total && !stopping()) {
       const step = state.global_step;
       const owned = objective.step(step, {
         dropoutStep: (k) => step * microPerStep + k,
@@ -223,10 +227,9 @@ async function trainIn(
         },
       });
       sync?.finish();
-      // every rank stops at the same step when any of them was interrupted
-      const summed = sumOverRanks(world, owned, interrupted !== null);
+      const summed = sumOverRanks(world, owned, signalled !== null);
       const result = summed.result;
-      if (summed.interrupted && !interrupted) interrupted = 'a signal to another rank';
+      stopAgreed = summed.interrupted;
       const stepLoss = result.loss;
       if (!Number.isFinite(stepLoss)) {
         const last = checkpointDirs(c.output_dir).pop();
@@ -273,8 +276,8 @@ async function trainIn(
       if (state.global_step % c.save_steps === 0 && !last) checkpoint();
       await new Promise(setImmediate); // lets a SIGINT handler run between steps
     }
-    if (interrupted) {
-      print(`interrupted by ${interrupted}: checkpoint saved to ${checkpoint()}`);
+    if (stopping()) {
+      print(`interrupted by ${signalled ?? 'a signal to another rank'}: checkpoint saved to ${checkpoint()}`);
       return { state, outputDir: c.output_dir };
     }
     if (!world.isMain) return { state, outputDir: c.output_dir };
