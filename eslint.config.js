@@ -26,7 +26,7 @@ const layers = {
   // verify replays the reference's training steps with the trainer's optimizer
   verify: ['native', 'tensor', 'io', 'models', 'adapters', 'train'],
   api: ['config', 'data', 'infer'],
-  bench: ['native', 'tensor', 'io', 'models', 'adapters', 'config', 'data', 'infer', 'train'],
+  bench: ['native', 'tensor', 'io', 'models', 'adapters', 'config', 'data', 'infer', 'train', 'distributed'],
   webui: ['io', 'models', 'config', 'data', 'wire'],
 };
 const everywhere = ['errors', 'version', 'util', 'wire'];

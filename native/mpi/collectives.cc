@@ -172,6 +172,14 @@ void copyRange(std::vector<Span>& parts, float* flat, size_t from, size_t to, bo
   }
 }
 
+// Scratch of the communication thread (only it runs collectives): grown when a bucket needs more, never
+// shrunk, so that a step's buckets neither allocate nor page-fault.
+float* scratch(std::vector<float>& buffer, size_t n) {
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+std::vector<float> flatScratch, receivedScratch;
+
 struct Layout {
   std::vector<int> counts, displs;
 };
@@ -190,29 +198,29 @@ Layout chunks(size_t n, int w) {
 void reduceBucket(std::vector<Span> parts, bool allreduce) {
   const int w = comm->size, me = comm->rank;
   const size_t n = total(parts);
-  std::vector<float> flat(n);
-  copyRange(parts, flat.data(), 0, n, false);
+  float* flat = scratch(flatScratch, n);
+  copyRange(parts, flat, 0, n, false);
   Layout l = chunks(n, w);
   const int mine = l.counts[me];
-  std::vector<float> received(static_cast<size_t>(mine) * w);
+  float* received = scratch(receivedScratch, static_cast<size_t>(mine) * w);
   std::vector<int> rcounts(w, mine), rdispls(w);
   for (int s = 0; s < w; s++) rdispls[s] = s * mine;
-  int rc = MPI_Alltoallv(flat.data(), l.counts.data(), l.displs.data(), MPI_FLOAT, received.data(), rcounts.data(),
-                         rdispls.data(), MPI_FLOAT, MPI_COMM_WORLD);
+  int rc = MPI_Alltoallv(flat, l.counts.data(), l.displs.data(), MPI_FLOAT, received, rcounts.data(), rdispls.data(),
+                         MPI_FLOAT, MPI_COMM_WORLD);
   if (rc != MPI_SUCCESS) return comm->fail("gradient all-to-all", rc);
-  float* sum = flat.data() + l.displs[me];
+  float* sum = flat + l.displs[me];
   for (int i = 0; i < mine; i++) {
     float acc = received[i];
     for (int s = 1; s < w; s++) acc += received[static_cast<size_t>(s) * mine + i];
     sum[i] = acc;
   }
   if (allreduce) {
-    rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, flat.data(), l.counts.data(), l.displs.data(), MPI_FLOAT,
+    rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, flat, l.counts.data(), l.displs.data(), MPI_FLOAT,
                         MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) return comm->fail("gradient all-gather", rc);
-    copyRange(parts, flat.data(), 0, n, true);
+    copyRange(parts, flat, 0, n, true);
   } else {
-    copyRange(parts, flat.data(), l.displs[me], l.displs[me] + mine, true);
+    copyRange(parts, flat, l.displs[me], l.displs[me] + mine, true);
   }
 }
 
@@ -220,20 +228,20 @@ void reduceBucket(std::vector<Span> parts, bool allreduce) {
 void gatherChunks(std::vector<Span> parts, int root) {
   const int w = comm->size, me = comm->rank;
   const size_t n = total(parts);
-  std::vector<float> flat(n);
+  float* flat = scratch(flatScratch, n);
   Layout l = chunks(n, w);
-  copyRange(parts, flat.data(), l.displs[me], l.displs[me] + l.counts[me], false);
+  copyRange(parts, flat, l.displs[me], l.displs[me] + l.counts[me], false);
   int rc;
   if (root < 0) {
-    rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, flat.data(), l.counts.data(), l.displs.data(), MPI_FLOAT,
+    rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, flat, l.counts.data(), l.displs.data(), MPI_FLOAT,
                         MPI_COMM_WORLD);
   } else {
-    const void* send = me == root ? MPI_IN_PLACE : flat.data() + l.displs[me];
-    rc = MPI_Gatherv(send, l.counts[me], MPI_FLOAT, flat.data(), l.counts.data(), l.displs.data(), MPI_FLOAT, root,
+    const void* send = me == root ? MPI_IN_PLACE : flat + l.displs[me];
+    rc = MPI_Gatherv(send, l.counts[me], MPI_FLOAT, flat, l.counts.data(), l.displs.data(), MPI_FLOAT, root,
                      MPI_COMM_WORLD);
   }
   if (rc != MPI_SUCCESS) return comm->fail("parameter gather", rc);
-  if (root < 0 || me == root) copyRange(parts, flat.data(), 0, n, true);
+  if (root < 0 || me == root) copyRange(parts, flat, 0, n, true);
 }
 
 bool ready(const Napi::Env& env) {

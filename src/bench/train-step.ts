@@ -2,6 +2,10 @@
  * `lmf bench`: throughput of training steps (or forward passes) on a preset shape or a model folder,
  * measured the way ../reference/torch/bench_train.py measures PyTorch, so the two can run side by side:
  * forward + backward + clip_grad_norm(1.0) + AdamW per step, median over the timed steps.
+ *
+ * Under mpirun (`lmf bench --nproc N`) every rank trains its own batch and the gradients are reduced as in
+ * training (gradient-sync.ts; --zero: ZeRO-1): tokens/s is then the world's, with the bytes each rank sends
+ * per step and the time it waited for the reduction after backward.
  */
 import { attachLora } from '../adapters/lora.js';
 import { type ModelConfig } from '../models/config.js';
@@ -16,7 +20,11 @@ import { backward, noGrad } from '../tensor/autograd.js';
 import { Rng } from '../tensor/random.js';
 import { memoryStats } from '../tensor/pool.js';
 import { withScope, type Tensor } from '../tensor/tensor.js';
-import { AdamW } from '../train/adamw.js';
+import { world as joinWorld } from '../distributed/world.js';
+import { AdamW, type Optimizer } from '../train/adamw.js';
+import { shareThreads } from '../train/data-parallel.js';
+import { GradientSync } from '../train/gradient-sync.js';
+import { ShardedAdamW } from '../train/zero.js';
 import { attachBf16Copies } from '../train/methods.js';
 import { maxOf, minOf } from '../util/arrays.js';
 import { measuredPeak } from './peak.js';
@@ -37,6 +45,8 @@ export interface BenchOptions {
   gradientCheckpointing?: boolean;
   /** QLoRA: the base's projections in 4-bit NF4 (double quantization) or 8-bit int8 */
   quantizationBit?: 4 | 8;
+  /** data parallel (under mpirun): the optimiser sharded as ZeRO-1 */
+  zero?: boolean;
 }
 
 export interface BenchResult {
@@ -67,6 +77,12 @@ export interface BenchResult {
   peak_native_mb: number;
   first_loss: number | null;
   last_loss: number | null;
+  /** data-parallel ranks (tokens/s, gflops and peak are the whole world's) */
+  ranks: number;
+  /** bytes each rank sends per step to reduce the gradients (and, ZeRO-1, gather the weights) */
+  comm_mb_per_step: number;
+  /** median time a rank waited after backward for the reduction to end (what the overlap did not hide) */
+  sync_wait_s: number;
 }
 
 /** Weights that take part in a matmul per token (all projections + lm_head), the FLOP-count convention. */
@@ -104,7 +120,8 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-export function runBench(o: BenchOptions): BenchResult {
+/** The result (on rank 0; null on the other ranks of a data-parallel run). */
+export function runBench(o: BenchOptions): BenchResult | null {
   if (o.quantizationBit && o.mode === 'full')
     throw new LmfError('bad_value', 'a quantized base can only be trained with LoRA', { hint: 'use --mode lora' });
   const { model, name } = buildModel(o);
@@ -126,8 +143,18 @@ export function runBench(o: BenchOptions): BenchResult {
     trainable = [...layers.values()].flatMap((l) => [l.A, l.B]);
     loraParams = trainable.reduce((a, p) => a + p.size, 0);
   }
-  const optimizer = o.mode === 'infer' ? null : new AdamW([{ params: trainable, lr: 1e-5, weightDecay: 0 }]);
-  const rng = new Rng(1);
+  const world = joinWorld();
+  shareThreads(world);
+  const groups = [{ params: trainable, lr: 1e-5, weightDecay: 0 }];
+  const sync = world.size > 1 && o.mode !== 'infer' ? new GradientSync(world, trainable, !o.zero) : null;
+  const optimizer: Optimizer | null =
+    o.mode === 'infer'
+      ? null
+      : sync && o.zero
+        ? new ShardedAdamW(world, groups, { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, sync.buckets)
+        : new AdamW(groups);
+  // each rank its own batch
+  const rng = new Rng(1 + world.rank);
   const ids = Int32Array.from({ length: o.batch * o.seq }, () => rng.int(c.vocabSize));
   const input = { ids, batch: o.batch, seq: o.seq };
   const targets = shiftLabels(ids, o.batch, o.seq);
@@ -141,13 +168,18 @@ export function runBench(o: BenchOptions): BenchResult {
       }
       const loss = model.loss(input, targets, weights);
       const value = loss.data[0];
+      sync?.overlapFromHere();
       backward(loss);
+      const t0 = performance.now();
+      sync?.finish();
+      waits.push((performance.now() - t0) / 1000);
       optimizer.update(1, 1.0);
       optimizer.zeroGrad();
       return value;
     });
 
   const times: number[] = [];
+  const waits: number[] = [];
   const losses: (number | null)[] = [];
   memoryStats(true);
   for (let i = 0; i < o.warmup + o.steps; i++) {
@@ -162,8 +194,18 @@ export function runBench(o: BenchOptions): BenchResult {
   // training runs attention forward and backward (dQ, dK, dV: twice the forward's products) in every mode
   const attention = attentionFlopsPerToken(c, o.seq) * (o.mode === 'infer' ? 1 : 3);
   const flopsPerToken = (o.mode === 'full' ? 6 * N : o.mode === 'lora' ? 4 * N + 6 * loraParams : 2 * N) + attention;
-  const gflops = (flopsPerToken * tokens) / med / 1e9;
-  const peak = measuredPeak(o.dtype);
+  const gflops = (flopsPerToken * tokens * world.size) / med / 1e9;
+  // every rank measures its own threads' peak at the same time
+  const rankPeak = measuredPeak(o.dtype);
+  const peak = rankPeak === null ? null : rankPeak * world.size;
+  if (!world.isMain) {
+    optimizer?.dispose();
+    model.dispose();
+    return null;
+  }
+  const trainableBytes = trainable.reduce((a, p) => a + p.size, 0) * 4;
+  // all-to-all then all-gather of the gradients (ZeRO-1: all-gather of the weights instead): each sends (W-1)/W of them twice
+  const commBytes = world.size > 1 && optimizer ? (2 * trainableBytes * (world.size - 1)) / world.size : 0;
   const result: BenchResult = {
     model: name,
     mode: o.mode,
@@ -178,7 +220,7 @@ export function runBench(o: BenchOptions): BenchResult {
       params.reduce((a, p) => a + p.size, 0) +
       model.quantizedWeights().reduce((a, [, q]) => a + q.shape[0] * q.shape[1], 0),
     trainable_params: trainable.reduce((a, p) => a + p.size, 0),
-    tokens_per_s: significant(tokens / med),
+    tokens_per_s: significant((tokens * world.size) / med),
     step_s: round(med, 4),
     step_s_min: round(minOf(times), 4),
     step_s_max: round(maxOf(times), 4),
@@ -189,6 +231,9 @@ export function runBench(o: BenchOptions): BenchResult {
     peak_native_mb: Math.round(memoryStats().peakBytes / 2 ** 20),
     first_loss: losses[0],
     last_loss: losses[losses.length - 1],
+    ranks: world.size,
+    comm_mb_per_step: round(commBytes / 2 ** 20, 3),
+    sync_wait_s: waits.length ? round(median(waits.slice(o.warmup)), 4) : 0,
   };
   optimizer?.dispose();
   model.dispose();

@@ -90,8 +90,12 @@ export function buildProgram(): Command {
     .option('--temperature <x>', 'generate mode: sample at this temperature (0: greedy)', nonNegativeNumber, 0)
     .option('--top-p <x>', 'generate mode: top_p when sampling', positiveNumber, 1)
     .option('--top-k <n>', 'generate mode: top_k when sampling (0: none)', nonNegativeInt, 0)
+    .option('--nproc <n>', 'lora/full: data-parallel ranks on this machine, started through mpirun', positiveInt)
+    .option('--zero', 'with --nproc or under mpirun: shard the optimiser (ZeRO-1)', false)
     .action(
       async (o: {
+        nproc?: number;
+        zero: boolean;
         model: string;
         mode: BenchMode | 'generate';
         dtype: 'f32' | 'bf16';
@@ -107,11 +111,16 @@ export function buildProgram(): Command {
         topP: number;
         topK: number;
       }) => {
+        if (o.nproc && o.nproc > 1) {
+          const { launchRanks, withoutNproc } = await import('./launch.js');
+          process.exitCode = await launchRanks(o.nproc, withoutNproc(process.argv.slice(2)));
+          return;
+        }
         const result =
           o.mode === 'generate'
             ? (await import('../bench/generate.js')).runGenerateBench(o)
             : (await import('../bench/train-step.js')).runBench({ ...o, mode: o.mode });
-        process.stdout.write(`${JSON.stringify(result)}\n`);
+        if (result) process.stdout.write(`${JSON.stringify(result)}\n`);
       },
     );
   bench
@@ -145,7 +154,8 @@ export function buildProgram(): Command {
     .allowUnknownOption()
     .action(async (args: string[], o: { nproc?: number }) => {
       if (o.nproc && o.nproc > 1) {
-        process.exitCode = await (await import('./launch.js')).launchRanks(o.nproc, args);
+        const { launchRanks, withoutNproc } = await import('./launch.js');
+        process.exitCode = await launchRanks(o.nproc, withoutNproc(process.argv.slice(2)));
         return;
       }
       const c = await loadConfigFrom(args);
