@@ -9,7 +9,7 @@ const map = readme.slice(readme.indexOf('## Map'), readme.indexOf('## Design not
 const rows = [...map.matchAll(/^\| `([^`]+\/)` \| (.*) \|$/gm)].map(([, folder, text]) => ({ folder, text }));
 /** A backticked file or subfolder name: `name.ext` or `name/` (not `Tensor`, `lmf api`, `isa/*.cc` …). */
 const named = (text: string) =>
-  new Set([...text.matchAll(/`([\w.-]+(?:\.(?:ts|tsx|cc|h|mjs|sh|py)|\/))`/g)].map((m) => m[1]));
+  new Set([...text.matchAll(/`([\w.-]+(?:\.(?:ts|tsx|cc|c|h|mjs|sh|py)|\/))`/g)].map((m) => m[1]));
 
 test('every folder the map lists matches its files, and every source folder is listed', () => {
   assert.ok(rows.length > 10, 'the map has rows');
@@ -31,6 +31,15 @@ test('every folder the map lists matches its files, and every source folder is l
     readdirSync(dir)
       .filter((e) => statSync(path.join(dir, e)).isDirectory())
       .flatMap((e) => [`${dir}/${e}/`, ...folders(`${dir}/${e}`)]);
-  for (const f of ['src/', 'native/src/', 'native/test/', 'scripts/', ...folders('src'), ...folders('native/src')])
+  for (const f of [
+    'src/',
+    'native/src/',
+    'native/mpi/',
+    'native/test/',
+    'scripts/',
+    'bench/',
+    ...folders('src'),
+    ...folders('native/src'),
+  ])
     assert.ok(listed.has(f), `${f} has no row in the map`);
 });

@@ -49,6 +49,8 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   shareThreads(world);
   if (world.size > 1)
     print(`data parallel: ${world.size} ranks × ${native.threads()} threads${zeroStage(c) ? ', ZeRO-1' : ''}`);
+  else if (c.deepspeed)
+    print('notice: deepspeed has no effect in one process (ZeRO shards the optimiser over ranks: mpirun or --nproc)');
   // rank 0 decides what to resume (and owns output_dir); the others are told
   const prepared = world.isMain ? prepareOutputDir(c, print) : null;
   const shared = JSON.parse(
