@@ -68,7 +68,9 @@ function buildNative() {
     hash.update(f).update(readFileSync(f));
   }
   const mpi = spawnSync('mpicc', ['--showme:version'], { encoding: 'utf8' });
-  hash.update(`${process.versions.modules} ${process.arch} ${process.platform} ${mpi.status === 0 ? mpi.stdout : 'no mpi'}`);
+  hash.update(
+    `${process.versions.modules} ${process.arch} ${process.platform} ${mpi.status === 0 ? mpi.stdout : 'no mpi'}`,
+  );
   const stamp = hash.digest('hex');
   const current = existsSync(target) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
   if (current && !force) return;
