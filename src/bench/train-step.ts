@@ -83,6 +83,8 @@ export interface BenchResult {
   comm_mb_per_step: number;
   /** median time a rank waited after backward for the reduction to end (what the overlap did not hide) */
   sync_wait_s: number;
+  /** share of the gradient buckets sent while backward still ran */
+  buckets_sent_early: number;
 }
 
 /** Weights that take part in a matmul per token (all projections + lm_head), the FLOP-count convention. */
@@ -234,6 +236,7 @@ export function runBench(o: BenchOptions): BenchResult | null {
     ranks: world.size,
     comm_mb_per_step: round(commBytes / 2 ** 20, 3),
     sync_wait_s: waits.length ? round(median(waits.slice(o.warmup)), 4) : 0,
+    buckets_sent_early: sync ? round(sync.sentEarly / (sync.buckets.length * (o.warmup + o.steps)), 3) : 0,
   };
   optimizer?.dispose();
   model.dispose();
