@@ -168,7 +168,7 @@ export const configShape = {
   /** accepted for LLaMA-Factory configs; LMFactory always writes safetensors */
   export_legacy_format: z.literal(false).default(false),
   /** also write model.gguf (llama.cpp) in this type */
-  export_gguf: z.enum(['f16', 'bf16', 'q8_0', 'q4_0']).optional(),
+  export_gguf: z.enum(['f16', 'bf16', 'q8_0', 'q4_0', 'q4_k_m']).optional(),
   // multiple-choice evaluation (lmf eval)
   task: z.string().optional(),
   task_dir: z.string().default('evaluation'),

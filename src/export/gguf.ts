@@ -1,7 +1,7 @@
 /**
  * GGUF export for llama.cpp-based tools: llama.cpp's names (token_embd, blk.N.attn_q …), its dimension
  * order (innermost first), its rotary layout for the llama architecture (q and k rows interleaved per head,
- * as its converter permutes them), f16/bf16/q8_0/q4_0 matrices with f32 norms, and the tokenizer and chat
+ * as its converter permutes them), f16/bf16/q8_0/q4_0/q4_k_m matrices with f32 norms, and the tokenizer and chat
  * template in the metadata. The metadata block is serialised by @huggingface/gguf; tensor infos and data
  * follow here.
  */
@@ -16,16 +16,30 @@ import { familyById } from '../models/families/index.js';
 import type { CausalLM } from '../models/registry.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../tensor/dtype.js';
 import { Tensor, withScope } from '../tensor/tensor.js';
+import { encodeQ4K, encodeQ5_0, encodeQ6K, Q4_K_BYTES, Q5_0_BYTES, Q6_K_BYTES, QK_K } from './kquants.js';
 
-export type GgufType = 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+export type GgufType = 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k_m';
 
 /** ggml tensor types and llama.cpp file types */
-const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
-const FILE_TYPE: Record<GgufType, number> = { f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
-/** the ggml type of a model's matrices for each export type (norms and other vectors stay f32) */
-const MATRIX_TYPE: Record<GgufType, number> = { f16: GGML.F16, bf16: GGML.BF16, q8_0: GGML.Q8_0, q4_0: GGML.Q4_0 };
-/** bytes of a block of 32 values: an f16 scale and the codes */
-const BLOCK_BYTES = { [GGML.Q8_0]: 34, [GGML.Q4_0]: 18 } as const;
+const GGML = { F32: 0, F16: 1, Q4_0: 2, Q5_0: 6, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
+const FILE_TYPE: Record<GgufType, number> = { f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15, bf16: 32 };
+/** the ggml type of a model's matrices for each export type (norms and other vectors stay f32; q4_k_m mixes) */
+const MATRIX_TYPE: Record<Exclude<GgufType, 'q4_k_m'>, number> = {
+  f16: GGML.F16,
+  bf16: GGML.BF16,
+  q8_0: GGML.Q8_0,
+  q4_0: GGML.Q4_0,
+};
+/** block types: values a block holds (a row must hold whole blocks) and its bytes */
+const BLOCKS: Record<number, { values: number; bytes: number }> = {
+  [GGML.Q8_0]: { values: 32, bytes: 34 },
+  [GGML.Q4_0]: { values: 32, bytes: 18 },
+  [GGML.Q5_0]: { values: 32, bytes: Q5_0_BYTES },
+  [GGML.Q4_K]: { values: QK_K, bytes: Q4_K_BYTES },
+  [GGML.Q6_K]: { values: QK_K, bytes: Q6_K_BYTES },
+};
+/** what llama.cpp stores a k-quant tensor as when its rows are not whole super-blocks */
+const K_FALLBACK: Record<number, number> = { [GGML.Q4_K]: GGML.Q5_0, [GGML.Q6_K]: GGML.Q8_0 };
 const ALIGN = 32;
 
 type Entry = { type: GGUFValueType; value: unknown; subType?: GGUFValueType };
@@ -87,9 +101,12 @@ function encode(values: Float32Array, type: number): Uint8Array {
     return new Uint8Array(bits.buffer);
   }
   if (type === GGML.Q4_0) return encodeQ4_0(values);
+  if (type === GGML.Q5_0) return encodeQ5_0(values);
+  if (type === GGML.Q4_K) return encodeQ4K(values);
+  if (type === GGML.Q6_K) return encodeQ6K(values);
   // q8_0: blocks of 32 values as an f16 scale (max |x| / 127) and 32 signed bytes
   const blocks = values.length / 32;
-  const bytes = BLOCK_BYTES[GGML.Q8_0];
+  const bytes = BLOCKS[GGML.Q8_0].bytes;
   const out = new Uint8Array(blocks * bytes);
   const view = new DataView(out.buffer);
   for (let b = 0; b < blocks; b++) {
@@ -111,7 +128,7 @@ function encode(values: Float32Array, type: number): Uint8Array {
  */
 function encodeQ4_0(values: Float32Array): Uint8Array {
   const blocks = values.length / 32;
-  const out = new Uint8Array(blocks * BLOCK_BYTES[GGML.Q4_0]);
+  const out = new Uint8Array(blocks * BLOCKS[GGML.Q4_0].bytes);
   const view = new DataView(out.buffer);
   const code = (v: number) => Math.min(15, Math.trunc(Math.fround(v + 8.5)));
   for (let b = 0; b < blocks; b++) {
@@ -120,7 +137,7 @@ function encodeQ4_0(values: Float32Array): Uint8Array {
     for (const v of x) if (Math.abs(v) > Math.abs(extreme)) extreme = v;
     const d = Math.fround(extreme / -8);
     const inv = d ? Math.fround(1 / d) : 0;
-    const at = b * BLOCK_BYTES[GGML.Q4_0];
+    const at = b * BLOCKS[GGML.Q4_0].bytes;
     view.setUint16(at, f32ToF16Bits(d), true);
     for (let j = 0; j < 16; j++)
       out[at + 2 + j] = code(Math.fround(x[j] * inv)) | (code(Math.fround(x[j + 16] * inv)) << 4);
@@ -252,11 +269,9 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   );
   const tensors = [
     ...params.map(([hfName, t]) => {
-      const matrix = t.shape.length === 2;
-      // block types need rows in whole blocks of 32; other matrices stay f16
-      const wanted = MATRIX_TYPE[type];
-      const ggmlType = !matrix ? GGML.F32 : wanted in BLOCK_BYTES && t.shape[1] % 32 !== 0 ? GGML.F16 : wanted;
-      return { hfName, name: hfToGgufName(hfName, c.sandwichNorms), tensor: t, ggmlType };
+      const name = hfToGgufName(hfName, c.sandwichNorms);
+      const ggmlType = t.shape.length === 2 ? matrixType(type, name, t.shape[1], c) : GGML.F32;
+      return { hfName, name, tensor: t, ggmlType };
     }),
     ...extra.map(([name, tensor]) => ({ hfName: name, name, tensor, ggmlType: GGML.F32 })),
   ];
@@ -293,8 +308,8 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   const sizes = tensors.map((t) =>
     t.ggmlType === GGML.F32
       ? 4 * t.tensor.size
-      : t.ggmlType === GGML.Q8_0 || t.ggmlType === GGML.Q4_0
-        ? (t.tensor.size / 32) * BLOCK_BYTES[t.ggmlType]
+      : BLOCKS[t.ggmlType]
+        ? (t.tensor.size / BLOCKS[t.ggmlType].values) * BLOCKS[t.ggmlType].bytes
         : 2 * t.tensor.size,
   );
   const infos: Uint8Array[] = [];
@@ -327,6 +342,29 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   } finally {
     for (const [, t] of extra) t.dispose();
   }
+}
+
+/**
+ * A matrix's ggml type. q4_k_m as llama.cpp mixes it: q6_K for the output projection (the embeddings when tied)
+ * and for attn_v and ffn_down in the first and last eighth of the layers and every third one between (its
+ * use_more_bits), q4_K elsewhere; a fused attn_qkv gets q6_K (llama.cpp's q5_K, a format not written here).
+ * Rows that are not whole blocks fall back as in llama.cpp (q4_K to q5_0, q6_K to q8_0), then to f16.
+ */
+function matrixType(type: GgufType, name: string, rowLength: number, c: ModelConfig): number {
+  let wanted: number;
+  if (type !== 'q4_k_m') wanted = MATRIX_TYPE[type];
+  else {
+    const n = c.numLayers;
+    const layer = Number(/^blk\.(\d+)\./.exec(name)?.[1] ?? -1);
+    const eighth = Math.floor(n / 8);
+    const moreBits = layer >= 0 && (layer < eighth || layer >= Math.floor((7 * n) / 8) || (layer - eighth) % 3 === 2);
+    const output = name === 'output.weight' || (name === 'token_embd.weight' && c.tieWordEmbeddings);
+    const wide = /\.attn_qkv\.weight$/.test(name) || (moreBits && /\.(attn_v|ffn_down)\.weight$/.test(name));
+    wanted = output || wide ? GGML.Q6_K : GGML.Q4_K;
+  }
+  if (BLOCKS[wanted] && rowLength % BLOCKS[wanted].values !== 0) wanted = K_FALLBACK[wanted] ?? GGML.F16;
+  if (BLOCKS[wanted] && rowLength % BLOCKS[wanted].values !== 0) wanted = GGML.F16;
+  return wanted;
 }
 
 function values(hfName: string, t: Tensor, layout: GgufLayout, heads: number, kvHeads: number): Float32Array {

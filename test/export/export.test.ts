@@ -1,11 +1,12 @@
 // lmf export: LoRA merged into the base gives the logits of base + adapter; shards and index; the GGUF files
-// (f16, bf16, q8_0, q4_0) load in node-llama-cpp (llama.cpp) and answer as LMFactory does.
+// (f16, bf16, q8_0, q4_0, q4_k_m) load in node-llama-cpp (llama.cpp) and answer as LMFactory does.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { gguf } from '@huggingface/gguf';
 import { getLlama, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { generate, type GenerationRequest } from '../../src/infer/generate.js';
 import { chatRequest, loadInference, type InferenceModel } from '../../src/infer/load.js';
@@ -169,6 +170,58 @@ for (const type of ['f16', 'bf16', 'q8_0', 'q4_0'] as const) {
     }
   });
 }
+
+test('GGUF q4_k_m: llama.cpp loads the mixture it would make (q6_K where it gives more bits) and answers as we do', async () => {
+  // rows of 256 and 512 values: whole super-blocks, so the k-quants themselves are written (the tiny model's
+  // 64-value rows would all fall back to q5_0 and q8_0, as llama.cpp does for them)
+  const wide = await makeTinyModelFolder(path.join(work, 'wide'), { hidden_size: 256, intermediate_size: 512 });
+  const types: Record<string, string> = {};
+  for (const type of ['q4_k_m', 'q8_0']) {
+    const file = path.join(work, `wide-${type}.yaml`);
+    writeFileSync(
+      file,
+      `model_name_or_path: ${wide}\ntemplate: llama2\nexport_dir: ${path.join(work, `wide-${type}`)}\nexport_gguf: ${type}\n`,
+    );
+    lmf('export', file);
+  }
+  const file = path.join(work, 'wide-q4_k_m', 'model.gguf');
+  for (const t of (await gguf(file, { allowLocalFile: true })).tensorInfos) types[t.name] = String(t.dtype);
+  // ggml types: 0 f32, 12 q4_K, 14 q6_K. Tied embeddings are the output: q6_K; of 2 layers, layer 1's attn_v and
+  // ffn_down get q6_K (llama.cpp's use_more_bits: the last eighth), the rest q4_K
+  assert.equal(types['token_embd.weight'], '14');
+  assert.deepEqual(
+    ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down'].map((n) => [
+      types[`blk.0.${n}.weight`],
+      types[`blk.1.${n}.weight`],
+    ]),
+    [
+      ['12', '12'],
+      ['12', '12'],
+      ['12', '14'],
+      ['12', '12'],
+      ['12', '12'],
+      ['12', '12'],
+      ['12', '14'],
+    ],
+  );
+  // the embeddings (8 of the 9.4M values) are q6_K's 6.6 bits: about 0.74 of q8_0's size
+  const ratio = statSync(file).size / statSync(path.join(work, 'wide-q8_0', 'model.gguf')).size;
+  assert.ok(ratio < 0.8, `size ${ratio} of q8_0's`);
+  const ours = loadInference({ model: wide, template: 'llama2' });
+  const request = chatRequest(ours, [{ role: 'user', content: 'How many euros are 20 dollars?' }], {
+    settings: greedy,
+  });
+  const expected = generate(ours.model, ours.tokenizer, [request])[0];
+  const model = await llama.loadModel({ modelPath: file });
+  try {
+    // measured 15 of 16 on this model (q4_0: 16 of 16; 4-bit drift on a random model's close logits)
+    const agreement = await topOneAgreement(model, request.prompt, expected.ids);
+    assert.ok(agreement >= 0.7, `top-1 agreement ${agreement}`);
+  } finally {
+    ours.dispose();
+    await model.dispose();
+  }
+});
 
 /** Model types beside LLaMA, each with the options its GGUF layout writes, as small random folders. */
 const ggufFamilies: Record<string, Record<string, unknown>> = {

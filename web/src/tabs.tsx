@@ -302,7 +302,7 @@ export function ExportTab({ shared, job, refresh }: { shared: Args; job: JobView
           name="export_gguf"
           args={args}
           set={set}
-          options={[['', t('none')], 'f16', 'bf16', 'q8_0', 'q4_0']}
+          options={[['', t('none')], 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k_m']}
         />
       </Section>
       <div className="buttons">
