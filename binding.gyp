@@ -23,7 +23,8 @@
         "native/src/cross_entropy.cc",
         "native/src/optim.cc",
         "native/src/sampling.cc",
-        "native/src/quant.cc"
+        "native/src/quant.cc",
+        "native/src/ggml_quants.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "ldflags": ["-fopenmp"],

@@ -64,6 +64,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerOptim(env, exports);
   registerSampling(env, exports);
   registerQuant(env, exports);
+  registerGgmlQuants(env, exports);
   return exports;
 }
 

@@ -107,5 +107,6 @@ void registerCrossEntropy(Napi::Env env, Napi::Object exports);
 void registerOptim(Napi::Env env, Napi::Object exports);
 void registerSampling(Napi::Env env, Napi::Object exports);
 void registerQuant(Napi::Env env, Napi::Object exports);
+void registerGgmlQuants(Napi::Env env, Napi::Object exports);
 
 }  // namespace lmf
