@@ -224,24 +224,48 @@ void reduceBucket(std::vector<Span> parts, bool allreduce) {
   }
 }
 
-// Every rank's chunk of the spans (as `chunks` cuts them) to every rank (root < 0) or to root only.
-void gatherChunks(std::vector<Span> parts, int root) {
+// Every rank's chunk of the spans (as `chunks` cuts them) to every rank.
+void gatherChunks(std::vector<Span> parts) {
   const int w = comm->size, me = comm->rank;
   const size_t n = total(parts);
   float* flat = scratch(flatScratch, n);
   Layout l = chunks(n, w);
   copyRange(parts, flat, l.displs[me], l.displs[me] + l.counts[me], false);
-  int rc;
-  if (root < 0) {
-    rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, flat, l.counts.data(), l.displs.data(), MPI_FLOAT,
-                        MPI_COMM_WORLD);
-  } else {
-    const void* send = me == root ? MPI_IN_PLACE : flat + l.displs[me];
-    rc = MPI_Gatherv(send, l.counts[me], MPI_FLOAT, flat, l.counts.data(), l.displs.data(), MPI_FLOAT, root,
-                     MPI_COMM_WORLD);
-  }
+  int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, flat, l.counts.data(), l.displs.data(), MPI_FLOAT,
+                          MPI_COMM_WORLD);
   if (rc != MPI_SUCCESS) return comm->fail("parameter gather", rc);
-  if (root < 0 || me == root) copyRange(parts, flat, 0, n, true);
+  copyRange(parts, flat, 0, n, true);
+}
+
+// Every rank's chunk to root, whose spans are the whole arrays (its own chunk already in place); the other ranks
+// pass their chunk alone, as one contiguous span, and need no room for the whole.
+void gatherToRoot(std::vector<Span> parts, int root) {
+  const int w = comm->size, me = comm->rank;
+  int rc;
+  if (me != root) {
+    const Span& chunk = parts[0];
+    rc = MPI_Gatherv(chunk.data, static_cast<int>(chunk.size), MPI_FLOAT, nullptr, nullptr, nullptr, MPI_FLOAT, root,
+                     MPI_COMM_WORLD);
+  } else {
+    const size_t n = total(parts);
+    float* flat = scratch(flatScratch, n);
+    Layout l = chunks(n, w);
+    copyRange(parts, flat, l.displs[me], l.displs[me] + l.counts[me], false);
+    rc = MPI_Gatherv(MPI_IN_PLACE, l.counts[me], MPI_FLOAT, flat, l.counts.data(), l.displs.data(), MPI_FLOAT, root,
+                     MPI_COMM_WORLD);
+    if (rc == MPI_SUCCESS) copyRange(parts, flat, 0, n, true);
+  }
+  if (rc != MPI_SUCCESS) comm->fail("gather to rank " + std::to_string(root), rc);
+}
+
+// Root's arrays, taken end to end, to every rank.
+void broadcastSpans(std::vector<Span> parts, int root) {
+  const size_t n = total(parts);
+  float* flat = scratch(flatScratch, n);
+  if (comm->rank == root) copyRange(parts, flat, 0, n, false);
+  int rc = MPI_Bcast(flat, static_cast<int>(n), MPI_FLOAT, root, MPI_COMM_WORLD);
+  if (rc != MPI_SUCCESS) return comm->fail("broadcast", rc);
+  if (comm->rank != root) copyRange(parts, flat, 0, n, true);
 }
 
 bool ready(const Napi::Env& env) {
@@ -283,12 +307,27 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts, allreduce] { reduceBucket(parts, allreduce); })));
 }
 
-// gather(arrays, root) -> ticket: each rank's chunk of the arrays to all ranks (root -1) or to root.
+// gather(arrays) -> ticket: each rank's chunk of the arrays to all ranks.
 Napi::Value Gather(const Napi::CallbackInfo& info) {
   if (!ready(info.Env())) return info.Env().Undefined();
   std::vector<Span> parts = spans(info[0].As<Napi::Array>());
+  return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts] { gatherChunks(parts); })));
+}
+
+// gatherToRoot(arrays, root) -> ticket: root passes the whole arrays, the others their chunk (see gatherToRoot).
+Napi::Value GatherToRoot(const Napi::CallbackInfo& info) {
+  if (!ready(info.Env())) return info.Env().Undefined();
+  std::vector<Span> parts = spans(info[0].As<Napi::Array>());
   int root = info[1].As<Napi::Number>().Int32Value();
-  return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts, root] { gatherChunks(parts, root); })));
+  return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts, root] { gatherToRoot(parts, root); })));
+}
+
+// broadcast(arrays, root) -> ticket: root's values into every rank's arrays.
+Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+  if (!ready(info.Env())) return info.Env().Undefined();
+  std::vector<Span> parts = spans(info[0].As<Napi::Array>());
+  int root = info[1].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts, root] { broadcastSpans(parts, root); })));
 }
 
 Napi::Value Wait(const Napi::CallbackInfo& info) {
@@ -341,12 +380,6 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return Finish(info.Env(), ticket);
 }
 
-// Ends every rank of the job (mpirun reports the code): for an error met on one rank only.
-Napi::Value Abort(const Napi::CallbackInfo& info) {
-  MPI_Abort(MPI_COMM_WORLD, info[0].As<Napi::Number>().Int32Value());
-  return info.Env().Undefined();
-}
-
 // Waits for the submitted jobs, finalises MPI and stops the thread.
 Napi::Value Finalize(const Napi::CallbackInfo& info) {
   if (comm) {
@@ -361,11 +394,12 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("gather", Napi::Function::New(env, Gather));
+  exports.Set("gatherToRoot", Napi::Function::New(env, GatherToRoot));
+  exports.Set("broadcast", Napi::Function::New(env, Broadcast));
   exports.Set("wait", Napi::Function::New(env, Wait));
   exports.Set("sumScalars", Napi::Function::New(env, SumScalars));
   exports.Set("allgatherBytes", Napi::Function::New(env, AllgatherBytes));
   exports.Set("barrier", Napi::Function::New(env, Barrier));
-  exports.Set("abort", Napi::Function::New(env, Abort));
   exports.Set("finalize", Napi::Function::New(env, Finalize));
   return exports;
 }

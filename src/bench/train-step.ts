@@ -170,7 +170,7 @@ export function runBench(o: BenchOptions): BenchResult | null {
       }
       const loss = model.loss(input, targets, weights);
       const value = loss.data[0];
-      sync?.overlapFromHere();
+      sync?.beginMicro(true);
       backward(loss);
       const t0 = performance.now();
       sync?.finish();

@@ -8,6 +8,7 @@
  * job, so it runs in a process group of its own, away from the terminal's signals.)
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { constants } from 'node:os';
 import { launchedWorldSize } from '../distributed/world.js';
 import { LmfError } from '../errors.js';
 
@@ -49,7 +50,7 @@ export async function launchRanks(nproc: number, command: string[]): Promise<num
   process.on('SIGTERM', forward);
   try {
     return await new Promise<number>((resolve) =>
-      child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 1 : 1))),
+      child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0))),
     );
   } finally {
     process.removeListener('SIGINT', forward);

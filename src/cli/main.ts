@@ -160,7 +160,8 @@ export function buildProgram(): Command {
       }
       const c = await loadConfigFrom(args);
       if (c.do_train ?? !c.do_predict) await (await import('../train/trainer.js')).train(c);
-      if (c.do_predict) {
+      // in a data-parallel job, rank 0 alone predicts (and writes the predictions)
+      if (c.do_predict && (joinedWorld()?.isMain ?? Number(process.env.OMPI_COMM_WORLD_RANK ?? 0) === 0)) {
         const { predict } = await import('../eval/predict.js');
         const results = await predict(c, (l) => process.stderr.write(`${l}\n`));
         process.stderr.write(`predict: ${JSON.stringify(results)}\n`);
@@ -250,7 +251,8 @@ export async function main(argv: string[]): Promise<void> {
         );
     }
     process.exitCode = 1;
-    // one rank's error ends the whole job (the others would wait for it forever); mpirun names the rank
-    if (world && world.size > 1) world.abort(1);
+    // one rank's error ends the whole job: mpirun stops every rank when one exits non-zero (the others would
+    // wait for it forever); exit now, with collectives of this rank possibly still in flight
+    if (world && world.size > 1) process.exit(1);
   }
 }

@@ -1,7 +1,8 @@
 /**
- * The processes of one training job. Started by mpirun, Slurm's srun or Kubeflow's MPI Operator, a process
- * finds the world in Open MPI's environment (OMPI_COMM_WORLD_SIZE) and joins it through build/lmf_mpi.node;
- * started alone, the world is this process and every collective is the identity.
+ * The processes of one training job. Started by mpirun (or Kubeflow's MPI Operator, which runs mpirun), a
+ * process finds the world in Open MPI's environment (OMPI_COMM_WORLD_SIZE); started by Slurm's srun with PMIx,
+ * in Slurm's (SLURM_NTASKS beside PMIX_RANK). It joins the world through build/lmf_mpi.node; started alone, the
+ * world is this process and every collective is the identity.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,16 +22,18 @@ export interface World {
   isMain: boolean;
   /** the sum over ranks of the arrays taken end to end: everywhere (allreduce) or only each rank's chunk of them */
   reduce(arrays: Float32Array[], allreduce: boolean): Ticket;
-  /** each rank's chunk of the arrays taken end to end, to every rank (root -1) or to root */
-  gather(arrays: Float32Array[], root: number): Ticket;
+  /** each rank's chunk of the arrays taken end to end, to every rank */
+  gather(arrays: Float32Array[]): Ticket;
+  /** each rank's chunk to root: root passes the whole arrays (its own chunk in place), the others their chunk alone */
+  gatherToRoot(arrays: Float32Array[], root: number): Ticket;
+  /** root's values of the arrays into every rank's */
+  broadcast(arrays: Float32Array[], root: number): Ticket;
   wait(ticket: Ticket): void;
   /** in place: the sum over ranks, added in rank order (the same bits on every rank) */
   sumScalars(values: Float64Array): void;
   /** every rank's bytes (all of one length), in rank order */
   allgatherBytes(bytes: Uint8Array): Uint8Array[];
   barrier(): void;
-  /** ends every process of the job: for an error met on this rank alone */
-  abort(code: number): void;
   /** waits for the collectives in flight and leaves the world */
   finalize(): void;
 }
@@ -43,12 +46,13 @@ export function chunkBounds(n: number, r: number, size: number): [number, number
 interface MpiAddon {
   init(): { rank: number; size: number; localRank: number; localSize: number; processor: string };
   reduce(arrays: Float32Array[], allreduce: boolean): number;
-  gather(arrays: Float32Array[], root: number): number;
+  gather(arrays: Float32Array[]): number;
+  gatherToRoot(arrays: Float32Array[], root: number): number;
+  broadcast(arrays: Float32Array[], root: number): number;
   wait(ticket: number): void;
   sumScalars(values: Float64Array): void;
   allgatherBytes(bytes: Uint8Array): Uint8Array;
   barrier(): void;
-  abort(code: number): void;
   finalize(): void;
 }
 
@@ -59,11 +63,12 @@ const alone: World = {
   isMain: true,
   reduce: () => 0,
   gather: () => 0,
+  gatherToRoot: () => 0,
+  broadcast: () => 0,
   wait: () => {},
   sumScalars: () => {},
   allgatherBytes: (bytes) => [bytes],
   barrier: () => {},
-  abort: (code) => process.exit(code),
   finalize: () => {},
 };
 
@@ -71,7 +76,8 @@ let joined: World | null = null;
 
 /** The size of the world this process was launched into, from the launcher's environment (1 when alone). */
 export function launchedWorldSize(env: NodeJS.ProcessEnv = process.env): number {
-  const size = Number(env.OMPI_COMM_WORLD_SIZE ?? 1);
+  const srun = env.PMIX_RANK !== undefined ? env.SLURM_NTASKS : undefined;
+  const size = Number(env.OMPI_COMM_WORLD_SIZE ?? srun ?? 1);
   return Number.isInteger(size) && size > 0 ? size : 1;
 }
 
@@ -103,7 +109,9 @@ function joinMpi(): World {
     localSize: info.localSize,
     isMain: info.rank === 0,
     reduce: (arrays, allreduce) => mpi.reduce(arrays, allreduce),
-    gather: (arrays, root) => mpi.gather(arrays, root),
+    gather: (arrays) => mpi.gather(arrays),
+    gatherToRoot: (arrays, root) => mpi.gatherToRoot(arrays, root),
+    broadcast: (arrays, root) => mpi.broadcast(arrays, root),
     wait: (ticket) => mpi.wait(ticket),
     sumScalars: (values) => mpi.sumScalars(values),
     allgatherBytes(bytes) {
@@ -111,7 +119,6 @@ function joinMpi(): World {
       return Array.from({ length: info.size }, (_, r) => all.subarray(r * bytes.length, (r + 1) * bytes.length));
     },
     barrier: () => mpi.barrier(),
-    abort: (code) => mpi.abort(code),
     finalize: () => mpi.finalize(),
   };
 }

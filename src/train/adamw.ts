@@ -24,10 +24,10 @@ export interface Optimizer {
   /** one update; returns the pre-clip global gradient norm */
   update(lrScale: number, maxGradNorm: number | null): number;
   zeroGrad(): void;
-  /** every parameter's moments, whole, in parameter order (collective under ZeRO-1: complete on rank 0) */
-  momentsForSave(): { m: Tensor<'f32'>[]; v: Tensor<'f32'>[]; release(): void };
-  /** parameter i's moments from a checkpoint, whole */
-  loadMoments(i: number, m: Float32Array, v: Float32Array): void;
+  /** the moments of these parameters, whole and in their order (collective under ZeRO-1: complete on rank 0) */
+  momentsForSave(params: Tensor<'f32'>[]): { m: Tensor<'f32'>[]; v: Tensor<'f32'>[]; release(): void };
+  /** a parameter's moments from a checkpoint, whole */
+  loadMoments(param: Tensor<'f32'>, m: Float32Array, v: Float32Array): void;
   dispose(): void;
 }
 
@@ -94,13 +94,22 @@ export class AdamW implements Optimizer {
     for (const p of this.params) if (p.grad) native.fill(p.grad.data, p.grad.size, 0);
   }
 
-  momentsForSave(): { m: Tensor<'f32'>[]; v: Tensor<'f32'>[]; release(): void } {
-    return { m: this.m, v: this.v, release: () => {} };
+  momentsForSave(params: Tensor<'f32'>[]): { m: Tensor<'f32'>[]; v: Tensor<'f32'>[]; release(): void } {
+    const at = params.map((p) => this.indexOf(p));
+    return { m: at.map((i) => this.m[i]), v: at.map((i) => this.v[i]), release: () => {} };
   }
 
-  loadMoments(i: number, m: Float32Array, v: Float32Array): void {
+  loadMoments(param: Tensor<'f32'>, m: Float32Array, v: Float32Array): void {
+    const i = this.indexOf(param);
     this.m[i].data.set(m);
     this.v[i].data.set(v);
+  }
+
+  /** a parameter's place among the groups' parameters (the moments' order), which need not be the caller's */
+  private indexOf(param: Tensor<'f32'>): number {
+    const i = this.params.indexOf(param);
+    if (i < 0) throw new Error('AdamW: the tensor is not one of its parameters');
+    return i;
   }
 
   dispose(): void {

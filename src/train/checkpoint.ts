@@ -23,6 +23,8 @@ export interface TrainerState {
   best_metric: null;
   /** the run that wrote this state (absent in checkpoints of LMFactory 0.1) */
   lmf_run?: RunIdentity;
+  /** data-parallel ranks of the run that wrote it (absent: one) */
+  lmf_world_size?: number;
 }
 
 /** A run's id and the config keys that resuming compares. */
@@ -115,7 +117,7 @@ export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][]
   try {
     const optimizer = SafetensorsFile.open(path.join(dir, 'optimizer.safetensors'));
     moments = optimizer;
-    trainable.forEach(([name, t], i) => {
+    trainable.forEach(([name, t]) => {
       const [w, m, v] = (
         [
           [weights, name],
@@ -134,7 +136,7 @@ export function loadCheckpoint(dir: string, trainable: [string, Tensor<'f32'>][]
         return src.read(key, 'f32');
       });
       t.data.set(w.data as Float32Array);
-      opt.loadMoments(i, m.data as Float32Array, v.data as Float32Array);
+      opt.loadMoments(t, m.data as Float32Array, v.data as Float32Array);
       for (const loaded of [w, m, v]) loaded.dispose();
     });
     opt.step = Number(moments.metadata.step ?? 0);

@@ -7,6 +7,10 @@
  *
  * allreduce: every rank ends with the whole summed gradient (plain data parallelism); otherwise each rank ends
  * with the sum of its own chunk of every bucket only (ZeRO-1, which updates just that chunk).
+ *
+ * Every parameter has a gradient buffer from the start (all ranks reduce the same buffers), but one that has
+ * had no gradient on any rank yet has its buffer dropped after each step: the optimiser skips it then, as it
+ * skips a parameter without a gradient in one process.
  */
 import type { Ticket, World } from '../distributed/world.js';
 import { leafGrad, onLeafGradDone } from '../tensor/autograd.js';
@@ -21,12 +25,15 @@ export class GradientSync {
   private readonly finished: Set<Tensor>[];
   private readonly inFlight: Ticket[] = [];
   private next = 0;
+  /** parameters given a gradient during this step here, and during any step on any rank */
+  private readonly touched = new Set<Tensor>();
+  private readonly everTouched = new Set<Tensor>();
   /** buckets sent while backward still ran, over all steps (how much the overlap took) */
   sentEarly = 0;
 
   constructor(
     private readonly world: World,
-    params: Tensor<'f32'>[],
+    private readonly params: Tensor<'f32'>[],
     private readonly allreduce: boolean,
     bucketBytes = BUCKET_BYTES,
   ) {
@@ -47,11 +54,16 @@ export class GradientSync {
     this.finished = this.buckets.map(() => new Set());
   }
 
-  /** From now until finish(), buckets leave as backward completes them (call before the step's last micro-batch). */
-  overlapFromHere(): void {
+  /**
+   * Call before each micro-batch this rank runs: backward then reports the parameters it gives a gradient, and
+   * during the last micro-batch (`last`) each bucket leaves as soon as backward has completed it.
+   */
+  beginMicro(last: boolean): void {
     onLeafGradDone((leaf) => {
       const b = this.bucketOf.get(leaf);
       if (b === undefined) return;
+      this.touched.add(leaf);
+      if (!last) return;
       this.finished[b].add(leaf);
       while (this.next < this.buckets.length && this.finished[this.next].size === this.buckets[this.next].length) {
         this.send();
@@ -68,6 +80,21 @@ export class GradientSync {
     this.inFlight.length = 0;
     this.next = 0;
     for (const f of this.finished) f.clear();
+    const had = Float64Array.from(this.params, (p) => (this.everTouched.has(p) || this.touched.has(p) ? 1 : 0));
+    this.world.sumScalars(had);
+    this.touched.clear();
+    this.params.forEach((p, i) => {
+      if (had[i] > 0) this.everTouched.add(p);
+      else if (p.grad) {
+        p.grad.dispose();
+        p.grad = null;
+      }
+    });
+  }
+
+  /** True while collectives of a step may still write into gradient buffers (after an error in the step). */
+  get busy(): boolean {
+    return this.inFlight.length > 0;
   }
 
   private send(): void {

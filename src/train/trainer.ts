@@ -109,6 +109,15 @@ async function trainIn(
   const total = c.max_steps > 0 ? c.max_steps : Math.ceil(c.num_train_epochs * stepsPerEpoch);
   const warmup = warmupSteps(c, total);
 
+  // LoRA's and DoRA's first values come from native kernels, whose last bits may differ between the CPUs of a
+  // mixed cluster: every rank starts from rank 0's (full and freeze read theirs from the same files)
+  if (world.size > 1 && c.finetuning_type === 'lora')
+    world.wait(
+      world.broadcast(
+        setup.trainable.map(([, p]) => p.data),
+        0,
+      ),
+    );
   if (c.bf16) attachBf16Copies(setup.trainable);
   const adamSettings = { beta1: c.adam_beta1, beta2: c.adam_beta2, eps: c.adam_epsilon };
   const sync =
@@ -142,8 +151,14 @@ async function trainIn(
       );
     for (const [, p] of setup.trainable) if (p.shadow) native.toBf16(p.data, p.shadow.data, p.size);
     print(`resumed from ${resumeDir} at step ${state.global_step}`);
+    const before = state.lmf_world_size ?? 1;
+    if (before !== world.size)
+      print(
+        `notice: the checkpoint was written by ${before} rank${before > 1 ? 's' : ''} and this run has ${world.size}: the global batch, and so the data of each step from here, differ from the interrupted run's`,
+      );
   }
   state.lmf_run = runIdentity(c, runId);
+  state.lmf_world_size = world.size;
   if (world.isMain) writeTrainManifest(c, data);
   const params = setup.trainable.reduce((a, [, p]) => a + p.size, 0);
   print(
@@ -176,7 +191,7 @@ async function trainIn(
   };
   // every rank takes part (ZeRO-1 gathers the moments to rank 0), rank 0 writes
   const checkpoint = () => {
-    const moments = opt.momentsForSave();
+    const moments = opt.momentsForSave(setup.trainable.map(([, p]) => p));
     try {
       return world.isMain
         ? saveCheckpoint(
@@ -224,9 +239,7 @@ async function trainIn(
         noise: (k) =>
           c.neftune_noise_alpha ? { alpha: c.neftune_noise_alpha, seed: (step * 7919 + k + c.seed) >>> 0 } : undefined,
         owns: ownsMicro(world, objective.microInStep(step)),
-        beginMicro: (last) => {
-          if (last) sync?.overlapFromHere();
-        },
+        beginMicro: (last) => sync?.beginMicro(last),
       });
       sync?.finish();
       const summed = sumOverRanks(world, owned, signalled !== null);
@@ -301,9 +314,13 @@ async function trainIn(
     return { state, outputDir: c.output_dir };
   } finally {
     for (const s of stopSignals) process.removeListener(s, onSignal);
-    opt.dispose();
-    objective.dispose();
-    model.dispose();
+    // after an error in a data-parallel step, collectives may still write into the gradients: the process ends
+    // with the error (cli/main.ts), so nothing is freed under them
+    if (!sync?.busy) {
+      opt.dispose();
+      objective.dispose();
+      model.dispose();
+    }
   }
 }
 

@@ -59,7 +59,9 @@ export class ShardedAdamW implements Optimizer {
   }
 
   update(lrScale: number, maxGradNorm: number | null): number {
-    const grads = this.segments.map((s) => this.params[s.param].grad!.data.subarray(s.from, s.to));
+    // a parameter that never had a gradient is left alone, as AdamW leaves it
+    const segments = this.segments.filter((s) => this.params[s.param].grad);
+    const grads = segments.map((s) => this.params[s.param].grad!.data.subarray(s.from, s.to));
     const squares = Float64Array.of(native.sumSquares(grads));
     this.world.sumScalars(squares);
     const norm = Math.sqrt(squares[0]);
@@ -69,24 +71,19 @@ export class ShardedAdamW implements Optimizer {
     const moment = (t: Tensor<'f32'>[], seg: Segment) =>
       t[seg.bucket].data.subarray(seg.at, seg.at + seg.to - seg.from);
     native.adamw(
-      this.segments.map((seg) => this.params[seg.param].data.subarray(seg.from, seg.to)),
+      segments.map((seg) => this.params[seg.param].data.subarray(seg.from, seg.to)),
       grads,
-      this.segments.map((seg) => moment(this.m, seg)),
-      this.segments.map((seg) => moment(this.v, seg)),
-      Float64Array.from(this.segments, (seg) => this.lr[seg.param] * lrScale),
-      Float64Array.from(this.segments, (seg) => this.wd[seg.param]),
+      segments.map((seg) => moment(this.m, seg)),
+      segments.map((seg) => moment(this.v, seg)),
+      Float64Array.from(segments, (seg) => this.lr[seg.param] * lrScale),
+      Float64Array.from(segments, (seg) => this.wd[seg.param]),
       s.beta1,
       s.beta2,
       s.eps,
       this.step,
       clip,
     );
-    const tickets = this.buckets.map((bucket) =>
-      this.world.gather(
-        bucket.map((p) => p.data),
-        -1,
-      ),
-    );
+    const tickets = this.buckets.map((bucket) => this.world.gather(bucket.map((p) => p.data)));
     for (const t of tickets) this.world.wait(t);
     for (const p of this.params) if (p.shadow) native.toBf16(p.data, p.shadow.data, p.size);
     return norm;
@@ -96,28 +93,43 @@ export class ShardedAdamW implements Optimizer {
     for (const p of this.params) if (p.grad) native.fill(p.grad.data, p.grad.size, 0);
   }
 
-  /** Collective: every rank contributes its chunks, rank 0 receives the whole moments. */
-  momentsForSave(): { m: Tensor<'f32'>[]; v: Tensor<'f32'>[]; release(): void } {
-    const whole = (own: Tensor<'f32'>[]) => {
-      const out = this.params.map((p) => Tensor.zeros(p.shape, 'f32'));
+  /**
+   * Collective: every rank sends its chunks of the moments straight from its own buffers; rank 0 alone holds
+   * the whole moments (the others get empty tensors), so a checkpoint costs no rank but the writer more memory.
+   */
+  momentsForSave(params: Tensor<'f32'>[]): { m: Tensor<'f32'>[]; v: Tensor<'f32'>[]; release(): void } {
+    const main = this.world.isMain;
+    const gathered = (own: Tensor<'f32'>[]) => {
+      if (!main) {
+        const tickets = own.map((chunk) => this.world.gatherToRoot([chunk.data], 0));
+        for (const t of tickets) this.world.wait(t);
+        return [];
+      }
+      const whole = this.params.map((p) => Tensor.zeros(p.shape, 'f32'));
       for (const seg of this.segments)
-        out[seg.param].data.set(own[seg.bucket].data.subarray(seg.at, seg.at + seg.to - seg.from), seg.from);
+        whole[seg.param].data.set(own[seg.bucket].data.subarray(seg.at, seg.at + seg.to - seg.from), seg.from);
       const index = new Map(this.params.map((p, i) => [p, i]));
       const tickets = this.buckets.map((bucket) =>
-        this.world.gather(
-          bucket.map((p) => out[index.get(p)!].data),
+        this.world.gatherToRoot(
+          bucket.map((p) => whole[index.get(p)!].data),
           0,
         ),
       );
       for (const t of tickets) this.world.wait(t);
-      return out;
+      return whole;
     };
-    const m = whole(this.m),
-      v = whole(this.v);
-    return { m, v, release: () => [...m, ...v].forEach((t) => t.dispose()) };
+    const m = gathered(this.m),
+      v = gathered(this.v);
+    const at = params.map((p) => this.params.indexOf(p));
+    return {
+      m: main ? at.map((i) => m[i]) : [],
+      v: main ? at.map((i) => v[i]) : [],
+      release: () => [...m, ...v].forEach((t) => t.dispose()),
+    };
   }
 
-  loadMoments(i: number, m: Float32Array, v: Float32Array): void {
+  loadMoments(param: Tensor<'f32'>, m: Float32Array, v: Float32Array): void {
+    const i = this.params.indexOf(param);
     for (const seg of this.segments.filter((s) => s.param === i)) {
       this.m[seg.bucket].data.set(m.subarray(seg.from, seg.to), seg.at);
       this.v[seg.bucket].data.set(v.subarray(seg.from, seg.to), seg.at);

@@ -119,6 +119,20 @@ test('a run killed with SIGKILL and resumed logs exactly the losses of an uninte
   assert.deepEqual(losses('killed'), want);
 });
 
+test('full fine-tuning with weight decay resumes (the moments follow their tensors, not the group order)', () => {
+  // weight decay puts matrices and vectors in two groups, so the optimiser's order is not the model's
+  const extra =
+    'finetuning_type: full\nweight_decay: 0.01\nlearning_rate: 1.0e-3\nmax_steps: 4\nsave_steps: 2\nlogging_steps: 1\n';
+  assert.equal(lmf('train', yaml('decayed', extra)).status, 0);
+  const resumed = lmf(
+    'train',
+    yaml('decayed-resumed', extra),
+    `resume_from_checkpoint=${path.join(work, 'decayed', 'checkpoint-2')}`,
+  );
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.deepEqual(losses('decayed-resumed'), losses('decayed'));
+});
+
 test('an existing output_dir is refused unless overwrite or resume is set', () => {
   const r = lmf('train', yaml('lora', 'finetuning_type: lora\nlearning_rate: 1.0e-2\n'), 'overwrite_output_dir=false');
   assert.equal(r.status, 1);
