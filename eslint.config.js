@@ -11,6 +11,7 @@ const spreadIntoCall =
 const layers = {
   util: [],
   native: [],
+  threads: ['native'],
   tensor: ['native'],
   io: ['native', 'tensor'],
   nn: ['tensor'],
@@ -18,20 +19,20 @@ const layers = {
   models: ['native', 'tensor', 'io', 'nn'],
   adapters: ['native', 'tensor', 'io', 'nn', 'models'],
   data: ['tensor', 'io', 'config'],
-  infer: ['native', 'tensor', 'io', 'models', 'adapters', 'config', 'data'],
+  infer: ['native', 'threads', 'tensor', 'io', 'models', 'adapters', 'config', 'data'],
   distributed: [],
-  train: ['native', 'tensor', 'io', 'nn', 'models', 'adapters', 'config', 'data', 'distributed'],
+  train: ['native', 'threads', 'tensor', 'io', 'nn', 'models', 'adapters', 'config', 'data', 'distributed'],
   export: ['native', 'tensor', 'io', 'models', 'config', 'infer'],
   eval: ['tensor', 'io', 'config', 'data', 'infer'],
   // verify replays the reference's training steps with the trainer's optimizer
   verify: ['native', 'tensor', 'io', 'models', 'adapters', 'train'],
   api: ['config', 'data', 'infer'],
-  bench: ['native', 'tensor', 'io', 'models', 'adapters', 'config', 'data', 'infer', 'train', 'distributed'],
+  bench: ['native', 'threads', 'tensor', 'io', 'models', 'adapters', 'config', 'data', 'infer', 'train', 'distributed'],
   webui: ['io', 'models', 'config', 'data', 'wire'],
 };
 const everywhere = ['errors', 'version', 'util', 'wire'];
 /** top-level modules of src/ (src/native.ts …), imported as ../native.js or ../../native.js */
-const modules = new Set(['native', 'wire']);
+const modules = new Set(['native', 'threads', 'wire']);
 const all = [...new Set([...Object.keys(layers), 'cli', 'wire'])];
 
 /** no-restricted-imports patterns that forbid every src folder (or top-level module) a layer may not import. */
@@ -66,7 +67,7 @@ export default tseslint.config(
     },
   },
   ...Object.keys(layers).map((layer) => ({
-    files: layer === 'native' ? ['src/native.ts'] : [`src/${layer}/**/*.ts`],
+    files: modules.has(layer) ? [`src/${layer}.ts`] : [`src/${layer}/**/*.ts`],
     rules: { 'no-restricted-imports': ['error', { patterns: boundaries(layer) }] },
   })),
   {

@@ -1,6 +1,7 @@
 // Matrix multiply through oneDNN: C[M,N] (+)= op(A)[M,K] · op(B)[K,N] (+ bias[N]).
 // A and B are f32 or bf16 (both the same type); C and bias are f32, so bf16 inputs accumulate in f32.
 // Primitives are cached by shape and flags: creating one costs far more than running a small one.
+#include <omp.h>
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -14,7 +15,9 @@ namespace lmf {
 
 namespace {
 using dnnl::memory;
-using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool, bool, int>;
+// the last field is the thread count: a primitive splits its work for the threads it was made for (src/threads.ts
+// changes the count on a shared machine)
+using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, bool, bool, int, int>;
 
 dnnl::engine& engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -37,7 +40,7 @@ std::map<Key, std::unique_ptr<Cached>>& cache() {
 
 Cached& primitive(int64_t M, int64_t N, int64_t K, bool transA, bool transB, bool accumulate, bool hasBias,
                   DType dtype) {
-  Key key{M, N, K, transA, transB, accumulate, hasBias, dtype};
+  Key key{M, N, K, transA, transB, accumulate, hasBias, dtype, omp_get_max_threads()};
   auto it = cache().find(key);
   if (it != cache().end()) return *it->second;
   auto dt = dtype == BF16 ? memory::data_type::bf16 : memory::data_type::f32;

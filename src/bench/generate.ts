@@ -3,6 +3,7 @@
  * folder. Prefill: one call over the prompt (cold, then warm); decode: one token per call per sequence, timed
  * after the first.
  */
+import { adaptThreads } from '../threads.js';
 import { initModel, presetConfig } from '../models/init.js';
 import { presets } from '../models/presets.js';
 import { quantizeFor } from '../models/quant/quantize.js';
@@ -72,6 +73,7 @@ export function runGenerateBench(o: GenerateBenchOptions): GenerateBenchResult {
     const run = (tokens: number[][]): number[] =>
       noGrad(() =>
         withScope(() => {
+          adaptThreads();
           const logits = model.extend(tokens, caches);
           const t = performance.now();
           const next = tokens.map((_, s) =>

@@ -21,6 +21,7 @@ import { Rng } from '../tensor/random.js';
 import { memoryStats } from '../tensor/pool.js';
 import { withScope, type Tensor } from '../tensor/tensor.js';
 import { world as joinWorld } from '../distributed/world.js';
+import { adaptThreads } from '../threads.js';
 import { AdamW, type Optimizer } from '../train/adamw.js';
 import { shareThreads } from '../train/data-parallel.js';
 import { GradientSync } from '../train/gradient-sync.js';
@@ -164,6 +165,7 @@ export function runBench(o: BenchOptions): BenchResult | null {
 
   const step = (): number | null =>
     withScope(() => {
+      adaptThreads();
       if (!optimizer) {
         noGrad(() => model.logits(input));
         return null;

@@ -92,10 +92,12 @@ export function buildProgram(): Command {
     .option('--top-k <n>', 'generate mode: top_k when sampling (0: none)', nonNegativeInt, 0)
     .option('--nproc <n>', 'lora/full: data-parallel ranks on this machine, started through mpirun', positiveInt)
     .option('--zero', 'with --nproc or under mpirun: shard the optimiser (ZeRO-1)', false)
+    .option('--contend', 'measure alone, then beside a process that keeps one CPU busy; report the slowdown', false)
     .action(
       async (o: {
         nproc?: number;
         zero: boolean;
+        contend: boolean;
         model: string;
         mode: BenchMode | 'generate';
         dtype: 'f32' | 'bf16';
@@ -116,10 +118,25 @@ export function buildProgram(): Command {
           process.exitCode = await launchRanks(o.nproc, withoutNproc(process.argv.slice(2)));
           return;
         }
+        if (o.contend && (o.nproc || (await import('../distributed/world.js')).launchedWorldSize() > 1))
+          throw new LmfError('bad_argument', '--contend measures one process', {
+            hint: 'leave out --nproc (or mpirun)',
+          });
+        const mode = o.mode;
         const result =
-          o.mode === 'generate'
-            ? (await import('../bench/generate.js')).runGenerateBench(o)
-            : (await import('../bench/train-step.js')).runBench({ ...o, mode: o.mode });
+          mode === 'generate'
+            ? await (async () => {
+                const { runGenerateBench } = await import('../bench/generate.js');
+                if (!o.contend) return runGenerateBench(o);
+                const { contended } = await import('../bench/contend.js');
+                return contended(() => runGenerateBench(o), ['prefill_tokens_per_s', 'decode_tokens_per_s']);
+              })()
+            : await (async () => {
+                const { runBench } = await import('../bench/train-step.js');
+                if (!o.contend) return runBench({ ...o, mode });
+                const { contended } = await import('../bench/contend.js');
+                return contended(() => runBench({ ...o, mode })!, ['tokens_per_s']);
+              })();
         if (result) process.stdout.write(`${JSON.stringify(result)}\n`);
       },
     );

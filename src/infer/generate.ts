@@ -5,6 +5,7 @@
  *   generate(): a batch of prompts to the end, synchronously (CLI, prediction, tests);
  *   GenerationEngine: requests arriving at any time, streamed, cancellable, with a bounded queue (chat, API).
  */
+import { adaptThreads } from '../threads.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import type { CausalLM } from '../models/registry.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -146,6 +147,7 @@ class Sequence {
 function step(model: CausalLM, seqs: Sequence[]): void {
   const live = seqs.filter((s) => !s.finish);
   if (!live.length) return;
+  adaptThreads();
   noGrad(() =>
     withScope(() => {
       const logits = model.extend(

@@ -5,13 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { TrainConfig } from '../config/schema.js';
 import type { PreparedData } from '../data/pipeline.js';
 import type { World } from '../distributed/world.js';
 import { LmfError } from '../errors.js';
-import { native } from '../native.js';
+import { setThreadBudget, usableCpus } from '../threads.js';
 import type { StepResult } from './stages/index.js';
 
 /**
@@ -45,7 +44,7 @@ export function zeroStage(c: TrainConfig): 0 | 1 {
 /** Without OMP_NUM_THREADS, the ranks on one machine share its CPUs (this process's affinity) evenly. */
 export function shareThreads(world: World): void {
   if (world.size === 1 || process.env.OMP_NUM_THREADS) return;
-  native.threads(Math.max(1, Math.floor(availableParallelism() / world.localSize)));
+  setThreadBudget(Math.max(1, Math.floor(usableCpus() / world.localSize)));
 }
 
 /** The micro-batches of a step that rank r runs: an even, contiguous slice of the global batch. */

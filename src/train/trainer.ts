@@ -18,6 +18,7 @@ import { LmfError } from '../errors.js';
 import { native } from '../native.js';
 import { writeTextAtomic } from '../io/atomic.js';
 import { world as joinWorld, type World } from '../distributed/world.js';
+import { adaptThreads } from '../threads.js';
 import { AdamW, type Optimizer } from './adamw.js';
 import { checkpointDirs, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { checkSameRun, fromMain, ownsMicro, shareThreads, sumOverRanks, zeroStage } from './data-parallel.js';
@@ -234,6 +235,7 @@ async function trainIn(
   try {
     while (state.global_step < total && !stopping()) {
       const step = state.global_step;
+      adaptThreads();
       const owned = objective.step(step, {
         dropoutStep: (k) => step * microPerStep + k,
         noise: (k) =>
