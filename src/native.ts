@@ -76,11 +76,14 @@ export interface NativeAddon {
     out: F32 | Uint16Array,
     outBf16: 0 | 1,
   ): void;
-  /** out[M, N] = x[M, K]·Wᵀ (+ bias) for 1 to 4 rows, W in 4-bit codes read in place (decoding a QLoRA base) */
+  /**
+   * out[M, N] = x[M, K]·Wᵀ (+ bias) for 1 to 4 rows, W in 4-bit codes read in place (decoding a QLoRA base); the
+   * absmax f32 per block, or null and bitsandbytes' double-quantized absmax (codes …) expanded row by row
+   */
   gemv4bit(
     x: F32,
     packed: Uint8Array,
-    absmax: F32,
+    absmax: F32 | null,
     table: F32,
     blocksize: number,
     out: F32,
@@ -88,6 +91,11 @@ export interface NativeAddon {
     N: number,
     K: number,
     bias: F32 | null,
+    codes?: Uint8Array,
+    nestedAbsmax?: F32,
+    nestedBlocksize?: number,
+    offset?: number,
+    map?: F32,
   ): void;
   /** rows row0.. of an LLM.int8 weight [*, cols] with its row scales, dequantised into out */
   dequantizeInt8Rows(

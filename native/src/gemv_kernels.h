@@ -241,7 +241,7 @@ inline void dots4bit(const CodeTable& codes, const uint8_t* row, const float* sc
 
 }  // namespace
 
-void gemv4bit(const float* A, const uint8_t* packed, const float* absmax, const float* table, int64_t blocksize,
+void gemv4bit(const float* A, const uint8_t* packed, const BlockScales& absmax, const float* table, int64_t blocksize,
               float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
   // x split into its even and odd elements, the order the nibbles come in
   const int64_t half = K / 2;
@@ -256,13 +256,20 @@ void gemv4bit(const float* A, const uint8_t* packed, const float* absmax, const 
   using Dots = void (*)(const CodeTable&, const uint8_t*, const float*, const float*, int64_t, int64_t, int64_t, float*);
   const Dots dots[kGemvMaxRows] = {dots4bit<1>, dots4bit<2>, dots4bit<3>, dots4bit<4>};
   const Dots rowDots = dots[M - 1];
-#pragma omp parallel for schedule(static) if (N * K > (1 << 16))
-  for (int64_t n = 0; n < N; n++) {
-    float sum[kGemvMaxRows];
-    rowDots(codes, packed + n * half, absmax + n * blocksPerRow, split.data(), K, blockBytes, blocksPerRow, sum);
-    for (int64_t m = 0; m < M; m++) {
-      float v = sum[m] + (bias ? bias[n] : 0.0f);
-      C[m * N + n] = accumulate ? C[m * N + n] + v : v;
+#pragma omp parallel if (N * K > (1 << 16))
+  {
+    // the row's block scales, expanded here when double-quantized (the weight's codes are read once anyway)
+    std::vector<float> rowScales(absmax.values ? 0 : static_cast<size_t>(blocksPerRow));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+      const float* scales = absmax.values ? absmax.values + n * blocksPerRow : rowScales.data();
+      if (!absmax.values) absmax.expand(n * blocksPerRow, blocksPerRow, rowScales.data());
+      float sum[kGemvMaxRows];
+      rowDots(codes, packed + n * half, scales, split.data(), K, blockBytes, blocksPerRow, sum);
+      for (int64_t m = 0; m < M; m++) {
+        float v = sum[m] + (bias ? bias[n] : 0.0f);
+        C[m * N + n] = accumulate ? C[m * N + n] + v : v;
+      }
     }
   }
 }

@@ -62,4 +62,5 @@ class FlushDenormals {
 };
 
 }  // namespace
+
 }  // namespace lmf

@@ -3,9 +3,33 @@
 // (native/src/isa/*.cc, binding.gyp), so one binary runs on any x86-64-v3 CPU and uses AVX-512 where it exists.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace lmf {
+
+// The block scales (absmax) of a 4-bit weight: f32 values, or bitsandbytes' double quantization of them, an 8-bit
+// code per block read as f32(map[code] · nested[block / nestedBlocksize]) + offset with each step rounded to f32
+// as bitsandbytes computes it. Kernels expand the scales of the rows they read, so no f32 copy of all exists.
+struct BlockScales {
+  const float* values = nullptr;
+  const uint8_t* codes = nullptr;
+  const float* nested = nullptr;
+  int64_t nestedBlocksize = 1;
+  float offset = 0.0f;
+  const float* map = nullptr;
+
+  // scales of blocks block0 .. block0 + count into out. The products are stored (rounded) before the sums, in
+  // two passes: a fused multiply-add, which -ffp-contract=fast makes of one expression, would round once.
+  void expand(int64_t block0, int64_t count, float* out) const {
+    if (values) {
+      std::memcpy(out, values + block0, static_cast<size_t>(count) * sizeof(float));
+      return;
+    }
+    for (int64_t j = 0; j < count; j++) out[j] = map[codes[block0 + j]] * nested[(block0 + j) / nestedBlocksize];
+    for (int64_t j = 0; j < count; j++) out[j] += offset;
+  }
+};
 
 constexpr int64_t kGemvMaxRows = 4;
 
@@ -32,8 +56,8 @@ struct AttentionShape {
                         const AttentionShape& shape);                                                              \
   void attentionBackward(const float* q, const float* k, const float* v, const float* out, const float* dout,       \
                          const float* lse, float* dq, float* dk, float* dv, const AttentionShape& shape);           \
-  void gemv4bit(const float* A, const uint8_t* packed, const float* absmax, const float* table, int64_t blocksize,   \
-                float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias);                     \
+  void gemv4bit(const float* A, const uint8_t* packed, const BlockScales& absmax, const float* table,                \
+                int64_t blocksize, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias);  \
   double peakGflops(bool bf16);                                                                                    \
   }
 #if defined(__x86_64__)
@@ -54,9 +78,9 @@ struct KernelTable {
   void (*gemvF32)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*);
   void (*gemvBf16)(const uint16_t*, const uint16_t*, float*, int64_t, int64_t, int64_t, bool, const float*);
   // C[M, N] (+)= A[M, :] · W[N, :] (+ bias) for M <= kGemvMaxRows, W in bitsandbytes' 4-bit codes with one absmax
-  // per block of `blocksize` (a multiple of 32 that divides K)
-  void (*gemv4bit)(const float*, const uint8_t*, const float*, const float*, int64_t, float*, int64_t, int64_t, int64_t,
-                   bool, const float*);
+  // per block of `blocksize` (a multiple of 32 that divides K), f32 or double-quantized
+  void (*gemv4bit)(const float*, const uint8_t*, const BlockScales&, const float*, int64_t, float*, int64_t, int64_t,
+                   int64_t, bool, const float*);
   void (*attentionForward)(const float*, const float*, const float*, float*, float*, const AttentionShape&);
   void (*attentionBackward)(const float*, const float*, const float*, const float*, const float*, const float*, float*,
                             float*, float*, const AttentionShape&);

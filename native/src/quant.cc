@@ -138,15 +138,15 @@ static Napi::Value ExpandAbsmax(const Napi::CallbackInfo& info) {
   const float* map = a.buffer<float>(4, 256, "map");
   float* out = a.buffer<float>(7, count, "out");
   if (!a.ok()) return info.Env().Undefined();
-  // the products are stored (rounded) before the sums, in two passes: a fused multiply-add, which
-  // -ffp-contract=fast makes of one expression, would round once
-#pragma omp parallel if (count > (1 << 16))
-  {
-#pragma omp for schedule(static)
-    for (int64_t j = 0; j < count; j++) out[j] = map[codes[block0 + j]] * nested[(block0 + j) / nestedBlocksize];
-#pragma omp for schedule(static)
-    for (int64_t j = 0; j < count; j++) out[j] += offset;
-  }
+  BlockScales scales;
+  scales.codes = codes;
+  scales.nested = nested;
+  scales.nestedBlocksize = nestedBlocksize;
+  scales.offset = offset;
+  scales.map = map;
+  const int64_t chunk = 1 << 14;
+#pragma omp parallel for schedule(static) if (count > (1 << 16))
+  for (int64_t c = 0; c < count; c += chunk) scales.expand(block0 + c, std::min(chunk, count - c), out + c);
   return info.Env().Undefined();
 }
 
@@ -171,20 +171,32 @@ static Napi::Value DequantizeInt8Rows(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// gemv4bit(x, packed, absmax, table, blocksize, out, M, N, K, bias): out[M, N] = x[M, K] · Wᵀ (+ bias) for a few
-// rows (decoding), W [N, K] in 4-bit codes looked up in registers (gemv_kernels.h)
+// gemv4bit(x, packed, absmax, table, blocksize, out, M, N, K, bias[, codes, nestedAbsmax, nestedBlocksize, offset,
+// map]): out[M, N] = x[M, K] · Wᵀ (+ bias) for a few rows (decoding), W [N, K] in 4-bit codes looked up in
+// registers (gemv_kernels.h); absmax f32 per block, or null and the double-quantized absmax after bias.
 static Napi::Value Gemv4bit(const Napi::CallbackInfo& info) {
   Args a(info, "gemv4bit");
   int64_t blocksize = a.size(4), M = a.size(6), N = a.size(7), K = a.size(8);
   a.check(M >= 1 && M <= kGemvMaxRows && N >= 0 && K > 0, "needs 1 to 4 rows, N >= 0 and K > 0");
   a.check(blocksize > 0 && blocksize % 32 == 0 && K % blocksize == 0, "needs a blocksize that is a multiple of 32 and divides K");
+  const int64_t blocks = blocksize > 0 ? N * K / blocksize : 0;
   const float* x = a.buffer<float>(0, M * K, "x");
   const uint8_t* packed = a.buffer<uint8_t>(1, N * K / 2, "packed");
-  const float* absmax = a.buffer<float>(2, blocksize > 0 ? N * K / blocksize : 0, "absmax");
+  BlockScales scales;
+  scales.values = a.buffer<float>(2, blocks, "absmax", true);
+  if (!scales.values) {
+    scales.nestedBlocksize = a.size(12);
+    a.check(scales.nestedBlocksize > 0, "needs nestedBlocksize > 0");
+    scales.codes = a.buffer<uint8_t>(10, blocks, "codes");
+    scales.nested = a.buffer<float>(11, scales.nestedBlocksize > 0 ? (blocks + scales.nestedBlocksize - 1) / scales.nestedBlocksize : 0,
+                                    "nestedAbsmax");
+    scales.offset = static_cast<float>(a.number(13));
+    scales.map = a.buffer<float>(14, 256, "map");
+  }
   const float* table = a.buffer<float>(3, 16, "table");
   float* out = a.buffer<float>(5, M * N, "out");
   const float* bias = a.buffer<float>(9, N, "bias", true);
-  if (a.ok()) kernels().gemv4bit(x, packed, absmax, table, blocksize, out, M, N, K, false, bias);
+  if (a.ok()) kernels().gemv4bit(x, packed, scales, table, blocksize, out, M, N, K, false, bias);
   return info.Env().Undefined();
 }
 

@@ -81,9 +81,29 @@ void testGemv4bit(const KernelTable& t) {
           }
           want[m * N + n] = s;
         }
-      t.gemv4bit(A.data(), packed.data(), absmax.data(), table.data(), blocksize, C.data(), M, N, K, true, bias.data());
+      BlockScales scales;
+      scales.values = absmax.data();
+      t.gemv4bit(A.data(), packed.data(), scales, table.data(), blocksize, C.data(), M, N, K, true, bias.data());
       check(std::string(t.name) + " gemv 4-bit blocks " + std::to_string(blocksize) + " rows " + std::to_string(M), C,
             want, 1e-5);
+      // double-quantized scales give the products of the scales they expand to, bit for bit
+      std::vector<uint8_t> codes(absmax.size());
+      for (uint8_t& c : codes) c = static_cast<uint8_t>(byte(rng));
+      std::vector<float> map = randn(256), nested = randn((absmax.size() + 255) / 256);
+      BlockScales dq;
+      dq.codes = codes.data();
+      dq.nested = nested.data();
+      dq.nestedBlocksize = 256;
+      dq.offset = 0.25f;
+      dq.map = map.data();
+      std::vector<float> expanded(absmax.size());
+      dq.expand(0, static_cast<int64_t>(expanded.size()), expanded.data());
+      scales.values = expanded.data();
+      std::vector<float> viaValues(M * N, 1.0f), viaCodes(M * N, 1.0f);
+      t.gemv4bit(A.data(), packed.data(), scales, table.data(), blocksize, viaValues.data(), M, N, K, true, bias.data());
+      t.gemv4bit(A.data(), packed.data(), dq, table.data(), blocksize, viaCodes.data(), M, N, K, true, bias.data());
+      check(std::string(t.name) + " gemv 4-bit double-quantized scales rows " + std::to_string(M), viaCodes,
+            std::vector<double>(viaValues.begin(), viaValues.end()), 0.0);
     }
 }
 

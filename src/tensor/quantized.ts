@@ -123,9 +123,29 @@ export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
   const d = q.data;
   if (rows <= fewRows && d.kind !== 'int8' && d.blocksize % 32 === 0 && K % d.blocksize === 0) {
-    // decoding: the codes are looked up in registers, f32 products (no panel, no rounding of the weight)
-    const absmax = absmaxRange(d.absmax, 0, (N * K) / d.blocksize);
-    native.gemv4bit(x.data, d.packed, absmax, d.table, d.blocksize, out.data, rows, N, K, bias?.data ?? null);
+    // decoding: the codes are looked up in registers, f32 products (no panel, no rounding of the weight); a
+    // double-quantized absmax is expanded a row at a time inside the kernel
+    const a = d.absmax;
+    if (a instanceof Float32Array)
+      native.gemv4bit(x.data, d.packed, a, d.table, d.blocksize, out.data, rows, N, K, bias?.data ?? null);
+    else
+      native.gemv4bit(
+        x.data,
+        d.packed,
+        null,
+        d.table,
+        d.blocksize,
+        out.data,
+        rows,
+        N,
+        K,
+        bias?.data ?? null,
+        a.codes,
+        a.nestedAbsmax,
+        a.nestedBlocksize,
+        a.offset,
+        a.map,
+      );
     return out;
   }
   const dtype = q.compute === 'bf16' ? NativeDType.bf16 : NativeDType.f32;

@@ -2,7 +2,7 @@
 // and the backward of quantLinear and of loraLinear on a quantized base agrees with finite differences.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fp4Table, nf4Table, quantize4bit } from '../../src/models/quant/bnb.js';
+import { dynamicMap, fp4Table, nf4Table, quantize4bit, quantizeAbsmax } from '../../src/models/quant/bnb.js';
 import { backward } from '../../src/tensor/autograd.js';
 import { loraLinear } from '../../src/tensor/ops/index.js';
 import { QuantizedMatrix, quantLinear } from '../../src/tensor/quantized.js';
@@ -14,10 +14,11 @@ import { maxAbsDiff } from '../helpers.js';
 const rng = new Rng(5);
 const randn = (n: number, s = 1) => Float32Array.from({ length: n }, () => rng.normal() * s);
 
-function quantized(N: number, K: number, type: 'nf4' | 'fp4'): { q: QuantizedMatrix; w: Float32Array } {
+function quantized(N: number, K: number, type: 'nf4' | 'fp4', double = false): { q: QuantizedMatrix; w: Float32Array } {
   const blocks = quantize4bit(randn(N * K, 0.1), type);
   const table = type === 'nf4' ? nf4Table : fp4Table;
-  const q = new QuantizedMatrix([N, K], { kind: type, ...blocks, blocksize: 64, table }, 'f32');
+  const absmax = double ? { ...quantizeAbsmax(blocks.absmax), map: dynamicMap } : blocks.absmax;
+  const q = new QuantizedMatrix([N, K], { kind: type, packed: blocks.packed, absmax, blocksize: 64, table }, 'f32');
   const w = new Float32Array(N * K);
   q.dequantizeRows(0, N, w);
   return { q, w };
@@ -49,14 +50,21 @@ test('quantLinear equals x·Wᵀ + b on the dequantised weight, over several pan
 
 test('decoding rows (1 to 4) read 4-bit codes in place and equal x·Wᵀ + b on the dequantised weight', () => {
   const [N, K] = [70, 320];
-  for (const type of ['nf4', 'fp4'] as const) {
-    const { q, w } = quantized(N, K, type);
+  for (const [type, double] of [
+    ['nf4', false],
+    ['fp4', false],
+    ['nf4', true], // the double-quantized absmax expanded row by row in the kernel
+  ] as const) {
+    const { q, w } = quantized(N, K, type, double);
     const b = randn(N);
     for (let rows = 1; rows <= 4; rows++) {
       const x = randn(rows * K);
       withScope(() => {
         const y = quantLinear(Tensor.from(x, [rows, K], 'f32'), q, Tensor.from(b, [N], 'f32'));
-        assert.ok(maxAbsDiff(y.data, projected(x, w, b, rows, N, K)) < 1e-4, `${type}, ${rows} rows`);
+        assert.ok(
+          maxAbsDiff(y.data, projected(x, w, b, rows, N, K)) < 1e-4,
+          `${type}${double ? ' (double)' : ''}, ${rows} rows`,
+        );
       });
     }
   }
