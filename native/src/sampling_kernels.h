@@ -1,12 +1,12 @@
 // Choosing the next token from a row of logits with Hugging Face's processors in their order: repetition
-// penalty, temperature, top-k, top-p, then a draw u in [0, 1) over what is kept. One pass over the vocabulary
-// and partial selection instead of a sort: a 152k vocabulary costs well under a millisecond. Plain pointers and
+// penalty, temperature, top-k, top-p, then a draw u in [0, 1) over what is kept. A few vectorised passes over the
+// vocabulary, and selection by score bins instead of a sort (only the tokens of the bin where the k-th token or
+// the top-p boundary falls are sorted): a 152k vocabulary costs well under a millisecond. Plain pointers and
 // sizes; sampling.cc binds it.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <vector>
 #include "vecmath.h"
 
@@ -31,112 +31,119 @@ struct Candidate {
 
 // Scratch kept between calls (grow-only) by the binding.
 struct SamplingScratch {
-  std::vector<float> scores, weights, values;
-  std::vector<int32_t> ids;
+  std::vector<float> scores, weights;
   std::vector<Candidate> candidates;
+  std::vector<double> binMass;
+  std::vector<int64_t> binCount;
 };
 
 // Draws u's share of the non-zero weights, walking the vocabulary by id.
 inline int32_t drawDense(const float* weights, int64_t V, double u) {
   double total = 0;
-  int64_t last = 0;
-  for (int64_t v = 0; v < V; v++)
-    if (weights[v] > 0) {
-      total += weights[v];
-      last = v;
-    }
+#pragma omp simd reduction(+ : total)
+  for (int64_t v = 0; v < V; v++) total += weights[v];
   double r = u * total;
-  for (int64_t v = 0; v <= last; v++) {
-    if (weights[v] <= 0) continue;
+  for (int64_t v = 0; v < V; v++) {
     r -= weights[v];
-    if (r < 0) return static_cast<int32_t>(v);
+    if (r < 0 && weights[v] > 0) return static_cast<int32_t>(v);
   }
+  int64_t last = V - 1;  // rounding left r >= 0: the last kept token
+  while (last > 0 && weights[last] <= 0) last--;
   return static_cast<int32_t>(last);
+}
+
+// Hugging Face's order of tokens: higher score first, then lower id.
+inline bool before(float scoreA, int32_t idA, float scoreB, int32_t idB) {
+  return scoreA > scoreB || (scoreA == scoreB && idA < idB);
+}
+
+// Bins over the kept tokens' scores, highest bin = best score; bin() is monotone in the score, so every token of
+// a higher bin comes before every token of a lower one. Selection then touches one bin's tokens only.
+struct ScoreBins {
+  static constexpr int kBins = 4096;
+  float lo, scale;
+  ScoreBins(float low, float best) : lo(low), scale(best > low ? (kBins - 1) / (best - low) : 0.0f) {}
+  int bin(float score) const { return std::min(kBins - 1, std::max(0, static_cast<int>((score - lo) * scale))); }
+};
+
+// Keeps the tokens up to (score, id) inclusive in Hugging Face's order, zeroing the others' weights.
+inline void keepThrough(const float* sc, float* w, int64_t V, float score, int32_t id) {
+#pragma omp simd
+  for (int64_t v = 0; v < V; v++)
+    if (!(sc[v] > score || (sc[v] == score && v <= id))) w[v] = 0.0f;
+}
+
+// The tokens of bin b that still have weight, in Hugging Face's order.
+inline std::vector<Candidate>& binTokens(const float* sc, const float* w, int64_t V, const ScoreBins& bins, int b,
+                                         std::vector<Candidate>& out) {
+  out.clear();
+  for (int64_t v = 0; v < V; v++)
+    if (w[v] > 0 && bins.bin(sc[v]) == b) out.push_back({static_cast<int32_t>(v), sc[v], w[v]});
+  std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& c) { return before(a.score, a.id, c.score, c.id); });
+  return out;
 }
 
 inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, int64_t nSeen, const SamplingSettings& s,
                            double u, SamplingScratch& m) {
-  std::vector<float>& scores = m.scores;
-  scores.assign(logits, logits + V);
-  if (s.penalty != 1.0f)
+  const float* sc = logits;
+  if (s.penalty != 1.0f) {
+    m.scores.assign(logits, logits + V);
     for (int64_t i = 0; i < nSeen; i++) {
-      float& x = scores[seen[i]];
+      float& x = m.scores[seen[i]];
       x = x < 0 ? x * s.penalty : x / s.penalty;
     }
+    sc = m.scores.data();
+  }
   float best = -INFINITY;
-  for (int64_t v = 0; v < V; v++) best = std::max(best, scores[v]);
+#pragma omp simd reduction(max : best)
+  for (int64_t v = 0; v < V; v++) best = std::max(best, sc[v]);
   const float floor = best - kNegligible * s.temperature, invT = 1.0f / s.temperature;
   // every token's weight exp((score - best) / T) in one vectorised pass; 0 for the negligible ones
   m.weights.resize(V);
   float* w = m.weights.data();
-  const float* sc = scores.data();
 #pragma omp simd
   for (int64_t v = 0; v < V; v++) w[v] = sc[v] >= floor ? exp_approx((sc[v] - best) * invT) : 0.0f;
   if (s.topK == 0 && s.topP >= 1.0f) return drawDense(w, V, u);
 
-  std::vector<int32_t>& ids = m.ids;
-  ids.clear();
-  for (int64_t v = 0; v < V; v++)
-    if (w[v] > 0) ids.push_back(static_cast<int32_t>(v));
-  if (s.topK > 0 && static_cast<int64_t>(ids.size()) > s.topK) {
-    // the k-th best score, then everything above it and, of the tokens at it, the lowest ids (Hugging Face's order)
-    std::vector<float>& values = m.values;
-    values.resize(ids.size());
-    for (size_t i = 0; i < ids.size(); i++) values[i] = sc[ids[i]];
-    std::nth_element(values.begin(), values.begin() + (s.topK - 1), values.end(), std::greater<float>());
-    const float kth = values[s.topK - 1];
-    int64_t above = 0;
-    for (int32_t v : ids) above += sc[v] > kth;
-    int64_t atKth = s.topK - above;
-    size_t out = 0;
-    for (int32_t v : ids) {
-      if (sc[v] > kth || (sc[v] == kth && atKth-- > 0)) ids[out++] = v;
-      else w[v] = 0.0f;
+  const ScoreBins bins(floor, best);
+  std::vector<double>& binMass = m.binMass;
+  std::vector<int64_t>& binCount = m.binCount;
+  if (s.topK > 0) {
+    // the k best: whole bins from the top, then the best of the bin where the k-th falls
+    binCount.assign(ScoreBins::kBins, 0);
+    int64_t live = 0;
+    for (int64_t v = 0; v < V; v++)
+      if (w[v] > 0) {
+        binCount[bins.bin(sc[v])]++;
+        live++;
+      }
+    if (live > s.topK) {
+      int64_t above = 0;
+      int b = ScoreBins::kBins - 1;
+      while (above + binCount[b] < s.topK) above += binCount[b--];
+      const Candidate& kth = binTokens(sc, w, V, bins, b, m.candidates)[s.topK - above - 1];
+      keepThrough(sc, w, V, kth.score, kth.id);
     }
-    ids.resize(out);
   }
   if (s.topP >= 1.0f) return drawDense(w, V, u);
 
-  // top-p: the smallest prefix (score, then id) whose mass reaches top_p, by weighted selection: partition around
-  // a pivot and keep the side that holds the boundary; only the last small range is sorted
-  std::vector<Candidate>& c = m.candidates;
-  c.resize(ids.size());
+  // top-p: the smallest prefix in that order whose mass reaches top_p of the kept mass, found the same way
+  binMass.assign(ScoreBins::kBins, 0.0);
   double total = 0;
-  for (size_t i = 0; i < ids.size(); i++) {
-    c[i] = {ids[i], sc[ids[i]], w[ids[i]]};
-    total += w[ids[i]];
-  }
-  auto before = [](const Candidate& a, const Candidate& b) { return a.score > b.score || (a.score == b.score && a.id < b.id); };
+  for (int64_t v = 0; v < V; v++)
+    if (w[v] > 0) {
+      binMass[bins.bin(sc[v])] += w[v];
+      total += w[v];
+    }
   const double target = s.topP * total;
-  size_t lo = 0, hi = c.size();
-  double above = 0;  // the mass of c[0, lo), all of it inside the prefix
-  while (hi - lo > 32) {
-    const Candidate pivot = c[lo + (hi - lo) / 2];
-    auto mid = std::partition(c.begin() + lo, c.begin() + hi, [&](const Candidate& x) { return before(x, pivot); });
-    size_t split = static_cast<size_t>(mid - c.begin());
-    double mass = 0;
-    for (size_t i = lo; i < split; i++) mass += c[i].weight;
-    if (above + mass >= target) {
-      hi = split;  // the boundary lies among those before the pivot
-      continue;
-    }
-    // everything before the pivot is in; the pivot comes next
-    above += mass;
-    auto at = std::find_if(c.begin() + split, c.begin() + hi, [&](const Candidate& x) { return x.id == pivot.id; });
-    std::iter_swap(c.begin() + split, at);
-    above += c[split].weight;
-    lo = split + 1;
-    if (above >= target) {
-      hi = lo;
-      break;
-    }
-  }
-  std::sort(c.begin() + lo, c.begin() + hi, before);
-  size_t kept = lo;
-  double mass = above;
-  while (kept < hi && (mass < target || kept == 0)) mass += c[kept++].weight;
-  // only the kept tokens keep their weight
-  for (size_t i = kept; i < c.size(); i++) w[c[i].id] = 0.0f;
+  double above = 0;
+  int b = ScoreBins::kBins - 1;
+  while (b > 0 && above + binMass[b] < target) above += binMass[b--];
+  const std::vector<Candidate>& boundary = binTokens(sc, w, V, bins, b, m.candidates);
+  size_t last = 0;
+  for (double mass = above + boundary[0].weight; mass < target && last + 1 < boundary.size();)
+    mass += boundary[++last].weight;
+  keepThrough(sc, w, V, boundary[last].score, boundary[last].id);
   return drawDense(w, V, u);
 }
 
