@@ -35,6 +35,7 @@ struct SamplingScratch {
   std::vector<Candidate> candidates;
   std::vector<double> binMass;
   std::vector<int64_t> binCount;
+  std::vector<int32_t> binOf;
 };
 
 // Draws u's share of the non-zero weights, walking the vocabulary by id.
@@ -109,24 +110,47 @@ inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, 
   std::vector<double>& binMass = m.binMass;
   std::vector<int64_t>& binCount = m.binCount;
   if (s.topK > 0) {
-    // the k best: whole bins from the top, then the best of the bin where the k-th falls
-    binCount.assign(ScoreBins::kBins, 0);
-    int64_t live = 0;
-    for (int64_t v = 0; v < V; v++)
-      if (w[v] > 0) {
-        binCount[bins.bin(sc[v])]++;
-        live++;
-      }
-    if (live > s.topK) {
-      int64_t above = 0;
-      int b = ScoreBins::kBins - 1;
-      while (above + binCount[b] < s.topK) above += binCount[b--];
-      const Candidate& kth = binTokens(sc, w, V, bins, b, m.candidates)[s.topK - above - 1];
-      keepThrough(sc, w, V, kth.score, kth.id);
+    // the k best: whole bins from the top, then the best of the bin where the k-th falls; from here on only those
+    // few tokens are looked at
+    // each token's bin in one vectorised pass (-1 for the negligible), then the counts
+    m.binOf.resize(V);
+    int32_t* binOf = m.binOf.data();
+    const float lo = bins.lo, scale = bins.scale;
+#pragma omp simd
+    for (int64_t v = 0; v < V; v++) {
+      const float at = std::min(static_cast<float>(ScoreBins::kBins - 1), std::max(0.0f, (sc[v] - lo) * scale));
+      binOf[v] = w[v] > 0 ? static_cast<int32_t>(at) : -1;
     }
+    binCount.assign(ScoreBins::kBins + 1, 0);
+    for (int64_t v = 0; v < V; v++) binCount[binOf[v] + 1]++;
+    int64_t above = 0;
+    int b = ScoreBins::kBins - 1;
+    while (b > 0 && above + binCount[b + 1] < s.topK) above += binCount[1 + b--];
+    std::vector<Candidate>& c = m.candidates;
+    c.clear();
+    for (int64_t v = 0; v < V; v++)
+      if (binOf[v] >= b) c.push_back({static_cast<int32_t>(v), sc[v], w[v]});
+    std::sort(c.begin(), c.end(), [](const Candidate& x, const Candidate& y) { return before(x.score, x.id, y.score, y.id); });
+    if (static_cast<int64_t>(c.size()) > s.topK) c.resize(s.topK);
+    if (s.topP < 1.0f) {
+      double total = 0;
+      for (const Candidate& x : c) total += x.weight;
+      const double target = s.topP * total;
+      size_t kept = 0;
+      for (double mass = 0; kept < c.size() && (mass < target || kept == 0);) mass += c[kept++].weight;
+      c.resize(kept);
+    }
+    // the draw walks the kept tokens by id, as drawDense walks the vocabulary
+    std::sort(c.begin(), c.end(), [](const Candidate& x, const Candidate& y) { return x.id < y.id; });
+    double total = 0;
+    for (const Candidate& x : c) total += x.weight;
+    double r = u * total;
+    for (const Candidate& x : c) {
+      r -= x.weight;
+      if (r < 0) return x.id;
+    }
+    return c.back().id;
   }
-  if (s.topP >= 1.0f) return drawDense(w, V, u);
-
   // top-p: the smallest prefix in that order whose mass reaches top_p of the kept mass, found the same way
   binMass.assign(ScoreBins::kBins, 0.0);
   double total = 0;
