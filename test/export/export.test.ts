@@ -146,10 +146,19 @@ for (const type of ['f16', 'bf16', 'q8_0', 'q4_0'] as const) {
       );
       const out = await llamaCppGreedy(model, request);
       if (type === 'q4_0') {
-        // 4-bit weights drift further: measured as top-1 agreement with our full-precision answer, token by
-        // token given the same prefix (6 of 7 here); the file is about 18/34 of q8_0's
-        const agreement = await topOneAgreement(model, request.prompt, expected.ids);
-        assert.ok(agreement >= 0.7, `top-1 agreement ${agreement}`);
+        // 4-bit weights drift further: measured as top-1 agreement with our full-precision answers, token by token
+        // given the same prefix, over three prompts (one short answer alone moves the share by a third): 22 of 32
+        // on this 64-wide model, whose rows are two q4_0 blocks (a broken encoder agrees on next to none); the
+        // file is about 18/34 of q8_0's
+        let same = 0,
+          total = 0;
+        for (const p of [prompt, 'Who are you?', 'What can you do for me?']) {
+          const r = chatRequest(ours, [{ role: 'user', content: p }], { settings: greedy });
+          const answer = generate(ours.model, ours.tokenizer, [r])[0].ids;
+          same += (await topOneAgreement(model, r.prompt, answer)) * answer.length;
+          total += answer.length;
+        }
+        assert.ok(same / total >= 0.6, `top-1 agreement ${same} of ${total}`);
         assert.ok(statSync(file).size < 0.8 * statSync(path.join(work, 'gguf-q8_0', 'model.gguf')).size);
       } else if (type === 'q8_0') {
         // 8-bit weights move the logits enough to change later tokens of an untrained model; the start must agree
