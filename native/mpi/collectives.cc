@@ -299,35 +299,35 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// reduce(arrays, allreduce) -> ticket: the sum over ranks of the arrays taken end to end (see reduceBucket).
-Napi::Value Reduce(const Napi::CallbackInfo& info) {
+// Submits run(spans of argument 0, argument 1) on the communication thread; returns its ticket.
+template <typename Run>
+Napi::Value submitOnArrays(const Napi::CallbackInfo& info, Run run) {
   if (!ready(info.Env())) return info.Env().Undefined();
   std::vector<Span> parts = spans(info[0].As<Napi::Array>());
-  bool allreduce = info[1].ToBoolean().Value();
-  return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts, allreduce] { reduceBucket(parts, allreduce); })));
+  int arg = 0;
+  if (info[1].IsBoolean()) arg = info[1].ToBoolean().Value();
+  if (info[1].IsNumber()) arg = info[1].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts, arg, run] { run(parts, arg); })));
+}
+
+// reduce(arrays, allreduce) -> ticket: the sum over ranks of the arrays taken end to end (see reduceBucket).
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  return submitOnArrays(info, [](std::vector<Span> p, int allreduce) { reduceBucket(std::move(p), allreduce != 0); });
 }
 
 // gather(arrays) -> ticket: each rank's chunk of the arrays to all ranks.
 Napi::Value Gather(const Napi::CallbackInfo& info) {
-  if (!ready(info.Env())) return info.Env().Undefined();
-  std::vector<Span> parts = spans(info[0].As<Napi::Array>());
-  return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts] { gatherChunks(parts); })));
+  return submitOnArrays(info, [](std::vector<Span> p, int) { gatherChunks(std::move(p)); });
 }
 
 // gatherToRoot(arrays, root) -> ticket: root passes the whole arrays, the others their chunk (see gatherToRoot).
 Napi::Value GatherToRoot(const Napi::CallbackInfo& info) {
-  if (!ready(info.Env())) return info.Env().Undefined();
-  std::vector<Span> parts = spans(info[0].As<Napi::Array>());
-  int root = info[1].As<Napi::Number>().Int32Value();
-  return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts, root] { gatherToRoot(parts, root); })));
+  return submitOnArrays(info, [](std::vector<Span> p, int root) { gatherToRoot(std::move(p), root); });
 }
 
 // broadcast(arrays, root) -> ticket: root's values into every rank's arrays.
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
-  if (!ready(info.Env())) return info.Env().Undefined();
-  std::vector<Span> parts = spans(info[0].As<Napi::Array>());
-  int root = info[1].As<Napi::Number>().Int32Value();
-  return Napi::Number::New(info.Env(), static_cast<double>(comm->submit([parts, root] { broadcastSpans(parts, root); })));
+  return submitOnArrays(info, [](std::vector<Span> p, int root) { broadcastSpans(std::move(p), root); });
 }
 
 Napi::Value Wait(const Napi::CallbackInfo& info) {
