@@ -148,8 +148,8 @@ for (const type of ['f16', 'bf16', 'q8_0', 'q4_0'] as const) {
       if (type === 'q4_0') {
         // 4-bit weights drift further: measured as top-1 agreement with our full-precision answers, token by token
         // given the same prefix, over three prompts (one short answer alone moves the share by a third): 22 of 32
-        // on this 64-wide model, whose rows are two q4_0 blocks (a broken encoder agrees on next to none); the
-        // file is about 18/34 of q8_0's
+        // on this 64-wide model, whose rows are two q4_0 blocks (the bar is set from that measurement); the file
+        // is about 18/34 of q8_0's
         let same = 0,
           total = 0;
         for (const p of [prompt, 'Who are you?', 'What can you do for me?']) {
