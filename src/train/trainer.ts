@@ -48,8 +48,10 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
   // rank 0 speaks for the job (others only for what is theirs alone, before the ranks meet)
   const print = world.isMain ? own : () => {};
   shareThreads(world);
+  // the deepspeed JSON is read once, and only where there are ranks to shard over
+  const zero = world.size > 1 ? zeroStage(c) : 0;
   if (world.size > 1)
-    print(`data parallel: ${world.size} ranks × ${native.threads()} threads${zeroStage(c) ? ', ZeRO-1' : ''}`);
+    print(`data parallel: ${world.size} ranks × ${native.threads()} threads${zero ? ', ZeRO-1' : ''}`);
   else if (c.deepspeed)
     print('notice: deepspeed has no effect in one process (ZeRO shards the optimiser over ranks: mpirun or --nproc)');
   // rank 0 decides what to resume (and owns output_dir); the others are told
@@ -58,7 +60,7 @@ export async function train(c: TrainConfig, o: TrainOptions = {}): Promise<{ sta
     fromMain(world, JSON.stringify({ resumeDir: prepared?.resumeDir ?? null, runId: prepared?.runId ?? '' })),
   ) as { resumeDir: string | null; runId: string };
   try {
-    return await trainIn(c, print, shared.resumeDir, shared.runId, world);
+    return await trainIn(c, print, shared.resumeDir, shared.runId, world, zero);
   } finally {
     prepared?.release();
   }
@@ -70,6 +72,7 @@ async function trainIn(
   resumeDir: string | null,
   runId: string,
   world: World,
+  zero: 0 | 1,
 ): Promise<{ state: TrainerState; outputDir: string }> {
   // rank 0 tokenises first (and fills the cache or tokenized_path); the others then read what it wrote
   if (!world.isMain) world.barrier();
@@ -126,11 +129,11 @@ async function trainIn(
       ? new GradientSync(
           world,
           setup.groups.flatMap((g) => g.params),
-          !zeroStage(c),
+          !zero,
         )
       : null;
   const opt: Optimizer =
-    sync && zeroStage(c)
+    sync && zero
       ? new ShardedAdamW(world, setup.groups, adamSettings, sync.buckets)
       : new AdamW(setup.groups, adamSettings);
   let state: TrainerState = {

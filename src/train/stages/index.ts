@@ -19,16 +19,15 @@ export function makeObjective(
   setup: MethodSetup,
   microPerStep: number,
 ): Objective {
-  const gas = microPerStep;
   switch (c.stage) {
     case 'pt':
     case 'sft':
-      return asObjective(languageModelling(model, set, c, padId), gas);
+      return asObjective(languageModelling(model, set, c, padId), microPerStep);
     case 'rm':
-      return asObjective(rewardModelling(model, set, c, padId), gas);
+      return asObjective(rewardModelling(model, set, c, padId), microPerStep);
     case 'dpo':
-      return asObjective(preference(model, set, c, padId, setup), gas);
+      return asObjective(preference(model, set, c, padId, setup), microPerStep);
     case 'kto':
-      return asObjective(kto(model, set, c, padId, setup), gas);
+      return asObjective(kto(model, set, c, padId, setup), microPerStep);
   }
 }
