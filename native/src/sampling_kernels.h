@@ -58,14 +58,21 @@ inline bool before(float scoreA, int32_t idA, float scoreB, int32_t idB) {
   return scoreA > scoreB || (scoreA == scoreB && idA < idB);
 }
 
-// Bins over the kept tokens' scores, highest bin = best score; bin() is monotone in the score, so every token of
-// a higher bin comes before every token of a lower one. Selection then touches one bin's tokens only.
-struct ScoreBins {
-  static constexpr int kBins = 4096;
-  float lo, scale;
-  ScoreBins(float low, float best) : lo(low), scale(best > low ? (kBins - 1) / (best - low) : 0.0f) {}
-  int bin(float score) const { return std::min(kBins - 1, std::max(0, static_cast<int>((score - lo) * scale))); }
-};
+// Bins over the kept tokens' scores, highest bin = best score; a token's bin is monotone in its score, so every
+// token of a higher bin comes before every token of a lower one. Selection then touches one bin's tokens only.
+constexpr int kBins = 4096;
+
+// Each token's bin in one vectorised pass, -1 for the tokens without weight.
+inline void binScores(const float* sc, const float* w, int64_t V, float lo, float best, int32_t* binOf) {
+  const float scale = best > lo ? (kBins - 1) / (best - lo) : 0.0f;
+#pragma omp simd
+  for (int64_t v = 0; v < V; v++) {
+    const float at = std::min(static_cast<float>(kBins - 1), std::max(0.0f, (sc[v] - lo) * scale));
+    binOf[v] = w[v] > 0 ? static_cast<int32_t>(at) : -1;
+  }
+}
+
+inline bool hfOrder(const Candidate& a, const Candidate& b) { return before(a.score, a.id, b.score, b.id); }
 
 // Keeps the tokens up to (score, id) inclusive in Hugging Face's order, zeroing the others' weights.
 inline void keepThrough(const float* sc, float* w, int64_t V, float score, int32_t id) {
@@ -74,13 +81,13 @@ inline void keepThrough(const float* sc, float* w, int64_t V, float score, int32
     if (!(sc[v] > score || (sc[v] == score && v <= id))) w[v] = 0.0f;
 }
 
-// The tokens of bin b that still have weight, in Hugging Face's order.
-inline std::vector<Candidate>& binTokens(const float* sc, const float* w, int64_t V, const ScoreBins& bins, int b,
-                                         std::vector<Candidate>& out) {
+// The tokens of bins first..last (all with weight: their bin is not -1), in Hugging Face's order.
+inline std::vector<Candidate>& tokensInBins(const float* sc, const float* w, const int32_t* binOf, int64_t V, int first,
+                                            int last, std::vector<Candidate>& out) {
   out.clear();
   for (int64_t v = 0; v < V; v++)
-    if (w[v] > 0 && bins.bin(sc[v]) == b) out.push_back({static_cast<int32_t>(v), sc[v], w[v]});
-  std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& c) { return before(a.score, a.id, c.score, c.id); });
+    if (binOf[v] >= first && binOf[v] <= last) out.push_back({static_cast<int32_t>(v), sc[v], w[v]});
+  std::sort(out.begin(), out.end(), hfOrder);
   return out;
 }
 
@@ -106,31 +113,19 @@ inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, 
   for (int64_t v = 0; v < V; v++) w[v] = sc[v] >= floor ? exp_approx((sc[v] - best) * invT) : 0.0f;
   if (s.topK == 0 && s.topP >= 1.0f) return drawDense(w, V, u);
 
-  const ScoreBins bins(floor, best);
-  std::vector<double>& binMass = m.binMass;
-  std::vector<int64_t>& binCount = m.binCount;
+  m.binOf.resize(V);
+  int32_t* binOf = m.binOf.data();
+  binScores(sc, w, V, floor, best, binOf);
   if (s.topK > 0) {
     // the k best: whole bins from the top, then the best of the bin where the k-th falls; from here on only those
     // few tokens are looked at
-    // each token's bin in one vectorised pass (-1 for the negligible), then the counts
-    m.binOf.resize(V);
-    int32_t* binOf = m.binOf.data();
-    const float lo = bins.lo, scale = bins.scale;
-#pragma omp simd
-    for (int64_t v = 0; v < V; v++) {
-      const float at = std::min(static_cast<float>(ScoreBins::kBins - 1), std::max(0.0f, (sc[v] - lo) * scale));
-      binOf[v] = w[v] > 0 ? static_cast<int32_t>(at) : -1;
-    }
-    binCount.assign(ScoreBins::kBins + 1, 0);
+    std::vector<int64_t>& binCount = m.binCount;
+    binCount.assign(kBins + 1, 0);
     for (int64_t v = 0; v < V; v++) binCount[binOf[v] + 1]++;
     int64_t above = 0;
-    int b = ScoreBins::kBins - 1;
+    int b = kBins - 1;
     while (b > 0 && above + binCount[b + 1] < s.topK) above += binCount[1 + b--];
-    std::vector<Candidate>& c = m.candidates;
-    c.clear();
-    for (int64_t v = 0; v < V; v++)
-      if (binOf[v] >= b) c.push_back({static_cast<int32_t>(v), sc[v], w[v]});
-    std::sort(c.begin(), c.end(), [](const Candidate& x, const Candidate& y) { return before(x.score, x.id, y.score, y.id); });
+    std::vector<Candidate>& c = tokensInBins(sc, w, binOf, V, b, kBins - 1, m.candidates);
     if (static_cast<int64_t>(c.size()) > s.topK) c.resize(s.topK);
     if (s.topP < 1.0f) {
       double total = 0;
@@ -152,18 +147,20 @@ inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, 
     return c.back().id;
   }
   // top-p: the smallest prefix in that order whose mass reaches top_p of the kept mass, found the same way
-  binMass.assign(ScoreBins::kBins, 0.0);
+  std::vector<double>& binMass = m.binMass;
+  binMass.assign(kBins, 0.0);
   double total = 0;
   for (int64_t v = 0; v < V; v++)
-    if (w[v] > 0) {
-      binMass[bins.bin(sc[v])] += w[v];
+    if (binOf[v] >= 0) {
+      binMass[binOf[v]] += w[v];
       total += w[v];
     }
   const double target = s.topP * total;
   double above = 0;
-  int b = ScoreBins::kBins - 1;
+  int b = kBins - 1;
   while (b > 0 && above + binMass[b] < target) above += binMass[b--];
-  const std::vector<Candidate>& boundary = binTokens(sc, w, V, bins, b, m.candidates);
+  // bins above b are wholly kept: the boundary is among bin b's tokens, which come after them in the order
+  const std::vector<Candidate>& boundary = tokensInBins(sc, w, binOf, V, b, b, m.candidates);
   size_t last = 0;
   for (double mass = above + boundary[0].weight; mass < target && last + 1 < boundary.size();)
     mass += boundary[++last].weight;
