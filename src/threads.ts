@@ -54,7 +54,7 @@ function cgroupQuota(): number | null {
 }
 
 /** The CPUs this process may run on (its affinity), from /proc/self/status. */
-function allowedCpus(): number[] {
+export function allowedCpus(): number[] {
   const list = /Cpus_allowed_list:\s*(\S+)/.exec(read('/proc/self/status') ?? '')?.[1];
   if (!list) return Array.from({ length: availableParallelism() }, (_, i) => i);
   return list.split(',').flatMap((range) => {

@@ -5,20 +5,14 @@
  * serving (src/threads.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { native } from '../native.js';
-
-/** The last CPU this process may run on (where the busy neighbour is pinned). */
-function lastAllowedCpu(): number | null {
-  const list = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
-  const last = list?.split(/[,-]/).pop();
-  return last === undefined ? null : Number(last);
-}
+import { allowedCpus } from '../threads.js';
 
 function busyNeighbour(): () => void {
   const spin = [process.execPath, '-e', 'for (;;);'];
-  const cpu = lastAllowedCpu();
-  const pinned = cpu !== null && spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
+  // the busy neighbour takes the last CPU this process may use
+  const cpu = allowedCpus().at(-1);
+  const pinned = cpu !== undefined && spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
   const child = pinned
     ? spawn('taskset', ['-c', String(cpu), ...spin], { stdio: 'ignore' })
     : spawn(spin[0], spin.slice(1), { stdio: 'ignore' });
