@@ -18,7 +18,8 @@ import argparse, json, math, os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from families_ref import CausalLM, load, save_safetensors, state_dict_for_save
+from families_ref import CausalLM, load, load_safetensors, save_safetensors, state_dict_for_save
+from qwen35_ref import Qwen35CausalLM
 
 TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
@@ -50,17 +51,42 @@ PRESETS = {
     "llama-dynamic-tiny": dict(TINY, architectures=["LlamaForCausalLM"], model_type="llama", max_position_embeddings=8,
                                rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=False, hidden_act="silu",
                                rope_scaling={"type": "dynamic", "factor": 2.0}),
+    # Qwen3.5 as released: Qwen3_5ForConditionalGeneration, the text model's keys under text_config, its weights
+    # under model.language_model.*, beside vision and multi-token-prediction weights (skipped). Three Gated DeltaNet
+    # layers then one gated full-attention layer; more value heads than key heads, dk != dv; the golden batch is
+    # longer than one 64-token chunk and its second row is left-padded (attention_mask)
+    "qwen3_5-tiny": dict(architectures=["Qwen3_5ForConditionalGeneration"], model_type="qwen3_5",
+                         tie_word_embeddings=True, image_token_id=120, video_token_id=121,
+                         vision_config=dict(model_type="qwen3_5_vision", depth=1, hidden_size=16, num_heads=2,
+                                            out_hidden_size=64),
+                         text_config=dict(model_type="qwen3_5_text", vocab_size=128, hidden_size=64,
+                                          intermediate_size=96, num_hidden_layers=4, num_attention_heads=4,
+                                          num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+                                          rms_norm_eps=1e-6, hidden_act="silu", linear_conv_kernel_dim=4,
+                                          linear_key_head_dim=16, linear_value_head_dim=12, linear_num_key_heads=2,
+                                          linear_num_value_heads=4, full_attention_interval=4,
+                                          layer_types=["linear_attention"] * 3 + ["full_attention"],
+                                          rope_parameters=dict(rope_type="default", rope_theta=10000000.0,
+                                                               partial_rotary_factor=0.25, mrope_interleaved=True,
+                                                               mrope_section=[1, 1, 0]),
+                                          bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True,
+                                          torch_dtype="bfloat16")),
     "smollm3-tiny": dict(TINY, architectures=["SmolLM3ForCausalLM"], model_type="smollm3", num_hidden_layers=4,
                          no_rope_layer_interval=2, rope_theta=2000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
                          hidden_act="silu", use_sliding_window=False),
 }
 
 
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a",
+               "out_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj")
+
+
 def linear_modules(m):
     """(PEFT prefix, parent module, attribute) of every linear projection, in layer order."""
     for i, layer in enumerate(m.model.layers):
-        for part, mod in (("self_attn", layer.self_attn), ("mlp", layer.mlp)):
-            for name in ("q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj"):
+        parts = [(part, getattr(layer, part)) for part in ("self_attn", "linear_attn", "mlp") if hasattr(layer, part)]
+        for part, mod in parts:
+            for name in PROJECTIONS:
                 if isinstance(getattr(mod, name, None), (nn.Linear, LoRA)):
                     yield f"base_model.model.model.layers.{i}.{part}.{name}", mod, name
 
@@ -88,12 +114,12 @@ def with_lora(m, adapter):
     return mods
 
 
-def run_steps(m, decay, nodecay, ids, labels, lr, wd):
+def run_steps(m, decay, nodecay, ids, labels, lr, wd, mask=None):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": nodecay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.999), eps=1e-8)
     losses, norms = [], []
     for _ in range(5):
-        _, loss = m(ids, labels); loss.backward()
+        _, loss = m(ids, labels, attention_mask=mask); loss.backward()
         norms.append(float(torch.nn.utils.clip_grad_norm_([p for p in m.parameters() if p.requires_grad], 1.0)))
         opt.step(); opt.zero_grad(set_to_none=True); losses.append(float(loss))
     return torch.tensor(losses), torch.tensor(norms)
@@ -107,26 +133,90 @@ def seq_logps(m, ids, labels):
     return (tok * mask).sum(-1)
 
 
+RELEASED_TEXT = "model.language_model."
+
+
+def is_qwen35(cfg):
+    return cfg["model_type"] == "qwen3_5"
+
+
+def build(cfg):
+    if is_qwen35(cfg):
+        return Qwen35CausalLM(dict(cfg["text_config"], tie_word_embeddings=cfg["tie_word_embeddings"]))
+    return CausalLM(cfg)
+
+
+def load_model(mdir, cfg):
+    """The fixture's model in fp32; a released Qwen3.5 folder's text weights are read from under
+    model.language_model.* and the vision and mtp weights left out."""
+    if not is_qwen35(cfg):
+        return load(mdir)
+    m = build(cfg)
+    sd = load_safetensors(os.path.join(mdir, "model.safetensors"))
+    text = {("model." + k[len(RELEASED_TEXT):] if k.startswith(RELEASED_TEXT) else k): v.float() for k, v in sd.items()
+            if k.startswith(RELEASED_TEXT) or k == "lm_head.weight"}
+    missing, unexpected = m.load_state_dict(text, strict=False)
+    if unexpected or [k for k in missing if k != "lm_head.weight"]:
+        raise ValueError(f"{mdir}: missing {missing[:5]} unexpected {unexpected[:5]}")
+    return m
+
+
+def save_model(m, cfg, mdir):
+    sd = state_dict_for_save(m)
+    if is_qwen35(cfg):
+        sd = {(RELEASED_TEXT + k[len("model."):] if k.startswith("model.") else k): v for k, v in sd.items()}
+        g = torch.Generator().manual_seed(99)
+        sd["model.visual.patch_embed.proj.weight"] = torch.randn(16, 3, 2, 4, 4, generator=g)
+        sd["mtp.fc.weight"] = torch.randn(64, 128, generator=g)
+    save_safetensors({k: v.to(torch.bfloat16) for k, v in sd.items()}, os.path.join(mdir, "model.safetensors"),
+                     {"format": "pt"})
+
+
+def initialise(m, cfg):
+    zero_centred = cfg["model_type"].startswith("gemma") or is_qwen35(cfg)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if n.endswith("conv1d.weight"): p.normal_(0, 0.3)
+            elif n.endswith("A_log"): p.copy_(torch.empty_like(p).uniform_(0.01, 2.0).log())
+            elif n.endswith("dt_bias"): p.normal_(-3.0, 0.5)
+            elif p.dim() >= 2: p.normal_(0, 0.05)
+            elif n.endswith("linear_attn.norm.weight"): p.normal_(1.0, 0.1)
+            elif "norm" in n: p.normal_(0.0 if zero_centred else 1.0, 0.1)
+            else: p.normal_(0, 0.05)
+
+
+def golden_batch(cfg, g):
+    """ids, labels and attention_mask (None: no padding). Qwen3.5: 80 tokens (past one 64-token chunk), the
+    second row left-padded by 9."""
+    if not is_qwen35(cfg):
+        ids = torch.randint(3, cfg["vocab_size"], (2, 16), generator=g)
+        labels = ids.clone(); labels[:, :4] = -100; labels[1, -3:] = -100
+        return ids, labels, None
+    T, pad = 80, 9
+    ids = torch.randint(3, cfg["text_config"]["vocab_size"], (2, T), generator=g)
+    mask = torch.ones(2, T, dtype=torch.long); mask[1, :pad] = 0
+    ids[1, :pad] = cfg["text_config"]["pad_token_id"]
+    labels = ids.clone(); labels[:, :4] = -100; labels[1, :pad + 4] = -100; labels[0, -3:] = -100
+    return ids, labels, mask
+
+
 def write_fixture(out, preset, seed=0):
     torch.manual_seed(seed)
     cfg = PRESETS[preset]
-    m = CausalLM(cfg)
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if p.dim() >= 2: p.normal_(0, 0.05)
-            elif "norm" in n: p.normal_(0.0 if cfg["model_type"].startswith("gemma") else 1.0, 0.1)
-            else: p.normal_(0, 0.05)
+    m = build(cfg)
+    initialise(m, cfg)
     mdir = os.path.join(out, "model"); os.makedirs(mdir, exist_ok=True)
     json.dump(cfg, open(os.path.join(mdir, "config.json"), "w"), indent=2)
-    save_safetensors({k: v.to(torch.bfloat16) for k, v in state_dict_for_save(m).items()},
-                     os.path.join(mdir, "model.safetensors"), {"format": "pt"})
+    save_model(m, cfg, mdir)
+    load = lambda _dir: load_model(_dir, cfg)
 
     g = torch.Generator().manual_seed(seed + 1)
-    ids = torch.randint(3, cfg["vocab_size"], (2, 16), generator=g)
-    labels = ids.clone(); labels[:, :4] = -100; labels[1, -3:] = -100
+    ids, labels, mask = golden_batch(cfg, g)
     m = load(mdir)
-    logits, loss = m(ids, labels); loss.backward()
+    logits, loss = m(ids, labels, attention_mask=mask); loss.backward()
     gold = {"input_ids": ids.float(), "labels": labels.float(), "logits": logits.detach(), "loss": loss.detach().reshape(1)}
+    if mask is not None:
+        gold["attention_mask"] = mask.float()
     for n, p in m.named_parameters():
         gold["grad." + n] = p.grad.detach().clone()
     save_safetensors(gold, os.path.join(out, "golden.safetensors"))
@@ -146,22 +236,24 @@ def write_fixture(out, preset, seed=0):
                "fan_in_fan_out": False, "base_model_name_or_path": "../model"},
               open(os.path.join(ldir, "adapter_config.json"), "w"), indent=2)
     mods = with_lora(m, adapter)
-    logits, loss = m(ids, labels); loss.backward()
+    logits, loss = m(ids, labels, attention_mask=mask); loss.backward()
     gl = {"input_ids": gold["input_ids"], "labels": gold["labels"], "logits": logits.detach(), "loss": loss.detach().reshape(1)}
+    if mask is not None:
+        gl["attention_mask"] = gold["attention_mask"]
     for pre, l in mods:
         gl["grad." + pre + ".lora_A.weight"] = l.lora_A.grad.clone(); gl["grad." + pre + ".lora_B.weight"] = l.lora_B.grad.clone()
     save_safetensors(gl, os.path.join(out, "golden_lora.safetensors"))
 
     m = load(mdir)
     decay = [p for p in m.parameters() if p.dim() >= 2]; nodecay = [p for p in m.parameters() if p.dim() < 2]
-    fl, fn = run_steps(m, decay, nodecay, ids, labels, 1e-3, 0.01)
+    fl, fn = run_steps(m, decay, nodecay, ids, labels, 1e-3, 0.01, mask)
     m = load(mdir); mods = with_lora(m, adapter)
-    ll, ln = run_steps(m, [p for _, l in mods for p in (l.lora_A, l.lora_B)], [], ids, labels, 1e-2, 0.0)
+    ll, ln = run_steps(m, [p for _, l in mods for p in (l.lora_A, l.lora_B)], [], ids, labels, 1e-2, 0.0, mask)
     save_safetensors({"full.losses": fl, "full.grad_norms": fn, "lora.losses": ll, "lora.grad_norms": ln},
                      os.path.join(out, "golden_train.safetensors"))
 
     gen = torch.Generator().manual_seed(123)
-    V, P, R = cfg["vocab_size"], 6, 8
+    V, P, R = (cfg["text_config"] if is_qwen35(cfg) else cfg)["vocab_size"], 6, 8
     prompt = torch.randint(3, V, (2, P), generator=gen)
     chosen = torch.cat([prompt, torch.randint(3, V, (2, R), generator=gen)], 1)
     rejected = torch.cat([prompt, torch.randint(3, V, (2, R), generator=gen)], 1)
