@@ -24,7 +24,8 @@
         "native/src/optim.cc",
         "native/src/sampling.cc",
         "native/src/quant.cc",
-        "native/src/ggml_quants.cc"
+        "native/src/ggml_quants.cc",
+        "native/src/linear_attention.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "ldflags": ["-fopenmp"],

@@ -119,6 +119,74 @@ export interface NativeAddon {
   swigluBackward(gate: F32, up: F32, dout: F32, dgate: F32, dup: F32, n: number): void;
   gegluForward(gate: F32, up: F32, out: F32, n: number): void;
   gegluBackward(gate: F32, up: F32, dout: F32, dgate: F32, dup: F32, n: number): void;
+  sigmoidGateForward(gate: F32, up: F32, out: F32, n: number): void;
+  sigmoidGateBackward(gate: F32, up: F32, dout: F32, dgate: F32, dup: F32, n: number): void;
+  /** Gated DeltaNet's input: silu(causal depthwise conv) over [B*T, c] with weights [c, k]; history: (k-1) earlier rows */
+  causalConvSiluForward(
+    x: F32,
+    w: F32,
+    out: F32,
+    b: number,
+    t: number,
+    c: number,
+    k: number,
+    segments: I32 | null,
+    history: F32 | null,
+  ): void;
+  /** dx written, dw accumulated */
+  causalConvSiluBackward(
+    x: F32,
+    w: F32,
+    dout: F32,
+    dx: F32,
+    dw: F32,
+    b: number,
+    t: number,
+    c: number,
+    k: number,
+    segments: I32 | null,
+  ): void;
+  /** the gated delta rule over [B*T, 2*Hk*dk + Hv*dv] convolved q|k|v; states [B, Hv, dk, dv] */
+  gatedDeltaForward(
+    qkv: F32,
+    beta: F32,
+    decay: F32,
+    aLog: F32,
+    dtBias: F32,
+    out: F32,
+    b: number,
+    t: number,
+    hk: number,
+    hv: number,
+    dk: number,
+    dv: number,
+    segments: I32 | null,
+    checkpoints: F32 | null,
+    initState: F32 | null,
+    finalState: F32 | null,
+  ): void;
+  /** dqkv, dbeta, ddecay written; daLog, ddtBias accumulated */
+  gatedDeltaBackward(
+    qkv: F32,
+    beta: F32,
+    decay: F32,
+    aLog: F32,
+    dtBias: F32,
+    dout: F32,
+    checkpoints: F32,
+    dqkv: F32,
+    dbeta: F32,
+    ddecay: F32,
+    daLog: F32,
+    ddtBias: F32,
+    b: number,
+    t: number,
+    hk: number,
+    hv: number,
+    dk: number,
+    dv: number,
+    segments: I32 | null,
+  ): void;
   embeddingForward(ids: I32, table: Buf, out: F32, n: number, c: number, dtype: number): void;
   embeddingBackward(ids: I32, dout: F32, dtable: F32, n: number, c: number, paddingIdx: number): void;
   rmsnormForward(x: F32, w: F32, out: F32, rstd: F32 | null, rows: number, c: number, eps: number): void;

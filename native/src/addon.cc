@@ -65,6 +65,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerSampling(env, exports);
   registerQuant(env, exports);
   registerGgmlQuants(env, exports);
+  registerLinearAttention(env, exports);
   return exports;
 }
 

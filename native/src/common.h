@@ -108,5 +108,6 @@ void registerOptim(Napi::Env env, Napi::Object exports);
 void registerSampling(Napi::Env env, Napi::Object exports);
 void registerQuant(Napi::Env env, Napi::Object exports);
 void registerGgmlQuants(Napi::Env env, Napi::Object exports);
+void registerLinearAttention(Napi::Env env, Napi::Object exports);
 
 }  // namespace lmf

@@ -64,7 +64,7 @@ static Napi::Value Fill(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// The gated activations (SwiGLU, GeGLU) share one binding shape:
+// The gated activations (SwiGLU, GeGLU, the sigmoid gate) share one binding shape:
 // <name>Forward(gate, up, out, n) and <name>Backward(gate, up, dout, dgate, dup, n).
 using GatedForward = void (*)(const float*, const float*, float*, int64_t);
 using GatedBackward = void (*)(const float*, const float*, const float*, float*, float*, int64_t);
@@ -169,6 +169,12 @@ void registerElementwise(Napi::Env env, Napi::Object exports) {
                }));
   exports.Set("swigluBackward", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
                  return gatedBackward(i, "swigluBackward", swigluBackward);
+               }));
+  exports.Set("sigmoidGateForward", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+                 return gatedForward(i, "sigmoidGateForward", sigmoidGateForward);
+               }));
+  exports.Set("sigmoidGateBackward", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
+                 return gatedBackward(i, "sigmoidGateBackward", sigmoidGateBackward);
                }));
   exports.Set("gegluForward", Napi::Function::New(env, [](const Napi::CallbackInfo& i) {
                  return gatedForward(i, "gegluForward", gegluForward);

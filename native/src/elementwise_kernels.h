@@ -74,6 +74,21 @@ inline void swigluBackward(const float* g, const float* u, const float* dout, fl
   }
 }
 
+// out = sigmoid(gate) * up (Qwen3.5's attention output gate)
+inline void sigmoidGateForward(const float* g, const float* u, float* out, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n; i++) out[i] = sigmoid(g[i]) * u[i];
+}
+
+inline void sigmoidGateBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
+#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float s = sigmoid(g[i]);
+    du[i] = dout[i] * s;
+    dg[i] = dout[i] * u[i] * s * (1.0f - s);
+  }
+}
+
 // GELU with the tanh approximation, as 0.5x(1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi)(x + 0.044715x^3).
 constexpr float kGeluC = 0.7978845608028654f, kGeluA = 0.044715f;
 

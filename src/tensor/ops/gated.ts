@@ -1,6 +1,7 @@
 /**
- * The gated MLPs' activations: swiglu = silu(gate) * up (LLaMA and most families), geglu = gelu_tanh(gate) * up
- * (Gemma: GELU with the tanh approximation, as gelu_pytorch_tanh). One op shape, two native kernels.
+ * The gated activations: swiglu = silu(gate) * up (LLaMA and most families), geglu = gelu_tanh(gate) * up
+ * (Gemma: GELU with the tanh approximation, as gelu_pytorch_tanh), sigmoidGate = sigmoid(gate) * up (Qwen3.5's
+ * attention output gate). One op shape, three native kernels.
  */
 import { native } from '../../native.js';
 import { record } from '../autograd.js';
@@ -39,6 +40,10 @@ export function geglu(gate: Tensor<'f32'>, up: Tensor<'f32'>): Tensor<'f32'> {
   return gated('geglu', { forward: native.gegluForward, backward: native.gegluBackward }, gate, up);
 }
 
+export function sigmoidGate(gate: Tensor<'f32'>, up: Tensor<'f32'>): Tensor<'f32'> {
+  return gated('sigmoidGate', { forward: native.sigmoidGateForward, backward: native.sigmoidGateBackward }, gate, up);
+}
+
 const exampleShapes = [
   [3, 5],
   [3, 5],
@@ -55,4 +60,10 @@ export const gegluSpec: OpSpec = {
   apply: ([g, u]) => geglu(g, u),
   reference: ([g, u]) =>
     g.map((x, i) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))) * u[i]),
+};
+
+export const sigmoidGateSpec: OpSpec = {
+  inputs: exampleShapes,
+  apply: ([g, u]) => sigmoidGate(g, u),
+  reference: ([g, u]) => g.map((x, i) => u[i] / (1 + Math.exp(-x))),
 };

@@ -2,10 +2,12 @@
 import { addSpec } from './add.js';
 import { affineSpec } from './affine.js';
 import { attentionSpec } from './attention.js';
+import { causalConvSiluSpec } from './causal-conv.js';
 import { columnsSpec } from './columns.js';
 import { doraScaleSpec } from './dora-scale.js';
 import { dropoutSpec } from './dropout.js';
 import { embeddingSpec } from './embedding.js';
+import { gatedDeltaSpec } from './gated-delta.js';
 import { gatherRowsSpec } from './gather-rows.js';
 import { ktoLossSpec } from './kto-loss.js';
 import { linearSpec } from './linear.js';
@@ -17,7 +19,7 @@ import { rmsnormSpec } from './rmsnorm.js';
 import { softcapSpec } from './softcap.js';
 import { ropeSpec } from './rope.js';
 import type { OpSpec } from './spec.js';
-import { gegluSpec, swigluSpec } from './gated.js';
+import { gegluSpec, sigmoidGateSpec, swigluSpec } from './gated.js';
 
 export type OpName =
   | 'linear'
@@ -27,6 +29,9 @@ export type OpName =
   | 'attention'
   | 'swiglu'
   | 'geglu'
+  | 'sigmoidGate'
+  | 'causalConvSilu'
+  | 'gatedDelta'
   | 'affine'
   | 'columns'
   | 'softcap'
@@ -49,6 +54,9 @@ export const opSpecs = {
   attention: attentionSpec,
   swiglu: swigluSpec,
   geglu: gegluSpec,
+  sigmoidGate: sigmoidGateSpec,
+  causalConvSilu: causalConvSiluSpec,
+  gatedDelta: gatedDeltaSpec,
   affine: affineSpec,
   columns: columnsSpec,
   softcap: softcapSpec,
@@ -74,10 +82,12 @@ export {
   type AttentionResult,
   type AttentionShape,
 } from './attention.js';
+export { causalConvSilu, causalConvSiluAfter, type ConvShape } from './causal-conv.js';
 export { columns } from './columns.js';
 export { doraScale } from './dora-scale.js';
 export { dropout } from './dropout.js';
 export { embedding } from './embedding.js';
+export { gatedDelta, gatedDeltaAfter, type DeltaShape } from './gated-delta.js';
 export { gatherRows } from './gather-rows.js';
 export { ktoLossOp, type KtoBatchValues, type KtoLoss } from './kto-loss.js';
 export { linear } from './linear.js';
@@ -88,4 +98,4 @@ export { rewardLossOp } from './reward-loss.js';
 export { rmsnorm } from './rmsnorm.js';
 export { softcap } from './softcap.js';
 export { rope, ropeTables, type RopeTables } from './rope.js';
-export { geglu, swiglu } from './gated.js';
+export { geglu, sigmoidGate, swiglu } from './gated.js';

@@ -1,0 +1,99 @@
+// The N-API bindings of linear_attention_kernels.h (Qwen3.5's Gated DeltaNet): arguments checked against their
+// sizes, then the kernel.
+#include "common.h"
+#include "linear_attention_kernels.h"
+
+namespace lmf {
+
+// causalConvSiluForward(x, w, out, B, T, C, K, segments|null, history|null)
+static Napi::Value CausalConvSiluForward(const Napi::CallbackInfo& info) {
+  Args a(info, "causalConvSiluForward");
+  int64_t B = a.size(3), T = a.size(4), C = a.size(5), K = a.size(6);
+  a.check(B > 0 && T > 0 && C > 0 && K > 0, "needs B, T, C, K > 0");
+  int64_t N = Args::product({B, T, C});
+  const float* x = a.buffer<float>(0, N, "x");
+  const float* w = a.buffer<float>(1, Args::product({C, K}), "w");
+  float* out = a.buffer<float>(2, N, "out");
+  const int32_t* seg = a.buffer<int32_t>(7, B * T, "segments", true);
+  const float* history = a.buffer<float>(8, Args::product({K - 1, C}), "history", true);
+  a.check(!history || (B == 1 && !seg), "history is for one sequence without segments");
+  if (a.ok()) causalConvSiluForward(x, w, out, B, T, C, K, seg, history);
+  return info.Env().Undefined();
+}
+
+// causalConvSiluBackward(x, w, dout, dx, dw, B, T, C, K, segments|null): dw accumulates
+static Napi::Value CausalConvSiluBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "causalConvSiluBackward");
+  int64_t B = a.size(5), T = a.size(6), C = a.size(7), K = a.size(8);
+  a.check(B > 0 && T > 0 && C > 0 && K > 0, "needs B, T, C, K > 0");
+  int64_t N = Args::product({B, T, C}), W = Args::product({C, K});
+  const float* x = a.buffer<float>(0, N, "x");
+  const float* w = a.buffer<float>(1, W, "w");
+  const float* dout = a.buffer<float>(2, N, "dout");
+  float* dx = a.buffer<float>(3, N, "dx");
+  float* dw = a.buffer<float>(4, W, "dw");
+  const int32_t* seg = a.buffer<int32_t>(9, B * T, "segments", true);
+  if (a.ok()) causalConvSiluBackward(x, w, dout, dx, dw, B, T, C, K, seg);
+  return info.Env().Undefined();
+}
+
+// The shape arguments B, T, Hk, Hv, dk, dv starting at `at`, checked.
+static DeltaShape deltaShape(Args& a, int at) {
+  DeltaShape s{a.size(at), a.size(at + 1), a.size(at + 2), a.size(at + 3), a.size(at + 4), a.size(at + 5)};
+  a.check(s.B > 0 && s.T > 0 && s.Hk > 0 && s.Hv > 0 && s.dk > 0 && s.dv > 0, "needs B, T, Hk, Hv, dk, dv > 0");
+  a.check(s.Hk > 0 && s.Hv % s.Hk == 0, "value heads must be a multiple of key heads");
+  return s;
+}
+
+// gatedDeltaForward(qkv, b, a, Alog, dtBias, out, B, T, Hk, Hv, dk, dv, segments|null, checkpoints|null,
+//                   initState|null, finalState|null)
+static Napi::Value GatedDeltaForward(const Napi::CallbackInfo& info) {
+  Args a(info, "gatedDeltaForward");
+  DeltaShape s = deltaShape(a, 6);
+  int64_t N = s.B * s.T, states = Args::product({s.B, s.Hv, s.dk, s.dv});
+  const float* qkv = a.buffer<float>(0, Args::product({N, s.channels()}), "qkv");
+  const float* braw = a.buffer<float>(1, N * s.Hv, "b");
+  const float* araw = a.buffer<float>(2, N * s.Hv, "a");
+  const float* Alog = a.buffer<float>(3, s.Hv, "A_log");
+  const float* dtBias = a.buffer<float>(4, s.Hv, "dt_bias");
+  float* out = a.buffer<float>(5, Args::product({N, s.Hv, s.dv}), "out");
+  const int32_t* seg = a.buffer<int32_t>(12, N, "segments", true);
+  float* checkpoints = a.buffer<float>(13, Args::product({s.B, s.Hv, s.chunks(), s.dk, s.dv}), "checkpoints", true);
+  const float* initState = a.buffer<float>(14, states, "initState", true);
+  float* finalState = a.buffer<float>(15, states, "finalState", true);
+  if (a.ok()) gatedDeltaForward(s, qkv, braw, araw, Alog, dtBias, seg, out, checkpoints, initState, finalState);
+  return info.Env().Undefined();
+}
+
+// gatedDeltaBackward(qkv, b, a, Alog, dtBias, dout, checkpoints, dqkv, db, da, dAlog, ddtBias,
+//                    B, T, Hk, Hv, dk, dv, segments|null): dAlog and ddtBias accumulate
+static Napi::Value GatedDeltaBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "gatedDeltaBackward");
+  DeltaShape s = deltaShape(a, 12);
+  int64_t N = s.B * s.T, channels = Args::product({N, s.channels()});
+  const float* qkv = a.buffer<float>(0, channels, "qkv");
+  const float* braw = a.buffer<float>(1, N * s.Hv, "b");
+  const float* araw = a.buffer<float>(2, N * s.Hv, "a");
+  const float* Alog = a.buffer<float>(3, s.Hv, "A_log");
+  const float* dtBias = a.buffer<float>(4, s.Hv, "dt_bias");
+  const float* dout = a.buffer<float>(5, Args::product({N, s.Hv, s.dv}), "dout");
+  const float* checkpoints = a.buffer<float>(6, Args::product({s.B, s.Hv, s.chunks(), s.dk, s.dv}), "checkpoints");
+  float* dqkv = a.buffer<float>(7, channels, "dqkv");
+  float* db = a.buffer<float>(8, N * s.Hv, "db");
+  float* da = a.buffer<float>(9, N * s.Hv, "da");
+  float* dAlog = a.buffer<float>(10, s.Hv, "dAlog");
+  float* ddtBias = a.buffer<float>(11, s.Hv, "ddtBias");
+  const int32_t* seg = a.buffer<int32_t>(18, N, "segments", true);
+  if (a.ok())
+    gatedDeltaBackward(s, qkv, braw, araw, Alog, dtBias, seg, dout, checkpoints, dqkv, db, da, dAlog, ddtBias);
+  return info.Env().Undefined();
+}
+
+void registerLinearAttention(Napi::Env env, Napi::Object exports) {
+  exports.Set("causalConvSiluForward", Napi::Function::New(env, CausalConvSiluForward));
+  exports.Set("causalConvSiluBackward", Napi::Function::New(env, CausalConvSiluBackward));
+  exports.Set("gatedDeltaForward", Napi::Function::New(env, GatedDeltaForward));
+  exports.Set("gatedDeltaBackward", Napi::Function::New(env, GatedDeltaBackward));
+}
+
+}  // namespace lmf
