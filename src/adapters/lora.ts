@@ -202,9 +202,12 @@ export function linearModules(model: CausalLM): [string, Linear][] {
   return out;
 }
 
-/** The projection names a target list can use: q_proj, k_proj, … down_proj (Phi-3: qkv_proj, gate_up_proj). */
+/**
+ * The projection names a target list can use: q_proj, k_proj, … down_proj (Phi-3: qkv_proj, gate_up_proj; Qwen3.5
+ * adds its linear-attention layers' in_proj_qkv … out_proj).
+ */
 export function projectionNames(model: CausalLM): string[] {
-  return [...new Set(model.layers[0].projections().map(([name]) => name.split('.').pop()!))];
+  return [...new Set(model.layers.flatMap((layer) => layer.projections().map(([name]) => name.split('.').pop()!)))];
 }
 
 /**

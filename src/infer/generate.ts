@@ -66,8 +66,10 @@ class Sequence {
     const keep = reuse ? Math.min(reuse.keep, request.prompt.length - 1) : 0;
     this.cache = reuse?.cache ?? model.newCache();
     this.cache.truncate(keep);
-    pushAll(this.fed, request.prompt.slice(0, keep));
-    this.pending = request.prompt.slice(keep);
+    // a cache with recurrent states (linear attention) cannot be rewound and comes back empty
+    const kept = this.cache.length;
+    pushAll(this.fed, request.prompt.slice(0, kept));
+    this.pending = request.prompt.slice(kept);
     this.context = new Set(request.prompt);
     this.rng = new Rng(request.seed ?? 0);
     this.stops = new Set(request.stopIds);

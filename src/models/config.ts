@@ -42,10 +42,23 @@ const rawConfigSchema = z
 
 export type RawModelConfig = z.infer<typeof rawConfigSchema>;
 
-/** What one layer does differently: its attention window and its rotary setting (null: no rotation). */
+/**
+ * What one layer does differently: its attention window and its rotary setting (null: no rotation), and for
+ * hybrid models (Qwen3.5) whether its token mixer is Gated DeltaNet linear attention instead of full attention.
+ */
 export interface LayerSpec {
   window: number | null;
   rope: RopeSpec | null;
+  linearAttention?: boolean;
+}
+
+/** Gated DeltaNet's sizes (Qwen3.5's linear_* keys): key and value heads and their widths, the conv kernel. */
+export interface LinearAttentionSizes {
+  keyHeads: number;
+  valueHeads: number;
+  keyDim: number;
+  valueDim: number;
+  convKernel: number;
 }
 
 /** The keys every decoder family shares. */
@@ -90,6 +103,10 @@ export interface ArchitectureOptions {
   /** Gemma 2's soft-capping of attention scores and of the final logits; null = none */
   attentionSoftcap: number | null;
   finalSoftcap: number | null;
+  /** q_proj yields a query and a sigmoid output gate per head (Qwen3.5's gated attention) */
+  attentionOutputGate: boolean;
+  /** the linear-attention layers' sizes when some layerSpecs are linear, else null */
+  linearAttention: LinearAttentionSizes | null;
   layerSpecs: LayerSpec[];
 }
 

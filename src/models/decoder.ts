@@ -2,7 +2,8 @@
  * The decoder every family shares, as Hugging Face's *ForCausalLM classes compute it: embeddings, a stack of
  * blocks (norm, attention with rotary positions, residual; norm, gated MLP, residual) and the output head. What
  * a family changes is data in its ModelConfig (src/models/families/): biases, fused projections, q/k norms,
- * Gemma's (1 + weight) norms and extra norms, activation, scaling, per-layer windows and rotary settings.
+ * Gemma's (1 + weight) norms and extra norms, activation, scaling, per-layer windows and rotary settings, an
+ * attention output gate, and (Qwen3.5) Gated DeltaNet linear attention in place of attention on some layers.
  * Shapes: B batch, T sequence, C hidden, V vocabulary, H heads, KV key/value heads, D head dim; activations
  * are [B*T, features].
  */
@@ -27,15 +28,17 @@ import {
   rmsnorm,
   rope,
   ropeTables,
+  sigmoidGate,
   softcap,
   type RopeTables,
   swiglu,
 } from '../tensor/ops/index.js';
 import { Linear, type ForwardPass } from '../nn/linear.js';
-import { maxOf } from '../util/arrays.js';
-import type { ModelConfig } from './config.js';
+import { maxOf, pushAll } from '../util/arrays.js';
+import type { LinearAttentionSizes, ModelConfig } from './config.js';
 import { ropeInvFreq, type RopeSpec } from './rope.js';
 import { KvCache } from './kv-cache.js';
+import { deltaChannels, GatedDeltaNet, type DeltaRun } from './gated-deltanet.js';
 
 /** One batch of token ids [B, T], with optional per-token positions and segment ids (packing, padding). */
 export interface ModelInput {
@@ -70,10 +73,18 @@ export interface LayerNorms {
   k: Tensor<'f32'> | null;
 }
 
-/** A layer's projections: q, k, v or one fused qkv; gate and up or one fused gate_up. */
-export interface LayerProjections {
-  attention: { q: Linear; k: Linear; v: Linear } | { qkv: Linear };
+/** Full attention's projections: q, k, v or one fused qkv, and o. */
+export interface AttentionProjections {
+  input: { q: Linear; k: Linear; v: Linear } | { qkv: Linear };
   o: Linear;
+}
+
+/**
+ * A layer's projections: its token mixer (full attention, or Gated DeltaNet on Qwen3.5's linear layers), then
+ * gate and up or one fused gate_up, and down.
+ */
+export interface LayerProjections {
+  mixer: AttentionProjections | GatedDeltaNet;
   mlp: { gate: Linear; up: Linear } | { gateUp: Linear };
   down: Linear;
 }
@@ -84,6 +95,8 @@ export interface BlockContext {
   /** null: this layer does not rotate (SmolLM3's no-rope layers) */
   tables: RopeTables | null;
   attend: Attend;
+  /** how a linear-attention layer runs (the batch, or generation states) */
+  delta: DeltaRun;
   pass?: ForwardPass;
 }
 
@@ -105,30 +118,10 @@ export class DecoderLayer {
    * causal attention over the batch, or each sequence against its cache.
    */
   forward(h: Tensor<'f32'>, ctx: BlockContext): Tensor<'f32'> {
-    const { config: c, tables, pass = {} } = ctx;
+    const { config: c, pass = {} } = ctx;
     const x = this.norm(h, this.norms.attnIn, c);
-    let q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>;
-    const qDim = c.numHeads * c.headDim,
-      kvDim = c.numKvHeads * c.headDim;
-    if ('qkv' in this.proj.attention) {
-      const qkv = this.proj.attention.qkv.forward(x, pass);
-      q = columns(qkv, 0, qDim);
-      k = columns(qkv, qDim, kvDim);
-      v = columns(qkv, qDim + kvDim, kvDim);
-    } else {
-      q = this.proj.attention.q.forward(x, pass);
-      k = this.proj.attention.k.forward(x, pass);
-      v = this.proj.attention.v.forward(x, pass);
-    }
-    if (this.norms.q && this.norms.k) {
-      q = this.norm(q, this.norms.q, c);
-      k = this.norm(k, this.norms.k, c);
-    }
-    if (tables) {
-      q = rope(q, tables, c.numHeads, c.headDim); // [N, H*D]
-      k = rope(k, tables, c.numKvHeads, c.headDim); // [N, KV*D]
-    }
-    let attnOut = this.proj.o.forward(ctx.attend(q, k, v), pass);
+    const mixer = this.proj.mixer;
+    let attnOut = mixer instanceof GatedDeltaNet ? mixer.forward(x, ctx.delta, pass) : this.attention(x, mixer, ctx);
     if (this.norms.attnOut) attnOut = this.norm(attnOut, this.norms.attnOut, c);
     const a = add(h, attnOut);
     const m = this.norm(a, this.norms.mlpIn, c);
@@ -146,17 +139,58 @@ export class DecoderLayer {
     return add(a, mlpOut);
   }
 
+  /** o(attend(rope(q(x)), rope(k(x)), v(x))), the output gated by sigmoid(gate) where q_proj yields one. */
+  private attention(x: Tensor<'f32'>, p: AttentionProjections, ctx: BlockContext): Tensor<'f32'> {
+    const { config: c, tables, pass = {} } = ctx;
+    let q: Tensor<'f32'>, k: Tensor<'f32'>, v: Tensor<'f32'>;
+    let gate: Tensor<'f32'> | null = null;
+    const D = c.headDim,
+      qDim = c.numHeads * D,
+      kvDim = c.numKvHeads * D;
+    if ('qkv' in p.input) {
+      const qkv = p.input.qkv.forward(x, pass);
+      q = columns(qkv, 0, qDim);
+      k = columns(qkv, qDim, kvDim);
+      v = columns(qkv, qDim + kvDim, kvDim);
+    } else {
+      q = p.input.q.forward(x, pass);
+      if (c.attentionOutputGate) {
+        // each head's 2D values: its query, then its gate
+        gate = columns(q, D, D, 2 * D);
+        q = columns(q, 0, D, 2 * D);
+      }
+      k = p.input.k.forward(x, pass);
+      v = p.input.v.forward(x, pass);
+    }
+    if (this.norms.q && this.norms.k) {
+      q = this.norm(q, this.norms.q, c);
+      k = this.norm(k, this.norms.k, c);
+    }
+    if (tables) {
+      q = rope(q, tables, c.numHeads, D); // [N, H*D]
+      k = rope(k, tables, c.numKvHeads, D); // [N, KV*D]
+    }
+    const attended = ctx.attend(q, k, v);
+    return p.o.forward(gate ? sigmoidGate(gate, attended) : attended, pass);
+  }
+
   /** Hugging Face module names of the projections, as adapters and freeze settings name them. */
   projections(): [string, Linear][] {
     const p = this.proj;
     const attn: [string, Linear][] =
-      'qkv' in p.attention
-        ? [['self_attn.qkv_proj', p.attention.qkv]]
-        : [
-            ['self_attn.q_proj', p.attention.q],
-            ['self_attn.k_proj', p.attention.k],
-            ['self_attn.v_proj', p.attention.v],
-          ];
+      p.mixer instanceof GatedDeltaNet
+        ? p.mixer.projections()
+        : 'qkv' in p.mixer.input
+          ? [
+              ['self_attn.qkv_proj', p.mixer.input.qkv],
+              ['self_attn.o_proj', p.mixer.o],
+            ]
+          : [
+              ['self_attn.q_proj', p.mixer.input.q],
+              ['self_attn.k_proj', p.mixer.input.k],
+              ['self_attn.v_proj', p.mixer.input.v],
+              ['self_attn.o_proj', p.mixer.o],
+            ];
     const mlp: [string, Linear][] =
       'gateUp' in p.mlp
         ? [['mlp.gate_up_proj', p.mlp.gateUp]]
@@ -164,16 +198,17 @@ export class DecoderLayer {
             ['mlp.gate_proj', p.mlp.gate],
             ['mlp.up_proj', p.mlp.up],
           ];
-    return [...attn, ['self_attn.o_proj', p.o], ...mlp, ['mlp.down_proj', p.down]];
+    return [...attn, ...mlp, ['mlp.down_proj', p.down]];
   }
 
-  /** Norm weights by Hugging Face name (relative to the layer). */
+  /** Norm weights, and a linear-attention mixer's own vectors, by Hugging Face name (relative to the layer). */
   namedNorms(): [string, Tensor<'f32'>][] {
     const out: [string, Tensor<'f32'>][] = [];
     for (const [role, name] of Object.entries(this.normNames) as [keyof LayerNorms, string][]) {
       const w = this.norms[role];
       if (w) out.push([`${name}.weight`, w]);
     }
+    if (this.proj.mixer instanceof GatedDeltaNet) pushAll(out, this.proj.mixer.namedParameters());
     return out;
   }
 }
@@ -295,10 +330,11 @@ export class DecoderModel {
     let h = this.embed(b.ids);
     if (input.embeddingNoise) h = add(h, neftuneNoise(h.size, b.T * c.hiddenSize, input.embeddingNoise));
     const pass = { dropoutStep: input.dropoutStep };
+    const delta: DeltaRun = { kind: 'batch', batch: b.B, seq: b.T, segments: b.segments };
     this.layers.forEach((layer, l) => {
       const spec = c.layerSpecs[l];
       const layerShape = { ...shape, window: spec.window };
-      const ctx = { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, pass };
+      const ctx = { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, pass, delta };
       if (!this.gradientCheckpointing) {
         h = layer.forward(h, { ...ctx, attend: (q, k, v) => attention(q, k, v, layerShape) });
         return;
@@ -343,7 +379,11 @@ export class DecoderModel {
         caches.forEach((cache, s) => cache.attend(l, q, k, v, att, starts[s], counts[s], c.numHeads, options));
         return att;
       };
-      h = layer.forward(h, { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, attend: cached });
+      const delta: DeltaRun = {
+        kind: 'cached',
+        sequences: caches.map((cache, s) => ({ from: starts[s], count: counts[s], state: cache.deltaState(l) })),
+      };
+      h = layer.forward(h, { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, attend: cached, delta });
     });
     caches.forEach((cache, s) => cache.commit(counts[s]));
     const last = Tensor.empty([tokens.length, c.hiddenSize], 'f32');
@@ -356,9 +396,12 @@ export class DecoderModel {
     return this.head(this.finalNorm(last));
   }
 
-  /** An empty KV cache shaped for this model. */
+  /** An empty KV cache shaped for this model (with a recurrent state for each linear-attention layer). */
   newCache(): KvCache {
-    return new KvCache(this.layers.length, this.config.numKvHeads * this.config.headDim);
+    const states = this.layers.map((layer) =>
+      layer.proj.mixer instanceof GatedDeltaNet ? layer.proj.mixer.newState() : null,
+    );
+    return new KvCache(this.layers.length, this.config.numKvHeads * this.config.headDim, states);
   }
 
   /** Logits of final hidden states, soft-capped when the family caps them (Gemma 2). */
@@ -449,23 +492,47 @@ export function buildDecoder(config: ModelConfig, source: ParameterSource, opts:
       D = c.headDim,
       qDim = c.numHeads * D,
       kvDim = c.numKvHeads * D;
+    const deltaNet = (prefix: string, sizes: LinearAttentionSizes) => {
+      const values = sizes.valueHeads * sizes.valueDim;
+      const channels = deltaChannels(sizes);
+      return new GatedDeltaNet(
+        {
+          qkv: lin(`${prefix}.in_proj_qkv`, channels, C, false),
+          z: lin(`${prefix}.in_proj_z`, values, C, false),
+          b: lin(`${prefix}.in_proj_b`, sizes.valueHeads, C, false),
+          a: lin(`${prefix}.in_proj_a`, sizes.valueHeads, C, false),
+          out: lin(`${prefix}.out_proj`, C, values, false),
+        },
+        source(`${prefix}.conv1d.weight`, [channels, 1, sizes.convKernel], 'f32') as Tensor<'f32'>,
+        vector(`${prefix}.A_log`, sizes.valueHeads),
+        vector(`${prefix}.dt_bias`, sizes.valueHeads),
+        vector(`${prefix}.norm.weight`, sizes.valueDim),
+        sizes,
+        c.rmsNormEps,
+      );
+    };
     const embed = matrix('model.embed_tokens.weight', [c.vocabSize, C]);
-    const normNames = layerNormNames(c);
     const layers: DecoderLayer[] = [];
     for (let i = 0; i < c.numLayers; i++) {
       const p = `model.layers.${i}`;
+      const normNames = layerNormNames(c, i);
       const norm = (role: keyof LayerNorms, n: number) => {
         const name = normNames[role];
         return name ? vector(`${p}.${name}.weight`, n) : null;
       };
-      const attention = c.fusedProjections
-        ? { qkv: lin(`${p}.self_attn.qkv_proj`, qDim + 2 * kvDim, C, c.qkvBias) }
+      const linearSizes = c.layerSpecs[i].linearAttention ? c.linearAttention : null;
+      const mixer = linearSizes
+        ? deltaNet(`${p}.linear_attn`, linearSizes)
         : {
-            q: lin(`${p}.self_attn.q_proj`, qDim, C, c.qkvBias),
-            k: lin(`${p}.self_attn.k_proj`, kvDim, C, c.qkvBias),
-            v: lin(`${p}.self_attn.v_proj`, kvDim, C, c.qkvBias),
+            input: c.fusedProjections
+              ? { qkv: lin(`${p}.self_attn.qkv_proj`, qDim + 2 * kvDim, C, c.qkvBias) }
+              : {
+                  q: lin(`${p}.self_attn.q_proj`, c.attentionOutputGate ? 2 * qDim : qDim, C, c.qkvBias),
+                  k: lin(`${p}.self_attn.k_proj`, kvDim, C, c.qkvBias),
+                  v: lin(`${p}.self_attn.v_proj`, kvDim, C, c.qkvBias),
+                },
+            o: lin(`${p}.self_attn.o_proj`, C, qDim, c.oBias),
           };
-      const o = lin(`${p}.self_attn.o_proj`, C, qDim, c.oBias);
       const mlp = c.fusedProjections
         ? { gateUp: lin(`${p}.mlp.gate_up_proj`, 2 * I, C, c.mlpBias) }
         : { gate: lin(`${p}.mlp.gate_proj`, I, C, c.mlpBias), up: lin(`${p}.mlp.up_proj`, I, C, c.mlpBias) };
@@ -478,7 +545,7 @@ export function buildDecoder(config: ModelConfig, source: ParameterSource, opts:
         q: norm('q', D),
         k: norm('k', D),
       };
-      layers.push(new DecoderLayer(norms, { attention, o, mlp, down }, normNames));
+      layers.push(new DecoderLayer(norms, { mixer, mlp, down }, normNames));
     }
     const norm = vector('model.norm.weight', C);
     const lmHead = c.tieWordEmbeddings ? null : matrix('lm_head.weight', [c.vocabSize, C]);
@@ -488,8 +555,8 @@ export function buildDecoder(config: ModelConfig, source: ParameterSource, opts:
   });
 }
 
-/** Hugging Face names of a layer's norms by role, for the family's options. */
-function layerNormNames(c: ModelConfig): Partial<Record<keyof LayerNorms, string>> {
+/** Hugging Face names of layer i's norms by role, for the family's options (q/k norms belong to attention). */
+function layerNormNames(c: ModelConfig, i: number): Partial<Record<keyof LayerNorms, string>> {
   return {
     attnIn: 'input_layernorm',
     ...(c.sandwichNorms
@@ -499,6 +566,6 @@ function layerNormNames(c: ModelConfig): Partial<Record<keyof LayerNorms, string
           mlpOut: 'post_feedforward_layernorm',
         }
       : { mlpIn: 'post_attention_layernorm' }),
-    ...(c.qkNorm ? { q: 'self_attn.q_norm', k: 'self_attn.k_norm' } : {}),
+    ...(c.qkNorm && !c.layerSpecs[i].linearAttention ? { q: 'self_attn.q_norm', k: 'self_attn.k_norm' } : {}),
   };
 }

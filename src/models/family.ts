@@ -71,3 +71,21 @@ export interface Family {
 export function uniformLayers(base: BaseConfig, spec: ArchitectureOptions['layerSpecs'][number]) {
   return Array.from({ length: base.numLayers }, () => spec);
 }
+
+/** Where a multimodal checkpoint keeps its text model: the prefix of model.* names and the LM head's name. */
+export interface TextWeightsPrefix {
+  model: string;
+  head: string;
+}
+
+/**
+ * Family.checkpointName for multimodal checkpoints whose text model sits under a prefix (Gemma 3, Qwen3.5): the
+ * first prefix whose names the checkpoint holds; a text-only checkpoint keeps the plain names.
+ */
+export function nestedTextWeights(prefixes: readonly TextWeightsPrefix[]) {
+  return (names: readonly string[]) => {
+    const found = prefixes.find((p) => names.some((n) => n.startsWith(p.model)));
+    if (!found) return (n: string) => n;
+    return (n: string) => (n === 'lm_head.weight' ? found.head : n.replace(/^model\./, found.model));
+  };
+}

@@ -2,10 +2,13 @@
  * Keys and values of one sequence's past tokens, per layer, so each new token costs one row of work instead
  * of the whole sequence. Rows are [KV*D] in the projections' own layout, which the attention kernel reads
  * directly (a cache of one sequence is a [1, T, KV, D] tensor). Plain JS memory, grown by doubling.
+ * Linear-attention layers (Qwen3.5's Gated DeltaNet) keep a fixed-size recurrent state instead, which cannot be
+ * rewound: truncating such a cache to fewer tokens empties it.
  */
 import { native } from '../native.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { attentionOptions, type AttentionShape } from '../tensor/ops/attention.js';
+import type { DeltaNetState } from './gated-deltanet.js';
 
 /** The layer's attention settings: head size, score scale, sliding window, softcap. */
 export type CachedAttention = Pick<AttentionShape, 'headDim' | 'scale' | 'window' | 'softcap'>;
@@ -20,11 +23,21 @@ export class KvCache {
   constructor(
     readonly layers: number,
     readonly rowSize: number,
+    /** per layer: the recurrent state of a linear-attention layer, null for an attention layer (default: none) */
+    private readonly states: (DeltaNetState | null)[] = [],
     initialCapacity = 64,
   ) {
     this.capacity = initialCapacity;
-    this.keys = Array.from({ length: layers }, () => new Float32Array(initialCapacity * rowSize));
-    this.values = Array.from({ length: layers }, () => new Float32Array(initialCapacity * rowSize));
+    const rows = (l: number) => (states[l] ? 0 : initialCapacity * rowSize);
+    this.keys = Array.from({ length: layers }, (_, l) => new Float32Array(rows(l)));
+    this.values = Array.from({ length: layers }, (_, l) => new Float32Array(rows(l)));
+  }
+
+  /** The recurrent state of linear-attention layer `layer`. */
+  deltaState(layer: number): DeltaNetState {
+    const state = this.states[layer];
+    if (!state) throw new Error(`layer ${layer} has no recurrent state (it is an attention layer)`);
+    return state;
   }
 
   /** Room for n more tokens. */
@@ -34,6 +47,7 @@ export class KvCache {
     while (cap < this.length + n) cap *= 2;
     for (const list of [this.keys, this.values]) {
       for (let l = 0; l < this.layers; l++) {
+        if (this.states[l]) continue;
         const grown = new Float32Array(cap * this.rowSize);
         grown.set(list[l].subarray(0, this.length * this.rowSize));
         list[l] = grown;
@@ -87,13 +101,27 @@ export class KvCache {
     this.length += n;
   }
 
-  /** Keeps the first n tokens (a reused conversation prefix); later rows are overwritten as tokens come. */
+  /**
+   * Keeps the first n tokens (a reused conversation prefix); later rows are overwritten as tokens come. A cache
+   * with recurrent states keeps all its tokens or none: callers read `length` afterwards.
+   */
   truncate(n: number): void {
-    this.length = Math.min(this.length, n);
+    if (n >= this.length) return;
+    if (this.states.some((s) => s)) {
+      this.length = 0;
+      for (const s of this.states) {
+        s?.conv.fill(0);
+        s?.recurrent.fill(0);
+      }
+      return;
+    }
+    this.length = n;
   }
 
   /** Bytes held (for memory reports). */
   get bytes(): number {
-    return 2 * this.layers * this.capacity * this.rowSize * 4;
+    const rows = this.keys.reduce((n, k) => n + k.length, 0) + this.values.reduce((n, v) => n + v.length, 0);
+    const states = this.states.reduce((n, s) => n + (s ? s.conv.length + s.recurrent.length : 0), 0);
+    return (rows + states) * 4;
   }
 }

@@ -22,6 +22,7 @@ import {
   type VerifyReport,
 } from './report.js';
 import { verifySteps } from './steps.js';
+import { readGoldenBatch, tokenRows } from './batch.js';
 
 export type { VerifyOptions, VerifyReport } from './report.js';
 
@@ -32,14 +33,8 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
     return withClose(golden, () => verifySteps(o, golden));
   const model = loadVerifiedModel(o, o.adapter !== undefined);
   try {
-    for (const name of ['input_ids', 'labels']) {
-      if (!golden.entries.has(name))
-        throw new LmfError('golden_mismatch', `the golden file has no ${name}`, { file: o.golden });
-    }
-    const shape = golden.entries.get('input_ids')!.shape;
-    if (shape.length !== 2)
-      throw new LmfError('golden_mismatch', `input_ids must be [batch, seq], got [${shape}]`, { file: o.golden });
-    const [batch, seq] = shape;
+    const { input, labels, mask } = readGoldenBatch(golden);
+    const { batch, seq } = input;
     let trainable: [string, Tensor][];
     if (o.adapter) {
       trainable = adapterParameters(loadPeftAdapter(model, o.adapter, o.model));
@@ -47,13 +42,13 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
       trainable = model.namedParameters();
       for (const [, p] of trainable) p.requiresGrad = true;
     }
-    const input = { ids: Int32Array.from(golden.readNumbers('input_ids')), batch, seq };
     const reports: TensorReport[] = [];
     withScope(() => {
       if (golden.entries.has('logits')) {
-        reports.push(compare('logits', model.logits(input).data, golden.readNumbers('logits'), o.atol, 'abs'));
+        const logits = tokenRows(model.logits(input).data, mask);
+        reports.push(compare('logits', logits, tokenRows(golden.readNumbers('logits'), mask), o.atol, 'abs'));
       }
-      const targets = shiftLabels(golden.readNumbers('labels'), batch, seq);
+      const targets = shiftLabels(labels, batch, seq);
       const loss = model.loss(input, targets, tokenWeights(targets));
       if (golden.entries.has('loss'))
         reports.push(compare('loss', loss.data, golden.readNumbers('loss'), o.atol, 'abs'));

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { loadPeftAdapter } from '../adapters/peft.js';
 import { LmfError } from '../errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
-import { shiftLabels, tokenWeights, type DecoderModel } from '../models/decoder.js';
+import { shiftLabels, tokenWeights, type DecoderModel, type ModelInput } from '../models/decoder.js';
+import { readGoldenBatch } from './batch.js';
 import { backward } from '../tensor/autograd.js';
 import { withScope, type Tensor } from '../tensor/tensor.js';
 import { AdamW, type ParamGroup } from '../train/adamw.js';
@@ -23,7 +24,7 @@ import {
 } from './report.js';
 
 /** The batch the steps ran on: golden.safetensors beside the steps file. */
-function readBatch(stepsFile: string): { ids: Int32Array; targets: Int32Array; batch: number; seq: number } {
+function readBatch(stepsFile: string): { input: ModelInput; targets: Int32Array } {
   const file = path.join(path.dirname(stepsFile), 'golden.safetensors');
   let g: SafetensorsFile;
   try {
@@ -35,10 +36,8 @@ function readBatch(stepsFile: string): { ids: Int32Array; targets: Int32Array; b
     });
   }
   try {
-    const [batch, seq] = g.entries.get('input_ids')?.shape ?? [];
-    if (!batch || !seq) throw new LmfError('golden_mismatch', 'input_ids [batch, seq] is missing', { file });
-    const ids = Int32Array.from(g.readNumbers('input_ids'));
-    return { ids, targets: shiftLabels(g.readNumbers('labels'), batch, seq), batch, seq };
+    const { input, labels } = readGoldenBatch(g);
+    return { input, targets: shiftLabels(labels, input.batch, input.seq) };
   } finally {
     g.close();
   }
@@ -56,7 +55,7 @@ function run(
   try {
     for (let s = 0; s < steps; s++) {
       withScope(() => {
-        const loss = model.loss({ ids: b.ids, batch: b.batch, seq: b.seq }, b.targets, tokenWeights(b.targets));
+        const loss = model.loss(b.input, b.targets, tokenWeights(b.targets));
         losses.push(loss.data[0]);
         backward(loss);
       });

@@ -15,7 +15,7 @@ import {
   type RawModelConfig,
 } from '../config.js';
 import { checkRopeType, ropeType as ropeTypeOf, type RopeSpec } from '../rope.js';
-import type { Family } from '../family.js';
+import { nestedTextWeights, type Family } from '../family.js';
 
 const gemmaKeys = z
   .object({
@@ -70,6 +70,8 @@ function gemmaArchitecture(c: RawModelConfig, base: BaseConfig, file: string, ge
     attentionScale: g.query_pre_attn_scalar ** -0.5,
     attentionSoftcap: g.attn_logit_softcapping ?? null,
     finalSoftcap: g.final_logit_softcapping ?? null,
+    attentionOutputGate: false,
+    linearAttention: null,
     layerSpecs: types.map((t) =>
       t === 'sliding_attention' ? { window, rope: local } : { window: null, rope: global },
     ),
@@ -128,11 +130,7 @@ export const gemma3: Family = {
     };
   },
   architecture: (c, base, file) => gemmaArchitecture(c, base, file, 3),
-  checkpointName(names) {
-    const found = textPrefixes.find((p) => names.some((n) => n.startsWith(p.model)));
-    if (!found) return (n) => n;
-    return (n) => (n === 'lm_head.weight' ? found.head : n.replace(/^model\./, found.model));
-  },
+  checkpointName: nestedTextWeights(textPrefixes),
   gguf: {
     arch: 'gemma3',
     interleaveQK: false,

@@ -25,6 +25,8 @@ export function llamaArchitecture(c: RawModelConfig, base: BaseConfig, file: str
     attentionScale: 1 / Math.sqrt(base.headDim),
     attentionSoftcap: null,
     finalSoftcap: null,
+    attentionOutputGate: false,
+    linearAttention: null,
     layerSpecs: uniformLayers(base, {
       window: null,
       rope: { theta: c.rope_theta ?? 10000, scaling, rotaryDim: base.headDim },

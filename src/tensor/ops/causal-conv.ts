@@ -20,7 +20,8 @@ export function causalConvSilu(x: Tensor<'f32'>, w: Tensor<'f32'>, s: ConvShape)
   const K = w.size / C;
   if (!Number.isInteger(K) || w.shape[0] !== C)
     throw new Error(`causalConvSilu: weight [${w.shape}] does not fit ${C} channels`);
-  if (x.size !== s.batch * s.seq * C) throw new Error(`causalConvSilu: input [${x.shape}] is not ${s.batch}×${s.seq} rows`);
+  if (x.size !== s.batch * s.seq * C)
+    throw new Error(`causalConvSilu: input [${x.shape}] is not ${s.batch}×${s.seq} rows`);
   const seg = s.segments?.data ?? null;
   const out = Tensor.empty(x.shape, 'f32');
   native.causalConvSiluForward(x.data, w.data, out.data, s.batch, s.seq, C, K, seg, null);
@@ -28,7 +29,18 @@ export function causalConvSilu(x: Tensor<'f32'>, w: Tensor<'f32'>, s: ConvShape)
     const dx = Tensor.empty(x.shape, 'f32');
     const dw = needs[1] ? gradTarget(w) : null;
     const scratch = dw ? null : Tensor.zeros([C * K], 'f32');
-    native.causalConvSiluBackward(x.data, w.data, g.data, dx.data, (dw?.grad ?? scratch!).data, s.batch, s.seq, C, K, seg);
+    native.causalConvSiluBackward(
+      x.data,
+      w.data,
+      g.data,
+      dx.data,
+      (dw?.grad ?? scratch!).data,
+      s.batch,
+      s.seq,
+      C,
+      K,
+      seg,
+    );
     scratch?.dispose();
     if (!needs[0]) dx.dispose();
     return [needs[0] ? dx : null, dw?.result ?? null];
@@ -67,8 +79,7 @@ export const causalConvSiluSpec: OpSpec = {
             const s = t - (K - 1) + k;
             // the window stops at the start of the row or of the segment
             let visible = s >= 0;
-            for (let u = s + 1; visible && u <= t; u++)
-              visible = segments[b * seq + u] === segments[b * seq + u - 1];
+            for (let u = s + 1; visible && u <= t; u++) visible = segments[b * seq + u] === segments[b * seq + u - 1];
             if (visible) z += w[c * K + k] * x[(b * seq + s) * C + c];
           }
           y[(b * seq + t) * C + c] = z / (1 + Math.exp(-z));

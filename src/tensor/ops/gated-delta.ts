@@ -47,10 +47,20 @@ export function gatedDelta(
   const out = Tensor.empty([N, s.valueHeads * s.valueDim], 'f32');
   const needsGrad = [qkv, b, a, aLog, dtBias].some((t) => t.requiresGrad);
   const chunks = Math.ceil(s.seq / CHUNK);
-  const checkpoints = needsGrad
-    ? Tensor.empty([s.batch * s.valueHeads * chunks * s.keyDim * s.valueDim], 'f32')
-    : null;
-  native.gatedDeltaForward(qkv.data, b.data, a.data, aLog.data, dtBias.data, out.data, ...dims(s), seg, checkpoints?.data ?? null, null, null);
+  const checkpoints = needsGrad ? Tensor.empty([s.batch * s.valueHeads * chunks * s.keyDim * s.valueDim], 'f32') : null;
+  native.gatedDeltaForward(
+    qkv.data,
+    b.data,
+    a.data,
+    aLog.data,
+    dtBias.data,
+    out.data,
+    ...dims(s),
+    seg,
+    checkpoints?.data ?? null,
+    null,
+    null,
+  );
   return record(out, 'gatedDelta', [qkv, b, a, aLog, dtBias], (g, needs) => {
     const dqkv = Tensor.empty(qkv.shape, 'f32');
     const db = Tensor.empty(b.shape, 'f32');
@@ -97,7 +107,19 @@ export function gatedDeltaAfter(
   const shape = { ...s, batch: 1, seq };
   check(shape, qkv, b, a);
   const out = Tensor.empty([seq, s.valueHeads * s.valueDim], 'f32');
-  native.gatedDeltaForward(qkv.data, b.data, a.data, aLog.data, dtBias.data, out.data, ...dims(shape), null, null, state, state);
+  native.gatedDeltaForward(
+    qkv.data,
+    b.data,
+    a.data,
+    aLog.data,
+    dtBias.data,
+    out.data,
+    ...dims(shape),
+    null,
+    null,
+    state,
+    state,
+  );
   return out;
 }
 

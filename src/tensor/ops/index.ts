@@ -3,7 +3,7 @@ import { addSpec } from './add.js';
 import { affineSpec } from './affine.js';
 import { attentionSpec } from './attention.js';
 import { causalConvSiluSpec } from './causal-conv.js';
-import { columnsSpec } from './columns.js';
+import { columnsSpec, groupedColumnsSpec } from './columns.js';
 import { doraScaleSpec } from './dora-scale.js';
 import { dropoutSpec } from './dropout.js';
 import { embeddingSpec } from './embedding.js';
@@ -34,6 +34,7 @@ export type OpName =
   | 'gatedDelta'
   | 'affine'
   | 'columns'
+  | 'groupedColumns'
   | 'softcap'
   | 'embedding'
   | 'lmHeadLoss'
@@ -59,6 +60,7 @@ export const opSpecs = {
   gatedDelta: gatedDeltaSpec,
   affine: affineSpec,
   columns: columnsSpec,
+  groupedColumns: groupedColumnsSpec,
   softcap: softcapSpec,
   embedding: embeddingSpec,
   lmHeadLoss: lmHeadLossSpec,
