@@ -16,6 +16,7 @@ export const familyFixtureDirs = [
   'gemma2-tiny',
   'phi3-tiny',
   'smollm3-tiny',
+  'qwen3_5-tiny',
   'llama-yarn-tiny',
   'llama-dynamic-tiny',
 ].map((name) => path.join(root, 'test', 'fixtures', name));

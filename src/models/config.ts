@@ -77,7 +77,10 @@ export interface BaseConfig {
   eosTokenIds: number[];
   bosTokenId: number | null;
   maxPositions: number;
-  /** the file as read (with the family's defaults filled in), written back unchanged but for edits */
+  /**
+   * the file as read, written back unchanged but for edits; a multimodal checkpoint's text model keys (its
+   * text_config), since what is saved is the text model
+   */
   raw: Record<string, unknown>;
 }
 
@@ -136,7 +139,8 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   if (!typed.success) throw bad(file, 'model_type', 'config.json has no model_type');
   const family = familyOf(typed.data.model_type, file);
   // a key the file sets to null keeps null (Python's None): Hugging Face's classes read it as unset, not as default
-  const withDefaults = { ...family.defaults, ...family.textConfig(typed.data, file) };
+  const text = family.textConfig(typed.data, file);
+  const withDefaults = { ...family.defaults, ...text };
   const parsed = rawConfigSchema.safeParse(withDefaults);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -172,9 +176,20 @@ export function parseModelConfig(raw: unknown, file: string): ModelConfig {
     eosTokenIds: eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos],
     bosTokenId: typeof c.bos_token_id === 'number' ? c.bos_token_id : null,
     maxPositions: c.max_position_embeddings ?? 2048,
-    raw: raw as Record<string, unknown>,
+    raw: text === typed.data ? (raw as Record<string, unknown>) : textModelConfig(typed.data, text),
   };
   return { ...base, ...family.architecture(c, base, file), family: family.id };
+}
+
+/**
+ * The config a multimodal checkpoint's text model is written back with (Gemma3ForCausalLM, Qwen3_5ForCausalLM:
+ * the weights LMFactory saves are the text model's): the text keys, with the file-level quantization and dtype.
+ */
+function textModelConfig(file: Record<string, unknown>, text: Record<string, unknown>): Record<string, unknown> {
+  const kept = Object.fromEntries(
+    ['quantization_config', 'torch_dtype'].filter((k) => k in file && !(k in text)).map((k) => [k, file[k]]),
+  );
+  return { ...kept, ...text };
 }
 
 /** A folder's config.json, parsed; `edit` may rewrite the file's keys first (LLaMA-Factory's rope_scaling key). */

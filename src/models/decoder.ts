@@ -381,7 +381,9 @@ export class DecoderModel {
       };
       const delta: DeltaRun = {
         kind: 'cached',
-        sequences: caches.map((cache, s) => ({ from: starts[s], count: counts[s], state: cache.deltaState(l) })),
+        sequences: spec.linearAttention
+          ? caches.map((cache, s) => ({ from: starts[s], count: counts[s], state: cache.deltaState(l) }))
+          : [],
       };
       h = layer.forward(h, { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, attend: cached, delta });
     });

@@ -139,6 +139,8 @@ test('every named template renders a conversation on a tokenizer that has its to
     'qwen',
     'qwen3',
     'qwen3_nothink',
+    'qwen3_5',
+    'qwen3_5_nothink',
     'deepseek',
     'zephyr',
     'smollm',

@@ -10,6 +10,7 @@ import { parseModelConfig } from '../../src/models/config.js';
 import { ropeInvFreq } from '../../src/models/rope.js';
 import { initModel } from '../../src/models/init.js';
 import { shiftLabels, tokenWeights, type DecoderModel } from '../../src/models/decoder.js';
+import { GatedDeltaNet } from '../../src/models/gated-deltanet.js';
 import { loadModel } from '../../src/models/registry.js';
 import { saveModelFolder } from '../../src/models/save.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
@@ -86,10 +87,10 @@ for (const [name, raw] of Object.entries(families)) {
       withScope(() =>
         assert.equal(maxAbsDiff(noGrad(() => built.logits(input)).data, noGrad(() => model.logits(input)).data), 0),
       );
-      const attn = model.layers[0].proj.attention;
-      assert.ok('q' in attn);
-      if (config.qkvBias) assert.ok(attn.q.bias && attn.k.bias && attn.v.bias);
-      if (config.modelType === 'qwen2') assert.equal(model.layers[0].proj.o.bias, null);
+      const attn = model.layers[0].proj.mixer;
+      assert.ok(!(attn instanceof GatedDeltaNet) && 'q' in attn.input);
+      if (config.qkvBias) assert.ok(attn.input.q.bias && attn.input.k.bias && attn.input.v.bias);
+      if (config.modelType === 'qwen2') assert.equal(attn.o.bias, null);
 
       const params = model.namedParameters();
       for (const [, p] of params) p.requiresGrad = true;

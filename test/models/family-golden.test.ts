@@ -19,9 +19,10 @@ for (const dir of familyFixtureDirs) {
   const name = path.basename(dir);
   const model = path.join(dir, 'model');
 
-  test(`${name}: every tensor of the folder is used`, () => {
+  test(`${name}: every tensor of the folder is used (a released Qwen3.5's vision and mtp weights are not)`, () => {
     const loaded = loadModel(model);
-    assert.deepEqual(loaded.unused, []);
+    const skipped = name === 'qwen3_5-tiny' ? ['model.visual.patch_embed.proj.weight', 'mtp.fc.weight'] : [];
+    assert.deepEqual(loaded.unused.sort(), skipped);
     loaded.model.dispose();
   });
 

@@ -37,6 +37,8 @@ const qwenFamily: Partial<TemplateSpec> = {
   stopWords: ['<|im_end|>'],
   replaceEos: true,
 };
+// Qwen3.5: Qwen's chat format with its own tool syntax, and the tokenizer's EOS kept (no replace_eos)
+const qwen35Family: Partial<TemplateSpec> = { ...qwenFamily, replaceEos: false, toolFormat: 'qwen3_5' };
 const llama3User =
   '<|start_header_id|>user<|end_header_id|>\n\n{{content}}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n';
 
@@ -70,6 +72,8 @@ const specs: Record<string, Partial<TemplateSpec>> = {
   qwen: { ...qwenFamily, defaultSystem: 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' },
   qwen3: { ...qwenFamily, reasoning: true },
   qwen3_nothink: { ...qwenFamily },
+  qwen3_5: { ...qwen35Family, reasoning: true },
+  qwen3_5_nothink: { ...qwen35Family },
   llama2: {
     user: [BOS, '[INST] {{content}} [/INST]'],
     system: ['<<SYS>>\n{{content}}\n<</SYS>>\n\n'],

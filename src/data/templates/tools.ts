@@ -1,11 +1,11 @@
 /**
  * How templates put tool schemas into the system prompt and function calls into assistant turns
- * (LLaMA-Factory's tool formats: "default" and "qwen").
+ * (LLaMA-Factory's tool formats: "default" and "qwen"; its "qwen3_5" XML call syntax is named and refused).
  */
 import { LmfError } from '../../errors.js';
 import { pyJsonDumps } from '../pyjson.js';
 
-export type ToolFormat = 'default' | 'qwen';
+export type ToolFormat = 'default' | 'qwen' | 'qwen3_5';
 
 export interface FunctionCall {
   name: string;
@@ -58,8 +58,16 @@ function unwrap(tool: Record<string, unknown>): ToolSchema {
   return (tool.type === 'function' && tool.function ? tool.function : tool) as ToolSchema;
 }
 
+/** Qwen3.5's tool syntax is not rendered here: data with tools stops rather than train on another format. */
+function refuseQwen35(): never {
+  throw new LmfError('unsupported_tool_format', "the qwen3_5 template's tool-call format is not implemented", {
+    hint: 'train tool-calling data for Qwen3.5 with LLaMA-Factory, or leave the tools column out',
+  });
+}
+
 /** Text appended to the system prompt that describes the tools. */
 export function formatTools(format: ToolFormat, tools: Record<string, unknown>[]): string {
+  if (format === 'qwen3_5') refuseQwen35();
   if (format === 'qwen') {
     const text = tools
       .map((t) => `\n${pyJsonDumps(t.type === 'function' ? t : { type: 'function', function: t })}`)
@@ -94,6 +102,7 @@ export function formatTools(format: ToolFormat, tools: Record<string, unknown>[]
 
 /** The text of an assistant turn that calls functions. */
 export function formatCalls(format: ToolFormat, calls: FunctionCall[]): string {
+  if (format === 'qwen3_5') refuseQwen35();
   if (format === 'qwen') {
     return calls
       .map((c) => `<tool_call>\n${pyJsonDumps({ name: c.name, arguments: c.arguments })}\n</tool_call>`)
@@ -108,6 +117,7 @@ export function formatCalls(format: ToolFormat, calls: FunctionCall[]): string {
  * A call whose arguments are not valid JSON means the answer is plain text.
  */
 export function extractCalls(format: ToolFormat, text: string): FunctionCall[] | null {
+  if (format === 'qwen3_5') return null;
   const calls: FunctionCall[] = [];
   if (format === 'qwen') {
     for (const m of text.matchAll(/<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g)) {

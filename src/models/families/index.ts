@@ -9,7 +9,7 @@ import { qwen3 } from './qwen3.js';
 import { qwen3_5 } from './qwen3_5.js';
 import { smollm3 } from './smollm3.js';
 
-export const families: readonly Family[] = [llama, mistral, qwen2, qwen3, qwen3_5, gemma3, gemma2, phi3, smollm3];
+export const families: readonly Family[] = [llama, mistral, qwen2, qwen3, gemma3, gemma2, phi3, smollm3, qwen3_5];
 
 /** Architectures users bring that are known but not implemented, and why. */
 export const refusedModelTypes: Record<string, string> = {
