@@ -88,21 +88,39 @@ export interface BenchResult {
   buckets_sent_early: number;
 }
 
-/** Weights that take part in a matmul per token (all projections + lm_head), the FLOP-count convention. */
+/**
+ * Weights that take part in a matmul per token (all projections + lm_head), the FLOP-count convention. An
+ * attention layer's q_proj is twice as wide where it also yields the output gate (Qwen3.5); a Gated DeltaNet
+ * layer has in_proj_qkv, in_proj_z, in_proj_b, in_proj_a and out_proj instead.
+ */
 export function matmulParams(c: ModelConfig): number {
   const C = c.hiddenSize,
     qDim = c.numHeads * c.headDim,
     kvDim = c.numKvHeads * c.headDim;
-  return c.numLayers * (2 * C * qDim + 2 * C * kvDim + 3 * C * c.intermediateSize) + C * c.vocabSize;
+  const attention = C * qDim * (c.attentionOutputGate ? 2 : 1) + C * qDim + 2 * C * kvDim;
+  const la = c.linearAttention;
+  const linear = la
+    ? C * (2 * la.keyHeads * la.keyDim + la.valueHeads * la.valueDim) +
+      2 * C * la.valueHeads * la.valueDim +
+      2 * C * la.valueHeads
+    : 0;
+  const mixers = c.layerSpecs.reduce((n, spec) => n + (spec.linearAttention ? linear : attention), 0);
+  return mixers + c.numLayers * 3 * C * c.intermediateSize + C * c.vocabSize;
 }
 
 /**
  * Attention's forward FLOPs per token at sequence length T: QKᵀ and PV cost 2·heads·head_dim each per key a
- * query sees, and a causal query sees (i + 1) keys (at most the layer's window).
+ * query sees, and a causal query sees (i + 1) keys (at most the layer's window). A Gated DeltaNet layer's rule
+ * costs 6·dk·dv per value head (recall S^T k, write k δ^T, read S^T q), whatever T.
  */
 export function attentionFlopsPerToken(c: ModelConfig, T: number): number {
   let total = 0;
   for (const spec of c.layerSpecs) {
+    if (spec.linearAttention) {
+      const la = c.linearAttention!;
+      total += 6 * la.valueHeads * la.keyDim * la.valueDim;
+      continue;
+    }
     const w = Math.min(spec.window ?? T, T);
     const visible = (w * (w + 1)) / 2 + (T - w) * w;
     total += 4 * c.numHeads * c.headDim * (visible / T);

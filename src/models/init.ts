@@ -1,6 +1,7 @@
 /**
  * Fresh parameters for a model built from a config alone (pre-training from scratch, benchmarks, tests):
- * matrices ~ N(0, initializer_range), norm weights 1, biases 0, as Hugging Face's _init_weights.
+ * matrices ~ N(0, initializer_range), norm weights 1, biases 0, as Hugging Face's _init_weights (Qwen3.5's linear
+ * attention: dt_bias 1, A_log the log of a uniform draw).
  */
 import { presets } from './presets.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
@@ -28,8 +29,11 @@ export function initModel(
       const chunk = new Float32Array(Math.min(t.size, 1 << 20));
       for (let start = 0; start < t.size; start += chunk.length) {
         const values = chunk.subarray(0, Math.min(chunk.length, t.size - start));
-        // norms start as the identity: weight 1, or 0 where the family scales by (1 + weight)
-        if (name.endsWith('norm.weight')) values.fill(config.normOffset ? 0 : 1);
+        // norms start as the identity: weight 1, or 0 where the family scales by (1 + weight) (Qwen3.5's gated
+        // norm scales by weight); Gated DeltaNet's dt_bias 1 and A_log = log(A), A uniform in [1, 16)
+        if (name.endsWith('linear_attn.norm.weight') || name.endsWith('.dt_bias')) values.fill(1);
+        else if (name.endsWith('norm.weight')) values.fill(config.normOffset ? 0 : 1);
+        else if (name.endsWith('.A_log')) values.forEach((_, i) => (values[i] = Math.log(1 + 15 * rng.uniform())));
         else if (name.endsWith('.bias')) values.fill(0);
         else native.fillNormal(values, values.length, seed, start, std);
         if (t.dtype === 'f32') t.data.set(values, start);
