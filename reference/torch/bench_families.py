@@ -6,6 +6,7 @@ Prints one JSON line: tokens_per_s (batch 1 * seq / median step time), peak_rss_
 import argparse, json, resource, statistics, time
 import torch
 from families_ref import CausalLM
+from qwen35_ref import Qwen35CausalLM
 from golden_families import LoRA, linear_modules
 
 
@@ -18,7 +19,8 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads); torch.manual_seed(0)
     cfg = json.load(open(a.config))
-    m = CausalLM(cfg)
+    # Qwen3.5: its Gated DeltaNet layers in the chunked form, as Hugging Face trains them without FLA kernels
+    m = Qwen35CausalLM(cfg) if cfg["model_type"].startswith("qwen3_5") else CausalLM(cfg)
     with torch.no_grad():
         for p in m.parameters():
             if p.dim() >= 2:
