@@ -68,7 +68,8 @@ export async function makeTinyModelFolder(
     },
     dir,
   );
-  const m = initModel(config, 'f32', seed);
+  // weights ~ N(0, initializer_range), as Hugging Face initialises them
+  const m = initModel(config, 'f32', seed, (overrides.initializer_range as number | undefined) ?? 0.02);
   saveModelFolder(m, dir, { dtype: 'F32' });
   m.dispose();
   for (const f of ['tokenizer.json', 'tokenizer_config.json'])

@@ -44,13 +44,15 @@ const ALIGN = 32;
 
 type Entry = { type: GGUFValueType; value: unknown; subType?: GGUFValueType };
 
-function hfToGgufName(name: string, sandwichNorms: boolean): string {
+function hfToGgufName(name: string, sandwichNorms: boolean, own: Record<string, string> = {}): string {
   const fixed: Record<string, string> = {
     'model.embed_tokens.weight': 'token_embd.weight',
     'model.norm.weight': 'output_norm.weight',
     'lm_head.weight': 'output.weight',
   };
   if (fixed[name]) return fixed[name];
+  const layer = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
+  if (layer && own[layer[2]]) return `blk.${layer[1]}.${own[layer[2]]}`;
   const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
   const parts: Record<string, string> = {
     input_layernorm: 'attn_norm',
@@ -254,6 +256,7 @@ function ggufLayout(c: ModelConfig): GgufLayout {
 function entry(v: GgufValue): Entry {
   if ('u32' in v) return { type: GGUFValueType.UINT32, value: v.u32 };
   if ('f32' in v) return { type: GGUFValueType.FLOAT32, value: v.f32 };
+  if ('i32s' in v) return { type: GGUFValueType.ARRAY, subType: GGUFValueType.INT32, value: v.i32s };
   return { type: GGUFValueType.STRING, value: v.str };
 }
 
@@ -269,11 +272,15 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   );
   const tensors = [
     ...params.map(([hfName, t]) => {
-      const name = hfToGgufName(hfName, c.sandwichNorms);
-      const ggmlType = t.shape.length === 2 ? matrixType(type, name, t.shape[1], c) : GGML.F32;
-      return { hfName, name, tensor: t, ggmlType };
+      const name = hfToGgufName(hfName, c.sandwichNorms, layout.layerTensorNames);
+      // dimensions of size 1 dropped, as the converter squeezes them (a conv1d weight [C, 1, K] is [C, K])
+      const shape = t.shape.filter((d) => d !== 1);
+      // llama.cpp keeps its convolution kernels in f32, as vectors and norms
+      const matrix = shape.length === 2 && !name.endsWith('.ssm_conv1d.weight');
+      const ggmlType = matrix ? matrixType(type, name, shape[1], c) : GGML.F32;
+      return { hfName, name, tensor: t, shape: shape.length ? shape : [1], ggmlType };
     }),
-    ...extra.map(([name, tensor]) => ({ hfName: name, name, tensor, ggmlType: GGML.F32 })),
+    ...extra.map(([name, tensor]) => ({ hfName: name, name, tensor, shape: tensor.shape, ggmlType: GGML.F32 })),
   ];
   const meta: Record<string, Entry> = {
     'general.architecture': { type: GGUFValueType.STRING, value: arch },
@@ -315,7 +322,7 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   const infos: Uint8Array[] = [];
   let offset = 0;
   tensors.forEach((t, i) => {
-    const dims = [...t.tensor.shape].reverse();
+    const dims = [...t.shape].reverse();
     const info = new Uint8Array(4 + 8 * dims.length + 4 + 8);
     const view = new DataView(info.buffer);
     view.setUint32(0, dims.length, true);
@@ -335,7 +342,7 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
       }
       writeAll(fd, new Uint8Array(pad(written)));
       tensors.forEach((t, i) => {
-        withScope(() => writeAll(fd, encode(values(t.hfName, t.tensor, layout, c.numHeads, c.numKvHeads), t.ggmlType)));
+        withScope(() => writeAll(fd, encode(values(t.hfName, t.tensor, layout, c), t.ggmlType)));
         writeAll(fd, new Uint8Array(pad(sizes[i])));
       });
     });
@@ -367,13 +374,16 @@ function matrixType(type: GgufType, name: string, rowLength: number, c: ModelCon
   return wanted;
 }
 
-function values(hfName: string, t: Tensor, layout: GgufLayout, heads: number, kvHeads: number): Float32Array {
-  const data = (t.dtype === 'f32' ? t : t.toF32()).data as Float32Array;
-  if (layout.normShift && /norm\.weight$/.test(hfName)) return data.map((v) => v + layout.normShift);
+function values(hfName: string, t: Tensor, layout: GgufLayout, c: ModelConfig): Float32Array {
+  const stored = (t.dtype === 'f32' ? t : t.toF32()).data as Float32Array;
+  const data = layout.convert?.(hfName, stored, t.shape, c) ?? stored;
+  // (1 + weight) norms are stored shifted; Qwen3.5's gated norm scales by its weight and is not
+  if (layout.normShift && /norm\.weight$/.test(hfName) && !/linear_attn\.norm\.weight$/.test(hfName))
+    return data.map((v) => v + layout.normShift);
   if (!layout.interleaveQK) return data;
   if (/self_attn\.q_proj\.(weight|bias)$/.test(hfName))
-    return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, heads);
+    return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, c.numHeads);
   if (/self_attn\.k_proj\.(weight|bias)$/.test(hfName))
-    return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, kvHeads);
+    return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, c.numKvHeads);
   return data;
 }

@@ -6,8 +6,8 @@
  */
 import type { ArchitectureOptions, BaseConfig, ModelConfig, RawModelConfig } from './config.js';
 
-/** A GGUF metadata value: an unsigned count, a float or a string. */
-export type GgufValue = { u32: number } | { f32: number } | { str: string };
+/** A GGUF metadata value: an unsigned count, a float, a string or an array of signed integers. */
+export type GgufValue = { u32: number } | { f32: number } | { str: string } | { i32s: number[] };
 
 /** How llama.cpp names and lays out this family in a GGUF file. */
 export interface GgufLayout {
@@ -26,6 +26,13 @@ export interface GgufLayout {
   keys?(c: ModelConfig): Record<string, GgufValue>;
   /** tensors beyond the parameters (Phi-3's longrope factors) */
   tensors?(c: ModelConfig): { name: string; values: Float32Array }[];
+  /**
+   * llama.cpp's names for the family's own layer tensors, by the Hugging Face name after `model.layers.N.`
+   * (Qwen3.5's `linear_attn.A_log` is `ssm_a`); they win over the shared table
+   */
+  layerTensorNames?: Record<string, string>;
+  /** a tensor's values as llama.cpp's converter rewrites them (Qwen3.5's A_log as -exp(A_log)), or null */
+  convert?(hfName: string, values: Float32Array, shape: readonly number[], c: ModelConfig): Float32Array | null;
 }
 
 /** The model's one rotary setting when every layer shares it (null otherwise, or when a layer has none). */

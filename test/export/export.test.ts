@@ -260,6 +260,20 @@ const ggufFamilies: Record<string, Record<string, unknown>> = {
     rope_scaling: { type: 'longrope', short_factor: [1, 1.2, 1.5, 2], long_factor: [1, 2, 4, 8] },
   },
   'SmolLM3 (no rotation on every fourth layer)': { model_type: 'smollm3', num_hidden_layers: 4 },
+  'Qwen3.5 (Gated DeltaNet layers with more value than key heads, gated attention, partial rotary)': {
+    model_type: 'qwen3_5_text',
+    head_dim: 16,
+    num_hidden_layers: 4,
+    linear_conv_kernel_dim: 4,
+    linear_key_head_dim: 16,
+    linear_value_head_dim: 16,
+    linear_num_key_heads: 2,
+    linear_num_value_heads: 4,
+    rope_parameters: { rope_type: 'default', rope_theta: 10000000, partial_rotary_factor: 0.25 },
+    // larger weights: at 0.02 the linear-attention layers barely move this small model's answer, and a wrong
+    // conversion of theirs would go unseen
+    initializer_range: 0.15,
+  },
 };
 
 for (const [i, [name, overrides]] of Object.entries(ggufFamilies).entries()) {

@@ -8,8 +8,15 @@
  * (mtp.*) weights are left out (the loader names them).
  */
 import { z } from 'zod';
-import { configError, type ArchitectureOptions, type BaseConfig, type RawModelConfig } from '../config.js';
-import { nestedTextWeights, type Family } from '../family.js';
+import {
+  configError,
+  type ArchitectureOptions,
+  type BaseConfig,
+  type LinearAttentionSizes,
+  type ModelConfig,
+  type RawModelConfig,
+} from '../config.js';
+import { nestedTextWeights, type Family, type GgufLayout } from '../family.js';
 
 const keys = z
   .object({
@@ -103,6 +110,114 @@ function architecture(c: RawModelConfig, base: BaseConfig, file: string): Archit
   };
 }
 
+/** The full-attention interval the layers follow (every n-th layer attends), or null when they follow none. */
+function attentionInterval(c: ModelConfig): number | null {
+  const first = c.layerSpecs.findIndex((l) => !l.linearAttention);
+  if (first < 0) return null;
+  const n = first + 1;
+  return c.layerSpecs.every((l, i) => !l.linearAttention === ((i + 1) % n === 0)) ? n : null;
+}
+
+/**
+ * llama.cpp's value-head order: its graph repeats the key heads tiled (value head j·Hk + kh reads key head kh)
+ * where Hugging Face groups them (value head kh·r + j reads key head kh), so its converter moves the value heads'
+ * blocks — rows (axis 0) or columns (axis 1) of `block` values per head — from grouped to tiled order.
+ */
+function tiledValueHeads(
+  data: Float32Array,
+  shape: readonly number[],
+  axis: 0 | 1,
+  s: LinearAttentionSizes,
+  block: number,
+  from = 0,
+): Float32Array {
+  const r = s.valueHeads / s.keyHeads;
+  if (r === 1) return data;
+  const out = Float32Array.from(data);
+  const cols = shape.slice(1).reduce((a, b) => a * b, 1);
+  const rows = shape[0];
+  for (let kh = 0; kh < s.keyHeads; kh++)
+    for (let j = 0; j < r; j++) {
+      const src = from + (kh * r + j) * block,
+        dst = from + (j * s.keyHeads + kh) * block;
+      if (axis === 0) out.set(data.subarray(src * cols, (src + block) * cols), dst * cols);
+      else
+        for (let row = 0; row < rows; row++)
+          out.set(data.subarray(row * cols + src, row * cols + src + block), row * cols + dst);
+    }
+  return out;
+}
+
+/** Qwen3.5 in llama.cpp's qwen35 architecture, as its converter writes it. */
+const gguf: GgufLayout = {
+  arch: 'qwen35',
+  interleaveQK: false,
+  normShift: 1,
+  unsupported(c) {
+    const la = c.linearAttention!;
+    if (la.keyDim !== la.valueDim) return 'with linear_key_head_dim different from linear_value_head_dim';
+    if (!attentionInterval(c)) return 'with layer_types other than every n-th layer full attention';
+    return null;
+  },
+  keys(c) {
+    const la = c.linearAttention!;
+    const rotary = c.layerSpecs.find((l) => l.rope)!.rope!.rotaryDim;
+    // multimodal rope sections: text positions turn every section alike, so only their sum matters here
+    const pairs = rotary / 2;
+    const third = Math.ceil(pairs / 3);
+    return {
+      'rope.dimension_count': { u32: rotary },
+      'rope.dimension_sections': { i32s: [third, third, pairs - 2 * third, 0] },
+      'ssm.conv_kernel': { u32: la.convKernel },
+      'ssm.state_size': { u32: la.keyDim },
+      'ssm.group_count': { u32: la.keyHeads },
+      'ssm.time_step_rank': { u32: la.valueHeads },
+      'ssm.inner_size': { u32: la.valueDim * la.valueHeads },
+      full_attention_interval: { u32: attentionInterval(c)! },
+    };
+  },
+  layerTensorNames: {
+    'post_attention_layernorm.weight': 'post_attention_norm.weight',
+    'linear_attn.in_proj_qkv.weight': 'attn_qkv.weight',
+    'linear_attn.in_proj_z.weight': 'attn_gate.weight',
+    'linear_attn.in_proj_b.weight': 'ssm_beta.weight',
+    'linear_attn.in_proj_a.weight': 'ssm_alpha.weight',
+    'linear_attn.conv1d.weight': 'ssm_conv1d.weight',
+    'linear_attn.dt_bias': 'ssm_dt.bias',
+    'linear_attn.A_log': 'ssm_a',
+    'linear_attn.norm.weight': 'ssm_norm.weight',
+    'linear_attn.out_proj.weight': 'ssm_out.weight',
+  },
+  convert(name, data, shape, c) {
+    const la = c.linearAttention!;
+    const part = /\.linear_attn\.(.+)$/.exec(name)?.[1];
+    const keys = 2 * la.keyHeads * la.keyDim;
+    switch (part) {
+      case 'in_proj_qkv.weight':
+      case 'conv1d.weight':
+        return tiledValueHeads(data, shape, 0, la, la.valueDim, keys);
+      case 'in_proj_z.weight':
+        return tiledValueHeads(data, shape, 0, la, la.valueDim);
+      case 'in_proj_b.weight':
+      case 'in_proj_a.weight':
+      case 'dt_bias':
+        return tiledValueHeads(data, shape, 0, la, 1);
+      case 'A_log':
+        return tiledValueHeads(
+          data.map((v) => -Math.exp(v)),
+          shape,
+          0,
+          la,
+          1,
+        );
+      case 'out_proj.weight':
+        return tiledValueHeads(data, shape, 1, la, la.valueDim);
+      default:
+        return null;
+    }
+  },
+};
+
 export const qwen3_5: Family = {
   id: 'qwen3_5',
   title: 'Qwen3.5',
@@ -136,7 +251,7 @@ export const qwen3_5: Family = {
   },
   architecture,
   checkpointName: nestedTextWeights([{ model: 'model.language_model.', head: 'lm_head.weight' }]),
-  gguf: null,
+  gguf,
   template: (chat) =>
     chat.includes('<|im_start|>') ? (chat.includes('<think>') ? 'qwen3_5' : 'qwen3_5_nothink') : null,
 };
