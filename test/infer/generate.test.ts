@@ -19,6 +19,20 @@ test.after(() => rmSync(work, { recursive: true, force: true }));
 
 const greedy = { doSample: false, temperature: 1, topP: 1, topK: 0, repetitionPenalty: 1 };
 
+/** A small Qwen3.5: three Gated DeltaNet layers (more value than key heads), then gated attention. */
+const qwen35 = {
+  model_type: 'qwen3_5_text',
+  head_dim: 16,
+  num_hidden_layers: 4,
+  linear_conv_kernel_dim: 4,
+  linear_key_head_dim: 16,
+  linear_value_head_dim: 16,
+  linear_num_key_heads: 2,
+  linear_num_value_heads: 4,
+  rope_parameters: { rope_type: 'default', rope_theta: 10000000, partial_rotary_factor: 0.25 },
+  initializer_range: 0.15,
+};
+
 /** Greedy decoding without a cache: the whole sequence through the model at every step. */
 function recompute(m: InferenceModel, prompt: number[], n: number): number[] {
   const ids = [...prompt];
@@ -41,6 +55,8 @@ for (const [family, overrides, bits] of [
   ['qwen2 (q/k/v biases, untied head)', { model_type: 'qwen2', tie_word_embeddings: false }, null],
   // decoding reads the 4-bit codes in place; recomputing goes through dequantised panels
   ['llama-nf4 (a 4-bit base, as quantization_bit serves it)', {}, 4],
+  // linear-attention layers decode from their recurrent state, the attention layers from the KV cache
+  ['qwen3_5 (hybrid: Gated DeltaNet states beside the KV cache)', qwen35, null],
 ] as const) {
   test(`${family}: greedy generation with the KV cache equals recomputing the sequence, alone and in a batch`, async () => {
     const dir = await makeTinyModelFolder(path.join(work, family.split(' ')[0]), overrides);
@@ -219,22 +235,31 @@ test("generation settings: the config over generation_config.json over LLaMA-Fac
   m.dispose();
 });
 
-test("the engine reuses a finished conversation's cache for its next turn, with the answers of a fresh start", async () => {
-  const dir = await makeTinyModelFolder(path.join(work, 'reuse'));
-  const m = loadInference({ model: dir, template: 'llama2' });
-  const turn1 = m.template.encodePrompt(m.tokenizer, [
-    { role: 'user', content: 'Tell me about the sea and the ships on it.' },
-  ]);
-  const req = (prompt: number[]): GenerationRequest => ({ prompt, sampling: greedy, maxNewTokens: 10, stopIds: [] });
-  const warm = new GenerationEngine(m.model, m.tokenizer, { maxActive: 2, maxQueued: 2 });
-  const first = await warm.submit(req(turn1));
-  const turn2 = [...turn1, ...first.ids, ...m.tokenizer.encode(' And the harbour?')];
-  const second = await warm.submit(req(turn2));
-  assert.ok(warm.reusedTokens >= turn1.length, `reused ${warm.reusedTokens} tokens`);
-  const cold = new GenerationEngine(m.model, m.tokenizer, { maxActive: 2, maxQueued: 2, keepCaches: 0 });
-  const fresh = await cold.submit(req(turn2));
-  assert.equal(cold.reusedTokens, 0);
-  assert.deepEqual(second.ids, fresh.ids);
-  assert.deepEqual((await warm.submit(req(turn1))).ids, first.ids, 'a shorter prompt truncates a kept cache correctly');
-  m.dispose();
-});
+for (const [family, overrides] of [
+  ['llama', {}],
+  // a recurrent state cannot be cut back: a prompt that leaves the kept conversation starts afresh
+  ['qwen3_5', qwen35],
+] as const)
+  test(`${family}: the engine reuses a finished conversation's cache for its next turn, with the answers of a fresh start`, async () => {
+    const dir = await makeTinyModelFolder(path.join(work, `reuse-${family}`), overrides);
+    const m = loadInference({ model: dir, template: 'llama2' });
+    const turn1 = m.template.encodePrompt(m.tokenizer, [
+      { role: 'user', content: 'Tell me about the sea and the ships on it.' },
+    ]);
+    const req = (prompt: number[]): GenerationRequest => ({ prompt, sampling: greedy, maxNewTokens: 10, stopIds: [] });
+    const warm = new GenerationEngine(m.model, m.tokenizer, { maxActive: 2, maxQueued: 2 });
+    const first = await warm.submit(req(turn1));
+    const turn2 = [...turn1, ...first.ids, ...m.tokenizer.encode(' And the harbour?')];
+    const second = await warm.submit(req(turn2));
+    assert.ok(warm.reusedTokens >= turn1.length, `reused ${warm.reusedTokens} tokens`);
+    const cold = new GenerationEngine(m.model, m.tokenizer, { maxActive: 2, maxQueued: 2, keepCaches: 0 });
+    const fresh = await cold.submit(req(turn2));
+    assert.equal(cold.reusedTokens, 0);
+    assert.deepEqual(second.ids, fresh.ids);
+    assert.deepEqual(
+      (await warm.submit(req(turn1))).ids,
+      first.ids,
+      'a shorter prompt truncates a kept cache correctly',
+    );
+    m.dispose();
+  });
