@@ -136,9 +136,12 @@ const example = {
 const exampleChannels = 2 * example.keyHeads * example.keyDim + example.valueHeads * example.valueDim;
 
 /** The rule token by token in double precision, written for clarity. */
-function deltaReference([qkv, b, a, aLog, dtBias]: Float64Array[]): Float64Array {
-  const { batch, seq, keyHeads: Hk, valueHeads: Hv, keyDim: dk, valueDim: dv, segments } = example;
-  const C = exampleChannels;
+export function gatedDeltaReference(
+  [qkv, b, a, aLog, dtBias]: Float64Array[],
+  shape: Omit<DeltaShape, 'segments'> & { segments: ArrayLike<number> },
+): Float64Array {
+  const { batch, seq, keyHeads: Hk, valueHeads: Hv, keyDim: dk, valueDim: dv, segments } = shape;
+  const C = 2 * Hk * dk + Hv * dv;
   const out = new Float64Array(batch * seq * Hv * dv);
   const normalised = (x: Float64Array, scale: number) => {
     const r = 1 / Math.sqrt(x.reduce((acc, v) => acc + v * v, 0) + 1e-6);
@@ -183,5 +186,5 @@ export const gatedDeltaSpec: OpSpec = {
   ],
   apply: ([qkv, b, a, aLog, dtBias]) =>
     gatedDelta(qkv, b, a, aLog, dtBias, { ...example, segments: Tensor.from(example.segments, [140], 'i32') }),
-  reference: deltaReference,
+  reference: (inputs) => gatedDeltaReference(inputs, example),
 };
