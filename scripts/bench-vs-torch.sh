@@ -12,11 +12,9 @@ mkdir -p "$(dirname "$out")"
 ref=${LMF_TORCH_REF:-../shared/reference/torch}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-dpkg -s python3-torch >/dev/null 2>&1 || { apt-get update -q >/dev/null; apt-get install -y -q python3-torch >/dev/null; }
-ma=$(gcc -dumpmachine)
-( cd "$work" && apt-get download -q libopenblas0-openmp >/dev/null 2>&1 && dpkg -x libopenblas0-openmp_*.deb fs ) || true
-omp="$work/fs/usr/lib/$ma/openblas-openmp"
-[ -e "$omp/libblas.so.3" ] || { echo "OpenBLAS OpenMP build not available; PyTorch runs with Debian's default" >&2; omp=""; }
+# shellcheck source=scripts/torch-env.sh
+. scripts/torch-env.sh
+omp=$torch_blas
 torch() {  # torch ARGS...
   LD_LIBRARY_PATH="$omp" PYTHONPATH="$ref:bench/torch" /usr/bin/python3 "$ref/bench_train.py" --steps 5 --warmup 2 "$@" --out "$work/t.jsonl" >/dev/null
   tail -n 1 "$work/t.jsonl"

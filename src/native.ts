@@ -149,8 +149,8 @@ export interface NativeAddon {
   /** the gated delta rule over [B*T, 2*Hk*dk + Hv*dv] convolved q|k|v; states [B, Hv, dk, dv] */
   gatedDeltaForward(
     qkv: F32,
-    beta: F32,
-    decay: F32,
+    betaIn: F32,
+    decayIn: F32,
     aLog: F32,
     dtBias: F32,
     out: F32,
@@ -165,18 +165,18 @@ export interface NativeAddon {
     initState: F32 | null,
     finalState: F32 | null,
   ): void;
-  /** dqkv, dbeta, ddecay written; daLog, ddtBias accumulated */
+  /** dqkv, dbetaIn, ddecayIn written; daLog, ddtBias accumulated (betaIn, decayIn: in_proj_b and in_proj_a's outputs) */
   gatedDeltaBackward(
     qkv: F32,
-    beta: F32,
-    decay: F32,
+    betaIn: F32,
+    decayIn: F32,
     aLog: F32,
     dtBias: F32,
     dout: F32,
     checkpoints: F32,
     dqkv: F32,
-    dbeta: F32,
-    ddecay: F32,
+    dbetaIn: F32,
+    ddecayIn: F32,
     daLog: F32,
     ddtBias: F32,
     b: number,

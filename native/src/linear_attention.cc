@@ -14,7 +14,7 @@ static Napi::Value CausalConvSiluForward(const Napi::CallbackInfo& info) {
   const float* x = a.buffer<float>(0, N, "x");
   const float* w = a.buffer<float>(1, Args::product({C, K}), "w");
   float* out = a.buffer<float>(2, N, "out");
-  const int32_t* seg = a.buffer<int32_t>(7, B * T, "segments", true);
+  const int32_t* seg = a.buffer<int32_t>(7, Args::product({B, T}), "segments", true);
   const float* history = a.buffer<float>(8, Args::product({K - 1, C}), "history", true);
   a.check(!history || (B == 1 && !seg), "history is for one sequence without segments");
   if (a.ok()) causalConvSiluForward(x, w, out, B, T, C, K, seg, history);
@@ -32,7 +32,7 @@ static Napi::Value CausalConvSiluBackward(const Napi::CallbackInfo& info) {
   const float* dout = a.buffer<float>(2, N, "dout");
   float* dx = a.buffer<float>(3, N, "dx");
   float* dw = a.buffer<float>(4, W, "dw");
-  const int32_t* seg = a.buffer<int32_t>(9, B * T, "segments", true);
+  const int32_t* seg = a.buffer<int32_t>(9, Args::product({B, T}), "segments", true);
   if (a.ok()) causalConvSiluBackward(x, w, dout, dx, dw, B, T, C, K, seg);
   return info.Env().Undefined();
 }
@@ -42,6 +42,9 @@ static DeltaShape deltaShape(Args& a, int at) {
   DeltaShape s{a.size(at), a.size(at + 1), a.size(at + 2), a.size(at + 3), a.size(at + 4), a.size(at + 5)};
   a.check(s.B > 0 && s.T > 0 && s.Hk > 0 && s.Hv > 0 && s.dk > 0 && s.dv > 0, "needs B, T, Hk, Hv, dk, dv > 0");
   a.check(s.Hk > 0 && s.Hv % s.Hk == 0, "value heads must be a multiple of key heads");
+  // every product the kernels index by must fit: the buffer checks below rely on them
+  a.check(Args::product({s.B, s.T, s.Hv, s.dk, s.dv}) > 0 && Args::product({s.B, s.T, 2 * s.Hk * s.dk + s.Hv * s.dv}) > 0,
+          "sizes overflow");
   return s;
 }
 

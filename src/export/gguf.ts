@@ -273,12 +273,12 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
   const tensors = [
     ...params.map(([hfName, t]) => {
       const name = hfToGgufName(hfName, c.sandwichNorms, layout.layerTensorNames);
-      // dimensions of size 1 dropped, as the converter squeezes them (a conv1d weight [C, 1, K] is [C, K])
-      const shape = t.shape.filter((d) => d !== 1);
+      // a convolution weight [C, 1, K] is written [C, K], as the converter squeezes it
+      const shape = t.shape.length > 2 ? t.shape.filter((d) => d !== 1) : t.shape;
       // llama.cpp keeps its convolution kernels in f32, as vectors and norms
       const matrix = shape.length === 2 && !name.endsWith('.ssm_conv1d.weight');
       const ggmlType = matrix ? matrixType(type, name, shape[1], c) : GGML.F32;
-      return { hfName, name, tensor: t, shape: shape.length ? shape : [1], ggmlType };
+      return { hfName, name, tensor: t, shape, ggmlType };
     }),
     ...extra.map(([name, tensor]) => ({ hfName: name, name, tensor, shape: tensor.shape, ggmlType: GGML.F32 })),
   ];

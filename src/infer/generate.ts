@@ -240,12 +240,16 @@ export class GenerationEngine {
     return done;
   }
 
-  /** The kept cache sharing the longest prefix with `prompt` (at least 16 tokens), taken out of the list. */
+  /**
+   * The kept cache sharing the longest prefix with `prompt` (at least 16 tokens), taken out of the list. A cache
+   * that cannot be cut back (recurrent states) serves only a prompt that continues all of it.
+   */
   private takeCache(prompt: number[]): { cache: KvCache; keep: number } | undefined {
     let best = -1,
       keep = 15;
     this.kept.forEach((k, i) => {
       const n = commonPrefix(k.fed, prompt);
+      if (!k.cache.rewindable && (n < k.fed.length || prompt.length <= n)) return;
       if (n > keep) [best, keep] = [i, n];
     });
     if (best < 0) return undefined;

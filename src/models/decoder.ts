@@ -201,8 +201,8 @@ export class DecoderLayer {
     return [...attn, ...mlp, ['mlp.down_proj', p.down]];
   }
 
-  /** Norm weights, and a linear-attention mixer's own vectors, by Hugging Face name (relative to the layer). */
-  namedNorms(): [string, Tensor<'f32'>][] {
+  /** Norm weights, and a linear-attention mixer's own parameters, by Hugging Face name (relative to the layer). */
+  namedVectors(): [string, Tensor<'f32'>][] {
     const out: [string, Tensor<'f32'>][] = [];
     for (const [role, name] of Object.entries(this.normNames) as [keyof LayerNorms, string][]) {
       const w = this.norms[role];
@@ -258,7 +258,7 @@ export class DecoderModel {
     const out: [string, Tensor][] = [['model.embed_tokens.weight', this.embedTokens]];
     this.layers.forEach((layer, i) => {
       const p = `model.layers.${i}.`;
-      for (const [name, w] of layer.namedNorms()) out.push([p + name, w]);
+      for (const [name, w] of layer.namedVectors()) out.push([p + name, w]);
       for (const [name, lin] of layer.projections()) {
         if (!lin.quantized) out.push([`${p}${name}.weight`, lin.weight]);
         if (lin.bias) out.push([`${p}${name}.bias`, lin.bias]);
@@ -494,6 +494,8 @@ export function buildDecoder(config: ModelConfig, source: ParameterSource, opts:
       D = c.headDim,
       qDim = c.numHeads * D,
       kvDim = c.numKvHeads * D;
+    if (c.attentionOutputGate && c.fusedProjections)
+      throw new Error('an attention output gate from a fused qkv_proj is not implemented');
     const deltaNet = (prefix: string, sizes: LinearAttentionSizes) => {
       const values = sizes.valueHeads * sizes.valueDim;
       const channels = deltaChannels(sizes);

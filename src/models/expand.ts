@@ -20,10 +20,10 @@ export function expandBlocks(model: DecoderModel, numExpand: number): DecoderMod
     });
   }
   const first = c.layerSpecs[0];
-  if (c.layerSpecs.some((s) => s.window !== first.window || s.rope !== first.rope)) {
+  if (c.linearAttention || c.layerSpecs.some((s) => s.window !== first.window || s.rope !== first.rope)) {
     throw new LmfError(
       'unsupported',
-      'block expansion of a model whose layers differ (windows, rotary) is not supported',
+      'block expansion of a model whose layers differ (windows, rotary, linear attention) is not supported',
       {
         key: 'use_llama_pro',
       },

@@ -33,8 +33,10 @@ export function initModel(
         // norm scales by weight); Gated DeltaNet's dt_bias 1 and A_log = log(A), A uniform in [1, 16)
         if (name.endsWith('linear_attn.norm.weight') || name.endsWith('.dt_bias')) values.fill(1);
         else if (name.endsWith('norm.weight')) values.fill(config.normOffset ? 0 : 1);
-        else if (name.endsWith('.A_log')) values.forEach((_, i) => (values[i] = Math.log(1 + 15 * rng.uniform())));
-        else if (name.endsWith('.bias')) values.fill(0);
+        else if (name.endsWith('.A_log')) {
+          const draws = new Rng(seed);
+          values.forEach((_, i) => (values[i] = Math.log(1 + 15 * draws.uniform())));
+        } else if (name.endsWith('.bias')) values.fill(0);
         else native.fillNormal(values, values.length, seed, start, std);
         if (t.dtype === 'f32') t.data.set(values, start);
         else native.toBf16(values, t.data.subarray(start, start + values.length) as Uint16Array, values.length);

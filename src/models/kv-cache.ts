@@ -33,6 +33,11 @@ export class KvCache {
     this.values = Array.from({ length: layers }, (_, l) => new Float32Array(rows(l)));
   }
 
+  /** Whether the cache can be cut back to a prefix (none of its layers keeps a recurrent state). */
+  get rewindable(): boolean {
+    return !this.states.some((s) => s);
+  }
+
   /** The recurrent state of linear-attention layer `layer`. */
   deltaState(layer: number): DeltaNetState {
     const state = this.states[layer];
@@ -107,7 +112,7 @@ export class KvCache {
    */
   truncate(n: number): void {
     if (n >= this.length) return;
-    if (this.states.some((s) => s)) {
+    if (!this.rewindable) {
       this.length = 0;
       for (const s of this.states) {
         s?.conv.fill(0);

@@ -85,7 +85,6 @@ test('qwen3_5: a cache with recurrent states is kept whole or emptied, never cut
     withScope(() => {
       const cache = model.newCache();
       model.extend([ids], [cache]);
-      cache.commit(0);
       cache.truncate(ids.length);
       assert.equal(cache.length, ids.length);
       cache.truncate(5);

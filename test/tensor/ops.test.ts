@@ -127,14 +127,16 @@ test('attention: multi-tile forward and backward', () =>
     }
   }));
 
-// The spec's example has heads narrower than one 16-column block of the state; these span two and a half blocks,
-// several 64-token chunks and a packed boundary, checked by directional derivatives.
+// The spec's example has narrow heads (2 values) over two chunks; these are 40 values wide, over several 64-token
+// chunks, with packed boundaries at a chunk's start and at a row's last token, checked by directional derivatives.
 test('gatedDelta: wide heads over several chunks, forward and backward', () =>
   withScope(() => {
     const rng = new Rng(4);
     const shape = { batch: 2, seq: 150, keyHeads: 2, valueHeads: 4, keyDim: 8, valueDim: 40 };
     const N = shape.batch * shape.seq;
-    const segs = Array.from({ length: N }, (_, i) => (i % shape.seq < 90 ? 1 : 2));
+    const segs = Array.from({ length: N }, (_, i) =>
+      i < shape.seq ? (i < 64 ? 1 : 2) : i % shape.seq < shape.seq - 1 ? 1 : 3,
+    );
     const run = (xs: Tensor<'f32'>[]) =>
       gatedDelta(xs[0], xs[1], xs[2], xs[3], xs[4], { ...shape, segments: Tensor.from(segs, [N], 'i32') });
     const channels = 2 * 2 * 8 + 4 * 40;

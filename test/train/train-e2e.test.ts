@@ -174,6 +174,42 @@ test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the ste
   assert.match(nan.stderr, /error \[nan_loss\] the loss became (NaN|Infinity) at step \d+/);
 });
 
+test('qwen3_5: sft with LoRA on every projection (linear attention too) and packing, DoRA and freeze lower the loss', async () => {
+  const dir = await makeTinyModelFolder(path.join(work, 'qwen35'), {
+    model_type: 'qwen3_5_text',
+    head_dim: 16,
+    num_hidden_layers: 4,
+    linear_conv_kernel_dim: 4,
+    linear_key_head_dim: 16,
+    linear_value_head_dim: 16,
+    linear_num_key_heads: 2,
+    linear_num_value_heads: 4,
+    rope_parameters: { rope_type: 'default', rope_theta: 10000000, partial_rotary_factor: 0.25 },
+  });
+  for (const [name, method] of [
+    ['qwen35-lora', 'finetuning_type: lora\nlora_rank: 8\nlora_target: all\npacking: true\n'],
+    ['qwen35-dora', 'finetuning_type: lora\nuse_dora: true\nlora_rank: 8\n'],
+    ['qwen35-freeze', 'finetuning_type: freeze\nfreeze_trainable_layers: 2\n'],
+  ]) {
+    const r = lmf(
+      'train',
+      yaml(name, `${method}learning_rate: 1.0e-2\nnum_train_epochs: 4\nlogging_steps: 1\n`),
+      `model_name_or_path=${dir}`,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const l = losses(name);
+    assert.ok(l[l.length - 1] < l[0] - 0.3, `${name} loss ${l[0]} -> ${l[l.length - 1]}`);
+  }
+  // LoRA reached the Gated DeltaNet projections of layers 0-2 beside the attention of layer 3 and every MLP
+  const { model } = loadModel(dir);
+  const names = [...loadPeftAdapter(model, path.join(work, 'qwen35-lora')).keys()];
+  assert.ok(names.includes('model.layers.0.linear_attn.in_proj_qkv'));
+  assert.ok(names.includes('model.layers.2.linear_attn.out_proj'));
+  assert.ok(names.includes('model.layers.3.self_attn.q_proj'));
+  assert.equal(names.length, 3 * 8 + 7);
+  model.dispose();
+});
+
 test('pt: documents packed into blocks; full, LoRA and freeze training lower the loss; NEFTune noise changes the run', () => {
   const dir = path.join(work, 'ptdata');
   mkdirSync(dir, { recursive: true });

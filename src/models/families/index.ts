@@ -15,6 +15,9 @@ export const families: readonly Family[] = [llama, mistral, qwen2, qwen3, gemma3
 export const refusedModelTypes: Record<string, string> = {
   qwen3_moe: 'Qwen3-MoE is a mixture-of-experts model (sparse expert layers are not implemented)',
   qwen3_next: 'Qwen3-Next mixes linear attention and experts (not implemented)',
+  qwen3_5_moe: 'Qwen3.5-MoE is a mixture-of-experts model (sparse expert layers are not implemented; dense Qwen3.5 is)',
+  qwen3_5_moe_text:
+    'Qwen3.5-MoE is a mixture-of-experts model (sparse expert layers are not implemented; dense Qwen3.5 is)',
   qwen2_moe: 'Qwen2-MoE is a mixture-of-experts model (sparse expert layers are not implemented)',
   mixtral: 'Mixtral is a mixture-of-experts model (sparse expert layers are not implemented)',
   gemma3n: 'Gemma 3n uses per-layer embeddings and AltUp (not implemented)',

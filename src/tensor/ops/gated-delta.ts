@@ -7,7 +7,7 @@
  * every 64-token chunk for the backward pass, which recomputes the rest (native/src/linear_attention_kernels.h).
  */
 import { native } from '../../native.js';
-import { gradTarget, record } from '../autograd.js';
+import { gradTarget, needsGrad, record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import type { OpSpec } from './spec.js';
 
@@ -45,9 +45,11 @@ export function gatedDelta(
   const N = s.batch * s.seq;
   const seg = s.segments?.data ?? null;
   const out = Tensor.empty([N, s.valueHeads * s.valueDim], 'f32');
-  const needsGrad = [qkv, b, a, aLog, dtBias].some((t) => t.requiresGrad);
+  // the states at chunk starts are kept only for a backward pass that will run
   const chunks = Math.ceil(s.seq / CHUNK);
-  const checkpoints = needsGrad ? Tensor.empty([s.batch * s.valueHeads * chunks * s.keyDim * s.valueDim], 'f32') : null;
+  const checkpoints = needsGrad([qkv, b, a, aLog, dtBias])
+    ? Tensor.empty([s.batch * s.valueHeads * chunks * s.keyDim * s.valueDim], 'f32')
+    : null;
   native.gatedDeltaForward(
     qkv.data,
     b.data,
