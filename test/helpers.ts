@@ -43,6 +43,22 @@ export function lenmlTokenizerDir(name: 'qwen3' | 'llama3' | 'llama2'): string {
 }
 
 /** A randomly initialised LLaMA-shaped folder (config, weights, Llama-2 tokenizer) for end-to-end tests. */
+/**
+ * A small Qwen3.5 for makeTinyModelFolder: three Gated DeltaNet layers (twice as many value heads as key heads),
+ * then a gated attention layer.
+ */
+export const tinyQwen35 = {
+  model_type: 'qwen3_5_text',
+  head_dim: 16,
+  num_hidden_layers: 4,
+  linear_conv_kernel_dim: 4,
+  linear_key_head_dim: 16,
+  linear_value_head_dim: 16,
+  linear_num_key_heads: 2,
+  linear_num_value_heads: 4,
+  rope_parameters: { rope_type: 'default', rope_theta: 10000000, partial_rotary_factor: 0.25 },
+};
+
 export async function makeTinyModelFolder(
   dir: string,
   overrides: Record<string, unknown> = {},

@@ -4,7 +4,13 @@
  * tensors, its GGUF layout for llama.cpp and the LLaMA-Factory template its chat_template implies. One module
  * per family under families/, registered in families/index.ts.
  */
-import type { ArchitectureOptions, BaseConfig, ModelConfig, RawModelConfig } from './config.js';
+import {
+  configError,
+  type ArchitectureOptions,
+  type BaseConfig,
+  type ModelConfig,
+  type RawModelConfig,
+} from './config.js';
 
 /** A GGUF metadata value: an unsigned count, a float, a string or an array of signed integers. */
 export type GgufValue = { u32: number } | { f32: number } | { str: string } | { i32s: number[] };
@@ -77,6 +83,27 @@ export interface Family {
 /** Every layer alike: one window (or none) and the model's rotary setting. */
 export function uniformLayers(base: BaseConfig, spec: ArchitectureOptions['layerSpecs'][number]) {
   return Array.from({ length: base.numLayers }, () => spec);
+}
+
+/**
+ * Family.textConfig for a multimodal checkpoint (model_type `outer`) whose text model's keys sit under text_config:
+ * those keys, named as the text model's own config names itself; tie_word_embeddings falls back to the outer
+ * config's, then to the text model's default.
+ */
+export function nestedTextConfig(outer: string, text: { modelType: string; architecture: string; tied: boolean }) {
+  return (raw: Record<string, unknown>, file: string): Record<string, unknown> => {
+    if (raw.model_type !== outer) return raw;
+    const keys = raw.text_config;
+    if (!keys || typeof keys !== 'object')
+      throw configError(file, 'text_config', `a ${outer} config needs text_config`);
+    const t = keys as Record<string, unknown>;
+    return {
+      ...t,
+      model_type: text.modelType,
+      architectures: [text.architecture],
+      tie_word_embeddings: t.tie_word_embeddings ?? raw.tie_word_embeddings ?? text.tied,
+    };
+  };
 }
 
 /** Where a multimodal checkpoint keeps its text model: the prefix of model.* names and the LM head's name. */

@@ -13,7 +13,7 @@ import { chatRequest, loadInference, type InferenceModel } from '../../src/infer
 import { mergeSettings } from '../../src/infer/settings.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { withScope } from '../../src/tensor/tensor.js';
-import { makeTinyModelFolder, maxAbsDiff } from '../helpers.js';
+import { makeTinyModelFolder, maxAbsDiff, tinyQwen35 } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-export-'));
 const base = path.join(work, 'tiny');
@@ -261,15 +261,7 @@ const ggufFamilies: Record<string, Record<string, unknown>> = {
   },
   'SmolLM3 (no rotation on every fourth layer)': { model_type: 'smollm3', num_hidden_layers: 4 },
   'Qwen3.5 (Gated DeltaNet layers with more value than key heads, gated attention, partial rotary)': {
-    model_type: 'qwen3_5_text',
-    head_dim: 16,
-    num_hidden_layers: 4,
-    linear_conv_kernel_dim: 4,
-    linear_key_head_dim: 16,
-    linear_value_head_dim: 16,
-    linear_num_key_heads: 2,
-    linear_num_value_heads: 4,
-    rope_parameters: { rope_type: 'default', rope_theta: 10000000, partial_rotary_factor: 0.25 },
+    ...tinyQwen35,
     // larger weights: at 0.02 the linear-attention layers barely move this small model's answer, and a wrong
     // conversion of theirs would go unseen
     initializer_range: 0.15,

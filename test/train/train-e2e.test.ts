@@ -9,7 +9,7 @@ import path from 'node:path';
 import { loadPeftAdapter } from '../../src/adapters/peft.js';
 import { loadModel } from '../../src/models/registry.js';
 import { ValueHead } from '../../src/models/value-head.js';
-import { makeTinyModelFolder } from '../helpers.js';
+import { makeTinyModelFolder, tinyQwen35 } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-train-'));
 const modelDir = path.join(work, 'tiny');
@@ -175,17 +175,7 @@ test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the ste
 });
 
 test('qwen3_5: sft with LoRA on every projection (linear attention too) and packing, DoRA and freeze lower the loss', async () => {
-  const dir = await makeTinyModelFolder(path.join(work, 'qwen35'), {
-    model_type: 'qwen3_5_text',
-    head_dim: 16,
-    num_hidden_layers: 4,
-    linear_conv_kernel_dim: 4,
-    linear_key_head_dim: 16,
-    linear_value_head_dim: 16,
-    linear_num_key_heads: 2,
-    linear_num_value_heads: 4,
-    rope_parameters: { rope_type: 'default', rope_theta: 10000000, partial_rotary_factor: 0.25 },
-  });
+  const dir = await makeTinyModelFolder(path.join(work, 'qwen35'), tinyQwen35);
   for (const [name, method] of [
     ['qwen35-lora', 'finetuning_type: lora\nlora_rank: 8\nlora_target: all\npacking: true\n'],
     ['qwen35-dora', 'finetuning_type: lora\nuse_dora: true\nlora_rank: 8\n'],

@@ -15,7 +15,7 @@ import {
   type RawModelConfig,
 } from '../config.js';
 import { checkRopeType, ropeType as ropeTypeOf, type RopeSpec } from '../rope.js';
-import { nestedTextWeights, type Family } from '../family.js';
+import { nestedTextConfig, nestedTextWeights, type Family } from '../family.js';
 
 const gemmaKeys = z
   .object({
@@ -117,18 +117,8 @@ export const gemma3: Family = {
     bos_token_id: 2,
     eos_token_id: 1,
   },
-  textConfig(raw, file) {
-    if (raw.model_type !== 'gemma3') return raw;
-    // Gemma3ForConditionalGeneration: the text tower's keys sit under text_config
-    const text = raw.text_config;
-    if (!text || typeof text !== 'object') throw configError(file, 'text_config', 'a gemma3 config needs text_config');
-    return {
-      ...(text as Record<string, unknown>),
-      model_type: 'gemma3_text',
-      architectures: ['Gemma3ForCausalLM'],
-      tie_word_embeddings: (text as Record<string, unknown>).tie_word_embeddings ?? raw.tie_word_embeddings ?? true,
-    };
-  },
+  // Gemma3ForConditionalGeneration: the text tower's keys sit under text_config
+  textConfig: nestedTextConfig('gemma3', { modelType: 'gemma3_text', architecture: 'Gemma3ForCausalLM', tied: true }),
   architecture: (c, base, file) => gemmaArchitecture(c, base, file, 3),
   checkpointName: nestedTextWeights(textPrefixes),
   gguf: {

@@ -16,7 +16,7 @@ import {
   type ModelConfig,
   type RawModelConfig,
 } from '../config.js';
-import { nestedTextWeights, type Family, type GgufLayout } from '../family.js';
+import { nestedTextConfig, nestedTextWeights, type Family, type GgufLayout } from '../family.js';
 
 const keys = z
   .object({
@@ -236,19 +236,12 @@ export const qwen3_5: Family = {
     linear_num_key_heads: 16,
     linear_num_value_heads: 32,
   },
-  textConfig(raw, file) {
-    if (raw.model_type !== 'qwen3_5') return raw;
-    // Qwen3_5ForConditionalGeneration: the language model's keys sit under text_config
-    const text = raw.text_config;
-    if (!text || typeof text !== 'object') throw configError(file, 'text_config', 'a qwen3_5 config needs text_config');
-    const t = text as Record<string, unknown>;
-    return {
-      ...t,
-      model_type: 'qwen3_5_text',
-      architectures: ['Qwen3_5ForCausalLM'],
-      tie_word_embeddings: t.tie_word_embeddings ?? raw.tie_word_embeddings ?? false,
-    };
-  },
+  // Qwen3_5ForConditionalGeneration: the language model's keys sit under text_config
+  textConfig: nestedTextConfig('qwen3_5', {
+    modelType: 'qwen3_5_text',
+    architecture: 'Qwen3_5ForCausalLM',
+    tied: false,
+  }),
   architecture,
   checkpointName: nestedTextWeights([{ model: 'model.language_model.', head: 'lm_head.weight' }]),
   gguf,
