@@ -125,6 +125,14 @@ function bad(file: string, key: string, message: string, hint?: string): LmfErro
 /** An LmfError about one key of config.json (families use it for their refusals). */
 export const configError = bad;
 
+/** A family's own keys of config.json read through its schema; the first problem is named by its key. */
+export function familyKeys<T>(schema: z.ZodType<T>, c: RawModelConfig, file: string): T {
+  const parsed = schema.safeParse(c);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw bad(file, issue.path.join('.'), issue.message);
+}
+
 export function familyOf(modelType: string, file: string): Family {
   const family = families.find((f) => f.modelTypes.includes(modelType));
   if (family) return family;

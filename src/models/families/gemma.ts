@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import {
   configError,
+  familyKeys,
   type ModelConfig,
   type ArchitectureOptions,
   type BaseConfig,
@@ -32,12 +33,7 @@ const gemmaKeys = z
 
 /** The options both generations share; `pattern` says which layers are local when layer_types is absent. */
 function gemmaArchitecture(c: RawModelConfig, base: BaseConfig, file: string, generation: 2 | 3): ArchitectureOptions {
-  const parsed = gemmaKeys.safeParse(c);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw configError(file, issue.path.join('.'), issue.message);
-  }
-  const g = parsed.data;
+  const g = familyKeys(gemmaKeys, c, file);
   const act = g.hidden_activation ?? g.hidden_act ?? 'gelu_pytorch_tanh';
   if (act !== 'gelu_pytorch_tanh' && act !== 'gelu_tanh')
     throw configError(file, 'hidden_activation', `hidden_activation "${act}" is not supported (gelu_pytorch_tanh)`);

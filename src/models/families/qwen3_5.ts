@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import {
   configError,
+  familyKeys,
   type ArchitectureOptions,
   type BaseConfig,
   type LinearAttentionSizes,
@@ -41,12 +42,7 @@ const keys = z
   .loose();
 
 function architecture(c: RawModelConfig, base: BaseConfig, file: string): ArchitectureOptions {
-  const parsed = keys.safeParse(c);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw configError(file, issue.path.join('.'), issue.message);
-  }
-  const q = parsed.data;
+  const q = familyKeys(keys, c, file);
   if ((q.hidden_act ?? 'silu') !== 'silu')
     throw configError(file, 'hidden_act', `hidden_act "${q.hidden_act}" is not supported (silu only)`);
   if (c.rope_scaling)
