@@ -147,7 +147,8 @@ inline DeltaToken deltaToken(const DeltaShape& s, const float* qkv, const float*
   return d;
 }
 
-// One step of the rule on S in place; writes o [dv]. recalled/delta [dv] are scratch (kept for the backward).
+// One step of the rule on S in place; writes recalled and delta [dv] (the backward keeps them), and o [dv] unless
+// o is null (the backward's recomputation reads no output).
 inline void deltaStep(float* S, const DeltaShape& s, const DeltaToken& d, const float* qn, const float* kn,
                       float* recalled, float* delta, float* o) {
   const int64_t dk = s.dk, dv = s.dv;
@@ -162,6 +163,15 @@ inline void deltaStep(float* S, const DeltaShape& s, const DeltaToken& d, const 
     }
   }
   for (int64_t j = 0; j < dv; j++) delta[j] = d.beta * (d.v[j] - recalled[j]);
+  if (!o) {
+    for (int64_t i = 0; i < dk; i++) {
+      float* r = S + i * dv;
+      const float ki = kn[i];
+#pragma omp simd
+      for (int64_t j = 0; j < dv; j++) r[j] += ki * delta[j];
+    }
+    return;
+  }
   std::memset(o, 0, sizeof(float) * dv);
   for (int64_t i = 0; i < dk; i++) {
     float* r = S + i * dv;
@@ -216,7 +226,9 @@ inline void gatedDeltaBackward(const DeltaShape& s, const float* qkv, const floa
   const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
 #pragma omp parallel
   {
-    std::vector<float> prev(kDeltaChunk * SS), dS(SS), S(SS), qn(dk), kn(dk), recalled(dv), delta(dv), o(dv);
+    // per token of the chunk: the state entering it, and its recalled values and delta
+    std::vector<float> prev(kDeltaChunk * SS), recalls(kDeltaChunk * dv), deltas(kDeltaChunk * dv);
+    std::vector<float> dS(SS), S(SS), qn(dk), kn(dk);
     std::vector<float> ddelta(dv), dkv(dv), dqn(dk), dkn(dk);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < s.B * s.Hv; bh++) {
@@ -225,30 +237,22 @@ inline void gatedDeltaBackward(const DeltaShape& s, const float* qkv, const floa
       std::fill(dS.begin(), dS.end(), 0.0f);
       for (int64_t c = s.chunks() - 1; c >= 0; c--) {
         const int64_t t0 = c * kDeltaChunk, t1 = t0 + kDeltaChunk < s.T ? t0 + kDeltaChunk : s.T;
-        // the states entering each token of the chunk, recomputed from the chunk's checkpoint
+        // the chunk's steps again from its checkpoint, as the forward pass took them
         std::memcpy(S.data(), checkpoints + (bh * s.chunks() + c) * SS, sizeof(float) * SS);
         for (int64_t t = t0; t < t1; t++) {
           const int64_t row = b * s.T + t;
           if (t > t0 && seg && seg[row] != seg[row - 1]) std::fill(S.begin(), S.end(), 0.0f);
           std::memcpy(prev.data() + (t - t0) * SS, S.data(), sizeof(float) * SS);
-          if (t + 1 == t1) break;  // the last token's own step is not needed
           DeltaToken d = deltaToken(s, qkv, braw, araw, Alog, dtBias, row, h, qn.data(), kn.data());
-          deltaStep(S.data(), s, d, qn.data(), kn.data(), recalled.data(), delta.data(), o.data());
+          deltaStep(S.data(), s, d, qn.data(), kn.data(), &recalls[(t - t0) * dv], &deltas[(t - t0) * dv], nullptr);
         }
         for (int64_t t = t1 - 1; t >= t0; t--) {
           const int64_t row = b * s.T + t;
           const float* P = prev.data() + (t - t0) * SS;  // S_{t-1}
           DeltaToken d = deltaToken(s, qkv, braw, araw, Alog, dtBias, row, h, qn.data(), kn.data());
           const float* dO = dout + row * s.Hv * dv + h * dv;
-          // recalled = alpha P^T k, delta = beta (v - recalled)
-          std::fill(recalled.begin(), recalled.end(), 0.0f);
-          for (int64_t i = 0; i < dk; i++) {
-            const float* p = P + i * dv;
-            const float ki = kn[i] * d.alpha;
-#pragma omp simd
-            for (int64_t j = 0; j < dv; j++) recalled[j] += ki * p[j];
-          }
-          for (int64_t j = 0; j < dv; j++) delta[j] = d.beta * (d.v[j] - recalled[j]);
+          const float* recalled = &recalls[(t - t0) * dv];  // (alpha P)^T k
+          const float* delta = &deltas[(t - t0) * dv];      // beta (v - recalled)
           // pass A: S_t = alpha P + k delta^T; dq = S_t dO; dS += q dO^T; ddelta = dS^T k; dk = dS delta
           std::fill(ddelta.begin(), ddelta.end(), 0.0f);
           for (int64_t i = 0; i < dk; i++) {
