@@ -19,6 +19,7 @@ import { native } from '../native.js';
 import { backward, noGrad } from '../tensor/autograd.js';
 import { Rng } from '../tensor/random.js';
 import { memoryStats } from '../tensor/pool.js';
+import { deltaChannels } from '../tensor/ops/index.js';
 import { withScope, type Tensor } from '../tensor/tensor.js';
 import { world as joinWorld } from '../distributed/world.js';
 import { adaptThreads } from '../threads.js';
@@ -99,11 +100,7 @@ export function matmulParams(c: ModelConfig): number {
     kvDim = c.numKvHeads * c.headDim;
   const attention = C * qDim * (c.attentionOutputGate ? 2 : 1) + C * qDim + 2 * C * kvDim;
   const la = c.linearAttention;
-  const linear = la
-    ? C * (2 * la.keyHeads * la.keyDim + la.valueHeads * la.valueDim) +
-      2 * C * la.valueHeads * la.valueDim +
-      2 * C * la.valueHeads
-    : 0;
+  const linear = la ? C * deltaChannels(la) + 2 * C * la.valueHeads * la.valueDim + 2 * C * la.valueHeads : 0;
   const mixers = c.layerSpecs.reduce((n, spec) => n + (spec.linearAttention ? linear : attention), 0);
   return mixers + c.numLayers * 3 * C * c.intermediateSize + C * c.vocabSize;
 }

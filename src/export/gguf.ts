@@ -375,11 +375,10 @@ function matrixType(type: GgufType, name: string, rowLength: number, c: ModelCon
 }
 
 function values(hfName: string, t: Tensor, layout: GgufLayout, c: ModelConfig): Float32Array {
-  const stored = (t.dtype === 'f32' ? t : t.toF32()).data as Float32Array;
-  const data = layout.convert?.(hfName, stored, t.shape, c) ?? stored;
-  // (1 + weight) norms are stored shifted; Qwen3.5's gated norm scales by its weight and is not
-  if (layout.normShift && /norm\.weight$/.test(hfName) && !/linear_attn\.norm\.weight$/.test(hfName))
-    return data.map((v) => v + layout.normShift);
+  const data = (t.dtype === 'f32' ? t : t.toF32()).data as Float32Array;
+  const converted = layout.convert?.(hfName, data, t.shape, c);
+  if (converted) return converted;
+  if (layout.normShift && /norm\.weight$/.test(hfName)) return data.map((v) => v + layout.normShift);
   if (!layout.interleaveQK) return data;
   if (/self_attn\.q_proj\.(weight|bias)$/.test(hfName))
     return interleaveHeads(data, t.shape[0], t.shape[1] ?? 1, c.numHeads);

@@ -20,6 +20,7 @@ import {
   attentionFromSaved,
   type AttentionResult,
   columns,
+  deltaChannels,
   embedding,
   geglu,
   linear,
@@ -38,7 +39,7 @@ import { maxOf, pushAll } from '../util/arrays.js';
 import type { LinearAttentionSizes, ModelConfig } from './config.js';
 import { ropeInvFreq, type RopeSpec } from './rope.js';
 import { KvCache } from './kv-cache.js';
-import { deltaChannels, GatedDeltaNet, type DeltaRun } from './gated-deltanet.js';
+import { GatedDeltaNet, type DeltaRun } from './gated-deltanet.js';
 
 /** One batch of token ids [B, T], with optional per-token positions and segment ids (packing, padding). */
 export interface ModelInput {

@@ -37,7 +37,10 @@ export interface GgufLayout {
    * (Qwen3.5's `linear_attn.A_log` is `ssm_a`); they win over the shared table
    */
   layerTensorNames?: Record<string, string>;
-  /** a tensor's values as llama.cpp's converter rewrites them (Qwen3.5's A_log as -exp(A_log)), or null */
+  /**
+   * a tensor's values as llama.cpp's converter writes them (Qwen3.5's A_log as -exp(A_log)), final: no norm shift
+   * or rotary reordering follows; null for a tensor the shared rules handle
+   */
   convert?(hfName: string, values: Float32Array, shape: readonly number[], c: ModelConfig): Float32Array | null;
 }
 

@@ -8,6 +8,7 @@
 import {
   causalConvSilu,
   causalConvSiluAfter,
+  deltaChannels,
   gatedDelta,
   gatedDeltaAfter,
   rmsnorm,
@@ -38,11 +39,6 @@ export interface DeltaNetProjections {
   out: Linear;
 }
 
-/** Channels of the convolution: q and k of every key head, v of every value head. */
-export function deltaChannels(s: LinearAttentionSizes): number {
-  return 2 * s.keyHeads * s.keyDim + s.valueHeads * s.valueDim;
-}
-
 export class GatedDeltaNet {
   constructor(
     readonly proj: DeltaNetProjections,
@@ -66,15 +62,8 @@ export class GatedDeltaNet {
   }
 
   private batch(mixed: Tensor<'f32'>, b: Tensor<'f32'>, a: Tensor<'f32'>, run: DeltaRun & { kind: 'batch' }) {
-    const s = this.sizes;
     const qkv = causalConvSilu(mixed, this.conv, run);
-    return gatedDelta(qkv, b, a, this.aLog, this.dtBias, {
-      ...run,
-      keyHeads: s.keyHeads,
-      valueHeads: s.valueHeads,
-      keyDim: s.keyDim,
-      valueDim: s.valueDim,
-    });
+    return gatedDelta(qkv, b, a, this.aLog, this.dtBias, { ...this.sizes, ...run });
   }
 
   /** Generation (no gradient): each sequence's rows from its state, which moves past them. */

@@ -5,11 +5,12 @@
  */
 import { LmfError } from '../errors.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
-import type { ModelInput } from '../models/decoder.js';
+import { shiftLabels, type ModelInput } from '../models/decoder.js';
 
 export interface GoldenBatch {
   input: ModelInput;
-  labels: Float64Array;
+  /** the labels shifted: position t holds the label of t + 1 */
+  targets: Int32Array;
   /** 1 where a token is, 0 where padding is; null: no padding */
   mask: Int32Array | null;
 }
@@ -31,7 +32,7 @@ export function readGoldenBatch(golden: SafetensorsFile): GoldenBatch {
   const ids = Int32Array.from(golden.readNumbers('input_ids'));
   return {
     input: { ids, batch, seq, ...(mask ? { segments: mask } : {}) },
-    labels: golden.readNumbers('labels'),
+    targets: shiftLabels(golden.readNumbers('labels'), batch, seq),
     mask,
   };
 }

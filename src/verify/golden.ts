@@ -7,7 +7,7 @@
 import { loadPeftAdapter } from '../adapters/peft.js';
 import { LmfError } from '../errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
-import { shiftLabels, tokenWeights } from '../models/decoder.js';
+import { tokenWeights } from '../models/decoder.js';
 import { backward } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { withScope } from '../tensor/tensor.js';
@@ -33,8 +33,7 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
     return withClose(golden, () => verifySteps(o, golden));
   const model = loadVerifiedModel(o, o.adapter !== undefined);
   try {
-    const { input, labels, mask } = readGoldenBatch(golden);
-    const { batch, seq } = input;
+    const { input, targets, mask } = readGoldenBatch(golden);
     let trainable: [string, Tensor][];
     if (o.adapter) {
       trainable = adapterParameters(loadPeftAdapter(model, o.adapter, o.model));
@@ -48,7 +47,6 @@ export function verifyGolden(o: VerifyOptions): VerifyReport {
         const logits = tokenRows(model.logits(input).data, mask);
         reports.push(compare('logits', logits, tokenRows(golden.readNumbers('logits'), mask), o.atol, 'abs'));
       }
-      const targets = shiftLabels(labels, batch, seq);
       const loss = model.loss(input, targets, tokenWeights(targets));
       if (golden.entries.has('loss'))
         reports.push(compare('loss', loss.data, golden.readNumbers('loss'), o.atol, 'abs'));

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { loadPeftAdapter } from '../adapters/peft.js';
 import { LmfError } from '../errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
-import { shiftLabels, tokenWeights, type DecoderModel, type ModelInput } from '../models/decoder.js';
-import { readGoldenBatch } from './batch.js';
+import { tokenWeights, type DecoderModel } from '../models/decoder.js';
+import { readGoldenBatch, type GoldenBatch } from './batch.js';
 import { backward } from '../tensor/autograd.js';
 import { withScope, type Tensor } from '../tensor/tensor.js';
 import { AdamW, type ParamGroup } from '../train/adamw.js';
@@ -24,7 +24,7 @@ import {
 } from './report.js';
 
 /** The batch the steps ran on: golden.safetensors beside the steps file. */
-function readBatch(stepsFile: string): { input: ModelInput; targets: Int32Array } {
+function readBatch(stepsFile: string): GoldenBatch {
   const file = path.join(path.dirname(stepsFile), 'golden.safetensors');
   let g: SafetensorsFile;
   try {
@@ -36,8 +36,7 @@ function readBatch(stepsFile: string): { input: ModelInput; targets: Int32Array 
     });
   }
   try {
-    const { input, labels } = readGoldenBatch(g);
-    return { input, targets: shiftLabels(labels, input.batch, input.seq) };
+    return readGoldenBatch(g);
   } finally {
     g.close();
   }

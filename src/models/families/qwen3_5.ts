@@ -208,6 +208,8 @@ const gguf: GgufLayout = {
         );
       case 'out_proj.weight':
         return tiledValueHeads(data, shape, 1, la, la.valueDim);
+      case 'norm.weight':
+        return data; // the gated norm scales by its weight: not shifted like the (1 + weight) norms
       default:
         return null;
     }

@@ -23,15 +23,46 @@ export interface DeltaShape {
 
 const CHUNK = 64;
 
+/** Channels of the convolved q|k|v rows: q and k of every key head, v of every value head. */
+export function deltaChannels(s: Pick<DeltaShape, 'keyHeads' | 'valueHeads' | 'keyDim' | 'valueDim'>): number {
+  return 2 * s.keyHeads * s.keyDim + s.valueHeads * s.valueDim;
+}
+
 function check(s: DeltaShape, qkv: Tensor<'f32'>, b: Tensor<'f32'>, a: Tensor<'f32'>): void {
   const N = s.batch * s.seq;
-  const channels = 2 * s.keyHeads * s.keyDim + s.valueHeads * s.valueDim;
+  const channels = deltaChannels(s);
   if (qkv.size !== N * channels) throw new Error(`gatedDelta: qkv [${qkv.shape}] is not [${N}, ${channels}]`);
   if (b.size !== N * s.valueHeads || a.size !== N * s.valueHeads)
     throw new Error(`gatedDelta: b [${b.shape}] and a [${a.shape}] must be [${N}, ${s.valueHeads}]`);
 }
 
 const dims = (s: DeltaShape) => [s.batch, s.seq, s.keyHeads, s.valueHeads, s.keyDim, s.valueDim] as const;
+
+/**
+ * The native forward into `out`: with `checkpoints`, the states at chunk starts for a backward pass; with `state`
+ * [batch * Hv, dk, dv], the run starts from it and leaves the final state in it (generation).
+ */
+function forward(
+  s: DeltaShape,
+  [qkv, b, a, aLog, dtBias]: Tensor<'f32'>[],
+  out: Tensor<'f32'>,
+  checkpoints: Tensor<'f32'> | null,
+  state: Float32Array | null,
+): void {
+  native.gatedDeltaForward(
+    qkv.data,
+    b.data,
+    a.data,
+    aLog.data,
+    dtBias.data,
+    out.data,
+    ...dims(s),
+    s.segments?.data ?? null,
+    checkpoints?.data ?? null,
+    state,
+    state,
+  );
+}
 
 export function gatedDelta(
   qkv: Tensor<'f32'>,
@@ -50,19 +81,7 @@ export function gatedDelta(
   const checkpoints = needsGrad([qkv, b, a, aLog, dtBias])
     ? Tensor.empty([s.batch * s.valueHeads * chunks * s.keyDim * s.valueDim], 'f32')
     : null;
-  native.gatedDeltaForward(
-    qkv.data,
-    b.data,
-    a.data,
-    aLog.data,
-    dtBias.data,
-    out.data,
-    ...dims(s),
-    seg,
-    checkpoints?.data ?? null,
-    null,
-    null,
-  );
+  forward(s, [qkv, b, a, aLog, dtBias], out, checkpoints, null);
   return record(out, 'gatedDelta', [qkv, b, a, aLog, dtBias], (g, needs) => {
     const dqkv = Tensor.empty(qkv.shape, 'f32');
     const db = Tensor.empty(b.shape, 'f32');
@@ -109,19 +128,7 @@ export function gatedDeltaAfter(
   const shape = { ...s, batch: 1, seq };
   check(shape, qkv, b, a);
   const out = Tensor.empty([seq, s.valueHeads * s.valueDim], 'f32');
-  native.gatedDeltaForward(
-    qkv.data,
-    b.data,
-    a.data,
-    aLog.data,
-    dtBias.data,
-    out.data,
-    ...dims(shape),
-    null,
-    null,
-    state,
-    state,
-  );
+  forward(shape, [qkv, b, a, aLog, dtBias], out, null, state);
   return out;
 }
 
@@ -135,7 +142,7 @@ const example = {
   valueDim: 2,
   segments: Array.from({ length: 140 }, (_, i) => (i < 70 || i % 70 < 40 ? 1 : 2)),
 };
-const exampleChannels = 2 * example.keyHeads * example.keyDim + example.valueHeads * example.valueDim;
+const exampleChannels = deltaChannels(example);
 
 /** The rule token by token in double precision, written for clarity. */
 export function gatedDeltaReference(
@@ -143,7 +150,7 @@ export function gatedDeltaReference(
   shape: Omit<DeltaShape, 'segments'> & { segments: ArrayLike<number> },
 ): Float64Array {
   const { batch, seq, keyHeads: Hk, valueHeads: Hv, keyDim: dk, valueDim: dv, segments } = shape;
-  const C = 2 * Hk * dk + Hv * dv;
+  const C = deltaChannels(shape);
   const out = new Float64Array(batch * seq * Hv * dv);
   const normalised = (x: Float64Array, scale: number) => {
     const r = 1 / Math.sqrt(x.reduce((acc, v) => acc + v * v, 0) + 1e-6);

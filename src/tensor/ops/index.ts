@@ -89,7 +89,7 @@ export { columns } from './columns.js';
 export { doraScale } from './dora-scale.js';
 export { dropout } from './dropout.js';
 export { embedding } from './embedding.js';
-export { gatedDelta, gatedDeltaAfter, type DeltaShape } from './gated-delta.js';
+export { deltaChannels, gatedDelta, gatedDeltaAfter, type DeltaShape } from './gated-delta.js';
 export { gatherRows } from './gather-rows.js';
 export { ktoLossOp, type KtoBatchValues, type KtoLoss } from './kto-loss.js';
 export { linear } from './linear.js';
