@@ -18,10 +18,10 @@ import {
   type RawModelConfig,
 } from '../config.js';
 import { nestedTextConfig, nestedTextWeights, type Family, type GgufLayout } from '../family.js';
+import { llamaArchitecture } from './llama.js';
 
 const keys = z
   .object({
-    hidden_act: z.string().nullish(),
     layer_types: z.array(z.string()).nullish(),
     full_attention_interval: z.number().int().positive().nullish(),
     linear_conv_kernel_dim: z.number().int().positive(),
@@ -43,8 +43,6 @@ const keys = z
 
 function architecture(c: RawModelConfig, base: BaseConfig, file: string): ArchitectureOptions {
   const q = familyKeys(keys, c, file);
-  if ((q.hidden_act ?? 'silu') !== 'silu')
-    throw configError(file, 'hidden_act', `hidden_act "${q.hidden_act}" is not supported (silu only)`);
   if (c.rope_scaling)
     throw configError(
       file,
@@ -80,18 +78,11 @@ function architecture(c: RawModelConfig, base: BaseConfig, file: string): Archit
     throw configError(file, 'partial_rotary_factor', `head_dim × partial_rotary_factor = ${rotaryDim} must be even`);
   const rope = { theta: q.rope_parameters?.rope_theta ?? c.rope_theta ?? 10000, scaling: null, rotaryDim };
   return {
-    qkvBias: c.attention_bias ?? false,
-    oBias: c.attention_bias ?? false,
+    // LLaMA's block (SiLU MLP, scores by head_dim^-0.5, attention_bias) with (1 + w) norms and q/k norms
+    ...llamaArchitecture(c, base, file),
     mlpBias: false,
-    fusedProjections: false,
     normOffset: 1,
     qkNorm: true,
-    sandwichNorms: false,
-    activation: 'silu',
-    embedScale: 1,
-    attentionScale: 1 / Math.sqrt(base.headDim),
-    attentionSoftcap: null,
-    finalSoftcap: null,
     attentionOutputGate: true,
     linearAttention: {
       keyHeads: q.linear_num_key_heads,
