@@ -146,7 +146,10 @@ export interface NativeAddon {
     k: number,
     segments: I32 | null,
   ): void;
-  /** the gated delta rule over [B*T, 2*Hk*dk + Hv*dv] convolved q|k|v; states [B, Hv, dk, dv] */
+  /**
+   * the gated delta rule over [B*T, 2*Hk*dk + Hv*dv] convolved q|k|v in 64-token chunks (training, prompts);
+   * checkpoints [B, Hv, chunks, dk, dv] for the backward pass; states [B, Hv, dk, dv]
+   */
   gatedDeltaForward(
     qkv: F32,
     betaIn: F32,
@@ -165,7 +168,28 @@ export interface NativeAddon {
     initState: F32 | null,
     finalState: F32 | null,
   ): void;
-  /** dqkv, dbetaIn, ddecayIn written; daLog, ddtBias accumulated (betaIn, decayIn: in_proj_b and in_proj_a's outputs) */
+  /** the same rule token by token (decoding: few tokens per call) */
+  gatedDeltaRecurrent(
+    qkv: F32,
+    betaIn: F32,
+    decayIn: F32,
+    aLog: F32,
+    dtBias: F32,
+    out: F32,
+    b: number,
+    t: number,
+    hk: number,
+    hv: number,
+    dk: number,
+    dv: number,
+    segments: I32 | null,
+    initState: F32 | null,
+    finalState: F32 | null,
+  ): void;
+  /**
+   * gradients of gatedDeltaForward from a zero state: dqkv, dbetaIn, ddecayIn written; daLog, ddtBias accumulated
+   * (betaIn, decayIn: in_proj_b and in_proj_a's outputs)
+   */
   gatedDeltaBackward(
     qkv: F32,
     betaIn: F32,

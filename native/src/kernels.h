@@ -46,6 +46,25 @@ struct AttentionShape {
   float softcap = 0.0f;
 };
 
+// The gated delta rule of Qwen3.5's Gated DeltaNet (delta_rule_kernels.h): B rows of T tokens, Hk key heads of dk
+// and Hv value heads of dv (Hv a multiple of Hk). Training runs it in chunks of kDeltaChunk tokens and keeps the
+// state entering each chunk, [B, Hv, chunks, dk, dv], for the backward pass.
+constexpr int64_t kDeltaChunk = 64;
+struct DeltaShape {
+  int64_t B, T, Hk, Hv, dk, dv;
+};
+// Its inputs: convolved q|k|v rows [B*T, 2*Hk*dk + Hv*dv], the raw beta and decay projections b, a [B*T, Hv],
+// A_log and dt_bias [Hv], and segment ids [B*T] (or null): a token whose id differs from the previous one's
+// starts from a zero state.
+struct DeltaInputs {
+  const float* qkv;
+  const float* b;
+  const float* a;
+  const float* Alog;
+  const float* dtBias;
+  const int32_t* seg;
+};
+
 #define LMF_DECLARE_KERNELS(ns)                                                                                    \
   namespace ns {                                                                                                   \
   void gemvF32(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,          \
@@ -58,6 +77,12 @@ struct AttentionShape {
                          const float* lse, float* dq, float* dk, float* dv, const AttentionShape& shape);           \
   void gemv4bit(const float* A, const uint8_t* packed, const BlockScales& absmax, const float* table,                \
                 int64_t blocksize, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias);  \
+  void deltaRecurrentForward(const DeltaShape& s, const DeltaInputs& in, float* out, const float* initState,        \
+                             float* finalState);                                                                   \
+  void deltaChunkedForward(const DeltaShape& s, const DeltaInputs& in, float* out, float* checkpoints,              \
+                           const float* initState, float* finalState);                                             \
+  void deltaChunkedBackward(const DeltaShape& s, const DeltaInputs& in, const float* dout, const float* checkpoints, \
+                            float* dqkv, float* db, float* da, float* dAlog, float* ddtBias);                      \
   double peakGflops(bool bf16);                                                                                    \
   }
 #if defined(__x86_64__)
@@ -84,6 +109,13 @@ struct KernelTable {
   void (*attentionForward)(const float*, const float*, const float*, float*, float*, const AttentionShape&);
   void (*attentionBackward)(const float*, const float*, const float*, const float*, const float*, const float*, float*,
                             float*, float*, const AttentionShape&);
+  // the gated delta rule, out [B*T, Hv*dv]: token by token (decoding), or in chunks, optionally keeping checkpoints
+  // (training, prompts); initState / finalState [B, Hv, dk, dv] or null (a zero start / not kept)
+  void (*deltaRecurrentForward)(const DeltaShape&, const DeltaInputs&, float*, const float*, float*);
+  void (*deltaChunkedForward)(const DeltaShape&, const DeltaInputs&, float*, float*, const float*, float*);
+  // gradients of a chunked forward pass from a zero state: dqkv, db, da written; dAlog, ddtBias [Hv] accumulated
+  void (*deltaChunkedBackward)(const DeltaShape&, const DeltaInputs&, const float*, const float*, float*, float*, float*,
+                               float*, float*);
   // the measured GFLOP/s of f32 FMAs (bf16 = false) or bf16 dot products on every thread; 0 = no bf16 dot product
   double (*peakGflops)(bool bf16);
 };

@@ -1,6 +1,8 @@
-// The N-API bindings of linear_attention_kernels.h (Qwen3.5's Gated DeltaNet): arguments checked against their
+// The N-API bindings of Qwen3.5's Gated DeltaNet kernels (linear_attention_kernels.h: the convolution;
+// delta_rule_kernels.h through the instruction-set table: the gated delta rule): arguments checked against their
 // sizes, then the kernel.
 #include "common.h"
+#include "kernels.h"
 #include "linear_attention_kernels.h"
 
 namespace lmf {
@@ -48,23 +50,45 @@ static DeltaShape deltaShape(Args& a, int at) {
   return s;
 }
 
+static int64_t deltaChunks(const DeltaShape& s) { return (s.T + kDeltaChunk - 1) / kDeltaChunk; }
+
+// The inputs qkv, b, a, A_log, dt_bias (arguments 0-4) and the segments at `segAt`.
+static DeltaInputs deltaInputs(Args& a, const DeltaShape& s, int segAt) {
+  const int64_t N = s.B * s.T;
+  return DeltaInputs{a.buffer<float>(0, Args::product({N, 2 * s.Hk * s.dk + s.Hv * s.dv}), "qkv"),
+                     a.buffer<float>(1, N * s.Hv, "b"),
+                     a.buffer<float>(2, N * s.Hv, "a"),
+                     a.buffer<float>(3, s.Hv, "A_log"),
+                     a.buffer<float>(4, s.Hv, "dt_bias"),
+                     a.buffer<int32_t>(segAt, N, "segments", true)};
+}
+
 // gatedDeltaForward(qkv, b, a, Alog, dtBias, out, B, T, Hk, Hv, dk, dv, segments|null, checkpoints|null,
-//                   initState|null, finalState|null)
+//                   initState|null, finalState|null): the chunked form (training, prompts)
 static Napi::Value GatedDeltaForward(const Napi::CallbackInfo& info) {
   Args a(info, "gatedDeltaForward");
   DeltaShape s = deltaShape(a, 6);
-  int64_t N = s.B * s.T, states = Args::product({s.B, s.Hv, s.dk, s.dv});
-  const float* qkv = a.buffer<float>(0, Args::product({N, s.channels()}), "qkv");
-  const float* braw = a.buffer<float>(1, N * s.Hv, "b");
-  const float* araw = a.buffer<float>(2, N * s.Hv, "a");
-  const float* Alog = a.buffer<float>(3, s.Hv, "A_log");
-  const float* dtBias = a.buffer<float>(4, s.Hv, "dt_bias");
-  float* out = a.buffer<float>(5, Args::product({N, s.Hv, s.dv}), "out");
-  const int32_t* seg = a.buffer<int32_t>(12, N, "segments", true);
-  float* checkpoints = a.buffer<float>(13, Args::product({s.B, s.Hv, s.chunks(), s.dk, s.dv}), "checkpoints", true);
+  int64_t states = Args::product({s.B, s.Hv, s.dk, s.dv});
+  DeltaInputs in = deltaInputs(a, s, 12);
+  float* out = a.buffer<float>(5, Args::product({s.B * s.T, s.Hv, s.dv}), "out");
+  float* checkpoints = a.buffer<float>(13, Args::product({s.B, s.Hv, deltaChunks(s), s.dk, s.dv}), "checkpoints", true);
   const float* initState = a.buffer<float>(14, states, "initState", true);
   float* finalState = a.buffer<float>(15, states, "finalState", true);
-  if (a.ok()) gatedDeltaForward(s, qkv, braw, araw, Alog, dtBias, seg, out, checkpoints, initState, finalState);
+  if (a.ok()) kernels().deltaChunkedForward(s, in, out, checkpoints, initState, finalState);
+  return info.Env().Undefined();
+}
+
+// gatedDeltaRecurrent(qkv, b, a, Alog, dtBias, out, B, T, Hk, Hv, dk, dv, segments|null, initState|null,
+//                     finalState|null): token by token (decoding)
+static Napi::Value GatedDeltaRecurrent(const Napi::CallbackInfo& info) {
+  Args a(info, "gatedDeltaRecurrent");
+  DeltaShape s = deltaShape(a, 6);
+  int64_t states = Args::product({s.B, s.Hv, s.dk, s.dv});
+  DeltaInputs in = deltaInputs(a, s, 12);
+  float* out = a.buffer<float>(5, Args::product({s.B * s.T, s.Hv, s.dv}), "out");
+  const float* initState = a.buffer<float>(13, states, "initState", true);
+  float* finalState = a.buffer<float>(14, states, "finalState", true);
+  if (a.ok()) kernels().deltaRecurrentForward(s, in, out, initState, finalState);
   return info.Env().Undefined();
 }
 
@@ -73,22 +97,16 @@ static Napi::Value GatedDeltaForward(const Napi::CallbackInfo& info) {
 static Napi::Value GatedDeltaBackward(const Napi::CallbackInfo& info) {
   Args a(info, "gatedDeltaBackward");
   DeltaShape s = deltaShape(a, 12);
-  int64_t N = s.B * s.T, channels = Args::product({N, s.channels()});
-  const float* qkv = a.buffer<float>(0, channels, "qkv");
-  const float* braw = a.buffer<float>(1, N * s.Hv, "b");
-  const float* araw = a.buffer<float>(2, N * s.Hv, "a");
-  const float* Alog = a.buffer<float>(3, s.Hv, "A_log");
-  const float* dtBias = a.buffer<float>(4, s.Hv, "dt_bias");
+  int64_t N = s.B * s.T;
+  DeltaInputs in = deltaInputs(a, s, 18);
   const float* dout = a.buffer<float>(5, Args::product({N, s.Hv, s.dv}), "dout");
-  const float* checkpoints = a.buffer<float>(6, Args::product({s.B, s.Hv, s.chunks(), s.dk, s.dv}), "checkpoints");
-  float* dqkv = a.buffer<float>(7, channels, "dqkv");
+  const float* checkpoints = a.buffer<float>(6, Args::product({s.B, s.Hv, deltaChunks(s), s.dk, s.dv}), "checkpoints");
+  float* dqkv = a.buffer<float>(7, Args::product({N, 2 * s.Hk * s.dk + s.Hv * s.dv}), "dqkv");
   float* db = a.buffer<float>(8, N * s.Hv, "db");
   float* da = a.buffer<float>(9, N * s.Hv, "da");
   float* dAlog = a.buffer<float>(10, s.Hv, "dAlog");
   float* ddtBias = a.buffer<float>(11, s.Hv, "ddtBias");
-  const int32_t* seg = a.buffer<int32_t>(18, N, "segments", true);
-  if (a.ok())
-    gatedDeltaBackward(s, qkv, braw, araw, Alog, dtBias, seg, dout, checkpoints, dqkv, db, da, dAlog, ddtBias);
+  if (a.ok()) kernels().deltaChunkedBackward(s, in, dout, checkpoints, dqkv, db, da, dAlog, ddtBias);
   return info.Env().Undefined();
 }
 
@@ -96,6 +114,7 @@ void registerLinearAttention(Napi::Env env, Napi::Object exports) {
   exports.Set("causalConvSiluForward", Napi::Function::New(env, CausalConvSiluForward));
   exports.Set("causalConvSiluBackward", Napi::Function::New(env, CausalConvSiluBackward));
   exports.Set("gatedDeltaForward", Napi::Function::New(env, GatedDeltaForward));
+  exports.Set("gatedDeltaRecurrent", Napi::Function::New(env, GatedDeltaRecurrent));
   exports.Set("gatedDeltaBackward", Napi::Function::New(env, GatedDeltaBackward));
 }
 

@@ -1,6 +1,7 @@
 // The hand-written kernels of every compiled instruction-set path this CPU supports, against plain scalar
-// references in double precision: few-row products (f32 and bf16) and attention forward and backward (GQA,
-// a query offset, packed segments, lengths that cross the 64-row tiles). Built without N-API, so it also runs
+// references in double precision: few-row products (f32 and bf16), attention forward and backward (GQA,
+// a query offset, packed segments, lengths that cross the 64-row tiles) and the gated delta rule (both forward
+// forms, the chunked backward against finite differences). Built without N-API, so it also runs
 // cross-compiled under qemu-user (scripts/test-kernels.sh). Prints one line per check and "N passed, M failed".
 #include <cmath>
 #include <cstdio>
@@ -206,6 +207,113 @@ void testAttention(const KernelTable& t) {
     check(name + " dv", dv, rDv, 1e-4);
   }
 }
+// The gated delta rule token by token in double, from `init` [B, Hv, dk, dv] (or zero); returns the outputs and
+// leaves the final states in `final`.
+struct DeltaCase {
+  DeltaShape shape;
+  std::vector<int32_t> seg;  // empty: no segments
+  bool init;
+};
+
+std::vector<double> deltaReference(const DeltaCase& c, const std::vector<double> in[5], const std::vector<float>& init,
+                                   std::vector<double>* final) {
+  const DeltaShape& s = c.shape;
+  const int64_t C = 2 * s.Hk * s.dk + s.Hv * s.dv;
+  const std::vector<double>&qkv = in[0], &bIn = in[1], &aIn = in[2], &Alog = in[3], &dt = in[4];
+  std::vector<double> out(s.B * s.T * s.Hv * s.dv);
+  if (final) final->assign(s.B * s.Hv * s.dk * s.dv, 0.0);
+  for (int64_t b = 0; b < s.B; b++)
+    for (int64_t h = 0; h < s.Hv; h++) {
+      const int64_t kh = h / (s.Hv / s.Hk), bh = b * s.Hv + h;
+      std::vector<double> S(s.dk * s.dv, 0.0), q(s.dk), k(s.dk);
+      if (c.init) S.assign(init.begin() + bh * s.dk * s.dv, init.begin() + (bh + 1) * s.dk * s.dv);
+      for (int64_t t = 0; t < s.T; t++) {
+        const int64_t row = b * s.T + t;
+        if (t > 0 && !c.seg.empty() && c.seg[row] != c.seg[row - 1]) std::fill(S.begin(), S.end(), 0.0);
+        double sq = 0, sk = 0;
+        for (int64_t i = 0; i < s.dk; i++) {
+          sq += qkv[row * C + kh * s.dk + i] * qkv[row * C + kh * s.dk + i];
+          sk += qkv[row * C + (s.Hk + kh) * s.dk + i] * qkv[row * C + (s.Hk + kh) * s.dk + i];
+        }
+        for (int64_t i = 0; i < s.dk; i++) {
+          q[i] = qkv[row * C + kh * s.dk + i] / std::sqrt(sq + 1e-6) / std::sqrt(static_cast<double>(s.dk));
+          k[i] = qkv[row * C + (s.Hk + kh) * s.dk + i] / std::sqrt(sk + 1e-6);
+        }
+        const double beta = 1 / (1 + std::exp(-bIn[row * s.Hv + h]));
+        const double alpha = std::exp(-std::exp(Alog[h]) * std::log1p(std::exp(aIn[row * s.Hv + h] + dt[h])));
+        for (double& x : S) x *= alpha;
+        for (int64_t j = 0; j < s.dv; j++) {
+          double recalled = 0;
+          for (int64_t i = 0; i < s.dk; i++) recalled += S[i * s.dv + j] * k[i];
+          const double delta = beta * (qkv[row * C + 2 * s.Hk * s.dk + h * s.dv + j] - recalled);
+          double o = 0;
+          for (int64_t i = 0; i < s.dk; i++) {
+            S[i * s.dv + j] += k[i] * delta;
+            o += S[i * s.dv + j] * q[i];
+          }
+          out[(row * s.Hv + h) * s.dv + j] = o;
+        }
+      }
+      if (final) std::copy(S.begin(), S.end(), final->begin() + bh * s.dk * s.dv);
+    }
+  return out;
+}
+
+// Both forward forms against the reference (outputs, final states), and the chunked backward against central
+// differences of the reference along random directions, for every input.
+void testDeltaRule(const KernelTable& t) {
+  std::vector<int32_t> packed(300);
+  for (int64_t i = 0; i < 300; i++)  // row 0: segments from 64 (a chunk start) and 100; row 1: from 10 and 149 (last)
+    packed[i] = i < 150 ? (i < 64 ? 1 : i < 100 ? 2 : 3) : (i % 150 < 10 ? 4 : i % 150 < 149 ? 5 : 6);
+  const DeltaCase cases[] = {{{2, 150, 2, 4, 16, 24}, packed, false},
+                             {{1, 64, 1, 1, 8, 8}, {}, true},
+                             {{1, 200, 1, 2, 32, 16}, {}, false}};
+  for (const DeltaCase& c : cases) {
+    const DeltaShape& s = c.shape;
+    const int64_t N = s.B * s.T, C = 2 * s.Hk * s.dk + s.Hv * s.dv, states = s.B * s.Hv * s.dk * s.dv;
+    std::vector<float> inF[5] = {randn(N * C), randn(N * s.Hv), randn(N * s.Hv, 2.0f), randn(s.Hv, 0.5f), randn(s.Hv)};
+    std::vector<double> in[5];
+    for (int i = 0; i < 5; i++) in[i].assign(inF[i].begin(), inF[i].end());
+    const std::vector<float> init = randn(states, 0.3f);
+    const DeltaInputs din{inF[0].data(), inF[1].data(), inF[2].data(), inF[3].data(), inF[4].data(),
+                          c.seg.empty() ? nullptr : c.seg.data()};
+    std::vector<double> wantFinal;
+    const std::vector<double> want = deltaReference(c, in, init, &wantFinal);
+    const std::string name = std::string(t.name) + " gated delta T" + std::to_string(s.T) + " Hv" +
+                             std::to_string(s.Hv) + (c.seg.empty() ? "" : " packed") + (c.init ? " from a state" : "");
+    std::vector<float> out(N * s.Hv * s.dv), final(states);
+    const int64_t chunks = (s.T + kDeltaChunk - 1) / kDeltaChunk;
+    std::vector<float> checkpoints(s.B * s.Hv * chunks * s.dk * s.dv);
+    t.deltaRecurrentForward(s, din, out.data(), c.init ? init.data() : nullptr, final.data());
+    check(name + " recurrent out", out, want, 1e-5);
+    check(name + " recurrent state", final, wantFinal, 1e-5);
+    t.deltaChunkedForward(s, din, out.data(), checkpoints.data(), c.init ? init.data() : nullptr, final.data());
+    check(name + " chunked out", out, want, 1e-5);
+    check(name + " chunked state", final, wantFinal, 1e-5);
+    if (c.init) continue;  // the backward pass is for training, which starts from a zero state
+    const std::vector<float> dout = randn(out.size());
+    std::vector<float> grad[5] = {std::vector<float>(N * C), std::vector<float>(N * s.Hv), std::vector<float>(N * s.Hv),
+                                  std::vector<float>(s.Hv, 0.0f), std::vector<float>(s.Hv, 0.0f)};
+    t.deltaChunkedBackward(s, din, dout.data(), checkpoints.data(), grad[0].data(), grad[1].data(), grad[2].data(),
+                           grad[3].data(), grad[4].data());
+    const char* names[5] = {"qkv", "b", "a", "A_log", "dt_bias"};
+    for (int i = 0; i < 5; i++) {
+      const std::vector<float> dir = randn(in[i].size());
+      auto projected = [&](double step) {
+        std::vector<double> moved[5] = {in[0], in[1], in[2], in[3], in[4]};
+        for (size_t j = 0; j < dir.size(); j++) moved[i][j] += step * dir[j];
+        const std::vector<double> o = deltaReference(c, moved, init, nullptr);
+        double f = 0;
+        for (size_t j = 0; j < o.size(); j++) f += o[j] * dout[j];
+        return f;
+      };
+      const double eps = 1e-5, numeric = (projected(eps) - projected(-eps)) / (2 * eps);
+      double analytic = 0;
+      for (size_t j = 0; j < dir.size(); j++) analytic += static_cast<double>(grad[i][j]) * dir[j];
+      check(name + " d" + names[i], {static_cast<float>(analytic)}, {numeric}, 1e-4);
+    }
+  }
+}
 }  // namespace
 
 int main() {
@@ -220,6 +328,7 @@ int main() {
     testGemv(paths[i]);
     testGemv4bit(paths[i]);
     testAttention(paths[i]);
+    testDeltaRule(paths[i]);
   }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -1,5 +1,5 @@
 // Qwen3.5's hybrid model beyond the goldens (family-golden.test.ts): the generation state of its Gated DeltaNet
-// layers against recomputation past one 64-token chunk, sequences of different lengths batched in one call,
+// layers (token by token and chunked from a state) against recomputation in chunks, sequences of different lengths batched in one call,
 // packed sequences kept apart, a cache that cannot be rewound, and the text model written back as
 // Qwen3_5ForCausalLM.
 import { test } from 'node:test';
@@ -21,7 +21,9 @@ const fixture = path.join(
 );
 const tokens = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 37 + seed * 11) % 120));
 
-test('qwen3_5: prefill past one chunk, then one token at a time, equals recomputing the whole sequence', () => {
+// The whole sequence runs the rule in 64-token chunks from a zero state; the pieces run it token by token (20
+// tokens, and the single tokens) and in chunks from a carried state (64 tokens at once).
+test('qwen3_5: a prompt in pieces, then one token at a time, equals recomputing the whole sequence', () => {
   const { model } = loadModel(fixture);
   const ids = tokens(100, 1);
   const V = model.config.vocabSize;
@@ -29,10 +31,17 @@ test('qwen3_5: prefill past one chunk, then one token at a time, equals recomput
     withScope(() => {
       const full = model.logits({ ids: Int32Array.from(ids), batch: 1, seq: ids.length }).data;
       const cache = model.newCache();
-      const rows = [model.extend([ids.slice(0, 70)], [cache]).toArray()];
-      for (let t = 70; t < ids.length; t++) rows.push(model.extend([[ids[t]]], [cache]).toArray());
-      rows.forEach((row, s) => {
-        const t = 69 + s;
+      const lastPositions = [19, 83];
+      const rows = [
+        model.extend([ids.slice(0, 20)], [cache]).toArray(),
+        model.extend([ids.slice(20, 84)], [cache]).toArray(),
+      ];
+      for (let t = 84; t < ids.length; t++) {
+        rows.push(model.extend([[ids[t]]], [cache]).toArray());
+        lastPositions.push(t);
+      }
+      rows.forEach((row, i) => {
+        const t = lastPositions[i];
         assert.ok(maxAbsDiff(row, full.subarray(t * V, (t + 1) * V)) < 1e-4, `position ${t}`);
       });
     }),

@@ -1,5 +1,6 @@
 // The hand-written kernels compiled for the avx2 path (flags in binding.gyp); cpu.cc dispatches to them.
 #define LMF_ISA_NS avx2
 #include "../attention_kernels.h"
+#include "../delta_rule_kernels.h"
 #include "../gemv_kernels.h"
 #include "../peak_kernels.h"

@@ -3,8 +3,10 @@
  * Hv*dv], with the raw beta and decay projections b, a [B*T, Hv] and the per-head A_log and dt_bias [Hv]:
  * q, k L2-normalised (q also times dk^-0.5), beta = sigmoid(b), g = -exp(A_log) softplus(a + dt_bias), and per
  * value head (reading key head h / (Hv/Hk)) S = e^g S; S += k (beta (v - S^T k))^T; o = S^T q. Output [B*T, Hv*dv].
- * A segment (packed sequence, or padding as 0) starts from a zero state. The native kernel keeps the state entering
- * every 64-token chunk for the backward pass, which recomputes the rest (native/src/linear_attention_kernels.h).
+ * A segment (packed sequence, or padding as 0) starts from a zero state. The native kernels run the rule in 64-token
+ * chunks, each chunk's tokens solved at once as small matrix products, and keep the state entering every chunk for
+ * the backward pass, which recomputes the rest; decoding's few tokens per call go token by token instead
+ * (native/src/delta_rule_kernels.h).
  */
 import { native } from '../../native.js';
 import { gradTarget, needsGrad, record } from '../autograd.js';
@@ -39,8 +41,8 @@ function check(s: DeltaShape, qkv: Tensor<'f32'>, b: Tensor<'f32'>, a: Tensor<'f
 const dims = (s: DeltaShape) => [s.batch, s.seq, s.keyHeads, s.valueHeads, s.keyDim, s.valueDim] as const;
 
 /**
- * The native forward into `out`: with `checkpoints`, the states at chunk starts for a backward pass; with `state`
- * [batch * Hv, dk, dv], the run starts from it and leaves the final state in it (generation).
+ * The native chunked forward into `out`: with `checkpoints`, the states at chunk starts for a backward pass; with
+ * `state` [batch * Hv, dk, dv], the run starts from it and leaves the final state in it (generation).
  */
 function forward(
   s: DeltaShape,
@@ -59,6 +61,27 @@ function forward(
     ...dims(s),
     s.segments?.data ?? null,
     checkpoints?.data ?? null,
+    state,
+    state,
+  );
+}
+
+/** The token-by-token form of `forward`, for calls with fewer tokens than a chunk. */
+function recurrentForward(
+  s: DeltaShape,
+  [qkv, b, a, aLog, dtBias]: Tensor<'f32'>[],
+  out: Tensor<'f32'>,
+  state: Float32Array,
+): void {
+  native.gatedDeltaRecurrent(
+    qkv.data,
+    b.data,
+    a.data,
+    aLog.data,
+    dtBias.data,
+    out.data,
+    ...dims(s),
+    s.segments?.data ?? null,
     state,
     state,
   );
@@ -113,7 +136,8 @@ export function gatedDelta(
 
 /**
  * Generation's form: one sequence (batch 1, no segments) continued from `state` [Hv, dk, dv], which is updated
- * in place to the state after these tokens. No gradient.
+ * in place to the state after these tokens: token by token when they are fewer than a chunk (decoding), else in
+ * chunks (a prompt). No gradient.
  */
 export function gatedDeltaAfter(
   qkv: Tensor<'f32'>,
@@ -128,7 +152,8 @@ export function gatedDeltaAfter(
   const shape = { ...s, batch: 1, seq };
   check(shape, qkv, b, a);
   const out = Tensor.empty([seq, s.valueHeads * s.valueDim], 'f32');
-  forward(shape, [qkv, b, a, aLog, dtBias], out, null, state);
+  if (seq < CHUNK) recurrentForward(shape, [qkv, b, a, aLog, dtBias], out, state);
+  else forward(shape, [qkv, b, a, aLog, dtBias], out, null, state);
   return out;
 }
 
