@@ -49,8 +49,11 @@ export interface NativeAddon {
     packed: Uint8Array,
     absmax: F32,
   ): void;
-  /** llama.cpp's blocks of n values for GGUF: type 0 q4_K (144 bytes per 256), 1 q6_K (210 per 256), 2 q5_0 (22 per 32) */
-  quantizeGgml(values: F32, n: number, type: 0 | 1 | 2, out: Uint8Array): void;
+  /**
+   * llama.cpp's blocks of n values for GGUF: type 0 q4_K (144 bytes per 256), 1 q6_K (210 per 256), 2 q5_0 (22 per
+   * 32), 3 q5_K (176 per 256), 4 q5_1 (24 per 32)
+   */
+  quantizeGgml(values: F32, n: number, type: 0 | 1 | 2 | 3 | 4, out: Uint8Array): void;
   /** absmax of 4-bit blocks block0..block0+count from bitsandbytes' double quantization: f32(map[code]·nested) + offset */
   expandAbsmax(
     codes: Uint8Array,

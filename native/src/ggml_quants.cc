@@ -1,7 +1,7 @@
-// llama.cpp's q4_K, q6_K and q5_0 blocks for GGUF export (src/export/kquants.ts describes the formats), with
-// the quantizers of ggml's reference implementation as it publishes them: a weighted least-squares sweep of
-// candidate scales per sub-block, then 6- or 8-bit scales per super-block. Blocks are independent: they are
-// shared among the OpenMP threads.
+// llama.cpp's q4_K, q5_K, q6_K, q5_0 and q5_1 blocks for GGUF export (src/export/kquants.ts describes the
+// formats), with the quantizers of ggml's reference implementation as it publishes them: a weighted least-squares
+// sweep of candidate scales per sub-block, then 6- or 8-bit scales per super-block. Blocks are independent: they
+// are shared among the OpenMP threads.
 #include <omp.h>
 
 #include <algorithm>
@@ -58,8 +58,9 @@ void putHalf(uint8_t* at, float v) {
 }
 
 // x ≈ scale·L + min with L in 0..nmax and min ≤ 0, fitted by weighted least squares over a sweep of candidate
-// scales (ggml's make_qkx2_quants); writes the codes into L, returns the scale and sets *min.
-float fitAffine(const float* x, const float* w, int n, int nmax, uint8_t* L, float* minOut) {
+// inverse scales (nmax + rmin + 0.1·step) / range for step 0..steps (ggml's make_qkx2_quants); writes the codes
+// into L, returns the scale and sets *min.
+float fitAffine(const float* x, const float* w, int n, int nmax, float rmin, int steps, uint8_t* L, float* minOut) {
   float lo = x[0], hi = x[0], sumW = 0, sumX = 0;
   for (int i = 0; i < n; i++) {
     lo = std::min(lo, x[i]);
@@ -88,8 +89,8 @@ float fitAffine(const float* x, const float* w, int n, int nmax, uint8_t* L, flo
   codes(nmax / (hi - lo), L);
   float best = error(scale, min, L);
   uint8_t trial[32];
-  for (int step = 0; step <= 20; step++) {
-    codes((-1.0f + 0.1f * step + nmax) / (hi - lo), trial);
+  for (int step = 0; step <= steps; step++) {
+    codes((rmin + 0.1f * step + nmax) / (hi - lo), trial);
     float sumL = 0, sumL2 = 0, sumXL = 0;
     for (int i = 0; i < n; i++) {
       sumL += w[i] * trial[i];
@@ -115,8 +116,10 @@ float fitAffine(const float* x, const float* w, int n, int nmax, uint8_t* L, flo
   return scale;
 }
 
-void q4kBlock(const float* x, uint8_t* out) {
-  uint8_t L[QK_K];
+// The part q4_K and q5_K share: per sub-block of 32 an affine fit (codes 0..nmax) weighted by |x| plus the
+// sub-block's RMS, the 8 scales and 8 mins as 6-bit fractions of the largest (packed in out[4..16), the two f16
+// super-scales in out[0..4)), then the codes again against the scales as stored, into L.
+void affineSuperBlock(const float* x, uint8_t* out, int nmax, float rmin, int steps, uint8_t* L) {
   float w[32], scales[8], mins[8];
   for (int j = 0; j < 8; j++) {
     const float* sub = x + 32 * j;
@@ -125,7 +128,7 @@ void q4kBlock(const float* x, uint8_t* out) {
     const float av = std::sqrt(sum2 / 32);
     for (int i = 0; i < 32; i++) w[i] = av + std::fabs(sub[i]);
     float min;
-    scales[j] = fitAffine(sub, w, 32, 15, L + 32 * j, &min);
+    scales[j] = fitAffine(sub, w, 32, nmax, rmin, steps, L + 32 * j, &min);
     mins[j] = -min;
   }
   const float maxScale = *std::max_element(scales, scales + 8), maxMin = *std::max_element(mins, mins + 8);
@@ -148,18 +151,38 @@ void q4kBlock(const float* x, uint8_t* out) {
   putHalf(out, maxScale / 63);
   putHalf(out + 2, maxMin / 63);
   const float d = fromHalf(toHalf(maxScale / 63)), dmin = fromHalf(toHalf(maxMin / 63));
-  // the codes again, against the scales and mins as stored
   for (int j = 0; j < 8; j++) {
     const float d1 = d * sc[j];
     if (!d1) continue;
     const float m1 = dmin * mn[j];
     for (int i = 32 * j; i < 32 * j + 32; i++)
-      L[i] = static_cast<uint8_t>(std::clamp(nearest((x[i] + m1) / d1), 0, 15));
+      L[i] = static_cast<uint8_t>(std::clamp(nearest((x[i] + m1) / d1), 0, nmax));
   }
+}
+
+void q4kBlock(const float* x, uint8_t* out) {
+  uint8_t L[QK_K];
+  affineSuperBlock(x, out, 15, -1.0f, 20, L);
   // each 32 bytes hold 64 values: the first 32 in the low nibbles, the next 32 in the high ones
   uint8_t* qs = out + 16;
   for (int span = 0; span < 4; span++)
     for (int l = 0; l < 32; l++) qs[32 * span + l] = static_cast<uint8_t>(L[64 * span + l] | (L[64 * span + 32 + l] << 4));
+}
+
+// q5_K: q4_K's layout with 5-bit codes (ggml's sweep for them is narrower: 16 candidates from nmax − 0.5)
+void q5kBlock(const float* x, uint8_t* out) {
+  uint8_t L[QK_K];
+  affineSuperBlock(x, out, 31, -0.5f, 15, L);
+  // low nibbles as q4_K's (in out[48..176)); the fifth bits in qh = out[16..48): value 64·span + l sets bit
+  // 2·span of byte l, value 64·span + 32 + l bit 2·span + 1
+  uint8_t *qh = out + 16, *qs = out + 48;
+  std::memset(qh, 0, 32);
+  for (int span = 0; span < 4; span++)
+    for (int l = 0; l < 32; l++) {
+      const uint8_t lo = L[64 * span + l], hi = L[64 * span + 32 + l];
+      qs[32 * span + l] = static_cast<uint8_t>((lo & 0xf) | ((hi & 0xf) << 4));
+      qh[l] |= static_cast<uint8_t>(((lo >> 4) << (2 * span)) | ((hi >> 4) << (2 * span + 1)));
+    }
 }
 
 // x ≈ scale·L with L in −nmax..nmax−1, weighted by x² (ggml's make_qx_quants); writes L, returns the scale.
@@ -253,16 +276,35 @@ void q50Block(const float* x, uint8_t* out) {
   std::memcpy(out + 2, &high, 4);  // little-endian, as ggml reads it on the machines it runs on
 }
 
+// q5_1: blocks of 32, value = d·q + m with m the block's minimum, d its range over 31; codes rounded half up
+void q51Block(const float* x, uint8_t* out) {
+  float lo = x[0], hi = x[0];
+  for (int i = 1; i < 32; i++) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  const float d = (hi - lo) / 31, inv = d ? 1 / d : 0;
+  putHalf(out, d);
+  putHalf(out + 2, lo);
+  uint32_t high = 0;
+  for (int j = 0; j < 16; j++) {
+    const int a = static_cast<int>((x[j] - lo) * inv + 0.5f), b = static_cast<int>((x[j + 16] - lo) * inv + 0.5f);
+    out[8 + j] = static_cast<uint8_t>((a & 0xf) | ((b & 0xf) << 4));
+    high |= (static_cast<uint32_t>((a >> 4) & 1) << j) | (static_cast<uint32_t>((b >> 4) & 1) << (j + 16));
+  }
+  std::memcpy(out + 4, &high, 4);
+}
+
 using BlockCoder = void (*)(const float*, uint8_t*);
 
-// quantizeGgml(values, n, type, out): type 0 q4_K, 1 q6_K, 2 q5_0; n a multiple of the type's block
+// quantizeGgml(values, n, type, out): type 0 q4_K, 1 q6_K, 2 q5_0, 3 q5_K, 4 q5_1; n a multiple of the type's block
 Napi::Value QuantizeGgml(const Napi::CallbackInfo& info) {
   Args a(info, "quantizeGgml");
   const int64_t n = a.size(1), type = a.size(2);
-  static const int values[] = {QK_K, QK_K, 32}, bytes[] = {144, 210, 22};
-  static const BlockCoder coders[] = {q4kBlock, q6kBlock, q50Block};
-  a.check(type >= 0 && type <= 2, "type is 0 (q4_K), 1 (q6_K) or 2 (q5_0)");
-  const int64_t t = type >= 0 && type <= 2 ? type : 0;
+  static const int values[] = {QK_K, QK_K, 32, QK_K, 32}, bytes[] = {144, 210, 22, 176, 24};
+  static const BlockCoder coders[] = {q4kBlock, q6kBlock, q50Block, q5kBlock, q51Block};
+  a.check(type >= 0 && type <= 4, "type is 0 (q4_K), 1 (q6_K), 2 (q5_0), 3 (q5_K) or 4 (q5_1)");
+  const int64_t t = type >= 0 && type <= 4 ? type : 0;
   a.check(n % values[t] == 0, "n must be whole blocks");
   const float* x = a.buffer<float>(0, n, "values");
   uint8_t* out = a.buffer<uint8_t>(3, n / values[t] * bytes[t], "out");

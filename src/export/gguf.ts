@@ -16,12 +16,24 @@ import { familyById } from '../models/families/index.js';
 import type { CausalLM } from '../models/registry.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../tensor/dtype.js';
 import { Tensor, withScope } from '../tensor/tensor.js';
-import { encodeQ4K, encodeQ5_0, encodeQ6K, Q4_K_BYTES, Q5_0_BYTES, Q6_K_BYTES, QK_K } from './kquants.js';
+import {
+  encodeQ4K,
+  encodeQ5_0,
+  encodeQ5_1,
+  encodeQ5K,
+  encodeQ6K,
+  Q4_K_BYTES,
+  Q5_0_BYTES,
+  Q5_1_BYTES,
+  Q5_K_BYTES,
+  Q6_K_BYTES,
+  QK_K,
+} from './kquants.js';
 
 export type GgufType = 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k_m';
 
 /** ggml tensor types and llama.cpp file types */
-const GGML = { F32: 0, F16: 1, Q4_0: 2, Q5_0: 6, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
+const GGML = { F32: 0, F16: 1, Q4_0: 2, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 const FILE_TYPE: Record<GgufType, number> = { f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15, bf16: 32 };
 /** the ggml type of a model's matrices for each export type (norms and other vectors stay f32; q4_k_m mixes) */
 const MATRIX_TYPE: Record<Exclude<GgufType, 'q4_k_m'>, number> = {
@@ -35,11 +47,13 @@ const BLOCKS: Record<number, { values: number; bytes: number }> = {
   [GGML.Q8_0]: { values: 32, bytes: 34 },
   [GGML.Q4_0]: { values: 32, bytes: 18 },
   [GGML.Q5_0]: { values: 32, bytes: Q5_0_BYTES },
+  [GGML.Q5_1]: { values: 32, bytes: Q5_1_BYTES },
   [GGML.Q4_K]: { values: QK_K, bytes: Q4_K_BYTES },
+  [GGML.Q5_K]: { values: QK_K, bytes: Q5_K_BYTES },
   [GGML.Q6_K]: { values: QK_K, bytes: Q6_K_BYTES },
 };
 /** what llama.cpp stores a k-quant tensor as when its rows are not whole super-blocks */
-const K_FALLBACK: Record<number, number> = { [GGML.Q4_K]: GGML.Q5_0, [GGML.Q6_K]: GGML.Q8_0 };
+const K_FALLBACK: Record<number, number> = { [GGML.Q4_K]: GGML.Q5_0, [GGML.Q5_K]: GGML.Q5_1, [GGML.Q6_K]: GGML.Q8_0 };
 const ALIGN = 32;
 
 type Entry = { type: GGUFValueType; value: unknown; subType?: GGUFValueType };
@@ -104,7 +118,9 @@ function encode(values: Float32Array, type: number): Uint8Array {
   }
   if (type === GGML.Q4_0) return encodeQ4_0(values);
   if (type === GGML.Q5_0) return encodeQ5_0(values);
+  if (type === GGML.Q5_1) return encodeQ5_1(values);
   if (type === GGML.Q4_K) return encodeQ4K(values);
+  if (type === GGML.Q5_K) return encodeQ5K(values);
   if (type === GGML.Q6_K) return encodeQ6K(values);
   // q8_0: blocks of 32 values as an f16 scale (max |x| / 127) and 32 signed bytes
   const blocks = values.length / 32;
@@ -354,8 +370,8 @@ export function writeGguf(file: string, model: CausalLM, tokenizerDir: string, t
 /**
  * A matrix's ggml type. q4_k_m as llama.cpp mixes it: q6_K for the output projection (the embeddings when tied)
  * and for attn_v and ffn_down in the first and last eighth of the layers and every third one between (its
- * use_more_bits), q4_K elsewhere; a fused attn_qkv gets q6_K (llama.cpp's q5_K, a format not written here).
- * Rows that are not whole blocks fall back as in llama.cpp (q4_K to q5_0, q6_K to q8_0), then to f16.
+ * use_more_bits), q5_K for a fused attn_qkv, q4_K elsewhere. Rows that are not whole blocks fall back as in
+ * llama.cpp (q4_K to q5_0, q5_K to q5_1, q6_K to q8_0), then to f16.
  */
 function matrixType(type: GgufType, name: string, rowLength: number, c: ModelConfig): number {
   let wanted: number;
@@ -366,8 +382,8 @@ function matrixType(type: GgufType, name: string, rowLength: number, c: ModelCon
     const eighth = Math.floor(n / 8);
     const moreBits = layer >= 0 && (layer < eighth || layer >= Math.floor((7 * n) / 8) || (layer - eighth) % 3 === 2);
     const output = name === 'output.weight' || (name === 'token_embd.weight' && c.tieWordEmbeddings);
-    const wide = /\.attn_qkv\.weight$/.test(name) || (moreBits && /\.(attn_v|ffn_down)\.weight$/.test(name));
-    wanted = output || wide ? GGML.Q6_K : GGML.Q4_K;
+    const wide = output || (moreBits && /\.(attn_v|ffn_down)\.weight$/.test(name));
+    wanted = wide ? GGML.Q6_K : /\.attn_qkv\.weight$/.test(name) ? GGML.Q5_K : GGML.Q4_K;
   }
   if (BLOCKS[wanted] && rowLength % BLOCKS[wanted].values !== 0) wanted = K_FALLBACK[wanted] ?? GGML.F16;
   if (BLOCKS[wanted] && rowLength % BLOCKS[wanted].values !== 0) wanted = GGML.F16;

@@ -232,6 +232,43 @@ test('GGUF q4_k_m: llama.cpp loads the mixture it would make (q6_K where it give
   }
 });
 
+// llama.cpp's q4_k_m gives a fused attn_qkv 5-bit q5_K, and q5_1 where its rows are not whole super-blocks
+test('GGUF q4_k_m of a fused-projection model: attn_qkv in q5_K (or q5_1), loaded and answered by llama.cpp', async () => {
+  for (const [hidden, qkvType] of [
+    [256, '13'],
+    [64, '7'],
+  ] as const) {
+    const folder = await makeTinyModelFolder(path.join(work, `fused-${hidden}`), {
+      model_type: 'phi3',
+      hidden_size: hidden,
+      intermediate_size: 2 * hidden,
+    });
+    const file = path.join(work, `fused-${hidden}.yaml`);
+    writeFileSync(
+      file,
+      `model_name_or_path: ${folder}\ntemplate: llama2\nexport_dir: ${folder}-gguf\nexport_gguf: q4_k_m\n`,
+    );
+    lmf('export', file);
+    const gguf_ = path.join(`${folder}-gguf`, 'model.gguf');
+    const types = Object.fromEntries(
+      (await gguf(gguf_, { allowLocalFile: true })).tensorInfos.map((t) => [t.name, String(t.dtype)]),
+    );
+    // ggml types: 13 q5_K, 7 q5_1
+    assert.equal(types['blk.0.attn_qkv.weight'], qkvType, `hidden ${hidden}`);
+    const ours = loadInference({ model: folder, template: 'llama2' });
+    const request = chatRequest(ours, [{ role: 'user', content: 'Name three rivers.' }], { settings: greedy });
+    const expected = generate(ours.model, ours.tokenizer, [request])[0];
+    const model = await llama.loadModel({ modelPath: gguf_ });
+    try {
+      const agreement = await topOneAgreement(model, request.prompt, expected.ids);
+      assert.ok(agreement >= 0.7, `hidden ${hidden}: top-1 agreement ${agreement}`);
+    } finally {
+      ours.dispose();
+      await model.dispose();
+    }
+  }
+});
+
 /** Model types beside LLaMA, each with the options its GGUF layout writes, as small random folders. */
 const ggufFamilies: Record<string, Record<string, unknown>> = {
   'Qwen2 (q/k/v biases, untied head, NeoX rotary layout)': { model_type: 'qwen2', tie_word_embeddings: false },
