@@ -1,8 +1,10 @@
 // The hand-written kernels of every compiled instruction-set path this CPU supports, against plain scalar
 // references in double precision: few-row products (f32 and bf16), attention forward and backward (GQA,
 // a query offset, packed segments, lengths that cross the 64-row tiles) and the gated delta rule (both forward
-// forms, the chunked backward against finite differences). Built without N-API, so it also runs
-// cross-compiled under qemu-user (scripts/test-kernels.sh). Prints one line per check and "N passed, M failed".
+// forms, the chunked backward against finite differences, the same bits on one thread as on several). Built
+// without N-API, so it also runs cross-compiled under qemu-user (scripts/test-kernels.sh). Prints one line per
+// check and "N passed, M failed".
+#include <omp.h>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -296,6 +298,20 @@ void testDeltaRule(const KernelTable& t) {
                                   std::vector<float>(s.Hv, 0.0f), std::vector<float>(s.Hv, 0.0f)};
     t.deltaChunkedBackward(s, din, dout.data(), checkpoints.data(), grad[0].data(), grad[1].data(), grad[2].data(),
                            grad[3].data(), grad[4].data());
+    // one thread gives the same bits as several: every sum has one order
+    {
+      const int threads = omp_get_max_threads();
+      omp_set_num_threads(1);
+      std::vector<float> out1(out.size()), ck1(checkpoints.size()), dqkv1(grad[0].size()), db1(grad[1].size()),
+          da1(grad[2].size()), dA1(s.Hv, 0.0f), dt1(s.Hv, 0.0f);
+      t.deltaChunkedForward(s, din, out1.data(), ck1.data(), nullptr, nullptr);
+      t.deltaChunkedBackward(s, din, dout.data(), ck1.data(), dqkv1.data(), db1.data(), da1.data(), dA1.data(), dt1.data());
+      omp_set_num_threads(threads);
+      const bool same = out1 == out && ck1 == checkpoints && dqkv1 == grad[0] && db1 == grad[1] && da1 == grad[2] &&
+                        dA1 == grad[3] && dt1 == grad[4];
+      (same ? passed : failed)++;
+      std::printf("%s %s: one thread and %d give the same bits\n", same ? "ok  " : "FAIL", name.c_str(), threads);
+    }
     const char* names[5] = {"qkv", "b", "a", "A_log", "dt_bias"};
     for (int i = 0; i < 5; i++) {
       const std::vector<float> dir = randn(in[i].size());
