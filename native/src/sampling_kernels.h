@@ -1,12 +1,15 @@
 // Choosing the next token from a row of logits with Hugging Face's processors in their order: repetition
 // penalty, temperature, top-k, top-p, then a draw u in [0, 1) over what is kept. A few vectorised passes over the
-// vocabulary, and selection by score bins instead of a sort (only the tokens of the bin where the k-th token or
-// the top-p boundary falls are sorted): a 152k vocabulary costs well under a millisecond. Plain pointers and
-// sizes; sampling.cc binds it.
+// vocabulary and no full sort. Top-k: a counting pass over a few score levels finds how far below the best the
+// k-th token lies, and only the tokens above that level are sorted and weighed (LLaMA-Factory's defaults take
+// this path). Top-p alone, and distributions too flat for the levels: selection by score bins (only the tokens of
+// the bin where the k-th token or the top-p boundary falls are sorted). Plain pointers and sizes; sampling.cc
+// binds it.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstddef>
 #include <vector>
 #include "vecmath.h"
 
@@ -38,11 +41,8 @@ struct SamplingScratch {
   std::vector<int32_t> binOf;
 };
 
-// Draws u's share of the non-zero weights, walking the vocabulary by id.
-inline int32_t drawDense(const float* weights, int64_t V, double u) {
-  double total = 0;
-#pragma omp simd reduction(+ : total)
-  for (int64_t v = 0; v < V; v++) total += weights[v];
+// Draws u's share of the non-zero weights (summing to total), walking the vocabulary by id.
+inline int32_t drawDense(const float* weights, int64_t V, double total, double u) {
   double r = u * total;
   for (int64_t v = 0; v < V; v++) {
     r -= weights[v];
@@ -91,6 +91,136 @@ inline std::vector<Candidate>& tokensInBins(const float* sc, const float* w, con
   return out;
 }
 
+// Score levels for top-k: one vectorised pass counts the tokens at or above each, and only the tokens above the
+// highest level that holds k of them are sorted. The first levels lie below the best score by multiples of the
+// temperature, the last at the floor of tokens with any weight; where a level holds too many tokens and the one
+// above too few, the gap between them is split into new levels and counted again.
+constexpr int kLevels = 8;
+constexpr float kLevelGaps[kLevels] = {0.5f, 1.0f, 2.0f, 3.0f, 5.0f, 8.0f, 14.0f, kNegligible};
+// At most this many tokens are sorted; past it after kRefinements splits (a flat distribution), the score bins
+// select instead.
+constexpr int64_t kMaxCandidates = 4096;
+constexpr int kRefinements = 4;
+
+struct Levels {
+  float at[kLevels];  // descending
+  int32_t count[kLevels];
+};
+
+// Counts the tokens at or above each level.
+inline void countLevels(const float* sc, int64_t V, Levels& l) {
+  int32_t count[kLevels] = {0};
+  const float* at = l.at;
+#pragma omp simd reduction(+ : count[:kLevels])
+  for (int64_t v = 0; v < V; v++)
+    for (int j = 0; j < kLevels; j++) count[j] += sc[v] >= at[j] ? 1 : 0;
+  std::copy(count, count + kLevels, l.count);
+}
+
+// The highest level with at least k tokens (or the floor) holding at most kMaxCandidates; NaN when none is found.
+inline float levelOfTopK(const float* sc, int64_t V, float best, float temperature, int64_t k) {
+  Levels l;
+  for (int j = 0; j < kLevels; j++) l.at[j] = best - kLevelGaps[j] * temperature;
+  const float floor = l.at[kLevels - 1];
+  countLevels(sc, V, l);
+  for (int round = 0;; round++) {
+    int j = 0;
+    while (j < kLevels - 1 && l.count[j] < k && l.at[j] > floor) j++;
+    if (l.count[j] <= kMaxCandidates) return l.at[j];
+    if (round == kRefinements) return NAN;
+    // split the gap below the level above (or the best score) into new levels ending at this one
+    const float hi = j > 0 ? l.at[j - 1] : best, lo = l.at[j];
+    for (int i = 0; i < kLevels; i++) l.at[i] = hi - (hi - lo) * static_cast<float>(i + 1) / kLevels;
+    l.at[kLevels - 1] = lo;
+    countLevels(sc, V, l);
+  }
+}
+
+// The first `limit` tokens at or above `at` in Hugging Face's order, with their weights.
+inline std::vector<Candidate>& tokensAbove(const float* sc, int64_t V, float at, float best, float invT, int64_t limit,
+                                           std::vector<Candidate>& out) {
+  out.clear();
+  for (int64_t v = 0; v < V; v++)
+    if (sc[v] >= at) out.push_back({static_cast<int32_t>(v), sc[v], exp_approx((sc[v] - best) * invT)});
+  const auto end = out.begin() + std::min<std::ptrdiff_t>(limit, static_cast<std::ptrdiff_t>(out.size()));
+  std::partial_sort(out.begin(), end, out.end(), hfOrder);
+  out.erase(end, out.end());
+  return out;
+}
+
+// Cuts candidates in Hugging Face's order to the shortest prefix whose mass reaches `target` (at least one).
+inline void prefixReaching(std::vector<Candidate>& c, double target) {
+  double mass = 0;
+  size_t kept = 0;
+  while (kept < c.size() && (mass < target || kept == 0)) mass += c[kept++].weight;
+  c.resize(kept);
+}
+
+// The draw over kept candidates, walking them by id as drawDense walks the vocabulary.
+inline int32_t drawKept(std::vector<Candidate>& c, double u) {
+  std::sort(c.begin(), c.end(), [](const Candidate& x, const Candidate& y) { return x.id < y.id; });
+  double total = 0;
+  for (const Candidate& x : c) total += x.weight;
+  double r = u * total;
+  for (const Candidate& x : c) {
+    r -= x.weight;
+    if (r < 0) return x.id;
+  }
+  return c.back().id;
+}
+
+// top-p over candidates in Hugging Face's order, relative to their own mass (top-k's rule), then the draw
+inline int32_t drawKeptTopP(std::vector<Candidate>& c, float topP, double u) {
+  if (topP < 1.0f) {
+    double total = 0;
+    for (const Candidate& x : c) total += x.weight;
+    prefixReaching(c, topP * total);
+  }
+  return drawKept(c, u);
+}
+
+// top-k (then top-p over the k), selected by the score bins: for distributions too flat for the levels
+inline int32_t topKByBins(const float* sc, const float* w, int64_t V, float floor, float best, const SamplingSettings& s,
+                          double u, SamplingScratch& m) {
+  m.binOf.resize(V);
+  int32_t* binOf = m.binOf.data();
+  binScores(sc, w, V, floor, best, binOf);
+  std::vector<int64_t>& binCount = m.binCount;
+  binCount.assign(kBins + 1, 0);
+  for (int64_t v = 0; v < V; v++) binCount[binOf[v] + 1]++;
+  int64_t above = 0;
+  int b = kBins - 1;
+  while (b > 0 && above + binCount[b + 1] < s.topK) above += binCount[1 + b--];
+  std::vector<Candidate>& c = tokensInBins(sc, w, binOf, V, b, kBins - 1, m.candidates);
+  if (static_cast<int64_t>(c.size()) > s.topK) c.resize(s.topK);
+  return drawKeptTopP(c, s.topP, u);
+}
+
+// top-p selected by the score bins: the bins above the one where the mass reaches `target` are wholly kept, and
+// only that bin's tokens are sorted
+inline int32_t topPByBins(const float* sc, float* w, int64_t V, float floor, float best, double target, double u,
+                          SamplingScratch& m) {
+  m.binOf.resize(V);
+  int32_t* binOf = m.binOf.data();
+  binScores(sc, w, V, floor, best, binOf);
+  std::vector<double>& binMass = m.binMass;
+  binMass.assign(kBins, 0.0);
+  for (int64_t v = 0; v < V; v++)
+    if (binOf[v] >= 0) binMass[binOf[v]] += w[v];
+  double above = 0;
+  int b = kBins - 1;
+  while (b > 0 && above + binMass[b] < target) above += binMass[b--];
+  const std::vector<Candidate>& boundary = tokensInBins(sc, w, binOf, V, b, b, m.candidates);
+  size_t last = 0;
+  for (double mass = above + boundary[0].weight; mass < target && last + 1 < boundary.size();)
+    mass += boundary[++last].weight;
+  keepThrough(sc, w, V, boundary[last].score, boundary[last].id);
+  double kept = 0;
+#pragma omp simd reduction(+ : kept)
+  for (int64_t v = 0; v < V; v++) kept += w[v];
+  return drawDense(w, V, kept, u);
+}
+
 inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, int64_t nSeen, const SamplingSettings& s,
                            double u, SamplingScratch& m) {
   const float* sc = logits;
@@ -105,67 +235,25 @@ inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, 
   float best = -INFINITY;
 #pragma omp simd reduction(max : best)
   for (int64_t v = 0; v < V; v++) best = std::max(best, sc[v]);
-  const float floor = best - kNegligible * s.temperature, invT = 1.0f / s.temperature;
-  // every token's weight exp((score - best) / T) in one vectorised pass; 0 for the negligible ones
+  const float invT = 1.0f / s.temperature, floor = best - kNegligible * s.temperature;
+  if (s.topK > 0) {
+    // the k best lie above the highest level holding k tokens (or are all the tokens with weight): only those are
+    // sorted, and only their weights computed
+    const float at = levelOfTopK(sc, V, best, s.temperature, s.topK);
+    if (!std::isnan(at)) return drawKeptTopP(tokensAbove(sc, V, at, best, invT, s.topK, m.candidates), s.topP, u);
+  }
+  // every token's weight exp((score - best) / T), 0 for the negligible ones, and their sum
   m.weights.resize(V);
   float* w = m.weights.data();
-#pragma omp simd
-  for (int64_t v = 0; v < V; v++) w[v] = sc[v] >= floor ? exp_approx((sc[v] - best) * invT) : 0.0f;
-  if (s.topK == 0 && s.topP >= 1.0f) return drawDense(w, V, u);
-
-  m.binOf.resize(V);
-  int32_t* binOf = m.binOf.data();
-  binScores(sc, w, V, floor, best, binOf);
-  if (s.topK > 0) {
-    // the k best: whole bins from the top, then the best of the bin where the k-th falls; from here on only those
-    // few tokens are looked at
-    std::vector<int64_t>& binCount = m.binCount;
-    binCount.assign(kBins + 1, 0);
-    for (int64_t v = 0; v < V; v++) binCount[binOf[v] + 1]++;
-    int64_t above = 0;
-    int b = kBins - 1;
-    while (b > 0 && above + binCount[b + 1] < s.topK) above += binCount[1 + b--];
-    std::vector<Candidate>& c = tokensInBins(sc, w, binOf, V, b, kBins - 1, m.candidates);
-    if (static_cast<int64_t>(c.size()) > s.topK) c.resize(s.topK);
-    if (s.topP < 1.0f) {
-      double total = 0;
-      for (const Candidate& x : c) total += x.weight;
-      const double target = s.topP * total;
-      size_t kept = 0;
-      for (double mass = 0; kept < c.size() && (mass < target || kept == 0);) mass += c[kept++].weight;
-      c.resize(kept);
-    }
-    // the draw walks the kept tokens by id, as drawDense walks the vocabulary
-    std::sort(c.begin(), c.end(), [](const Candidate& x, const Candidate& y) { return x.id < y.id; });
-    double total = 0;
-    for (const Candidate& x : c) total += x.weight;
-    double r = u * total;
-    for (const Candidate& x : c) {
-      r -= x.weight;
-      if (r < 0) return x.id;
-    }
-    return c.back().id;
-  }
-  // top-p: the smallest prefix in that order whose mass reaches top_p of the kept mass, found the same way
-  std::vector<double>& binMass = m.binMass;
-  binMass.assign(kBins, 0.0);
   double total = 0;
-  for (int64_t v = 0; v < V; v++)
-    if (binOf[v] >= 0) {
-      binMass[binOf[v]] += w[v];
-      total += w[v];
-    }
-  const double target = s.topP * total;
-  double above = 0;
-  int b = kBins - 1;
-  while (b > 0 && above + binMass[b] < target) above += binMass[b--];
-  // bins above b are wholly kept: the boundary is among bin b's tokens, which come after them in the order
-  const std::vector<Candidate>& boundary = tokensInBins(sc, w, binOf, V, b, b, m.candidates);
-  size_t last = 0;
-  for (double mass = above + boundary[0].weight; mass < target && last + 1 < boundary.size();)
-    mass += boundary[++last].weight;
-  keepThrough(sc, w, V, boundary[last].score, boundary[last].id);
-  return drawDense(w, V, u);
+#pragma omp simd reduction(+ : total)
+  for (int64_t v = 0; v < V; v++) {
+    w[v] = sc[v] >= floor ? exp_approx((sc[v] - best) * invT) : 0.0f;
+    total += w[v];
+  }
+  if (s.topK > 0) return topKByBins(sc, w, V, floor, best, s, u, m);
+  if (s.topP >= 1.0f) return drawDense(w, V, total, u);
+  return topPByBins(sc, w, V, floor, best, s.topP * total, u, m);
 }
 
 }  // namespace

@@ -59,6 +59,28 @@ test('top-k and top-p keep the tokens the reference keeps, each drawn in proport
   }
 });
 
+// Top-k counts tokens above a few score levels and sorts only those above the level holding k; a crowded level is
+// split and counted again, and a distribution flat beyond that goes to the score bins: each way keeps the same set.
+test('top-k keeps the reference set when many tokens crowd near the best, or all tie', () => {
+  const rng = new Rng(5);
+  const crowded = Float32Array.from({ length: 9000 }, (_, i) => (i < 6000 ? 3 - rng.uniform() * 0.4 : rng.normal()));
+  const flat = new Float32Array(5000).fill(1.5);
+  for (const [logits, T, topK, topP] of [
+    [crowded, 1, 50, 1],
+    [crowded, 0.8, 200, 0.9],
+    [flat, 1, 40, 1],
+  ] as const) {
+    const want = reference(logits, T, topK, topP);
+    const got = shares(logits, T, topK, topP);
+    assert.deepEqual(
+      [...got.keys()].sort((a, b) => a - b),
+      [...want.keys()].sort((a, b) => a - b),
+    );
+    for (const [v, share] of want)
+      assert.ok(Math.abs(got.get(v)! - share) <= 2e-4, `token ${v}: ${got.get(v)} vs ${share}`);
+  }
+});
+
 test('the repetition penalty divides seen positive scores and multiplies seen negative ones; a draw is reproducible', () => {
   const logits = Float32Array.from([2, -2, 1.9, 0]);
   const seen = Int32Array.from([0]);
