@@ -7,6 +7,13 @@ import { encodeQ4K, encodeQ5_0, encodeQ5_1, encodeQ5K, encodeQ6K } from '../../s
 import { f16BitsToF32 } from '../../src/tensor/dtype.js';
 import { Rng } from '../../src/tensor/random.js';
 
+/** Sub-block j's 6-bit scale and min from the 12 packed bytes q of a q4_K or q5_K block (ggml's get_scale_min_k4). */
+function scaleMin(q: Uint8Array, j: number): [number, number] {
+  return j < 4
+    ? [q[j] & 63, q[j + 4] & 63]
+    : [(q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)];
+}
+
 function decodeQ4K(bytes: Uint8Array, n: number): Float32Array {
   const out = new Float32Array(n);
   const view = new DataView(bytes.buffer, bytes.byteOffset);
@@ -15,14 +22,10 @@ function decodeQ4K(bytes: Uint8Array, n: number): Float32Array {
     const d = f16BitsToF32(view.getUint16(at, true)),
       dmin = f16BitsToF32(view.getUint16(at + 2, true));
     const q = bytes.subarray(at + 4, at + 16);
-    const scaleMin = (j: number): [number, number] =>
-      j < 4
-        ? [q[j] & 63, q[j + 4] & 63]
-        : [(q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)];
     const qs = bytes.subarray(at + 16, at + 144);
     for (let span = 0; span < 4; span++) {
-      const [s1, m1] = scaleMin(2 * span),
-        [s2, m2] = scaleMin(2 * span + 1);
+      const [s1, m1] = scaleMin(q, 2 * span),
+        [s2, m2] = scaleMin(q, 2 * span + 1);
       for (let l = 0; l < 32; l++) {
         out[b * 256 + 64 * span + l] = d * s1 * (qs[32 * span + l] & 0xf) - dmin * m1;
         out[b * 256 + 64 * span + 32 + l] = d * s2 * (qs[32 * span + l] >> 4) - dmin * m2;
@@ -42,15 +45,11 @@ function decodeQ5K(bytes: Uint8Array, n: number): Float32Array {
     const d = f16BitsToF32(view.getUint16(at, true)),
       dmin = f16BitsToF32(view.getUint16(at + 2, true));
     const q = bytes.subarray(at + 4, at + 16);
-    const scaleMin = (j: number): [number, number] =>
-      j < 4
-        ? [q[j] & 63, q[j + 4] & 63]
-        : [(q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)];
     const qh = bytes.subarray(at + 16, at + 48),
       qs = bytes.subarray(at + 48, at + 176);
     for (let span = 0; span < 4; span++) {
-      const [s1, m1] = scaleMin(2 * span),
-        [s2, m2] = scaleMin(2 * span + 1);
+      const [s1, m1] = scaleMin(q, 2 * span),
+        [s2, m2] = scaleMin(q, 2 * span + 1);
       for (let l = 0; l < 32; l++) {
         const lo = (qs[32 * span + l] & 0xf) + ((qh[l] >> (2 * span)) & 1) * 16;
         const hi = (qs[32 * span + l] >> 4) + ((qh[l] >> (2 * span + 1)) & 1) * 16;

@@ -41,17 +41,18 @@ function check(s: DeltaShape, qkv: Tensor<'f32'>, b: Tensor<'f32'>, a: Tensor<'f
 const dims = (s: DeltaShape) => [s.batch, s.seq, s.keyHeads, s.valueHeads, s.keyDim, s.valueDim] as const;
 
 /**
- * The native chunked forward into `out`: with `checkpoints`, the states at chunk starts for a backward pass; with
- * `state` [batch * Hv, dk, dv], the run starts from it and leaves the final state in it (generation).
+ * The native forward into `out`, in chunks or token by token: with `checkpoints` (chunked only), the states at
+ * chunk starts for a backward pass; with `state` [batch * Hv, dk, dv], the run starts from it and leaves the final
+ * state in it (generation).
  */
 function forward(
   s: DeltaShape,
   [qkv, b, a, aLog, dtBias]: Tensor<'f32'>[],
   out: Tensor<'f32'>,
-  checkpoints: Tensor<'f32'> | null,
+  form: { chunked: true; checkpoints: Tensor<'f32'> | null } | { chunked: false },
   state: Float32Array | null,
 ): void {
-  native.gatedDeltaForward(
+  const args = [
     qkv.data,
     b.data,
     a.data,
@@ -60,31 +61,9 @@ function forward(
     out.data,
     ...dims(s),
     s.segments?.data ?? null,
-    checkpoints?.data ?? null,
-    state,
-    state,
-  );
-}
-
-/** The token-by-token form of `forward`, for calls with fewer tokens than a chunk. */
-function recurrentForward(
-  s: DeltaShape,
-  [qkv, b, a, aLog, dtBias]: Tensor<'f32'>[],
-  out: Tensor<'f32'>,
-  state: Float32Array,
-): void {
-  native.gatedDeltaRecurrent(
-    qkv.data,
-    b.data,
-    a.data,
-    aLog.data,
-    dtBias.data,
-    out.data,
-    ...dims(s),
-    s.segments?.data ?? null,
-    state,
-    state,
-  );
+  ] as const;
+  if (form.chunked) native.gatedDeltaForward(...args, form.checkpoints?.data ?? null, state, state);
+  else native.gatedDeltaRecurrent(...args, state, state);
 }
 
 export function gatedDelta(
@@ -104,7 +83,7 @@ export function gatedDelta(
   const checkpoints = needsGrad([qkv, b, a, aLog, dtBias])
     ? Tensor.empty([s.batch * s.valueHeads * chunks * s.keyDim * s.valueDim], 'f32')
     : null;
-  forward(s, [qkv, b, a, aLog, dtBias], out, checkpoints, null);
+  forward(s, [qkv, b, a, aLog, dtBias], out, { chunked: true, checkpoints }, null);
   return record(out, 'gatedDelta', [qkv, b, a, aLog, dtBias], (g, needs) => {
     const dqkv = Tensor.empty(qkv.shape, 'f32');
     const db = Tensor.empty(b.shape, 'f32');
@@ -152,8 +131,8 @@ export function gatedDeltaAfter(
   const shape = { ...s, batch: 1, seq };
   check(shape, qkv, b, a);
   const out = Tensor.empty([seq, s.valueHeads * s.valueDim], 'f32');
-  if (seq < CHUNK) recurrentForward(shape, [qkv, b, a, aLog, dtBias], out, state);
-  else forward(shape, [qkv, b, a, aLog, dtBias], out, null, state);
+  const form = seq < CHUNK ? { chunked: false as const } : { chunked: true as const, checkpoints: null };
+  forward(shape, [qkv, b, a, aLog, dtBias], out, form, state);
   return out;
 }
 
