@@ -154,17 +154,17 @@ struct Chunk {
   std::vector<float> D, QK, KK, Tinv;       // [kC, kC]
   std::vector<float> KS, R, Delta;          // K S0, the right-hand side beta (V - Gamma K S0), the deltas  [kC, dv]
   std::vector<uint8_t> zeroEntering;        // per token: the state entering it is zero, so its decay acts on nothing
+  std::vector<float> G;                     // the cumulative decay since the chunk's or the token's segment's start
+  std::vector<int64_t> segStart;            // first token of t's segment within the chunk (0 when it began earlier)
 
   explicit Chunk(const Rule& s)
       : Q(kC * s.dk), K(kC * s.dk), KT(s.dk * kC), gate(kC), gamma(kC), w(kC), D(kC * kC), QK(kC * kC), KK(kC * kC),
-        Tinv(kC * kC), KS(kC * s.dv), R(kC * s.dv), Delta(kC * s.dv), zeroEntering(kC) {}
+        Tinv(kC * kC), KS(kC * s.dv), R(kC * s.dv), Delta(kC * s.dv), zeroEntering(kC), G(kC), segStart(kC) {}
 
-  // Gates, normalised q and k, the decays (Gamma, D, w) of tokens t0 .. t0+L of row b.
+  // Gates, normalised q and k, the decays (Gamma, D, w) of tokens t0 .. t0+len-1 of row b.
   void prepare(const Rule& s, const DeltaInputs& in, int64_t b, int64_t h, int64_t t0, int64_t len, bool zeroAtStart) {
     L = len;
     zeroState = zeroAtStart;
-    std::vector<float> G(L);
-    std::vector<int64_t> segStart(L);  // first token of t's segment within the chunk (0 when it began earlier)
     float cumulative = 0;
     for (int64_t t = 0; t < L; t++) {
       const int64_t row = b * s.T + t0 + t;
@@ -172,8 +172,9 @@ struct Chunk {
       const bool reset = t == 0 ? zeroAtStart : s.resetAt(in.seg, b, t0 + t);
       zeroEntering[t] = reset;
       segStart[t] = reset ? t : (t == 0 ? 0 : segStart[t - 1]);
-      // a decay applied to a zero state changes nothing; leaving it out keeps the sums below exact
-      cumulative += reset ? 0.0f : gate[t].g;
+      // a decay applied to a zero state changes nothing: a new segment's sum starts at 0 without it (only
+      // differences within a segment are read)
+      cumulative = reset ? 0.0f : cumulative + gate[t].g;
       G[t] = cumulative;
       // S0 reaches the tokens before the chunk's first reset
       gamma[t] = !zeroAtStart && segStart[t] == 0 ? std::exp(G[t]) : 0.0f;
@@ -321,13 +322,13 @@ void chunkedBackward(const DeltaShape& shape, const DeltaInputs& in, const float
           dw[t] = dot;
         }
         // the entering state: through Gamma (Q S0), K S0 and Gamma_{L-1} S0
-        transpose(S0, dv, dk, dv, S0T.data(), dk);
         float dCarry = 0;
         if (ch.zeroState) {
           std::fill(dgamma.begin(), dgamma.end(), 0.0f);
           std::fill(dQ.begin(), dQ.begin() + L * dk, 0.0f);
           std::fill(dSin.begin(), dSin.end(), 0.0f);
         } else {
+          transpose(S0, dv, dk, dv, S0T.data(), dk);
           tileGemm(ch.Q.data(), dk, S0, dv, P.data(), dv, L, dv, dk, false);
           for (int64_t t = 0; t < L; t++) {
             float dot = 0;
@@ -400,7 +401,8 @@ void chunkedBackward(const DeltaShape& shape, const DeltaInputs& in, const float
           dG[t] += dgamma[t] * ch.gamma[t] - dw[t] * ch.w[t];
           dG[L - 1] += dw[t] * ch.w[t];
         }
-        // per token: g = -exp(A_log) softplus(a + dt_bias) (dg = sum of dG from t on), beta, the L2 normalisations
+        // per token: g = -exp(A_log) softplus(a + dt_bias) (dg = sum of dG from t to its segment's end), beta, the
+        // L2 normalisations
         const float expA = std::exp(in.Alog[h]);
         float dg = 0;
         for (int64_t t = L - 1; t >= 0; t--) {
@@ -408,6 +410,7 @@ void chunkedBackward(const DeltaShape& shape, const DeltaInputs& in, const float
           const Gates& d = ch.gate[t];
           dg += dG[t];
           const float dgTok = ch.zeroEntering[t] ? 0.0f : dg;
+          if (ch.zeroEntering[t]) dg = 0;  // G restarts here: earlier tokens' decays reach no later token
           accAlog += static_cast<double>(dgTok) * d.g;
           const float du = dgTok * -expA * sigmoidf(d.u);
           da[row * s.Hv + h] = du;

@@ -118,16 +118,17 @@ inline void countLevels(const float* sc, int64_t V, Levels& l) {
 }
 
 // The highest level with at least k tokens (or the floor) holding at most kMaxCandidates; NaN when none is found.
-inline float levelOfTopK(const float* sc, int64_t V, float best, float temperature, int64_t k) {
+inline float levelOfTopK(const float* sc, int64_t V, float best, float temperature, float floor, int64_t k) {
   Levels l;
-  for (int j = 0; j < kLevels; j++) l.at[j] = best - kLevelGaps[j] * temperature;
-  const float floor = l.at[kLevels - 1];
+  for (int j = 0; j < kLevels - 1; j++) l.at[j] = best - kLevelGaps[j] * temperature;
+  l.at[kLevels - 1] = floor;
   countLevels(sc, V, l);
   for (int round = 0;; round++) {
     int j = 0;
-    while (j < kLevels - 1 && l.count[j] < k && l.at[j] > floor) j++;
+    while (j < kLevels - 1 && l.count[j] < k) j++;
     if (l.count[j] <= kMaxCandidates) return l.at[j];
-    if (round == kRefinements) return NAN;
+    // fewer than k above the floor: no split can help
+    if (round == kRefinements || l.count[j] < k) return NAN;
     // split the gap below the level above (or the best score) into new levels ending at this one
     const float hi = j > 0 ? l.at[j - 1] : best, lo = l.at[j];
     for (int i = 0; i < kLevels; i++) l.at[i] = hi - (hi - lo) * static_cast<float>(i + 1) / kLevels;
@@ -136,15 +137,29 @@ inline float levelOfTopK(const float* sc, int64_t V, float best, float temperatu
   }
 }
 
-// The first `limit` tokens at or above `at` in Hugging Face's order, with their weights.
-inline std::vector<Candidate>& tokensAbove(const float* sc, int64_t V, float at, float best, float invT, int64_t limit,
-                                           std::vector<Candidate>& out) {
+// Top-k keeps every token whose score ties the k-th's, as transformers' TopKLogitsWarper does (it removes only the
+// scores below the k-th): c holds the first k in Hugging Face's order; the tied ones follow from `rest`.
+inline void keepTies(std::vector<Candidate>& c, size_t k) {
+  if (c.size() <= k) return;
+  const float kth = c[k - 1].score;
+  size_t end = k;
+  while (end < c.size() && c[end].score == kth) end++;
+  c.resize(end);
+}
+
+// The tokens at or above `at` in Hugging Face's order, with their weights, cut to the top k (and its ties).
+inline std::vector<Candidate>& topKAbove(const float* sc, int64_t V, float at, float best, float invT, int64_t k,
+                                         std::vector<Candidate>& out) {
   out.clear();
   for (int64_t v = 0; v < V; v++)
     if (sc[v] >= at) out.push_back({static_cast<int32_t>(v), sc[v], exp_approx((sc[v] - best) * invT)});
-  const auto end = out.begin() + std::min<std::ptrdiff_t>(limit, static_cast<std::ptrdiff_t>(out.size()));
-  std::partial_sort(out.begin(), end, out.end(), hfOrder);
-  out.erase(end, out.end());
+  const size_t limit = std::min(static_cast<size_t>(k), out.size());
+  std::partial_sort(out.begin(), out.begin() + limit, out.end(), hfOrder);
+  // the ties of the k-th score sit unsorted after it: bring them forward in id order
+  const float kth = out[limit - 1].score;
+  const auto ties = std::partition(out.begin() + limit, out.end(), [&](const Candidate& x) { return x.score == kth; });
+  std::sort(out.begin() + limit, ties, hfOrder);
+  keepTies(out, limit);
   return out;
 }
 
@@ -192,7 +207,7 @@ inline int32_t topKByBins(const float* sc, const float* w, int64_t V, float floo
   int b = kBins - 1;
   while (b > 0 && above + binCount[b + 1] < s.topK) above += binCount[1 + b--];
   std::vector<Candidate>& c = tokensInBins(sc, w, binOf, V, b, kBins - 1, m.candidates);
-  if (static_cast<int64_t>(c.size()) > s.topK) c.resize(s.topK);
+  keepTies(c, static_cast<size_t>(s.topK));
   return drawKeptTopP(c, s.topP, u);
 }
 
@@ -239,8 +254,8 @@ inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, 
   if (s.topK > 0) {
     // the k best lie above the highest level holding k tokens (or are all the tokens with weight): only those are
     // sorted, and only their weights computed
-    const float at = levelOfTopK(sc, V, best, s.temperature, s.topK);
-    if (!std::isnan(at)) return drawKeptTopP(tokensAbove(sc, V, at, best, invT, s.topK, m.candidates), s.topP, u);
+    const float at = levelOfTopK(sc, V, best, s.temperature, floor, s.topK);
+    if (!std::isnan(at)) return drawKeptTopP(topKAbove(sc, V, at, best, invT, s.topK, m.candidates), s.topP, u);
   }
   // every token's weight exp((score - best) / T), 0 for the negligible ones, and their sum
   m.weights.resize(V);

@@ -5,10 +5,13 @@ import assert from 'node:assert/strict';
 import { native } from '../../src/native.js';
 import { Rng } from '../../src/tensor/random.js';
 
-/** The reference: sort every token, keep top-k, then the smallest prefix reaching top-p; weights exp((s - max) / T). */
+/**
+ * The reference: sort every token, keep top-k (with every token tying the k-th score, as transformers does), then
+ * the smallest prefix reaching top-p; weights exp((s - max) / T).
+ */
 function reference(scores: Float32Array, T: number, topK: number, topP: number): Map<number, number> {
   const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
-  const kept = topK > 0 ? order.slice(0, topK) : order;
+  const kept = topK > 0 ? order.filter((v) => scores[v] >= scores[order[Math.min(topK, order.length) - 1]]) : order;
   const best = scores[order[0]];
   const w = kept.map((v) => Math.exp((scores[v] - best) / T));
   const total = w.reduce((a, x) => a + x, 0);
@@ -60,15 +63,21 @@ test('top-k and top-p keep the tokens the reference keeps, each drawn in proport
 });
 
 // Top-k counts tokens above a few score levels and sorts only those above the level holding k; a crowded level is
-// split and counted again, and a distribution flat beyond that goes to the score bins: each way keeps the same set.
-test('top-k keeps the reference set when many tokens crowd near the best, or all tie', () => {
+// split and counted again, and a distribution flat beyond that goes to the score bins: each way keeps the same set,
+// ties of the k-th score included.
+test('top-k keeps the reference set when many tokens crowd near the best, or tie', () => {
   const rng = new Rng(5);
   const crowded = Float32Array.from({ length: 9000 }, (_, i) => (i < 6000 ? 3 - rng.uniform() * 0.4 : rng.normal()));
   const flat = new Float32Array(5000).fill(1.5);
+  // 30 tokens tie at the 10th best score: all 39 kept (by levels); 5000 tie at the 45th, past the levels' limit
+  // (by bins)
+  const tied = Float32Array.from({ length: 6000 }, (_, i) => (i < 9 ? 5 + i * 0.01 : i < 39 ? 4 : i < 5039 ? 3 : 0));
   for (const [logits, T, topK, topP] of [
     [crowded, 1, 50, 1],
     [crowded, 0.8, 200, 0.9],
     [flat, 1, 40, 1],
+    [tied, 1, 10, 1],
+    [tied, 1, 45, 1],
   ] as const) {
     const want = reference(logits, T, topK, topP);
     const got = shares(logits, T, topK, topP);
