@@ -27,8 +27,12 @@ function yaml(name: string, extra: string): string {
   return file;
 }
 
+// Runs compared loss for loss use one fixed thread count: otherwise each adapts to the CPUs other processes leave
+// free (src/threads.ts), and a busy neighbour on a shared machine would change the order of a few sums.
+const env = { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2' };
+
 function lmf(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8', env });
 }
 
 function losses(name: string): number[] {
@@ -100,6 +104,7 @@ test('a run killed with SIGKILL and resumed logs exactly the losses of an uninte
   const signal = await new Promise<string | null>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], {
       stdio: 'ignore',
+      env,
     });
     const timer = setInterval(() => {
       if (existsSync(path.join(out, 'checkpoint-4'))) {
