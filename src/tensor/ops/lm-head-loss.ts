@@ -19,10 +19,14 @@ import { maxOf } from '../../util/arrays.js';
 /**
  * Logit rows per chunk: about 128 MiB of logits, at least 16 rows. Where bf16 matmuls are widened to f32 (no bf16
  * dot products) every chunk widens the whole head again: with 32 MiB, Qwen3.5-0.8B's 248k-row head took 11.6 s of a
- * 21.5 s step at sequence 512, with 128 MiB 6.6 s (512 MiB: 6.2 s).
+ * 21.5 s step at sequence 512, with 128 MiB 6.6 s (512 MiB: 6.2 s). The count is a multiple of the matmuls' row
+ * bucket (native/src/matmul.cc: 32 up to 512 rows, then 128): any other count is padded with zero rows in every
+ * product against the head (135 rows at 248k went as 160: the head's call took 6.1 s, with 128 rows 4.8 s).
  */
 function chunkRows(vocab: number): number {
-  return Math.max(16, Math.floor((128 * 1024 * 1024) / (4 * vocab)));
+  const rows = Math.floor((128 * 1024 * 1024) / (4 * vocab));
+  const bucket = rows > 512 ? 128 : 32;
+  return Math.max(16, rows >= bucket ? rows - (rows % bucket) : rows);
 }
 
 function checkShapes(op: string, x: Tensor, w: Tensor, targets: Tensor<'i32'>): [number, number, number] {
