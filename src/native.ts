@@ -9,8 +9,10 @@ type F32 = Float32Array;
 type Buf = Float32Array | Uint16Array;
 type I32 = Int32Array;
 
-/** dtype codes shared with native/src/common.h */
-export const NativeDType = { f32: 0, bf16: 1 } as const;
+/**
+ * dtype codes shared with native/src/kernel_support.h; f32xbf16 (matmul only): an f32 A against a bf16 B
+ */
+export const NativeDType = { f32: 0, bf16: 1, f32xbf16: 2 } as const;
 
 export interface NativeAddon {
   /** isa: our kernels' instruction set; bf16Matmul: oneDNN's own bf16 matmuls, or operands widened to f32 */

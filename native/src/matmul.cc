@@ -71,7 +71,8 @@ int64_t bucketRows(int64_t M) {
   int64_t step = M <= 512 ? 32 : 128;
   return (M + step - 1) / step * step;
 }
-constexpr int kSlotPadA = 120, kSlotPadC = 121, kSlotWideA = 122, kSlotWideB = 123, kSlotWidePanel = 124;
+constexpr int kSlotPadA = 120, kSlotPadC = 121, kSlotWideA = 122, kSlotWideB = 123, kSlotWidePanel = 124,
+              kSlotRoundA = 125;
 // Widened bf16 operands are made a panel of B at a time above this many values, so that the f32 copy of a large
 // weight (an LM head: 2 GB for Llama 3's) never exists whole
 constexpr int64_t kWidePanelFloats = int64_t{4} << 20;
@@ -124,13 +125,11 @@ float* widened(int slot, const void* src, int64_t n) {
 void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
           bool accumulate, const float* bias, DType dtype);
 
-// A bf16 product on widened f32 operands; a large B goes a panel of its rows at a time.
-static void gemmWidened(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA,
-                        bool transB, bool accumulate, const float* bias) {
-  const float* a = widened(kSlotWideA, A, M * K);
-  const auto* b = static_cast<const uint16_t*>(B);
+// C (+)= op(a) · op(B) with a in f32 and B in bf16 widened to f32; a large B goes a panel of its rows at a time.
+static void gemmWideB(const float* a, const uint16_t* b, float* C, int64_t M, int64_t N, int64_t K, bool transA,
+                      bool transB, bool accumulate, const float* bias) {
   if (K * N <= kWidePanelFloats || transA) {
-    gemm(a, widened(kSlotWideB, B, K * N), C, M, N, K, transA, transB, accumulate, bias, F32);
+    gemm(a, widened(kSlotWideB, b, K * N), C, M, N, K, transA, transB, accumulate, bias, F32);
     return;
   }
   if (transB) {
@@ -156,6 +155,29 @@ static void gemmWidened(const void* A, const void* B, float* C, int64_t M, int64
     gemm(aPart, widened(kSlotWideB, b + k0 * N, p * N), C, M, N, p, false, false, accumulate || k0 > 0,
          k0 == 0 ? bias : nullptr, F32);
   }
+}
+
+// A bf16 product on widened f32 operands.
+static void gemmWidened(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA,
+                        bool transB, bool accumulate, const float* bias) {
+  gemmWideB(widened(kSlotWideA, A, M * K), static_cast<const uint16_t*>(B), C, M, N, K, transA, transB, accumulate,
+            bias);
+}
+
+// An f32 A against a bf16 B. Where bf16 is widened anyway (no bf16 dot products) only B is widened: an f32
+// activation needs no round trip through bf16. Elsewhere, and for the few rows of decoding (whose kernel streams
+// the bf16 weight as it is), A is rounded to bf16 as a bf16 product reads it.
+static void gemmF32Bf16(const float* A, const uint16_t* B, float* C, int64_t M, int64_t N, int64_t K, bool transA,
+                        bool transB, bool accumulate, const float* bias) {
+  const bool fewRows = !transA && transB && M <= kGemvMaxRows;
+  if (!onednnHasBf16() && !fewRows) {
+    gemmWideB(A, B, C, M, N, K, transA, transB, accumulate, bias);
+    return;
+  }
+  auto* a = reinterpret_cast<uint16_t*>(scratch(kSlotRoundA, static_cast<size_t>(M * K + 1) / 2));
+#pragma omp parallel for simd if (M * K > (1 << 15)) schedule(static)
+  for (int64_t i = 0; i < M * K; i++) a[i] = f32_to_bf16(A[i]);
+  gemm(a, B, C, M, N, K, transA, transB, accumulate, bias, BF16);
 }
 
 // C[M, N] through a primitive for `bucketRows(M)` rows: A and C go through zero-padded copies.
@@ -202,21 +224,24 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
   stream().wait();
 }
 
-// matmul(A, B, C, M, N, K, transA, transB, accumulate, bias|null, dtype)
+// matmul(A, B, C, M, N, K, transA, transB, accumulate, bias|null, dtype): dtype 0 f32, 1 bf16, 2 A f32 and B bf16
 static Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Args a(info, "matmul");
   int64_t M = a.size(3), N = a.size(4), K = a.size(5), dt = a.size(10);
-  a.check(dt == F32 || dt == BF16, "dtype must be 0 (f32) or 1 (bf16)");
-  DType dtype = dt == BF16 ? BF16 : F32;
+  constexpr int64_t kF32Bf16 = 2;
+  a.check(dt == F32 || dt == BF16 || dt == kF32Bf16, "dtype must be 0 (f32), 1 (bf16) or 2 (f32 A, bf16 B)");
   int64_t mk = Args::product({M, K}), kn = Args::product({K, N}), mn = Args::product({M, N});
-  const void* A = dtype == BF16 ? static_cast<const void*>(a.buffer<uint16_t>(0, mk, "A")) : a.buffer<float>(0, mk, "A");
-  const void* B = dtype == BF16 ? static_cast<const void*>(a.buffer<uint16_t>(1, kn, "B")) : a.buffer<float>(1, kn, "B");
+  const void* A = dt == BF16 ? static_cast<const void*>(a.buffer<uint16_t>(0, mk, "A")) : a.buffer<float>(0, mk, "A");
+  const void* B = dt != F32 ? static_cast<const void*>(a.buffer<uint16_t>(1, kn, "B")) : a.buffer<float>(1, kn, "B");
   float* C = a.buffer<float>(2, mn, "C");
   const float* bias = a.buffer<float>(9, N, "bias", true);
   if (!a.ok()) return env.Undefined();
   try {
-    gemm(A, B, C, M, N, K, boolean(info[6]), boolean(info[7]), boolean(info[8]), bias, dtype);
+    const bool tA = boolean(info[6]), tB = boolean(info[7]), acc = boolean(info[8]);
+    if (dt == kF32Bf16)
+      gemmF32Bf16(static_cast<const float*>(A), static_cast<const uint16_t*>(B), C, M, N, K, tA, tB, acc, bias);
+    else gemm(A, B, C, M, N, K, tA, tB, acc, bias, dt == BF16 ? BF16 : F32);
   } catch (const dnnl::error& e) {
     Napi::Error::New(env, std::string("oneDNN matmul failed: ") + e.what()).ThrowAsJavaScriptException();
   }

@@ -207,6 +207,41 @@ test('few-row matmuls (the decoding kernel) equal the oneDNN path, f32 and bf16,
   }
 });
 
+// f32 activations against a bf16 weight: where bf16 products are widened, the f32 product with the widened weight
+// (no rounding of the activations); with bf16 dot products, and for decoding's few rows, the bf16 product of the
+// rounded activations
+test('f32xbf16 matmuls: f32 activations against a bf16 weight, both layouts, with few rows too', () => {
+  const rng = new Rng(12);
+  const [N, K] = [50, 77];
+  const w = Tensor.from(
+    Float32Array.from({ length: N * K }, () => rng.normal()),
+    [N, K],
+    'f32',
+  ).toBf16();
+  const wF = w.toF32().data;
+  for (const M of [37, 3]) {
+    const a = Float32Array.from({ length: M * K }, () => rng.normal());
+    const aB = Tensor.from(a, [M, K], 'f32').toBf16();
+    const widenedHere = native.info().bf16Matmul === 'widened' && M > 4;
+    const [want, got] = [new Float32Array(M * N), new Float32Array(M * N)];
+    if (widenedHere) native.matmul(a, wF, want, M, N, K, false, true, false, null, NativeDType.f32);
+    else native.matmul(aB.data, w.data, want, M, N, K, false, true, false, null, NativeDType.bf16);
+    native.matmul(a, w.data, got, M, N, K, false, true, false, null, NativeDType.f32xbf16);
+    assert.ok(maxAbs(got.map((v, i) => v - want[i])) < 1e-4, `rows ${M}, transposed weight`);
+    // dx = g·w: the weight [N, K] as the contraction's rows
+    const g = Float32Array.from({ length: M * N }, () => rng.normal());
+    const [dxWant, dx] = [new Float32Array(M * K), new Float32Array(M * K)];
+    if (native.info().bf16Matmul === 'widened')
+      native.matmul(g, wF, dxWant, M, K, N, false, false, false, null, NativeDType.f32);
+    else {
+      const gB = Tensor.from(g, [M, N], 'f32').toBf16();
+      native.matmul(gB.data, w.data, dxWant, M, K, N, false, false, false, null, NativeDType.bf16);
+    }
+    native.matmul(g, w.data, dx, M, K, N, false, false, false, null, NativeDType.f32xbf16);
+    assert.ok(maxAbs(dx.map((v, i) => v - dxWant[i])) < 1e-4, `rows ${M}, weight as rows`);
+  }
+});
+
 test('bf16 matmuls with a weight larger than a panel (an LM head) equal f32 on the same values, both layouts', () => {
   // over 4M values: where bf16 operands are widened to f32, B goes a panel of rows at a time
   const rng = new Rng(9);

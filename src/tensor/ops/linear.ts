@@ -1,7 +1,9 @@
 /**
  * linear: y[rows, N] = x[rows, K] · W[N, K]^T (+ bias[N]), Hugging Face's nn.Linear layout.
  * bf16 mode: when W is stored in bf16, or carries a bf16 shadow, x and the gradients are rounded to
- * bf16 for the matmuls and everything accumulates in f32 (oneDNN's avx512_core_bf16 kernels).
+ * bf16 for the matmuls and everything accumulates in f32 (oneDNN's avx512_core_bf16 kernels). On CPUs without
+ * bf16 dot products, where a bf16 product is computed on operands widened to f32, x and the gradients stay f32
+ * (only the weight is widened: no conversion passes), except for decoding's few rows, whose kernel reads bf16.
  * The projection's pieces are exported for ops that extend it (loraLinear).
  */
 import { native, NativeDType } from '../../native.js';
@@ -34,9 +36,15 @@ export interface Projection {
   out: Tensor<'f32'>;
   /** the input as the matmul read it (bf16 copy in bf16 mode), for the weight gradient */
   xIn: Float32Array | Uint16Array;
+  /** the matmuls' dtype: f32, bf16, or f32xbf16 (f32 activations against the bf16 weight) */
   dtype: number;
   rows: number;
 }
+
+/** bf16 products are computed on operands widened to f32 here (no bf16 dot products) */
+const bf16Widened = native.info().bf16Matmul === 'widened';
+/** rows up to which a matmul against a weight is decoding's kernel (native/src/kernels.h: kGemvMaxRows) */
+const DECODE_ROWS = 4;
 
 export function checkLinear(op: string, x: Tensor, w: Tensor, bias: Tensor | null): void {
   const [N, K] = w.shape;
@@ -51,9 +59,10 @@ export function project(x: Tensor<'f32'>, w: Tensor, bias: Tensor<'f32'> | null)
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
   const wm = matmulWeight(w);
-  const xIn = wm.dtype === NativeDType.bf16 ? bf16Of(x).data : x.data;
-  native.matmul(xIn, wm.data, out.data, rows, N, K, false, true, false, bias?.data ?? null, wm.dtype);
-  return { out, xIn, dtype: wm.dtype, rows };
+  const dtype = wm.dtype === NativeDType.bf16 && bf16Widened && rows > DECODE_ROWS ? NativeDType.f32xbf16 : wm.dtype;
+  const xIn = dtype === NativeDType.bf16 ? bf16Of(x).data : x.data;
+  native.matmul(xIn, wm.data, out.data, rows, N, K, false, true, false, bias?.data ?? null, dtype);
+  return { out, xIn, dtype, rows };
 }
 
 /** The upstream gradient as the matmuls read it (bf16 copy in bf16 mode); dispose what it returns. */
@@ -79,7 +88,9 @@ export function inputGrad(
 export function weightGrad(gIn: Float32Array | Uint16Array, p: Projection, w: Tensor): Grad | null {
   const [N, K] = w.shape;
   const target = gradTarget(w);
-  native.matmul(gIn, p.xIn, target.grad.data, N, K, p.rows, true, false, true, null, p.dtype);
+  // both operands are activations: f32 unless in bf16 mode proper
+  const dtype = p.dtype === NativeDType.bf16 ? NativeDType.bf16 : NativeDType.f32;
+  native.matmul(gIn, p.xIn, target.grad.data, N, K, p.rows, true, false, true, null, dtype);
   return target.result;
 }
 
