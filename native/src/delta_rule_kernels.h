@@ -85,10 +85,111 @@ inline const float* valueRow(const Rule& s, const DeltaInputs& in, int64_t row, 
   return in.qkv + row * s.channels() + 2 * s.Hk * s.dk + h * s.dv;
 }
 
+// The chunked form's pieces.
+
+// dst [cols, rows] (leading dimension ldd) = src [rows, cols] (leading dimension lds) transposed
+inline void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+}
+
+// One chunk of one (row, value head), recomputed from the state that entered it. Matrices over the chunk's tokens
+// are [kC, kC] with rows and columns past L unused; per-token rows are [kC, dk] or [kC, dv].
+struct Chunk {
+  int64_t L = 0;
+  bool zeroState = false;  // the entering state is zero (row start, or a segment starts at the chunk's first token)
+  std::vector<float> Q, K, KT, Kw;          // normalised q and k [kC, dk]; K transposed [dk, kC]; w K [kC, dk]
+  std::vector<Gates> gate;                  // [kC]
+  std::vector<float> gamma, w;              // Gamma_t, and w_s = D[L-1, s]  [kC]
+  std::vector<float> D, QK, W, KK, Tinv;    // [kC, kC]; W = D * Q K^T
+  std::vector<float> KS, R, Delta;          // K S0, the right-hand side beta (V - Gamma K S0), the deltas  [kC, dv]
+  std::vector<uint8_t> zeroEntering;        // per token: the state entering it is zero, so its decay acts on nothing
+  std::vector<float> G;                     // the cumulative decay since the chunk's or the token's segment's start
+  std::vector<int64_t> segStart;            // first token of t's segment within the chunk (0 when it began earlier)
+
+  explicit Chunk(const Rule& s)
+      : Q(kC * s.dk), K(kC * s.dk), KT(s.dk * kC), Kw(kC * s.dk), gate(kC), gamma(kC), w(kC), D(kC * kC),
+        QK(kC * kC), W(kC * kC), KK(kC * kC), Tinv(kC * kC), KS(kC * s.dv), R(kC * s.dv), Delta(kC * s.dv),
+        zeroEntering(kC), G(kC), segStart(kC) {}
+
+  // Gates, normalised q and k, the decays (Gamma, D, w) of tokens t0 .. t0+len-1 of row b, and w K.
+  void prepare(const Rule& s, const DeltaInputs& in, int64_t b, int64_t h, int64_t t0, int64_t len, bool zeroAtStart) {
+    L = len;
+    zeroState = zeroAtStart;
+    float cumulative = 0;
+    for (int64_t t = 0; t < L; t++) {
+      const int64_t row = b * s.T + t0 + t;
+      gate[t] = prepareToken(s, in, row, h, &Q[t * s.dk], &K[t * s.dk]);
+      const bool reset = t == 0 ? zeroAtStart : s.resetAt(in.seg, b, t0 + t);
+      zeroEntering[t] = reset;
+      segStart[t] = reset ? t : (t == 0 ? 0 : segStart[t - 1]);
+      // a decay applied to a zero state changes nothing: a new segment's sum starts at 0 without it (only
+      // differences within a segment are read)
+      cumulative = reset ? 0.0f : cumulative + gate[t].g;
+      G[t] = cumulative;
+      // S0 reaches the tokens before the chunk's first reset
+      gamma[t] = !zeroAtStart && segStart[t] == 0 ? std::exp(G[t]) : 0.0f;
+    }
+    for (int64_t t = 0; t < L; t++) {
+      const float Gt = G[t];
+      const int64_t first = segStart[t];
+      float* row = &D[t * kC];
+#pragma omp simd
+      for (int64_t u = 0; u < L; u++) {
+        const float e = exp_approx(Gt - G[u]);
+        row[u] = u >= first && u <= t ? e : 0.0f;
+      }
+    }
+    for (int64_t u = 0; u < L; u++) w[u] = D[(L - 1) * kC + u];
+    for (int64_t t = 0; t < L; t++)
+      for (int64_t i = 0; i < s.dk; i++) Kw[t * s.dk + i] = K[t * s.dk + i] * w[t];
+    transpose(K.data(), s.dk, L, s.dk, KT.data(), kC);
+  }
+
+  // From the entering state S0: K S0, the right-hand side, A inverted (Tinv) and the deltas; Q K^T and W.
+  void solve(const Rule& s, const DeltaInputs& in, int64_t b, int64_t h, int64_t t0, const float* S0) {
+    const int64_t dk = s.dk, dv = s.dv;
+    if (zeroState) std::fill(KS.begin(), KS.begin() + L * dv, 0.0f);
+    else tileGemm(K.data(), dk, S0, dv, KS.data(), dv, L, dv, dk, false);
+    for (int64_t t = 0; t < L; t++) {
+      const float* v = valueRow(s, in, b * s.T + t0 + t, h);
+      const float beta = gate[t].beta, gm = gamma[t];
+      for (int64_t j = 0; j < dv; j++) R[t * dv + j] = beta * (v[j] - gm * KS[t * dv + j]);
+    }
+    tileGemm(K.data(), dk, KT.data(), kC, KK.data(), kC, L, L, dk, false);
+    tileGemm(Q.data(), dk, KT.data(), kC, QK.data(), kC, L, L, dk, false);
+    for (int64_t i = 0; i < L * kC; i++) W[i] = D[i] * QK[i];
+    // Tinv = (I + A)^-1, unit lower triangular, row by row: Tinv[t] = e_t - sum_{u<t} A[t,u] Tinv[u]
+    for (int64_t t = 0; t < L; t++) {
+      float* row = &Tinv[t * kC];
+      std::fill(row, row + L, 0.0f);
+      row[t] = 1.0f;
+      for (int64_t u = 0; u < t; u++) {
+        const float a = A(t, u);
+        if (a == 0.0f) continue;
+        const float* prev = &Tinv[u * kC];
+        for (int64_t c = 0; c <= u; c++) row[c] -= a * prev[c];
+      }
+    }
+    tileGemm(Tinv.data(), kC, R.data(), dv, Delta.data(), dv, L, dv, L, false);
+  }
+
+  // A[t,u] for u < t
+  float A(int64_t t, int64_t u) const { return gate[t].beta * D[t * kC + u] * KK[t * kC + u]; }
+};
+
+// Whether chunk c of row b enters with a zero state: the row's first chunk without an initial state, or a chunk
+// whose first token starts a segment.
+inline bool chunkStartsZero(const Rule& s, const DeltaInputs& in, int64_t b, int64_t c, bool hasInit) {
+  return c == 0 ? !hasInit : s.resetAt(in.seg, b, c * kC);
+}
+
+}  // namespace
+
 // ---- recurrent form ----------------------------------------------------------------------------------------------
 
-void recurrentForward(const DeltaShape& shape, const DeltaInputs& in, float* out, const float* initState,
-                      float* finalState) {
+void deltaRecurrentForward(const DeltaShape& shape, const DeltaInputs& in, float* out, const float* initState,
+                           float* finalState) {
   const Rule s{shape};
   const int64_t SS = s.stateSize(), dk = s.dk, dv = s.dv;
 #pragma omp parallel
@@ -137,108 +238,15 @@ void recurrentForward(const DeltaShape& shape, const DeltaInputs& in, float* out
 
 // ---- chunked form ------------------------------------------------------------------------------------------------
 
-// dst [cols, rows] (leading dimension ldd) = src [rows, cols] (leading dimension lds) transposed
-inline void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd) {
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
-}
-
-// One chunk of one (row, value head), recomputed from the state that entered it. Matrices over the chunk's tokens
-// are [kC, kC] with rows and columns past L unused; per-token rows are [kC, dk] or [kC, dv].
-struct Chunk {
-  int64_t L = 0;
-  bool zeroState = false;  // the entering state is zero (row start, or a segment starts at the chunk's first token)
-  std::vector<float> Q, K, KT;              // normalised q and k [kC, dk]; K transposed [dk, kC]
-  std::vector<Gates> gate;                  // [kC]
-  std::vector<float> gamma, w;              // Gamma_t, and w_s = D[L-1, s]  [kC]
-  std::vector<float> D, QK, KK, Tinv;       // [kC, kC]
-  std::vector<float> KS, R, Delta;          // K S0, the right-hand side beta (V - Gamma K S0), the deltas  [kC, dv]
-  std::vector<uint8_t> zeroEntering;        // per token: the state entering it is zero, so its decay acts on nothing
-  std::vector<float> G;                     // the cumulative decay since the chunk's or the token's segment's start
-  std::vector<int64_t> segStart;            // first token of t's segment within the chunk (0 when it began earlier)
-
-  explicit Chunk(const Rule& s)
-      : Q(kC * s.dk), K(kC * s.dk), KT(s.dk * kC), gate(kC), gamma(kC), w(kC), D(kC * kC), QK(kC * kC), KK(kC * kC),
-        Tinv(kC * kC), KS(kC * s.dv), R(kC * s.dv), Delta(kC * s.dv), zeroEntering(kC), G(kC), segStart(kC) {}
-
-  // Gates, normalised q and k, the decays (Gamma, D, w) of tokens t0 .. t0+len-1 of row b.
-  void prepare(const Rule& s, const DeltaInputs& in, int64_t b, int64_t h, int64_t t0, int64_t len, bool zeroAtStart) {
-    L = len;
-    zeroState = zeroAtStart;
-    float cumulative = 0;
-    for (int64_t t = 0; t < L; t++) {
-      const int64_t row = b * s.T + t0 + t;
-      gate[t] = prepareToken(s, in, row, h, &Q[t * s.dk], &K[t * s.dk]);
-      const bool reset = t == 0 ? zeroAtStart : s.resetAt(in.seg, b, t0 + t);
-      zeroEntering[t] = reset;
-      segStart[t] = reset ? t : (t == 0 ? 0 : segStart[t - 1]);
-      // a decay applied to a zero state changes nothing: a new segment's sum starts at 0 without it (only
-      // differences within a segment are read)
-      cumulative = reset ? 0.0f : cumulative + gate[t].g;
-      G[t] = cumulative;
-      // S0 reaches the tokens before the chunk's first reset
-      gamma[t] = !zeroAtStart && segStart[t] == 0 ? std::exp(G[t]) : 0.0f;
-    }
-    for (int64_t t = 0; t < L; t++) {
-      const float Gt = G[t];
-      const int64_t first = segStart[t];
-      float* row = &D[t * kC];
-#pragma omp simd
-      for (int64_t u = 0; u < L; u++) {
-        const float e = exp_approx(Gt - G[u]);
-        row[u] = u >= first && u <= t ? e : 0.0f;
-      }
-    }
-    for (int64_t u = 0; u < L; u++) w[u] = D[(L - 1) * kC + u];
-    transpose(K.data(), s.dk, L, s.dk, KT.data(), kC);
-  }
-
-  // From the entering state S0: K S0, the right-hand side, A inverted (Tinv) and the deltas; Q K^T.
-  void solve(const Rule& s, const DeltaInputs& in, int64_t b, int64_t h, int64_t t0, const float* S0) {
-    const int64_t dk = s.dk, dv = s.dv;
-    if (zeroState) std::fill(KS.begin(), KS.begin() + L * dv, 0.0f);
-    else tileGemm(K.data(), dk, S0, dv, KS.data(), dv, L, dv, dk, false);
-    for (int64_t t = 0; t < L; t++) {
-      const float* v = valueRow(s, in, b * s.T + t0 + t, h);
-      const float beta = gate[t].beta, gm = gamma[t];
-      for (int64_t j = 0; j < dv; j++) R[t * dv + j] = beta * (v[j] - gm * KS[t * dv + j]);
-    }
-    tileGemm(K.data(), dk, KT.data(), kC, KK.data(), kC, L, L, dk, false);
-    tileGemm(Q.data(), dk, KT.data(), kC, QK.data(), kC, L, L, dk, false);
-    // Tinv = (I + A)^-1, unit lower triangular, row by row: Tinv[t] = e_t - sum_{u<t} A[t,u] Tinv[u]
-    for (int64_t t = 0; t < L; t++) {
-      float* row = &Tinv[t * kC];
-      std::fill(row, row + L, 0.0f);
-      row[t] = 1.0f;
-      for (int64_t u = 0; u < t; u++) {
-        const float a = gate[t].beta * D[t * kC + u] * KK[t * kC + u];
-        if (a == 0.0f) continue;
-        const float* prev = &Tinv[u * kC];
-        for (int64_t c = 0; c <= u; c++) row[c] -= a * prev[c];
-      }
-    }
-    tileGemm(Tinv.data(), kC, R.data(), dv, Delta.data(), dv, L, dv, L, false);
-  }
-
-  // A[t,u] for u < t
-  float A(int64_t t, int64_t u) const { return gate[t].beta * D[t * kC + u] * KK[t * kC + u]; }
-};
-
-// Whether chunk c of row b enters with a zero state: the row's first chunk without an initial state, or a chunk
-// whose first token starts a segment.
-inline bool chunkStartsZero(const Rule& s, const DeltaInputs& in, int64_t b, int64_t c, bool hasInit) {
-  return c == 0 ? !hasInit : s.resetAt(in.seg, b, c * kC);
-}
-
-void chunkedForward(const DeltaShape& shape, const DeltaInputs& in, float* out, float* checkpoints,
-                    const float* initState, float* finalState) {
+void deltaChunkedForward(const DeltaShape& shape, const DeltaInputs& in, float* out, float* checkpoints,
+                         const float* initState, float* finalState) {
   const Rule s{shape};
   const int64_t SS = s.stateSize(), dk = s.dk, dv = s.dv, ldo = s.Hv * dv;
 #pragma omp parallel
   {
     FlushDenormals ftz;
     Chunk ch(s);
-    std::vector<float> S(SS), W(kC * kC);
+    std::vector<float> S(SS);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < s.B * s.Hv; bh++) {
       const int64_t b = bh / s.Hv, h = bh % s.Hv;
@@ -259,24 +267,20 @@ void chunkedForward(const DeltaShape& shape, const DeltaInputs& in, float* out, 
           for (int64_t t = 0; t < L; t++)
             for (int64_t j = 0; j < dv; j++) O[t * ldo + j] *= ch.gamma[t];
         }
-        for (int64_t i = 0; i < L * kC; i++) W[i] = ch.D[i] * ch.QK[i];
-        tileGemm(W.data(), kC, ch.Delta.data(), dv, O, ldo, L, dv, L, true);
+        tileGemm(ch.W.data(), kC, ch.Delta.data(), dv, O, ldo, L, dv, L, true);
         // S_L = Gamma_{L-1} S0 + (w K)^T Delta
         const float carry = ch.gamma[L - 1];
         for (int64_t i = 0; i < SS; i++) S[i] *= carry;
-        // K becomes w K in place: this chunk reads it no more
-        for (int64_t t = 0; t < L; t++)
-          for (int64_t i = 0; i < dk; i++) ch.K[t * dk + i] *= ch.w[t];
-        tileGemm<true>(ch.K.data(), dk, ch.Delta.data(), dv, S.data(), dv, dk, dv, L, true);
+        tileGemm<true>(ch.Kw.data(), dk, ch.Delta.data(), dv, S.data(), dv, dk, dv, L, true);
       }
       if (finalState) std::copy(S.begin(), S.end(), finalState + bh * SS);
     }
   }
 }
 
-// Gradients of chunkedForward started from a zero state (training) from dout, given its checkpoints.
-void chunkedBackward(const DeltaShape& shape, const DeltaInputs& in, const float* dout, const float* checkpoints,
-                     float* dqkv, float* db, float* da, float* dAlog, float* ddtBias) {
+// Gradients of deltaChunkedForward started from a zero state (training) from dout, given its checkpoints.
+void deltaChunkedBackward(const DeltaShape& shape, const DeltaInputs& in, const float* dout, const float* checkpoints,
+                          float* dqkv, float* db, float* da, float* dAlog, float* ddtBias) {
   const Rule s{shape};
   const int64_t SS = s.stateSize(), dk = s.dk, dv = s.dv, C = s.channels(), N = s.B * s.T, ldo = s.Hv * dv;
   const int64_t group = s.Hv / s.Hk;
@@ -288,8 +292,8 @@ void chunkedBackward(const DeltaShape& shape, const DeltaInputs& in, const float
   {
     FlushDenormals ftz;
     Chunk ch(s);
-    std::vector<float> dS(SS), dSin(SS), S0T(dv * dk), dST(dv * dk), DeltaT(dv * kC), Kw(kC * dk), P(kC * dv);
-    std::vector<float> W(kC * kC), dW(kC * kC), dA(kC * kC), dKK(kC * kC), dQK(kC * kC);
+    std::vector<float> dS(SS), dSin(SS), S0T(dv * dk), dST(dv * dk), DeltaT(dv * kC), P(kC * dv);
+    std::vector<float> dW(kC * kC), dA(kC * kC), dKK(kC * kC), dQK(kC * kC);
     std::vector<float> dDelta(kC * dv), dR(kC * dv), dP(kC * dv), dKS(kC * dv), dQ(kC * dk), dK(kC * dk), dKw(kC * dk);
     std::vector<float> dgamma(kC), dw(kC), dG(kC), dbeta(kC);
 #pragma omp for schedule(dynamic, 1)
@@ -303,12 +307,9 @@ void chunkedBackward(const DeltaShape& shape, const DeltaInputs& in, const float
         ch.prepare(s, in, b, h, t0, L, chunkStartsZero(s, in, b, c, false));
         ch.solve(s, in, b, h, t0, S0);
         const float* dO = dout + (b * s.T + t0) * ldo + h * dv;
-        for (int64_t i = 0; i < L * kC; i++) W[i] = ch.D[i] * ch.QK[i];
-        for (int64_t t = 0; t < L; t++)
-          for (int64_t i = 0; i < dk; i++) Kw[t * dk + i] = ch.K[t * dk + i] * ch.w[t];
         // the deltas feed the outputs through W and the leaving state through (w K)^T
-        tileGemm<true>(W.data(), kC, dO, ldo, dDelta.data(), dv, L, dv, L, false);
-        tileGemm(Kw.data(), dk, dS.data(), dv, dDelta.data(), dv, L, dv, dk, true);
+        tileGemm<true>(ch.W.data(), kC, dO, ldo, dDelta.data(), dv, L, dv, L, false);
+        tileGemm(ch.Kw.data(), dk, dS.data(), dv, dDelta.data(), dv, L, dv, dk, true);
         transpose(ch.Delta.data(), dv, L, dv, DeltaT.data(), kC);
         tileGemm(dO, ldo, DeltaT.data(), kC, dW.data(), kC, L, L, dv, false);
         transpose(dS.data(), dv, dk, dv, dST.data(), dk);
@@ -466,23 +467,6 @@ void chunkedBackward(const DeltaShape& shape, const DeltaInputs& in, const float
     dAlog[h] += static_cast<float>(a);
     ddtBias[h] += static_cast<float>(t);
   }
-}
-
-}  // namespace
-
-void deltaRecurrentForward(const DeltaShape& s, const DeltaInputs& in, float* out, const float* initState,
-                           float* finalState) {
-  recurrentForward(s, in, out, initState, finalState);
-}
-
-void deltaChunkedForward(const DeltaShape& s, const DeltaInputs& in, float* out, float* checkpoints,
-                         const float* initState, float* finalState) {
-  chunkedForward(s, in, out, checkpoints, initState, finalState);
-}
-
-void deltaChunkedBackward(const DeltaShape& s, const DeltaInputs& in, const float* dout, const float* checkpoints,
-                          float* dqkv, float* db, float* da, float* dAlog, float* ddtBias) {
-  chunkedBackward(s, in, dout, checkpoints, dqkv, db, da, dAlog, ddtBias);
 }
 
 }  // namespace LMF_ISA_NS

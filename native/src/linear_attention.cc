@@ -39,13 +39,16 @@ static Napi::Value CausalConvSiluBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Channels of the convolved q|k|v rows: q and k of every key head, v of every value head.
+static int64_t deltaChannels(const DeltaShape& s) { return 2 * s.Hk * s.dk + s.Hv * s.dv; }
+
 // The shape arguments B, T, Hk, Hv, dk, dv starting at `at`, checked.
 static DeltaShape deltaShape(Args& a, int at) {
   DeltaShape s{a.size(at), a.size(at + 1), a.size(at + 2), a.size(at + 3), a.size(at + 4), a.size(at + 5)};
   a.check(s.B > 0 && s.T > 0 && s.Hk > 0 && s.Hv > 0 && s.dk > 0 && s.dv > 0, "needs B, T, Hk, Hv, dk, dv > 0");
   a.check(s.Hk > 0 && s.Hv % s.Hk == 0, "value heads must be a multiple of key heads");
   // every product the kernels index by must fit: the buffer checks below rely on them
-  a.check(Args::product({s.B, s.T, s.Hv, s.dk, s.dv}) > 0 && Args::product({s.B, s.T, 2 * s.Hk * s.dk + s.Hv * s.dv}) > 0,
+  a.check(Args::product({s.B, s.T, s.Hv, s.dk, s.dv}) > 0 && Args::product({s.B, s.T, deltaChannels(s)}) > 0,
           "sizes overflow");
   return s;
 }
@@ -55,7 +58,7 @@ static int64_t deltaChunks(const DeltaShape& s) { return (s.T + kDeltaChunk - 1)
 // The inputs qkv, b, a, A_log, dt_bias (arguments 0-4) and the segments at `segAt`.
 static DeltaInputs deltaInputs(Args& a, const DeltaShape& s, int segAt) {
   const int64_t N = s.B * s.T;
-  return DeltaInputs{a.buffer<float>(0, Args::product({N, 2 * s.Hk * s.dk + s.Hv * s.dv}), "qkv"),
+  return DeltaInputs{a.buffer<float>(0, Args::product({N, deltaChannels(s)}), "qkv"),
                      a.buffer<float>(1, N * s.Hv, "b"),
                      a.buffer<float>(2, N * s.Hv, "a"),
                      a.buffer<float>(3, s.Hv, "A_log"),
@@ -101,7 +104,7 @@ static Napi::Value GatedDeltaBackward(const Napi::CallbackInfo& info) {
   DeltaInputs in = deltaInputs(a, s, 18);
   const float* dout = a.buffer<float>(5, Args::product({N, s.Hv, s.dv}), "dout");
   const float* checkpoints = a.buffer<float>(6, Args::product({s.B, s.Hv, deltaChunks(s), s.dk, s.dv}), "checkpoints");
-  float* dqkv = a.buffer<float>(7, Args::product({N, 2 * s.Hk * s.dk + s.Hv * s.dv}), "dqkv");
+  float* dqkv = a.buffer<float>(7, Args::product({N, deltaChannels(s)}), "dqkv");
   float* db = a.buffer<float>(8, N * s.Hv, "db");
   float* da = a.buffer<float>(9, N * s.Hv, "da");
   float* dAlog = a.buffer<float>(10, s.Hv, "dAlog");

@@ -138,7 +138,7 @@ inline float levelOfTopK(const float* sc, int64_t V, float best, float temperatu
 }
 
 // Top-k keeps every token whose score ties the k-th's, as transformers' TopKLogitsWarper does (it removes only the
-// scores below the k-th): c holds the first k in Hugging Face's order; the tied ones follow from `rest`.
+// scores below the k-th): c, in Hugging Face's order, is cut after the k-th token's last tie.
 inline void keepTies(std::vector<Candidate>& c, size_t k) {
   if (c.size() <= k) return;
   const float kth = c[k - 1].score;
@@ -155,11 +155,11 @@ inline std::vector<Candidate>& topKAbove(const float* sc, int64_t V, float at, f
     if (sc[v] >= at) out.push_back({static_cast<int32_t>(v), sc[v], exp_approx((sc[v] - best) * invT)});
   const size_t limit = std::min(static_cast<size_t>(k), out.size());
   std::partial_sort(out.begin(), out.begin() + limit, out.end(), hfOrder);
-  // the ties of the k-th score sit unsorted after it: bring them forward in id order
+  // the ties of the k-th score sit unsorted after it: bring them forward in id order, drop the rest
   const float kth = out[limit - 1].score;
   const auto ties = std::partition(out.begin() + limit, out.end(), [&](const Candidate& x) { return x.score == kth; });
   std::sort(out.begin() + limit, ties, hfOrder);
-  keepTies(out, limit);
+  out.erase(ties, out.end());
   return out;
 }
 

@@ -178,11 +178,11 @@ const gguf: GgufLayout = {
   convert(name, data, shape, c) {
     const la = c.linearAttention!;
     const part = /\.linear_attn\.(.+)$/.exec(name)?.[1];
-    const keys = 2 * la.keyHeads * la.keyDim;
+    const keyChannels = 2 * la.keyHeads * la.keyDim;
     switch (part) {
       case 'in_proj_qkv.weight':
       case 'conv1d.weight':
-        return tiledValueHeads(data, shape, 0, la, la.valueDim, keys);
+        return tiledValueHeads(data, shape, 0, la, la.valueDim, keyChannels);
       case 'in_proj_z.weight':
         return tiledValueHeads(data, shape, 0, la, la.valueDim);
       case 'in_proj_b.weight':
