@@ -97,10 +97,76 @@ void probabilities(const Shape& sh, int64_t b, int64_t i0, int64_t nq, int64_t j
     }
   }
 }
+
+// Decoding's few queries (Tq <= kDecodeQueries) would fill a 64-row tile for one row: instead each (batch, head)
+// task runs its queries one by one against the visible keys, in blocks of kDecodeKeys with the same online
+// softmax, the dot products read straight from the cache's rows.
+constexpr int64_t kDecodeQueries = 4, kDecodeKeys = 256;
+void attentionDecode(const Shape& sh, const float* q, const float* k, const float* v, float* out, float* lse) {
+  const int64_t D = sh.D, tasks = sh.B * sh.H;
+#pragma omp parallel if (tasks * sh.Tk * D > (1 << 15))
+  {
+    FlushDenormals ftz;
+    std::vector<float> qs(D), acc(D), s(kDecodeKeys);
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < tasks; task++) {
+      const int64_t b = task / sh.H, h = task % sh.H, g = h / sh.group();
+      for (int64_t i = 0; i < sh.Tq; i++) {
+        const float* qi = q + sh.qRow(b, i, h);
+        for (int64_t d = 0; d < D; d++) qs[d] = qi[d] * sh.scale;
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        float m = -INFINITY, l = 0.0f;
+        const int64_t kEnd = sh.keyEnd(i, 1);
+        for (int64_t j0 = sh.keyBegin(i); j0 < kEnd; j0 += kDecodeKeys) {
+          const int64_t n = std::min(kDecodeKeys, kEnd - j0);
+          float blockMax = -INFINITY;
+          for (int64_t j = 0; j < n; j++) {
+            if (!sh.visible(b, i, j0 + j)) {
+              s[j] = -INFINITY;
+              continue;
+            }
+            const float* kj = k + sh.kRow(b, j0 + j, g);
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t d = 0; d < D; d++) dot += qs[d] * kj[d];
+            if (sh.softcap > 0.0f) softcapScores(&dot, 1, sh.softcap, nullptr);
+            s[j] = dot;
+            blockMax = std::max(blockMax, dot);
+          }
+          const float mNew = std::max(m, blockMax);
+          if (mNew == -INFINITY) continue;  // nothing visible yet
+          const float alpha = m == -INFINITY ? 0.0f : std::exp(m - mNew);
+          if (alpha != 1.0f) {
+            l *= alpha;
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) acc[d] *= alpha;
+          }
+          for (int64_t j = 0; j < n; j++) {
+            if (s[j] == -INFINITY) continue;
+            const float p = exp_approx(s[j] - mNew);
+            const float* vj = v + sh.kRow(b, j0 + j, g);
+            l += p;
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) acc[d] += p * vj[d];
+          }
+          m = mNew;
+        }
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        float* o = out + sh.qRow(b, i, h);
+        for (int64_t d = 0; d < D; d++) o[d] = acc[d] * inv;
+        if (lse) lse[(b * sh.H + h) * sh.Tq + i] = l > 0.0f ? m + std::log(l) : INFINITY;
+      }
+    }
+  }
+}
 }  // namespace
 
 void attentionForward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& shape) {
   const Shape sh{shape};
+  if (sh.Tq <= kDecodeQueries) {
+    attentionDecode(sh, q, k, v, out, lse);
+    return;
+  }
   const int64_t D = sh.D, nQB = (sh.Tq + BQ - 1) / BQ;
   const int64_t tasks = sh.B * sh.H * nQB;
 #pragma omp parallel

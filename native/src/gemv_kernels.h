@@ -1,7 +1,8 @@
 // Few-row products against a weight in Hugging Face's layout, C[m, n] (+)= A[m, :] · W[n, :] (+ bias[n]),
 // for decoding: with one to four rows of activations the work is reading W once, so the kernel streams W's
 // rows across the threads and keeps each row's dot products in registers; f32 accumulation always. W in f32, in
-// bf16, or in bitsandbytes' 4-bit codes (QLoRA bases: looked up in registers, never dequantised to memory).
+// bf16 (against f32 or bf16 rows), or in bitsandbytes' 4-bit codes (QLoRA bases: looked up in registers, never
+// dequantised to memory).
 //
 // Plain pointers and sizes, no N-API. This header is compiled once per instruction set (native/src/isa/*.cc,
 // each with its own -march) inside the namespace LMF_ISA_NS; cpu.cc picks one at load time. The code below
@@ -18,6 +19,7 @@
 #include <omp.h>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 #include "kernel_support.h"
 #include "kernels.h"
@@ -46,9 +48,12 @@ inline float reduce(Vec v) {
   return _mm_cvtss_f32(s);
 }
 inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
-// 16 bf16 values widened to f32: bf16 is the upper half of an f32
-inline Vec load(const uint16_t* p) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+// 2·kLanes bf16 values as f32: the even elements (a 32-bit word's low half, shifted up) and the odd ones (its high
+// half, masked): bf16 is the upper half of an f32
+inline void loadPairs(const uint16_t* p, Vec& even, Vec& odd) {
+  __m512i w = _mm512_loadu_si512(p);
+  even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  odd = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 #elif defined(__aarch64__)
 using Vec = float32x4_t;
@@ -59,7 +64,11 @@ inline Vec add(Vec a, Vec b) { return vaddq_f32(a, b); }
 inline Vec broadcast(float v) { return vdupq_n_f32(v); }
 inline float reduce(Vec v) { return vaddvq_f32(v); }
 inline Vec load(const float* p) { return vld1q_f32(p); }
-inline Vec load(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+inline void loadPairs(const uint16_t* p, Vec& even, Vec& odd) {
+  uint32x4_t w = vld1q_u32(reinterpret_cast<const uint32_t*>(p));
+  even = vreinterpretq_f32_u32(vshlq_n_u32(w, 16));
+  odd = vreinterpretq_f32_u32(vandq_u32(w, vdupq_n_u32(0xFFFF0000u)));
+}
 #else
 using Vec = __m256;
 constexpr int kLanes = 8;
@@ -74,100 +83,192 @@ inline float reduce(Vec v) {
   return _mm_cvtss_f32(s);
 }
 inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
-inline Vec load(const uint16_t* p) {
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+inline void loadPairs(const uint16_t* p, Vec& even, Vec& odd) {
+  __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  even = _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  odd = _mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 #endif
 
-// dot products of rows a[0..M) with 4 consecutive weight rows w0..w3, each K long (f32 FMA on widened values)
-template <typename T>
-inline void dots4(const T* a, int64_t M, int64_t K, const T* w, float out[kGemvMaxRows][4]) {
-  for (int64_t m = 0; m < M; m++) {
-    Vec s0 = zero(), s1 = s0, s2 = s0, s3 = s0;
-    const T* x = a + m * K;
-    int64_t k = 0;
-    for (; k + kLanes <= K; k += kLanes) {
-      Vec xv = load(x + k);
-      s0 = fma(xv, load(w + k), s0);
-      s1 = fma(xv, load(w + K + k), s1);
-      s2 = fma(xv, load(w + 2 * K + k), s2);
-      s3 = fma(xv, load(w + 3 * K + k), s3);
+// Each thread reads its share of W's rows front to back, one row at a time, so the weight arrives as one sequential
+// stream (the hardware prefetcher's best case: interleaving a few rows' streams measured a third slower); a row's
+// chunks are used by all M rows of A while in registers. The row kernels below take M as a template argument so the
+// accumulators stay in registers: two chains per row of A, four where M <= 2 (unrolled by two chunks).
+template <int M>
+constexpr int kUnroll = M <= 2 ? 2 : 1;
+
+// one f32 weight row against M rows of a
+template <int M>
+inline void rowDotsF32(const float* a, int64_t K, const float* w, float* out) {
+  constexpr int U = kUnroll<M>;
+  constexpr int64_t step = 2 * U * kLanes;
+  Vec acc[M][2 * U];
+  for (int m = 0; m < M; m++)
+    for (int u = 0; u < 2 * U; u++) acc[m][u] = zero();
+  int64_t k = 0;
+  for (; k + step <= K; k += step)
+    for (int u = 0; u < 2 * U; u++) {
+      const Vec wv = load(w + k + u * kLanes);
+      for (int m = 0; m < M; m++) acc[m][u] = fma(load(a + m * K + k + u * kLanes), wv, acc[m][u]);
     }
-    float r[4] = {reduce(s0), reduce(s1), reduce(s2), reduce(s3)};
-    for (; k < K; k++)
-      for (int j = 0; j < 4; j++) r[j] += toF32(x[k]) * toF32(w[j * K + k]);
-    for (int j = 0; j < 4; j++) out[m][j] = r[j];
+  for (int m = 0; m < M; m++) {
+    Vec sum = acc[m][0];
+    for (int u = 1; u < 2 * U; u++) sum = add(sum, acc[m][u]);
+    float r = reduce(sum);
+    for (int64_t j = k; j < K; j++) r += a[m * K + j] * w[j];
+    out[m] = r;
   }
 }
 
+#if defined(__AVX512BF16__) || defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
 #if defined(__AVX512BF16__)
 // bf16 pairs multiplied and summed into f32 lanes in one instruction
-template <>
-inline void dots4<uint16_t>(const uint16_t* a, int64_t M, int64_t K, const uint16_t* w, float out[kGemvMaxRows][4]) {
-  for (int64_t m = 0; m < M; m++) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    const uint16_t* x = a + m * K;
-    int64_t k = 0;
-    auto pairs = [](const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); };
-    for (; k + 32 <= K; k += 32) {
-      __m512bh xv = pairs(x + k);
-      s0 = _mm512_dpbf16_ps(s0, xv, pairs(w + k));
-      s1 = _mm512_dpbf16_ps(s1, xv, pairs(w + K + k));
-      s2 = _mm512_dpbf16_ps(s2, xv, pairs(w + 2 * K + k));
-      s3 = _mm512_dpbf16_ps(s3, xv, pairs(w + 3 * K + k));
-    }
-    float r[4] = {reduce(s0), reduce(s1), reduce(s2), reduce(s3)};
-    for (; k < K; k++)
-      for (int j = 0; j < 4; j++) r[j] += bf16_to_f32(x[k]) * bf16_to_f32(w[j * K + k]);
-    for (int j = 0; j < 4; j++) out[m][j] = r[j];
-  }
-}
-#elif defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
+using Bf16Pairs = __m512bh;
+constexpr int64_t kPairsPerVec = 32;
+inline Bf16Pairs loadBf16(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
+inline Vec dotPairs(Vec acc, Bf16Pairs x, Bf16Pairs w) { return _mm512_dpbf16_ps(acc, x, w); }
+#else
 // BFDOT: pairs of bf16 multiplied and summed into f32 lanes
-template <>
-inline void dots4<uint16_t>(const uint16_t* a, int64_t M, int64_t K, const uint16_t* w, float out[kGemvMaxRows][4]) {
-  for (int64_t m = 0; m < M; m++) {
-    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, s2 = s0, s3 = s0;
-    const uint16_t* x = a + m * K;
-    int64_t k = 0;
-    auto pairs = [](const uint16_t* p) { return vreinterpretq_bf16_u16(vld1q_u16(p)); };
-    for (; k + 8 <= K; k += 8) {
-      bfloat16x8_t xv = pairs(x + k);
-      s0 = vbfdotq_f32(s0, xv, pairs(w + k));
-      s1 = vbfdotq_f32(s1, xv, pairs(w + K + k));
-      s2 = vbfdotq_f32(s2, xv, pairs(w + 2 * K + k));
-      s3 = vbfdotq_f32(s3, xv, pairs(w + 3 * K + k));
+using Bf16Pairs = bfloat16x8_t;
+constexpr int64_t kPairsPerVec = 8;
+inline Bf16Pairs loadBf16(const uint16_t* p) { return vreinterpretq_bf16_u16(vld1q_u16(p)); }
+inline Vec dotPairs(Vec acc, Bf16Pairs x, Bf16Pairs w) { return vbfdotq_f32(acc, x, w); }
+#endif
+
+// one bf16 weight row against M bf16 rows of a, through bf16 dot products
+template <int M>
+inline void rowDotsBf16(const uint16_t* a, int64_t K, const uint16_t* w, float* out) {
+  constexpr int U = kUnroll<M>;
+  constexpr int64_t step = 2 * U * kPairsPerVec;
+  Vec acc[M][2 * U];
+  for (int m = 0; m < M; m++)
+    for (int u = 0; u < 2 * U; u++) acc[m][u] = zero();
+  int64_t k = 0;
+  for (; k + step <= K; k += step)
+    for (int u = 0; u < 2 * U; u++) {
+      const Bf16Pairs wv = loadBf16(w + k + u * kPairsPerVec);
+      for (int m = 0; m < M; m++) acc[m][u] = dotPairs(acc[m][u], loadBf16(a + m * K + k + u * kPairsPerVec), wv);
     }
-    float r[4] = {vaddvq_f32(s0), vaddvq_f32(s1), vaddvq_f32(s2), vaddvq_f32(s3)};
-    for (; k < K; k++)
-      for (int j = 0; j < 4; j++) r[j] += bf16_to_f32(x[k]) * bf16_to_f32(w[j * K + k]);
-    for (int j = 0; j < 4; j++) out[m][j] = r[j];
+  for (int m = 0; m < M; m++) {
+    Vec sum = acc[m][0];
+    for (int u = 1; u < 2 * U; u++) sum = add(sum, acc[m][u]);
+    float r = reduce(sum);
+    for (int64_t j = k; j < K; j++) r += bf16_to_f32(a[m * K + j]) * bf16_to_f32(w[j]);
+    out[m] = r;
   }
 }
 #endif
 
-// weight rows in blocks of four across the threads, the last N % 4 rows one at a time
+// f32 rows against a bf16 weight row without widening the weight element by element: one vector load holds
+// 2·kLanes bf16 values, whose even and odd elements become f32 in one bit operation each (loadPairs). The rows are
+// split once per call into that order: per chunk of 2·kLanes values, the even elements, then the odd ones; the
+// tail past the last whole chunk stays in place.
+constexpr int64_t kPairChunk = 2 * kLanes;
 template <typename T>
-void gemv(const T* A, const T* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
-  int64_t blocks = N / 4;
-  auto store = [&](int64_t m, int64_t n, float v) {
-    v += bias ? bias[n] : 0.0f;
-    C[m * N + n] = accumulate ? C[m * N + n] + v : v;
-  };
-#pragma omp parallel for schedule(static) if (N * K > (1 << 16))
-  for (int64_t b = 0; b < blocks; b++) {
-    float out[kGemvMaxRows][4];
-    dots4<T>(A, M, K, W + b * 4 * K, out);
-    for (int64_t m = 0; m < M; m++)
-      for (int64_t j = 0; j < 4; j++) store(m, b * 4 + j, out[m][j]);
+void splitPairs(const T* a, int64_t M, int64_t K, float* split) {
+  const int64_t whole = K - K % kPairChunk;
+  for (int64_t m = 0; m < M; m++) {
+    const T* x = a + m * K;
+    float* s = split + m * K;
+    for (int64_t c = 0; c < whole; c += kPairChunk)
+      for (int64_t i = 0; i < kLanes; i++) {
+        s[c + i] = toF32(x[c + 2 * i]);
+        s[c + kLanes + i] = toF32(x[c + 2 * i + 1]);
+      }
+    for (int64_t k = whole; k < K; k++) s[k] = toF32(x[k]);
   }
-  for (int64_t n = blocks * 4; n < N; n++)
-    for (int64_t m = 0; m < M; m++) {
-      float s = 0;
-      for (int64_t k = 0; k < K; k++) s += toF32(A[m * K + k]) * toF32(W[n * K + k]);
-      store(m, n, s);
-    }
 }
+
+// one bf16 weight row against M split rows: even and odd elements accumulate apart and meet at the end
+template <int M>
+inline void rowDotsPairs(const float* split, int64_t K, const uint16_t* w, float* out) {
+  constexpr int U = kUnroll<M>;
+  const int64_t whole = K - K % (U * kPairChunk);
+  Vec acc[M][2 * U];
+  for (int m = 0; m < M; m++)
+    for (int u = 0; u < 2 * U; u++) acc[m][u] = zero();
+  int64_t k = 0;
+  for (; k < whole; k += U * kPairChunk)
+    for (int u = 0; u < U; u++) {
+      Vec we, wo;
+      loadPairs(w + k + u * kPairChunk, we, wo);
+      for (int m = 0; m < M; m++) {
+        const float* x = split + m * K + k + u * kPairChunk;
+        acc[m][2 * u] = fma(load(x), we, acc[m][2 * u]);
+        acc[m][2 * u + 1] = fma(load(x + kLanes), wo, acc[m][2 * u + 1]);
+      }
+    }
+  // a last whole chunk when unrolled (split keeps every whole chunk in pair order)
+  const bool lastChunk = k + kPairChunk <= K;
+  Vec we, wo;
+  if (lastChunk) loadPairs(w + k, we, wo);
+  for (int m = 0; m < M; m++) {
+    Vec sum = acc[m][0];
+    for (int u = 1; u < 2 * U; u++) sum = add(sum, acc[m][u]);
+    const float* x = split + m * K;
+    if (lastChunk) sum = fma(load(x + k + kLanes), wo, fma(load(x + k), we, sum));
+    float r = reduce(sum);
+    for (int64_t j = lastChunk ? k + kPairChunk : k; j < K; j++) r += x[j] * bf16_to_f32(w[j]);
+    out[m] = r;
+  }
+}
+
+// C (+)= A · Wᵀ (+ bias) for M = 1..kGemvMaxRows: rows(w, out) gives the M dot products of weight row w, the
+// weight rows split across the threads
+template <typename T, typename RowDots>
+void gemvRows(const T* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias, RowDots rows) {
+#pragma omp parallel for schedule(static) if (N * K > (1 << 16))
+  for (int64_t n = 0; n < N; n++) {
+    float out[kGemvMaxRows];
+    rows(W + n * K, out);
+    for (int64_t m = 0; m < M; m++) {
+      const float v = out[m] + (bias ? bias[n] : 0.0f);
+      C[m * N + n] = accumulate ? C[m * N + n] + v : v;
+    }
+  }
+}
+
+// body(std::integral_constant<int, M>()): the row kernels instantiated for this call's number of rows
+template <typename Body>
+void withRows(int64_t M, Body body) {
+  switch (M) {
+    case 1: body(std::integral_constant<int, 1>()); break;
+    case 2: body(std::integral_constant<int, 2>()); break;
+    case 3: body(std::integral_constant<int, 3>()); break;
+    default: body(std::integral_constant<int, 4>()); break;
+  }
+}
+
+// a bf16 weight against rows of A (f32 or bf16): through bf16 dot products where the CPU has them (f32 rows
+// rounded to bf16 first, as a bf16 product reads them), else through the split pairs
+template <typename T>
+void gemvBf16Weight(const T* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,
+                    const float* bias) {
+#if defined(__AVX512BF16__) || defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
+  std::vector<uint16_t> rounded;
+  const uint16_t* a;
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    a = A;
+  } else {
+    rounded.resize(static_cast<size_t>(M * K));
+    for (int64_t i = 0; i < M * K; i++) rounded[i] = f32_to_bf16(A[i]);
+    a = rounded.data();
+  }
+  withRows(M, [&](auto rows) {
+    constexpr int R = decltype(rows)::value;
+    gemvRows(W, C, R, N, K, accumulate, bias, [&](const uint16_t* w, float* out) { rowDotsBf16<R>(a, K, w, out); });
+  });
+#else
+  std::vector<float> split(static_cast<size_t>(M * K));
+  splitPairs(A, M, K, split.data());
+  withRows(M, [&](auto rows) {
+    constexpr int R = decltype(rows)::value;
+    gemvRows(W, C, R, N, K, accumulate, bias,
+             [&](const uint16_t* w, float* out) { rowDotsPairs<R>(split.data(), K, w, out); });
+  });
+#endif
+}
+
 
 // bitsandbytes 4-bit weights: each group of 2·kGroupBytes codes (kGroupBytes bytes, the even element in the high
 // nibble) is looked up in the 16-entry table as two vectors, high nibbles and low nibbles, to be multiplied by the
@@ -275,11 +376,18 @@ void gemv4bit(const float* A, const uint8_t* packed, const BlockScales& absmax, 
 }
 
 void gemvF32(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
-  gemv(A, W, C, M, N, K, accumulate, bias);
+  withRows(M, [&](auto rows) {
+    constexpr int R = decltype(rows)::value;
+    gemvRows(W, C, R, N, K, accumulate, bias, [&](const float* w, float* out) { rowDotsF32<R>(A, K, w, out); });
+  });
 }
 void gemvBf16(const uint16_t* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,
               const float* bias) {
-  gemv(A, W, C, M, N, K, accumulate, bias);
+  gemvBf16Weight(A, W, C, M, N, K, accumulate, bias);
+}
+void gemvF32Bf16(const float* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,
+                 const float* bias) {
+  gemvBf16Weight(A, W, C, M, N, K, accumulate, bias);
 }
 
 }  // namespace LMF_ISA_NS

@@ -71,6 +71,8 @@ struct DeltaInputs {
                const float* bias);                                                                                 \
   void gemvBf16(const uint16_t* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,   \
                 const float* bias);                                                                                \
+  void gemvF32Bf16(const float* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,   \
+                   const float* bias);                                                                             \
   void attentionForward(const float* q, const float* k, const float* v, float* out, float* lse,                    \
                         const AttentionShape& shape);                                                              \
   void attentionBackward(const float* q, const float* k, const float* v, const float* out, const float* dout,       \
@@ -102,6 +104,8 @@ struct KernelTable {
   // C[M, N] (+)= A[M, :] · W[N, :] (+ bias) for M <= kGemvMaxRows
   void (*gemvF32)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*);
   void (*gemvBf16)(const uint16_t*, const uint16_t*, float*, int64_t, int64_t, int64_t, bool, const float*);
+  // the same with f32 rows against the bf16 weight
+  void (*gemvF32Bf16)(const float*, const uint16_t*, float*, int64_t, int64_t, int64_t, bool, const float*);
   // C[M, N] (+)= A[M, :] · W[N, :] (+ bias) for M <= kGemvMaxRows, W in bitsandbytes' 4-bit codes with one absmax
   // per block of `blocksize` (a multiple of 32 that divides K), f32 or double-quantized
   void (*gemv4bit)(const float*, const uint8_t*, const BlockScales&, const float*, int64_t, float*, int64_t, int64_t,

@@ -164,13 +164,16 @@ static void gemmWidened(const void* A, const void* B, float* C, int64_t M, int64
             bias);
 }
 
-// An f32 A against a bf16 B. Where bf16 is widened anyway (no bf16 dot products) only B is widened: an f32
-// activation needs no round trip through bf16. Elsewhere, and for the few rows of decoding (whose kernel streams
-// the bf16 weight as it is), A is rounded to bf16 as a bf16 product reads it.
+// An f32 A against a bf16 B. Decoding's few rows go to their kernel as they are; where bf16 is widened anyway (no
+// bf16 dot products) only B is widened: an f32 activation needs no round trip through bf16. Elsewhere A is rounded
+// to bf16 as a bf16 product reads it.
 static void gemmF32Bf16(const float* A, const uint16_t* B, float* C, int64_t M, int64_t N, int64_t K, bool transA,
                         bool transB, bool accumulate, const float* bias) {
-  const bool fewRows = !transA && transB && M <= kGemvMaxRows;
-  if (!onednnHasBf16() && !fewRows) {
+  if (!transA && transB && M <= kGemvMaxRows) {
+    kernels().gemvF32Bf16(A, B, C, M, N, K, accumulate, bias);
+    return;
+  }
+  if (!onednnHasBf16()) {
     gemmWideB(A, B, C, M, N, K, transA, transB, accumulate, bias);
     return;
   }

@@ -3,7 +3,8 @@
  * bf16 mode: when W is stored in bf16, or carries a bf16 shadow, x and the gradients are rounded to
  * bf16 for the matmuls and everything accumulates in f32 (oneDNN's avx512_core_bf16 kernels). On CPUs without
  * bf16 dot products, where a bf16 product is computed on operands widened to f32, x and the gradients stay f32
- * (only the weight is widened: no conversion passes), except for decoding's few rows, whose kernel reads bf16.
+ * (only the weight is widened: no conversion passes); so do decoding's few rows everywhere (their kernel reads
+ * f32 rows against the bf16 weight, rounding them itself where it uses bf16 dot products).
  * The projection's pieces are exported for ops that extend it (loraLinear).
  */
 import { native, NativeDType } from '../../native.js';
@@ -59,7 +60,8 @@ export function project(x: Tensor<'f32'>, w: Tensor, bias: Tensor<'f32'> | null)
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
   const wm = matmulWeight(w);
-  const dtype = wm.dtype === NativeDType.bf16 && bf16Widened && rows > DECODE_ROWS ? NativeDType.f32xbf16 : wm.dtype;
+  const f32Rows = bf16Widened || rows <= DECODE_ROWS;
+  const dtype = wm.dtype === NativeDType.bf16 && f32Rows ? NativeDType.f32xbf16 : wm.dtype;
   const xIn = dtype === NativeDType.bf16 ? bf16Of(x).data : x.data;
   native.matmul(xIn, wm.data, out.data, rows, N, K, false, true, false, bias?.data ?? null, dtype);
   return { out, xIn, dtype, rows };
