@@ -98,64 +98,124 @@ void probabilities(const Shape& sh, int64_t b, int64_t i0, int64_t nq, int64_t j
   }
 }
 
-// Decoding's few queries (Tq <= kDecodeQueries) would fill a 64-row tile for one row: instead each (batch, head)
-// task runs its queries one by one against the visible keys, in blocks of kDecodeKeys with the same online
-// softmax, the dot products read straight from the cache's rows.
-constexpr int64_t kDecodeQueries = 4, kDecodeKeys = 256;
+// Decoding's few queries (Tq <= kDecodeQueries) would fill a 64-row tile for one row. Instead a task takes one
+// key/value head and one block of kDecodeKeys keys (so a short cache still gives every thread work), and runs all
+// the queries of the heads that share it against those keys, each key and value row read once for all of them;
+// it leaves per query its block's max score, sum of exponentials and weighted sum of values, and the blocks are
+// combined afterwards in a fixed order (the same bits on any number of threads).
+constexpr int64_t kDecodeQueries = 4, kDecodeKeys = 64;
+constexpr int kSlotDecode = 105;
+
+// the scores s[0..n) of one query (scaled) against n key rows of stride `stride`, four keys at a time: four
+// independent sums, where one key's sum would be a chain of dependent FMAs
+void decodeScores(const float* qs, const float* k, int64_t stride, int64_t n, int64_t D, float* s) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float *k0 = k + j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t d = 0; d < D; d++) {
+      s0 += qs[d] * k0[d];
+      s1 += qs[d] * k1[d];
+      s2 += qs[d] * k2[d];
+      s3 += qs[d] * k3[d];
+    }
+    s[j] = s0;
+    s[j + 1] = s1;
+    s[j + 2] = s2;
+    s[j + 3] = s3;
+  }
+  for (; j < n; j++) {
+    const float* kj = k + j * stride;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t d = 0; d < D; d++) dot += qs[d] * kj[d];
+    s[j] = dot;
+  }
+}
+
+// acc[0..D) = sum over j of p[j] v[j], n value rows of stride `stride`, four rows per pass over acc
+void decodeValues(const float* p, const float* v, int64_t stride, int64_t n, int64_t D, float* acc) {
+  std::fill(acc, acc + D, 0.0f);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float *v0 = v + j * stride, *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride;
+    const float p0 = p[j], p1 = p[j + 1], p2 = p[j + 2], p3 = p[j + 3];
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) acc[d] += p0 * v0[d] + p1 * v1[d] + p2 * v2[d] + p3 * v3[d];
+  }
+  for (; j < n; j++) {
+    const float* vj = v + j * stride;
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) acc[d] += p[j] * vj[d];
+  }
+}
+
 void attentionDecode(const Shape& sh, const float* q, const float* k, const float* v, float* out, float* lse) {
-  const int64_t D = sh.D, tasks = sh.B * sh.H;
-#pragma omp parallel if (tasks * sh.Tk * D > (1 << 15))
+  const int64_t D = sh.D, G = sh.group(), rows = G * sh.Tq, stride = sh.KV * D;
+  const int64_t blocks = (sh.Tk + kDecodeKeys - 1) / kDecodeKeys, tasks = sh.B * sh.KV * blocks;
+  // per task and query row (head of the group, query): block max, block sum, D weighted values
+  const int64_t partSize = D + 2;
+  float* parts = scratch(kSlotDecode, static_cast<size_t>(tasks * rows * partSize));
+#pragma omp parallel if (sh.B * sh.H * sh.Tk * D > (1 << 15))
   {
     FlushDenormals ftz;
-    std::vector<float> qs(D), acc(D), s(kDecodeKeys);
+    std::vector<float> qs(D), s(kDecodeKeys);
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; task++) {
-      const int64_t b = task / sh.H, h = task % sh.H, g = h / sh.group();
-      for (int64_t i = 0; i < sh.Tq; i++) {
+      const int64_t blk = task % blocks, g = (task / blocks) % sh.KV, b = task / (blocks * sh.KV);
+      const int64_t j0 = blk * kDecodeKeys, n = std::min(kDecodeKeys, sh.Tk - j0);
+      for (int64_t r = 0; r < rows; r++) {
+        const int64_t h = g * G + r % G, i = r / G;
+        float* part = parts + (task * rows + r) * partSize;
         const float* qi = q + sh.qRow(b, i, h);
         for (int64_t d = 0; d < D; d++) qs[d] = qi[d] * sh.scale;
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        float m = -INFINITY, l = 0.0f;
-        const int64_t kEnd = sh.keyEnd(i, 1);
-        for (int64_t j0 = sh.keyBegin(i); j0 < kEnd; j0 += kDecodeKeys) {
-          const int64_t n = std::min(kDecodeKeys, kEnd - j0);
-          float blockMax = -INFINITY;
+        decodeScores(qs.data(), k + sh.kRow(b, j0, g), stride, n, D, s.data());
+        if (sh.softcap > 0.0f) softcapScores(s.data(), n, sh.softcap, nullptr);
+        if (!fullyVisible(sh, i, 1, j0, n))
+          for (int64_t j = 0; j < n; j++)
+            if (!sh.visible(b, i, j0 + j)) s[j] = -INFINITY;
+        float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+        for (int64_t j = 0; j < n; j++) m = std::max(m, s[j]);
+        float l = 0.0f;
+        if (m != -INFINITY) {
+#pragma omp simd reduction(+ : l)
           for (int64_t j = 0; j < n; j++) {
-            if (!sh.visible(b, i, j0 + j)) {
-              s[j] = -INFINITY;
-              continue;
-            }
-            const float* kj = k + sh.kRow(b, j0 + j, g);
-            float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (int64_t d = 0; d < D; d++) dot += qs[d] * kj[d];
-            if (sh.softcap > 0.0f) softcapScores(&dot, 1, sh.softcap, nullptr);
-            s[j] = dot;
-            blockMax = std::max(blockMax, dot);
-          }
-          const float mNew = std::max(m, blockMax);
-          if (mNew == -INFINITY) continue;  // nothing visible yet
-          const float alpha = m == -INFINITY ? 0.0f : std::exp(m - mNew);
-          if (alpha != 1.0f) {
-            l *= alpha;
-#pragma omp simd
-            for (int64_t d = 0; d < D; d++) acc[d] *= alpha;
-          }
-          for (int64_t j = 0; j < n; j++) {
-            if (s[j] == -INFINITY) continue;
-            const float p = exp_approx(s[j] - mNew);
-            const float* vj = v + sh.kRow(b, j0 + j, g);
+            const float p = s[j] == -INFINITY ? 0.0f : exp_approx(s[j] - m);
+            s[j] = p;
             l += p;
-#pragma omp simd
-            for (int64_t d = 0; d < D; d++) acc[d] += p * vj[d];
           }
-          m = mNew;
+          decodeValues(s.data(), v + sh.kRow(b, j0, g), stride, n, D, part + 2);
         }
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        float* o = out + sh.qRow(b, i, h);
-        for (int64_t d = 0; d < D; d++) o[d] = acc[d] * inv;
-        if (lse) lse[(b * sh.H + h) * sh.Tq + i] = l > 0.0f ? m + std::log(l) : INFINITY;
+        part[0] = m;
+        part[1] = l;
       }
+    }
+    // the blocks of each query row combined in order
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < sh.B * sh.H * sh.Tq; row++) {
+      const int64_t h = row % sh.H, i = (row / sh.H) % sh.Tq, b = row / (sh.H * sh.Tq), g = h / G;
+      const int64_t r = i * G + h % G;
+      const float* first = parts + ((b * sh.KV + g) * blocks * rows + r) * partSize;
+      const int64_t step = rows * partSize;
+      float m = -INFINITY;
+      for (int64_t blk = 0; blk < blocks; blk++) m = std::max(m, first[blk * step]);
+      float* o = out + sh.qRow(b, i, h);
+      std::fill(o, o + D, 0.0f);
+      float l = 0.0f;
+      if (m != -INFINITY)
+        for (int64_t blk = 0; blk < blocks; blk++) {
+          const float* part = first + blk * step;
+          if (part[0] == -INFINITY) continue;
+          const float w = std::exp(part[0] - m);
+          l += part[1] * w;
+#pragma omp simd
+          for (int64_t d = 0; d < D; d++) o[d] += part[2 + d] * w;
+        }
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      for (int64_t d = 0; d < D; d++) o[d] *= inv;
+      if (lse) lse[(b * sh.H + h) * sh.Tq + i] = l > 0.0f ? m + std::log(l) : INFINITY;
     }
   }
 }
