@@ -104,7 +104,7 @@ void probabilities(const Shape& sh, int64_t b, int64_t i0, int64_t nq, int64_t j
 // it leaves per query its block's max score, sum of exponentials and weighted sum of values, and the blocks are
 // combined afterwards in a fixed order (the same bits on any number of threads).
 constexpr int64_t kDecodeQueries = 4, kDecodeKeys = 64;
-constexpr int kSlotDecode = 105;
+constexpr int kSlotDecode = 105, kSlotKt = 106;
 
 // the scores s[0..n) of one query (scaled) against n key rows of stride `stride`, four keys at a time: four
 // independent sums, where one key's sum would be a chain of dependent FMAs
@@ -227,17 +227,31 @@ void attentionForward(const float* q, const float* k, const float* v, float* out
     attentionDecode(sh, q, k, v, out, lse);
     return;
   }
-  const int64_t D = sh.D, nQB = (sh.Tq + BQ - 1) / BQ;
+  const int64_t D = sh.D, nQB = (sh.Tq + BQ - 1) / BQ, nKB = (sh.Tk + BK - 1) / BK, keyStride = nKB * BK;
   const int64_t tasks = sh.B * sh.H * nQB;
+  // K of each (batch, key/value head) transposed once, [D, nKB * BK] (zero past Tk), for every query block to read
+  float* kT = scratch(kSlotKt, static_cast<size_t>(sh.B * sh.KV * D * keyStride));
 #pragma omp parallel
   {
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < sh.B * sh.KV * nKB; t++) {
+      const int64_t jb = t % nKB, g = (t / nKB) % sh.KV, b = t / (nKB * sh.KV), j0 = jb * BK;
+      float* dst = kT + (b * sh.KV + g) * D * keyStride + j0;
+      const int64_t nk = std::min(BK, sh.Tk - j0);
+      for (int64_t d = 0; d < D; d++) std::fill(dst + d * keyStride + nk, dst + d * keyStride + BK, 0.0f);
+      for (int64_t j = 0; j < nk; j++) {
+        const float* row = k + sh.kRow(b, j0 + j, g);
+        for (int64_t d = 0; d < D; d++) dst[d * keyStride + j] = row[d];
+      }
+    }
     FlushDenormals ftz;
-    std::vector<float> qs(BQ * D), kt(D * BK), vb(BK * D), s(BQ * BK), p(BQ * BK), acc(BQ * D), m(BQ), l(BQ);
+    std::vector<float> qs(BQ * D), s(BQ * BK), p(BQ * BK), acc(BQ * D), m(BQ), l(BQ);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; task++) {
       // largest query blocks first: they have the most keys to visit
       int64_t qb = nQB - 1 - task % nQB, h = (task / nQB) % sh.H, b = task / (nQB * sh.H), g = h / sh.group();
       int64_t i0 = qb * BQ, nq = std::min(BQ, sh.Tq - i0);
+      const float* kTh = kT + (b * sh.KV + g) * D * keyStride;
       gather(q + sh.qRow(b, i0, h), sh.H * D, nq, D, sh.scale, qs.data());
       std::fill(acc.begin(), acc.end(), 0.0f);
       std::fill(m.begin(), m.end(), -INFINITY);
@@ -245,17 +259,17 @@ void attentionForward(const float* q, const float* k, const float* v, float* out
       int64_t kEnd = sh.keyEnd(i0, nq);
       for (int64_t j0 = sh.keyBegin(i0); j0 < kEnd; j0 += BK) {
         int64_t nk = std::min(BK, kEnd - j0);
-        gatherT(k + sh.kRow(b, j0, g), sh.KV * D, nk, D, kt.data());
-        gather(v + sh.kRow(b, j0, g), sh.KV * D, nk, D, 1.0f, vb.data());
-        tileGemm(qs.data(), D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
+        tileGemm(qs.data(), D, kTh + j0, keyStride, s.data(), BK, nq, BK, D, false);
         if (sh.softcap > 0.0f) softcapScores(s.data(), BQ * BK, sh.softcap, nullptr);
-        bool full = fullyVisible(sh, i0, nq, j0, nk);
+        const bool full = nk == BK && fullyVisible(sh, i0, nq, j0, nk);
         for (int64_t i = 0; i < nq; i++) {
           float* si = s.data() + i * BK;
           float* pi = p.data() + i * BK;
-          for (int64_t j = 0; j < BK; j++)
-            if (j >= nk || (!full && !sh.visible(b, i0 + i, j0 + j))) si[j] = -INFINITY;
+          if (!full)
+            for (int64_t j = 0; j < BK; j++)
+              if (j >= nk || !sh.visible(b, i0 + i, j0 + j)) si[j] = -INFINITY;
           float mb = -INFINITY;
+#pragma omp simd reduction(max : mb)
           for (int64_t j = 0; j < BK; j++) mb = std::max(mb, si[j]);
           float mNew = std::max(m[i], mb);
           if (mNew == -INFINITY) {  // nothing visible yet in this row
@@ -278,7 +292,8 @@ void attentionForward(const float* q, const float* k, const float* v, float* out
             for (int64_t d = 0; d < D; d++) a[d] *= alpha;
           }
         }
-        tileGemm(p.data(), BK, vb.data(), D, acc.data(), D, nq, D, nk, true);
+        // P V with V's rows read in place
+        tileGemm(p.data(), BK, v + sh.kRow(b, j0, g), sh.KV * D, acc.data(), D, nq, D, nk, true);
       }
       for (int64_t i = 0; i < nq; i++) {
         float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
