@@ -97,67 +97,59 @@ inline void loadPairs(const uint16_t* p, Vec& even, Vec& odd) {
 template <int M>
 constexpr int kUnroll = M <= 2 ? 2 : 1;
 
-// one f32 weight row against M rows of a
-template <int M>
-inline void rowDotsF32(const float* a, int64_t K, const float* w, float* out) {
-  constexpr int U = kUnroll<M>;
-  constexpr int64_t step = 2 * U * kLanes;
-  Vec acc[M][2 * U];
-  for (int m = 0; m < M; m++)
-    for (int u = 0; u < 2 * U; u++) acc[m][u] = zero();
-  int64_t k = 0;
-  for (; k + step <= K; k += step)
-    for (int u = 0; u < 2 * U; u++) {
-      const Vec wv = load(w + k + u * kLanes);
-      for (int m = 0; m < M; m++) acc[m][u] = fma(load(a + m * K + k + u * kLanes), wv, acc[m][u]);
-    }
-  for (int m = 0; m < M; m++) {
-    Vec sum = acc[m][0];
-    for (int u = 1; u < 2 * U; u++) sum = add(sum, acc[m][u]);
-    float r = reduce(sum);
-    for (int64_t j = k; j < K; j++) r += a[m * K + j] * w[j];
-    out[m] = r;
-  }
-}
+// What a row kernel reads per vector step of K: f32 values multiplied and added (FMA), or bf16 pairs through bf16
+// dot products
+struct F32Elements {
+  using Elem = float;
+  using Chunk = Vec;
+  static constexpr int64_t width = kLanes;
+  static Chunk read(const float* p) { return load(p); }
+  static Vec step(Vec acc, Chunk x, Chunk w) { return fma(x, w, acc); }
+  static float value(float v) { return v; }
+};
 
-#if defined(__AVX512BF16__) || defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
 #if defined(__AVX512BF16__)
-// bf16 pairs multiplied and summed into f32 lanes in one instruction
-using Bf16Pairs = __m512bh;
-constexpr int64_t kPairsPerVec = 32;
-inline Bf16Pairs loadBf16(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
-inline Vec dotPairs(Vec acc, Bf16Pairs x, Bf16Pairs w) { return _mm512_dpbf16_ps(acc, x, w); }
-#else
-// BFDOT: pairs of bf16 multiplied and summed into f32 lanes
-using Bf16Pairs = bfloat16x8_t;
-constexpr int64_t kPairsPerVec = 8;
-inline Bf16Pairs loadBf16(const uint16_t* p) { return vreinterpretq_bf16_u16(vld1q_u16(p)); }
-inline Vec dotPairs(Vec acc, Bf16Pairs x, Bf16Pairs w) { return vbfdotq_f32(acc, x, w); }
+struct Bf16Elements {
+  using Elem = uint16_t;
+  using Chunk = __m512bh;
+  static constexpr int64_t width = 32;
+  static Chunk read(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
+  static Vec step(Vec acc, Chunk x, Chunk w) { return _mm512_dpbf16_ps(acc, x, w); }
+  static float value(uint16_t v) { return bf16_to_f32(v); }
+};
+#elif defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
+struct Bf16Elements {  // BFDOT
+  using Elem = uint16_t;
+  using Chunk = bfloat16x8_t;
+  static constexpr int64_t width = 8;
+  static Chunk read(const uint16_t* p) { return vreinterpretq_bf16_u16(vld1q_u16(p)); }
+  static Vec step(Vec acc, Chunk x, Chunk w) { return vbfdotq_f32(acc, x, w); }
+  static float value(uint16_t v) { return bf16_to_f32(v); }
+};
 #endif
 
-// one bf16 weight row against M bf16 rows of a, through bf16 dot products
-template <int M>
-inline void rowDotsBf16(const uint16_t* a, int64_t K, const uint16_t* w, float* out) {
+// one weight row against M rows of a, both of E's element type
+template <int M, typename E>
+inline void rowDots(const typename E::Elem* a, int64_t K, const typename E::Elem* w, float* out) {
   constexpr int U = kUnroll<M>;
-  constexpr int64_t step = 2 * U * kPairsPerVec;
+  constexpr int64_t step = 2 * U * E::width;
   Vec acc[M][2 * U];
   for (int m = 0; m < M; m++)
     for (int u = 0; u < 2 * U; u++) acc[m][u] = zero();
   int64_t k = 0;
   for (; k + step <= K; k += step)
     for (int u = 0; u < 2 * U; u++) {
-      const Bf16Pairs wv = loadBf16(w + k + u * kPairsPerVec);
-      for (int m = 0; m < M; m++) acc[m][u] = dotPairs(acc[m][u], loadBf16(a + m * K + k + u * kPairsPerVec), wv);
+      const typename E::Chunk wv = E::read(w + k + u * E::width);
+      for (int m = 0; m < M; m++) acc[m][u] = E::step(acc[m][u], E::read(a + m * K + k + u * E::width), wv);
     }
   for (int m = 0; m < M; m++) {
     Vec sum = acc[m][0];
     for (int u = 1; u < 2 * U; u++) sum = add(sum, acc[m][u]);
     float r = reduce(sum);
-    for (int64_t j = k; j < K; j++) r += bf16_to_f32(a[m * K + j]) * bf16_to_f32(w[j]);
+    for (int64_t j = k; j < K; j++) r += E::value(a[m * K + j]) * E::value(w[j]);
     out[m] = r;
   }
 }
-#endif
 
 // f32 rows against a bf16 weight row without widening the weight element by element: one vector load holds
 // 2·kLanes bf16 values, whose even and odd elements become f32 in one bit operation each (loadPairs). The rows are
@@ -256,7 +248,7 @@ void gemvBf16Weight(const T* A, const uint16_t* W, float* C, int64_t M, int64_t 
   }
   withRows(M, [&](auto rows) {
     constexpr int R = decltype(rows)::value;
-    gemvRows(W, C, R, N, K, accumulate, bias, [&](const uint16_t* w, float* out) { rowDotsBf16<R>(a, K, w, out); });
+    gemvRows(W, C, R, N, K, accumulate, bias, [&](const uint16_t* w, float* out) { rowDots<R, Bf16Elements>(a, K, w, out); });
   });
 #else
   std::vector<float> split(static_cast<size_t>(M * K));
@@ -378,7 +370,7 @@ void gemv4bit(const float* A, const uint8_t* packed, const BlockScales& absmax, 
 void gemvF32(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
   withRows(M, [&](auto rows) {
     constexpr int R = decltype(rows)::value;
-    gemvRows(W, C, R, N, K, accumulate, bias, [&](const float* w, float* out) { rowDotsF32<R>(A, K, w, out); });
+    gemvRows(W, C, R, N, K, accumulate, bias, [&](const float* w, float* out) { rowDots<R, F32Elements>(A, K, w, out); });
   });
 }
 void gemvBf16(const uint16_t* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,
