@@ -168,6 +168,14 @@ void attentionDecode(const Shape& sh, const float* q, const float* k, const floa
       for (int64_t r = 0; r < rows; r++) {
         const int64_t h = g * G + r % G, i = r / G;
         float* part = parts + (task * rows + r) * partSize;
+        // a block wholly after this query, or wholly before its window, is skipped (a sliding window over a long
+        // cache then costs the window, not the cache)
+        const int64_t last = i + sh.qOffset;
+        if (j0 > last || (sh.window > 0 && last - (j0 + n - 1) >= sh.window)) {
+          part[0] = -INFINITY;
+          part[1] = 0.0f;
+          continue;
+        }
         const float* qi = q + sh.qRow(b, i, h);
         for (int64_t d = 0; d < D; d++) qs[d] = qi[d] * sh.scale;
         decodeScores(qs.data(), k + sh.kRow(b, j0, g), stride, n, D, s.data());

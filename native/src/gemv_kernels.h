@@ -65,7 +65,7 @@ inline Vec broadcast(float v) { return vdupq_n_f32(v); }
 inline float reduce(Vec v) { return vaddvq_f32(v); }
 inline Vec load(const float* p) { return vld1q_f32(p); }
 inline void loadPairs(const uint16_t* p, Vec& even, Vec& odd) {
-  uint32x4_t w = vld1q_u32(reinterpret_cast<const uint32_t*>(p));
+  uint32x4_t w = vreinterpretq_u32_u16(vld1q_u16(p));
   even = vreinterpretq_f32_u32(vshlq_n_u32(w, 16));
   odd = vreinterpretq_f32_u32(vandq_u32(w, vdupq_n_u32(0xFFFF0000u)));
 }
@@ -227,7 +227,8 @@ void withRows(int64_t M, Body body) {
     case 1: body(std::integral_constant<int, 1>()); break;
     case 2: body(std::integral_constant<int, 2>()); break;
     case 3: body(std::integral_constant<int, 3>()); break;
-    default: body(std::integral_constant<int, 4>()); break;
+    case 4: body(std::integral_constant<int, 4>()); break;
+    default: break;  // callers send 1 to kGemvMaxRows rows
   }
 }
 

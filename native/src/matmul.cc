@@ -169,6 +169,10 @@ static void gemmWidened(const void* A, const void* B, float* C, int64_t M, int64
 // to bf16 as a bf16 product reads it.
 static void gemmF32Bf16(const float* A, const uint16_t* B, float* C, int64_t M, int64_t N, int64_t K, bool transA,
                         bool transB, bool accumulate, const float* bias) {
+  if (M == 0 || N == 0 || K == 0) {  // nothing to read: gemm settles C alone
+    gemm(A, B, C, M, N, K, transA, transB, accumulate, bias, F32);
+    return;
+  }
   if (!transA && transB && M <= kGemvMaxRows) {
     kernels().gemvF32Bf16(A, B, C, M, N, K, accumulate, bias);
     return;

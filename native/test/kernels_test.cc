@@ -38,9 +38,10 @@ void check(const std::string& name, const std::vector<float>& got, const std::ve
   std::printf("%s %s: max error %.3g of max %.3g\n", ok ? "ok  " : "FAIL", name.c_str(), worst, top);
 }
 
-// K: whole unrolled chunks plus a remainder (133), plus a last single chunk and a remainder (149), none left (128)
+// K: whole unrolled chunks plus a remainder (133), plus a last single chunk and a remainder (149 with 8 lanes, 189
+// with 4 and 16), none left (128)
 void testGemv(const KernelTable& t) {
-  for (int64_t K : {133, 149, 128})
+  for (int64_t K : {133, 149, 189, 128})
   for (int64_t M = 1; M <= kGemvMaxRows; M++) {
     const int64_t N = 37;
     std::vector<float> A = randn(M * K), W = randn(N * K), bias = randn(N), C(M * N, 0.0f);
@@ -201,10 +202,11 @@ void testAttention(const KernelTable& t) {
                         {1, 200, 200, 2, 1, 16, 0, false, 70},         // sliding window across key blocks
                         {1, 3, 150, 2, 2, 16, 147, false, 40},          // window with a cache
                         {2, 80, 80, 2, 1, 16, 0, true, 30, 2.5f},       // window, packing and a softcap
-                        // decoding's few queries (their own path): keys across its 256-key blocks, GQA
+                        // decoding's few queries (their own path): keys across its 64-key blocks, GQA
                         {1, 1, 300, 6, 2, 64, 299, false},
                         {2, 4, 90, 2, 1, 16, 86, true, 0, 2.5f},        // packed, softcap
-                        {1, 2, 300, 4, 2, 32, 298, false, 100}};        // a window starting inside a key block
+                        {1, 2, 300, 4, 2, 32, 298, false, 100},         // a window starting inside a key block
+                        {1, 1, 700, 2, 1, 16, 699, false, 150}};        // blocks wholly before the window
   for (const Case& c : cases) {
     std::vector<float> q = randn(c.B * c.Tq * c.H * c.D), k = randn(c.B * c.Tk * c.KV * c.D), v = randn(k.size());
     std::vector<float> dout = randn(q.size());
