@@ -338,10 +338,11 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
     float* qd = qs + ((b * H + h) * Tq + i) * D;
     float* gd = dO + ((b * H + h) * Tq + i) * D;
     float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
     for (int64_t d = 0; d < D; d++) {
       qd[d] = q[r * D + d] * sh.scale;
       gd[d] = dout[r * D + d];
-      acc += out[r * D + d] * gd[d];
+      acc += out[r * D + d] * dout[r * D + d];
     }
     delta[(b * H + h) * Tq + i] = acc;
   }
@@ -405,11 +406,15 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
     int64_t h = r % H, i = (r / H) % Tq, b = r / (H * Tq);
     size_t off = static_cast<size_t>(((b * H + h) * Tq + i) * D);
     float* o = dq + r * D;
-    for (int64_t d = 0; d < D; d++) {
-      float acc = 0.0f;
-      for (int t = 0; t < nThreads; t++) acc += dQ[t][off + d];
-      o[d] = acc * sh.scale;
+    // the threads' shares in thread order, vectorised over the row
+    std::copy(dQ[0] + off, dQ[0] + off + D, o);
+    for (int t = 1; t < nThreads; t++) {
+      const float* share = dQ[t] + off;
+#pragma omp simd
+      for (int64_t d = 0; d < D; d++) o[d] += share[d];
     }
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) o[d] *= sh.scale;
   }
   // dK, dV of each key/value head: the sum over the query heads that read it
 #pragma omp parallel for schedule(static)
