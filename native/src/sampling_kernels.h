@@ -41,6 +41,32 @@ struct SamplingScratch {
   std::vector<int32_t> binOf;
 };
 
+// The vocabulary's passes go in blocks of this many scores, each reduced in vector lanes: written out, the compiler
+// leaves a plain max or any-of loop over floats scalar.
+constexpr int64_t kScanBlock = 32;
+
+// Whether any of kScanBlock scores is at least `at`.
+inline bool anyAtLeast(const float* sc, float at) {
+  int hits = 0;
+#pragma omp simd reduction(+ : hits)
+  for (int64_t j = 0; j < kScanBlock; j++) hits += sc[j] >= at ? 1 : 0;
+  return hits > 0;
+}
+
+// The best score (exact: a max does not depend on the order).
+inline float maxScore(const float* sc, int64_t V) {
+  float lanes[kScanBlock];
+  std::fill(lanes, lanes + kScanBlock, -INFINITY);
+  int64_t v = 0;
+  for (; v + kScanBlock <= V; v += kScanBlock)
+#pragma omp simd
+    for (int64_t j = 0; j < kScanBlock; j++) lanes[j] = sc[v + j] > lanes[j] ? sc[v + j] : lanes[j];
+  float best = -INFINITY;
+  for (int64_t j = 0; j < kScanBlock; j++) best = std::max(best, lanes[j]);
+  for (; v < V; v++) best = std::max(best, sc[v]);
+  return best;
+}
+
 // Draws u's share of the non-zero weights (summing to total), walking the vocabulary by id.
 inline int32_t drawDense(const float* weights, int64_t V, double total, double u) {
   double r = u * total;
@@ -151,8 +177,13 @@ inline void keepTies(std::vector<Candidate>& c, size_t k) {
 inline std::vector<Candidate>& topKAbove(const float* sc, int64_t V, float at, float best, float invT, int64_t k,
                                          std::vector<Candidate>& out) {
   out.clear();
-  for (int64_t v = 0; v < V; v++)
-    if (sc[v] >= at) out.push_back({static_cast<int32_t>(v), sc[v], exp_approx((sc[v] - best) * invT)});
+  // few tokens lie above `at`: a vectorised test skips the blocks without one
+  for (int64_t v0 = 0; v0 < V; v0 += kScanBlock) {
+    const int64_t end = std::min(V, v0 + kScanBlock);
+    if (end - v0 == kScanBlock && !anyAtLeast(sc + v0, at)) continue;
+    for (int64_t v = v0; v < end; v++)
+      if (sc[v] >= at) out.push_back({static_cast<int32_t>(v), sc[v], exp_approx((sc[v] - best) * invT)});
+  }
   const size_t limit = std::min(static_cast<size_t>(k), out.size());
   std::partial_sort(out.begin(), out.begin() + limit, out.end(), hfOrder);
   // the ties of the k-th score sit unsorted after it: bring them forward in id order, drop the rest
@@ -247,9 +278,7 @@ inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, 
     }
     sc = m.scores.data();
   }
-  float best = -INFINITY;
-#pragma omp simd reduction(max : best)
-  for (int64_t v = 0; v < V; v++) best = std::max(best, sc[v]);
+  const float best = maxScore(sc, V);
   const float invT = 1.0f / s.temperature, floor = best - kNegligible * s.temperature;
   if (s.topK > 0) {
     // the k best lie above the highest level holding k tokens (or are all the tokens with weight): only those are
