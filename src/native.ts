@@ -289,6 +289,8 @@ export interface NativeAddon {
     softcap: number,
   ): void;
   sumSquares(arrays: F32[]): number;
+  /** greedy decoding's token: the first id of the best of v scores */
+  argmax(logits: F32, v: number): number;
   /** the next token: repetition penalty on `seen`, temperature, top-k (0: none), top-p, a draw u in [0, 1) */
   sampleToken(
     logits: F32,

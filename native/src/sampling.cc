@@ -24,8 +24,20 @@ static Napi::Value SampleToken(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sampleToken(logits, V, seen, nSeen, s, u, scratch));
 }
 
+// argmax(logits, V) -> the first id of the best score (greedy decoding)
+static Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Args a(info, "argmax");
+  int64_t V = a.size(1);
+  a.check(V > 0, "needs V > 0");
+  const float* logits = a.buffer<float>(0, V, "logits");
+  if (!a.ok()) return env.Undefined();
+  return Napi::Number::New(env, argmaxScore(logits, V));
+}
+
 void registerSampling(Napi::Env env, Napi::Object exports) {
   exports.Set("sampleToken", Napi::Function::New(env, SampleToken));
+  exports.Set("argmax", Napi::Function::New(env, Argmax));
 }
 
 }  // namespace lmf

@@ -67,6 +67,18 @@ inline float maxScore(const float* sc, int64_t V) {
   return best;
 }
 
+// Greedy decoding's token: the first of the best scores, as torch.argmax picks (NaN scores are passed over).
+inline int32_t argmaxScore(const float* sc, int64_t V) {
+  const float best = maxScore(sc, V);
+  for (int64_t v0 = 0; v0 < V; v0 += kScanBlock) {
+    const int64_t end = std::min(V, v0 + kScanBlock);
+    if (end - v0 == kScanBlock && !anyAtLeast(sc + v0, best)) continue;
+    for (int64_t v = v0; v < end; v++)
+      if (sc[v] >= best) return static_cast<int32_t>(v);
+  }
+  return 0;  // every score NaN
+}
+
 // Draws u's share of the non-zero weights (summing to total), walking the vocabulary by id.
 inline int32_t drawDense(const float* weights, int64_t V, double total, double u) {
   double r = u * total;

@@ -44,8 +44,7 @@ function penalised(logits: Float32Array, context: ReadonlySet<number>, penalty: 
   return out;
 }
 
+/** The first id of the best score (one native pass in vector lanes). */
 export function argmax(scores: Float32Array): number {
-  let best = 0;
-  for (let v = 1; v < scores.length; v++) if (scores[v] > scores[best]) best = v;
-  return best;
+  return native.argmax(scores, scores.length);
 }

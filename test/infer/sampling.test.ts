@@ -105,3 +105,24 @@ test('the repetition penalty divides seen positive scores and multiplies seen ne
   );
   assert.throws(() => native.sampleToken(logits, 4, null, 1, 0, 0, 1, 0.5), /needs temperature > 0/);
 });
+
+test('greedy argmax: the first id of the best score, wherever it lies in the vector blocks', () => {
+  const rng = new Rng(5);
+  for (const V of [1, 31, 32, 33, 1000, 151669]) {
+    const scores = Float32Array.from({ length: V }, () => rng.normal());
+    let want = 0;
+    for (let v = 1; v < V; v++) if (scores[v] > scores[want]) want = v;
+    assert.equal(native.argmax(scores, V), want, `V ${V}`);
+    // the best placed in the tail past the last whole block, then tied earlier: the first wins
+    const top = scores[want] + 1;
+    scores[V - 1] = top;
+    assert.equal(native.argmax(scores, V), V - 1, `V ${V}, best last`);
+    if (V > 40) {
+      scores[37] = top;
+      assert.equal(native.argmax(scores, V), 37, `V ${V}, a tie: the first`);
+    }
+  }
+  // masked tokens (-Infinity) and NaN scores are passed over
+  const masked = Float32Array.from([-Infinity, Number.NaN, -3, -Infinity, -2.5, Number.NaN]);
+  assert.equal(native.argmax(masked, masked.length), 4);
+});
