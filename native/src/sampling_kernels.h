@@ -82,9 +82,20 @@ inline int32_t argmaxScore(const float* sc, int64_t V) {
 // Draws u's share of the non-zero weights (summing to total), walking the vocabulary by id.
 inline int32_t drawDense(const float* weights, int64_t V, double total, double u) {
   double r = u * total;
-  for (int64_t v = 0; v < V; v++) {
-    r -= weights[v];
-    if (r < 0 && weights[v] > 0) return static_cast<int32_t>(v);
+  for (int64_t v0 = 0; v0 < V; v0 += kScanBlock) {
+    const int64_t end = std::min(V, v0 + kScanBlock);
+    // a block whose weights do not use up r is passed in one step (its sum taken in vector lanes)
+    double block = 0;
+#pragma omp simd reduction(+ : block)
+    for (int64_t v = v0; v < end; v++) block += weights[v];
+    if (r - block >= 0 && end < V) {
+      r -= block;
+      continue;
+    }
+    for (int64_t v = v0; v < end; v++) {
+      r -= weights[v];
+      if (r < 0 && weights[v] > 0) return static_cast<int32_t>(v);
+    }
   }
   int64_t last = V - 1;  // rounding left r >= 0: the last kept token
   while (last > 0 && weights[last] <= 0) last--;
@@ -103,9 +114,12 @@ constexpr int kBins = 4096;
 // Each token's bin in one vectorised pass, -1 for the tokens without weight.
 inline void binScores(const float* sc, const float* w, int64_t V, float lo, float best, int32_t* binOf) {
   const float scale = best > lo ? (kBins - 1) / (best - lo) : 0.0f;
+  const float top = static_cast<float>(kBins - 1);
 #pragma omp simd
   for (int64_t v = 0; v < V; v++) {
-    const float at = std::min(static_cast<float>(kBins - 1), std::max(0.0f, (sc[v] - lo) * scale));
+    float at = (sc[v] - lo) * scale;  // clamped with plain selects: std::min/max keep the loop scalar
+    at = at > 0.0f ? at : 0.0f;
+    at = at < top ? at : top;
     binOf[v] = w[v] > 0 ? static_cast<int32_t>(at) : -1;
   }
 }
@@ -123,8 +137,17 @@ inline void keepThrough(const float* sc, float* w, int64_t V, float score, int32
 inline std::vector<Candidate>& tokensInBins(const float* sc, const float* w, const int32_t* binOf, int64_t V, int first,
                                             int last, std::vector<Candidate>& out) {
   out.clear();
-  for (int64_t v = 0; v < V; v++)
-    if (binOf[v] >= first && binOf[v] <= last) out.push_back({static_cast<int32_t>(v), sc[v], w[v]});
+  for (int64_t v0 = 0; v0 < V; v0 += kScanBlock) {
+    const int64_t end = std::min(V, v0 + kScanBlock);
+    if (end - v0 == kScanBlock) {  // most blocks hold none of these bins: tested in vector lanes
+      int hits = 0;
+#pragma omp simd reduction(+ : hits)
+      for (int64_t j = 0; j < kScanBlock; j++) hits += binOf[v0 + j] >= first && binOf[v0 + j] <= last ? 1 : 0;
+      if (!hits) continue;
+    }
+    for (int64_t v = v0; v < end; v++)
+      if (binOf[v] >= first && binOf[v] <= last) out.push_back({static_cast<int32_t>(v), sc[v], w[v]});
+  }
   std::sort(out.begin(), out.end(), hfOrder);
   return out;
 }
@@ -261,10 +284,18 @@ inline int32_t topPByBins(const float* sc, float* w, int64_t V, float floor, flo
   m.binOf.resize(V);
   int32_t* binOf = m.binOf.data();
   binScores(sc, w, V, floor, best, binOf);
+  // four partial histograms, so that neighbouring tokens in one bin do not wait on each other's sums
+  constexpr int kParts = 4;
   std::vector<double>& binMass = m.binMass;
-  binMass.assign(kBins, 0.0);
-  for (int64_t v = 0; v < V; v++)
+  binMass.assign(kParts * kBins, 0.0);
+  int64_t v = 0;
+  for (; v + kParts <= V; v += kParts)
+    for (int p = 0; p < kParts; p++)
+      if (binOf[v + p] >= 0) binMass[p * kBins + binOf[v + p]] += w[v + p];
+  for (; v < V; v++)
     if (binOf[v] >= 0) binMass[binOf[v]] += w[v];
+  for (int b = 0; b < kBins; b++)
+    for (int p = 1; p < kParts; p++) binMass[b] += binMass[p * kBins + b];
   double above = 0;
   int b = kBins - 1;
   while (b > 0 && above + binMass[b] < target) above += binMass[b--];
