@@ -67,7 +67,7 @@ inline float maxScore(const float* sc, int64_t V) {
   return best;
 }
 
-// Greedy decoding's token: the first of the best scores, as torch.argmax picks (NaN scores are passed over).
+// Greedy decoding's token: the first of the best scores (NaN scores are passed over; torch.argmax would pick a NaN).
 inline int32_t argmaxScore(const float* sc, int64_t V) {
   const float best = maxScore(sc, V);
   for (int64_t v0 = 0; v0 < V; v0 += kScanBlock) {

@@ -122,7 +122,14 @@ test('greedy argmax: the first id of the best score, wherever it lies in the vec
       assert.equal(native.argmax(scores, V), 37, `V ${V}, a tie: the first`);
     }
   }
-  // masked tokens (-Infinity) and NaN scores are passed over
+  // masked tokens (-Infinity) and NaN scores are passed over, in the scalar tail and inside whole blocks
   const masked = Float32Array.from([-Infinity, Number.NaN, -3, -Infinity, -2.5, Number.NaN]);
   assert.equal(native.argmax(masked, masked.length), 4);
+  const long = new Float32Array(100).fill(-Infinity);
+  long[0] = Number.NaN;
+  long[40] = Number.NaN;
+  long[70] = -1;
+  long[90] = -1;
+  assert.equal(native.argmax(long, long.length), 70);
+  assert.equal(native.argmax(new Float32Array(100).fill(-Infinity), 100), 0);
 });
