@@ -4,13 +4,19 @@
 
 namespace lmf {
 
+// The row of logits (argument 0) and its length V (argument 1) that both bindings take first.
+static const float* logitsArg(Args& a, int64_t& V) {
+  V = a.size(1);
+  a.check(V > 0, "needs V > 0");
+  return a.buffer<float>(0, V, "logits");
+}
+
 // sampleToken(logits, V, seen:Int32Array|null, penalty, temperature, topK, topP, u) -> token id
 static Napi::Value SampleToken(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Args a(info, "sampleToken");
-  int64_t V = a.size(1);
-  a.check(V > 0, "needs V > 0");
-  const float* logits = a.buffer<float>(0, V, "logits");
+  int64_t V;
+  const float* logits = logitsArg(a, V);
   int64_t nSeen = info[2].IsTypedArray() ? static_cast<int64_t>(byteLength(info[2]) / 4) : 0;
   const int32_t* seen = a.buffer<int32_t>(2, nSeen, "seen", true);
   SamplingSettings s{static_cast<float>(a.number(3)), static_cast<float>(a.number(4)), a.size(5),
@@ -28,9 +34,8 @@ static Napi::Value SampleToken(const Napi::CallbackInfo& info) {
 static Napi::Value Argmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Args a(info, "argmax");
-  int64_t V = a.size(1);
-  a.check(V > 0, "needs V > 0");
-  const float* logits = a.buffer<float>(0, V, "logits");
+  int64_t V;
+  const float* logits = logitsArg(a, V);
   if (!a.ok()) return env.Undefined();
   return Napi::Number::New(env, argmaxScore(logits, V));
 }

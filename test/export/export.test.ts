@@ -46,17 +46,43 @@ function tieMargin(m: InferenceModel, prompt: number[], ours: number[], theirs: 
   );
 }
 
-/** The share of our answer's tokens that llama.cpp also picks first, each given our prompt and answer so far. */
-async function topOneAgreement(model: LlamaModel, prompt: number[], answer: number[]): Promise<number> {
-  let same = 0;
+/** llama.cpp's first choice at each token of our answer, given our prompt and our answer so far. */
+async function llamaCppChoices(model: LlamaModel, prompt: number[], answer: number[]): Promise<number[]> {
+  const choices: number[] = [];
   for (let i = 0; i < answer.length; i++) {
     const context = await model.createContext({ contextSize: 256 });
     const next = context.getSequence().evaluate([...prompt, ...answer.slice(0, i)] as never, { temperature: 0 });
     const first = await next.next();
     await context.dispose();
-    if (first.value === answer[i]) same++;
+    choices.push(first.value as number);
   }
-  return same / answer.length;
+  return choices;
+}
+
+/** The share of our answer's tokens that llama.cpp also picks first, each given our prompt and answer so far. */
+async function topOneAgreement(model: LlamaModel, prompt: number[], answer: number[]): Promise<number> {
+  const choices = await llamaCppChoices(model, prompt, answer);
+  return choices.filter((t, i) => t === answer[i]).length / answer.length;
+}
+
+/** How far our best token leads the runner-up (in logits) at each token of our answer. */
+function ourLeads(m: InferenceModel, prompt: number[], answer: number[]): number[] {
+  const ids = Int32Array.from([...prompt, ...answer]);
+  return noGrad(() =>
+    withScope(() => {
+      const logits = m.model.logits({ ids, batch: 1, seq: ids.length });
+      const V = logits.shape[1];
+      return answer.map((_, i) => {
+        let best = -Infinity,
+          second = -Infinity;
+        for (const x of logits.data.subarray((prompt.length - 1 + i) * V, (prompt.length + i) * V)) {
+          if (x > best) [second, best] = [best, x];
+          else if (x > second) second = x;
+        }
+        return best - second;
+      });
+    }),
+  );
 }
 
 /** llama.cpp's greedy answer to our prompt ids, up to 16 tokens (as many as LMFactory generates here). */
@@ -146,19 +172,28 @@ for (const type of ['f16', 'bf16', 'q8_0', 'q4_0'] as const) {
       );
       const out = await llamaCppGreedy(model, request);
       if (type === 'q4_0') {
-        // 4-bit weights drift further: measured as top-1 agreement with our full-precision answers, token by token
-        // given the same prefix, over three prompts (one short answer alone moves the share by a third): 22 of 32
-        // on this 64-wide model, whose rows are two q4_0 blocks (the bar is set from that measurement); the file
-        // is about 18/34 of q8_0's
-        let same = 0,
-          total = 0;
+        // 4-bit weights drift further, and this untrained 64-wide model's logits hold many near-ties that any
+        // rounding decides (the thread count that ran the prompt changes our own answer there: top-1 agreement over
+        // all tokens measured 0.54 to 0.85 across runs). Where our best token leads the runner-up by 0.1 logits or
+        // more, llama.cpp chose it at 21 of 25, 22 of 22 and 27 of 28 such tokens in three runs over these three
+        // prompts; the bar is 0.75 of at least 10 such tokens. The file is about 18/34 of q8_0's.
+        let decisive = 0,
+          agreed = 0;
         for (const p of [prompt, 'Who are you?', 'What can you do for me?']) {
           const r = chatRequest(ours, [{ role: 'user', content: p }], { settings: greedy });
           const answer = generate(ours.model, ours.tokenizer, [r])[0].ids;
-          same += (await topOneAgreement(model, r.prompt, answer)) * answer.length;
-          total += answer.length;
+          const leads = ourLeads(ours, r.prompt, answer);
+          const choices = await llamaCppChoices(model, r.prompt, answer);
+          answer.forEach((t, i) => {
+            if (leads[i] < 0.1) return;
+            decisive++;
+            if (choices[i] === t) agreed++;
+          });
         }
-        assert.ok(same / total >= 0.6, `top-1 agreement ${same} of ${total}`);
+        assert.ok(
+          decisive >= 10 && agreed / decisive >= 0.75,
+          `llama.cpp agreed at ${agreed} of ${decisive} decisive tokens`,
+        );
         assert.ok(statSync(file).size < 0.8 * statSync(path.join(work, 'gguf-q8_0', 'model.gguf')).size);
       } else if (type === 'q8_0') {
         // 8-bit weights move the logits enough to change later tokens of an untrained model; the start must agree
