@@ -68,11 +68,12 @@ void gather(const float* src, int64_t stride, int64_t n, int64_t D, float mul, f
   for (int64_t r = 0; r < n; r++)
     for (int64_t d = 0; d < D; d++) dst[r * D + d] = src[r * stride + d] * mul;
 }
-// Copies n strided rows into a transposed [D, BK] block (columns past n are zero).
-void gatherT(const float* src, int64_t stride, int64_t n, int64_t D, float* dst) {
-  std::fill(dst, dst + D * BK, 0.0f);
+// Copies n strided rows into a transposed block of BK columns, [D, BK] with leading dimension ld (BK by default;
+// columns n..BK are zero).
+void gatherT(const float* src, int64_t stride, int64_t n, int64_t D, float* dst, int64_t ld = BK) {
+  for (int64_t d = 0; d < D; d++) std::fill(dst + d * ld + n, dst + d * ld + BK, 0.0f);
   for (int64_t r = 0; r < n; r++)
-    for (int64_t d = 0; d < D; d++) dst[d * BK + r] = src[r * stride + d];
+    for (int64_t d = 0; d < D; d++) dst[d * ld + r] = src[r * stride + d];
 }
 // True when every key of [j0, j0+nk) is visible to every query of [i0, i0+nq): no mask needed.
 bool fullyVisible(const Shape& sh, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
@@ -176,8 +177,7 @@ void attentionDecode(const Shape& sh, const float* q, const float* k, const floa
           part[1] = 0.0f;
           continue;
         }
-        const float* qi = q + sh.qRow(b, i, h);
-        for (int64_t d = 0; d < D; d++) qs[d] = qi[d] * sh.scale;
+        gather(q + sh.qRow(b, i, h), D, 1, D, sh.scale, qs.data());
         decodeScores(qs.data(), k + sh.kRow(b, j0, g), stride, n, D, s.data());
         if (sh.softcap > 0.0f) softcapScores(s.data(), n, sh.softcap, nullptr);
         if (!fullyVisible(sh, i, 1, j0, n))
@@ -244,13 +244,8 @@ void attentionForward(const float* q, const float* k, const float* v, float* out
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < sh.B * sh.KV * nKB; t++) {
       const int64_t jb = t % nKB, g = (t / nKB) % sh.KV, b = t / (nKB * sh.KV), j0 = jb * BK;
-      float* dst = kT + (b * sh.KV + g) * D * keyStride + j0;
-      const int64_t nk = std::min(BK, sh.Tk - j0);
-      for (int64_t d = 0; d < D; d++) std::fill(dst + d * keyStride + nk, dst + d * keyStride + BK, 0.0f);
-      for (int64_t j = 0; j < nk; j++) {
-        const float* row = k + sh.kRow(b, j0 + j, g);
-        for (int64_t d = 0; d < D; d++) dst[d * keyStride + j] = row[d];
-      }
+      gatherT(k + sh.kRow(b, j0, g), sh.KV * D, std::min(BK, sh.Tk - j0), D,
+              kT + (b * sh.KV + g) * D * keyStride + j0, keyStride);
     }
     FlushDenormals ftz;
     std::vector<float> qs(BQ * D), s(BQ * BK), p(BQ * BK), acc(BQ * D), m(BQ), l(BQ);

@@ -262,7 +262,6 @@ void gemvBf16Weight(const T* A, const uint16_t* W, float* C, int64_t M, int64_t 
 #endif
 }
 
-
 // bitsandbytes 4-bit weights: each group of 2·kGroupBytes codes (kGroupBytes bytes, the even element in the high
 // nibble) is looked up in the 16-entry table as two vectors, high nibbles and low nibbles, to be multiplied by the
 // even and the odd elements of x (split once per call); each block's sum is scaled by its absmax at the end
