@@ -45,12 +45,21 @@ struct SamplingScratch {
 // leaves a plain max or any-of loop over floats scalar.
 constexpr int64_t kScanBlock = 32;
 
-// Whether any of kScanBlock scores is at least `at`.
-inline bool anyAtLeast(const float* sc, float at) {
-  int hits = 0;
+// Calls visit(v) for each v in 0..V whose x[v] meets `hit`, in order, until visit returns true. Few entries meet
+// it: each whole block of kScanBlock is first tested in vector lanes and skipped when none does.
+template <typename T, typename Hit, typename Visit>
+inline void visitHits(const T* x, int64_t V, Hit hit, Visit visit) {
+  for (int64_t v0 = 0; v0 < V; v0 += kScanBlock) {
+    const int64_t end = std::min(V, v0 + kScanBlock);
+    if (end - v0 == kScanBlock) {
+      int hits = 0;
 #pragma omp simd reduction(+ : hits)
-  for (int64_t j = 0; j < kScanBlock; j++) hits += sc[j] >= at ? 1 : 0;
-  return hits > 0;
+      for (int64_t j = 0; j < kScanBlock; j++) hits += hit(x[v0 + j]) ? 1 : 0;
+      if (!hits) continue;
+    }
+    for (int64_t v = v0; v < end; v++)
+      if (hit(x[v]) && visit(v)) return;
+  }
 }
 
 // The best score (exact: a max does not depend on the order).
@@ -70,13 +79,12 @@ inline float maxScore(const float* sc, int64_t V) {
 // Greedy decoding's token: the first of the best scores (NaN scores are passed over; torch.argmax would pick a NaN).
 inline int32_t argmaxScore(const float* sc, int64_t V) {
   const float best = maxScore(sc, V);
-  for (int64_t v0 = 0; v0 < V; v0 += kScanBlock) {
-    const int64_t end = std::min(V, v0 + kScanBlock);
-    if (end - v0 == kScanBlock && !anyAtLeast(sc + v0, best)) continue;
-    for (int64_t v = v0; v < end; v++)
-      if (sc[v] >= best) return static_cast<int32_t>(v);
-  }
-  return 0;  // every score NaN
+  int32_t first = 0;  // stays 0 when every score is NaN
+  visitHits(sc, V, [best](float x) { return x >= best; }, [&first](int64_t v) {
+    first = static_cast<int32_t>(v);
+    return true;
+  });
+  return first;
 }
 
 // Draws u's share of the non-zero weights (summing to total), walking the vocabulary by id.
@@ -137,17 +145,10 @@ inline void keepThrough(const float* sc, float* w, int64_t V, float score, int32
 inline std::vector<Candidate>& tokensInBins(const float* sc, const float* w, const int32_t* binOf, int64_t V, int first,
                                             int last, std::vector<Candidate>& out) {
   out.clear();
-  for (int64_t v0 = 0; v0 < V; v0 += kScanBlock) {
-    const int64_t end = std::min(V, v0 + kScanBlock);
-    if (end - v0 == kScanBlock) {  // most blocks hold none of these bins: tested in vector lanes
-      int hits = 0;
-#pragma omp simd reduction(+ : hits)
-      for (int64_t j = 0; j < kScanBlock; j++) hits += binOf[v0 + j] >= first && binOf[v0 + j] <= last ? 1 : 0;
-      if (!hits) continue;
-    }
-    for (int64_t v = v0; v < end; v++)
-      if (binOf[v] >= first && binOf[v] <= last) out.push_back({static_cast<int32_t>(v), sc[v], w[v]});
-  }
+  visitHits(binOf, V, [first, last](int32_t bin) { return bin >= first && bin <= last; }, [&](int64_t v) {
+    out.push_back({static_cast<int32_t>(v), sc[v], w[v]});
+    return false;
+  });
   std::sort(out.begin(), out.end(), hfOrder);
   return out;
 }
@@ -212,13 +213,10 @@ inline void keepTies(std::vector<Candidate>& c, size_t k) {
 inline std::vector<Candidate>& topKAbove(const float* sc, int64_t V, float at, float best, float invT, int64_t k,
                                          std::vector<Candidate>& out) {
   out.clear();
-  // few tokens lie above `at`: a vectorised test skips the blocks without one
-  for (int64_t v0 = 0; v0 < V; v0 += kScanBlock) {
-    const int64_t end = std::min(V, v0 + kScanBlock);
-    if (end - v0 == kScanBlock && !anyAtLeast(sc + v0, at)) continue;
-    for (int64_t v = v0; v < end; v++)
-      if (sc[v] >= at) out.push_back({static_cast<int32_t>(v), sc[v], exp_approx((sc[v] - best) * invT)});
-  }
+  visitHits(sc, V, [at](float x) { return x >= at; }, [&](int64_t v) {
+    out.push_back({static_cast<int32_t>(v), sc[v], exp_approx((sc[v] - best) * invT)});
+    return false;
+  });
   const size_t limit = std::min(static_cast<size_t>(k), out.size());
   std::partial_sort(out.begin(), out.begin() + limit, out.end(), hfOrder);
   // the ties of the k-th score sit unsorted after it: bring them forward in id order, drop the rest
