@@ -14,6 +14,9 @@ type I32 = Int32Array;
  */
 export const NativeDType = { f32: 0, bf16: 1, f32xbf16: 2 } as const;
 
+/** Rows up to which a product against a weight is decoding's kernel (native/src/kernels.h: kGemvMaxRows). */
+export const GEMV_MAX_ROWS = 4;
+
 export interface NativeAddon {
   /** isa: our kernels' instruction set; bf16Matmul: oneDNN's own bf16 matmuls, or operands widened to f32 */
   info(): { onednn: string; threads: number; isa: string; onednnIsa?: string; bf16Matmul: 'onednn' | 'widened' };

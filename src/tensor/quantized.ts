@@ -5,7 +5,7 @@
  * full-precision copy of the weight ever exists; for the few rows of decoding, 4-bit codes are read in place.
  * The weight gets no gradient (QLoRA trains adapters on top).
  */
-import { native, NativeDType } from '../native.js';
+import { GEMV_MAX_ROWS, native, NativeDType } from '../native.js';
 import { needsGrad, record } from './autograd.js';
 import { bf16Of, biasGrad } from './ops/linear.js';
 import { f16BitsToF32, f32ToF16Bits } from './dtype.js';
@@ -55,8 +55,6 @@ function absmaxBytes(a: Float32Array | DoubleQuantizedAbsmax): number {
 
 /** Bytes of scratch a panel of dequantised rows may take. */
 const panelBytes = 4 << 20;
-/** Up to this many rows (decoding), a 4-bit projection reads its codes in place (native gemv4bit). */
-const fewRows = 4;
 
 export class QuantizedMatrix {
   constructor(
@@ -122,7 +120,7 @@ export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
   const d = q.data;
-  if (rows <= fewRows && d.kind !== 'int8' && d.blocksize % 32 === 0 && K % d.blocksize === 0) {
+  if (rows <= GEMV_MAX_ROWS && d.kind !== 'int8' && d.blocksize % 32 === 0 && K % d.blocksize === 0) {
     // decoding: the codes are looked up in registers, f32 products (no panel, no rounding of the weight); a
     // double-quantized absmax is expanded a row at a time inside the kernel
     const a = d.absmax;

@@ -7,7 +7,7 @@
  * f32 rows against the bf16 weight, rounding them itself where it uses bf16 dot products).
  * The projection's pieces are exported for ops that extend it (loraLinear).
  */
-import { native, NativeDType } from '../../native.js';
+import { GEMV_MAX_ROWS, native, NativeDType } from '../../native.js';
 import { gradTarget, needsGrad, record, type Grad } from '../autograd.js';
 import { Tensor } from '../tensor.js';
 import type { OpSpec } from './spec.js';
@@ -44,8 +44,6 @@ export interface Projection {
 
 /** bf16 products are computed on operands widened to f32 here (no bf16 dot products) */
 const bf16Widened = native.info().bf16Matmul === 'widened';
-/** rows up to which a matmul against a weight is decoding's kernel (native/src/kernels.h: kGemvMaxRows) */
-const DECODE_ROWS = 4;
 
 export function checkLinear(op: string, x: Tensor, w: Tensor, bias: Tensor | null): void {
   const [N, K] = w.shape;
@@ -60,7 +58,7 @@ export function project(x: Tensor<'f32'>, w: Tensor, bias: Tensor<'f32'> | null)
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
   const wm = matmulWeight(w);
-  const f32Rows = bf16Widened || rows <= DECODE_ROWS;
+  const f32Rows = bf16Widened || rows <= GEMV_MAX_ROWS;
   const dtype = wm.dtype === NativeDType.bf16 && f32Rows ? NativeDType.f32xbf16 : wm.dtype;
   const xIn = dtype === NativeDType.bf16 ? bf16Of(x).data : x.data;
   native.matmul(xIn, wm.data, out.data, rows, N, K, false, true, false, bias?.data ?? null, dtype);
