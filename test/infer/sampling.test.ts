@@ -64,17 +64,21 @@ test('top-k and top-p keep the tokens the reference keeps, each drawn in proport
 
 // Top-k counts tokens above a few score levels and sorts only those above the level holding k; a crowded level is
 // split and counted again, and a distribution flat beyond that goes to the score bins: each way keeps the same set,
-// ties of the k-th score included.
-test('top-k keeps the reference set when many tokens crowd near the best, or tie', () => {
+// ties of the k-th score included. Top-p alone selects by the bins too.
+test('top-k and top-p keep the reference set when many tokens crowd near the best, or tie', () => {
   const rng = new Rng(5);
   const crowded = Float32Array.from({ length: 9000 }, (_, i) => (i < 6000 ? 3 - rng.uniform() * 0.4 : rng.normal()));
   const flat = new Float32Array(5000).fill(1.5);
+  // every score within a few hundredths: top-p's bins span the scores there are, not the range with weight
+  const narrow = Float32Array.from({ length: 4000 }, () => rng.normal() * 0.02);
   // 30 tokens tie at the 10th best score: all 39 kept (by levels); 5000 tie at the 45th, past the levels' limit
   // (by bins)
   const tied = Float32Array.from({ length: 6000 }, (_, i) => (i < 9 ? 5 + i * 0.01 : i < 39 ? 4 : i < 5039 ? 3 : 0));
   for (const [logits, T, topK, topP] of [
     [crowded, 1, 50, 1],
     [crowded, 0.8, 200, 0.9],
+    [crowded, 1, 0, 0.3],
+    [narrow, 0.7, 0, 0.6],
     [flat, 1, 40, 1],
     [tied, 1, 10, 1],
     [tied, 1, 45, 1],
