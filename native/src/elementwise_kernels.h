@@ -16,13 +16,17 @@ namespace {
 constexpr int64_t kParallelMin = 1 << 15;
 
 inline void toBf16(const float* src, uint16_t* dst, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i]);
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) dst[i] = f32_to_bf16(src[i]);
+  });
 }
 
 inline void toF32(const uint16_t* src, float* dst, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(src[i]);
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) dst[i] = bf16_to_f32(src[i]);
+  });
 }
 
 // How many values are NaN or infinite (exponent bits all ones): a load-time check of every weight.
@@ -42,17 +46,23 @@ inline int64_t countNonFiniteF32(const uint32_t* x, int64_t n) {
 // out = a*x + b*y (out may alias x or y); y null means out = a*x
 inline void axpby(const float* x, const float* y, float* out, int64_t n, float a, float b) {
   if (y) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-    for (int64_t i = 0; i < n; i++) out[i] = a * x[i] + b * y[i];
+    splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+      for (int64_t i = from; i < to; i++) out[i] = a * x[i] + b * y[i];
+    });
   } else {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-    for (int64_t i = 0; i < n; i++) out[i] = a * x[i];
+    splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+      for (int64_t i = from; i < to; i++) out[i] = a * x[i];
+    });
   }
 }
 
 inline void fill(float* x, int64_t n, float v) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) x[i] = v;
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) x[i] = v;
+  });
 }
 
 #pragma omp declare simd notinbranch
@@ -60,33 +70,41 @@ inline float sigmoid(float g) { return 1.0f / (1.0f + exp_approx(-g)); }
 
 // out = silu(gate) * up
 inline void swigluForward(const float* g, const float* u, float* out, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) out[i] = g[i] * sigmoid(g[i]) * u[i];
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) out[i] = g[i] * sigmoid(g[i]) * u[i];
+  });
 }
 
 inline void swigluBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    float s = sigmoid(g[i]);
-    float d = dout[i];
-    du[i] = d * g[i] * s;
-    dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
-  }
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) {
+      float s = sigmoid(g[i]);
+      float d = dout[i];
+      du[i] = d * g[i] * s;
+      dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    }
+  });
 }
 
 // out = sigmoid(gate) * up (Qwen3.5's attention output gate)
 inline void sigmoidGateForward(const float* g, const float* u, float* out, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) out[i] = sigmoid(g[i]) * u[i];
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) out[i] = sigmoid(g[i]) * u[i];
+  });
 }
 
 inline void sigmoidGateBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    float s = sigmoid(g[i]);
-    du[i] = dout[i] * s;
-    dg[i] = dout[i] * u[i] * s * (1.0f - s);
-  }
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) {
+      float s = sigmoid(g[i]);
+      du[i] = dout[i] * s;
+      dg[i] = dout[i] * u[i] * s * (1.0f - s);
+    }
+  });
 }
 
 // GELU with the tanh approximation, as 0.5x(1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi)(x + 0.044715x^3).
@@ -94,33 +112,40 @@ constexpr float kGeluC = 0.7978845608028654f, kGeluA = 0.044715f;
 
 // out = gelu_tanh(gate) * up (Gemma's GeGLU)
 inline void gegluForward(const float* g, const float* u, float* out, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    float x = g[i];
-    out[i] = x * sigmoid(2.0f * kGeluC * (x + kGeluA * x * x * x)) * u[i];
-  }
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) {
+      float x = g[i];
+      out[i] = x * sigmoid(2.0f * kGeluC * (x + kGeluA * x * x * x)) * u[i];
+    }
+  });
 }
 
 inline void gegluBackward(const float* g, const float* u, const float* dout, float* dg, float* du, int64_t n) {
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    float x = g[i], d = dout[i];
-    float s = sigmoid(2.0f * kGeluC * (x + kGeluA * x * x * x));
-    float slope = s + x * s * (1.0f - s) * 2.0f * kGeluC * (1.0f + 3.0f * kGeluA * x * x);
-    du[i] = d * x * s;
-    dg[i] = d * u[i] * slope;
-  }
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) {
+      float x = g[i], d = dout[i];
+      float s = sigmoid(2.0f * kGeluC * (x + kGeluA * x * x * x));
+      float slope = s + x * s * (1.0f - s) * 2.0f * kGeluC * (1.0f + 3.0f * kGeluA * x * x);
+      du[i] = d * x * s;
+      dg[i] = d * u[i] * slope;
+    }
+  });
 }
 
 // out[t] = table[ids[t]] (ids already checked against the table's rows)
 inline void embeddingForwardF32(const int32_t* ids, const float* w, float* out, int64_t N, int64_t C) {
-#pragma omp parallel for if (N * C > kParallelMin) schedule(static)
-  for (int64_t t = 0; t < N; t++) std::memcpy(out + t * C, w + ids[t] * C, C * 4);
+  splitRange(N, kParallelMin / C, [=](int64_t from, int64_t to) {
+    for (int64_t t = from; t < to; t++) std::memcpy(out + t * C, w + ids[t] * C, C * 4);
+  });
 }
 inline void embeddingForwardBf16(const int32_t* ids, const uint16_t* w, float* out, int64_t N, int64_t C) {
-#pragma omp parallel for if (N * C > kParallelMin) schedule(static)
-  for (int64_t t = 0; t < N; t++)
-    for (int64_t c = 0; c < C; c++) out[t * C + c] = bf16_to_f32(w[ids[t] * C + c]);
+  splitRange(N, kParallelMin / C, [=](int64_t from, int64_t to) {
+    for (int64_t t = from; t < to; t++)
+#pragma omp simd
+      for (int64_t c = 0; c < C; c++) out[t * C + c] = bf16_to_f32(w[ids[t] * C + c]);
+  });
 }
 
 // dtable[ids[t]] += dout[t], except the padding row. Threads split the columns so that no two threads ever add
@@ -171,8 +196,10 @@ inline void fillNormal(float* out, int64_t n, uint64_t seed, uint64_t offset, fl
 inline void dropout(const float* x, float* out, int64_t n, double p, uint64_t seed) {
   const uint32_t threshold = static_cast<uint32_t>(p * 4294967296.0);
   const float keep = static_cast<float>(1.0 / (1.0 - p));
-#pragma omp parallel for simd if (n > kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; i++) out[i] = hash32(seed, static_cast<uint64_t>(i)) < threshold ? 0.0f : x[i] * keep;
+  splitRange(n, kParallelMin, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) out[i] = hash32(seed, static_cast<uint64_t>(i)) < threshold ? 0.0f : x[i] * keep;
+  });
 }
 
 }  // namespace

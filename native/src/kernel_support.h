@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <omp.h>
 #if defined(__x86_64__)
 #include <xmmintrin.h>
 #endif
@@ -60,6 +61,23 @@ class FlushDenormals {
  private:
   unsigned int saved_ = 0;
 };
+
+// Runs body(from, to) over 0..n: split among the threads when n > minimum, else as body(0, n) on this thread. Not
+// `omp parallel for if (...)`: a region whose condition is false still costs about a microsecond, and the loop
+// GCC outlines into it ran 4-10x slower on one thread than the same loop written plainly (SwiGLU over 1,536 values
+// 9 vs 2 µs, a scaled add over 20,000 18-30 vs 3 µs); decoding runs hundreds of such small kernels per token.
+template <typename Body>
+inline void splitRange(int64_t n, int64_t minimum, Body body) {
+  if (n <= minimum) {
+    body(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+    body(n * me / threads, n * (me + 1) / threads);
+  }
+}
 
 }  // namespace
 

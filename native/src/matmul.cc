@@ -116,8 +116,10 @@ namespace {
 float* widened(int slot, const void* src, int64_t n) {
   const auto* h = static_cast<const uint16_t*>(src);
   float* out = scratch(slot, static_cast<size_t>(n));
-#pragma omp parallel for simd if (n > (1 << 15)) schedule(static)
-  for (int64_t i = 0; i < n; i++) out[i] = bf16_to_f32(h[i]);
+  splitRange(n, 1 << 15, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) out[i] = bf16_to_f32(h[i]);
+  });
   return out;
 }
 }  // namespace
@@ -182,8 +184,10 @@ static void gemmF32Bf16(const float* A, const uint16_t* B, float* C, int64_t M, 
     return;
   }
   auto* a = reinterpret_cast<uint16_t*>(scratch(kSlotRoundA, static_cast<size_t>(M * K + 1) / 2));
-#pragma omp parallel for simd if (M * K > (1 << 15)) schedule(static)
-  for (int64_t i = 0; i < M * K; i++) a[i] = f32_to_bf16(A[i]);
+  splitRange(M * K, 1 << 15, [=](int64_t from, int64_t to) {
+#pragma omp simd
+    for (int64_t i = from; i < to; i++) a[i] = f32_to_bf16(A[i]);
+  });
   gemm(a, B, C, M, N, K, transA, transB, accumulate, bias, BF16);
 }
 

@@ -2,27 +2,30 @@
 // plain pointers and sizes; norm_rope.cc binds them.
 #pragma once
 #include <omp.h>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
+#include "kernel_support.h"
 
 namespace lmf {
 namespace {
 
 // out = w * x * rstd, rstd = 1/sqrt(mean(x^2) + eps) per row of C; rstd may be null
 inline void rmsnormForward(const float* x, const float* w, float* out, float* rstd, int64_t rows, int64_t C, float eps) {
-#pragma omp parallel for if (rows * C > 16384) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = x + r * C;
-    float ss = 0.0f;
+  splitRange(rows, 16384 / C, [=](int64_t from, int64_t to) {
+    for (int64_t r = from; r < to; r++) {
+      const float* xr = x + r * C;
+      float ss = 0.0f;
 #pragma omp simd reduction(+ : ss)
-    for (int64_t c = 0; c < C; c++) ss += xr[c] * xr[c];
-    float s = 1.0f / std::sqrt(ss / static_cast<float>(C) + eps);
-    if (rstd) rstd[r] = s;
-    float* o = out + r * C;
+      for (int64_t c = 0; c < C; c++) ss += xr[c] * xr[c];
+      float s = 1.0f / std::sqrt(ss / static_cast<float>(C) + eps);
+      if (rstd) rstd[r] = s;
+      float* o = out + r * C;
 #pragma omp simd
-    for (int64_t c = 0; c < C; c++) o[c] = w[c] * (xr[c] * s);
-  }
+      for (int64_t c = 0; c < C; c++) o[c] = w[c] * (xr[c] * s);
+    }
+  });
 }
 
 // dx = rstd*(w*dout - xhat*mean(w*dout*xhat)); dw (or null) += sum over rows of dout*xhat (each thread sums its
@@ -60,13 +63,14 @@ inline void rmsnormBackward(const float* dout, const float* x, const float* w, c
 // cos/sin [tokens, half] of position * inv_freq: the angle in f32 (as Hugging Face), its cosine and sine rounded
 // from double precision. Made once per batch and shared by every layer.
 inline void ropeTable(const int32_t* pos, const float* invFreq, float* cs, float* sn, int64_t N, int64_t half) {
-#pragma omp parallel for if (N * half > 16384) schedule(static)
-  for (int64_t t = 0; t < N; t++)
-    for (int64_t j = 0; j < half; j++) {
-      double angle = static_cast<double>(static_cast<float>(pos[t]) * invFreq[j]);
-      cs[t * half + j] = static_cast<float>(std::cos(angle));
-      sn[t * half + j] = static_cast<float>(std::sin(angle));
-    }
+  splitRange(N, 16384 / std::max<int64_t>(half, 1), [=](int64_t from, int64_t to) {
+    for (int64_t t = from; t < to; t++)
+      for (int64_t j = 0; j < half; j++) {
+        double angle = static_cast<double>(static_cast<float>(pos[t]) * invFreq[j]);
+        cs[t * half + j] = static_cast<float>(std::cos(angle));
+        sn[t * half + j] = static_cast<float>(std::sin(angle));
+      }
+  });
 }
 
 // Rotates the first R values of each head of x [tokens, heads, headDim D] in place (rotate-half over R; R < D
@@ -74,20 +78,21 @@ inline void ropeTable(const int32_t* pos, const float* invFreq, float* cs, float
 inline void rope(float* x, const float* cs, const float* sn, int64_t N, int64_t H, int64_t D, int64_t R, bool inverse) {
   const float sign = inverse ? -1.0f : 1.0f;
   int64_t half = R / 2;
-#pragma omp parallel for if (N * H * D > 16384) schedule(static)
-  for (int64_t t = 0; t < N; t++) {
-    const float* c = cs + t * half;
-    const float* s = sn + t * half;
-    for (int64_t h = 0; h < H; h++) {
-      float* v = x + (t * H + h) * D;
+  splitRange(N, 16384 / (H * D), [=](int64_t from, int64_t to) {
+    for (int64_t t = from; t < to; t++) {
+      const float* c = cs + t * half;
+      const float* s = sn + t * half;
+      for (int64_t h = 0; h < H; h++) {
+        float* v = x + (t * H + h) * D;
 #pragma omp simd
-      for (int64_t j = 0; j < half; j++) {
-        float a = v[j], b = v[j + half], sj = sign * s[j];
-        v[j] = a * c[j] - b * sj;
-        v[j + half] = b * c[j] + a * sj;
+        for (int64_t j = 0; j < half; j++) {
+          float a = v[j], b = v[j + half], sj = sign * s[j];
+          v[j] = a * c[j] - b * sj;
+          v[j + half] = b * c[j] + a * sj;
+        }
       }
     }
-  }
+  });
 }
 
 }  // namespace
