@@ -158,73 +158,86 @@ void attentionDecode(const Shape& sh, const float* q, const float* k, const floa
   // per task and query row (head of the group, query): block max, block sum, D weighted values
   const int64_t partSize = D + 2;
   float* parts = scratch(kSlotDecode, static_cast<size_t>(tasks * rows * partSize));
-#pragma omp parallel if (sh.B * sh.H * sh.Tk * D > (1 << 15))
+  // one task: every query row of its key/value head against its block of keys (qs, s: the thread's scratch)
+  const auto runTask = [&](int64_t task, float* qs, float* s) {
+    const int64_t blk = task % blocks, g = (task / blocks) % sh.KV, b = task / (blocks * sh.KV);
+    const int64_t j0 = blk * kDecodeKeys, n = std::min(kDecodeKeys, sh.Tk - j0);
+    for (int64_t r = 0; r < rows; r++) {
+      const int64_t h = g * G + r % G, i = r / G;
+      float* part = parts + (task * rows + r) * partSize;
+      // a block wholly after this query, or wholly before its window, is skipped (a sliding window over a long
+      // cache then costs the window, not the cache)
+      const int64_t last = i + sh.qOffset;
+      if (j0 > last || (sh.window > 0 && last - (j0 + n - 1) >= sh.window)) {
+        part[0] = -INFINITY;
+        part[1] = 0.0f;
+        continue;
+      }
+      gather(q + sh.qRow(b, i, h), D, 1, D, sh.scale, qs);
+      decodeScores(qs, k + sh.kRow(b, j0, g), stride, n, D, s);
+      if (sh.softcap > 0.0f) softcapScores(s, n, sh.softcap, nullptr);
+      if (!fullyVisible(sh, i, 1, j0, n))
+        for (int64_t j = 0; j < n; j++)
+          if (!sh.visible(b, i, j0 + j)) s[j] = -INFINITY;
+      float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+      for (int64_t j = 0; j < n; j++) m = std::max(m, s[j]);
+      float l = 0.0f;
+      if (m != -INFINITY) {
+#pragma omp simd reduction(+ : l)
+        for (int64_t j = 0; j < n; j++) {
+          const float p = s[j] == -INFINITY ? 0.0f : exp_approx(s[j] - m);
+          s[j] = p;
+          l += p;
+        }
+        decodeValues(s, v + sh.kRow(b, j0, g), stride, n, D, part + 2);
+      }
+      part[0] = m;
+      part[1] = l;
+    }
+  };
+  // one query row: its blocks combined in order
+  const auto combineRow = [&](int64_t row) {
+    const int64_t h = row % sh.H, i = (row / sh.H) % sh.Tq, b = row / (sh.H * sh.Tq), g = h / G;
+    const int64_t r = i * G + h % G;
+    const float* first = parts + ((b * sh.KV + g) * blocks * rows + r) * partSize;
+    const int64_t step = rows * partSize;
+    float m = -INFINITY;
+    for (int64_t blk = 0; blk < blocks; blk++) m = std::max(m, first[blk * step]);
+    float* o = out + sh.qRow(b, i, h);
+    std::fill(o, o + D, 0.0f);
+    float l = 0.0f;
+    if (m != -INFINITY)
+      for (int64_t blk = 0; blk < blocks; blk++) {
+        const float* part = first + blk * step;
+        if (part[0] == -INFINITY) continue;
+        const float w = std::exp(part[0] - m);
+        l += part[1] * w;
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) o[d] += part[2 + d] * w;
+      }
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int64_t d = 0; d < D; d++) o[d] *= inv;
+    if (lse) lse[(b * sh.H + h) * sh.Tq + i] = l > 0.0f ? m + std::log(l) : INFINITY;
+  };
+  const int64_t queryRows = sh.B * sh.H * sh.Tq;
+  // a short cache runs here, without a thread team (see splitRange)
+  if (sh.B * sh.H * sh.Tk * D <= (1 << 15)) {
+    FlushDenormals ftz;
+    std::vector<float> qs(D), s(kDecodeKeys);
+    for (int64_t task = 0; task < tasks; task++) runTask(task, qs.data(), s.data());
+    for (int64_t row = 0; row < queryRows; row++) combineRow(row);
+    return;
+  }
+#pragma omp parallel
   {
     FlushDenormals ftz;
     std::vector<float> qs(D), s(kDecodeKeys);
+    // tasks taken as threads come free: a core the hypervisor or another process delays holds up less
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tasks; task++) runTask(task, qs.data(), s.data());
 #pragma omp for schedule(static)
-    for (int64_t task = 0; task < tasks; task++) {
-      const int64_t blk = task % blocks, g = (task / blocks) % sh.KV, b = task / (blocks * sh.KV);
-      const int64_t j0 = blk * kDecodeKeys, n = std::min(kDecodeKeys, sh.Tk - j0);
-      for (int64_t r = 0; r < rows; r++) {
-        const int64_t h = g * G + r % G, i = r / G;
-        float* part = parts + (task * rows + r) * partSize;
-        // a block wholly after this query, or wholly before its window, is skipped (a sliding window over a long
-        // cache then costs the window, not the cache)
-        const int64_t last = i + sh.qOffset;
-        if (j0 > last || (sh.window > 0 && last - (j0 + n - 1) >= sh.window)) {
-          part[0] = -INFINITY;
-          part[1] = 0.0f;
-          continue;
-        }
-        gather(q + sh.qRow(b, i, h), D, 1, D, sh.scale, qs.data());
-        decodeScores(qs.data(), k + sh.kRow(b, j0, g), stride, n, D, s.data());
-        if (sh.softcap > 0.0f) softcapScores(s.data(), n, sh.softcap, nullptr);
-        if (!fullyVisible(sh, i, 1, j0, n))
-          for (int64_t j = 0; j < n; j++)
-            if (!sh.visible(b, i, j0 + j)) s[j] = -INFINITY;
-        float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-        for (int64_t j = 0; j < n; j++) m = std::max(m, s[j]);
-        float l = 0.0f;
-        if (m != -INFINITY) {
-#pragma omp simd reduction(+ : l)
-          for (int64_t j = 0; j < n; j++) {
-            const float p = s[j] == -INFINITY ? 0.0f : exp_approx(s[j] - m);
-            s[j] = p;
-            l += p;
-          }
-          decodeValues(s.data(), v + sh.kRow(b, j0, g), stride, n, D, part + 2);
-        }
-        part[0] = m;
-        part[1] = l;
-      }
-    }
-    // the blocks of each query row combined in order
-#pragma omp for schedule(static)
-    for (int64_t row = 0; row < sh.B * sh.H * sh.Tq; row++) {
-      const int64_t h = row % sh.H, i = (row / sh.H) % sh.Tq, b = row / (sh.H * sh.Tq), g = h / G;
-      const int64_t r = i * G + h % G;
-      const float* first = parts + ((b * sh.KV + g) * blocks * rows + r) * partSize;
-      const int64_t step = rows * partSize;
-      float m = -INFINITY;
-      for (int64_t blk = 0; blk < blocks; blk++) m = std::max(m, first[blk * step]);
-      float* o = out + sh.qRow(b, i, h);
-      std::fill(o, o + D, 0.0f);
-      float l = 0.0f;
-      if (m != -INFINITY)
-        for (int64_t blk = 0; blk < blocks; blk++) {
-          const float* part = first + blk * step;
-          if (part[0] == -INFINITY) continue;
-          const float w = std::exp(part[0] - m);
-          l += part[1] * w;
-#pragma omp simd
-          for (int64_t d = 0; d < D; d++) o[d] += part[2 + d] * w;
-        }
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      for (int64_t d = 0; d < D; d++) o[d] *= inv;
-      if (lse) lse[(b * sh.H + h) * sh.Tq + i] = l > 0.0f ? m + std::log(l) : INFINITY;
-    }
+    for (int64_t row = 0; row < queryRows; row++) combineRow(row);
   }
 }
 }  // namespace

@@ -209,15 +209,16 @@ inline void rowDotsPairs(const float* split, int64_t K, const uint16_t* w, float
 // weight rows split across the threads
 template <typename T, typename RowDots>
 void gemvRows(const T* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias, RowDots rows) {
-#pragma omp parallel for schedule(static) if (N * K > (1 << 16))
-  for (int64_t n = 0; n < N; n++) {
-    float out[kGemvMaxRows];
-    rows(W + n * K, out);
-    for (int64_t m = 0; m < M; m++) {
-      const float v = out[m] + (bias ? bias[n] : 0.0f);
-      C[m * N + n] = accumulate ? C[m * N + n] + v : v;
+  splitRange(N, (1 << 16) / std::max<int64_t>(K, 1), [&](int64_t from, int64_t to) {
+    for (int64_t n = from; n < to; n++) {
+      float out[kGemvMaxRows];
+      rows(W + n * K, out);
+      for (int64_t m = 0; m < M; m++) {
+        const float v = out[m] + (bias ? bias[n] : 0.0f);
+        C[m * N + n] = accumulate ? C[m * N + n] + v : v;
+      }
     }
-  }
+  });
 }
 
 // body(std::integral_constant<int, M>()): the row kernels instantiated for this call's number of rows
@@ -349,12 +350,10 @@ void gemv4bit(const float* A, const uint8_t* packed, const BlockScales& absmax, 
   using Dots = void (*)(const CodeTable&, const uint8_t*, const float*, const float*, int64_t, int64_t, int64_t, float*);
   const Dots dots[kGemvMaxRows] = {dots4bit<1>, dots4bit<2>, dots4bit<3>, dots4bit<4>};
   const Dots rowDots = dots[M - 1];
-#pragma omp parallel if (N * K > (1 << 16))
-  {
+  splitRange(N, (1 << 16) / std::max<int64_t>(K, 1), [&](int64_t from, int64_t to) {
     // the row's block scales, expanded here when double-quantized (the weight's codes are read once anyway)
     std::vector<float> rowScales(absmax.values ? 0 : static_cast<size_t>(blocksPerRow));
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; n++) {
+    for (int64_t n = from; n < to; n++) {
       const float* scales = absmax.values ? absmax.values + n * blocksPerRow : rowScales.data();
       if (!absmax.values) absmax.expand(n * blocksPerRow, blocksPerRow, rowScales.data());
       float sum[kGemvMaxRows];
@@ -364,7 +363,7 @@ void gemv4bit(const float* A, const uint8_t* packed, const BlockScales& absmax, 
         C[m * N + n] = accumulate ? C[m * N + n] + v : v;
       }
     }
-  }
+  });
 }
 
 void gemvF32(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
