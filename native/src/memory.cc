@@ -5,6 +5,7 @@
 //
 // The memory is deliberately not reported to V8 (AdjustExternalMemory): it is freed by scopes, not by the
 // garbage collector, and reporting gigabytes of it made V8 run a full collection on almost every allocation.
+#include <sys/mman.h>
 #include <cstdlib>
 #include <unordered_map>
 #include <vector>
@@ -35,6 +36,10 @@ void finalize(Napi::Env env, void* /*data*/, Block* b) {
 }
 }  // namespace
 
+// Buffers from this size on are whole 2 MiB pages, which the kernel may back with huge pages (MADV_HUGEPAGE): a
+// stream over a weight then meets a TLB miss every 2 MiB instead of every 4 KiB.
+constexpr size_t kHugePage = size_t{2} << 20, kHugeMin = size_t{3} << 19;
+
 // alloc(bytes, zero) -> ArrayBuffer, 64-byte aligned
 static Napi::Value Alloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -42,7 +47,14 @@ static Napi::Value Alloc(const Napi::CallbackInfo& info) {
   bool zero = info.Length() > 1 && boolean(info[1]);
   size_t rounded = ((bytes + 63) / 64) * 64;
   if (rounded == 0) rounded = 64;
-  void* data = std::aligned_alloc(64, rounded);
+  void* data;
+  if (rounded >= kHugeMin) {
+    rounded = (rounded + kHugePage - 1) / kHugePage * kHugePage;
+    data = std::aligned_alloc(kHugePage, rounded);
+    if (data) madvise(data, rounded, MADV_HUGEPAGE);
+  } else {
+    data = std::aligned_alloc(64, rounded);
+  }
   if (!data) {
     Napi::Error::New(env, "out of memory: could not allocate " + std::to_string(bytes) + " bytes")
         .ThrowAsJavaScriptException();
