@@ -97,6 +97,17 @@ inline void loadPairs(const uint16_t* p, Vec& even, Vec& odd) {
 template <int M>
 constexpr int kUnroll = M <= 2 ? 2 : 1;
 
+// Each row kernel also prefetches its weight row this far ahead of its reads: the hardware prefetcher stops at
+// every 4 KiB page and starts over with each matrix (a C probe of a decode step's 268 MB weight stream, three
+// rounds: 12.8 / 13.3 / 14.2 ms without, 12.1 / 12.4 / 13.4 with, on 2 threads). Prefetching past the end of the
+// weight is harmless (a prefetch never faults).
+constexpr int64_t kPrefetchAhead = 1024;
+template <typename T>
+inline void prefetchAhead(const T* p, int64_t elements) {
+  const char* c = reinterpret_cast<const char*>(p) + kPrefetchAhead;
+  for (int64_t b = 0; b < elements * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(c + b, 0, 3);
+}
+
 // What a row kernel reads per vector step of K: f32 values multiplied and added (FMA), or bf16 pairs through bf16
 // dot products
 struct F32Elements {
@@ -137,11 +148,13 @@ inline void rowDots(const typename E::Elem* a, int64_t K, const typename E::Elem
   for (int m = 0; m < M; m++)
     for (int u = 0; u < 2 * U; u++) acc[m][u] = zero();
   int64_t k = 0;
-  for (; k + step <= K; k += step)
+  for (; k + step <= K; k += step) {
+    prefetchAhead(w + k, step);
     for (int u = 0; u < 2 * U; u++) {
       const typename E::Chunk wv = E::read(w + k + u * E::width);
       for (int m = 0; m < M; m++) acc[m][u] = E::step(acc[m][u], E::read(a + m * K + k + u * E::width), wv);
     }
+  }
   for (int m = 0; m < M; m++) {
     Vec sum = acc[m][0];
     for (int u = 1; u < 2 * U; u++) sum = add(sum, acc[m][u]);
@@ -180,7 +193,8 @@ inline void rowDotsPairs(const float* split, int64_t K, const uint16_t* w, float
   for (int m = 0; m < M; m++)
     for (int u = 0; u < 2 * U; u++) acc[m][u] = zero();
   int64_t k = 0;
-  for (; k < whole; k += U * kPairChunk)
+  for (; k < whole; k += U * kPairChunk) {
+    prefetchAhead(w + k, U * kPairChunk);
     for (int u = 0; u < U; u++) {
       Vec we, wo;
       loadPairs(w + k + u * kPairChunk, we, wo);
@@ -190,6 +204,7 @@ inline void rowDotsPairs(const float* split, int64_t K, const uint16_t* w, float
         acc[m][2 * u + 1] = fma(load(x + kLanes), wo, acc[m][2 * u + 1]);
       }
     }
+  }
   // a last whole chunk when unrolled (split keeps every whole chunk in pair order)
   const bool lastChunk = k + kPairChunk <= K;
   Vec we, wo;
