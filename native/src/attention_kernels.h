@@ -40,6 +40,15 @@ struct Shape : AttentionShape {
     return j <= i + qOffset && (window == 0 || i + qOffset - j < window) &&
            (!segQ || segQ[b * Tq + i] == segK[b * Tk + j]);
   }
+  // The keys of [j0, j0 + n) that query i sees, as offsets [from, to) into the block, where they form one range
+  // (the causal limit and the window); false with segment ids, whose visibility goes key by key.
+  bool visibleSpan(int64_t i, int64_t j0, int64_t n, int64_t& from, int64_t& to) const {
+    if (segQ) return false;
+    const int64_t last = i + qOffset;  // the last key query i sees
+    to = std::clamp<int64_t>(last + 1 - j0, 0, n);
+    from = window == 0 ? 0 : std::clamp<int64_t>(last - window + 1 - j0, 0, to);
+    return true;
+  }
   // Number of keys the last query of [i0, i0+n) can see: the key range a query block has to visit.
   int64_t keyEnd(int64_t i0, int64_t n) const { return std::min(Tk, i0 + n + qOffset); }
   // The first key the first query of a block can see, rounded down to a key block.
@@ -75,6 +84,19 @@ void gatherT(const float* src, int64_t stride, int64_t n, int64_t D, float* dst,
   for (int64_t r = 0; r < n; r++)
     for (int64_t d = 0; d < D; d++) dst[d * ld + r] = src[r * stride + d];
 }
+// Sets the entries of a row of `width` scores for keys j0.. that query i does not see (or past nk) to `hidden`: two
+// fills where the visible keys form a range (a key-by-key test cost more than the diagonal tile's products).
+void maskRow(const Shape& sh, int64_t b, int64_t i, int64_t j0, int64_t nk, int64_t width, float* row, float hidden) {
+  int64_t from, to;
+  if (sh.visibleSpan(i, j0, nk, from, to)) {
+    std::fill(row, row + from, hidden);
+    std::fill(row + to, row + width, hidden);
+    return;
+  }
+  for (int64_t j = 0; j < width; j++)
+    if (j >= nk || !sh.visible(b, i, j0 + j)) row[j] = hidden;
+}
+
 // True when every key of [j0, j0+nk) is visible to every query of [i0, i0+nq): no mask needed.
 bool fullyVisible(const Shape& sh, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
   return !sh.segQ && j0 + nk - 1 <= i0 + sh.qOffset && (sh.window == 0 || i0 + nq - 1 + sh.qOffset - j0 < sh.window);
@@ -90,12 +112,8 @@ void probabilities(const Shape& sh, int64_t b, int64_t i0, int64_t nq, int64_t j
     float* p = P + i * BK;
 #pragma omp simd
     for (int64_t j = 0; j < BK; j++) p[j] = exp_approx(s[j] - l);
-    if (full) {
-      for (int64_t j = nk; j < BK; j++) p[j] = 0.0f;
-    } else {
-      for (int64_t j = 0; j < BK; j++)
-        if (j >= nk || !sh.visible(b, i0 + i, j0 + j)) p[j] = 0.0f;
-    }
+    if (full) std::fill(p + nk, p + BK, 0.0f);
+    else maskRow(sh, b, i0 + i, j0, nk, BK, p, 0.0f);
   }
 }
 
@@ -176,9 +194,7 @@ void attentionDecode(const Shape& sh, const float* q, const float* k, const floa
       gather(q + sh.qRow(b, i, h), D, 1, D, sh.scale, qs);
       decodeScores(qs, k + sh.kRow(b, j0, g), stride, n, D, s);
       if (sh.softcap > 0.0f) softcapScores(s, n, sh.softcap, nullptr);
-      if (!fullyVisible(sh, i, 1, j0, n))
-        for (int64_t j = 0; j < n; j++)
-          if (!sh.visible(b, i, j0 + j)) s[j] = -INFINITY;
+      if (!fullyVisible(sh, i, 1, j0, n)) maskRow(sh, b, i, j0, n, n, s, -INFINITY);
       float m = -INFINITY;
 #pragma omp simd reduction(max : m)
       for (int64_t j = 0; j < n; j++) m = std::max(m, s[j]);
@@ -281,9 +297,7 @@ void attentionForward(const float* q, const float* k, const float* v, float* out
         for (int64_t i = 0; i < nq; i++) {
           float* si = s.data() + i * BK;
           float* pi = p.data() + i * BK;
-          if (!full)
-            for (int64_t j = 0; j < BK; j++)
-              if (j >= nk || !sh.visible(b, i0 + i, j0 + j)) si[j] = -INFINITY;
+          if (!full) maskRow(sh, b, i0 + i, j0, nk, BK, si, -INFINITY);
           float mb = -INFINITY;
 #pragma omp simd reduction(max : mb)
           for (int64_t j = 0; j < BK; j++) mb = std::max(mb, si[j]);
