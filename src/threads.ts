@@ -108,3 +108,18 @@ export function adaptThreads(): void {
   } else if (native.threads() !== budget) native.threads(budget);
   last = now;
 }
+
+/**
+ * Runs fn with this process's whole thread budget, not the share adaptThreads last left it, then restores that
+ * share: a peak measured on one thread while a step ran on two (or the reverse) gave peak fractions above 1.
+ */
+export function onWholeBudget<R>(fn: () => R): R {
+  if (fixed) return fn();
+  const saved = native.threads();
+  native.threads(budget ?? usableCpus());
+  try {
+    return fn();
+  } finally {
+    native.threads(saved);
+  }
+}

@@ -66,6 +66,7 @@ inline void lmHeadCrossEntropy(const float* x, const void* W, const int32_t* tar
         }
       }
       float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
       for (int64_t j = 0; j < V; j++) mx = std::max(mx, z[j]);
       float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)

@@ -5,6 +5,7 @@
  * oneDNN runs bf16 matmuls on them (Sapphire Rapids and later) a bf16 line has no peak to compare with.
  */
 import { native } from '../native.js';
+import { onWholeBudget } from '../threads.js';
 
 export interface PeakResult {
   isa: string;
@@ -29,11 +30,14 @@ export function runPeakBench(): PeakResult {
 }
 
 /**
- * The peak a bench in this precision compares with: bf16 dot products where the path has them, else f32 FMAs;
- * null for bf16 when the matmuls run on AMX tiles (a vector peak would be exceeded, not approached).
+ * The peak a bench in this precision compares with: bf16 dot products where the path has them, else f32 FMAs, on
+ * the process's whole thread budget; null for bf16 when the matmuls run on AMX tiles (a vector peak would be
+ * exceeded, not approached).
  */
 export function measuredPeak(dtype: 'f32' | 'bf16'): number | null {
   if (dtype === 'bf16' && native.info().onednnIsa === 'avx512_core_amx') return null;
-  const bf16 = dtype === 'bf16' ? native.peakGflops(true) : 0;
-  return bf16 > 0 ? bf16 : native.peakGflops(false);
+  return onWholeBudget(() => {
+    const bf16 = dtype === 'bf16' ? native.peakGflops(true) : 0;
+    return bf16 > 0 ? bf16 : native.peakGflops(false);
+  });
 }

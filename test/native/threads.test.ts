@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { native } from '../../src/native.js';
-import { adaptThreads, usableCpus } from '../../src/threads.js';
+import { adaptThreads, onWholeBudget, usableCpus } from '../../src/threads.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpus = usableCpus();
@@ -59,3 +59,17 @@ test('a matmul gives the same products on one thread as on all of them', () => {
   );
   native.threads(cpus);
 });
+
+test(
+  'a peak is measured on the whole budget, whatever share adaptThreads left, and the share is restored',
+  { skip: cpus < 2 || process.env.OMP_NUM_THREADS ? 'needs two CPUs and no OMP_NUM_THREADS' : false },
+  () => {
+    native.threads(1); // the share beside a busy neighbour
+    assert.equal(
+      onWholeBudget(() => native.threads()),
+      cpus,
+    );
+    assert.equal(native.threads(), 1);
+    native.threads(cpus);
+  },
+);
