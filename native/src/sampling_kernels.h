@@ -441,6 +441,9 @@ inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, 
   }
   const ScoreRange range = scoreRange(sc, V);
   const float best = range.best;
+  // no finite best (every score -inf or NaN, or a +inf): no distribution to draw from; the first best score, as
+  // greedy decoding would take
+  if (!std::isfinite(best)) return argmaxScore(sc, V);
   const Weigher weigh{best, 1.0f / s.temperature, best - kNegligible * s.temperature};
   if (s.topK > 0) {
     // the k best lie above the highest level holding k tokens (or are all the tokens with weight): only those are

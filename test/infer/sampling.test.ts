@@ -110,6 +110,22 @@ test('the repetition penalty divides seen positive scores and multiplies seen ne
   assert.throws(() => native.sampleToken(logits, 4, null, 1, 0, 0, 1, 0.5), /needs temperature > 0/);
 });
 
+test('a row with no finite best score draws the first best one instead of reading an empty selection', () => {
+  for (const [topK, topP] of [
+    [0, 0.7],
+    [50, 1],
+    [0, 1],
+  ] as const) {
+    const masked = new Float32Array(1000).fill(-Infinity);
+    assert.equal(native.sampleToken(masked, masked.length, null, 1, 0.95, topK, topP, 0.5), 0);
+    const nan = new Float32Array(1000).fill(Number.NaN);
+    assert.equal(native.sampleToken(nan, nan.length, null, 1, 0.95, topK, topP, 0.5), 0);
+    const infinite = new Float32Array(1000).fill(1);
+    infinite[700] = Infinity;
+    assert.equal(native.sampleToken(infinite, infinite.length, null, 1, 0.95, topK, topP, 0.5), 700);
+  }
+});
+
 test('greedy argmax: the first id of the best score, wherever it lies in the vector blocks', () => {
   const rng = new Rng(5);
   for (const V of [1, 31, 32, 33, 1000, 151669]) {
