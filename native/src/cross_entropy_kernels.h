@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
+#include "elementwise_kernels.h"
 #include "kernel_support.h"
 #include "vecmath.h"
 
@@ -48,8 +49,7 @@ inline void lmHeadCrossEntropy(const float* x, const void* W, const int32_t* tar
     for (int64_t i = 0; i < n; i++) std::memcpy(&xc[i * C], x + rows[start + i] * C, C * 4);
     const void* xin = xc.data();
     if (dtype == BF16) {
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n * C; i++) xb[i] = f32_to_bf16(xc[i]);
+      toBf16(xc.data(), xb.data(), n * C);
       xin = xb.data();
     }
     gemm(xin, W, logits.data(), n, V, C, false, true, false, nullptr, dtype);
@@ -89,8 +89,7 @@ inline void lmHeadCrossEntropy(const float* x, const void* W, const int32_t* tar
     if (!grad) continue;
     const void* g = logits.data();
     if (dtype == BF16) {
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n * V; i++) gb[i] = f32_to_bf16(logits[i]);
+      toBf16(logits.data(), gb.data(), n * V);
       g = gb.data();
     }
     if (dx) {

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <dnnl.hpp>
 #include "common.h"
+#include "elementwise_kernels.h"
 #include "kernels.h"
 
 namespace lmf {
@@ -116,10 +117,7 @@ namespace {
 float* widened(int slot, const void* src, int64_t n) {
   const auto* h = static_cast<const uint16_t*>(src);
   float* out = scratch(slot, static_cast<size_t>(n));
-  splitRange(n, 1 << 15, [=](int64_t from, int64_t to) {
-#pragma omp simd
-    for (int64_t i = from; i < to; i++) out[i] = bf16_to_f32(h[i]);
-  });
+  toF32(h, out, n);
   return out;
 }
 }  // namespace
@@ -184,10 +182,7 @@ static void gemmF32Bf16(const float* A, const uint16_t* B, float* C, int64_t M, 
     return;
   }
   auto* a = reinterpret_cast<uint16_t*>(scratch(kSlotRoundA, static_cast<size_t>(M * K + 1) / 2));
-  splitRange(M * K, 1 << 15, [=](int64_t from, int64_t to) {
-#pragma omp simd
-    for (int64_t i = from; i < to; i++) a[i] = f32_to_bf16(A[i]);
-  });
+  toBf16(A, a, M * K);
   gemm(a, B, C, M, N, K, transA, transB, accumulate, bias, BF16);
 }
 

@@ -53,32 +53,23 @@ inline void visitHits(const T* x, int64_t from, int64_t to, Hit hit, Visit visit
   }
 }
 
-// The best score (exact: a max does not depend on the order).
-inline float maxScore(const float* sc, int64_t V) {
-  float lanes[kScanBlock];
-  std::fill(lanes, lanes + kScanBlock, -INFINITY);
-  int64_t v = 0;
-  for (; v + kScanBlock <= V; v += kScanBlock)
-#pragma omp simd
-    for (int64_t j = 0; j < kScanBlock; j++) lanes[j] = sc[v + j] > lanes[j] ? sc[v + j] : lanes[j];
-  float best = -INFINITY;
-  for (int64_t j = 0; j < kScanBlock; j++) best = std::max(best, lanes[j]);
-  for (; v < V; v++) best = std::max(best, sc[v]);
-  return best;
-}
-
 // The passes that decide top-p run in kChunks fixed parts of the vocabulary (each a whole number of blocks), shared
 // out among the threads; what the parts find is combined in part order, so that no sum depends on the thread count.
 constexpr int kChunks = 4;
 
 inline int64_t chunkSize(int64_t V) { return ((V + kChunks - 1) / kChunks + kScanBlock - 1) / kScanBlock * kScanBlock; }
 
-// body(c, from, to) for each part c of the vocabulary, on the threads
+// body(c, from, to) for each part c of the vocabulary, on the threads (a short row on this one: see splitRange)
 template <typename Body>
 inline void forChunks(int64_t V, Body body) {
   const int64_t chunk = chunkSize(V);
-#pragma omp parallel for schedule(static) if (V >= (1 << 14))
-  for (int c = 0; c < kChunks; c++) body(c, std::min(V, c * chunk), std::min(V, (c + 1) * chunk));
+  const auto part = [&](int c) { body(c, std::min(V, c * chunk), std::min(V, (c + 1) * chunk)); };
+  if (V < (1 << 14)) {
+    for (int c = 0; c < kChunks; c++) part(c);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < kChunks; c++) part(c);
 }
 
 // The best and the lowest score (exact: neither depends on the order).
@@ -111,7 +102,7 @@ inline ScoreRange scoreRange(const float* sc, int64_t V) {
 
 // Greedy decoding's token: the first of the best scores (NaN scores are passed over; torch.argmax would pick a NaN).
 inline int32_t argmaxScore(const float* sc, int64_t V) {
-  const float best = maxScore(sc, V);
+  const float best = scoreRange(sc, V).best;
   int32_t first = 0;  // stays 0 when every score is NaN
   visitHits(sc, 0, V, [best](float x) { return x >= best; }, [&first](int64_t v) {
     first = static_cast<int32_t>(v);
@@ -186,7 +177,6 @@ constexpr int kParts = 2;
 struct BinMasses {
   std::vector<float> partial;  // [kChunks][kParts][kSlots]: f32, as transformers sums its probabilities
   std::vector<double> mass;    // [kSlots]: every part's
-  int64_t chunk = 0;           // tokens per part, a whole number of blocks
 
   // the mass of part c's tokens in bins above `bin`
   double massAbove(int c, int bin) const {
@@ -216,7 +206,6 @@ inline void binRange(const float* sc, int64_t from, int64_t to, ScoreBins bins, 
 // One pass over the vocabulary: each part's bin masses, and their sums.
 inline void binMasses(const float* sc, int64_t V, ScoreBins bins, BinMasses& t) {
   t.partial.assign(kChunks * kParts * kSlots, 0.0f);
-  t.chunk = chunkSize(V);
   float* partial = t.partial.data();
   forChunks(V, [&](int c, int64_t from, int64_t to) { binRange(sc, from, to, bins, partial + c * kParts * kSlots); });
   t.mass.assign(kSlots, 0.0);
@@ -417,15 +406,16 @@ inline int32_t sampleByBins(const float* sc, int64_t V, Weigher weigh, float low
   for (double kept = above + boundary[0].weight; kept < target && last + 1 < boundary.size();)
     kept += boundary[++last].weight;
   // each part's kept mass from its bins (and the boundary's kept tokens): the walk starts in the part u falls in
+  const int64_t chunk = chunkSize(V);
   double partKept[kChunks];
   for (int c = 0; c < kChunks; c++) partKept[c] = t.massAbove(c, b);
-  for (size_t i = 0; i <= last; i++) partKept[boundary[i].id / t.chunk] += boundary[i].weight;
+  for (size_t i = 0; i <= last; i++) partKept[boundary[i].id / chunk] += boundary[i].weight;
   double r = 0;
   for (double kept : partKept) r += kept;
   r *= u;
   int c = 0;
   while (c + 1 < kChunks && r - partKept[c] >= 0) r -= partKept[c++];
-  return drawThrough(sc, V, weigh, boundary[last], c * t.chunk, r);
+  return drawThrough(sc, V, weigh, boundary[last], c * chunk, r);
 }
 
 inline int32_t sampleToken(const float* logits, int64_t V, const int32_t* seen, int64_t nSeen, const SamplingSettings& s,
