@@ -125,24 +125,27 @@ void probabilities(const Shape& sh, int64_t b, int64_t i0, int64_t nq, int64_t j
 constexpr int64_t kDecodeQueries = 4, kDecodeKeys = 64;
 constexpr int kSlotDecode = 105, kSlotKt = 106;
 
-// the scores s[0..n) of one query (scaled) against n key rows of stride `stride`, four keys at a time: four
-// independent sums, where one key's sum would be a chain of dependent FMAs
+// the scores s[0..n) of one query (scaled) against n key rows of stride `stride`: four keys at a time, each with
+// its own accumulator (four independent chains), their lanes summed together at the end
 void decodeScores(const float* qs, const float* k, int64_t stride, int64_t n, int64_t D, float* s) {
+  const int64_t whole = D - D % kLanes;
+  const auto at = [](const float* p) { return *reinterpret_cast<const vf*>(p); };
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
-    const float *k0 = k + j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-    for (int64_t d = 0; d < D; d++) {
-      s0 += qs[d] * k0[d];
-      s1 += qs[d] * k1[d];
-      s2 += qs[d] * k2[d];
-      s3 += qs[d] * k3[d];
+    const float* kj[4] = {k + j * stride, k + (j + 1) * stride, k + (j + 2) * stride, k + (j + 3) * stride};
+    // named, not an array: GCC at -O2 kept an array of accumulators in memory
+    vf acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
+    for (int64_t d = 0; d < whole; d += kLanes) {
+      const vf x = at(qs + d);
+      acc0 += x * at(kj[0] + d);
+      acc1 += x * at(kj[1] + d);
+      acc2 += x * at(kj[2] + d);
+      acc3 += x * at(kj[3] + d);
     }
-    s[j] = s0;
-    s[j + 1] = s1;
-    s[j + 2] = s2;
-    s[j + 3] = s3;
+    const vf acc[4] = {acc0, acc1, acc2, acc3};
+    sumLanes4(acc, s + j);
+    for (int64_t d = whole; d < D; d++)
+      for (int u = 0; u < 4; u++) s[j + u] += qs[d] * kj[u][d];
   }
   for (; j < n; j++) {
     const float* kj = k + j * stride;
@@ -153,64 +156,59 @@ void decodeScores(const float* qs, const float* k, int64_t stride, int64_t n, in
   }
 }
 
-// acc[0..D) = sum over j of p[j] v[j], n value rows of stride `stride`, four rows per pass over acc
-void decodeValues(const float* p, const float* v, int64_t stride, int64_t n, int64_t D, float* acc) {
-  std::fill(acc, acc + D, 0.0f);
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const float *v0 = v + j * stride, *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride;
-    const float p0 = p[j], p1 = p[j + 1], p2 = p[j + 2], p3 = p[j + 3];
-#pragma omp simd
-    for (int64_t d = 0; d < D; d++) acc[d] += p0 * v0[d] + p1 * v1[d] + p2 * v2[d] + p3 * v3[d];
-  }
-  for (; j < n; j++) {
-    const float* vj = v + j * stride;
-#pragma omp simd
-    for (int64_t d = 0; d < D; d++) acc[d] += p[j] * vj[d];
-  }
-}
-
 void attentionDecode(const Shape& sh, const float* q, const float* k, const float* v, float* out, float* lse) {
   const int64_t D = sh.D, G = sh.group(), rows = G * sh.Tq, stride = sh.KV * D;
-  const int64_t blocks = (sh.Tk + kDecodeKeys - 1) / kDecodeKeys, tasks = sh.B * sh.KV * blocks;
-  // per task and query row (head of the group, query): block max, block sum, D weighted values
+  const int64_t blocks = (sh.Tk + kDecodeKeys - 1) / kDecodeKeys, tasks = sh.B * blocks;
+  // per (batch, key/value head, block) and query row (head of the group, query): block max, block sum, D weighted
+  // values
   const int64_t partSize = D + 2;
-  float* parts = scratch(kSlotDecode, static_cast<size_t>(tasks * rows * partSize));
-  // one task: every query row of its key/value head against its block of keys (qs, s: the thread's scratch)
-  const auto runTask = [&](int64_t task, float* qs, float* s) {
-    const int64_t blk = task % blocks, g = (task / blocks) % sh.KV, b = task / (blocks * sh.KV);
+  float* parts = scratch(kSlotDecode, static_cast<size_t>(sh.B * sh.KV * blocks * rows * partSize));
+  // every query row of key/value head g against block blk; qs [D] and s [rows, kDecodeKeys] are the thread's
+  // scratch. Each row's scores become its block's weights (zero where hidden), and one product of the weights
+  // with the block's values gives every row's weighted sum.
+  const auto runBlock = [&](int64_t b, int64_t g, int64_t blk, float* qs, float* s) {
     const int64_t j0 = blk * kDecodeKeys, n = std::min(kDecodeKeys, sh.Tk - j0);
+    float* taskParts = parts + ((b * sh.KV + g) * blocks + blk) * rows * partSize;
     for (int64_t r = 0; r < rows; r++) {
       const int64_t h = g * G + r % G, i = r / G;
-      float* part = parts + (task * rows + r) * partSize;
+      float* part = taskParts + r * partSize;
+      float* p = s + r * kDecodeKeys;
+      part[0] = -INFINITY;
+      part[1] = 0.0f;
       // a block wholly after this query, or wholly before its window, is skipped (a sliding window over a long
       // cache then costs the window, not the cache)
       const int64_t last = i + sh.qOffset;
       if (j0 > last || (sh.window > 0 && last - (j0 + n - 1) >= sh.window)) {
-        part[0] = -INFINITY;
-        part[1] = 0.0f;
+        std::fill(p, p + n, 0.0f);
         continue;
       }
       gather(q + sh.qRow(b, i, h), D, 1, D, sh.scale, qs);
-      decodeScores(qs, k + sh.kRow(b, j0, g), stride, n, D, s);
-      if (sh.softcap > 0.0f) softcapScores(s, n, sh.softcap, nullptr);
-      if (!fullyVisible(sh, i, 1, j0, n)) maskRow(sh, b, i, j0, n, n, s, -INFINITY);
+      decodeScores(qs, k + sh.kRow(b, j0, g), stride, n, D, p);
+      if (sh.softcap > 0.0f) softcapScores(p, n, sh.softcap, nullptr);
+      if (!fullyVisible(sh, i, 1, j0, n)) maskRow(sh, b, i, j0, n, n, p, -INFINITY);
       float m = -INFINITY;
 #pragma omp simd reduction(max : m)
-      for (int64_t j = 0; j < n; j++) m = std::max(m, s[j]);
+      for (int64_t j = 0; j < n; j++) m = std::max(m, p[j]);
       float l = 0.0f;
-      if (m != -INFINITY) {
+      if (m == -INFINITY) {
+        std::fill(p, p + n, 0.0f);
+        continue;
+      }
 #pragma omp simd reduction(+ : l)
-        for (int64_t j = 0; j < n; j++) {
-          const float p = s[j] == -INFINITY ? 0.0f : exp_approx(s[j] - m);
-          s[j] = p;
-          l += p;
-        }
-        decodeValues(s, v + sh.kRow(b, j0, g), stride, n, D, part + 2);
+      for (int64_t j = 0; j < n; j++) {
+        const float e = p[j] == -INFINITY ? 0.0f : exp_approx(p[j] - m);
+        p[j] = e;
+        l += e;
       }
       part[0] = m;
       part[1] = l;
     }
+    tileGemm(s, kDecodeKeys, v + sh.kRow(b, j0, g), stride, taskParts + 2, partSize, rows, D, n, false);
+  };
+  // a task: one block of keys for every key/value head, so that a thread reads the cache's rows whole and in order
+  // (the heads' slices of a row are adjacent)
+  const auto runTask = [&](int64_t task, float* qs, float* s) {
+    for (int64_t g = 0; g < sh.KV; g++) runBlock(task / blocks, g, task % blocks, qs, s);
   };
   // one query row: its blocks combined in order
   const auto combineRow = [&](int64_t row) {
@@ -240,7 +238,7 @@ void attentionDecode(const Shape& sh, const float* q, const float* k, const floa
   // a short cache runs here, without a thread team (see splitRange)
   if (sh.B * sh.H * sh.Tk * D <= (1 << 15)) {
     FlushDenormals ftz;
-    std::vector<float> qs(D), s(kDecodeKeys);
+    std::vector<float> qs(D), s(rows * kDecodeKeys);
     for (int64_t task = 0; task < tasks; task++) runTask(task, qs.data(), s.data());
     for (int64_t row = 0; row < queryRows; row++) combineRow(row);
     return;
@@ -248,7 +246,7 @@ void attentionDecode(const Shape& sh, const float* q, const float* k, const floa
 #pragma omp parallel
   {
     FlushDenormals ftz;
-    std::vector<float> qs(D), s(kDecodeKeys);
+    std::vector<float> qs(D), s(rows * kDecodeKeys);
     // tasks taken as threads come free: a core the hypervisor or another process delays holds up less
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; task++) runTask(task, qs.data(), s.data());

@@ -8,6 +8,11 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 namespace lmf {
 // internal linkage: each instruction-set translation unit keeps its own compiled copy
@@ -21,6 +26,33 @@ constexpr int kLanes = 8, kNV = 2;
 constexpr int kLanes = 4, kNV = 4;
 #endif
 typedef float vf __attribute__((vector_size(kLanes * 4), aligned(4)));
+
+// out[0..4) = the sum of each vector's lanes, for four vectors at once: pairwise adds halve all four together,
+// where a sum per vector would take as many steps for one
+inline void sumLanes4(const vf* v, float* out) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  __m256 h[4];
+  for (int i = 0; i < 4; i++) {
+#if defined(__AVX512F__)
+    const __m512 w = (__m512)v[i];
+    h[i] = _mm256_add_ps(_mm512_castps512_ps256(w), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(w), 1)));
+#else
+    h[i] = (__m256)v[i];
+#endif
+  }
+  // lanes 0-3 of the result: each vector's low half summed; lanes 4-7: its high half
+  const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+#elif defined(__aarch64__)
+  vst1q_f32(out, vpaddq_f32(vpaddq_f32((float32x4_t)v[0], (float32x4_t)v[1]),
+                            vpaddq_f32((float32x4_t)v[2], (float32x4_t)v[3])));
+#else
+  for (int i = 0; i < 4; i++) {
+    out[i] = 0.0f;
+    for (int l = 0; l < kLanes; l++) out[i] += v[i][l];
+  }
+#endif
+}
 
 template <int MR, int NV, bool TA>
 inline void tileKernel(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int64_t K,

@@ -206,7 +206,8 @@ void testAttention(const KernelTable& t) {
                         {1, 1, 300, 6, 2, 64, 299, false},
                         {2, 4, 90, 2, 1, 16, 86, true, 0, 2.5f},        // packed, softcap
                         {1, 2, 300, 4, 2, 32, 298, false, 100},         // a window starting inside a key block
-                        {1, 1, 700, 2, 1, 16, 699, false, 150}};        // blocks wholly before the window
+                        {1, 1, 700, 2, 1, 16, 699, false, 150},         // blocks wholly before the window
+                        {1, 3, 130, 6, 2, 20, 127, false}};             // a head size past whole vectors
   for (const Case& c : cases) {
     std::vector<float> q = randn(c.B * c.Tq * c.H * c.D), k = randn(c.B * c.Tk * c.KV * c.D), v = randn(k.size());
     std::vector<float> dout = randn(q.size());
