@@ -6,7 +6,7 @@
     "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
     "cflags!": ["-fno-exceptions"],
     "cflags_cc!": ["-fno-exceptions"],
-    "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-ffp-contract=fast", "-fno-trapping-math", "-fexceptions", "-Wno-maybe-uninitialized", "-Wno-psabi", "-fPIC"]
+    "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-ffp-contract=fast", "-fno-trapping-math", "-fno-math-errno", "-fexceptions", "-Wno-maybe-uninitialized", "-Wno-psabi", "-fPIC"]
   },
   "targets": [
     {

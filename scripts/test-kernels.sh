@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-common=(-std=c++17 -O2 -fopenmp -ffp-contract=fast -fno-trapping-math -Wno-psabi)
+common=(-std=c++17 -O2 -fopenmp -ffp-contract=fast -fno-trapping-math -fno-math-errno -Wno-psabi)
 targets=${1:-x86 arm64}
 
 build() {  # build CXX OUT BASE_FLAGS PATH:FLAGS...

@@ -31,6 +31,8 @@ inline double sumSquares(const std::vector<const float*>& x, const std::vector<i
   for (size_t w = 0; w < work.size(); w++) {
     const float* p = x[work[w].tensor];
     double s = 0.0;
+    // lanes of doubles summed apart: one chain of dependent adds ran at a quarter of memory speed
+#pragma omp simd reduction(+ : s)
     for (int64_t i = work[w].begin; i < work[w].end; i++) s += static_cast<double>(p[i]) * p[i];
     partial[w] = s;
   }
@@ -63,6 +65,8 @@ inline void adamw(const std::vector<float*>& p, const std::vector<const float*>&
     float* vv = v[t];
     const float decay = static_cast<float>(1.0 - lr[t] * wd[t]);
     const float stepSize = static_cast<float>(lr[t]) / bc1;
+    // vectorised only because the build passes -fno-math-errno (binding.gyp): a sqrt that may set errno kept this
+    // loop scalar, 6x slower than the memory it streams (967 -> 155 ms for 134.5M parameters on a Zen 1)
 #pragma omp simd
     for (int64_t i = work[w].begin; i < work[w].end; i++) {
       float gi = gg[i] * scale;
