@@ -158,17 +158,17 @@ void decodeScores(const float* qs, const float* k, int64_t stride, int64_t n, in
 
 void attentionDecode(const Shape& sh, const float* q, const float* k, const float* v, float* out, float* lse) {
   const int64_t D = sh.D, G = sh.group(), rows = G * sh.Tq, stride = sh.KV * D;
-  const int64_t blocks = (sh.Tk + kDecodeKeys - 1) / kDecodeKeys, tasks = sh.B * blocks;
-  // per (batch, key/value head, block) and query row (head of the group, query): block max, block sum, D weighted
-  // values
+  const int64_t blocks = (sh.Tk + kDecodeKeys - 1) / kDecodeKeys, tasks = sh.B * sh.KV * blocks;
+  // per task and query row (head of the group, query): block max, block sum, D weighted values
   const int64_t partSize = D + 2;
-  float* parts = scratch(kSlotDecode, static_cast<size_t>(sh.B * sh.KV * blocks * rows * partSize));
-  // every query row of key/value head g against block blk; qs [D] and s [rows, kDecodeKeys] are the thread's
-  // scratch. Each row's scores become its block's weights (zero where hidden), and one product of the weights
-  // with the block's values gives every row's weighted sum.
-  const auto runBlock = [&](int64_t b, int64_t g, int64_t blk, float* qs, float* s) {
+  float* parts = scratch(kSlotDecode, static_cast<size_t>(tasks * rows * partSize));
+  // one task: every query row of its key/value head against its block of keys; qs [D] and s [rows, kDecodeKeys]
+  // are the thread's scratch. Each row's scores become its block's weights (zero where hidden), and one product of
+  // the weights with the block's values gives every row's weighted sum.
+  const auto runTask = [&](int64_t task, float* qs, float* s) {
+    const int64_t blk = task % blocks, g = (task / blocks) % sh.KV, b = task / (blocks * sh.KV);
     const int64_t j0 = blk * kDecodeKeys, n = std::min(kDecodeKeys, sh.Tk - j0);
-    float* taskParts = parts + ((b * sh.KV + g) * blocks + blk) * rows * partSize;
+    float* taskParts = parts + task * rows * partSize;
     for (int64_t r = 0; r < rows; r++) {
       const int64_t h = g * G + r % G, i = r / G;
       float* part = taskParts + r * partSize;
@@ -204,11 +204,6 @@ void attentionDecode(const Shape& sh, const float* q, const float* k, const floa
       part[1] = l;
     }
     tileGemm(s, kDecodeKeys, v + sh.kRow(b, j0, g), stride, taskParts + 2, partSize, rows, D, n, false);
-  };
-  // a task: one block of keys for every key/value head, so that a thread reads the cache's rows whole and in order
-  // (the heads' slices of a row are adjacent)
-  const auto runTask = [&](int64_t task, float* qs, float* s) {
-    for (int64_t g = 0; g < sh.KV; g++) runBlock(task / blocks, g, task % blocks, qs, s);
   };
   // one query row: its blocks combined in order
   const auto combineRow = [&](int64_t row) {
