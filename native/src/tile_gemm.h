@@ -4,7 +4,8 @@
 // kNV vectors, so the 6 × kNV accumulators stay in registers while K runs: B rows are loaded once per group and
 // A values are broadcast. The vector width follows the instruction set this header is compiled for (16 floats
 // with AVX-512's 32 registers, 8 with AVX2's 16, 4 with NEON's 32), and kNV keeps the accumulators within the
-// register file (24 of 32, 12 of 16, 24 of 32). Columns that do not fill a vector use a plain loop.
+// register file (24 of 32, 12 of 16, 24 of 32). Columns that do not fill a vector use a plain loop. Beside it,
+// the vector type vf and sumLanes4 (four dot products' lane sums at once) serve decoding's attention scores.
 #pragma once
 #include <cstdint>
 #include <cstring>
