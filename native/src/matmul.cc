@@ -11,6 +11,7 @@
 #include "common.h"
 #include "elementwise_kernels.h"
 #include "kernels.h"
+#include "signal_shield.h"
 
 namespace lmf {
 
@@ -226,6 +227,7 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
   memory out(c.c, engine(), C);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, out}};
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(c.bias, engine(), const_cast<float*>(bias)));
+  SignalShield shield;  // oneDNN's generated kernels must not take a signal (signal_shield.h)
   c.prim.execute(stream(), args);
   stream().wait();
 }
