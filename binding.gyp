@@ -20,6 +20,7 @@
         "native/src/elementwise.cc",
         "native/src/norm_rope.cc",
         "native/src/attention.cc",
+        "native/src/decode_stack.cc",
         "native/src/cross_entropy.cc",
         "native/src/optim.cc",
         "native/src/sampling.cc",

@@ -8,6 +8,8 @@ import { LmfError } from './errors.js';
 type F32 = Float32Array;
 type Buf = Float32Array | Uint16Array;
 type I32 = Int32Array;
+/** One layer of decodeLayers: buffers (null where the layer has no such part) and two numbers, in slot order. */
+export type DecodeLayerBuffers = (Buf | null | number)[];
 
 /**
  * dtype codes shared with native/src/kernel_support.h; f32xbf16 (matmul only): an f32 A against a bf16 B
@@ -252,6 +254,25 @@ export interface NativeAddon {
     scale: number,
     window: number,
     softcap: number,
+  ): void;
+  /**
+   * The layer stack of one sequence's 1 to GEMV_MAX_ROWS new tokens: h [m, c] through every layer in place, each
+   * layer an array in src/models/native-stack.ts's order; the caches hold `cached` rows and room for m more
+   */
+  decodeLayers(
+    h: F32,
+    layers: DecodeLayerBuffers[],
+    m: number,
+    cached: number,
+    c: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    intermediate: number,
+    eps: number,
+    scale: number,
+    softcap: number,
+    gelu: boolean,
   ): void;
   attentionBackward(
     q: F32,

@@ -66,6 +66,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerQuant(env, exports);
   registerGgmlQuants(env, exports);
   registerLinearAttention(env, exports);
+  registerDecodeStack(env, exports);
   return exports;
 }
 

@@ -133,5 +133,6 @@ void registerSampling(Napi::Env env, Napi::Object exports);
 void registerQuant(Napi::Env env, Napi::Object exports);
 void registerGgmlQuants(Napi::Env env, Napi::Object exports);
 void registerLinearAttention(Napi::Env env, Napi::Object exports);
+void registerDecodeStack(Napi::Env env, Napi::Object exports);
 
 }  // namespace lmf

@@ -232,6 +232,12 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
   stream().wait();
 }
 
+void linearRows(const float* x, const void* w, bool bf16Weight, const float* bias, float* y, int64_t M, int64_t N,
+                int64_t K) {
+  if (bf16Weight) gemmF32Bf16(x, static_cast<const uint16_t*>(w), y, M, N, K, false, true, false, bias);
+  else gemm(x, w, y, M, N, K, false, true, false, bias, F32);
+}
+
 // matmul(A, B, C, M, N, K, transA, transB, accumulate, bias|null, dtype): dtype 0 f32, 1 bf16, 2 A f32 and B bf16
 static Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -39,6 +39,7 @@ import { maxOf, pushAll } from '../util/arrays.js';
 import type { LinearAttentionSizes, ModelConfig } from './config.js';
 import { ropeInvFreq, type RopeSpec } from './rope.js';
 import { KvCache } from './kv-cache.js';
+import { runNativeStack, runsNatively } from './native-stack.js';
 import { GatedDeltaNet, type DeltaRun } from './gated-deltanet.js';
 
 /** One batch of token ids [B, T], with optional per-token positions and segment ids (packing, padding). */
@@ -371,7 +372,33 @@ export class DecoderModel {
     const positions = Int32Array.from(tokens.flatMap((t, s) => t.map((_, i) => caches[s].length + i)));
     const longest = maxOf(caches.map((cache, s) => cache.length + counts[s]));
     const tables = this.ropeTablesFor(Tensor.from(positions, [N], 'i32'), longest);
+    const layerTables = c.layerSpecs.map((spec) => (spec.rope ? tables.get(spec.rope)! : null));
     let h = this.embed(Tensor.from(tokens.flat(), [N], 'i32'));
+    if (caches.length === 1 && runsNatively(this.layers, c, N)) {
+      runNativeStack(h, this.layers, c, caches[0], layerTables);
+    } else {
+      h = this.layersWithCaches(h, caches, starts, counts, layerTables);
+    }
+    caches.forEach((cache, s) => cache.commit(counts[s]));
+    const last = Tensor.empty([tokens.length, c.hiddenSize], 'f32');
+    starts.forEach((start, s) =>
+      last.data.set(
+        h.data.subarray((start + counts[s] - 1) * c.hiddenSize, (start + counts[s]) * c.hiddenSize),
+        s * c.hiddenSize,
+      ),
+    );
+    return this.head(this.finalNorm(last));
+  }
+
+  /** extend's layers one kernel at a time: sequences side by side (starts, counts: each one's rows in h). */
+  private layersWithCaches(
+    h: Tensor<'f32'>,
+    caches: KvCache[],
+    starts: number[],
+    counts: number[],
+    layerTables: (RopeTables | null)[],
+  ): Tensor<'f32'> {
+    const c = this.config;
     this.layers.forEach((layer, l) => {
       const spec = c.layerSpecs[l];
       const options = { scale: c.attentionScale, window: spec.window, softcap: c.attentionSoftcap, headDim: c.headDim };
@@ -386,17 +413,9 @@ export class DecoderModel {
           ? caches.map((cache, s) => ({ from: starts[s], count: counts[s], state: cache.deltaState(l) }))
           : [],
       };
-      h = layer.forward(h, { config: c, tables: spec.rope ? tables.get(spec.rope)! : null, attend: cached, delta });
+      h = layer.forward(h, { config: c, tables: layerTables[l], attend: cached, delta });
     });
-    caches.forEach((cache, s) => cache.commit(counts[s]));
-    const last = Tensor.empty([tokens.length, c.hiddenSize], 'f32');
-    starts.forEach((start, s) =>
-      last.data.set(
-        h.data.subarray((start + counts[s] - 1) * c.hiddenSize, (start + counts[s]) * c.hiddenSize),
-        s * c.hiddenSize,
-      ),
-    );
-    return this.head(this.finalNorm(last));
+    return h;
   }
 
   /** An empty KV cache shaped for this model (with a recurrent state for each linear-attention layer). */

@@ -61,6 +61,11 @@ export class KvCache {
     this.capacity = cap;
   }
 
+  /** Layer `layer`'s key and value rows (length tokens, then room to the capacity), for kernels that fill them. */
+  rows(layer: number): { keys: Float32Array; values: Float32Array } {
+    return { keys: this.keys[layer], values: this.values[layer] };
+  }
+
   /**
    * Stores the n new rows of `k` and `v` (rows [from, from+n) of the step's batch) for `layer` after the
    * cached ones, and computes attention for the matching n query rows of `q` into `out`. The caller

@@ -11,6 +11,7 @@ import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.j
 import { parseModelConfig } from '../../src/models/config.js';
 import { verifyGolden } from '../../src/verify/golden.js';
 import { loadModel } from '../../src/models/registry.js';
+import { native } from '../../src/native.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { Tensor, withScope } from '../../src/tensor/tensor.js';
 import { familyFixtureDirs, maxAbsDiff } from '../helpers.js';
@@ -61,6 +62,46 @@ for (const dir of familyFixtureDirs.filter((d) => !d.endsWith('llama-dynamic-tin
     );
     model.dispose();
   });
+}
+
+// One sequence's decoding steps take the layer stack in one native call (src/models/native-stack.ts); two sequences
+// at once take the kernels one by one. Both must give the same bits, which also makes a request's tokens the same
+// whether or not the server batches it with another.
+for (const dir of familyFixtureDirs) {
+  for (const dtype of ['f32', 'bf16'] as const) {
+    test(`${path.basename(dir)} (${dtype}): a sequence decoded alone gives the bits it gets beside another`, () => {
+      const { model } = loadModel(path.join(dir, 'model'), { dtype });
+      const a = Array.from({ length: 20 }, (_, i) => 3 + ((i * 37) % 120));
+      const b = Array.from({ length: 20 }, (_, i) => 5 + ((i * 53) % 110));
+      const decodeLayers = native.decodeLayers;
+      let nativeStacks = 0;
+      native.decodeLayers = (...args) => {
+        nativeStacks++;
+        decodeLayers(...args);
+      };
+      try {
+        noGrad(() =>
+          withScope(() => {
+            const alone = model.newCache();
+            const pair = [model.newCache(), model.newCache()];
+            model.extend([a.slice(0, 9)], [alone]);
+            model.extend([a.slice(0, 9), b.slice(0, 9)], pair);
+            for (let t = 9; t < a.length; t++) {
+              const single = model.extend([[a[t]]], [alone]).toArray();
+              const batched = model.extend([[a[t]], [b[t]]], pair).toArray();
+              assert.equal(maxAbsDiff(single, batched.subarray(0, single.length)), 0, `position ${t}`);
+            }
+          }),
+        );
+      } finally {
+        native.decodeLayers = decodeLayers;
+      }
+      // Qwen3.5's linear-attention layers keep the layered path
+      const linear = model.config.layerSpecs.some((s) => s.linearAttention);
+      assert.equal(nativeStacks, linear ? 0 : a.length - 9);
+      model.dispose();
+    });
+  }
 }
 
 test('dynamic NTK: a prefill past max_position_embeddings equals recomputation, so does decoding within it', () => {
