@@ -8,8 +8,11 @@ import { LmfError } from './errors.js';
 type F32 = Float32Array;
 type Buf = Float32Array | Uint16Array;
 type I32 = Int32Array;
-/** One layer of decodeLayers: buffers (null where the layer has no such part) and two numbers, in slot order. */
-export type DecodeLayerBuffers = (Buf | null | number)[];
+/**
+ * One layer of decodeLayers, in slot order: buffers and projections (null where the layer has no such part), two
+ * numbers; a projection is [weight, bias, LoRA A, LoRA B, LoRA scale]
+ */
+export type DecodeLayerBuffers = (Buf | null | number | (Buf | null | number)[])[];
 
 /**
  * dtype codes shared with native/src/kernel_support.h; f32xbf16 (matmul only): an f32 A against a bf16 B

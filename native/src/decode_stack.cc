@@ -1,8 +1,10 @@
-// decodeLayers: a whole stack of attention blocks for the few new tokens of one sequence, in one call. Decoding
+// decodeLayers: a whole stack of attention blocks for the few new tokens of one sequence, in one call (with a live
+// LoRA adapter's update on any projection). Decoding
 // runs about fourteen kernels per layer; called one by one from JavaScript they cost a SmolLM2-sized model ~2 ms
 // of a ~18 ms token (the JavaScript between them runs on caches the weight stream has just emptied). This is the
 // same block as src/models/decoder.ts (DecoderLayer.forward with KvCache.attend) on the same kernels in the same
 // order, so both give the same bits; src/models/native-stack.ts decides when a model can take it.
+#include <algorithm>
 #include <string>
 #include <vector>
 #include "common.h"
@@ -14,14 +16,15 @@ namespace lmf {
 
 namespace {
 
-// A layer's buffers by position in its array (src/models/native-stack.ts writes them in this order); a
-// projection is its weight (f32 or bf16, [out, in]) then its bias (f32 or null), unused ones null.
+// A layer's entries by position in its array (src/models/native-stack.ts writes them in this order), null where
+// the layer has no such part. A projection is itself an array: weight (f32 or bf16, [out, in]), bias (f32 or null),
+// and a live LoRA adapter's A [r, in], B [out, r] (f32, or null) and scale.
 enum Slot : uint32_t {
   kAttnIn, kAttnOut, kMlpIn, kMlpOut, kQNorm, kKNorm,
-  kQkv, kQkvBias, kQ, kQBias, kK, kKBias, kV, kVBias, kO, kOBias,
-  kGateUp, kGateUpBias, kGate, kGateBias, kUp, kUpBias, kDown, kDownBias,
+  kQkv, kQ, kK, kV, kO, kGateUp, kGate, kUp, kDown,
   kKeys, kValues, kCos, kSin, kRotaryDim, kWindow, kSlots
 };
+enum ProjectionSlot : uint32_t { kWeight, kBias, kLoraA, kLoraB, kLoraScale, kProjectionSlots };
 
 // The model-wide sizes and settings (decodeLayers' number arguments).
 struct StackShape {
@@ -34,9 +37,18 @@ struct Projection {
   const void* w = nullptr;
   bool bf16 = false;
   const float* bias = nullptr;
-  int64_t N = 0, K = 0;
-  // y[M, N] = x[M, K] · Wᵀ (+ bias), as src/tensor/ops/linear.ts projects a few f32 rows
-  void apply(const float* x, float* y, int64_t M) const { linearRows(x, w, bf16, bias, y, M, N, K); }
+  const float *loraA = nullptr, *loraB = nullptr;
+  int64_t N = 0, K = 0, rank = 0;
+  float loraScale = 0.0f;
+  // y[M, N] = x[M, K] · Wᵀ (+ bias) (+ scale · (x·Aᵀ)·Bᵀ), as src/tensor/ops/linear.ts projects a few f32 rows and
+  // lora-linear.ts adds an adapter's update (`u` holds x·Aᵀ)
+  void apply(const float* x, float* y, int64_t M, float* u) const {
+    linearRows(x, w, bf16, bias, y, M, N, K);
+    if (!loraA) return;
+    gemm(x, loraA, u, M, rank, K, false, true, false, nullptr, F32);
+    axpby(u, nullptr, u, M * rank, loraScale, 0.0f);
+    gemm(u, loraB, y, M, N, rank, false, true, true, nullptr, F32);
+  }
 };
 
 // Reads one layer's array, checking every buffer against the sizes it must have; the first mismatch throws a
@@ -47,25 +59,25 @@ class LayerReader {
     if (layer_.Length() != kSlots) fail("array", "has " + std::to_string(layer_.Length()) + " entries");
   }
   bool ok() const { return ok_; }
-  bool present(Slot s) const { return typedView(layer_.Get(s)).ok; }
+  bool present(Slot s) const { return !layer_.Get(s).IsNull(); }
 
   template <typename T>
   T* floats(Slot s, int64_t count, const char* name, bool optional = false) {
-    const TypedView v = typedView(layer_.Get(s));
-    if (!v.ok) {
-      if (!optional) fail(name, "is missing");
-      return nullptr;
-    }
-    if (v.bytes < static_cast<size_t>(count) * sizeof(T)) fail(name, "is smaller than its sizes");
-    return ok_ ? static_cast<T*>(v.data) : nullptr;
+    return buffer<T>(layer_.Get(s), count, name, optional);
   }
 
-  Projection projection(Slot weight, int64_t N, int64_t K, const char* name) {
+  Projection projection(Slot s, int64_t N, int64_t K, const char* name) {
     Projection p;
+    const Napi::Value v = layer_.Get(s);
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != kProjectionSlots) {
+      fail(name, "must be an array of weight, bias, LoRA A, LoRA B and scale");
+      return p;
+    }
+    const Napi::Array parts = v.As<Napi::Array>();
     napi_typedarray_type type;
     size_t length = 0;
     void* data = nullptr;
-    if (napi_get_typedarray_info(env_, layer_.Get(weight), &type, &length, &data, nullptr, nullptr) != napi_ok ||
+    if (napi_get_typedarray_info(env_, parts.Get(kWeight), &type, &length, &data, nullptr, nullptr) != napi_ok ||
         (type != napi_float32_array && type != napi_uint16_array)) {
       fail(name, "weight must be a Float32Array (f32) or a Uint16Array (bf16)");
       return p;
@@ -73,9 +85,21 @@ class LayerReader {
     if (static_cast<int64_t>(length) != N * K) fail(name, "weight does not match its sizes");
     p.w = data;
     p.bf16 = type == napi_uint16_array;
-    p.bias = floats<const float>(static_cast<Slot>(weight + 1), N, (std::string(name) + " bias").c_str(), true);
     p.N = N;
     p.K = K;
+    const std::string what(name);
+    p.bias = buffer<const float>(parts.Get(kBias), N, (what + " bias").c_str(), true);
+    const TypedView a = typedView(parts.Get(kLoraA));
+    if (a.ok) {
+      p.rank = static_cast<int64_t>(a.bytes / sizeof(float)) / K;
+      check(p.rank > 0 && p.rank * K * static_cast<int64_t>(sizeof(float)) == static_cast<int64_t>(a.bytes), name,
+            "LoRA A must hold [rank, in] values");
+      p.loraA = static_cast<const float*>(a.data);
+      p.loraB = buffer<const float>(parts.Get(kLoraB), N * p.rank, (what + " LoRA B").c_str());
+      double scale = 0.0;
+      if (napi_get_value_double(env_, parts.Get(kLoraScale), &scale) != napi_ok) fail(name, "LoRA scale must be a number");
+      p.loraScale = static_cast<float>(scale);
+    }
     return p;
   }
 
@@ -90,6 +114,17 @@ class LayerReader {
   }
 
  private:
+  // a typed array of at least `count` elements of T (null allowed when optional)
+  template <typename T>
+  T* buffer(const Napi::Value& v, int64_t count, const char* name, bool optional = false) {
+    const TypedView view = typedView(v);
+    if (!view.ok) {
+      if (!optional || !v.IsNull()) fail(name, optional ? "must be a typed array or null" : "is missing");
+      return nullptr;
+    }
+    if (view.bytes < static_cast<size_t>(count) * sizeof(T)) fail(name, "is smaller than its sizes");
+    return ok_ ? static_cast<T*>(view.data) : nullptr;
+  }
   void fail(const char* name, const std::string& what) {
     if (!ok_) return;
     ok_ = false;
@@ -110,6 +145,12 @@ struct Block {
   float *keys, *values;
   const float *cos, *sin;
   int64_t rotaryDim, window;
+  // the largest LoRA rank among its projections (0: no adapter)
+  int64_t rank() const {
+    int64_t r = 0;
+    for (const Projection* p : {&qkv, &q, &k, &v, &o, &gateUp, &gate, &up, &down}) r = std::max(r, p->rank);
+    return r;
+  }
 };
 
 bool readBlock(LayerReader& r, const StackShape& s, Block& b) {
@@ -157,28 +198,28 @@ void takeColumns(const float* src, int64_t M, int64_t width, int64_t from, int64
 
 // The work buffers of one call, sized once for its rows.
 struct Work {
-  std::vector<float> x, fused, q, k, v, att, out, gate, up, act;
-  explicit Work(const StackShape& s)
+  std::vector<float> x, fused, q, k, v, att, out, gate, up, act, lora;
+  Work(const StackShape& s, int64_t rank)
       : x(s.M * s.C), fused(s.M * std::max(s.H * s.D + 2 * s.KV * s.D, 2 * s.I)), q(s.M * s.H * s.D),
         k(s.M * s.KV * s.D), v(s.M * s.KV * s.D), att(s.M * s.H * s.D), out(s.M * s.C), gate(s.M * s.I),
-        up(s.M * s.I), act(s.M * s.I) {}
+        up(s.M * s.I), act(s.M * s.I), lora(s.M * rank) {}
 };
 
 // h (+)= the block's attention and MLP, DecoderLayer.forward's steps (rmsnorm's group size is its weight's).
 void runBlock(const Block& b, const StackShape& s, float* h, Work& w) {
   const int64_t M = s.M, C = s.C, qDim = s.H * s.D, kvDim = s.KV * s.D;
-  float* x = w.x.data();
+  float *x = w.x.data(), *u = w.lora.data();
   rmsnormForward(h, b.attnIn, x, nullptr, M, C, s.eps);
   if (b.fusedQkv) {
-    b.qkv.apply(x, w.fused.data(), M);
+    b.qkv.apply(x, w.fused.data(), M, u);
     const int64_t width = qDim + 2 * kvDim;
     takeColumns(w.fused.data(), M, width, 0, qDim, w.q.data());
     takeColumns(w.fused.data(), M, width, qDim, kvDim, w.k.data());
     takeColumns(w.fused.data(), M, width, qDim + kvDim, kvDim, w.v.data());
   } else {
-    b.q.apply(x, w.q.data(), M);
-    b.k.apply(x, w.k.data(), M);
-    b.v.apply(x, w.v.data(), M);
+    b.q.apply(x, w.q.data(), M, u);
+    b.k.apply(x, w.k.data(), M, u);
+    b.v.apply(x, w.v.data(), M, u);
   }
   if (b.qNorm && b.kNorm) {
     rmsnormForward(w.q.data(), b.qNorm, w.q.data(), nullptr, M * s.H, s.D, s.eps);
@@ -196,21 +237,21 @@ void runBlock(const Block& b, const StackShape& s, float* h, Work& w) {
   shape.softcap = s.softcap;
   kernels().attentionForward(w.q.data(), b.keys, b.values, w.att.data(), nullptr, shape);
   float* out = w.out.data();
-  b.o.apply(w.att.data(), out, M);
+  b.o.apply(w.att.data(), out, M, u);
   if (b.attnOut) rmsnormForward(out, b.attnOut, out, nullptr, M, C, s.eps);
   axpby(out, h, h, M * C, 1.0f, 1.0f);
   rmsnormForward(h, b.mlpIn, x, nullptr, M, C, s.eps);
   if (b.fusedGateUp) {
-    b.gateUp.apply(x, w.fused.data(), M);
+    b.gateUp.apply(x, w.fused.data(), M, u);
     takeColumns(w.fused.data(), M, 2 * s.I, 0, s.I, w.gate.data());
     takeColumns(w.fused.data(), M, 2 * s.I, s.I, s.I, w.up.data());
   } else {
-    b.gate.apply(x, w.gate.data(), M);
-    b.up.apply(x, w.up.data(), M);
+    b.gate.apply(x, w.gate.data(), M, u);
+    b.up.apply(x, w.up.data(), M, u);
   }
   if (s.gelu) gegluForward(w.gate.data(), w.up.data(), w.act.data(), M * s.I);
   else swigluForward(w.gate.data(), w.up.data(), w.act.data(), M * s.I);
-  b.down.apply(w.act.data(), out, M);
+  b.down.apply(w.act.data(), out, M, u);
   if (b.mlpOut) rmsnormForward(out, b.mlpOut, out, nullptr, M, C, s.eps);
   axpby(out, h, h, M * C, 1.0f, 1.0f);
 }
@@ -242,7 +283,9 @@ static Napi::Value DecodeLayers(const Napi::CallbackInfo& info) {
     LayerReader reader(env, layer.As<Napi::Array>(), l);
     if (!readBlock(reader, s, blocks[l])) return env.Undefined();
   }
-  Work work(s);
+  int64_t rank = 0;
+  for (const Block& b : blocks) rank = std::max(rank, b.rank());
+  Work work(s, rank);
   for (const Block& b : blocks) runBlock(b, s, h, work);
   return env.Undefined();
 }

@@ -3,7 +3,7 @@
  * alpha / sqrt(r)). Initialised as PEFT does: A ~ kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)),
  * B = 0, so training starts from the base model exactly.
  */
-import type { ForwardPass, Linear, LinearDelta } from '../nn/linear.js';
+import type { ForwardPass, Linear, LinearDelta, LowRankUpdate } from '../nn/linear.js';
 import type { CausalLM } from '../models/registry.js';
 import { add, doraScale, dropout, linear, loraLinear } from '../tensor/ops/index.js';
 import { needsGrad } from '../tensor/autograd.js';
@@ -105,6 +105,10 @@ export class LoraLayer implements LinearDelta {
       return doraScale(loraLinear(x, x, base, null, this.A, this.B, this.scale), this.magnitude, nInv, layer.bias);
     }
     return loraLinear(x, this.dropped(x, pass), base, layer.bias, this.A, this.B, this.scale);
+  }
+
+  lowRank(): LowRankUpdate | null {
+    return this.magnitude ? null : { A: this.A, B: this.B, scale: this.scale };
   }
 
   /** The adapter's input: dropout in training passes only (they carry the step); evaluation sees it whole. */

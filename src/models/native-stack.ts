@@ -3,8 +3,9 @@
  * runs what DecoderLayer.forward runs with a KV cache, on the same kernels in the same order (the same bits),
  * without returning to JavaScript between them: one token of a SmolLM2-sized model made ~420 native calls, and
  * the JavaScript around them cost ~2 ms of ~18 (it runs on caches the weight stream has just emptied).
- * Everything else takes the layered path: linear-attention layers (Qwen3.5), an attention output gate, quantized
- * bases (QLoRA), enabled adapters, several sequences at once, prompts, and anything recording gradients.
+ * A live LoRA adapter's update is applied there too. Everything else takes the layered path: linear-attention
+ * layers (Qwen3.5), an attention output gate, quantized bases (QLoRA), DoRA and stacked adapters, several sequences
+ * at once, prompts, and anything recording gradients.
  */
 import { GEMV_MAX_ROWS, native, type DecodeLayerBuffers } from '../native.js';
 import { isRecording } from '../tensor/autograd.js';
@@ -24,7 +25,7 @@ export function runsNatively(layers: readonly DecoderLayer[], c: ModelConfig, ro
   return layers.every(
     (layer) =>
       !(layer.proj.mixer instanceof GatedDeltaNet) &&
-      layer.projections().every(([, lin]) => !lin.quantized && !lin.delta?.enabled),
+      layer.projections().every(([, lin]) => !lin.quantized && (!lin.delta?.enabled || lin.delta.lowRank?.())),
   );
 }
 
@@ -71,8 +72,18 @@ function layerBuffers(
   if (mixer instanceof GatedDeltaNet) throw new Error(`layer ${l} is a linear-attention layer (runsNatively says no)`);
   // Gemma's norms scale by (1 + weight), made as DecoderLayer.norm makes it
   const norm = (w: Tensor<'f32'> | null) => (w ? (c.normOffset ? affine(w, 1, c.normOffset) : w).data : null);
-  const projection = (lin: Linear | null) =>
-    lin ? [matmulWeight(lin.weight).data, lin.bias?.data ?? null] : [null, null];
+  // [weight, bias, LoRA A, LoRA B, scale]: decode_stack.cc's projection entries (null: not this layer's shape)
+  const projection = (lin: Linear | null) => {
+    if (!lin) return null;
+    const update = lin.delta?.enabled ? lin.delta.lowRank?.() : null;
+    return [
+      matmulWeight(lin.weight).data,
+      lin.bias?.data ?? null,
+      update?.A.data ?? null,
+      update?.B.data ?? null,
+      update?.scale ?? 0,
+    ];
+  };
   const input = mixer.input;
   const fusedQkv = 'qkv' in input;
   const fusedGateUp = 'gateUp' in mlp;
@@ -84,15 +95,15 @@ function layerBuffers(
     norm(norms.mlpOut),
     norm(norms.q),
     norm(norms.k),
-    ...projection(fusedQkv ? input.qkv : null),
-    ...projection(fusedQkv ? null : input.q),
-    ...projection(fusedQkv ? null : input.k),
-    ...projection(fusedQkv ? null : input.v),
-    ...projection(mixer.o),
-    ...projection(fusedGateUp ? mlp.gateUp : null),
-    ...projection(fusedGateUp ? null : mlp.gate),
-    ...projection(fusedGateUp ? null : mlp.up),
-    ...projection(proj.down),
+    projection(fusedQkv ? input.qkv : null),
+    projection(fusedQkv ? null : input.q),
+    projection(fusedQkv ? null : input.k),
+    projection(fusedQkv ? null : input.v),
+    projection(mixer.o),
+    projection(fusedGateUp ? mlp.gateUp : null),
+    projection(fusedGateUp ? null : mlp.gate),
+    projection(fusedGateUp ? null : mlp.up),
+    projection(proj.down),
     keys,
     values,
     t?.cos.data ?? null,

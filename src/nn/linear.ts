@@ -19,6 +19,18 @@ export interface LinearDelta {
   forward(x: Tensor<'f32'>, layer: Linear, pass?: ForwardPass): Tensor<'f32'>;
   /** Whether the delta takes part in forward passes now (adapters can be switched off, e.g. for a DPO reference). */
   enabled: boolean;
+  /**
+   * At inference, the plain update scale · (x Aᵀ) Bᵀ that forward adds to the base output, when that is all the
+   * delta is (a single LoRA adapter; not DoRA, not a stack): kernels outside forward may apply it themselves.
+   */
+  lowRank?(): LowRankUpdate | null;
+}
+
+/** A LoRA update's factors: A [r, in], B [out, r], and its scale. */
+export interface LowRankUpdate {
+  A: Tensor<'f32'>;
+  B: Tensor<'f32'>;
+  scale: number;
 }
 
 export class Linear {

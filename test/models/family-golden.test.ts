@@ -11,6 +11,7 @@ import { writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.j
 import { parseModelConfig } from '../../src/models/config.js';
 import { verifyGolden } from '../../src/verify/golden.js';
 import { loadModel } from '../../src/models/registry.js';
+import { loadPeftAdapter } from '../../src/adapters/peft.js';
 import { native } from '../../src/native.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { Tensor, withScope } from '../../src/tensor/tensor.js';
@@ -67,12 +68,18 @@ for (const dir of familyFixtureDirs.filter((d) => !d.endsWith('llama-dynamic-tin
 
 // One sequence's decoding steps take the layer stack in one native call (src/models/native-stack.ts); two sequences
 // at once take the kernels one by one. One token each, both read the weights through the same kernel (one or two
-// rows) and must give the same bits, which also makes a request's tokens the same whether or not the server
-// batches it with another.
+// rows) and must give the same bits, with or without a live LoRA adapter, which also makes a request's tokens the
+// same whether or not the server batches it with another.
 for (const dir of familyFixtureDirs) {
-  for (const dtype of ['f32', 'bf16'] as const) {
-    test(`${path.basename(dir)} (${dtype}): a sequence decoded alone gives the bits it gets beside another`, () => {
+  for (const [dtype, adapter] of [
+    ['f32', false],
+    ['bf16', false],
+    ['bf16', true],
+  ] as const) {
+    const what = `${dtype}${adapter ? ', live LoRA adapter' : ''}`;
+    test(`${path.basename(dir)} (${what}): a sequence decoded alone gives the bits it gets beside another`, () => {
       const { model } = loadModel(path.join(dir, 'model'), { dtype });
+      if (adapter) loadPeftAdapter(model, path.join(dir, 'lora-adapter'));
       const a = Array.from({ length: 20 }, (_, i) => 3 + ((i * 37) % 120));
       const b = Array.from({ length: 20 }, (_, i) => 5 + ((i * 53) % 110));
       const decodeLayers = native.decodeLayers;

@@ -100,13 +100,21 @@ test('every other kernel checks its buffers too: norm, rope, element-wise, cross
 });
 
 test("decodeLayers checks each layer's buffers and names the layer and the buffer", () => {
-  const [C, H, KV, D, I] = [8, 2, 1, 4, 6];
+  const [C, H, KV, D, I, r] = [8, 2, 1, 4, 6, 2];
   const f = (n: number) => new Float32Array(n).fill(0.1);
+  const proj = (N: number, K: number, lora = false) => [
+    f(N * K),
+    null,
+    lora ? f(r * K) : null,
+    lora ? f(N * r) : null,
+    2,
+  ];
   const layer = (over: Record<number, unknown> = {}) => {
-    // decode_stack.cc's slots: norms, then projections (weight, bias), caches, rope tables, rotary size, window
-    const slots: unknown[] = [f(C), null, f(C), null, null, null, null, null];
-    slots.push(f(H * D * C), null, f(KV * D * C), null, f(KV * D * C), null, f(C * H * D), null);
-    slots.push(null, null, f(I * C), null, f(I * C), null, f(C * I), null);
+    // decode_stack.cc's slots: norms, projections ([weight, bias, LoRA A, LoRA B, scale]), caches, rope tables,
+    // rotary size, window
+    const slots: unknown[] = [f(C), null, f(C), null, null, null];
+    slots.push(null, proj(H * D, C, true), proj(KV * D, C), proj(KV * D, C), proj(C, H * D));
+    slots.push(null, proj(I, C), proj(I, C), proj(C, I, true));
     slots.push(f(3 * KV * D), f(3 * KV * D), f(D / 2), f(D / 2), D, 0);
     for (const [i, v] of Object.entries(over)) slots[Number(i)] = v;
     return slots as Float32Array[];
@@ -114,11 +122,22 @@ test("decodeLayers checks each layer's buffers and names the layer and the buffe
   const run = (layers: Float32Array[][], M = 1, cached = 2) =>
     native.decodeLayers(f(M * C), layers, M, cached, C, H, KV, D, I, 1e-6, 0.5, 0, false);
   run([layer(), layer()]);
-  assert.throws(() => run([layer(), layer({ 24: f(2 * KV * D) })]), /decodeLayers: layer 1 key cache is smaller/);
-  assert.throws(() => run([layer({ 8: f(H * D * C - 1) })]), /layer 0 q_proj weight does not match its sizes/);
-  assert.throws(() => run([layer({ 8: new Int32Array(H * D * C) })]), /q_proj weight must be a Float32Array/);
-  assert.throws(() => run([layer({ 9: f(1) })]), /layer 0 q_proj bias is smaller than its sizes/);
-  assert.throws(() => run([layer({ 28: 3 })]), /layer 0 rotary size must be even/);
-  assert.throws(() => run([layer().slice(1)]), /layer 0 array has 29 entries/);
+  const q = (parts: Record<number, unknown>) => {
+    const p: unknown[] = proj(H * D, C, true);
+    for (const [i, v] of Object.entries(parts)) p[Number(i)] = v;
+    return p;
+  };
+  assert.throws(() => run([layer(), layer({ 15: f(2 * KV * D) })]), /decodeLayers: layer 1 key cache is smaller/);
+  assert.throws(
+    () => run([layer({ 7: q({ 0: f(H * D * C - 1) }) })]),
+    /layer 0 q_proj weight does not match its sizes/,
+  );
+  assert.throws(() => run([layer({ 7: q({ 0: new Int32Array(H * D * C) }) })]), /q_proj weight must be a Float32Array/);
+  assert.throws(() => run([layer({ 7: q({ 1: f(1) }) })]), /layer 0 q_proj bias is smaller than its sizes/);
+  assert.throws(() => run([layer({ 7: q({ 2: f(r * C + 1) }) })]), /layer 0 q_proj LoRA A must hold \[rank, in\]/);
+  assert.throws(() => run([layer({ 7: q({ 3: f(H * D * r - 1) }) })]), /layer 0 q_proj LoRA B is smaller/);
+  assert.throws(() => run([layer({ 7: f(3) })]), /layer 0 q_proj must be an array of weight, bias/);
+  assert.throws(() => run([layer({ 19: 3 })]), /layer 0 rotary size must be even/);
+  assert.throws(() => run([layer().slice(1)]), /layer 0 array has 20 entries/);
   assert.throws(() => run([layer()], 5, 0), /takes 1 to 4 new tokens/);
 });
