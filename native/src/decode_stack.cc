@@ -1,9 +1,9 @@
-// decodeLayers: a whole stack of attention blocks for the few new tokens of one sequence, in one call (with a live
-// LoRA adapter's update on any projection). Decoding
-// runs about fourteen kernels per layer; called one by one from JavaScript they cost a SmolLM2-sized model ~2 ms
-// of a ~18 ms token (the JavaScript between them runs on caches the weight stream has just emptied). This is the
-// same block as src/models/decoder.ts (DecoderLayer.forward with KvCache.attend) on the same kernels in the same
-// order, so both give the same bits; src/models/native-stack.ts decides when a model can take it.
+// decodeLayers: a whole stack of attention blocks for the few new tokens of one sequence, in one call, with a live
+// LoRA adapter's update on any projection. Decoding runs about fourteen kernels per layer; called one by one from
+// JavaScript they cost a SmolLM2-sized model ~2 ms of a ~18 ms token (the JavaScript between them runs on caches
+// the weight stream has just emptied). This is the same block as src/models/decoder.ts (DecoderLayer.forward with
+// KvCache.attend) on the same kernels in the same order, so both give the same bits; src/models/native-stack.ts
+// decides when a model can take it.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -258,9 +258,9 @@ void runBlock(const Block& b, const StackShape& s, float* h, Work& w) {
 
 }  // namespace
 
-// decodeLayers(h, layers, M, cached, C, H, KV, D, I, eps, scale, softcap, gelu): h [M, C] (M <= 4: the products
-// are the decoding kernels, gemv_kernels.h) runs through every layer (each an array in Slot order; its key and value caches hold `cached` rows and room for M more, which
-// this call fills); h is updated in place.
+// decodeLayers(h, layers, M, cached, C, H, KV, D, I, eps, scale, softcap, gelu): h [M, C] runs through every layer
+// in place (M <= 4: the products are decoding's kernels, gemv_kernels.h). Each layer is an array in Slot order;
+// its key and value caches hold `cached` rows and room for the M this call writes.
 static Napi::Value DecodeLayers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Args a(info, "decodeLayers");

@@ -5,7 +5,7 @@
  * the JavaScript around them cost ~2 ms of ~18 (it runs on caches the weight stream has just emptied).
  * A live LoRA adapter's update is applied there too. Everything else takes the layered path: linear-attention
  * layers (Qwen3.5), an attention output gate, quantized bases (QLoRA), DoRA and stacked adapters, several sequences
- * at once, prompts, and anything recording gradients.
+ * at once, more than four new tokens (prompts), and anything recording gradients.
  */
 import { GEMV_MAX_ROWS, native, type DecodeLayerBuffers } from '../native.js';
 import { isRecording } from '../tensor/autograd.js';
