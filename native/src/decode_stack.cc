@@ -17,14 +17,25 @@ namespace lmf {
 namespace {
 
 // A layer's entries by position in its array (src/models/native-stack.ts writes them in this order), null where
-// the layer has no such part. A projection is itself an array: weight (f32 or bf16, [out, in]), bias (f32 or null),
-// and a live LoRA adapter's A [r, in], B [out, r] (f32, or null) and scale.
+// the layer has no such part. A projection is itself an array: weight (f32 or bf16 [out, in], or an array for a
+// QLoRA base's 4-bit codes), bias (f32 or null), and a live LoRA adapter's A [r, in], B [out, r] (f32, or null) and
+// scale. A 4-bit weight is [packed, absmax (f32 per block, or null), table, blocksize, and for a double-quantized
+// absmax: codes, nested absmax, nested blocksize, offset, map], gemv4bit's operands.
 enum Slot : uint32_t {
   kAttnIn, kAttnOut, kMlpIn, kMlpOut, kQNorm, kKNorm,
   kQkv, kQ, kK, kV, kO, kGateUp, kGate, kUp, kDown,
   kKeys, kValues, kCos, kSin, kRotaryDim, kWindow, kSlots
 };
 enum ProjectionSlot : uint32_t { kWeight, kBias, kLoraA, kLoraB, kLoraScale, kProjectionSlots };
+enum FourBitSlot : uint32_t { kPacked, kAbsmax, kTable, kBlocksize, kCodes, kNested, kNestedBlocksize, kOffset, kMap, kFourBitSlots };
+
+// A QLoRA base's weight in bitsandbytes' 4-bit codes, read in registers (gemv4bit).
+struct FourBit {
+  const uint8_t* packed = nullptr;
+  BlockScales scales;
+  const float* table = nullptr;
+  int64_t blocksize = 0;
+};
 
 // The model-wide sizes and settings (decodeLayers' number arguments).
 struct StackShape {
@@ -34,8 +45,9 @@ struct StackShape {
 };
 
 struct Projection {
-  const void* w = nullptr;
+  const void* w = nullptr;  // null: the weight is fourBit's codes
   bool bf16 = false;
+  FourBit fourBit;
   const float* bias = nullptr;
   const float *loraA = nullptr, *loraB = nullptr;
   int64_t N = 0, K = 0, rank = 0;
@@ -43,7 +55,8 @@ struct Projection {
   // y[M, N] = x[M, K] · Wᵀ (+ bias) (+ scale · (x·Aᵀ)·Bᵀ), as src/tensor/ops/linear.ts projects a few f32 rows and
   // lora-linear.ts adds an adapter's update (`u` holds x·Aᵀ)
   void apply(const float* x, float* y, int64_t M, float* u) const {
-    linearRows(x, w, bf16, bias, y, M, N, K);
+    if (w) linearRows(x, w, bf16, bias, y, M, N, K);
+    else kernels().gemv4bit(x, fourBit.packed, fourBit.scales, fourBit.table, fourBit.blocksize, y, M, N, K, false, bias);
     if (!loraA) return;
     gemm(x, loraA, u, M, rank, K, false, true, false, nullptr, F32);
     axpby(u, nullptr, u, M * rank, loraScale, 0.0f);
@@ -74,20 +87,25 @@ class LayerReader {
       return p;
     }
     const Napi::Array parts = v.As<Napi::Array>();
-    napi_typedarray_type type;
-    size_t length = 0;
-    void* data = nullptr;
-    if (napi_get_typedarray_info(env_, parts.Get(kWeight), &type, &length, &data, nullptr, nullptr) != napi_ok ||
-        (type != napi_float32_array && type != napi_uint16_array)) {
-      fail(name, "weight must be a Float32Array (f32) or a Uint16Array (bf16)");
-      return p;
-    }
-    if (static_cast<int64_t>(length) != N * K) fail(name, "weight does not match its sizes");
-    p.w = data;
-    p.bf16 = type == napi_uint16_array;
     p.N = N;
     p.K = K;
     const std::string what(name);
+    const Napi::Value weight = parts.Get(kWeight);
+    if (weight.IsArray()) {
+      p.fourBit = fourBit(weight.As<Napi::Array>(), N, K, what + " 4-bit weight");
+    } else {
+      napi_typedarray_type type;
+      size_t length = 0;
+      void* data = nullptr;
+      if (napi_get_typedarray_info(env_, weight, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+          (type != napi_float32_array && type != napi_uint16_array)) {
+        fail(name, "weight must be a Float32Array (f32), a Uint16Array (bf16) or an array (4-bit codes)");
+        return p;
+      }
+      if (static_cast<int64_t>(length) != N * K) fail(name, "weight does not match its sizes");
+      p.w = data;
+      p.bf16 = type == napi_uint16_array;
+    }
     p.bias = buffer<const float>(parts.Get(kBias), N, (what + " bias").c_str(), true);
     const TypedView a = typedView(parts.Get(kLoraA));
     if (a.ok) {
@@ -107,9 +125,42 @@ class LayerReader {
     if (!cond) fail(name, what);
   }
 
-  int64_t number(Slot s) {
+  // a 4-bit weight's entries, checked as gemv4bit checks its arguments
+  FourBit fourBit(const Napi::Array& parts, int64_t N, int64_t K, const std::string& name) {
+    FourBit q;
+    const char* what = name.c_str();
+    if (parts.Length() != kFourBitSlots) {
+      fail(what, "must hold packed codes, absmax, table, blocksize and the double quantization's entries");
+      return q;
+    }
+    q.blocksize = integer(parts.Get(kBlocksize), what);
+    check(q.blocksize > 0 && q.blocksize % 32 == 0 && K % q.blocksize == 0, what,
+          "needs a blocksize that is a multiple of 32 and divides the input size");
+    if (!ok_) return q;
+    const int64_t blocks = N * K / q.blocksize;
+    q.packed = buffer<const uint8_t>(parts.Get(kPacked), N * K / 2, (name + " codes").c_str());
+    q.table = buffer<const float>(parts.Get(kTable), 16, (name + " table").c_str());
+    q.scales.values = buffer<const float>(parts.Get(kAbsmax), blocks, (name + " absmax").c_str(), true);
+    if (!q.scales.values) {
+      q.scales.nestedBlocksize = integer(parts.Get(kNestedBlocksize), what);
+      check(q.scales.nestedBlocksize > 0, what, "needs a nested blocksize > 0");
+      if (!ok_) return q;
+      q.scales.codes = buffer<const uint8_t>(parts.Get(kCodes), blocks, (name + " absmax codes").c_str());
+      const int64_t nested = (blocks + q.scales.nestedBlocksize - 1) / q.scales.nestedBlocksize;
+      q.scales.nested = buffer<const float>(parts.Get(kNested), nested, (name + " nested absmax").c_str());
+      double offset = 0.0;
+      if (napi_get_value_double(env_, parts.Get(kOffset), &offset) != napi_ok) fail(what, "offset must be a number");
+      q.scales.offset = static_cast<float>(offset);
+      q.scales.map = buffer<const float>(parts.Get(kMap), 256, (name + " map").c_str());
+    }
+    return q;
+  }
+
+  int64_t number(Slot s) { return integer(layer_.Get(s), "setting"); }
+
+  int64_t integer(const Napi::Value& v, const char* name) {
     int64_t n = 0;
-    if (napi_get_value_int64(env_, layer_.Get(s), &n) != napi_ok) fail("setting", "must be a number");
+    if (napi_get_value_int64(env_, v, &n) != napi_ok) fail(name, "must be a number");
     return n;
   }
 

@@ -113,14 +113,22 @@ function scratch(q: QuantizedMatrix, elements: number): Tensor<'f32'> | Tensor<'
   return q.compute === 'bf16' ? Tensor.empty([elements], 'bf16') : Tensor.empty([elements], 'f32');
 }
 
+export type FourBitData = Extract<QuantizedData, { kind: 'nf4' | 'fp4' }>;
+
+/** The 4-bit codes decoding's few rows read in registers (gemv4bit): NF4/FP4 in whole blocks; else null. */
+export function registerCodes(q: QuantizedMatrix): FourBitData | null {
+  const d = q.data;
+  return d.kind !== 'int8' && d.blocksize % 32 === 0 && q.shape[1] % d.blocksize === 0 ? d : null;
+}
+
 /** y[rows, N] = x[rows, K]·Wᵀ (+ bias), a panel of W's rows at a time. */
 export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<'f32'> | null): Tensor<'f32'> {
   const [N, K] = q.shape;
   if (x.shape[x.shape.length - 1] !== K) throw new Error(`quantLinear: input [${x.shape}] does not match [${q.shape}]`);
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
-  const d = q.data;
-  if (rows <= GEMV_MAX_ROWS && d.kind !== 'int8' && d.blocksize % 32 === 0 && K % d.blocksize === 0) {
+  const d = rows <= GEMV_MAX_ROWS ? registerCodes(q) : null;
+  if (d) {
     // decoding: the codes are looked up in registers, f32 products (no panel, no rounding of the weight); a
     // double-quantized absmax is expanded a row at a time inside the kernel
     const a = d.absmax;

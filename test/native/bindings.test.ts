@@ -137,6 +137,12 @@ test("decodeLayers checks each layer's buffers and names the layer and the buffe
   assert.throws(() => run([layer({ 7: q({ 2: f(r * C + 1) }) })]), /layer 0 q_proj LoRA A must hold \[rank, in\]/);
   assert.throws(() => run([layer({ 7: q({ 3: f(H * D * r - 1) }) })]), /layer 0 q_proj LoRA B is smaller/);
   assert.throws(() => run([layer({ 7: f(3) })]), /layer 0 q_proj must be an array of weight, bias/);
+  const fourBit = [new Uint8Array((H * D * C) / 2), f((H * D * C) / 32), f(16), 32, null, null, 0, 0, null];
+  assert.throws(
+    () => run([layer({ 7: q({ 0: fourBit }) })]),
+    /q_proj 4-bit weight needs a blocksize that is a multiple/,
+  );
+  assert.throws(() => run([layer({ 7: q({ 0: fourBit.slice(1) }) })]), /q_proj 4-bit weight must hold packed codes/);
   assert.throws(() => run([layer({ 19: 3 })]), /layer 0 rotary size must be even/);
   assert.throws(() => run([layer().slice(1)]), /layer 0 array has 20 entries/);
   assert.throws(() => run([layer()], 5, 0), /takes 1 to 4 new tokens/);
