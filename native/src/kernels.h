@@ -2,6 +2,7 @@
 // Plain pointers and sizes: no N-API here. Each set is compiled from the same headers with its own -march
 // (native/src/isa/*.cc, binding.gyp), so one binary runs on any x86-64-v3 CPU and uses AVX-512 where it exists.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -26,7 +27,13 @@ struct BlockScales {
       std::memcpy(out, values + block0, static_cast<size_t>(count) * sizeof(float));
       return;
     }
-    for (int64_t j = 0; j < count; j++) out[j] = map[codes[block0 + j]] * nested[(block0 + j) / nestedBlocksize];
+    // a nested scale serves nestedBlocksize blocks in a row: one division per run of them, not one per block
+    for (int64_t j = 0; j < count;) {
+      const int64_t group = (block0 + j) / nestedBlocksize;
+      const int64_t end = std::min(count, (group + 1) * nestedBlocksize - block0);
+      const float scale = nested[group];
+      for (; j < end; j++) out[j] = map[codes[block0 + j]] * scale;
+    }
     for (int64_t j = 0; j < count; j++) out[j] += offset;
   }
 };
