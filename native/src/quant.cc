@@ -113,12 +113,16 @@ static Napi::Value Dequantize4bitRows(const Napi::CallbackInfo& info) {
   if (!a.ok()) return info.Env().Undefined();
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 15))
   for (int64_t r = 0; r < rows; r++) {
-    int64_t base = (row0 + r) * cols;
-    for (int64_t c = 0; c < cols; c++) {
-      int64_t i = base + c;
-      uint8_t byte = packed[i >> 1];
-      int code = (i & 1) ? (byte & 15) : (byte >> 4);
-      store(table[code] * absmax[i / blocksize - block0], f32Out, bf16Out, r * cols + c);
+    const int64_t base = (row0 + r) * cols, stop = base + cols;
+    // block by block: one division per block, not one per value
+    for (int64_t i = base; i < stop;) {
+      const int64_t block = i / blocksize, blockEnd = std::min(stop, (block + 1) * blocksize);
+      const float scale = absmax[block - block0];
+      for (; i < blockEnd; i++) {
+        const uint8_t byte = packed[i >> 1];
+        const int code = (i & 1) ? (byte & 15) : (byte >> 4);
+        store(table[code] * scale, f32Out, bf16Out, r * cols + (i - base));
+      }
     }
   }
   return info.Env().Undefined();
