@@ -10,11 +10,11 @@ const aBf16 = new Uint16Array(M * K);
 const bBf16 = new Uint16Array(N * K);
 native.toBf16(a, aBf16, a.length);
 native.toBf16(b, bBf16, b.length);
+const out = new Float32Array(M * N);
 const products = [
   () => native.matmul(a, b, out, M, N, K, false, true, false, null, 0),
   () => native.matmul(aBf16, bBf16, out, M, N, K, false, true, false, null, 1),
 ];
-const out = new Float32Array(M * N);
 const expected = products.map((run) => {
   run();
   return out.slice();
