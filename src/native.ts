@@ -90,6 +90,8 @@ export interface NativeAddon {
     out: F32 | Uint16Array,
     outBf16: 0 | 1,
   ): void;
+  /** out[m, n] = x[m, k]·Wᵀ (+ bias) for 1 to 4 rows, W [n, k] in 8-bit codes: (code · scales[row]) / 127 */
+  gemvInt8(x: F32, codes: Int8Array, scales: F32, out: F32, m: number, n: number, k: number, bias: F32 | null): void;
   /**
    * out[M, N] = x[M, K]·Wᵀ (+ bias) for 1 to 4 rows, W in 4-bit codes read in place (decoding a QLoRA base); the
    * absmax f32 per block, or null and bitsandbytes' double-quantized absmax (codes …) expanded row by row

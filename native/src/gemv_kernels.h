@@ -37,7 +37,11 @@ constexpr int kLanes = 16;
 inline Vec zero() { return _mm512_setzero_ps(); }
 inline Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
 inline Vec broadcast(float v) { return _mm512_set1_ps(v); }
+inline Vec loadInt8(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
 // a tree of lane swaps (GCC 12's _mm512_reduce_add_ps warns of an uninitialised operand where it is inlined)
 inline float reduce(Vec v) {
   v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
@@ -61,7 +65,13 @@ constexpr int kLanes = 4;
 inline Vec zero() { return vdupq_n_f32(0.0f); }
 inline Vec fma(Vec a, Vec b, Vec c) { return vfmaq_f32(c, a, b); }
 inline Vec add(Vec a, Vec b) { return vaddq_f32(a, b); }
+inline Vec mul(Vec a, Vec b) { return vmulq_f32(a, b); }
 inline Vec broadcast(float v) { return vdupq_n_f32(v); }
+inline Vec loadInt8(const int8_t* p) {  // four bytes, not eight: a row's last chunk may end the buffer
+  int32_t four;
+  std::memcpy(&four, p, sizeof four);
+  return vcvtq_f32_s32(vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(four))))));
+}
 inline float reduce(Vec v) { return vaddvq_f32(v); }
 inline Vec load(const float* p) { return vld1q_f32(p); }
 inline void loadPairs(const uint16_t* p, Vec& even, Vec& odd) {
@@ -75,7 +85,11 @@ constexpr int kLanes = 8;
 inline Vec zero() { return _mm256_setzero_ps(); }
 inline Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+inline Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
 inline Vec broadcast(float v) { return _mm256_set1_ps(v); }
+inline Vec loadInt8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
 inline float reduce(Vec v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -139,9 +153,18 @@ struct Bf16Elements {  // BFDOT
 };
 #endif
 
-// one weight row against M rows of a, both of E's element type
-template <int M, typename E>
-inline void rowDots(const typename E::Elem* a, int64_t K, const typename E::Elem* w, float* out) {
+// A weight row as rowDots reads it: chunks of E's width and single values, from its own element type
+template <typename E>
+struct PlainRow {
+  const typename E::Elem* w;
+  typename E::Chunk chunk(int64_t k) const { return E::read(w + k); }
+  float value(int64_t j) const { return E::value(w[j]); }
+  void prefetch(int64_t k, int64_t n) const { prefetchAhead(w + k, n); }
+};
+
+// one weight row against M rows of a (of E's element type)
+template <int M, typename E, typename Row>
+inline void rowDotsOf(const typename E::Elem* a, int64_t K, const Row& w, float* out) {
   constexpr int U = kUnroll<M>;
   constexpr int64_t step = 2 * U * E::width;
   Vec acc[M][2 * U];
@@ -149,20 +172,40 @@ inline void rowDots(const typename E::Elem* a, int64_t K, const typename E::Elem
     for (int u = 0; u < 2 * U; u++) acc[m][u] = zero();
   int64_t k = 0;
   for (; k + step <= K; k += step) {
-    prefetchAhead(w + k, step);
+    w.prefetch(k, step);
     for (int u = 0; u < 2 * U; u++) {
-      const typename E::Chunk wv = E::read(w + k + u * E::width);
+      const typename E::Chunk wv = w.chunk(k + u * E::width);
       for (int m = 0; m < M; m++) acc[m][u] = E::step(acc[m][u], E::read(a + m * K + k + u * E::width), wv);
     }
   }
+  // the tail's weights as plain floats first: its loop then has one shape for every kind of row (the compiler
+  // vectorises, or fuses, a loop by its shape, and a different choice would give other bits)
+  float tail[step];
+  for (int64_t j = k; j < K; j++) tail[j - k] = w.value(j);
   for (int m = 0; m < M; m++) {
     Vec sum = acc[m][0];
     for (int u = 1; u < 2 * U; u++) sum = add(sum, acc[m][u]);
     float r = reduce(sum);
-    for (int64_t j = k; j < K; j++) r += E::value(a[m * K + j]) * E::value(w[j]);
+    for (int64_t j = k; j < K; j++) r += E::value(a[m * K + j]) * tail[j - k];
     out[m] = r;
   }
 }
+
+template <int M, typename E>
+inline void rowDots(const typename E::Elem* a, int64_t K, const typename E::Elem* w, float* out) {
+  rowDotsOf<M, E>(a, K, PlainRow<E>{w}, out);
+}
+
+// An 8-bit weight row (codes, and the row's absmax scale): each value made (code · scale) / 127 as
+// dequantizeInt8Rows makes it, so that the sums are a dequantised row's, bit for bit
+struct Int8Row {
+  const int8_t* codes;
+  float scale;
+  static constexpr float kInv127 = 1.0f / 127.0f;
+  Vec chunk(int64_t k) const { return mul(mul(loadInt8(codes + k), broadcast(scale)), broadcast(kInv127)); }
+  float value(int64_t j) const { return (static_cast<float>(codes[j]) * scale) * kInv127; }
+  void prefetch(int64_t k, int64_t n) const { prefetchAhead(codes + k, n); }
+};
 
 // f32 rows against a bf16 weight row without widening the weight element by element: one vector load holds
 // 2·kLanes bf16 values, whose even and odd elements become f32 in one bit operation each (loadPairs). The rows are
@@ -220,14 +263,14 @@ inline void rowDotsPairs(const float* split, int64_t K, const uint16_t* w, float
   }
 }
 
-// C (+)= A · Wᵀ (+ bias) for M = 1..kGemvMaxRows: rows(w, out) gives the M dot products of weight row w, the
+// C (+)= A · Wᵀ (+ bias) for M = 1..kGemvMaxRows: rows(n, out) gives the M dot products of weight row n, the
 // weight rows split across the threads
-template <typename T, typename RowDots>
-void gemvRows(const T* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias, RowDots rows) {
+template <typename RowDots>
+void gemvRows(float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias, RowDots rows) {
   splitRange(N, (1 << 16) / std::max<int64_t>(K, 1), [&](int64_t from, int64_t to) {
     for (int64_t n = from; n < to; n++) {
       float out[kGemvMaxRows];
-      rows(W + n * K, out);
+      rows(n, out);
       for (int64_t m = 0; m < M; m++) {
         const float v = out[m] + (bias ? bias[n] : 0.0f);
         C[m * N + n] = accumulate ? C[m * N + n] + v : v;
@@ -265,15 +308,15 @@ void gemvBf16Weight(const T* A, const uint16_t* W, float* C, int64_t M, int64_t 
   }
   withRows(M, [&](auto rows) {
     constexpr int R = decltype(rows)::value;
-    gemvRows(W, C, R, N, K, accumulate, bias, [&](const uint16_t* w, float* out) { rowDots<R, Bf16Elements>(a, K, w, out); });
+    gemvRows(C, R, N, K, accumulate, bias, [&](int64_t n, float* out) { rowDots<R, Bf16Elements>(a, K, W + n * K, out); });
   });
 #else
   std::vector<float> split(static_cast<size_t>(M * K));
   splitPairs(A, M, K, split.data());
   withRows(M, [&](auto rows) {
     constexpr int R = decltype(rows)::value;
-    gemvRows(W, C, R, N, K, accumulate, bias,
-             [&](const uint16_t* w, float* out) { rowDotsPairs<R>(split.data(), K, w, out); });
+    gemvRows(C, R, N, K, accumulate, bias,
+             [&](int64_t n, float* out) { rowDotsPairs<R>(split.data(), K, W + n * K, out); });
   });
 #endif
 }
@@ -397,7 +440,15 @@ void gemv4bit(const float* A, const uint8_t* packed, const BlockScales& absmax, 
 void gemvF32(const float* A, const float* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias) {
   withRows(M, [&](auto rows) {
     constexpr int R = decltype(rows)::value;
-    gemvRows(W, C, R, N, K, accumulate, bias, [&](const float* w, float* out) { rowDots<R, F32Elements>(A, K, w, out); });
+    gemvRows(C, R, N, K, accumulate, bias, [&](int64_t n, float* out) { rowDots<R, F32Elements>(A, K, W + n * K, out); });
+  });
+}
+void gemvInt8(const float* A, const int8_t* codes, const float* scales, float* C, int64_t M, int64_t N, int64_t K,
+              bool accumulate, const float* bias) {
+  withRows(M, [&](auto rows) {
+    constexpr int R = decltype(rows)::value;
+    gemvRows(C, R, N, K, accumulate, bias,
+             [&](int64_t n, float* out) { rowDotsOf<R, F32Elements>(A, K, Int8Row{codes + n * K, scales[n]}, out); });
   });
 }
 void gemvBf16(const uint16_t* A, const uint16_t* W, float* C, int64_t M, int64_t N, int64_t K, bool accumulate,

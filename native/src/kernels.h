@@ -86,6 +86,8 @@ struct DeltaInputs {
                          const float* lse, float* dq, float* dk, float* dv, const AttentionShape& shape);           \
   void gemv4bit(const float* A, const uint8_t* packed, const BlockScales& absmax, const float* table,                \
                 int64_t blocksize, float* C, int64_t M, int64_t N, int64_t K, bool accumulate, const float* bias);  \
+  void gemvInt8(const float* A, const int8_t* codes, const float* scales, float* C, int64_t M, int64_t N, int64_t K, \
+                bool accumulate, const float* bias);                                                               \
   void deltaRecurrentForward(const DeltaShape& s, const DeltaInputs& in, float* out, const float* initState,        \
                              float* finalState);                                                                   \
   void deltaChunkedForward(const DeltaShape& s, const DeltaInputs& in, float* out, float* checkpoints,              \
@@ -117,6 +119,8 @@ struct KernelTable {
   // per block of `blocksize` (a multiple of 32 that divides K), f32 or double-quantized
   void (*gemv4bit)(const float*, const uint8_t*, const BlockScales&, const float*, int64_t, float*, int64_t, int64_t,
                    int64_t, bool, const float*);
+  // the same with W in 8-bit codes, a row's values (code · scale[n]) / 127 (bitsandbytes' int8 rows)
+  void (*gemvInt8)(const float*, const int8_t*, const float*, float*, int64_t, int64_t, int64_t, bool, const float*);
   void (*attentionForward)(const float*, const float*, const float*, float*, float*, const AttentionShape&);
   void (*attentionBackward)(const float*, const float*, const float*, const float*, const float*, const float*, float*,
                             float*, float*, const AttentionShape&);

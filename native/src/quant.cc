@@ -204,8 +204,24 @@ static Napi::Value Gemv4bit(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// gemvInt8(x, codes, scales, out, M, N, K, bias): out[M, N] = x[M, K] · Wᵀ (+ bias) for a few rows, W [N, K] in 8-bit
+// codes with a scale per row, each value (code · scale) / 127 as dequantizeInt8Rows makes it (gemv_kernels.h)
+static Napi::Value GemvInt8(const Napi::CallbackInfo& info) {
+  Args a(info, "gemvInt8");
+  int64_t M = a.size(4), N = a.size(5), K = a.size(6);
+  a.check(M >= 1 && M <= kGemvMaxRows && N >= 0 && K > 0, "needs 1 to 4 rows, N >= 0 and K > 0");
+  const float* x = a.buffer<float>(0, M * K, "x");
+  const int8_t* codes = a.buffer<int8_t>(1, N * K, "codes");
+  const float* scales = a.buffer<float>(2, N, "scales");
+  float* out = a.buffer<float>(3, M * N, "out");
+  const float* bias = a.buffer<float>(7, N, "bias", true);
+  if (a.ok()) kernels().gemvInt8(x, codes, scales, out, M, N, K, false, bias);
+  return info.Env().Undefined();
+}
+
 void registerQuant(Napi::Env env, Napi::Object exports) {
   exports.Set("gemv4bit", Napi::Function::New(env, Gemv4bit));
+  exports.Set("gemvInt8", Napi::Function::New(env, GemvInt8));
   exports.Set("quantize4bit", Napi::Function::New(env, Quantize4bit));
   exports.Set("dequantize4bitRows", Napi::Function::New(env, Dequantize4bitRows));
   exports.Set("expandAbsmax", Napi::Function::New(env, ExpandAbsmax));

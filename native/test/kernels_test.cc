@@ -81,6 +81,24 @@ void testGemv(const KernelTable& t) {
 }
 
 // 4-bit weights: random codes and absmax, blocks of 64 and of 128, a row count that is not a multiple of anything
+// 8-bit rows: the products of the dequantised row, (code · scale) / 127, bit for bit, tails past whole vectors too
+void testGemvInt8(const KernelTable& t) {
+  std::uniform_int_distribution<int> code(-127, 127);
+  for (int64_t M = 1; M <= kGemvMaxRows; M++) {
+    const int64_t N = 37, K = 261;
+    std::vector<int8_t> codes(N * K);
+    for (int8_t& c : codes) c = static_cast<int8_t>(code(rng));
+    std::vector<float> scales = randn(N), A = randn(M * K), bias = randn(N), W(N * K);
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t k = 0; k < K; k++) W[n * K + k] = (static_cast<float>(codes[n * K + k]) * scales[n]) * (1.0f / 127.0f);
+    std::vector<float> C(M * N, 1.0f), viaDequantised(M * N, 1.0f);
+    t.gemvInt8(A.data(), codes.data(), scales.data(), C.data(), M, N, K, true, bias.data());
+    t.gemvF32(A.data(), W.data(), viaDequantised.data(), M, N, K, true, bias.data());
+    check(std::string(t.name) + " gemv 8-bit rows " + std::to_string(M) + " against the dequantised row", C,
+          std::vector<double>(viaDequantised.begin(), viaDequantised.end()), 0.0);
+  }
+}
+
 void testGemv4bit(const KernelTable& t) {
   std::uniform_int_distribution<int> byte(0, 255);
   const std::vector<float> table = randn(16, 0.5f);
@@ -374,6 +392,7 @@ int main() {
     }
     testGemv(paths[i]);
     testGemv4bit(paths[i]);
+    testGemvInt8(paths[i]);
     testAttention(paths[i]);
     testDeltaRule(paths[i]);
   }

@@ -127,6 +127,11 @@ export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<
   if (x.shape[x.shape.length - 1] !== K) throw new Error(`quantLinear: input [${x.shape}] does not match [${q.shape}]`);
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
+  if (rows <= GEMV_MAX_ROWS && q.data.kind === 'int8' && q.roundTo === null && q.compute === 'f32') {
+    // decoding an 8-bit base: its codes read in place, the values and sums of the f32 panels below, bit for bit
+    native.gemvInt8(x.data, q.data.codes, q.data.scales, out.data, rows, N, K, bias?.data ?? null);
+    return out;
+  }
   const d = rows <= GEMV_MAX_ROWS ? registerCodes(q) : null;
   if (d) {
     // decoding: the codes are looked up in registers, f32 products (no panel, no rounding of the weight); a

@@ -18,10 +18,11 @@ import {
   quantizeInt8Rows,
   type FourBitType,
 } from '../../src/models/quant/bnb.js';
-import { QuantizedMatrix, type DoubleQuantizedAbsmax } from '../../src/tensor/quantized.js';
+import { QuantizedMatrix, quantLinear, type DoubleQuantizedAbsmax } from '../../src/tensor/quantized.js';
+import { native, NativeDType } from '../../src/native.js';
 import { loadModel } from '../../src/models/registry.js';
 import { noGrad } from '../../src/tensor/autograd.js';
-import { withScope } from '../../src/tensor/tensor.js';
+import { Tensor, withScope } from '../../src/tensor/tensor.js';
 import { maxAbsDiff, root } from '../helpers.js';
 
 const golden = SafetensorsFile.open(path.join(root, 'test', 'fixtures', 'bnb', 'golden_bnb.safetensors'));
@@ -98,6 +99,23 @@ for (const [name, [rows, cols]] of Object.entries(shapes)) {
     const out = new Float32Array(rows * cols);
     int8.dequantizeRows(0, rows, out);
     sameBits(out, f32(`${name}.int8.dequant`), 'dequant');
+    // decoding's few rows read the codes in place (gemvInt8) and must give the dequantised weight's products
+    for (const n of [1, 3]) {
+      const x = Tensor.from(
+        Float32Array.from({ length: n * cols }, (_, i) => Math.sin(i * 0.37)),
+        [n, cols],
+        'f32',
+      );
+      const bias = Tensor.from(
+        Float32Array.from({ length: rows }, (_, i) => i * 0.01),
+        [rows],
+        'f32',
+      );
+      const direct = noGrad(() => quantLinear(x, int8, bias).toArray());
+      const viaPanel = new Float32Array(n * rows);
+      native.matmul(x.data, out, viaPanel, n, rows, cols, false, true, false, bias.data, NativeDType.f32);
+      sameBits(direct, viaPanel, `${n} rows read in place`);
+    }
   });
 }
 
