@@ -27,6 +27,7 @@ import {
   lmHeadLogProbs,
   lmHeadLoss,
   rmsnorm,
+  rmsnormScale,
   rope,
   ropeTables,
   sigmoidGate,
@@ -111,7 +112,7 @@ export class DecoderLayer {
   ) {}
 
   private norm(x: Tensor<'f32'>, w: Tensor<'f32'>, c: ModelConfig): Tensor<'f32'> {
-    return rmsnorm(x, c.normOffset ? affine(w, 1, c.normOffset) : w, c.rmsNormEps);
+    return rmsnorm(x, rmsnormScale(w, c.normOffset), c.rmsNormEps);
   }
 
   /**
@@ -311,7 +312,7 @@ export class DecoderModel {
 
   private finalNorm(h: Tensor<'f32'>): Tensor<'f32'> {
     const c = this.config;
-    return rmsnorm(h, c.normOffset ? affine(this.norm, 1, c.normOffset) : this.norm, c.rmsNormEps);
+    return rmsnorm(h, rmsnormScale(this.norm, c.normOffset), c.rmsNormEps);
   }
 
   /** Final hidden states after the last norm, [B*T, C]. */

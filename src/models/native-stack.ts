@@ -9,7 +9,7 @@
  */
 import { GEMV_MAX_ROWS, native, type DecodeLayerBuffers } from '../native.js';
 import { isRecording } from '../tensor/autograd.js';
-import { affine } from '../tensor/ops/index.js';
+import { rmsnormScale } from '../tensor/ops/index.js';
 import { matmulWeight } from '../tensor/ops/linear.js';
 import { registerCodes, type QuantizedMatrix } from '../tensor/quantized.js';
 import type { RopeTables } from '../tensor/ops/rope.js';
@@ -76,8 +76,7 @@ function layerBuffers(
   const { norms, proj } = layer;
   const { mixer, mlp } = proj;
   if (mixer instanceof GatedDeltaNet) throw new Error(`layer ${l} is a linear-attention layer (runsNatively says no)`);
-  // Gemma's norms scale by (1 + weight), made as DecoderLayer.norm makes it
-  const norm = (w: Tensor<'f32'> | null) => (w ? (c.normOffset ? affine(w, 1, c.normOffset) : w).data : null);
+  const norm = (w: Tensor<'f32'> | null) => (w ? rmsnormScale(w, c.normOffset).data : null);
   // [weight, bias, LoRA A, LoRA B, scale]: decode_stack.cc's projection entries (null: not this layer's shape)
   const projection = (lin: Linear | null) => {
     if (!lin) return null;

@@ -97,7 +97,7 @@ export { lmHeadLogProbs, lmHeadLoss } from './lm-head-loss.js';
 export { loraLinear } from './lora-linear.js';
 export { averaged, preferenceLossOp, sequenceLogps, type PreferenceBatch } from './preference-loss.js';
 export { rewardLossOp } from './reward-loss.js';
-export { rmsnorm } from './rmsnorm.js';
+export { rmsnorm, rmsnormScale } from './rmsnorm.js';
 export { softcap } from './softcap.js';
 export { rope, ropeTables, type RopeTables } from './rope.js';
 export { geglu, sigmoidGate, swiglu } from './gated.js';

@@ -6,7 +6,13 @@
 import { native } from '../../native.js';
 import { gradTarget, record } from '../autograd.js';
 import { Tensor } from '../tensor.js';
+import { affine } from './affine.js';
 import type { OpSpec } from './spec.js';
+
+/** What an RMSNorm multiplies by: its weight, or the weight plus an offset (Gemma's 1 + weight). */
+export function rmsnormScale(w: Tensor<'f32'>, offset: number): Tensor<'f32'> {
+  return offset ? affine(w, 1, offset) : w;
+}
 
 export function rmsnorm(x: Tensor<'f32'>, w: Tensor<'f32'>, eps: number): Tensor<'f32'> {
   const C = w.size;
