@@ -47,6 +47,23 @@ inline T* ptr(const Napi::Value& v) {
 }
 
 inline size_t byteLength(const Napi::Value& v) { return typedView(v).bytes; }
+
+// A typed array of at least `count` elements of T; otherwise nullptr, with `problem` saying why when it is one (null
+// and undefined are none when `optional`).
+template <typename T>
+T* sizedBuffer(const Napi::Value& v, int64_t count, bool optional, const char*& problem) {
+  const TypedView view = typedView(v);
+  if (!view.ok) {
+    if (!v.IsNull() && !v.IsUndefined()) problem = "must be a typed array";
+    else if (!optional) problem = "is missing";
+    return nullptr;
+  }
+  if (count < 0 || view.bytes < static_cast<size_t>(count) * sizeof(T)) {
+    problem = "is smaller than its sizes";
+    return nullptr;
+  }
+  return static_cast<T*>(view.data);
+}
 inline int64_t i64(const Napi::Value& v) { return v.As<Napi::Number>().Int64Value(); }
 inline double f64(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
 inline bool boolean(const Napi::Value& v) { return v.As<Napi::Boolean>().Value(); }
@@ -75,15 +92,10 @@ class Args {
   // A buffer of `count` elements of T (null/undefined allowed when `optional`).
   template <typename T>
   T* buffer(int i, int64_t count, const char* name, bool optional = false) {
-    const Napi::Value v = info_[i];
-    const TypedView view = typedView(v);
-    if (!view.ok) {
-      if (!v.IsNull() && !v.IsUndefined()) return fail(name, "must be a typed array"), nullptr;
-      if (!optional) fail(name, "is missing");
-      return nullptr;
-    }
-    if (count < 0 || view.bytes < static_cast<size_t>(count) * sizeof(T)) return fail(name, "is smaller than its sizes"), nullptr;
-    return static_cast<T*>(view.data);
+    const char* problem = nullptr;
+    T* data = sizedBuffer<T>(info_[i], count, optional, problem);
+    if (problem) fail(name, problem);
+    return data;
   }
 
   // The product of sizes, or -1 (which no buffer holds) when one is negative or the product overflows.

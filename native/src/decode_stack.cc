@@ -168,13 +168,10 @@ class LayerReader {
   // a typed array of at least `count` elements of T (null allowed when optional)
   template <typename T>
   T* buffer(const Napi::Value& v, int64_t count, const char* name, bool optional = false) {
-    const TypedView view = typedView(v);
-    if (!view.ok) {
-      if (!optional || !v.IsNull()) fail(name, optional ? "must be a typed array or null" : "is missing");
-      return nullptr;
-    }
-    if (view.bytes < static_cast<size_t>(count) * sizeof(T)) fail(name, "is smaller than its sizes");
-    return ok_ ? static_cast<T*>(view.data) : nullptr;
+    const char* problem = nullptr;
+    T* data = sizedBuffer<T>(v, count, optional, problem);
+    if (problem) fail(name, problem);
+    return data;
   }
   void fail(const char* name, const std::string& what) {
     if (!ok_) return;
