@@ -1,9 +1,25 @@
-/** Shared test helpers: fixture paths and tensor comparison. */
+/** Shared test helpers: fixture paths, the `lmf` command and tensor comparison. */
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root. */
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+let cliBuilt = false;
+/**
+ * What follows `node` to run the `lmf` command as users run it: bin/lmf.js over the compiled dist/, rebuilt
+ * first when src/ is newer (scripts/test.sh has built it already; a single test file run by hand may not have).
+ * It starts a command in a third of the time tsx takes to compile src/ on every spawn (~1 s a `train`).
+ */
+export function lmfEntry(): string[] {
+  if (!cliBuilt) {
+    const r = spawnSync(process.execPath, ['scripts/build.mjs', 'ts'], { cwd: root, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`node scripts/build.mjs ts failed:\n${r.stdout}${r.stderr}`);
+    cliBuilt = true;
+  }
+  return [path.join(root, 'bin', 'lmf.js')];
+}
 
 /** ../shared/fixtures beside the repository (CI lays shared/ next to the clone). */
 export const fixtures = path.resolve(root, '..', 'shared', 'fixtures');

@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { buildApiServer } from '../../src/api/server.js';
 import { loadInference } from '../../src/infer/load.js';
 import { mergeSettings } from '../../src/infer/settings.js';
-import { makeTinyModelFolder } from '../helpers.js';
+import { makeTinyModelFolder, lmfEntry } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-api-'));
 const trained = path.join(work, 'trained');
@@ -24,7 +24,7 @@ const tools = (JSON.parse(JSON.parse(readFileSync('data/tool_demo.json', 'utf8')
 }));
 
 function lmf(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
 }
 
 before(async () => {
@@ -40,7 +40,7 @@ before(async () => {
   assert.equal(r.status, 0, r.stderr);
   const serve = path.join(work, 'api.yaml');
   writeFileSync(serve, `model_name_or_path: ${trained}\ntemplate: default\ndo_sample: false\nmax_new_tokens: 64\n`);
-  server = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'api', serve, '--port', '0'], {
+  server = spawn(process.execPath, [...lmfEntry(), 'api', serve, '--port', '0'], {
     env: { ...process.env, API_KEY: key },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -231,7 +231,7 @@ test('in-process: a full queue answers 429 with Retry-After; an oversized body 4
 test('lmf chat: streamed answers with history, "clear" and "exit" from piped input', () => {
   const config = path.join(work, 'chat.yaml');
   writeFileSync(config, `model_name_or_path: ${trained}\ntemplate: default\ndo_sample: false\nmax_new_tokens: 24\n`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'chat', config], {
+  const r = spawnSync(process.execPath, [...lmfEntry(), 'chat', config], {
     input: 'How many euros are 20 dollars?\nclear\nSay hello.\nexit\n',
     encoding: 'utf8',
   });
@@ -246,7 +246,7 @@ test('lmf chat with quantization_bit: 4 serves the model from its 4-bit codes', 
     config,
     `model_name_or_path: ${trained}\ntemplate: default\ndo_sample: false\nmax_new_tokens: 24\nquantization_bit: 4\n`,
   );
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'chat', config], {
+  const r = spawnSync(process.execPath, [...lmfEntry(), 'chat', config], {
     input: 'How many euros are 20 dollars?\nexit\n',
     encoding: 'utf8',
   });

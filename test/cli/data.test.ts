@@ -5,10 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { lenmlTokenizerDir } from '../helpers.js';
+import { lenmlTokenizerDir, lmfEntry } from '../helpers.js';
 
 function lmf(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
 }
 
 function config(body: string): string {

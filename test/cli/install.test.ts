@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { tinyDir } from '../helpers.js';
+import { tinyDir, lmfEntry } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-install-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -49,7 +49,7 @@ test('the packed tarball installs into a prefix and runs lmf --version, env and 
 });
 
 test('lmf completion bash completes commands, subcommands, options and config keys', () => {
-  const script = run(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'completion', 'bash']).stdout;
+  const script = run(process.execPath, [...lmfEntry(), 'completion', 'bash']).stdout;
   const complete = (...words: string[]) =>
     run('bash', [
       '-c',
@@ -61,7 +61,7 @@ test('lmf completion bash completes commands, subcommands, options and config ke
   assert.equal(complete('lmf', 'train', '--learning_r'), '--learning_rate');
   assert.equal(complete('lmf', 'data', 'check', 'x.yaml', 'cutoff'), 'cutoff_len=');
   assert.equal(complete('lmf', 'bench', '--mo'), '--model --mode');
-  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'completion', 'fish'], {
+  const bad = spawnSync(process.execPath, [...lmfEntry(), 'completion', 'fish'], {
     encoding: 'utf8',
   });
   assert.equal(bad.status, 1);

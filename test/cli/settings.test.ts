@@ -8,10 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, parseSettings } from '../../src/config/load.js';
 import { splitConfigArgs } from '../../src/cli/config.js';
-import { lenmlTokenizerDir, makeTinyModelFolder } from '../helpers.js';
+import { lenmlTokenizerDir, makeTinyModelFolder, lmfEntry } from '../helpers.js';
 
 function lmf(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
 }
 
 test('one precedence rule: the file, then the command line left to right; bare flags are true', () => {

@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { familyFixtureDirs, tinyDir } from '../helpers.js';
+import { familyFixtureDirs, tinyDir, lmfEntry } from '../helpers.js';
 
 function lmf(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
 }
 
 test('lmf verify passes on the single and the sharded folder, and with the PEFT adapter', () => {

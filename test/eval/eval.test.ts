@@ -11,13 +11,13 @@ import { bleu4, similarity, words } from '../../src/eval/similarity.js';
 import { parseModelConfig } from '../../src/models/config.js';
 import { initModel } from '../../src/models/init.js';
 import { saveModelFolder } from '../../src/models/save.js';
-import { lenmlTokenizerDir, makeTinyModelFolder } from '../helpers.js';
+import { lenmlTokenizerDir, makeTinyModelFolder, lmfEntry } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-eval-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 function lmf(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
 }
 
 /** Every layer adds nothing (o_proj and down_proj are zero), every embedding is all ones, and only the row of "B" in the head is non-zero. */

@@ -13,7 +13,7 @@ import { chatRequest, loadInference, type InferenceModel } from '../../src/infer
 import { mergeSettings } from '../../src/infer/settings.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { withScope } from '../../src/tensor/tensor.js';
-import { makeTinyModelFolder, maxAbsDiff, tinyQwen35 } from '../helpers.js';
+import { makeTinyModelFolder, maxAbsDiff, tinyQwen35, lmfEntry } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-export-'));
 const base = path.join(work, 'tiny');
@@ -22,7 +22,7 @@ const greedy = mergeSettings({ doSample: false, maxNewTokens: 16 });
 let llama: Llama;
 
 function lmf(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return r;
 }

@@ -9,7 +9,7 @@ import { LmfError } from '../../src/errors.js';
 import { SafetensorsFile, writeSafetensors } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/models/registry.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { tinyDir } from '../helpers.js';
+import { tinyDir, lmfEntry } from '../helpers.js';
 
 function tinyCopy(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lmf-bad-'));
@@ -100,16 +100,7 @@ test('the CLI prints the problem in plain words and exits non-zero, without a st
   truncateSync(path.join(dir, 'model.safetensors'), 1000);
   const r = spawnSync(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli/main-entry.ts',
-      'verify',
-      '--model',
-      dir,
-      '--golden',
-      path.join(tinyDir, 'golden.safetensors'),
-    ],
+    [...lmfEntry(), 'verify', '--model', dir, '--golden', path.join(tinyDir, 'golden.safetensors')],
     { encoding: 'utf8' },
   );
   assert.equal(r.status, 1);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { hubCacheDirs } from '../../src/io/hub-cache.js';
 import { resolveHubPath } from '../../src/io/hub-download.js';
-import { makeTinyModelFolder } from '../helpers.js';
+import { makeTinyModelFolder, lmfEntry } from '../helpers.js';
 
 test('org/name resolves to the cached snapshot of its revision; HF_HUB_CACHE, then HF_HOME/hub', async () => {
   const home = mkdtempSync(path.join(os.tmpdir(), 'lmf-hf-'));
@@ -36,7 +36,7 @@ test('org/name resolves to the cached snapshot of its revision; HF_HUB_CACHE, th
       (e.context?.hint ?? '').includes(path.join(cache, 'models--acme--missing')),
   );
 
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'data', 'check'], {
+  const r = spawnSync(process.execPath, [...lmfEntry(), 'data', 'check'], {
     encoding: 'utf8',
     env: { ...process.env, HF_HUB_CACHE: cache },
   });
@@ -44,9 +44,7 @@ test('org/name resolves to the cached snapshot of its revision; HF_HUB_CACHE, th
   const ok = spawnSync(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'src/cli/main-entry.ts',
+      ...lmfEntry(),
       'data',
       'check',
       '--model_name_or_path',

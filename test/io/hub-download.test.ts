@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { LmfError } from '../../src/errors.js';
 import { resolveHubPath } from '../../src/io/hub-download.js';
 import { loadModel } from '../../src/models/registry.js';
-import { makeTinyModelFolder } from '../helpers.js';
+import { makeTinyModelFolder, lmfEntry } from '../helpers.js';
 import { startHubServer, type HubServer } from './hub-server.js';
 
 const commit = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
@@ -138,7 +138,7 @@ test('lmf resolves a Hub id on its command line by downloading it (HF_ENDPOINT),
   const repoDir = await modelRepo(path.join(work, 'repo'));
   const server = await startHubServer([{ kind: 'model', id: 'acme/tiny', dir: repoDir, commit }]);
   try {
-    const args = ['--import', 'tsx', 'src/cli/main-entry.ts', 'data', 'check', '--model_name_or_path', 'acme/tiny'];
+    const args = [...lmfEntry(), 'data', 'check', '--model_name_or_path', 'acme/tiny'];
     const child = spawn(process.execPath, [...args, '--dataset', 'identity', '--template', 'llama2'], {
       env: { ...process.env, HF_ENDPOINT: server.endpoint, HF_HUB_CACHE: path.join(work, 'cache') },
     });

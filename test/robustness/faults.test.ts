@@ -13,14 +13,14 @@ import { mergeSettings } from '../../src/infer/settings.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { buildWebui } from '../../src/webui/server.js';
-import { makeTinyModelFolder } from '../helpers.js';
+import { makeTinyModelFolder, lmfEntry } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-faults-'));
 const model = path.join(work, 'tiny');
 const adapter = path.join(work, 'adapter');
 
 function lmf(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], {
+  return spawnSync(process.execPath, [...lmfEntry(), ...args], {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -337,7 +337,7 @@ test('8. an output_dir the file system refuses (under /proc) is an error naming 
 test('SIGTERM saves a checkpoint as SIGINT does', async () => {
   const file = config('sigterm', `output_dir: ${path.join(work, 'sigterm')}\nnum_train_epochs: 500\n`);
   const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], {
+    const child = spawn(process.execPath, [...lmfEntry(), 'train', file], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import os from 'node:os';
 import path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { makeTinyModelFolder } from '../helpers.js';
+import { makeTinyModelFolder, lmfEntry } from '../helpers.js';
 
 const hasMpi = spawnSync('mpirun', ['--version'], { stdio: 'ignore' }).status === 0;
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-dp-'));
@@ -36,7 +36,7 @@ function yaml(name: string, extra: string, model = modelDir): string {
   return file;
 }
 
-const cli = ['--import', 'tsx', 'src/cli/main-entry.ts'];
+const cli = [...lmfEntry()];
 function lmf(...args: string[]) {
   return spawnSync(process.execPath, [...cli, ...args], { encoding: 'utf8' });
 }

@@ -13,17 +13,15 @@ import { loadModel } from '../../src/models/registry.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { withScope } from '../../src/tensor/tensor.js';
 import { setupMethod } from '../../src/train/methods.js';
-import { makeTinyModelFolder, maxAbsDiff } from '../helpers.js';
+import { makeTinyModelFolder, maxAbsDiff, lmfEntry } from '../helpers.js';
 
 test('lmf expand keeps the logits; use_llama_pro trains the added blocks only', async () => {
   const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-llama-pro-'));
   const base = await makeTinyModelFolder(path.join(work, 'base'), { num_hidden_layers: 4 }, 3);
   const out = path.join(work, 'expanded');
-  const r = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli/main-entry.ts', 'expand', '--model', base, '--out', out, '--num-expand', '2'],
-    { encoding: 'utf8' },
-  );
+  const r = spawnSync(process.execPath, [...lmfEntry(), 'expand', '--model', base, '--out', out, '--num-expand', '2'], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /expanded 4 → 6 layers/);
   const ids = Int32Array.from({ length: 12 }, (_, i) => 5 + i * 11);

@@ -11,7 +11,7 @@ import { loadInference } from '../../src/infer/load.js';
 import { scoreAnswers } from '../../src/infer/score.js';
 import { Rng } from '../../src/tensor/random.js';
 import { ValueHead } from '../../src/models/value-head.js';
-import { makeTinyModelFolder } from '../helpers.js';
+import { makeTinyModelFolder, lmfEntry } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-sum-'));
 test.after(() => rmSync(work, { recursive: true, force: true }));
@@ -68,7 +68,7 @@ function train(stage: 'rm' | 'dpo', extra: string): Record<string, number>[] {
       'per_device_train_batch_size: 16\nper_device_eval_batch_size: 50\nlearning_rate: 1.0e-3\nnum_train_epochs: 6\n' +
       `lr_scheduler_type: cosine\nwarmup_ratio: 0.05\nlogging_steps: 30\neval_steps: 30\neval_on_start: true\nseed: 1\n${extra}`,
   );
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], {
+  const r = spawnSync(process.execPath, [...lmfEntry(), 'train', file], {
     encoding: 'utf8',
   });
   assert.equal(r.status, 0, r.stderr);
@@ -115,20 +115,7 @@ test('rm: held-out accuracy rises from chance to >= 90%, and lmf score ranks ans
 
   const cli = spawnSync(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli/main-entry.ts',
-      'score',
-      '--model',
-      out,
-      '--template',
-      'empty',
-      '--prompt',
-      '3+4=',
-      '7',
-      '16',
-    ],
+    [...lmfEntry(), 'score', '--model', out, '--template', 'empty', '--prompt', '3+4=', '7', '16'],
     { encoding: 'utf8' },
   );
   assert.equal(cli.status, 0, cli.stderr);

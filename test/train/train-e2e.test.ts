@@ -9,7 +9,7 @@ import path from 'node:path';
 import { loadPeftAdapter } from '../../src/adapters/peft.js';
 import { loadModel } from '../../src/models/registry.js';
 import { ValueHead } from '../../src/models/value-head.js';
-import { makeTinyModelFolder, tinyQwen35 } from '../helpers.js';
+import { makeTinyModelFolder, tinyQwen35, lmfEntry } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-train-'));
 const modelDir = path.join(work, 'tiny');
@@ -32,7 +32,7 @@ function yaml(name: string, extra: string): string {
 const env = { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2' };
 
 function lmf(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', ...args], { encoding: 'utf8', env });
+  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8', env });
 }
 
 function losses(name: string): number[] {
@@ -102,7 +102,7 @@ test('a run killed with SIGKILL and resumed logs exactly the losses of an uninte
   const file = yaml('killed', extra);
   const out = path.join(work, 'killed');
   const signal = await new Promise<string | null>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], {
+    const child = spawn(process.execPath, [...lmfEntry(), 'train', file], {
       stdio: 'ignore',
       env,
     });
@@ -151,7 +151,7 @@ test('SIGINT saves a checkpoint and exits cleanly; a NaN loss stops with the ste
   );
   const out = path.join(work, 'interrupted');
   const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main-entry.ts', 'train', file], {
+    const child = spawn(process.execPath, [...lmfEntry(), 'train', file], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

@@ -10,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { makeTinyModelFolder } from '../helpers.js';
+import { makeTinyModelFolder, lmfEntry } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-webui-'));
 const shots = path.resolve('test-artifacts', 'webui');
@@ -24,7 +24,7 @@ before(async () => {
   await makeTinyModelFolder(path.join(work, 'tiny'));
   server = spawn(
     process.execPath,
-    ['bin/lmf.js', 'webui', '--port', '0', '--model-dir', work, '--board-dir', path.join(work, 'board')],
+    [...lmfEntry(), 'webui', '--port', '0', '--model-dir', work, '--board-dir', path.join(work, 'board')],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   url = await new Promise<string>((resolve, reject) => {
