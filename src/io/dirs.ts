@@ -138,15 +138,35 @@ export function refuseOverlap(output: NamedPath, inputs: (NamedPath | null | und
   }
 }
 
-/** Whether a process with this id runs on this machine (ours counts). */
+/**
+ * Whether a process with this id runs on this machine (ours counts). A zombie does not: it has exited and waits to
+ * be reaped, which can take seconds where mpirun left a killed job's ranks to a container's init (or forever where
+ * that init never reaps), yet `kill(pid, 0)` still finds it.
+ */
 export function alive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+  return !exited(pid);
+}
+
+/**
+ * Whether a process that `kill(pid, 0)` found has exited: a zombie (state Z, or X while it is being reaped), or
+ * gone since. Read from /proc (Linux); where there is none, unknown, so false.
+ */
+function exited(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return existsSync('/proc/self/stat');
+  }
+  // "pid (command name) state …": the name may itself hold spaces and parentheses
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }
 
 /** Where this process writes `target` before renaming it into place: `NAME.tmp-PID`, as removeStaleTemps knows it. */

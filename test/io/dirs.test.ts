@@ -1,10 +1,11 @@
 // Output folders: containment that cannot be fooled by names or dangling links, and one run per folder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { contains, lockFolder, realPath, refuseOverlap, LOCK_FILE } from '../../src/io/dirs.js';
+import { alive, contains, lockFolder, realPath, refuseOverlap, LOCK_FILE } from '../../src/io/dirs.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-dirs-'));
 
@@ -38,3 +39,28 @@ test('one run per folder: a live holder is refused, a dead one taken over, the l
   release();
   assert.equal(existsSync(path.join(dir, LOCK_FILE)), false);
 });
+
+test(
+  'a lock held by a zombie (exited, not yet reaped) is taken over',
+  { skip: process.platform !== 'linux' },
+  async () => {
+    // sh starts a short child and becomes a sleep that never reaps it: the child stays a zombie while the sleep lives
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = await new Promise<number>((resolve) =>
+        parent.stdout.once('data', (d: Buffer) => resolve(Number(d))),
+      );
+      const state = () => readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1][0];
+      for (let i = 0; i < 500 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(state(), 'Z');
+      assert.equal(alive(zombie), false);
+      assert.equal(alive(parent.pid!), true);
+      const dir = path.join(work, 'zombie-held');
+      mkdirSync(dir);
+      writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ host: os.hostname(), pid: zombie }));
+      lockFolder(dir, 'output_dir')();
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  },
+);
