@@ -384,7 +384,12 @@ void testDeltaRule(const KernelTable& t) {
 int main() {
   int count = 0;
   const KernelTable* paths = kernelPaths(&count);
-  int supported = supportedLevels();
+#ifdef LMF_EMULATED_AVX512
+  // the AVX-512 paths of this binary were compiled on SIMDe's portable emulation: every path runs here
+  const int supported = count;
+#else
+  const int supported = supportedLevels();
+#endif
   for (int i = 0; i < count; i++) {
     if (paths[i].level >= supported) {
       std::printf("skip %s: this CPU lacks its instructions\n", paths[i].name);

@@ -1,5 +1,6 @@
 // The kernels of every instruction-set path against scalar references, through scripts/test-kernels.sh:
-// natively for this CPU's x86-64 paths, and cross-compiled for arm64 and run under qemu-user.
+// every x86-64 path (natively, or on SIMDe's emulation where this CPU lacks its instructions), and cross-compiled
+// for arm64 and run under qemu-user.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -15,5 +16,8 @@ for (const target of ['x86', 'arm64']) {
       assert.ok(Number(ok) >= 23, r.stdout);
     }
     if (target === 'arm64') assert.equal(totals.length, 2, 'both qemu CPUs ran');
+    if (target === 'x86')
+      for (const path of ['avx2', 'avx512', 'avx512bf16'])
+        assert.match(r.stdout, new RegExp(`^ok {3}${path} gemv f32 `, 'm'), `the ${path} path ran`);
   });
 }
