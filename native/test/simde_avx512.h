@@ -20,16 +20,11 @@
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 
-// four instructions SIMDe 0.7.4 (Debian 12) lacks, element by element
-inline simde__m512i lmfEmulatedCvtepi8Epi32(simde__m128i a) {
-  int8_t in[16];
-  int32_t out[16];
-  simde_mm_storeu_si128(reinterpret_cast<simde__m128i*>(in), a);
-  for (int i = 0; i < 16; i++) out[i] = in[i];
-  return simde_mm512_loadu_si512(out);
-}
-inline simde__m512i lmfEmulatedCvtepu8Epi32(simde__m128i a) {
-  uint8_t in[16];
+// four instructions SIMDe 0.7.4 (Debian 12) lacks, element by element:
+// 16 bytes (signed or unsigned) widened to 32-bit integers (two instructions)
+template <typename Byte>
+inline simde__m512i lmfEmulatedWidenBytes(simde__m128i a) {
+  Byte in[16];
   int32_t out[16];
   simde_mm_storeu_si128(reinterpret_cast<simde__m128i*>(in), a);
   for (int i = 0; i < 16; i++) out[i] = in[i];
@@ -59,7 +54,7 @@ inline simde__m512 lmfEmulatedShuffleF32x4(simde__m512 a, simde__m512 b, int imm
 #undef _mm512_cvtepu8_epi32
 #undef _mm512_cvtepi32_ps
 #undef _mm512_shuffle_f32x4
-#define _mm512_cvtepi8_epi32(a) lmfEmulatedCvtepi8Epi32(a)
-#define _mm512_cvtepu8_epi32(a) lmfEmulatedCvtepu8Epi32(a)
+#define _mm512_cvtepi8_epi32(a) lmfEmulatedWidenBytes<int8_t>(a)
+#define _mm512_cvtepu8_epi32(a) lmfEmulatedWidenBytes<uint8_t>(a)
 #define _mm512_cvtepi32_ps(a) lmfEmulatedCvtepi32Ps(a)
 #define _mm512_shuffle_f32x4(a, b, imm) lmfEmulatedShuffleF32x4(a, b, imm)
