@@ -158,15 +158,26 @@ export function alive(pid: number): boolean {
  * gone since. Read from /proc (Linux); where there is none, unknown, so false.
  */
 function exited(pid: number): boolean {
+  const stat = procStat(pid);
+  if (!stat) return existsSync('/proc/self/stat');
+  return stat[0] === 'Z' || stat[0] === 'X';
+}
+
+/** /proc/PID/stat's fields from the third (the state) on, or null (no such process, or no /proc). */
+function procStat(pid: number): string[] | null {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
-    return existsSync('/proc/self/stat');
+    return null;
   }
   // "pid (command name) state …": the name may itself hold spaces and parentheses
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state === 'Z' || state === 'X';
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** When a process started (clock ticks since boot: stat's 22nd field): tells it from a later one given its id. */
+function startTicks(pid: number): string | undefined {
+  return procStat(pid)?.[19];
 }
 
 /** Where this process writes `target` before renaming it into place: `NAME.tmp-PID`, as removeStaleTemps knows it. */
@@ -194,26 +205,31 @@ export function removeStaleTemps(dir: string, prefix = ''): string[] {
 export const LOCK_FILE = '.lmf.lock';
 
 /**
- * Claims `dir` for this process: `.lmf.lock` made exclusively, holding this host and process id. Another live
- * run's lock is refused naming it; a lock left by a process of this host that is gone is taken over. The lock
- * goes at exit (or through the returned release).
+ * Claims `dir` for this process: `.lmf.lock` made exclusively, holding this host, process id and start time.
+ * Another live run's lock is refused naming it; a lock left by a process of this host that is gone (or whose id
+ * another process now has) is taken over. The lock goes at exit (or through the returned release).
  */
 export function lockFolder(dir: string, key: string): () => void {
   const file = path.join(dir, LOCK_FILE);
-  const mine = JSON.stringify({ host: hostname(), pid: process.pid });
+  const mine = JSON.stringify({ host: hostname(), pid: process.pid, started: startTicks(process.pid) });
   for (let attempt = 0; ; attempt++) {
     try {
       writeFileSync(file, mine, { flag: 'wx' });
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw fromSystemError(err, key) ?? err;
-      let holder: { host?: string; pid?: number } = {};
+      let holder: { host?: string; pid?: number; started?: string } = {};
       try {
         holder = JSON.parse(readFileSync(file, 'utf8')) as typeof holder;
       } catch {
         // unreadable: written by a run killed mid-write, taken over below
       }
-      const gone = holder.host === undefined || (holder.host === hostname() && !alive(Number(holder.pid)));
+      // on this host: gone when its process is, or when another process has since been given its id
+      const gone =
+        holder.host === undefined ||
+        (holder.host === hostname() &&
+          (!alive(Number(holder.pid)) ||
+            (holder.started !== undefined && startTicks(Number(holder.pid)) !== holder.started)));
       if (!gone) {
         throw new LmfError(
           'output_busy',

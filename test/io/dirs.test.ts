@@ -27,13 +27,32 @@ test('a dangling symbolic link is followed to where it points', () => {
   assert.equal(realPath(path.join(work, 'root', 'link', 'file')), path.join(outside, 'file'));
 });
 
-test('one run per folder: a live holder is refused, a dead one taken over, the lock goes at release', () => {
+test('one run per folder: a live holder is refused, a dead one (or one whose id was reused) taken over, the lock goes at release', () => {
   const dir = path.join(work, 'out');
   mkdirSync(dir);
   writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ host: os.hostname(), pid: process.ppid }));
   assert.throws(() => lockFolder(dir, 'output_dir'), /another run \(process \d+ on .+\) is writing this folder/);
   writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ host: os.hostname(), pid: 999999999 }));
-  const release = lockFolder(dir, 'output_dir');
+  let release = lockFolder(dir, 'output_dir');
+  const mine = JSON.parse(readFileSync(path.join(dir, LOCK_FILE), 'utf8'));
+  release();
+  if (process.platform === 'linux') {
+    // a live process of that id, started at another time than the lock says: the id was given to another process
+    assert.match(mine.started, /^\d+$/);
+    const parentLock = {
+      host: os.hostname(),
+      pid: process.ppid,
+      started: readFileSync(`/proc/${process.ppid}/stat`, 'utf8').split(') ')[1].split(' ')[19],
+    };
+    writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify(parentLock));
+    assert.throws(() => lockFolder(dir, 'output_dir'), /another run \(process \d+ on .+\) is writing this folder/);
+    writeFileSync(
+      path.join(dir, LOCK_FILE),
+      JSON.stringify({ ...parentLock, started: String(Number(parentLock.started) + 1) }),
+    );
+    lockFolder(dir, 'output_dir')();
+  }
+  release = lockFolder(dir, 'output_dir');
   assert.equal(JSON.parse(readFileSync(path.join(dir, LOCK_FILE), 'utf8')).pid, process.pid);
   assert.throws(() => lockFolder(dir, 'output_dir'), /another run/);
   release();
