@@ -10,9 +10,10 @@ type Buf = Float32Array | Uint16Array;
 type I32 = Int32Array;
 /**
  * One layer of decodeLayers, in slot order: buffers and projections (null where the layer has no such part), two
- * numbers; a projection is [weight, bias, LoRA A, LoRA B, LoRA scale], a 4-bit weight an array of gemv4bit's operands
+ * numbers; a projection is [weight, bias, LoRA A, LoRA B, LoRA scale], a quantized weight an array of gemvInt8's or
+ * gemv4bit's operands
  */
-type DecodeEntry = Buf | Uint8Array | null | number;
+type DecodeEntry = Buf | Uint8Array | Int8Array | null | number;
 export type DecodeLayerBuffers = (DecodeEntry | (DecodeEntry | DecodeEntry[])[])[];
 
 /**

@@ -18,9 +18,10 @@ namespace {
 
 // A layer's entries by position in its array (src/models/native-stack.ts writes them in this order), null where
 // the layer has no such part. A projection is itself an array: weight (f32 or bf16 [out, in], or an array for a
-// QLoRA base's 4-bit codes), bias (f32 or null), and a live LoRA adapter's A [r, in], B [out, r] (f32, or null) and
+// quantized base's codes), bias (f32 or null), and a live LoRA adapter's A [r, in], B [out, r] (f32, or null) and
 // scale. A 4-bit weight is [packed, absmax (f32 per block, or null), table, blocksize, and for a double-quantized
-// absmax: codes, nested absmax, nested blocksize, offset, map], gemv4bit's operands.
+// absmax: codes, nested absmax, nested blocksize, offset, map], gemv4bit's operands; an 8-bit one [codes (int8
+// [out, in]), scales (f32 per row)], gemvInt8's.
 enum Slot : uint32_t {
   kAttnIn, kAttnOut, kMlpIn, kMlpOut, kQNorm, kKNorm,
   kQkv, kQ, kK, kV, kO, kGateUp, kGate, kUp, kDown,
@@ -28,6 +29,7 @@ enum Slot : uint32_t {
 };
 enum ProjectionSlot : uint32_t { kWeight, kBias, kLoraA, kLoraB, kLoraScale, kProjectionSlots };
 enum FourBitSlot : uint32_t { kPacked, kAbsmax, kTable, kBlocksize, kCodes, kNested, kNestedBlocksize, kOffset, kMap, kFourBitSlots };
+enum Int8Slot : uint32_t { kInt8Codes, kInt8Scales, kInt8Slots };
 
 // A QLoRA base's weight in bitsandbytes' 4-bit codes, read in registers (gemv4bit).
 struct FourBit {
@@ -35,6 +37,12 @@ struct FourBit {
   BlockScales scales;
   const float* table = nullptr;
   int64_t blocksize = 0;
+};
+
+// An 8-bit base's weight: codes with a scale per row, read in place (gemvInt8).
+struct Int8 {
+  const int8_t* codes = nullptr;
+  const float* scales = nullptr;
 };
 
 // The model-wide sizes and settings (decodeLayers' number arguments).
@@ -45,9 +53,10 @@ struct StackShape {
 };
 
 struct Projection {
-  const void* w = nullptr;  // null: the weight is fourBit's codes
+  const void* w = nullptr;  // null: the weight is int8's codes, or else fourBit's
   bool bf16 = false;
   FourBit fourBit;
+  Int8 int8;
   const float* bias = nullptr;
   const float *loraA = nullptr, *loraB = nullptr;
   int64_t N = 0, K = 0, rank = 0;
@@ -56,6 +65,7 @@ struct Projection {
   // lora-linear.ts adds an adapter's update (`u` holds x·Aᵀ)
   void apply(const float* x, float* y, int64_t M, float* u) const {
     if (w) linearRows(x, w, bf16, bias, y, M, N, K);
+    else if (int8.codes) kernels().gemvInt8(x, int8.codes, int8.scales, y, M, N, K, false, bias);
     else kernels().gemv4bit(x, fourBit.packed, fourBit.scales, fourBit.table, fourBit.blocksize, y, M, N, K, false, bias);
     if (!loraA) return;
     gemm(x, loraA, u, M, rank, K, false, true, false, nullptr, F32);
@@ -91,7 +101,11 @@ class LayerReader {
     p.K = K;
     const std::string what(name);
     const Napi::Value weight = parts.Get(kWeight);
-    if (weight.IsArray()) {
+    if (weight.IsArray() && weight.As<Napi::Array>().Length() == kInt8Slots) {
+      const Napi::Array codes = weight.As<Napi::Array>();
+      p.int8.codes = buffer<const int8_t>(codes.Get(kInt8Codes), N * K, (what + " 8-bit codes").c_str());
+      p.int8.scales = buffer<const float>(codes.Get(kInt8Scales), N, (what + " 8-bit scales").c_str());
+    } else if (weight.IsArray()) {
       p.fourBit = fourBit(weight.As<Napi::Array>(), N, K, what + " 4-bit weight");
     } else {
       napi_typedarray_type type;
@@ -99,7 +113,7 @@ class LayerReader {
       void* data = nullptr;
       if (napi_get_typedarray_info(env_, weight, &type, &length, &data, nullptr, nullptr) != napi_ok ||
           (type != napi_float32_array && type != napi_uint16_array)) {
-        fail(name, "weight must be a Float32Array (f32), a Uint16Array (bf16) or an array (4-bit codes)");
+        fail(name, "weight must be a Float32Array (f32), a Uint16Array (bf16) or an array (8-bit or 4-bit codes)");
         return p;
       }
       if (static_cast<int64_t>(length) != N * K) fail(name, "weight does not match its sizes");

@@ -3,15 +3,16 @@
  * runs what DecoderLayer.forward runs with a KV cache, on the same kernels in the same order (the same bits),
  * without returning to JavaScript between them: one token of a SmolLM2-sized model made ~420 native calls, and
  * the JavaScript around them cost ~2 ms of ~18 (it runs on caches the weight stream has just emptied).
- * A live LoRA adapter's update and a QLoRA base's 4-bit codes are read there too. Everything else takes the layered
- * path: linear-attention layers (Qwen3.5), an attention output gate, 8-bit bases, DoRA and stacked adapters,
- * several sequences at once, more than four new tokens (prompts), and anything recording gradients.
+ * A live LoRA adapter's update and a quantized base's 4-bit or 8-bit codes are read there too. Everything else takes
+ * the layered path: linear-attention layers (Qwen3.5), an attention output gate, 8-bit bases whose panels round
+ * (to bf16 or f16), DoRA and stacked adapters, several sequences at once, more than four new tokens (prompts), and
+ * anything recording gradients.
  */
 import { GEMV_MAX_ROWS, native, type DecodeLayerBuffers } from '../native.js';
 import { isRecording } from '../tensor/autograd.js';
 import { rmsnormScale } from '../tensor/ops/index.js';
 import { matmulWeight } from '../tensor/ops/linear.js';
-import { registerCodes, type QuantizedMatrix } from '../tensor/quantized.js';
+import { inPlaceInt8, registerCodes, type QuantizedMatrix } from '../tensor/quantized.js';
 import type { RopeTables } from '../tensor/ops/rope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Linear } from '../nn/linear.js';
@@ -30,7 +31,8 @@ export function runsNatively(layers: readonly DecoderLayer[], c: ModelConfig, ro
         .projections()
         .every(
           ([, lin]) =>
-            (!lin.quantized || registerCodes(lin.quantized)) && (!lin.delta?.enabled || lin.delta.lowRank?.()),
+            (!lin.quantized || registerCodes(lin.quantized) || inPlaceInt8(lin.quantized)) &&
+            (!lin.delta?.enabled || lin.delta.lowRank?.()),
         ),
   );
 }
@@ -82,7 +84,7 @@ function layerBuffers(
     if (!lin) return null;
     const update = lin.delta?.enabled ? lin.delta.lowRank?.() : null;
     return [
-      lin.quantized ? fourBitEntry(lin.quantized) : matmulWeight(lin.weight).data,
+      lin.quantized ? quantizedEntry(lin.quantized) : matmulWeight(lin.weight).data,
       lin.bias?.data ?? null,
       update?.A.data ?? null,
       update?.B.data ?? null,
@@ -118,10 +120,15 @@ function layerBuffers(
   ];
 }
 
-/** A QLoRA base's 4-bit weight as decode_stack.cc reads it (its `FourBitSlot` order): gemv4bit's operands. */
-function fourBitEntry(q: QuantizedMatrix): (Uint8Array | Float32Array | number | null)[] {
+/**
+ * A quantized base's weight as decode_stack.cc reads it: 8-bit codes and row scales (its `Int8Slot` order,
+ * gemvInt8's operands), or 4-bit codes (its `FourBitSlot` order, gemv4bit's operands).
+ */
+function quantizedEntry(q: QuantizedMatrix): (Int8Array | Uint8Array | Float32Array | number | null)[] {
+  const int8 = inPlaceInt8(q);
+  if (int8) return [int8.codes, int8.scales];
   const d = registerCodes(q);
-  if (!d) throw new Error('a 4-bit weight outside whole 32-value blocks (runsNatively says no)');
+  if (!d) throw new Error('a quantized weight the native stack cannot read (runsNatively says no)');
   const a = d.absmax;
   return a instanceof Float32Array
     ? [d.packed, a, d.table, d.blocksize, null, null, 0, 0, null]

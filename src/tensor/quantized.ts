@@ -121,15 +121,26 @@ export function registerCodes(q: QuantizedMatrix): FourBitData | null {
   return d.kind !== 'int8' && d.blocksize % 32 === 0 && q.shape[1] % d.blocksize === 0 ? d : null;
 }
 
+export type Int8Data = Extract<QuantizedData, { kind: 'int8' }>;
+
+/**
+ * The 8-bit codes decoding's few rows read in place (gemvInt8), where the panels they stand for are f32 and
+ * unrounded (gemvInt8 gives their bits); else null.
+ */
+export function inPlaceInt8(q: QuantizedMatrix): Int8Data | null {
+  return q.data.kind === 'int8' && q.roundTo === null && q.compute === 'f32' ? q.data : null;
+}
+
 /** y[rows, N] = x[rows, K]·Wᵀ (+ bias), a panel of W's rows at a time. */
 export function quantProject(x: Tensor<'f32'>, q: QuantizedMatrix, bias: Tensor<'f32'> | null): Tensor<'f32'> {
   const [N, K] = q.shape;
   if (x.shape[x.shape.length - 1] !== K) throw new Error(`quantLinear: input [${x.shape}] does not match [${q.shape}]`);
   const rows = x.size / K;
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32');
-  if (rows <= GEMV_MAX_ROWS && q.data.kind === 'int8' && q.roundTo === null && q.compute === 'f32') {
+  const int8 = rows <= GEMV_MAX_ROWS ? inPlaceInt8(q) : null;
+  if (int8) {
     // decoding an 8-bit base: its codes read in place, the values and sums of the f32 panels below, bit for bit
-    native.gemvInt8(x.data, q.data.codes, q.data.scales, out.data, rows, N, K, bias?.data ?? null);
+    native.gemvInt8(x.data, int8.codes, int8.scales, out.data, rows, N, K, bias?.data ?? null);
     return out;
   }
   const d = rows <= GEMV_MAX_ROWS ? registerCodes(q) : null;

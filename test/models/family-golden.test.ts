@@ -73,7 +73,7 @@ for (const dir of familyFixtureDirs.filter((d) => !d.endsWith('llama-dynamic-tin
 
 // One sequence's decoding steps take the layer stack in one native call (src/models/native-stack.ts); two sequences
 // at once take the kernels one by one. One token each, both read the weights through the same kernel (one or two
-// rows) and must give the same bits, with or without a live LoRA adapter or a 4-bit base, which also makes a
+// rows) and must give the same bits, with or without a live LoRA adapter or a 4-bit or 8-bit base, which also makes a
 // request's tokens the same whether or not the server batches it with another. Returns the native calls made.
 function assertAloneMatchesBatched(model: CausalLM): number {
   const a = Array.from({ length: 20 }, (_, i) => 3 + ((i * 37) % 120));
@@ -124,8 +124,13 @@ for (const dir of familyFixtureDirs) {
 }
 
 // The fixtures' sizes (96-wide MLPs and heads) are not whole 64-value blocks, so the QLoRA bases are made here.
-for (const doubleQuantization of [false, true]) {
-  test(`a QLoRA base (${doubleQuantization ? 'double-quantized ' : ''}NF4) with a live adapter decoded alone gives the bits it gets beside another`, () => {
+for (const [bits, doubleQuantization] of [
+  [4, false],
+  [4, true],
+  [8, false],
+] as const) {
+  const base = bits === 8 ? '8-bit' : `${doubleQuantization ? 'double-quantized ' : ''}NF4`;
+  test(`a QLoRA base (${base}) with a live adapter decoded alone gives the bits it gets beside another`, () => {
     const config = parseModelConfig(
       {
         model_type: 'qwen2',
@@ -138,7 +143,7 @@ for (const doubleQuantization of [false, true]) {
       },
       'qlora-test',
     );
-    const model = initModel(config, 'f32', 3, 0.05, quantizeFor(4, 'nf4', doubleQuantization, 'f32'));
+    const model = initModel(config, 'f32', 3, 0.05, quantizeFor(bits, 'nf4', doubleQuantization, 'f32'));
     const lora = persistent(() =>
       attachLora(model, { r: 4, alpha: 8, dropout: 0, targetModules: 'all', useRslora: false }, new Rng(4)),
     );

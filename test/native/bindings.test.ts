@@ -143,6 +143,15 @@ test("decodeLayers checks each layer's buffers and names the layer and the buffe
     /q_proj 4-bit weight needs a blocksize that is a multiple/,
   );
   assert.throws(() => run([layer({ 7: q({ 0: fourBit.slice(1) }) })]), /q_proj 4-bit weight must hold packed codes/);
+  run([layer({ 7: q({ 0: [new Int8Array(H * D * C), f(H * D)] }) })]);
+  assert.throws(
+    () => run([layer({ 7: q({ 0: [new Int8Array(H * D * C - 1), f(H * D)] }) })]),
+    /layer 0 q_proj 8-bit codes is smaller than its sizes/,
+  );
+  assert.throws(
+    () => run([layer({ 7: q({ 0: [new Int8Array(H * D * C), f(H * D - 1)] }) })]),
+    /layer 0 q_proj 8-bit scales is smaller than its sizes/,
+  );
   assert.throws(() => run([layer({ 19: 3 })]), /layer 0 rotary size must be even/);
   assert.throws(() => run([layer().slice(1)]), /layer 0 array has 20 entries/);
   assert.throws(() => run([layer()], 5, 0), /takes 1 to 4 new tokens/);
