@@ -29,7 +29,10 @@ build() {  # build CXX OUT BASE_FLAGS PATH:FLAGS...
     pids+=($!)
     objs+=("$out/$name.o")
   done
-  for pid in "${pids[@]}"; do wait "$pid"; done
+  # every compile finishes (none left writing into $out as the trap removes it) before a failure stops the script
+  local failed=0
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [ "$failed" -eq 0 ]
   "$cxx" "${common[@]}" "${objs[@]}" -o "$bin"
 }
 
@@ -37,7 +40,7 @@ for target in $targets; do
   case "$target" in
     x86)
       # a path this CPU lacks is compiled on SIMDe's portable emulation of its instructions and runs all the same
-      cpu=" $(grep -m1 '^flags' /proc/cpuinfo) "
+      cpu=" $(grep -m1 '^flags' /proc/cpuinfo || true) "
       has() { for f in "$@"; do [[ $cpu == *" $f "* ]] || return 1; done; }
       base=-march=x86-64-v3 avx512=-march=x86-64-v4 bf16="-march=x86-64-v4 -mavx512bf16"
       # (at -O1: SIMDe's headers take 24 s to compile at -O3, 6 s at -O1; emulation does not reproduce the
@@ -52,7 +55,8 @@ for target in $targets; do
           $SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q libsimde-dev >/dev/null
         fi
       fi
-      echo "== x86-64 (this CPU; emulated: $([[ $avx512 == *simde* ]] && echo "avx512 ")$([[ $bf16 == *simde* ]] && echo avx512bf16))"
+      emulated=$([[ $avx512 == *simde* ]] && echo "avx512 ")$([[ $bf16 == *simde* ]] && echo avx512bf16)
+      echo "== x86-64 (this CPU; emulated: ${emulated:-none})"
       build g++ "$out/kernels-x86" "$base" avx2:-march=x86-64-v3 "avx512:$avx512" "avx512bf16:$bf16"
       "$out/kernels-x86"
       ;;

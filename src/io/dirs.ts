@@ -201,6 +201,17 @@ export function removeStaleTemps(dir: string, prefix = ''): string[] {
   return removed;
 }
 
+/**
+ * Whether a lock's process (of this host) still runs: its id is alive and, where both are known, started when the
+ * lock says (a start time /proc does not show, as another user's under hidepid, proves nothing).
+ */
+function holderAlive(holder: { pid?: number; started?: string }): boolean {
+  const pid = Number(holder.pid);
+  if (!alive(pid)) return false;
+  const started = startTicks(pid);
+  return holder.started === undefined || started === undefined || started === holder.started;
+}
+
 /** The lock file of a folder one run writes (train's output_dir). */
 export const LOCK_FILE = '.lmf.lock';
 
@@ -225,11 +236,7 @@ export function lockFolder(dir: string, key: string): () => void {
         // unreadable: written by a run killed mid-write, taken over below
       }
       // on this host: gone when its process is, or when another process has since been given its id
-      const gone =
-        holder.host === undefined ||
-        (holder.host === hostname() &&
-          (!alive(Number(holder.pid)) ||
-            (holder.started !== undefined && startTicks(Number(holder.pid)) !== holder.started)));
+      const gone = holder.host === undefined || (holder.host === hostname() && !holderAlive(holder));
       if (!gone) {
         throw new LmfError(
           'output_busy',

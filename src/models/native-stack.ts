@@ -4,8 +4,8 @@
  * without returning to JavaScript between them: one token of a SmolLM2-sized model made ~420 native calls, and
  * the JavaScript around them cost ~2 ms of ~18 (it runs on caches the weight stream has just emptied).
  * A live LoRA adapter's update and a quantized base's 4-bit or 8-bit codes are read there too. Everything else takes
- * the layered path: linear-attention layers (Qwen3.5), an attention output gate, 8-bit bases whose panels round
- * (to bf16 or f16), DoRA and stacked adapters, several sequences at once, more than four new tokens (prompts), and
+ * the layered path: linear-attention layers (Qwen3.5), an attention output gate, 8-bit bases unless their panels are
+ * f32 and unrounded, DoRA and stacked adapters, several sequences at once, more than four new tokens (prompts), and
  * anything recording gradients.
  */
 import { GEMV_MAX_ROWS, native, type DecodeLayerBuffers } from '../native.js';

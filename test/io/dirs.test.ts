@@ -63,8 +63,11 @@ test(
   'a lock held by a zombie (exited, not yet reaped) is taken over',
   { skip: process.platform !== 'linux' },
   async () => {
-    // sh starts a short child and becomes a sleep that never reaps it: the child stays a zombie while the sleep lives
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // perl forks a child that exits at once and never reaps it (no SIGCHLD handler, unlike some shells): the child
+    // stays a zombie while perl sleeps
+    const parent = spawn('perl', ['-e', '$| = 1; my $p = fork(); exit 0 if $p == 0; print "$p\n"; sleep 30'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     try {
       const zombie = await new Promise<number>((resolve) =>
         parent.stdout.once('data', (d: Buffer) => resolve(Number(d))),
