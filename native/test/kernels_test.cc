@@ -80,7 +80,6 @@ void testGemv(const KernelTable& t) {
   }
 }
 
-// 4-bit weights: random codes and absmax, blocks of 64 and of 128, a row count that is not a multiple of anything
 // 8-bit rows: the products of the dequantised row, (code · scale) / 127, bit for bit, tails past whole vectors too
 void testGemvInt8(const KernelTable& t) {
   std::uniform_int_distribution<int> code(-127, 127);
@@ -99,6 +98,7 @@ void testGemvInt8(const KernelTable& t) {
   }
 }
 
+// 4-bit weights: random codes and absmax, blocks of 64 and of 128, a row count that is not a multiple of anything
 void testGemv4bit(const KernelTable& t) {
   std::uniform_int_distribution<int> byte(0, 255);
   const std::vector<float> table = randn(16, 0.5f);
