@@ -21,6 +21,11 @@ export function lmfEntry(): string[] {
   return [path.join(root, 'bin', 'lmf.js')];
 }
 
+/** Runs `lmf ARGS…` to its end: exit status and text output. */
+export function lmf(...args: string[]) {
+  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
+}
+
 /** ../shared/fixtures beside the repository (CI lays shared/ next to the clone). */
 export const fixtures = path.resolve(root, '..', 'shared', 'fixtures');
 export const tinyDir = path.join(fixtures, 'llama-tiny');

@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { buildApiServer } from '../../src/api/server.js';
 import { loadInference } from '../../src/infer/load.js';
 import { mergeSettings } from '../../src/infer/settings.js';
-import { makeTinyModelFolder, lmfEntry } from '../helpers.js';
+import { makeTinyModelFolder, lmfEntry, lmf } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-api-'));
 const trained = path.join(work, 'trained');
@@ -22,10 +22,6 @@ const tools = (JSON.parse(JSON.parse(readFileSync('data/tool_demo.json', 'utf8')
   type: 'function' as const,
   function: f as { name: string },
 }));
-
-function lmf(...args: string[]) {
-  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
-}
 
 before(async () => {
   await makeTinyModelFolder(path.join(work, 'tiny'));

@@ -1,15 +1,10 @@
 // `lmf data preview` and `lmf data check` on the shipped demo datasets with a real tokenizer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { lenmlTokenizerDir, lmfEntry } from '../helpers.js';
-
-function lmf(...args: string[]) {
-  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
-}
+import { lenmlTokenizerDir, lmf } from '../helpers.js';
 
 function config(body: string): string {
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'lmf-cfg-')), 'c.yaml');

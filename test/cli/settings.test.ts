@@ -2,17 +2,12 @@
 // any order (bare flags are true, --flag false works), later ones winning; the same for every command.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, parseSettings } from '../../src/config/load.js';
 import { splitConfigArgs } from '../../src/cli/config.js';
-import { lenmlTokenizerDir, makeTinyModelFolder, lmfEntry } from '../helpers.js';
-
-function lmf(...args: string[]) {
-  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
-}
+import { lenmlTokenizerDir, makeTinyModelFolder, lmf } from '../helpers.js';
 
 test('one precedence rule: the file, then the command line left to right; bare flags are true', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lmf-settings-'));

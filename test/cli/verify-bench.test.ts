@@ -1,13 +1,8 @@
 // `lmf verify` and `lmf bench` as a user runs them: a child process, JSON on stdout, the exit code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { familyFixtureDirs, tinyDir, lmfEntry } from '../helpers.js';
-
-function lmf(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
-}
+import { familyFixtureDirs, tinyDir, lmf } from '../helpers.js';
 
 test('lmf verify passes on the single and the sharded folder, and with the PEFT adapter', () => {
   for (const args of [

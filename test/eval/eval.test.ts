@@ -2,7 +2,6 @@
 // the share of questions whose answer is B, worked out by hand. And the generation metrics of prediction.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,14 +10,10 @@ import { bleu4, similarity, words } from '../../src/eval/similarity.js';
 import { parseModelConfig } from '../../src/models/config.js';
 import { initModel } from '../../src/models/init.js';
 import { saveModelFolder } from '../../src/models/save.js';
-import { lenmlTokenizerDir, makeTinyModelFolder, lmfEntry } from '../helpers.js';
+import { lenmlTokenizerDir, makeTinyModelFolder, lmf } from '../helpers.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-eval-'));
 after(() => rmSync(work, { recursive: true, force: true }));
-
-function lmf(...args: string[]) {
-  return spawnSync(process.execPath, [...lmfEntry(), ...args], { encoding: 'utf8' });
-}
 
 /** Every layer adds nothing (o_proj and down_proj are zero), every embedding is all ones, and only the row of "B" in the head is non-zero. */
 function alwaysB(dir: string): void {

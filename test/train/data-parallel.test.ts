@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import os from 'node:os';
 import path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { makeTinyModelFolder, lmfEntry } from '../helpers.js';
+import { makeTinyModelFolder, lmfEntry, lmf } from '../helpers.js';
 
 const hasMpi = spawnSync('mpirun', ['--version'], { stdio: 'ignore' }).status === 0;
 const work = mkdtempSync(path.join(os.tmpdir(), 'lmf-dp-'));
@@ -37,9 +37,6 @@ function yaml(name: string, extra: string, model = modelDir): string {
 }
 
 const cli = [...lmfEntry()];
-function lmf(...args: string[]) {
-  return spawnSync(process.execPath, [...cli, ...args], { encoding: 'utf8' });
-}
 
 function losses(name: string): number[] {
   return readFileSync(path.join(work, name, 'trainer_log.jsonl'), 'utf8')
