@@ -261,6 +261,7 @@ export interface NativeAddon {
     scale: number,
     window: number,
     softcap: number,
+    bf16: boolean,
   ): void;
   /**
    * The layer stack of one sequence's 1 to GEMV_MAX_ROWS new tokens: h [m, c] through every layer in place, each
@@ -303,6 +304,7 @@ export interface NativeAddon {
     scale: number,
     window: number,
     softcap: number,
+    bf16: boolean,
   ): void;
   lmHeadCrossEntropy(
     x: F32,

@@ -6,7 +6,7 @@
 namespace lmf {
 
 namespace {
-// The shape at info[first..first+11] (B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale, window, softcap),
+// The shape at info[first..first+12] (B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale, window, softcap, bf16),
 // checked: sizes positive, heads a multiple of key/value heads, segment ids for both sides or neither and as long
 // as the rows, window and softcap not negative (0 = none).
 AttentionShape shapeAt(Args& a, const Napi::CallbackInfo& info, int first) {
@@ -14,6 +14,7 @@ AttentionShape shapeAt(Args& a, const Napi::CallbackInfo& info, int first) {
                    a.size(first + 5), a.size(first + 6), nullptr, nullptr, static_cast<float>(a.number(first + 9))};
   s.window = a.size(first + 10);
   s.softcap = static_cast<float>(a.number(first + 11));
+  s.bf16 = a.flag(first + 12);
   a.check(s.window >= 0 && s.softcap >= 0.0f, "window and softcap must not be negative");
   a.check(s.B > 0 && s.Tq > 0 && s.Tk > 0 && s.H > 0 && s.KV > 0 && s.D > 0 && s.H % s.KV == 0 && s.qOffset >= 0,
           "sizes must be positive and heads a multiple of key/value heads");
@@ -26,7 +27,8 @@ AttentionShape shapeAt(Args& a, const Napi::CallbackInfo& info, int first) {
 }
 }  // namespace
 
-// attentionForward(q, k, v, out, lse|null, B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale, window, softcap)
+// attentionForward(q, k, v, out, lse|null, B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale, window, softcap,
+//                  bf16)
 static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Args a(info, "attention");
   AttentionShape s = shapeAt(a, info, 5);
@@ -40,7 +42,8 @@ static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, B, Tq, Tk, H, KV, D, qOffset, segQ, segK, scale, window, softcap)
+// attentionBackward(q, k, v, out, dout, lse, dq, dk, dv, B, Tq, Tk, H, KV, D, qOffset, segQ, segK, scale, window,
+//                   softcap, bf16)
 static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Args a(info, "attention");
   AttentionShape s = shapeAt(a, info, 9);

@@ -124,6 +124,8 @@ void probabilities(const Shape& sh, int64_t b, int64_t i0, int64_t nq, int64_t j
 // combined afterwards in a fixed order (the same bits on any number of threads).
 constexpr int64_t kDecodeQueries = 4, kDecodeKeys = 64;
 constexpr int kSlotDecode = 105, kSlotKt = 106;
+// the bf16 products' packed operands (kSlotKt holds K's pairs)
+constexpr int kSlotVPairs = 107, kSlotQPairs = 108, kSlotDoutPairs = 109, kSlotQPairsT = 110, kSlotDoutPairsT = 111;
 
 // the scores s[0..n) of one query (scaled) against n key rows of stride `stride`: four keys at a time, each with
 // its own accumulator (four independent chains), their lanes summed together at the end
@@ -249,42 +251,267 @@ void attentionDecode(const Shape& sh, const float* q, const float* k, const floa
     for (int64_t row = 0; row < queryRows; row++) combineRow(row);
   }
 }
-}  // namespace
 
-void attentionForward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& shape) {
-  const Shape sh{shape};
-  if (sh.Tq <= kDecodeQueries) {
-    attentionDecode(sh, q, k, v, out, lse);
-    return;
+// The products of the tiled passes on f32 values. Forward: K of each (batch, key/value head) transposed once,
+// [D, keyStride] (zero past Tk), for every query block to read; V's rows read in place. A copy per thread holds that
+// thread's buffers.
+class F32Forward {
+ public:
+  F32Forward(const Shape& sh, const float* k, const float* v)
+      : sh_(sh), k_(k), v_(v), keyStride_((sh.Tk + BK - 1) / BK * BK),
+        kT_(scratch(kSlotKt, static_cast<size_t>(sh.B * sh.KV * sh.D * keyStride_))) {}
+  // packs key block t % nKB of (batch, key/value head) t / nKB
+  void pack(int64_t t) const {
+    const int64_t nKB = keyStride_ / BK, jb = t % nKB, bg = t / nKB, j0 = jb * BK;
+    gatherT(k_ + sh_.kRow(bg / sh_.KV, j0, bg % sh_.KV), sh_.KV * sh_.D, std::min(BK, sh_.Tk - j0), sh_.D,
+            kT_ + bg * sh_.D * keyStride_ + j0, keyStride_);
   }
-  const int64_t D = sh.D, nQB = (sh.Tq + BQ - 1) / BQ, nKB = (sh.Tk + BK - 1) / BK, keyStride = nKB * BK;
+  // nq query rows (H * D apart), scaled
+  void queries(const float* q, int64_t nq) {
+    qs_.resize(BQ * sh_.D);
+    gather(q, sh_.H * sh_.D, nq, sh_.D, sh_.scale, qs_.data());
+  }
+  // s [nq, BK] = the queries' scores against key block j0 of (batch, key/value head) bg
+  void scores(int64_t bg, int64_t j0, int64_t nq, float* s) const {
+    tileGemm(qs_.data(), sh_.D, kT_ + bg * sh_.D * keyStride_ + j0, keyStride_, s, BK, nq, BK, sh_.D, false);
+  }
+  // acc [nq, D] += p [nq, BK] · the block's values (nk of them)
+  void addValues(const float* p, int64_t b, int64_t g, int64_t j0, int64_t nk, int64_t nq, float* acc) const {
+    tileGemm(p, BK, v_ + sh_.kRow(b, j0, g), sh_.KV * sh_.D, acc, sh_.D, nq, sh_.D, nk, true);
+  }
+
+ private:
+  const Shape& sh_;
+  const float *k_, *v_;
+  int64_t keyStride_;
+  float* kT_;
+  std::vector<float> qs_;
+};
+
+// Backward: the scaled queries and output gradients per head, contiguous [B*H, Tq, D] (qs, dO), read as they are;
+// per task the key block's K and V transposed and K gathered, and its dK, dV sums.
+class F32Backward {
+ public:
+  F32Backward(const Shape& sh, const float* qs, const float* dO) : sh_(sh), qs_(qs), dO_(dO) {}
+  void prepareHead(int64_t) const {}
+  void keyBlock(const float* k, const float* v, int64_t nk) {
+    const int64_t D = sh_.D, stride = sh_.KV * D;
+    kt_.resize(D * BK), vt_.resize(D * BK), kb_.resize(BK * D);
+    gatherT(k, stride, nk, D, kt_.data());
+    gatherT(v, stride, nk, D, vt_.data());
+    gather(k, stride, nk, D, 1.0f, kb_.data());
+    dK_.assign(BK * D, 0.0f);
+    dV_.assign(BK * D, 0.0f);
+  }
+  // s [nq, BK] = scores of queries i0.. of head bh against the key block
+  void scores(int64_t bh, int64_t i0, int64_t nq, float* s) const {
+    tileGemm(head(qs_, bh, i0), sh_.D, kt_.data(), BK, s, BK, nq, BK, sh_.D, false);
+  }
+  void addDv(const float* p, int64_t bh, int64_t i0, int64_t nq, int64_t nk) {  // dV += Pᵀ dO
+    tileGemm<true>(p, BK, head(dO_, bh, i0), sh_.D, dV_.data(), sh_.D, nk, sh_.D, nq, true);
+  }
+  void dP(int64_t bh, int64_t i0, int64_t nq, float* s) const {  // s = dO Vᵀ
+    tileGemm(head(dO_, bh, i0), sh_.D, vt_.data(), BK, s, BK, nq, BK, sh_.D, false);
+  }
+  void addDk(const float* dS, int64_t bh, int64_t i0, int64_t nq, int64_t nk) {  // dK += dSᵀ q (q pre-scaled)
+    tileGemm<true>(dS, BK, head(qs_, bh, i0), sh_.D, dK_.data(), sh_.D, nk, sh_.D, nq, true);
+  }
+  void addDq(const float* dS, int64_t nq, int64_t nk, float* dQ) const {  // dQ += dS K
+    tileGemm(dS, BK, kb_.data(), sh_.D, dQ, sh_.D, nq, sh_.D, nk, true);
+  }
+  // the key block's dK and dV rows
+  void store(int64_t nk, float* dk, float* dv) const {
+    std::memcpy(dk, dK_.data(), nk * sh_.D * 4);
+    std::memcpy(dv, dV_.data(), nk * sh_.D * 4);
+  }
+
+ private:
+  const float* head(const float* all, int64_t bh, int64_t i0) const { return all + (bh * sh_.Tq + i0) * sh_.D; }
+  const Shape& sh_;
+  const float *qs_, *dO_;
+  std::vector<float> kt_, vt_, kb_, dK_, dV_;
+};
+
+#if defined(__AVX512BF16__)
+// The same products on bf16 dot products (tileGemmBf16): every operand rounded to bf16 once, as a pair of values
+// per 32-bit word, the accumulators, softmax and sums f32. A bf16 matmul rounds its f32 inputs the same way.
+inline uint32_t bf16Pair(float lo, float hi) {
+  return f32_to_bf16(lo) | static_cast<uint32_t>(f32_to_bf16(hi)) << 16;
+}
+// n rows of `width` values (even), `stride` apart, as rows of width / 2 pairs (ld words apart)
+void pairAlongRows(const float* src, int64_t stride, int64_t n, int64_t width, uint32_t* dst, int64_t ld) {
+  for (int64_t r = 0; r < n; r++)
+#pragma omp simd
+    for (int64_t c = 0; c < width / 2; c++) dst[r * ld + c] = bf16Pair(src[r * stride + 2 * c], src[r * stride + 2 * c + 1]);
+}
+// The same pairs transposed: word (c, r) holds row r's values 2c and 2c + 1; rows n..padTo are zero
+void pairAlongRowsT(const float* src, int64_t stride, int64_t n, int64_t width, int64_t padTo, uint32_t* dst,
+                    int64_t ld) {
+  for (int64_t c = 0; c < width / 2; c++) {
+    for (int64_t r = 0; r < n; r++) dst[c * ld + r] = bf16Pair(src[r * stride + 2 * c], src[r * stride + 2 * c + 1]);
+    std::fill(dst + c * ld + n, dst + c * ld + padTo, 0u);
+  }
+}
+// pairs down the columns: word (r2, c) holds rows 2·r2 and 2·r2 + 1 of column c, the missing row of an odd n zero
+void pairDownColumns(const float* src, int64_t stride, int64_t n, int64_t width, uint32_t* dst, int64_t ld) {
+  for (int64_t r = 0; r + 1 < n; r += 2) {
+    const float *even = src + r * stride, *odd = even + stride;
+    uint32_t* out = dst + r / 2 * ld;
+#pragma omp simd
+    for (int64_t c = 0; c < width; c++) out[c] = bf16Pair(even[c], odd[c]);
+  }
+  if (n % 2)
+    for (int64_t c = 0; c < width; c++) dst[n / 2 * ld + c] = bf16Pair(src[(n - 1) * stride + c], 0.0f);
+}
+// the same transposed: word (c, r2); pairs past n / 2 (up to padTo) zero
+void pairDownColumnsT(const float* src, int64_t stride, int64_t n, int64_t width, int64_t padTo, uint32_t* dst,
+                      int64_t ld) {
+  for (int64_t c = 0; c < width; c++) {
+    for (int64_t r = 0; r < n; r += 2)
+      dst[c * ld + r / 2] = bf16Pair(src[r * stride + c], r + 1 < n ? src[(r + 1) * stride + c] : 0.0f);
+    std::fill(dst + c * ld + (n + 1) / 2, dst + c * ld + padTo, 0u);
+  }
+}
+
+// Forward: K of each (batch, key/value head) once as pairs along D, transposed [D/2, keyStride], and V as pairs of
+// keys [keyStride/2, D] (zero past Tk); the query block and the probabilities rounded per thread.
+class Bf16Forward {
+ public:
+  Bf16Forward(const Shape& sh, const float* k, const float* v)
+      : sh_(sh), k_(k), v_(v), keyStride_((sh.Tk + BK - 1) / BK * BK),
+        kPairs_(reinterpret_cast<uint32_t*>(scratch(kSlotKt, static_cast<size_t>(sh.B * sh.KV * sh.D / 2 * keyStride_)))),
+        vPairs_(reinterpret_cast<uint32_t*>(scratch(kSlotVPairs, static_cast<size_t>(sh.B * sh.KV * keyStride_ / 2 * sh.D)))) {}
+  void pack(int64_t t) const {
+    const int64_t nKB = keyStride_ / BK, jb = t % nKB, bg = t / nKB, j0 = jb * BK, D = sh_.D;
+    const int64_t b = bg / sh_.KV, g = bg % sh_.KV, nk = std::min(BK, sh_.Tk - j0);
+    pairAlongRowsT(k_ + sh_.kRow(b, j0, g), sh_.KV * D, nk, D, BK, kPairs_ + bg * D / 2 * keyStride_ + j0, keyStride_);
+    uint32_t* vBlock = vPairs_ + (bg * keyStride_ + j0) / 2 * D;
+    std::fill(vBlock, vBlock + BK / 2 * D, 0u);
+    pairDownColumns(v_ + sh_.kRow(b, j0, g), sh_.KV * D, nk, D, vBlock, D);
+  }
+  void queries(const float* q, int64_t nq) {
+    scaled_.resize(BQ * sh_.D);
+    qPairs_.resize(BQ * sh_.D / 2);
+    p_.resize(BQ * BK / 2);
+    gather(q, sh_.H * sh_.D, nq, sh_.D, sh_.scale, scaled_.data());
+    pairAlongRows(scaled_.data(), sh_.D, nq, sh_.D, qPairs_.data(), sh_.D / 2);
+  }
+  void scores(int64_t bg, int64_t j0, int64_t nq, float* s) const {
+    tileGemmBf16(qPairs_.data(), sh_.D / 2, kPairs_ + bg * sh_.D / 2 * keyStride_ + j0, keyStride_, s, BK, nq, BK,
+                 sh_.D / 2, false);
+  }
+  // p is zero past nk, so the pair that an odd nk leaves half filled adds nothing
+  void addValues(const float* p, int64_t b, int64_t g, int64_t j0, int64_t nk, int64_t nq, float* acc) {
+    pairAlongRows(p, BK, nq, BK, p_.data(), BK / 2);
+    const uint32_t* vBlock = vPairs_ + ((b * sh_.KV + g) * keyStride_ + j0) / 2 * sh_.D;
+    tileGemmBf16(p_.data(), BK / 2, vBlock, sh_.D, acc, sh_.D, nq, sh_.D, (nk + 1) / 2, true);
+  }
+
+ private:
+  const Shape& sh_;
+  const float *k_, *v_;
+  int64_t keyStride_;
+  uint32_t *kPairs_, *vPairs_;
+  std::vector<float> scaled_;
+  std::vector<uint32_t> qPairs_, p_;
+};
+
+// Backward: per head the scaled queries and output gradients as rows of pairs [Tq, D/2] (for the scores and dP) and
+// as pairs of queries transposed [D, ceil(Tq/2)] (for dK and dV, kept transposed, [D, BK], until the block ends);
+// per task the key block's K and V as pairs along D transposed and K as pairs of keys; per query block P and dS as
+// pairs of queries and dS as rows of pairs.
+class Bf16Backward {
+ public:
+  Bf16Backward(const Shape& sh, const float* qs, const float* dO)
+      : sh_(sh), qs_(qs), dO_(dO), half_((sh.Tq + 1) / 2), rows_(words(kSlotQPairs)), dORows_(words(kSlotDoutPairs)),
+        cols_(words(kSlotQPairsT)), dOCols_(words(kSlotDoutPairsT)) {}
+  // the pairs of head bh, from the f32 rows
+  void prepareHead(int64_t bh) const {
+    const int64_t D = sh_.D, Tq = sh_.Tq;
+    const float *q = qs_ + bh * Tq * D, *g = dO_ + bh * Tq * D;
+    pairAlongRows(q, D, Tq, D, rows_ + bh * Tq * D / 2, D / 2);
+    pairAlongRows(g, D, Tq, D, dORows_ + bh * Tq * D / 2, D / 2);
+    pairDownColumnsT(q, D, Tq, D, half_, cols_ + bh * D * half_, half_);
+    pairDownColumnsT(g, D, Tq, D, half_, dOCols_ + bh * D * half_, half_);
+  }
+  void keyBlock(const float* k, const float* v, int64_t nk) {
+    const int64_t D = sh_.D, stride = sh_.KV * D;
+    kt_.resize(D / 2 * BK), vt_.resize(D / 2 * BK), kb_.assign(BK / 2 * D, 0u);
+    ds_.resize(BK / 2 * BQ), pairs_.resize(BQ / 2 * BK);
+    pairAlongRowsT(k, stride, nk, D, BK, kt_.data(), BK);
+    pairAlongRowsT(v, stride, nk, D, BK, vt_.data(), BK);
+    pairDownColumns(k, stride, nk, D, kb_.data(), D);
+    dKt_.assign(D * BK, 0.0f);
+    dVt_.assign(D * BK, 0.0f);
+  }
+  void scores(int64_t bh, int64_t i0, int64_t nq, float* s) const {
+    tileGemmBf16(rows_ + (bh * sh_.Tq + i0) * sh_.D / 2, sh_.D / 2, kt_.data(), BK, s, BK, nq, BK, sh_.D / 2, false);
+  }
+  void addDv(const float* p, int64_t bh, int64_t i0, int64_t nq, int64_t) {  // dVᵀ += dOᵀ P
+    pairDownColumns(p, BK, nq, BK, pairs_.data(), BK);
+    tileGemmBf16(dOCols_ + bh * sh_.D * half_ + i0 / 2, half_, pairs_.data(), BK, dVt_.data(), BK, sh_.D, BK,
+                 (nq + 1) / 2, true);
+  }
+  void dP(int64_t bh, int64_t i0, int64_t nq, float* s) const {
+    tileGemmBf16(dORows_ + (bh * sh_.Tq + i0) * sh_.D / 2, sh_.D / 2, vt_.data(), BK, s, BK, nq, BK, sh_.D / 2, false);
+  }
+  void addDk(const float* dS, int64_t bh, int64_t i0, int64_t nq, int64_t) {  // dKᵀ += qᵀ dS
+    pairDownColumns(dS, BK, nq, BK, pairs_.data(), BK);
+    tileGemmBf16(cols_ + bh * sh_.D * half_ + i0 / 2, half_, pairs_.data(), BK, dKt_.data(), BK, sh_.D, BK,
+                 (nq + 1) / 2, true);
+  }
+  // dS is zero past nk, so the pair that an odd nk leaves half filled adds nothing
+  void addDq(const float* dS, int64_t nq, int64_t nk, float* dQ) {
+    pairAlongRows(dS, BK, nq, BK, ds_.data(), BK / 2);
+    tileGemmBf16(ds_.data(), BK / 2, kb_.data(), sh_.D, dQ, sh_.D, nq, sh_.D, (nk + 1) / 2, true);
+  }
+  void store(int64_t nk, float* dk, float* dv) const {
+    for (int64_t j = 0; j < nk; j++)
+      for (int64_t d = 0; d < sh_.D; d++) {
+        dk[j * sh_.D + d] = dKt_[d * BK + j];
+        dv[j * sh_.D + d] = dVt_[d * BK + j];
+      }
+  }
+
+ private:
+  // a per-head array of pairs in its scratch slot: as many words as [B*H, ceil(Tq/2) * 2, D/2] holds
+  uint32_t* words(int slot) const {
+    return reinterpret_cast<uint32_t*>(scratch(slot, static_cast<size_t>(sh_.B * sh_.H * half_ * sh_.D)));
+  }
+  const Shape& sh_;
+  const float *qs_, *dO_;
+  int64_t half_;
+  uint32_t *rows_, *dORows_, *cols_, *dOCols_;
+  std::vector<uint32_t> kt_, vt_, kb_, ds_, pairs_;
+  std::vector<float> dKt_, dVt_;
+};
+#endif
+
+template <class Tiles>
+void forwardTiled(const Shape& sh, const float* q, const float* k, const float* v, float* out, float* lse) {
+  const int64_t D = sh.D, nQB = (sh.Tq + BQ - 1) / BQ, nKB = (sh.Tk + BK - 1) / BK;
   const int64_t tasks = sh.B * sh.H * nQB;
-  // K of each (batch, key/value head) transposed once, [D, nKB * BK] (zero past Tk), for every query block to read
-  float* kT = scratch(kSlotKt, static_cast<size_t>(sh.B * sh.KV * D * keyStride));
+  const Tiles shared(sh, k, v);
 #pragma omp parallel
   {
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < sh.B * sh.KV * nKB; t++) {
-      const int64_t jb = t % nKB, g = (t / nKB) % sh.KV, b = t / (nKB * sh.KV), j0 = jb * BK;
-      gatherT(k + sh.kRow(b, j0, g), sh.KV * D, std::min(BK, sh.Tk - j0), D,
-              kT + (b * sh.KV + g) * D * keyStride + j0, keyStride);
-    }
+    for (int64_t t = 0; t < sh.B * sh.KV * nKB; t++) shared.pack(t);
     FlushDenormals ftz;
-    std::vector<float> qs(BQ * D), s(BQ * BK), p(BQ * BK), acc(BQ * D), m(BQ), l(BQ);
+    Tiles tiles = shared;
+    std::vector<float> s(BQ * BK), p(BQ * BK), acc(BQ * D), m(BQ), l(BQ);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; task++) {
       // largest query blocks first: they have the most keys to visit
       int64_t qb = nQB - 1 - task % nQB, h = (task / nQB) % sh.H, b = task / (nQB * sh.H), g = h / sh.group();
       int64_t i0 = qb * BQ, nq = std::min(BQ, sh.Tq - i0);
-      const float* kTh = kT + (b * sh.KV + g) * D * keyStride;
-      gather(q + sh.qRow(b, i0, h), sh.H * D, nq, D, sh.scale, qs.data());
+      tiles.queries(q + sh.qRow(b, i0, h), nq);
       std::fill(acc.begin(), acc.end(), 0.0f);
       std::fill(m.begin(), m.end(), -INFINITY);
       std::fill(l.begin(), l.end(), 0.0f);
       int64_t kEnd = sh.keyEnd(i0, nq);
       for (int64_t j0 = sh.keyBegin(i0); j0 < kEnd; j0 += BK) {
         int64_t nk = std::min(BK, kEnd - j0);
-        tileGemm(qs.data(), D, kTh + j0, keyStride, s.data(), BK, nq, BK, D, false);
+        tiles.scores(b * sh.KV + g, j0, nq, s.data());
         if (sh.softcap > 0.0f) softcapScores(s.data(), BQ * BK, sh.softcap, nullptr);
         const bool full = nk == BK && fullyVisible(sh, i0, nq, j0, nk);
         for (int64_t i = 0; i < nq; i++) {
@@ -315,8 +542,7 @@ void attentionForward(const float* q, const float* k, const float* v, float* out
             for (int64_t d = 0; d < D; d++) a[d] *= alpha;
           }
         }
-        // P V with V's rows read in place
-        tileGemm(p.data(), BK, v + sh.kRow(b, j0, g), sh.KV * D, acc.data(), D, nq, D, nk, true);
+        tiles.addValues(p.data(), b, g, j0, nk, nq, acc.data());
       }
       for (int64_t i = 0; i < nq; i++) {
         float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
@@ -331,9 +557,9 @@ void attentionForward(const float* q, const float* k, const float* v, float* out
 // Tasks are (batch, query head, key block), longest first: each visits the query blocks that see its key
 // block once, writes that block's dK and dV to a per-head scratch (summed over each key/value group at the
 // end) and adds its dQ share into its thread's own dQ buffer (summed over threads at the end).
-void attentionBackward(const float* q, const float* k, const float* v, const float* out, const float* dout, const float* lseAll,
-                       float* dq, float* dk, float* dv, const AttentionShape& shape) {
-  const Shape sh{shape};
+template <class Tiles>
+void backwardTiled(const Shape& sh, const float* q, const float* k, const float* v, const float* out, const float* dout,
+                   const float* lseAll, float* dq, float* dk, float* dv) {
   const int64_t D = sh.D, H = sh.H, KV = sh.KV, Tq = sh.Tq, Tk = sh.Tk, B = sh.B;
   const int64_t nKB = (Tk + BK - 1) / BK;
   const size_t headSize = static_cast<size_t>(B * H * Tq * D);
@@ -346,6 +572,7 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
   float* dvHead = scratch(kSlotDv, static_cast<size_t>(B * H * Tk * D));
   std::vector<float*> dQ(nThreads);
   for (int t = 0; t < nThreads; t++) dQ[t] = scratch(kSlotDq + t, headSize);  // slots above kSlotDq: one per thread
+  const Tiles shared(sh, qs, dO);
 
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < B * Tq * H; r++) {
@@ -361,13 +588,16 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
     }
     delta[(b * H + h) * Tq + i] = acc;
   }
+#pragma omp parallel for schedule(static)
+  for (int64_t bh = 0; bh < B * H; bh++) shared.prepareHead(bh);
 
 #pragma omp parallel num_threads(nThreads)
   {
     FlushDenormals ftz;
     float* myDQ = dQ[omp_get_thread_num()];
     std::fill(myDQ, myDQ + headSize, 0.0f);
-    std::vector<float> kt(D * BK), vt(D * BK), kb(BK * D), s(BQ * BK), p(BQ * BK), dK(BK * D), dV(BK * D);
+    Tiles tiles = shared;
+    std::vector<float> s(BQ * BK), p(BQ * BK);
     std::vector<float> slope(sh.softcap > 0.0f ? BQ * BK : 0);
     // static round-robin: each task always lands on the same thread in the same order, so the
     // per-thread dQ sums (and the whole backward) are bit-for-bit reproducible
@@ -377,25 +607,17 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
       int64_t j0 = kbIdx * BK, nk = std::min(BK, Tk - j0);
       const float* lse = lseAll + bh * Tq;
       const float* dl = delta + bh * Tq;
-      const float* qh = qs + bh * Tq * D;
-      const float* dOh = dO + bh * Tq * D;
       float* dQh = myDQ + bh * Tq * D;
-      gatherT(k + sh.kRow(b, j0, g), KV * D, nk, D, kt.data());
-      gatherT(v + sh.kRow(b, j0, g), KV * D, nk, D, vt.data());
-      gather(k + sh.kRow(b, j0, g), KV * D, nk, D, 1.0f, kb.data());
-      std::fill(dK.begin(), dK.end(), 0.0f);
-      std::fill(dV.begin(), dV.end(), 0.0f);
+      tiles.keyBlock(k + sh.kRow(b, j0, g), v + sh.kRow(b, j0, g), nk);
       int64_t iFirst = std::max<int64_t>(0, j0 - sh.qOffset);  // earlier queries cannot see this block
       int64_t iEnd = sh.queryEnd(j0, nk);  // later queries are past the window
       for (int64_t i0 = (iFirst / BQ) * BQ; i0 < iEnd; i0 += BQ) {
         int64_t nq = std::min(BQ, Tq - i0);
-        const float* qi = qh + i0 * D;
-        const float* dOi = dOh + i0 * D;
-        tileGemm(qi, D, kt.data(), BK, s.data(), BK, nq, BK, D, false);
+        tiles.scores(bh, i0, nq, s.data());
         if (sh.softcap > 0.0f) softcapScores(s.data(), BQ * BK, sh.softcap, slope.data());
         probabilities(sh, b, i0, nq, j0, nk, lse, s.data(), p.data());
-        tileGemm<true>(p.data(), BK, dOi, D, dV.data(), D, nk, D, nq, true);  // dV += P^T dO
-        tileGemm(dOi, D, vt.data(), BK, s.data(), BK, nq, BK, D, false);      // s <- dP = dO V^T
+        tiles.addDv(p.data(), bh, i0, nq, nk);
+        tiles.dP(bh, i0, nq, s.data());  // s <- dP
         for (int64_t i = 0; i < nq; i++) {
           float di = dl[i0 + i];
           float* pi = p.data() + i * BK;
@@ -408,14 +630,12 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
             for (int64_t j = 0; j < BK; j++) pi[j] *= sl[j];  // through the cap to the raw score
           }
         }
-        tileGemm<true>(p.data(), BK, qi, D, dK.data(), D, nk, D, nq, true);        // dK += dS^T q (q pre-scaled)
-        tileGemm(p.data(), BK, kb.data(), D, dQh + i0 * D, D, nq, D, nk, true);  // dQ += dS K
+        tiles.addDk(p.data(), bh, i0, nq, nk);
+        tiles.addDq(p.data(), nq, nk, dQh + i0 * D);
       }
-      std::memcpy(dkHead + (bh * Tk + j0) * D, dK.data(), nk * D * 4);
-      std::memcpy(dvHead + (bh * Tk + j0) * D, dV.data(), nk * D * 4);
+      tiles.store(nk, dkHead + (bh * Tk + j0) * D, dvHead + (bh * Tk + j0) * D);
     }
   }
-
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < B * Tq * H; r++) {  // dq = scale * sum over threads
     int64_t h = r % H, i = (r / H) % Tq, b = r / (H * Tq);
@@ -449,6 +669,32 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
     }
   }
 }
+}  // namespace
+
+// Bf16 products where the shape asks for them and this path has bf16 dot products (AVX512-BF16), for head sizes that
+// fill whole vectors and more queries than decoding's (whose own path stays f32, backward as forward); elsewhere f32, as bf16 matmuls widen their operands where the CPU has no bf16 dot products.
+void attentionForward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& shape) {
+  const Shape sh{shape};
+  if (sh.Tq <= kDecodeQueries) {
+    attentionDecode(sh, q, k, v, out, lse);
+    return;
+  }
+#if defined(__AVX512BF16__)
+  if (shape.bf16 && shape.D % 16 == 0) return forwardTiled<Bf16Forward>(sh, q, k, v, out, lse);
+#endif
+  forwardTiled<F32Forward>(sh, q, k, v, out, lse);
+}
+
+void attentionBackward(const float* q, const float* k, const float* v, const float* out, const float* dout, const float* lseAll,
+                       float* dq, float* dk, float* dv, const AttentionShape& shape) {
+  const Shape sh{shape};
+#if defined(__AVX512BF16__)
+  if (shape.bf16 && shape.D % 16 == 0 && sh.Tq > kDecodeQueries)
+    return backwardTiled<Bf16Backward>(sh, q, k, v, out, dout, lseAll, dq, dk, dv);
+#endif
+  backwardTiled<F32Backward>(sh, q, k, v, out, dout, lseAll, dq, dk, dv);
+}
+
 
 }  // namespace LMF_ISA_NS
 }  // namespace lmf

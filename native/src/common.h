@@ -82,6 +82,13 @@ class Args {
     fail(i, "must be a number");
     return 0;
   }
+  // A true/false argument (false after a failure).
+  bool flag(int i) {
+    bool b = false;
+    if (napi_get_value_bool(info_.Env(), info_[i], &b) == napi_ok) return b;
+    fail(i, "must be true or false");
+    return false;
+  }
   double number(int i) {
     double x = 0.0;
     if (napi_get_value_double(info_.Env(), info_[i], &x) == napi_ok) return x;

@@ -51,6 +51,9 @@ struct AttentionShape {
   int64_t window = 0;
   // scores pass through softcap * tanh(score / softcap) before the softmax (Gemma 2); 0 = none
   float softcap = 0.0f;
+  // the products of a prompt's or a training step's attention (not decoding's few queries) on operands rounded to bf16,
+  // accumulated in f32, where the path has bf16 dot products and D is a multiple of 16; elsewhere f32
+  bool bf16 = false;
 };
 
 // The gated delta rule of Qwen3.5's Gated DeltaNet (delta_rule_kernels.h): B rows of T tokens, Hk key heads of dk

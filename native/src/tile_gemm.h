@@ -5,7 +5,8 @@
 // A values are broadcast. The vector width follows the instruction set this header is compiled for (16 floats
 // with AVX-512's 32 registers, 8 with AVX2's 16, 4 with NEON's 32), and kNV keeps the accumulators within the
 // register file (24 of 32, 12 of 16, 24 of 32). Columns that do not fill a vector use a plain loop. Beside it,
-// the vector type vf and sumLanes4 (four dot products' lane sums at once) serve decoding's attention scores.
+// the vector type vf and sumLanes4 (four dot products' lane sums at once) serve decoding's attention scores. With
+// AVX512-BF16, tileGemmBf16 runs the same products on bf16 pairs.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -106,6 +107,54 @@ inline void tileGemm(const float* A, int64_t lda, const float* B, int64_t ldb, f
       }
   }
 }
+
+#if defined(__AVX512BF16__)
+// The same products through bf16 dot products (vdpbf16ps), accumulating in f32: C[M,N] (+)= A[M,K] · B[K,N] with
+// both operands as 32-bit words that each hold two consecutive K values (the lower index in the low half), the
+// pairs one instruction multiplies: A as M rows of K2 words (lda words apart), B as K2 rows of N words (ldb apart).
+// K2 = ceil(K / 2); for an odd K the second half of the last pair is a zero on at least one side. N is a multiple of
+// 16; rows go in groups of 6 and columns in groups of 4 vectors, 24 accumulators of AVX-512's 32 registers.
+template <int MR, int NV>
+inline void tileKernelBf16(const uint32_t* A, int64_t lda, const uint32_t* B, int64_t ldb, float* C, int64_t ldc,
+                           int64_t K2, bool accumulate) {
+  __m512 acc[MR][NV];
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? _mm512_loadu_ps(C + r * ldc + v * 16) : _mm512_setzero_ps();
+  for (int64_t k = 0; k < K2; k++) {
+    __m512bh b[NV];
+    for (int v = 0; v < NV; v++) b[v] = (__m512bh)_mm512_loadu_si512(B + k * ldb + v * 16);
+    for (int r = 0; r < MR; r++) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[r * lda + k]));
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+    }
+  }
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(C + r * ldc + v * 16, acc[r][v]);
+}
+
+template <int NV>
+inline void tileRowsBf16(const uint32_t* A, int64_t lda, const uint32_t* B, int64_t ldb, float* C, int64_t ldc,
+                         int64_t M, int64_t K2, bool accumulate) {
+  int64_t i = 0;
+  for (; i + 6 <= M; i += 6) tileKernelBf16<6, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K2, accumulate);
+  if (M - i >= 4) {
+    tileKernelBf16<4, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K2, accumulate);
+    i += 4;
+  }
+  if (M - i >= 2) {
+    tileKernelBf16<2, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K2, accumulate);
+    i += 2;
+  }
+  if (M - i == 1) tileKernelBf16<1, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K2, accumulate);
+}
+
+inline void tileGemmBf16(const uint32_t* A, int64_t lda, const uint32_t* B, int64_t ldb, float* C, int64_t ldc,
+                         int64_t M, int64_t N, int64_t K2, bool accumulate) {
+  int64_t j = 0;
+  for (; j + 64 <= N; j += 64) tileRowsBf16<4>(A, lda, B + j, ldb, C + j, ldc, M, K2, accumulate);
+  for (; j < N; j += 16) tileRowsBf16<1>(A, lda, B + j, ldb, C + j, ldc, M, K2, accumulate);
+}
+#endif
 
 }  // namespace
 }  // namespace lmf

@@ -213,6 +213,27 @@ void reference(const Case& c, const std::vector<float>& q, const std::vector<flo
       }
 }
 
+// One forward and backward pass of a kernel path.
+struct AttentionRun {
+  std::vector<float> out, lse, dq, dk, dv;
+  AttentionRun(const KernelTable& t, const AttentionShape& s, const std::vector<float>& q, const std::vector<float>& k,
+               const std::vector<float>& v, const std::vector<float>& dout)
+      : out(q.size()), lse(s.B * s.H * s.Tq), dq(q.size()), dk(k.size()), dv(v.size()) {
+    t.attentionForward(q.data(), k.data(), v.data(), out.data(), lse.data(), s);
+    t.attentionBackward(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(), dv.data(), s);
+  }
+  bool operator==(const AttentionRun& o) const {
+    return out == o.out && lse == o.lse && dq == o.dq && dk == o.dk && dv == o.dv;
+  }
+};
+
+// values as a bf16 product reads them: times mul, rounded to bf16
+std::vector<float> roundedToBf16(const std::vector<float>& x, float mul) {
+  std::vector<float> r(x.size());
+  for (size_t i = 0; i < x.size(); i++) r[i] = bf16_to_f32(f32_to_bf16(x[i] * mul));
+  return r;
+}
+
 void testAttention(const KernelTable& t) {
   const Case cases[] = {{2, 70, 70, 4, 2, 16, 0, false},
                         {1, 5, 133, 4, 1, 32, 128, false},
@@ -220,6 +241,9 @@ void testAttention(const KernelTable& t) {
                         {1, 200, 200, 2, 1, 16, 0, false, 70},         // sliding window across key blocks
                         {1, 3, 150, 2, 2, 16, 147, false, 40},          // window with a cache
                         {2, 80, 80, 2, 1, 16, 0, true, 30, 2.5f},       // window, packing and a softcap
+                        {1, 67, 67, 4, 2, 64, 0, false},                // odd lengths, a head of four vectors
+                        {1, 100, 100, 2, 2, 80, 0, true},               // a head of five vectors
+                        {1, 70, 70, 2, 1, 24, 0, false},                // a head size past whole vectors
                         // decoding's few queries (their own path): keys across its 64-key blocks, GQA
                         {1, 1, 300, 6, 2, 64, 299, false},
                         {2, 4, 90, 2, 1, 16, 86, true, 0, 2.5f},        // packed, softcap
@@ -235,19 +259,39 @@ void testAttention(const KernelTable& t) {
     float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
     AttentionShape shape{c.B, c.Tq, c.Tk, c.H, c.KV, c.D, c.qOffset, c.segments ? sq.data() : nullptr,
                          c.segments ? sk.data() : nullptr, scale, c.window, c.softcap};
-    std::vector<float> out(q.size()), lse(c.B * c.H * c.Tq), dq(q.size()), dk(k.size()), dv(v.size());
-    t.attentionForward(q.data(), k.data(), v.data(), out.data(), lse.data(), shape);
-    t.attentionBackward(q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(), dv.data(), shape);
+    const AttentionRun f32(t, shape, q, k, v, dout);
     std::vector<double> rOut, rLse, rDq, rDk, rDv;
     reference(c, q, k, v, sq, sk, scale, dout, rOut, rLse, rDq, rDk, rDv);
     std::string name = std::string(t.name) + " attention T" + std::to_string(c.Tq) + "x" + std::to_string(c.Tk) +
-                       (c.segments ? " packed" : "") + (c.qOffset ? " offset" : "") +
+                       " D" + std::to_string(c.D) + (c.segments ? " packed" : "") + (c.qOffset ? " offset" : "") +
                        (c.window ? " window" + std::to_string(c.window) : "") + (c.softcap > 0 ? " softcap" : "");
-    check(name + " out", out, rOut, 1e-5);
-    check(name + " lse", lse, rLse, 1e-5);
-    check(name + " dq", dq, rDq, 1e-4);
-    check(name + " dk", dk, rDk, 1e-4);
-    check(name + " dv", dv, rDv, 1e-4);
+    check(name + " out", f32.out, rOut, 1e-5);
+    check(name + " lse", f32.lse, rLse, 1e-5);
+    check(name + " dq", f32.dq, rDq, 1e-4);
+    check(name + " dk", f32.dk, rDk, 1e-4);
+    check(name + " dv", f32.dv, rDv, 1e-4);
+
+    // bf16 products: on the avx512bf16 path (more queries than decoding's, whole vectors of head) against the
+    // reference on the operands they round (the scaled queries, keys, values, output gradients; the probabilities
+    // and score gradients round inside), elsewhere the f32 bits
+    shape.bf16 = true;
+    const AttentionRun b16(t, shape, q, k, v, dout);
+    if (std::string(t.name) != "avx512bf16" || c.D % 16 != 0 || c.Tq <= 4) {
+      (b16 == f32 ? passed : failed)++;
+      std::printf("%s %s bf16: the f32 bits\n", b16 == f32 ? "ok  " : "FAIL", name.c_str());
+      continue;
+    }
+    const bool rounded = b16.out != f32.out && b16.dq != f32.dq && b16.dk != f32.dk && b16.dv != f32.dv;
+    (rounded ? passed : failed)++;
+    std::printf("%s %s bf16: products on bf16 operands\n", rounded ? "ok  " : "FAIL", name.c_str());
+    reference(c, roundedToBf16(q, scale), roundedToBf16(k, 1.0f), roundedToBf16(v, 1.0f), sq, sk, 1.0f,
+              roundedToBf16(dout, 1.0f), rOut, rLse, rDq, rDk, rDv);
+    for (double& x : rDq) x *= scale;  // the reference's queries were pre-scaled
+    check(name + " bf16 out", b16.out, rOut, 1e-2);
+    check(name + " bf16 lse", b16.lse, rLse, 1e-5);
+    check(name + " bf16 dq", b16.dq, rDq, 1e-2);
+    check(name + " bf16 dk", b16.dk, rDk, 1e-2);
+    check(name + " bf16 dv", b16.dv, rDv, 1e-2);
   }
 }
 // The gated delta rule token by token in double, from `init` [B, Hv, dk, dv] (or zero); returns the outputs and

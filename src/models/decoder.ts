@@ -245,6 +245,11 @@ export class DecoderModel {
     return this.lmHead ?? this.embedTokens;
   }
 
+  /** A bf16 model (its matrices stored in one dtype, BuildOptions.dtype): attention's products in bf16 too. */
+  get bf16(): boolean {
+    return this.embedTokens.dtype === 'bf16';
+  }
+
   /** The quantized weights of a QLoRA base by Hugging Face name (namedParameters leaves them out). */
   quantizedWeights(): [string, QuantizedMatrix][] {
     return this.layers.flatMap((layer, i) =>
@@ -329,6 +334,7 @@ export class DecoderModel {
       segments: b.segments,
       scale: c.attentionScale,
       softcap: c.attentionSoftcap,
+      bf16: this.bf16,
     };
     let h = this.embed(b.ids);
     if (input.embeddingNoise) h = add(h, neftuneNoise(h.size, b.T * c.hiddenSize, input.embeddingNoise));
@@ -402,7 +408,13 @@ export class DecoderModel {
     const c = this.config;
     this.layers.forEach((layer, l) => {
       const spec = c.layerSpecs[l];
-      const options = { scale: c.attentionScale, window: spec.window, softcap: c.attentionSoftcap, headDim: c.headDim };
+      const options = {
+        scale: c.attentionScale,
+        window: spec.window,
+        softcap: c.attentionSoftcap,
+        headDim: c.headDim,
+        bf16: this.bf16,
+      };
       const cached: Attend = (q, k, v) => {
         const att = Tensor.empty(q.shape, 'f32');
         caches.forEach((cache, s) => cache.attend(l, q, k, v, att, starts[s], counts[s], c.numHeads, options));

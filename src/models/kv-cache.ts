@@ -10,8 +10,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { attentionOptions, type AttentionShape } from '../tensor/ops/attention.js';
 import type { DeltaNetState } from './gated-deltanet.js';
 
-/** The layer's attention settings: head size, score scale, sliding window, softcap. */
-export type CachedAttention = Pick<AttentionShape, 'headDim' | 'scale' | 'window' | 'softcap'>;
+/** The layer's attention settings: head size, score scale, sliding window, softcap, bf16 products. */
+export type CachedAttention = Pick<AttentionShape, 'headDim' | 'scale' | 'window' | 'softcap' | 'bf16'>;
 
 export class KvCache {
   /** tokens stored */

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { shiftLabels, tokenWeights } from '../../src/models/decoder.js';
 import { loadModel } from '../../src/models/registry.js';
-import { backward } from '../../src/tensor/autograd.js';
+import { native } from '../../src/native.js';
+import { backward, noGrad } from '../../src/tensor/autograd.js';
 import { withScope } from '../../src/tensor/tensor.js';
 import { maxAbs, maxAbsDiff, tinyDir } from '../helpers.js';
 
@@ -34,3 +35,44 @@ for (const folder of ['model', 'model-sharded']) {
     golden.close();
   });
 }
+
+// A bf16 model's attention rounds its operands to bf16 where the CPU has bf16 dot products, as its matmuls do
+// (test/native/kernels.test.ts checks the products themselves): every call of the kernels carries the model's dtype.
+test('a bf16 model asks attention for bf16 products (training, prefill, decoding); an f32 model does not', () => {
+  const { attentionForward, attentionBackward } = native;
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const { model } = loadModel(path.join(tinyDir, 'model'), { dtype });
+    const flags: boolean[] = [];
+    native.attentionForward = (...args) => {
+      flags.push(args[args.length - 1] as boolean);
+      attentionForward(...args);
+    };
+    native.attentionBackward = (...args) => {
+      flags.push(args[args.length - 1] as boolean);
+      attentionBackward(...args);
+    };
+    try {
+      for (const [, p] of model.namedParameters()) p.requiresGrad = true;
+      const ids = Int32Array.from({ length: 16 }, (_, i) => 3 + i * 5);
+      withScope(() => {
+        const targets = shiftLabels(Array.from(ids), 1, 16);
+        backward(model.loss({ ids, batch: 1, seq: 16 }, targets, tokenWeights(targets)));
+      });
+      noGrad(() =>
+        withScope(() => {
+          const cache = model.newCache();
+          model.extend([Array.from(ids.subarray(0, 9))], [cache]);
+          model.extend([[ids[9]]], [cache]);
+        }),
+      );
+    } finally {
+      native.attentionForward = attentionForward;
+      native.attentionBackward = attentionBackward;
+    }
+    // per layer: training's forward and backward, the prompt, one decoded token (the native layer stack of a
+    // one-sequence step calls no attention binding of its own)
+    assert.ok(flags.length >= 3 * model.config.numLayers, `${flags.length} calls`);
+    assert.deepEqual(new Set(flags), new Set([dtype === 'bf16']));
+    model.dispose();
+  }
+});

@@ -4,27 +4,29 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { native } from '../../src/native.js';
 
-test('attention refuses buffers smaller than the shape, missing buffers and mismatched heads', () => {
+test('attention refuses buffers smaller than the shape, missing buffers, mismatched heads and a bf16 flag that is not a boolean', () => {
   const [B, T, H, KV, D] = [1, 8, 4, 2, 16];
   const q = new Float32Array(B * T * H * D),
     kv = new Float32Array(B * T * KV * D),
     out = new Float32Array(B * T * H * D);
   const lse = new Float32Array(B * H * T);
-  native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0);
+  native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0, false);
   assert.throws(
-    () => native.attentionForward(q, kv.subarray(1), kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0),
+    () => native.attentionForward(q, kv.subarray(1), kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0, false),
     /attention: k is smaller than its sizes/,
   );
   assert.throws(
-    () => native.attentionForward(q, kv, kv, out.subarray(0, 10), lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0),
+    () =>
+      native.attentionForward(q, kv, kv, out.subarray(0, 10), lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0, false),
     /attention: out is smaller/,
   );
   assert.throws(
-    () => native.attentionForward(q, kv, kv, out, lse, B, T, T, H, 3, D, 0, null, null, 0.25, 0, 0),
+    () => native.attentionForward(q, kv, kv, out, lse, B, T, T, H, 3, D, 0, null, null, 0.25, 0, 0, false),
     /heads a multiple of key\/value heads/,
   );
   assert.throws(
-    () => native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, new Int32Array(T), null, 0.25, 0, 0),
+    () =>
+      native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, new Int32Array(T), null, 0.25, 0, 0, false),
     /for both queries and keys, or for neither/,
   );
   const g = new Float32Array(q.length);
@@ -52,8 +54,14 @@ test('attention refuses buffers smaller than the shape, missing buffers and mism
         0.25,
         0,
         0,
+        false,
       ),
     /attention: lse is smaller/,
+  );
+  assert.throws(
+    // a JavaScript caller's 0 for false is refused, not read as whatever the N-API cast makes of it
+    () => native.attentionForward(q, kv, kv, out, lse, B, T, T, H, KV, D, 0, null, null, 0.25, 0, 0, 0 as never),
+    /attention: argument 17 must be true or false/,
   );
 });
 

@@ -127,6 +127,40 @@ test('attention: multi-tile forward and backward', () =>
     }
   }));
 
+// A bf16 model's attention: where our kernels have bf16 dot products (the avx512bf16 path) its products read the
+// operands rounded to bf16, close to f32 and not equal to it; elsewhere (bf16 matmuls widen there) the f32 bits.
+test('attention with bf16 products: rounded where the CPU has bf16 dot products, the f32 bits elsewhere', () =>
+  withScope(() => {
+    const rng = new Rng(8);
+    const shape = { batch: 1, seq: 100, heads: 4, kvHeads: 2, headDim: 32 };
+    const inputs = [128, 64, 64].map((cols) => Float32Array.from({ length: 100 * cols }, () => rng.normal()));
+    const r = Tensor.from(
+      Array.from({ length: 100 * 128 }, () => rng.normal()),
+      [100, 128],
+      'f32',
+    );
+    const run = (bf16: boolean) => {
+      const [q, k, v] = inputs.map((x) => {
+        const t = Tensor.from(x, [100, x.length / 100], 'f32');
+        t.requiresGrad = true;
+        return t;
+      });
+      const out = attention(q, k, v, { ...shape, bf16 });
+      backward(out, r);
+      return [out, q.grad!, k.grad!, v.grad!].map((t) => Float32Array.from(t.data));
+    };
+    const f32 = run(false);
+    const b16 = run(true);
+    if (native.info().isa !== 'avx512bf16') {
+      assert.deepEqual(b16, f32);
+      return;
+    }
+    f32.forEach((want, i) => {
+      const err = maxAbs(want.map((x, j) => x - b16[i][j])) / maxAbs(want);
+      assert.ok(err > 0 && err < 1e-2, `output ${i}: relative error ${err}`);
+    });
+  }));
+
 // The spec's example has narrow heads (2 values) over two chunks; these are 40 values wide, over several 64-token
 // chunks, with packed boundaries at a chunk's start and at a row's last token, checked by directional derivatives.
 test('gatedDelta: wide heads over several chunks, forward and backward', () =>

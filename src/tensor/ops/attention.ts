@@ -25,11 +25,16 @@ export interface AttentionShape {
   window?: number | null;
   /** Gemma 2's attention logit soft-capping; null = none */
   softcap?: number | null;
+  /**
+   * a bf16 model's attention: its products (not decoding's few queries) on operands rounded to bf16, as its
+   * matmuls, where the CPU has bf16 dot products; f32 elsewhere, as bf16 matmuls widen there
+   */
+  bf16?: boolean;
 }
 
-/** The kernel's last three arguments: scale, window (0 = none), softcap (0 = none). */
-export function attentionOptions(s: Pick<AttentionShape, 'scale' | 'window' | 'softcap' | 'headDim'>) {
-  return [s.scale ?? 1 / Math.sqrt(s.headDim), s.window ?? 0, s.softcap ?? 0] as const;
+/** The kernel's last four arguments: scale, window (0 = none), softcap (0 = none), bf16. */
+export function attentionOptions(s: Pick<AttentionShape, 'scale' | 'window' | 'softcap' | 'headDim' | 'bf16'>) {
+  return [s.scale ?? 1 / Math.sqrt(s.headDim), s.window ?? 0, s.softcap ?? 0, s.bf16 ?? false] as const;
 }
 
 /** What attention's forward pass leaves for its backward: the output and the log-sum-exp of every score row. */
@@ -56,7 +61,7 @@ export function attentionForward(
     );
   }
   const seg = s.segments?.data ?? null;
-  const [scale, window, softcap] = attentionOptions(s);
+  const [scale, window, softcap, bf16] = attentionOptions(s);
   const out = Tensor.empty(q.shape, 'f32');
   const lse = Tensor.empty([B, H, T], 'f32');
   native.attentionForward(
@@ -77,6 +82,7 @@ export function attentionForward(
     scale,
     window,
     softcap,
+    bf16,
   );
   return { out, lse };
 }
@@ -94,7 +100,7 @@ export function attentionFromSaved(
 ): Tensor<'f32'> {
   const { batch: B, seq: T, heads: H, kvHeads: KV, headDim: D } = s;
   const seg = s.segments?.data ?? null;
-  const [scale, window, softcap] = attentionOptions(s);
+  const [scale, window, softcap, bf16] = attentionOptions(s);
   const { out, lse } = saved;
   return record(out, 'attention', [q, k, v], (g, needs) => {
     const dq = Tensor.empty(q.shape, 'f32');
@@ -122,6 +128,7 @@ export function attentionFromSaved(
       scale,
       window,
       softcap,
+      bf16,
     );
     return [needs[0] ? dq : null, needs[1] ? dk : null, needs[2] ? dv : null];
   });
