@@ -388,8 +388,9 @@ void pairDownColumnsT(const float* src, int64_t stride, int64_t n, int64_t width
   }
 }
 
-// Forward: K of each (batch, key/value head) once as pairs along D, transposed [D/2, keyStride], and V as pairs of
-// keys [keyStride/2, D] (zero past Tk); the query block and the probabilities rounded per thread.
+// Forward: K of each (batch, key/value head) once as pairs along D, transposed, a [D/2, BK] block per key block (as
+// F32Forward), and V as pairs of keys [keyStride/2, D] (zero past Tk); the query block and the probabilities rounded
+// per thread.
 class Bf16Forward {
  public:
   Bf16Forward(const Shape& sh, const float* k, const float* v)
@@ -399,7 +400,7 @@ class Bf16Forward {
   void pack(int64_t t) const {
     const int64_t nKB = keyStride_ / BK, jb = t % nKB, bg = t / nKB, j0 = jb * BK, D = sh_.D;
     const int64_t b = bg / sh_.KV, g = bg % sh_.KV, nk = std::min(BK, sh_.Tk - j0);
-    pairAlongRowsT(k_ + sh_.kRow(b, j0, g), sh_.KV * D, nk, D, BK, kPairs_ + bg * D / 2 * keyStride_ + j0, keyStride_);
+    pairAlongRowsT(k_ + sh_.kRow(b, j0, g), sh_.KV * D, nk, D, BK, kPairs_ + t * D / 2 * BK, BK);
     uint32_t* vBlock = vPairs_ + (bg * keyStride_ + j0) / 2 * D;
     std::fill(vBlock, vBlock + BK / 2 * D, 0u);
     pairDownColumns(v_ + sh_.kRow(b, j0, g), sh_.KV * D, nk, D, vBlock, D);
@@ -412,8 +413,8 @@ class Bf16Forward {
     pairAlongRows(scaled_.data(), sh_.D, nq, sh_.D, qPairs_.data(), sh_.D / 2);
   }
   void scores(int64_t bg, int64_t j0, int64_t nq, float* s) const {
-    tileGemmBf16(qPairs_.data(), sh_.D / 2, kPairs_ + bg * sh_.D / 2 * keyStride_ + j0, keyStride_, s, BK, nq, BK,
-                 sh_.D / 2, false);
+    tileGemmBf16(qPairs_.data(), sh_.D / 2, kPairs_ + (bg * keyStride_ + j0) * sh_.D / 2, BK, s, BK, nq, BK, sh_.D / 2,
+                 false);
   }
   // p is zero past nk, so the pair that an odd nk leaves half filled adds nothing
   void addValues(const float* p, int64_t b, int64_t g, int64_t j0, int64_t nk, int64_t nq, float* acc) {
