@@ -77,12 +77,11 @@ void gather(const float* src, int64_t stride, int64_t n, int64_t D, float mul, f
   for (int64_t r = 0; r < n; r++)
     for (int64_t d = 0; d < D; d++) dst[r * D + d] = src[r * stride + d] * mul;
 }
-// Copies n strided rows into a transposed block of BK columns, [D, BK] with leading dimension ld (BK by default;
-// columns n..BK are zero).
-void gatherT(const float* src, int64_t stride, int64_t n, int64_t D, float* dst, int64_t ld = BK) {
-  for (int64_t d = 0; d < D; d++) std::fill(dst + d * ld + n, dst + d * ld + BK, 0.0f);
+// Copies n strided rows into a transposed block of BK columns, [D, BK] (columns n..BK are zero).
+void gatherT(const float* src, int64_t stride, int64_t n, int64_t D, float* dst) {
+  for (int64_t d = 0; d < D; d++) std::fill(dst + d * BK + n, dst + d * BK + BK, 0.0f);
   for (int64_t r = 0; r < n; r++)
-    for (int64_t d = 0; d < D; d++) dst[d * ld + r] = src[r * stride + d];
+    for (int64_t d = 0; d < D; d++) dst[d * BK + r] = src[r * stride + d];
 }
 // Sets the entries of a row of `width` scores for keys j0.. that query i does not see (or past nk) to `hidden`: two
 // fills where the visible keys form a range (a key-by-key test cost more than the diagonal tile's products).
@@ -350,6 +349,10 @@ class F32Backward {
 #if defined(__AVX512BF16__)
 // The same products on bf16 dot products (tileGemmBf16): every operand rounded to bf16 once, as a pair of values
 // per 32-bit word, the accumulators, softmax and sums f32. A bf16 matmul rounds its f32 inputs the same way.
+// a scratch slot holding `count` 32-bit words
+inline uint32_t* scratchWords(int slot, int64_t count) {
+  return reinterpret_cast<uint32_t*>(scratch(slot, static_cast<size_t>(count)));
+}
 inline uint32_t bf16Pair(float lo, float hi) {
   return f32_to_bf16(lo) | static_cast<uint32_t>(f32_to_bf16(hi)) << 16;
 }
@@ -357,7 +360,8 @@ inline uint32_t bf16Pair(float lo, float hi) {
 void pairAlongRows(const float* src, int64_t stride, int64_t n, int64_t width, uint32_t* dst, int64_t ld) {
   for (int64_t r = 0; r < n; r++)
 #pragma omp simd
-    for (int64_t c = 0; c < width / 2; c++) dst[r * ld + c] = bf16Pair(src[r * stride + 2 * c], src[r * stride + 2 * c + 1]);
+    for (int64_t c = 0; c < width / 2; c++)
+      dst[r * ld + c] = bf16Pair(src[r * stride + 2 * c], src[r * stride + 2 * c + 1]);
 }
 // The same pairs transposed: word (c, r) holds row r's values 2c and 2c + 1; rows n..padTo are zero
 void pairAlongRowsT(const float* src, int64_t stride, int64_t n, int64_t width, int64_t padTo, uint32_t* dst,
@@ -389,21 +393,19 @@ void pairDownColumnsT(const float* src, int64_t stride, int64_t n, int64_t width
 }
 
 // Forward: K of each (batch, key/value head) once as pairs along D, transposed, a [D/2, BK] block per key block (as
-// F32Forward), and V as pairs of keys [keyStride/2, D] (zero past Tk); the query block and the probabilities rounded
-// per thread.
+// F32Forward; zero past Tk, since the scores take whole blocks), and V as pairs of keys [ceil(Tk/2), D] (the products
+// with P read no pair past the last key); the query block and the probabilities rounded per thread.
 class Bf16Forward {
  public:
   Bf16Forward(const Shape& sh, const float* k, const float* v)
       : sh_(sh), k_(k), v_(v), keyStride_((sh.Tk + BK - 1) / BK * BK),
-        kPairs_(reinterpret_cast<uint32_t*>(scratch(kSlotKt, static_cast<size_t>(sh.B * sh.KV * sh.D / 2 * keyStride_)))),
-        vPairs_(reinterpret_cast<uint32_t*>(scratch(kSlotVPairs, static_cast<size_t>(sh.B * sh.KV * keyStride_ / 2 * sh.D)))) {}
+        kPairs_(scratchWords(kSlotKt, sh.B * sh.KV * sh.D / 2 * keyStride_)),
+        vPairs_(scratchWords(kSlotVPairs, sh.B * sh.KV * keyStride_ / 2 * sh.D)) {}
   void pack(int64_t t) const {
     const int64_t nKB = keyStride_ / BK, jb = t % nKB, bg = t / nKB, j0 = jb * BK, D = sh_.D;
     const int64_t b = bg / sh_.KV, g = bg % sh_.KV, nk = std::min(BK, sh_.Tk - j0);
     pairAlongRowsT(k_ + sh_.kRow(b, j0, g), sh_.KV * D, nk, D, BK, kPairs_ + t * D / 2 * BK, BK);
-    uint32_t* vBlock = vPairs_ + (bg * keyStride_ + j0) / 2 * D;
-    std::fill(vBlock, vBlock + BK / 2 * D, 0u);
-    pairDownColumns(v_ + sh_.kRow(b, j0, g), sh_.KV * D, nk, D, vBlock, D);
+    pairDownColumns(v_ + sh_.kRow(b, j0, g), sh_.KV * D, nk, D, vPairs_ + (bg * keyStride_ + j0) / 2 * D, D);
   }
   void queries(const float* q, int64_t nq) {
     scaled_.resize(BQ * sh_.D);
@@ -435,7 +437,8 @@ class Bf16Forward {
 // Backward: per head the scaled queries and output gradients as rows of pairs [Tq, D/2] (for the scores and dP) and
 // as pairs of queries transposed [D, ceil(Tq/2)] (for dK and dV, kept transposed, [D, BK], until the block ends);
 // per task the key block's K and V as pairs along D transposed and K as pairs of keys; per query block P and dS as
-// pairs of queries and dS as rows of pairs.
+// pairs of queries and dS as rows of pairs. The four per-head arrays take as much scratch again as the f32 copies
+// of the queries and output gradients, which stay (the packing reads them).
 class Bf16Backward {
  public:
   Bf16Backward(const Shape& sh, const float* qs, const float* dO)
@@ -452,7 +455,7 @@ class Bf16Backward {
   }
   void keyBlock(const float* k, const float* v, int64_t nk) {
     const int64_t D = sh_.D, stride = sh_.KV * D;
-    kt_.resize(D / 2 * BK), vt_.resize(D / 2 * BK), kb_.assign(BK / 2 * D, 0u);
+    kt_.resize(D / 2 * BK), vt_.resize(D / 2 * BK), kb_.resize(BK / 2 * D);
     ds_.resize(BK / 2 * BQ), pairs_.resize(BQ / 2 * BK);
     pairAlongRowsT(k, stride, nk, D, BK, kt_.data(), BK);
     pairAlongRowsT(v, stride, nk, D, BK, vt_.data(), BK);
@@ -463,6 +466,7 @@ class Bf16Backward {
   void scores(int64_t bh, int64_t i0, int64_t nq, float* s) const {
     tileGemmBf16(rows_ + (bh * sh_.Tq + i0) * sh_.D / 2, sh_.D / 2, kt_.data(), BK, s, BK, nq, BK, sh_.D / 2, false);
   }
+  // (P and dS are zero past the block's nk keys: the products need no key count)
   void addDv(const float* p, int64_t bh, int64_t i0, int64_t nq, int64_t) {  // dVᵀ += dOᵀ P
     pairDownColumns(p, BK, nq, BK, pairs_.data(), BK);
     tileGemmBf16(dOCols_ + bh * sh_.D * half_ + i0 / 2, half_, pairs_.data(), BK, dVt_.data(), BK, sh_.D, BK,
@@ -491,9 +495,7 @@ class Bf16Backward {
 
  private:
   // a per-head array of pairs in its scratch slot: as many words as [B*H, ceil(Tq/2) * 2, D/2] holds
-  uint32_t* words(int slot) const {
-    return reinterpret_cast<uint32_t*>(scratch(slot, static_cast<size_t>(sh_.B * sh_.H * half_ * sh_.D)));
-  }
+  uint32_t* words(int slot) const { return scratchWords(slot, sh_.B * sh_.H * half_ * sh_.D); }
   const Shape& sh_;
   const float *qs_, *dO_;
   int64_t half_;
@@ -649,6 +651,7 @@ void backwardTiled(const Shape& sh, const float* q, const float* k, const float*
       tiles.store(nk, dkHead + (bh * Tk + j0) * D, dvHead + (bh * Tk + j0) * D);
     }
   }
+
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < B * Tq * H; r++) {  // dq = scale * sum over threads
     int64_t h = r % H, i = (r / H) % Tq, b = r / (H * Tq);
@@ -685,7 +688,8 @@ void backwardTiled(const Shape& sh, const float* q, const float* k, const float*
 }  // namespace
 
 // Bf16 products where the shape asks for them and this path has bf16 dot products (AVX512-BF16), for head sizes that
-// fill whole vectors and more queries than decoding's (whose own path stays f32, backward as forward); elsewhere f32, as bf16 matmuls widen their operands where the CPU has no bf16 dot products.
+// fill whole vectors and more queries than decoding's (whose own path stays f32, backward as forward); elsewhere f32,
+// as bf16 matmuls widen their operands where the CPU has no bf16 dot products.
 void attentionForward(const float* q, const float* k, const float* v, float* out, float* lse, const AttentionShape& shape) {
   const Shape sh{shape};
   if (sh.Tq <= kDecodeQueries) {
@@ -707,7 +711,6 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
 #endif
   backwardTiled<F32Backward>(sh, q, k, v, out, dout, lseAll, dq, dk, dv);
 }
-
 
 }  // namespace LMF_ISA_NS
 }  // namespace lmf

@@ -284,14 +284,20 @@ void testAttention(const KernelTable& t) {
     const bool rounded = b16.out != f32.out && b16.dq != f32.dq && b16.dk != f32.dk && b16.dv != f32.dv;
     (rounded ? passed : failed)++;
     std::printf("%s %s bf16: products on bf16 operands\n", rounded ? "ok  " : "FAIL", name.c_str());
+    // the same bits again (the packed operands' scratch now holds the last call's values)
+    const bool same = AttentionRun(t, shape, q, k, v, dout) == b16;
+    (same ? passed : failed)++;
+    std::printf("%s %s bf16: the same bits on a second run\n", same ? "ok  " : "FAIL", name.c_str());
     reference(c, roundedToBf16(q, scale), roundedToBf16(k, 1.0f), roundedToBf16(v, 1.0f), sq, sk, 1.0f,
               roundedToBf16(dout, 1.0f), rOut, rLse, rDq, rDk, rDv);
     for (double& x : rDq) x *= scale;  // the reference's queries were pre-scaled
-    check(name + " bf16 out", b16.out, rOut, 1e-2);
+    // what rounding P and dS to bf16 leaves (the worst case here: 4.6e-3 of the largest value, dK with a softcap)
+    constexpr double kBf16Tolerance = 7.5e-3;
+    check(name + " bf16 out", b16.out, rOut, kBf16Tolerance);
     check(name + " bf16 lse", b16.lse, rLse, 1e-5);
-    check(name + " bf16 dq", b16.dq, rDq, 1e-2);
-    check(name + " bf16 dk", b16.dk, rDk, 1e-2);
-    check(name + " bf16 dv", b16.dv, rDv, 1e-2);
+    check(name + " bf16 dq", b16.dq, rDq, kBf16Tolerance);
+    check(name + " bf16 dk", b16.dk, rDk, kBf16Tolerance);
+    check(name + " bf16 dv", b16.dv, rDv, kBf16Tolerance);
   }
 }
 // The gated delta rule token by token in double, from `init` [B, Hv, dk, dv] (or zero); returns the outputs and

@@ -60,18 +60,19 @@ test('a bf16 model asks attention for bf16 products (training, prefill, decoding
       });
       noGrad(() =>
         withScope(() => {
-          const cache = model.newCache();
-          model.extend([Array.from(ids.subarray(0, 9))], [cache]);
-          model.extend([[ids[9]]], [cache]);
+          const caches = [model.newCache(), model.newCache()];
+          const prompt = Array.from(ids.subarray(0, 9));
+          model.extend([prompt, prompt], caches);
+          model.extend([[ids[9]], [ids[10]]], caches);
         }),
       );
     } finally {
       native.attentionForward = attentionForward;
       native.attentionBackward = attentionBackward;
     }
-    // per layer: training's forward and backward, the prompt, one decoded token (the native layer stack of a
-    // one-sequence step calls no attention binding of its own)
-    assert.ok(flags.length >= 3 * model.config.numLayers, `${flags.length} calls`);
+    // per layer: training's forward and backward, two prompts, and a step decoding both (two sequences take the
+    // kernels one by one; one alone would take the native layer stack, which calls no attention binding)
+    assert.equal(flags.length, 6 * model.config.numLayers);
     assert.deepEqual(new Set(flags), new Set([dtype === 'bf16']));
     model.dispose();
   }
