@@ -463,22 +463,14 @@ class Bf16Backward {
     dKt_.assign(D * BK, 0.0f);
     dVt_.assign(D * BK, 0.0f);
   }
-  void scores(int64_t bh, int64_t i0, int64_t nq, float* s) const {
-    tileGemmBf16(rows_ + (bh * sh_.Tq + i0) * sh_.D / 2, sh_.D / 2, kt_.data(), BK, s, BK, nq, BK, sh_.D / 2, false);
-  }
+  void scores(int64_t bh, int64_t i0, int64_t nq, float* s) const { rowsTimesBlock(rows_, bh, i0, nq, kt_, s); }
+  void dP(int64_t bh, int64_t i0, int64_t nq, float* s) const { rowsTimesBlock(dORows_, bh, i0, nq, vt_, s); }
   // (P and dS are zero past the block's nk keys: the products need no key count)
   void addDv(const float* p, int64_t bh, int64_t i0, int64_t nq, int64_t) {  // dVᵀ += dOᵀ P
-    pairDownColumns(p, BK, nq, BK, pairs_.data(), BK);
-    tileGemmBf16(dOCols_ + bh * sh_.D * half_ + i0 / 2, half_, pairs_.data(), BK, dVt_.data(), BK, sh_.D, BK,
-                 (nq + 1) / 2, true);
-  }
-  void dP(int64_t bh, int64_t i0, int64_t nq, float* s) const {
-    tileGemmBf16(dORows_ + (bh * sh_.Tq + i0) * sh_.D / 2, sh_.D / 2, vt_.data(), BK, s, BK, nq, BK, sh_.D / 2, false);
+    addTransposed(dOCols_, p, bh, i0, nq, dVt_);
   }
   void addDk(const float* dS, int64_t bh, int64_t i0, int64_t nq, int64_t) {  // dKᵀ += qᵀ dS
-    pairDownColumns(dS, BK, nq, BK, pairs_.data(), BK);
-    tileGemmBf16(cols_ + bh * sh_.D * half_ + i0 / 2, half_, pairs_.data(), BK, dKt_.data(), BK, sh_.D, BK,
-                 (nq + 1) / 2, true);
+    addTransposed(cols_, dS, bh, i0, nq, dKt_);
   }
   // dS is zero past nk, so the pair that an odd nk leaves half filled adds nothing
   void addDq(const float* dS, int64_t nq, int64_t nk, float* dQ) {
@@ -494,6 +486,19 @@ class Bf16Backward {
   }
 
  private:
+  // s [nq, BK] = rows i0.. of head bh of a per-head array of row pairs times a block's pairs along D, [D/2, BK]
+  void rowsTimesBlock(const uint32_t* rows, int64_t bh, int64_t i0, int64_t nq, const std::vector<uint32_t>& block,
+                      float* s) const {
+    tileGemmBf16(rows + (bh * sh_.Tq + i0) * sh_.D / 2, sh_.D / 2, block.data(), BK, s, BK, nq, BK, sh_.D / 2, false);
+  }
+  // acc [D, BK] += queries i0.. of head bh of a per-head array of query pairs, transposed, times x [nq, BK] taken as
+  // pairs of queries
+  void addTransposed(const uint32_t* cols, const float* x, int64_t bh, int64_t i0, int64_t nq,
+                     std::vector<float>& acc) {
+    pairDownColumns(x, BK, nq, BK, pairs_.data(), BK);
+    tileGemmBf16(cols + bh * sh_.D * half_ + i0 / 2, half_, pairs_.data(), BK, acc.data(), BK, sh_.D, BK, (nq + 1) / 2,
+                 true);
+  }
   // a per-head array of pairs in its scratch slot: as many words as [B*H, ceil(Tq/2) * 2, D/2] holds
   uint32_t* words(int slot) const { return scratchWords(slot, sh_.B * sh_.H * half_ * sh_.D); }
   const Shape& sh_;
