@@ -6,9 +6,9 @@
 namespace lmf {
 
 namespace {
-// The shape at info[first..first+12] (B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale, window, softcap, bf16),
-// checked: sizes positive, heads a multiple of key/value heads, segment ids for both sides or neither and as long
-// as the rows, window and softcap not negative (0 = none).
+// The shape at info[first..first+12] (B, Tq, Tk, H, KV, D, qOffset, segQ|null, segK|null, scale, window, softcap,
+// bf16), checked: sizes positive, heads a multiple of key/value heads, segment ids for both sides or neither and as
+// long as the rows, window and softcap not negative (0 = none), bf16 a boolean.
 AttentionShape shapeAt(Args& a, const Napi::CallbackInfo& info, int first) {
   AttentionShape s{a.size(first), a.size(first + 1), a.size(first + 2), a.size(first + 3), a.size(first + 4),
                    a.size(first + 5), a.size(first + 6), nullptr, nullptr, static_cast<float>(a.number(first + 9))};

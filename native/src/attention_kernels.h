@@ -349,6 +349,7 @@ class F32Backward {
 #if defined(__AVX512BF16__)
 // The same products on bf16 dot products (tileGemmBf16): every operand rounded to bf16 once, as a pair of values
 // per 32-bit word, the accumulators, softmax and sums f32. A bf16 matmul rounds its f32 inputs the same way.
+
 // a scratch slot holding `count` 32-bit words
 inline uint32_t* scratchWords(int slot, int64_t count) {
   return reinterpret_cast<uint32_t*>(scratch(slot, static_cast<size_t>(count)));
