@@ -150,6 +150,24 @@ export function buildProgram(): Command {
       process.stdout.write(`${JSON.stringify(runPeakBench())}\n`);
     });
   bench
+    .command('matmuls')
+    .description(
+      "oneDNN's speed on each product of a training step at the shapes of lmf bench's --model, --dtype, --seq and --batch (forward, input and weight gradients of every projection shape, the LM head's chunk), against this machine's peak; prints one JSON line",
+    )
+    .option('--reps <n>', 'timed calls per product (the median is reported)', positiveInt, 10)
+    .action(async (_: unknown, command: Command) => {
+      // --model, --dtype, --seq and --batch are lmf bench's own options, parsed before or after `matmuls`
+      const o = command.optsWithGlobals<{
+        model: string;
+        dtype: 'f32' | 'bf16';
+        seq: number;
+        batch: number;
+        reps: number;
+      }>();
+      const { runMatmulBench } = await import('../bench/matmuls.js');
+      process.stdout.write(`${JSON.stringify(runMatmulBench(o))}\n`);
+    });
+  bench
     .command('data')
     .description('templating + tokenising speed for alpaca-style examples of about 200 tokens; prints one JSON line')
     .requiredOption('--tokenizer <dir>', 'folder with tokenizer.json and tokenizer_config.json')

@@ -23,7 +23,7 @@ import { maxOf } from '../../util/arrays.js';
  * bucket (native/src/matmul.cc: 32 up to 512 rows, then 128): any other count is padded with zero rows in every
  * product against the head (135 rows at 248k went as 160: the head's call took 6.1 s, with 128 rows 4.8 s).
  */
-function chunkRows(vocab: number): number {
+export function chunkRows(vocab: number): number {
   const rows = Math.floor((128 * 1024 * 1024) / (4 * vocab));
   const bucket = rows > 512 ? 128 : 32;
   return Math.max(16, rows >= bucket ? rows - (rows % bucket) : rows);
