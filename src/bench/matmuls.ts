@@ -99,18 +99,32 @@ function configOf(model: string): ModelConfig {
   return model in presets ? presetConfig(model) : readModelConfig(model);
 }
 
-/** Median milliseconds of `reps` calls after two untimed ones. */
-function timed(reps: number, call: () => void): number {
-  call();
-  call();
-  const ms: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    call();
-    ms.push(performance.now() - t0);
+interface Product {
+  product: string;
+  m: number;
+  n: number;
+  k: number;
+  perStep: number;
+  run: () => void;
+}
+
+/**
+ * Median milliseconds of each product over `reps` rounds, after two untimed ones. A round calls every product once,
+ * in turn, as a step does: a slow spell of a shared machine then slows them all, not the few timed during it.
+ */
+function timedRounds(products: Product[], reps: number): number[] {
+  for (const p of products) {
+    p.run();
+    p.run();
   }
-  ms.sort((a, b) => a - b);
-  return ms[Math.floor(ms.length / 2)];
+  const ms = products.map(() => [] as number[]);
+  for (let r = 0; r < reps; r++)
+    products.forEach((p, i) => {
+      const t0 = performance.now();
+      p.run();
+      ms[i].push(performance.now() - t0);
+    });
+  return ms.map((times) => times.sort((a, b) => a - b)[Math.floor(times.length / 2)]);
 }
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -128,20 +142,9 @@ export function runMatmulBench(o: MatmulBenchOptions): MatmulBenchResult {
   const activations = (n: number) => (bf16Both ? new Uint16Array(n).fill(0x3f00) : new Float32Array(n).fill(0.5));
   const weights = (n: number) =>
     o.dtype === 'bf16' ? new Uint16Array(n).fill(0x3e80) : new Float32Array(n).fill(0.25);
-  const products: MatmulRow[] = [];
-  const measure = (product: string, m: number, n: number, k: number, perStep: number, run: () => void) => {
-    const ms = onWholeBudget(() => timed(o.reps, run));
-    const gflops = (2 * m * n * k) / ms / 1e6;
-    products.push({
-      product,
-      m,
-      n,
-      k,
-      per_step: perStep,
-      ms: round(ms, 3),
-      gflops: round(gflops, 1),
-      peak_fraction: null,
-    });
+  const timed: Product[] = [];
+  const add = (product: string, m: number, n: number, k: number, perStep: number, run: () => void) => {
+    timed.push({ product, m, n, k, perStep, run });
   };
   for (const p of projectionShapes(c)) {
     const name = p.names.join('/');
@@ -150,15 +153,15 @@ export function runMatmulBench(o: MatmulBenchOptions): MatmulBenchResult {
     const dy = activations(rows * p.n);
     const y = new Float32Array(rows * p.n);
     const dx = new Float32Array(rows * p.k);
-    measure(`${name} forward`, rows, p.n, p.k, p.count, () =>
+    add(`${name} forward`, rows, p.n, p.k, p.count, () =>
       native.matmul(x, w, y, rows, p.n, p.k, false, true, false, null, dtype),
     );
-    measure(`${name} input_grad`, rows, p.k, p.n, p.count, () =>
+    add(`${name} input_grad`, rows, p.k, p.n, p.count, () =>
       native.matmul(dy, w, dx, rows, p.k, p.n, false, false, false, null, dtype),
     );
     // both operands are activations: bf16 only where oneDNN multiplies bf16 (linear.ts: weightGrad)
     const dw = new Float32Array(p.n * p.k);
-    measure(`${name} weight_grad`, p.n, p.k, rows, p.count, () =>
+    add(`${name} weight_grad`, p.n, p.k, rows, p.count, () =>
       native.matmul(dy, x, dw, p.n, p.k, rows, true, false, true, null, bf16Both ? NativeDType.bf16 : NativeDType.f32),
     );
   }
@@ -171,15 +174,28 @@ export function runMatmulBench(o: MatmulBenchOptions): MatmulBenchResult {
     logits = new Float32Array(m * V),
     dlogits = activations(m * V),
     hdx = new Float32Array(m * C);
-  measure('lm_head forward', m, V, C, chunks, () =>
+  add('lm_head forward', m, V, C, chunks, () =>
     native.matmul(hx, head, logits, m, V, C, false, true, false, null, dtype),
   );
-  measure('lm_head input_grad', m, C, V, chunks, () =>
+  add('lm_head input_grad', m, C, V, chunks, () =>
     native.matmul(dlogits, head, hdx, m, C, V, false, false, false, null, dtype),
   );
+  const medians = onWholeBudget(() => timedRounds(timed, o.reps));
   const peakAfter = measuredPeak(o.dtype);
   const peak = peakBefore === null || peakAfter === null ? null : Math.max(peakBefore, peakAfter);
-  for (const r of products) r.peak_fraction = peak === null ? null : round(r.gflops / peak, 3);
+  const products: MatmulRow[] = timed.map((p, i) => {
+    const gflops = (2 * p.m * p.n * p.k) / medians[i] / 1e6;
+    return {
+      product: p.product,
+      m: p.m,
+      n: p.n,
+      k: p.k,
+      per_step: p.perStep,
+      ms: round(medians[i], 3),
+      gflops: round(gflops, 1),
+      peak_fraction: peak === null ? null : round(gflops / peak, 3),
+    };
+  });
   const flops = products.reduce((s, r) => s + 2 * r.m * r.n * r.k * r.per_step, 0);
   const seconds = products.reduce((s, r) => s + (r.ms / 1000) * r.per_step, 0);
   return {
