@@ -1,6 +1,7 @@
 /**
- * `lmf bench matmuls`: oneDNN's speed on the products of a training step at a model's shapes, each product timed
- * alone (median of its calls) against this machine's measured peak, to decide where a kernel of our own would pay.
+ * `lmf bench matmuls`: oneDNN's speed on the products of a training step at a model's shapes, each product timed on
+ * its own (the median of its calls, in rounds: timedRounds) against this machine's measured peak, to decide where a
+ * kernel of our own would pay.
  * Per distinct projection [N, K] of the FLOP convention (matmulParams: q, k, v, o, gate, up, down, or a Gated
  * DeltaNet layer's; fused checkpoints run some of them as one product): the forward y = x Wᵀ, the input gradient
  * dx = dy W and the weight gradient dW = dyᵀ x over the batch's rows; and the LM head's chunk of rows (the
@@ -61,7 +62,7 @@ interface Projection {
 }
 
 /** The distinct projection shapes [N, K] of one step, with the names that share each and their count. */
-export function projectionShapes(c: ModelConfig): Projection[] {
+function projectionShapes(c: ModelConfig): Projection[] {
   const C = c.hiddenSize,
     I = c.intermediateSize,
     qDim = c.numHeads * c.headDim,
