@@ -100,38 +100,45 @@ test('lmf bench on a model folder prints one JSON line with throughput and memor
 
 // llama-tiny: hidden 64, 4 heads and 2 key/value heads of 16, MLP 160, 2 layers, vocabulary 256
 test("lmf bench matmuls times every product of a step at the model's shapes, with bench's options either side", () => {
-  for (const args of [
-    ['bench', 'matmuls', '--model', path.join(tinyDir, 'model'), '--dtype', 'f32', '--seq', '24', '--reps', '1'],
-    ['bench', '--model', path.join(tinyDir, 'model'), '--seq', '24', '--dtype', 'f32', 'matmuls', '--reps', '1'],
-  ]) {
-    const r = lmf(...args);
-    assert.equal(r.status, 0, r.stderr);
-    const line = JSON.parse(r.stdout.trim());
-    assert.equal(line.dtype, 'f32');
-    assert.equal(line.rows, 24);
-    assert.ok(line.peak_gflops > 0 && line.step_peak_fraction > 0);
-    const shapes = Object.fromEntries(
-      line.products.map((p: { product: string; m: number; n: number; k: number; per_step: number }) => [
-        p.product,
-        [p.m, p.n, p.k, p.per_step],
-      ]),
-    );
-    assert.deepEqual(shapes, {
-      'q_proj/o_proj forward': [24, 64, 64, 4],
-      'q_proj/o_proj input_grad': [24, 64, 64, 4],
-      'q_proj/o_proj weight_grad': [64, 64, 24, 4],
-      'k_proj/v_proj forward': [24, 32, 64, 4],
-      'k_proj/v_proj input_grad': [24, 64, 32, 4],
-      'k_proj/v_proj weight_grad': [32, 64, 24, 4],
-      'gate_proj/up_proj forward': [24, 160, 64, 4],
-      'gate_proj/up_proj input_grad': [24, 64, 160, 4],
-      'gate_proj/up_proj weight_grad': [160, 64, 24, 4],
-      'down_proj forward': [24, 64, 160, 2],
-      'down_proj input_grad': [24, 160, 64, 2],
-      'down_proj weight_grad': [64, 160, 24, 2],
-      'lm_head forward': [24, 256, 64, 1],
-      'lm_head input_grad': [24, 64, 256, 1],
-    });
-    for (const p of line.products) assert.ok(p.ms > 0 && p.gflops > 0 && p.peak_fraction > 0, p.product);
-  }
+  // bench's options before the subcommand (--model, --dtype) and after it (--seq)
+  const r = lmf(
+    'bench',
+    '--model',
+    path.join(tinyDir, 'model'),
+    '--dtype',
+    'f32',
+    'matmuls',
+    '--seq',
+    '24',
+    '--reps',
+    '1',
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const line = JSON.parse(r.stdout.trim());
+  assert.equal(line.dtype, 'f32');
+  assert.equal(line.rows, 24);
+  assert.ok(line.peak_gflops > 0 && line.step_peak_fraction > 0);
+  const shapes = Object.fromEntries(
+    line.products.map((p: { product: string; m: number; n: number; k: number; per_step: number }) => [
+      p.product,
+      [p.m, p.n, p.k, p.per_step],
+    ]),
+  );
+  assert.deepEqual(shapes, {
+    'q_proj/o_proj forward': [24, 64, 64, 4],
+    'q_proj/o_proj input_grad': [24, 64, 64, 4],
+    'q_proj/o_proj weight_grad': [64, 64, 24, 4],
+    'k_proj/v_proj forward': [24, 32, 64, 4],
+    'k_proj/v_proj input_grad': [24, 64, 32, 4],
+    'k_proj/v_proj weight_grad': [32, 64, 24, 4],
+    'gate_proj/up_proj forward': [24, 160, 64, 4],
+    'gate_proj/up_proj input_grad': [24, 64, 160, 4],
+    'gate_proj/up_proj weight_grad': [160, 64, 24, 4],
+    'down_proj forward': [24, 64, 160, 2],
+    'down_proj input_grad': [24, 160, 64, 2],
+    'down_proj weight_grad': [64, 160, 24, 2],
+    'lm_head forward': [24, 256, 64, 1],
+    'lm_head input_grad': [24, 64, 256, 1],
+  });
+  for (const p of line.products) assert.ok(p.ms > 0 && p.gflops > 0 && p.peak_fraction > 0, p.product);
 });
