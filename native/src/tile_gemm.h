@@ -10,6 +10,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #elif defined(__aarch64__)
@@ -74,22 +75,30 @@ inline void tileKernel(const float* A, int64_t lda, const float* B, int64_t ldb,
     for (int v = 0; v < NV; v++) *reinterpret_cast<vf*>(C + r * ldc + v * kLanes) = acc[r][v];
 }
 
-template <int NV, bool TA>
-inline void tileRows(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int64_t M,
-                     int64_t K, bool accumulate) {
-  // row i of op(A) starts at A + i*lda, or at column i (A + i) when transposed
-  auto rowA = [&](int64_t i) { return TA ? A + i : A + i * lda; };
+// body(std::integral_constant<int, R>(), i) for rows i..i+R of [0, M): groups of 6, then one of 4, 2 or 1 each
+template <typename Body>
+inline void inRowGroups(int64_t M, Body body) {
   int64_t i = 0;
-  for (; i + 6 <= M; i += 6) tileKernel<6, NV, TA>(rowA(i), lda, B, ldb, C + i * ldc, ldc, K, accumulate);
+  for (; i + 6 <= M; i += 6) body(std::integral_constant<int, 6>(), i);
   if (M - i >= 4) {
-    tileKernel<4, NV, TA>(rowA(i), lda, B, ldb, C + i * ldc, ldc, K, accumulate);
+    body(std::integral_constant<int, 4>(), i);
     i += 4;
   }
   if (M - i >= 2) {
-    tileKernel<2, NV, TA>(rowA(i), lda, B, ldb, C + i * ldc, ldc, K, accumulate);
+    body(std::integral_constant<int, 2>(), i);
     i += 2;
   }
-  if (M - i == 1) tileKernel<1, NV, TA>(rowA(i), lda, B, ldb, C + i * ldc, ldc, K, accumulate);
+  if (M - i == 1) body(std::integral_constant<int, 1>(), i);
+}
+
+template <int NV, bool TA>
+inline void tileRows(const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc, int64_t M,
+                     int64_t K, bool accumulate) {
+  inRowGroups(M, [&](auto rows, int64_t i) {
+    // row i of op(A) starts at A + i*lda, or at column i (A + i) when transposed
+    const float* rowA = TA ? A + i : A + i * lda;
+    tileKernel<decltype(rows)::value, NV, TA>(rowA, lda, B, ldb, C + i * ldc, ldc, K, accumulate);
+  });
 }
 
 template <bool TA = false>
@@ -135,17 +144,9 @@ inline void tileKernelBf16(const uint32_t* A, int64_t lda, const uint32_t* B, in
 template <int NV>
 inline void tileRowsBf16(const uint32_t* A, int64_t lda, const uint32_t* B, int64_t ldb, float* C, int64_t ldc,
                          int64_t M, int64_t K2, bool accumulate) {
-  int64_t i = 0;
-  for (; i + 6 <= M; i += 6) tileKernelBf16<6, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K2, accumulate);
-  if (M - i >= 4) {
-    tileKernelBf16<4, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K2, accumulate);
-    i += 4;
-  }
-  if (M - i >= 2) {
-    tileKernelBf16<2, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K2, accumulate);
-    i += 2;
-  }
-  if (M - i == 1) tileKernelBf16<1, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K2, accumulate);
+  inRowGroups(M, [&](auto rows, int64_t i) {
+    tileKernelBf16<decltype(rows)::value, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K2, accumulate);
+  });
 }
 
 inline void tileGemmBf16(const uint32_t* A, int64_t lda, const uint32_t* B, int64_t ldb, float* C, int64_t ldc,

@@ -38,6 +38,12 @@ void check(const std::string& name, const std::vector<float>& got, const std::ve
   std::printf("%s %s: max error %.3g of max %.3g\n", ok ? "ok  " : "FAIL", name.c_str(), worst, top);
 }
 
+// A condition that passes or fails, printed as `what`.
+void expect(const std::string& what, bool ok) {
+  (ok ? passed : failed)++;
+  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+}
+
 // K: whole unrolled chunks plus a remainder (133), plus a last single chunk and a remainder (149 with 8 lanes, 189
 // with 4 and 16), none left (128)
 void testGemv(const KernelTable& t) {
@@ -280,17 +286,13 @@ void testAttention(const KernelTable& t) {
     shape.bf16 = true;
     const AttentionRun b16(t, shape, q, k, v, dout);
     if (!bf16Path || c.D % 16 != 0 || c.Tq <= 4) {
-      (b16 == f32 ? passed : failed)++;
-      std::printf("%s %s bf16: the f32 bits\n", b16 == f32 ? "ok  " : "FAIL", name.c_str());
+      expect(name + " bf16: the f32 bits", b16 == f32);
       continue;
     }
-    const bool rounded = b16.out != f32.out && b16.dq != f32.dq && b16.dk != f32.dk && b16.dv != f32.dv;
-    (rounded ? passed : failed)++;
-    std::printf("%s %s bf16: products on bf16 operands\n", rounded ? "ok  " : "FAIL", name.c_str());
+    expect(name + " bf16: products on bf16 operands",
+           b16.out != f32.out && b16.dq != f32.dq && b16.dk != f32.dk && b16.dv != f32.dv);
     // the same bits again (the packed operands' scratch now holds the last call's values)
-    const bool same = AttentionRun(t, shape, q, k, v, dout) == b16;
-    (same ? passed : failed)++;
-    std::printf("%s %s bf16: the same bits on a second run\n", same ? "ok  " : "FAIL", name.c_str());
+    expect(name + " bf16: the same bits on a second run", AttentionRun(t, shape, q, k, v, dout) == b16);
     reference(c, roundedToBf16(q, scale), roundedToBf16(k, 1.0f), roundedToBf16(v, 1.0f), sq, sk, 1.0f,
               roundedToBf16(dout, 1.0f), rOut, rLse, rDq, rDk, rDv);
     for (double& x : rDq) x *= scale;  // the reference's queries were pre-scaled
@@ -403,8 +405,7 @@ void testDeltaRule(const KernelTable& t) {
       omp_set_num_threads(threads);
       const bool same = out1 == out && ck1 == checkpoints && dqkv1 == grad[0] && db1 == grad[1] && da1 == grad[2] &&
                         dA1 == grad[3] && dt1 == grad[4];
-      (same ? passed : failed)++;
-      std::printf("%s %s: one thread and %d give the same bits\n", same ? "ok  " : "FAIL", name.c_str(), threads);
+      expect(name + ": one thread and " + std::to_string(threads) + " give the same bits", same);
     }
     const char* names[5] = {"qkv", "b", "a", "A_log", "dt_bias"};
     for (int i = 0; i < 5; i++) {
