@@ -2,7 +2,7 @@
  * `lmf bench matmuls`: oneDNN's speed on the products of a training step at a model's shapes, each product timed on
  * its own (the median of its calls, in rounds: timedRounds) against this machine's measured peak, to decide where a
  * kernel of our own would pay.
- * Per distinct projection [N, K] of the FLOP convention (matmulParams: q, k, v, o, gate, up, down, or a Gated
+ * Per distinct projection [N, K] of the FLOP convention (projectionShapes: q, k, v, o, gate, up, down, or a Gated
  * DeltaNet layer's; fused checkpoints run some of them as one product): the forward y = x Wᵀ, the input gradient
  * dx = dy W and the weight gradient dW = dyᵀ x over the batch's rows; and the LM head's chunk of rows (the
  * cross-entropy kernel's, forward and input gradient). bf16 runs as training does: both operands bf16 where oneDNN
@@ -12,10 +12,10 @@ import { type ModelConfig, readModelConfig } from '../models/config.js';
 import { presetConfig } from '../models/init.js';
 import { presets } from '../models/presets.js';
 import { native, NativeDType } from '../native.js';
-import { deltaChannels } from '../tensor/ops/index.js';
 import { chunkRows } from '../tensor/ops/lm-head-loss.js';
 import { onWholeBudget } from '../threads.js';
 import { measuredPeak } from './peak.js';
+import { projectionShapes } from './projections.js';
 
 export interface MatmulBenchOptions {
   /** preset name or a model folder */
@@ -52,48 +52,6 @@ export interface MatmulBenchResult {
   products: MatmulRow[];
   /** all products of a step together (each row's FLOPs times per_step over its time times per_step) */
   step_peak_fraction: number | null;
-}
-
-interface Projection {
-  names: string[];
-  n: number;
-  k: number;
-  count: number;
-}
-
-/** The distinct projection shapes [N, K] of one step, with the names that share each and their count. */
-function projectionShapes(c: ModelConfig): Projection[] {
-  const C = c.hiddenSize,
-    I = c.intermediateSize,
-    qDim = c.numHeads * c.headDim,
-    kvDim = c.numKvHeads * c.headDim;
-  const la = c.linearAttention;
-  const found = new Map<string, Projection>();
-  const add = (name: string, n: number, k: number) => {
-    const key = `${n}x${k}`;
-    const p = found.get(key) ?? { names: [], n, k, count: 0 };
-    if (!p.names.includes(name)) p.names.push(name);
-    p.count++;
-    found.set(key, p);
-  };
-  for (const spec of c.layerSpecs) {
-    if (spec.linearAttention && la) {
-      add('in_proj_qkv', deltaChannels(la), C);
-      add('in_proj_z', la.valueHeads * la.valueDim, C);
-      add('in_proj_b', la.valueHeads, C);
-      add('in_proj_a', la.valueHeads, C);
-      add('out_proj', C, la.valueHeads * la.valueDim);
-    } else {
-      add('q_proj', qDim * (c.attentionOutputGate ? 2 : 1), C);
-      add('k_proj', kvDim, C);
-      add('v_proj', kvDim, C);
-      add('o_proj', C, qDim);
-    }
-    add('gate_proj', I, C);
-    add('up_proj', I, C);
-    add('down_proj', C, I);
-  }
-  return [...found.values()];
 }
 
 function configOf(model: string): ModelConfig {

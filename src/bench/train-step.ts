@@ -19,7 +19,6 @@ import { native } from '../native.js';
 import { backward, noGrad } from '../tensor/autograd.js';
 import { Rng } from '../tensor/random.js';
 import { memoryStats } from '../tensor/pool.js';
-import { deltaChannels } from '../tensor/ops/index.js';
 import { withScope, type Tensor } from '../tensor/tensor.js';
 import { world as joinWorld } from '../distributed/world.js';
 import { adaptThreads } from '../threads.js';
@@ -30,6 +29,7 @@ import { ShardedAdamW } from '../train/zero.js';
 import { attachBf16Copies } from '../train/methods.js';
 import { maxOf, minOf } from '../util/arrays.js';
 import { measuredPeak } from './peak.js';
+import { matmulParams } from './projections.js';
 
 export type BenchMode = 'full' | 'lora' | 'infer';
 
@@ -87,22 +87,6 @@ export interface BenchResult {
   sync_wait_s: number;
   /** share of the gradient buckets sent while backward still ran */
   buckets_sent_early: number;
-}
-
-/**
- * Weights that take part in a matmul per token (all projections + lm_head), the FLOP-count convention. An
- * attention layer's q_proj is twice as wide where it also yields the output gate (Qwen3.5); a Gated DeltaNet
- * layer has in_proj_qkv, in_proj_z, in_proj_b, in_proj_a and out_proj instead.
- */
-export function matmulParams(c: ModelConfig): number {
-  const C = c.hiddenSize,
-    qDim = c.numHeads * c.headDim,
-    kvDim = c.numKvHeads * c.headDim;
-  const attention = C * qDim * (c.attentionOutputGate ? 2 : 1) + C * qDim + 2 * C * kvDim;
-  const la = c.linearAttention;
-  const linear = la ? C * deltaChannels(la) + 2 * C * la.valueHeads * la.valueDim + 2 * C * la.valueHeads : 0;
-  const mixers = c.layerSpecs.reduce((n, spec) => n + (spec.linearAttention ? linear : attention), 0);
-  return mixers + c.numLayers * 3 * C * c.intermediateSize + C * c.vocabSize;
 }
 
 /**
