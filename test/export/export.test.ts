@@ -117,7 +117,9 @@ before(async () => {
       'max_steps: 150\nlr_scheduler_type: cosine\nwarmup_steps: 10\nlogging_steps: 50\nseed: 1\n',
   );
   lmf('train', sft);
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+  // one thread: llama.cpp's default (4 on 2 cores) has its spinning thread pool wait on itself, 760 ms a token of
+  // these tiny models against 3 ms on one thread
+  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never, maxThreads: 1 });
 });
 
 after(async () => {
