@@ -65,9 +65,7 @@ inline void lmHeadCrossEntropy(const float* x, const void* W, const int32_t* tar
           sl[j] = 1.0f - t * t;
         }
       }
-      float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-      for (int64_t j = 0; j < V; j++) mx = std::max(mx, z[j]);
+      const float mx = maxOf(z, V);
       float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
       for (int64_t j = 0; j < V; j++) sum += exp_approx(z[j] - mx);
