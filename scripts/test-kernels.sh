@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds native/test/kernels_test.cc with every instruction-set path of the kernels, at the addon's -O3 (code
 # generation differs from -O2 in the last bit, and bit-exact tests must see what ships), and runs it: for this
-# machine (x86-64: avx2, avx512, avx512bf16; the paths this CPU lacks run on SIMDe's emulation of their
-# instructions, native/test/simde_avx512.h) and, cross-compiled with
+# machine (x86-64: avx2, avx512, avx512bf16: the addon's own objects for the paths this CPU has, SIMDe's
+# emulation of their instructions for the paths it lacks, native/test/simde_avx512.h) and, cross-compiled with
 # Debian's aarch64 compiler, under qemu-user as arm64 (neon and neonbf16 on `-cpu max`, neon alone on a
 # Cortex-A72, which has no bf16). `bash scripts/test-kernels.sh [x86|arm64]`; installs the cross tools when missing.
 set -euo pipefail
@@ -12,13 +12,17 @@ trap 'rm -rf "$out"' EXIT
 common=(-std=c++17 -O3 -fopenmp -ffp-contract=fast -fno-trapping-math -fno-math-errno -Wno-psabi)
 targets=${1:-x86 arm64}
 
-build() {  # build CXX OUT BASE_FLAGS PATH:FLAGS...
+build() {  # build CXX OUT BASE_FLAGS PATH:FLAGS... (PATH:@OBJECT links an object the addon's build made)
   local cxx=$1 bin=$2 base=$3
   shift 3
   # every translation unit at once (the instruction-set files take most of the time), then the link
   local objs=() pids=()
   for spec in "$@" kernels_test:"$base" cpu:"$base" scratch:"$base"; do
     local name=${spec%%:*} flags=${spec#*:} src
+    if [[ $flags == @* ]]; then
+      objs+=("${flags#@}")
+      continue
+    fi
     case $name in
       kernels_test) src=native/test/kernels_test.cc ;;
       cpu | scratch) src=native/src/$name.cc ;;
@@ -56,8 +60,15 @@ for target in $targets; do
         fi
       fi
       emulated=$([[ $avx512 == *simde* ]] && echo "avx512 ")$([[ $bf16 == *simde* ]] && echo avx512bf16)
+      # a path this CPU runs natively is the addon's own object (build.mjs brings it up to date first): the test
+      # checks the code that ships, and does not compile it a second time
+      node scripts/build.mjs native
+      native() { echo "@build/Release/obj.target/lmf_kernels_$1/native/src/isa/$1.o"; }
+      avx2=$(native avx2)
+      [[ $avx512 == *simde* ]] || avx512=$(native avx512)
+      [[ $bf16 == *simde* ]] || bf16=$(native avx512bf16)
       echo "== x86-64 (this CPU; emulated: ${emulated:-none})"
-      build g++ "$out/kernels-x86" "$base" avx2:-march=x86-64-v3 "avx512:$avx512" "avx512bf16:$bf16"
+      build g++ "$out/kernels-x86" "$base" "avx2:$avx2" "avx512:$avx512" "avx512bf16:$bf16"
       "$out/kernels-x86"
       ;;
     arm64)
