@@ -23,6 +23,9 @@ enum DType : int { F32 = 0, BF16 = 1 };
 // C[M,N] (+)= op(A) · op(B) (+ bias) through oneDNN; throws dnnl::error (see matmul.cc).
 void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
           bool accumulate, const float* bias, DType dtype);
+// The row counts gemm makes its primitives for: a product of other M rows is computed on zero rows padded up to
+// bucketRows(M) (matmul.cc). Callers that lay out their own operands pad to it and skip the copies.
+int64_t bucketRows(int64_t M);
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ bias) with f32 rows against an f32 or a bf16 weight, as matmul's dtypes 0 and 2
 // compute it (matmul.cc).
 void linearRows(const float* x, const void* w, bool bf16Weight, const float* bias, float* y, int64_t M, int64_t N,

@@ -66,18 +66,22 @@ Cached& primitive(int64_t M, int64_t N, int64_t K, bool transA, bool transB, boo
 }
 }  // namespace
 
-namespace {
 // Row counts that vary (prompt lengths, padded batches) are rounded up to a few sizes: every new shape costs a
 // oneDNN primitive (about 50 ms of code generation each), a few zero rows cost far less.
 int64_t bucketRows(int64_t M) {
   int64_t step = M <= 512 ? 32 : 128;
   return (M + step - 1) / step * step;
 }
+
+namespace {
 constexpr int kSlotPadA = 120, kSlotPadC = 121, kSlotWideA = 122, kSlotWideB = 123, kSlotWidePanel = 124,
               kSlotRoundA = 125;
 // Widened bf16 operands are made a panel of B at a time above this many values, so that the f32 copy of a large
 // weight (an LM head: 2 GB for Llama 3's) never exists whole
 constexpr int64_t kWidePanelFloats = int64_t{4} << 20;
+// A transposed A is widened a slice of the contraction at a time only where that slice is at least this long
+// (the LM head's Wᵀ, contracted over the vocabulary): each slice is one more pass over C
+constexpr int64_t kMinPanelK = 1024;
 
 }  // namespace
 
@@ -161,8 +165,24 @@ static void gemmWideB(const float* a, const uint16_t* b, float* C, int64_t M, in
 // A bf16 product on widened f32 operands.
 static void gemmWidened(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA,
                         bool transB, bool accumulate, const float* bias) {
-  gemmWideB(widened(kSlotWideA, A, M * K), static_cast<const uint16_t*>(B), C, M, N, K, transA, transB, accumulate,
-            bias);
+  const auto* a = static_cast<const uint16_t*>(A);
+  const auto* b = static_cast<const uint16_t*>(B);
+  if (!transA || M * K <= kWidePanelFloats || K < 2 * kMinPanelK) {
+    gemmWideB(widened(kSlotWideA, a, M * K), b, C, M, N, K, transA, transB, accumulate, bias);
+    return;
+  }
+  // A [K, M], a weight: a panel of its rows is a slice of the contraction, against the same slice of B
+  const int64_t P = std::max(kMinPanelK, kWidePanelFloats / M);
+  for (int64_t k0 = 0; k0 < K; k0 += P) {
+    const int64_t p = std::min(P, K - k0);
+    float* bPanel = scratch(kSlotWideB, static_cast<size_t>(N * p));
+    if (transB)  // B [N, K]: the slice is a block of columns
+      for (int64_t n = 0; n < N; n++) toF32(b + n * K + k0, bPanel + n * p, p);
+    else
+      toF32(b + k0 * N, bPanel, p * N);
+    gemm(widened(kSlotWideA, a + k0 * M, p * M), bPanel, C, M, N, p, true, transB, accumulate || k0 > 0,
+         k0 == 0 ? bias : nullptr, F32);
+  }
 }
 
 // An f32 A against a bf16 B. Decoding's few rows go to their kernel as they are; where bf16 is widened anyway (no

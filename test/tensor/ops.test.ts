@@ -316,7 +316,74 @@ test('bf16 matmuls with a weight larger than a panel (an LM head) equal f32 on t
     for (let n = 0; n < N; n++) s += gF[m * N + n] * wF[n * K + k];
     assert.ok(Math.abs(dx[m * K + k] - s) < 1e-2, `dx[${m}, ${k}]: ${dx[m * K + k]} vs ${s}`);
   }
-  for (const t of [a, w, g]) t.dispose();
+  // dxᵀ = wᵀ·gᵀ, onto ones: the weight as a transposed left operand, widened a slice of the contraction at a time
+  // there, against gᵀ read from g [M, N] (transB) and from a copy laid out [N, M]
+  const gT = Tensor.from(
+    Float32Array.from({ length: N * M }, (_, i) => gF[(i % M) * N + Math.floor(i / M)]),
+    [N * M],
+    'f32',
+  ).toBf16();
+  for (const [b, transB] of [
+    [g, true],
+    [gT, false],
+  ] as const) {
+    const dxT = new Float32Array(K * M).fill(1);
+    native.matmul(w.data, b.data, dxT, K, M, N, true, transB, true, null, NativeDType.bf16);
+    for (const k of [0, 555, K - 1])
+      for (let m = 0; m < M; m++) {
+        let s = 1;
+        for (let n = 0; n < N; n++) s += gF[m * N + n] * wF[n * K + k];
+        assert.ok(Math.abs(dxT[k * M + m] - s) < 1e-2, `transB ${transB}: dxT[${k}, ${m}]: ${dxT[k * M + m]} vs ${s}`);
+      }
+  }
+  for (const t of [a, w, g, gT]) t.dispose();
+});
+
+test("the LM head's cross-entropy over chunks of padded rows equals a double-precision reference, f32 and bf16", () => {
+  // 45 rows (7 without a target) in chunks of 16: 16, 16 and 6 rows, padded to the products' row counts
+  const rng = new Rng(13);
+  const [N, C, V, chunk] = [45, 32, 20_000, 16];
+  const x = Float32Array.from({ length: N * C }, () => rng.normal());
+  const wF = Float32Array.from({ length: V * C }, () => rng.normal() * 0.2);
+  const targets = Int32Array.from({ length: N }, (_, r) => (r % 6 === 5 ? -100 : (r * 7919) % V));
+  const weights = Float32Array.from({ length: N }, () => 0.5 + rng.uniform());
+  for (const dtype of [NativeDType.f32, NativeDType.bf16]) {
+    const bf16 = dtype === NativeDType.bf16;
+    // the values the products read: the head, the rows and (not checked here) the gradient rounded to bf16
+    const round = (a: Float32Array) => (bf16 ? Tensor.from(a, [a.length], 'f32').toBf16().toF32().data : a);
+    const [xR, wR] = [round(x), round(wF)];
+    const w = bf16 ? Tensor.from(wF, [V * C], 'f32').toBf16().data : wF;
+    const [logp, dx, dW] = [new Float32Array(N), new Float32Array(N * C), new Float32Array(V * C)];
+    native.lmHeadCrossEntropy(x, w, targets, weights, logp, dx, dW, N, C, V, dtype, chunk, 0);
+    const tol = bf16 ? 1e-2 : 1e-4;
+    const dWRef = new Float64Array(V * C);
+    for (let r = 0; r < N; r++) {
+      if (targets[r] < 0) {
+        assert.equal(logp[r], 0);
+        assert.equal(maxAbs(dx.subarray(r * C, (r + 1) * C)), 0, `row ${r} has no target: no gradient`);
+        continue;
+      }
+      const z = new Float64Array(V);
+      for (let v = 0; v < V; v++) for (let c = 0; c < C; c++) z[v] += xR[r * C + c] * wR[v * C + c];
+      let mx = -Infinity;
+      for (const zv of z) mx = Math.max(mx, zv);
+      let sum = 0;
+      for (const zv of z) sum += Math.exp(zv - mx);
+      const lse = mx + Math.log(sum);
+      assert.ok(Math.abs(logp[r] - (z[targets[r]] - lse)) < tol, `${dtype} logp[${r}]`);
+      const g = z.map((zv, v) => weights[r] * (Math.exp(zv - lse) - (v === targets[r] ? 1 : 0)));
+      const dxRef = new Float64Array(C);
+      for (let v = 0; v < V; v++)
+        for (let c = 0; c < C; c++) {
+          dxRef[c] += g[v] * wR[v * C + c];
+          dWRef[v * C + c] += g[v] * xR[r * C + c];
+        }
+      const err = maxAbs(dxRef.map((d, c) => d - dx[r * C + c]));
+      assert.ok(err < tol * (1 + maxAbs(dxRef)), `${dtype} dx row ${r}: error ${err}`);
+    }
+    const err = maxAbs(dWRef.map((d, i) => d - dW[i]));
+    assert.ok(err < tol * (1 + maxAbs(dWRef)), `${dtype} dW: error ${err}`);
+  }
 });
 
 test('fillNormal draws N(0, std²) whatever the chunking, from the seed alone', () => {
