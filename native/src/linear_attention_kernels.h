@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#include "kernel_support.h"
 #include "vecmath.h"
 
 namespace lmf {
@@ -44,6 +45,7 @@ inline void causalConvSiluForward(const float* x, const float* w, float* out, in
 #pragma omp parallel for schedule(static) collapse(2)
   for (int64_t b = 0; b < B; b++)
     for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+      FlushDenormals ftz;  // the vectorised SiLU multiplies by a denormal constant in every lane (see splitRange)
       const int64_t n = c0 + kBlock < C ? kBlock : C - c0;
       for (int64_t t = 0; t < T; t++) {
         float acc[kBlock] = {0};
@@ -75,6 +77,7 @@ inline void causalConvSiluBackward(const float* x, const float* w, const float* 
   std::memset(dx, 0, sizeof(float) * B * T * C);
 #pragma omp parallel for schedule(static)
   for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+    FlushDenormals ftz;
     const int64_t n = c0 + kBlock < C ? kBlock : C - c0;
     for (int64_t b = 0; b < B; b++)
       for (int64_t t = 0; t < T; t++) {

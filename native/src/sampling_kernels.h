@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstddef>
 #include <vector>
+#include "kernel_support.h"
 #include "vecmath.h"
 
 namespace lmf {
@@ -63,7 +64,10 @@ inline int64_t chunkSize(int64_t V) { return ((V + kChunks - 1) / kChunks + kSca
 template <typename Body>
 inline void forChunks(int64_t V, Body body) {
   const int64_t chunk = chunkSize(V);
-  const auto part = [&](int c) { body(c, std::min(V, c * chunk), std::min(V, (c + 1) * chunk)); };
+  const auto part = [&](int c) {
+    FlushDenormals ftz;  // exp of scores far below the best (see splitRange)
+    body(c, std::min(V, c * chunk), std::min(V, (c + 1) * chunk));
+  };
   if (V < (1 << 14)) {
     for (int c = 0; c < kChunks; c++) part(c);
     return;
