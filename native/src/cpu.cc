@@ -13,14 +13,14 @@ namespace lmf {
 namespace {
 #if defined(__x86_64__)
 const KernelTable kTables[] = {
-    {0, "avx2", avx2::gemvF32, avx2::gemvBf16, avx2::gemvF32Bf16, avx2::gemv4bit, avx2::gemvInt8, avx2::attentionForward, avx2::attentionBackward, avx2::deltaRecurrentForward, avx2::deltaChunkedForward, avx2::deltaChunkedBackward, avx2::peakGflops},
-    {1, "avx512", avx512::gemvF32, avx512::gemvBf16, avx512::gemvF32Bf16, avx512::gemv4bit, avx512::gemvInt8, avx512::attentionForward, avx512::attentionBackward, avx512::deltaRecurrentForward, avx512::deltaChunkedForward, avx512::deltaChunkedBackward, avx512::peakGflops},
-    {2, "avx512bf16", avx512bf16::gemvF32, avx512bf16::gemvBf16, avx512bf16::gemvF32Bf16, avx512bf16::gemv4bit, avx512bf16::gemvInt8, avx512bf16::attentionForward, avx512bf16::attentionBackward, avx512bf16::deltaRecurrentForward, avx512bf16::deltaChunkedForward, avx512bf16::deltaChunkedBackward, avx512bf16::peakGflops},
+    {0, "avx2", avx2::gemvF32, avx2::gemvBf16, avx2::gemvF32Bf16, avx2::gemv4bit, avx2::gemvInt8, avx2::attentionForward, avx2::attentionBackward, avx2::deltaRecurrentForward, avx2::deltaChunkedForward, avx2::deltaChunkedBackward, avx2::peakGflops, nullptr},
+    {1, "avx512", avx512::gemvF32, avx512::gemvBf16, avx512::gemvF32Bf16, avx512::gemv4bit, avx512::gemvInt8, avx512::attentionForward, avx512::attentionBackward, avx512::deltaRecurrentForward, avx512::deltaChunkedForward, avx512::deltaChunkedBackward, avx512::peakGflops, avx512::packedGemmF32},
+    {2, "avx512bf16", avx512bf16::gemvF32, avx512bf16::gemvBf16, avx512bf16::gemvF32Bf16, avx512bf16::gemv4bit, avx512bf16::gemvInt8, avx512bf16::attentionForward, avx512bf16::attentionBackward, avx512bf16::deltaRecurrentForward, avx512bf16::deltaChunkedForward, avx512bf16::deltaChunkedBackward, avx512bf16::peakGflops, avx512bf16::packedGemmF32},
 };
 #elif defined(__aarch64__)
 const KernelTable kTables[] = {
-    {0, "neon", neon::gemvF32, neon::gemvBf16, neon::gemvF32Bf16, neon::gemv4bit, neon::gemvInt8, neon::attentionForward, neon::attentionBackward, neon::deltaRecurrentForward, neon::deltaChunkedForward, neon::deltaChunkedBackward, neon::peakGflops},
-    {1, "neonbf16", neonbf16::gemvF32, neonbf16::gemvBf16, neonbf16::gemvF32Bf16, neonbf16::gemv4bit, neonbf16::gemvInt8, neonbf16::attentionForward, neonbf16::attentionBackward, neonbf16::deltaRecurrentForward, neonbf16::deltaChunkedForward, neonbf16::deltaChunkedBackward, neonbf16::peakGflops},
+    {0, "neon", neon::gemvF32, neon::gemvBf16, neon::gemvF32Bf16, neon::gemv4bit, neon::gemvInt8, neon::attentionForward, neon::attentionBackward, neon::deltaRecurrentForward, neon::deltaChunkedForward, neon::deltaChunkedBackward, neon::peakGflops, nullptr},
+    {1, "neonbf16", neonbf16::gemvF32, neonbf16::gemvBf16, neonbf16::gemvF32Bf16, neonbf16::gemv4bit, neonbf16::gemvInt8, neonbf16::attentionForward, neonbf16::attentionBackward, neonbf16::deltaRecurrentForward, neonbf16::deltaChunkedForward, neonbf16::deltaChunkedBackward, neonbf16::peakGflops, nullptr},
 };
 #endif
 constexpr int kPaths = sizeof(kTables) / sizeof(kTables[0]);

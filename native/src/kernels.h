@@ -98,6 +98,7 @@ struct DeltaInputs {
   void deltaChunkedBackward(const DeltaShape& s, const DeltaInputs& in, const float* dout, const float* checkpoints, \
                             float* dqkv, float* db, float* da, float* dAlog, float* ddtBias);                      \
   double peakGflops(bool bf16);                                                                                    \
+  void packedGemmF32(const float* A, const float* B, float* C, int64_t M, int64_t N, int64_t K, bool accumulate);  \
   }
 #if defined(__x86_64__)
 LMF_DECLARE_KERNELS(avx2)
@@ -136,6 +137,9 @@ struct KernelTable {
                                float*, float*);
   // the measured GFLOP/s of f32 FMAs (bf16 = false) or bf16 dot products on every thread; 0 = no bf16 dot product
   double (*peakGflops)(bool bf16);
+  // C[M, N] (+)= A[M, K] · B[K, N], all f32 row-major (packed_gemm_kernels.h), on the paths where it measured faster
+  // than oneDNN (the AVX-512 ones); null elsewhere, where gemm keeps oneDNN
+  void (*packedGemmF32)(const float*, const float*, float*, int64_t, int64_t, int64_t, bool);
 };
 
 // Every path of this architecture, slowest first, and how many this CPU (and its operating system) supports.

@@ -237,6 +237,12 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
     gemmWidened(A, B, C, M, N, K, transA, transB, accumulate, bias);
     return;
   }
+  if (dtype == F32 && !transA && !transB && !bias && N >= 64 && K >= 64 && kernels().packedGemmF32) {
+    // the input gradient's form, on our packed tiles where they beat oneDNN (packed_gemm_kernels.h); LoRA's
+    // rank-wide products (a few columns, or a few steps of the contraction) stay with oneDNN
+    kernels().packedGemmF32(static_cast<const float*>(A), static_cast<const float*>(B), C, M, N, K, accumulate);
+    return;
+  }
   if (!transA && bucketRows(M) != M) {
     gemmPadded(A, B, C, M, bucketRows(M), N, K, transB, accumulate, bias, dtype);
     return;

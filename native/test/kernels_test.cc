@@ -1,5 +1,5 @@
 // The hand-written kernels of every compiled instruction-set path this CPU supports, against plain scalar
-// references in double precision: few-row products (f32 and bf16), attention forward and backward (GQA,
+// references in double precision: few-row products (f32 and bf16), the packed product, attention forward and backward (GQA,
 // a query offset, packed segments, lengths that cross the 64-row tiles) and the gated delta rule (both forward
 // forms, the chunked backward against finite differences, the same bits on one thread as on several). Built
 // without N-API, so it also runs cross-compiled under qemu-user (scripts/test-kernels.sh). Prints one line per
@@ -433,6 +433,38 @@ void testDeltaRule(const KernelTable& t) {
     }
   }
 }
+// The packed product (paths that offer it): whole 64-column panels and the tails past them (a vector, a few
+// columns), contractions shorter and longer than a panel's 384 steps and not a multiple of it, row counts around the
+// groups of 6, accumulating or not; the same bits on one thread as on several (rows are split, sums keep one order).
+void testPackedGemm(const KernelTable& t) {
+  if (!t.packedGemmF32) return;
+  struct Shape {
+    int64_t M, N, K;
+  };
+  for (const Shape& sh : {Shape{1, 64, 64}, Shape{7, 80, 385}, Shape{13, 130, 384}, Shape{6, 200, 800},
+                          Shape{64, 576, 96}, Shape{101, 67, 1000}})
+    for (bool accumulate : {false, true}) {
+      const int64_t M = sh.M, N = sh.N, K = sh.K;
+      const std::vector<float> A = randn(M * K), B = randn(K * N), C0 = randn(M * N);
+      std::vector<double> want(M * N);
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+          double s = accumulate ? C0[m * N + n] : 0.0;
+          for (int64_t k = 0; k < K; k++) s += static_cast<double>(A[m * K + k]) * B[k * N + n];
+          want[m * N + n] = s;
+        }
+      std::vector<float> C = C0, C1 = C0;
+      t.packedGemmF32(A.data(), B.data(), C.data(), M, N, K, accumulate);
+      const std::string name = std::string(t.name) + " packed gemm " + std::to_string(M) + "x" + std::to_string(N) +
+                               "x" + std::to_string(K) + (accumulate ? " accumulating" : "");
+      check(name, C, want, 1e-5);
+      const int threads = omp_get_max_threads();
+      omp_set_num_threads(1);
+      t.packedGemmF32(A.data(), B.data(), C1.data(), M, N, K, accumulate);
+      omp_set_num_threads(threads);
+      expect(name + ": one thread and " + std::to_string(threads) + " give the same bits", C1 == C);
+    }
+}
 }  // namespace
 
 int main() {
@@ -452,6 +484,7 @@ int main() {
     testGemv(paths[i]);
     testGemv4bit(paths[i]);
     testGemvInt8(paths[i]);
+    testPackedGemm(paths[i]);
     testAttention(paths[i]);
     testDeltaRule(paths[i]);
   }

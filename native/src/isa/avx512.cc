@@ -3,4 +3,5 @@
 #include "../attention_kernels.h"
 #include "../delta_rule_kernels.h"
 #include "../gemv_kernels.h"
+#include "../packed_gemm_kernels.h"
 #include "../peak_kernels.h"
