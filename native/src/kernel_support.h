@@ -20,7 +20,7 @@ float* scratch(int slot, size_t floats);
 // Element types shared with the JavaScript side (src/tensor/dtype.ts).
 enum DType : int { F32 = 0, BF16 = 1 };
 
-// C[M,N] (+)= op(A) · op(B) (+ bias) through oneDNN; throws dnnl::error (see matmul.cc).
+// C[M,N] (+)= op(A) · op(B) (+ bias), mostly through oneDNN; throws dnnl::error (see matmul.cc).
 void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t K, bool transA, bool transB,
           bool accumulate, const float* bias, DType dtype);
 // The row counts gemm makes its primitives for: a product of other M rows is computed on zero rows padded up to

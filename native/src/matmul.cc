@@ -1,4 +1,5 @@
-// Matrix multiply through oneDNN: C[M,N] (+)= op(A)[M,K] · op(B)[K,N] (+ bias[N]).
+// Matrix multiply through oneDNN (decoding's few rows and, on the AVX-512 paths, the f32 input gradients' form on
+// kernels of our own): C[M,N] (+)= op(A)[M,K] · op(B)[K,N] (+ bias[N]).
 // A and B are f32 or bf16 (both the same type); C and bias are f32, so bf16 inputs accumulate in f32.
 // Primitives are cached by shape and flags: creating one costs far more than running a small one.
 #include <omp.h>
@@ -237,9 +238,11 @@ void gemm(const void* A, const void* B, float* C, int64_t M, int64_t N, int64_t 
     gemmWidened(A, B, C, M, N, K, transA, transB, accumulate, bias);
     return;
   }
-  if (dtype == F32 && !transA && !transB && !bias && N >= 64 && K >= 64 && kernels().packedGemmF32) {
-    // the input gradient's form, on our packed tiles where they beat oneDNN (packed_gemm_kernels.h); LoRA's
-    // rank-wide products (a few columns, or a few steps of the contraction) stay with oneDNN
+  if (dtype == F32 && !transA && !transB && !bias && N >= 64 && K >= 64 && (M + 5) / 6 >= 8 * omp_get_max_threads() &&
+      kernels().packedGemmF32) {
+    // the input gradient's form, on our packed tiles where they beat oneDNN (packed_gemm_kernels.h). They split rows
+    // among the threads in groups of 6, so a product takes them only with 8 groups a thread; LoRA's rank-wide
+    // products (a few columns, or a few steps of the contraction) and the bias gradient's one row stay with oneDNN
     kernels().packedGemmF32(static_cast<const float*>(A), static_cast<const float*>(B), C, M, N, K, accumulate);
     return;
   }

@@ -2,15 +2,17 @@
 // gradient (dX = dY · W with W [out, in] as stored), on the register tiles of tile_gemm.h. oneDNN reached only
 // about half of the f32 peak on this form at our shapes (AVX-512, Ice Lake: `lmf bench matmuls`' input_grad rows),
 // against 0.6-0.75 for the forward's form. B is copied a panel at a time ([kPanelK, 64] contiguous, BLIS-style), so
-// that the tile's four vector loads per step come from one L1-resident block instead of four rows N floats apart;
-// without the copy the tiles ran slower than oneDNN. Each thread takes whole groups of 6 rows and packs the panels it
-// reads itself: every element of C is summed in the same order whatever the thread count. Compiled once per
+// that the tile's four vector loads per step come from one compact block that stays in cache instead of four rows
+// N floats apart; without the copy the tiles ran slower than oneDNN. Each thread takes whole groups of 6 rows and
+// packs the panels it reads itself (no barrier between threads). An element's sum runs over K in one order (panel
+// by panel, step by step) whichever thread computes it, so any thread count gives the same bits. Compiled once per
 // instruction set inside LMF_ISA_NS (native/src/isa/*.cc); cpu.cc's table offers it where it beat oneDNN.
 #pragma once
 #include <omp.h>
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include "kernel_support.h"
 #include "tile_gemm.h"
 
 #ifndef LMF_ISA_NS
@@ -28,6 +30,7 @@ void packedGemmF32(const float* A, const float* B, float* C, int64_t M, int64_t 
   const int64_t groups = (M + 5) / 6;
 #pragma omp parallel
   {
+    FlushDenormals ftz;
     const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
     const int64_t m0 = std::min(M, groups * me / threads * 6), m1 = std::min(M, groups * (me + 1) / threads * 6);
     alignas(64) float panel[kPanelK * kPanelN];

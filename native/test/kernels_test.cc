@@ -434,7 +434,7 @@ void testDeltaRule(const KernelTable& t) {
   }
 }
 // The packed product (paths that offer it): whole 64-column panels and the tails past them (a vector, a few
-// columns), contractions shorter and longer than a panel's 384 steps and not a multiple of it, row counts around the
+// columns, both), contractions shorter and longer than a panel's 384 steps and not a multiple of it, row counts around the
 // groups of 6, accumulating or not; the same bits on one thread as on several (rows are split, sums keep one order).
 void testPackedGemm(const KernelTable& t) {
   if (!t.packedGemmF32) return;
@@ -442,7 +442,7 @@ void testPackedGemm(const KernelTable& t) {
     int64_t M, N, K;
   };
   for (const Shape& sh : {Shape{1, 64, 64}, Shape{7, 80, 385}, Shape{13, 130, 384}, Shape{6, 200, 800},
-                          Shape{64, 576, 96}, Shape{101, 67, 1000}})
+                          Shape{64, 576, 96}, Shape{101, 67, 1000}, Shape{9, 147, 400}})
     for (bool accumulate : {false, true}) {
       const int64_t M = sh.M, N = sh.N, K = sh.K;
       const std::vector<float> A = randn(M * K), B = randn(K * N), C0 = randn(M * N);

@@ -1,7 +1,7 @@
 /**
- * `lmf bench matmuls`: oneDNN's speed on the products of a training step at a model's shapes, each product timed on
- * its own (the median of its calls, in rounds: timedRounds) against this machine's measured peak, to decide where a
- * kernel of our own would pay.
+ * `lmf bench matmuls`: the speed of the products of a training step at a model's shapes (oneDNN's, and the packed
+ * kernel's where gemm takes it: the f32 input gradients on AVX-512), each product timed on its own (the median of its
+ * calls, in rounds: timedRounds) against this machine's measured peak, to decide where a kernel of our own would pay.
  * Per distinct projection [N, K] of the FLOP convention (projectionShapes: q, k, v, o, gate, up, down, or a Gated
  * DeltaNet layer's; fused checkpoints run some of them as one product): the forward y = x Wᵀ, the input gradient
  * dx = dy W and the weight gradient dW = dyᵀ x over the batch's rows; and the LM head's chunk of rows (the
