@@ -8,7 +8,6 @@
 // by panel, step by step) whichever thread computes it, so any thread count gives the same bits. Compiled once per
 // instruction set inside LMF_ISA_NS (native/src/isa/*.cc); cpu.cc's table offers it where it beat oneDNN.
 #pragma once
-#include <omp.h>
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -27,12 +26,9 @@ void packedGemmF32(const float* A, const float* B, float* C, int64_t M, int64_t 
   // It lives on the thread's stack: a heap block of that size per call cost page faults every time (glibc hands the
   // top of its heap back on free), which had made the whole product no faster than oneDNN's
   constexpr int64_t kPanelK = 384, kPanelN = kNV * kLanes;
-  const int64_t groups = (M + 5) / 6;
-#pragma omp parallel
-  {
-    FlushDenormals ftz;
-    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
-    const int64_t m0 = std::min(M, groups * me / threads * 6), m1 = std::min(M, groups * (me + 1) / threads * 6);
+  // whole groups of 6 rows a thread (splitRange also flushes denormals there)
+  splitRange((M + 5) / 6, 0, [=](int64_t g0, int64_t g1) {
+    const int64_t m0 = g0 * 6, m1 = std::min(M, g1 * 6);
     alignas(64) float panel[kPanelK * kPanelN];
     for (int64_t k0 = 0; k0 < K && m1 > m0; k0 += kPanelK) {
       const int64_t kk = std::min(kPanelK, K - k0);
@@ -46,7 +42,7 @@ void packedGemmF32(const float* A, const float* B, float* C, int64_t M, int64_t 
       }
       if (n0 < N) tileGemm(a, K, B + k0 * N + n0, N, c + n0, N, m1 - m0, N - n0, kk, add);
     }
-  }
+  });
 }
 
 }  // namespace LMF_ISA_NS

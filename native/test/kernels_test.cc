@@ -1,9 +1,9 @@
 // The hand-written kernels of every compiled instruction-set path this CPU supports, against plain scalar
-// references in double precision: few-row products (f32 and bf16), the packed product, attention forward and backward (GQA,
-// a query offset, packed segments, lengths that cross the 64-row tiles) and the gated delta rule (both forward
-// forms, the chunked backward against finite differences, the same bits on one thread as on several). Built
-// without N-API, so it also runs cross-compiled under qemu-user (scripts/test-kernels.sh). Prints one line per
-// check and "N passed, M failed".
+// references in double precision: few-row products (f32 and bf16), the packed product, attention forward and
+// backward (GQA, a query offset, packed segments, lengths that cross the 64-row tiles) and the gated delta rule
+// (both forward forms, the chunked backward against finite differences, the same bits on one thread as on
+// several). Built without N-API, so it also runs cross-compiled under qemu-user (scripts/test-kernels.sh). Prints
+// one line per check and "N passed, M failed".
 #include <omp.h>
 #include <cmath>
 #include <cstdio>
@@ -434,8 +434,9 @@ void testDeltaRule(const KernelTable& t) {
   }
 }
 // The packed product (paths that offer it): whole 64-column panels and the tails past them (a vector, a few
-// columns, both), contractions shorter and longer than a panel's 384 steps and not a multiple of it, row counts around the
-// groups of 6, accumulating or not; the same bits on one thread as on several (rows are split, sums keep one order).
+// columns, both), contractions shorter and longer than a panel's 384 steps and not a multiple of it, row counts
+// around the groups of 6, accumulating or not; the same bits on one thread as on several (rows are split, sums keep
+// one order).
 void testPackedGemm(const KernelTable& t) {
   if (!t.packedGemmF32) return;
   struct Shape {
